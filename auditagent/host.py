@@ -1,0 +1,527 @@
+"""The Host seam: the only way probes reach the operating system.
+
+Probes never call subprocess, open or winreg themselves. They ask a Host to run a
+command (with a timeout), read a file, list a directory, read a registry value or
+list processes. ``RealHost`` talks to this machine; ``ReplayHost`` answers from
+captured outputs and fixture trees, so every probe is testable on any OS
+(node_exporter's way: /sys and /proc fixture trees instead of the live machine).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import fnmatch
+import os
+import posixpath
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
+
+PLATFORMS = ("linux", "windows", "macos")
+
+
+def current_platform() -> str:
+    if sys.platform.startswith("win"):
+        return "windows"
+    if sys.platform == "darwin":
+        return "macos"
+    return "linux"
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """Outcome of running a command. ``error`` is set when it did not run to completion:
+    ``not_found`` (no such program), ``timeout``, ``permission`` or ``failed:<text>``."""
+
+    argv: tuple[str, ...]
+    returncode: int | None
+    stdout: bytes = b""
+    stderr: bytes = b""
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.returncode == 0
+
+    def text(self, encoding: str = "utf-8") -> str:
+        """stdout decoded; a UTF-16 BOM (Windows redirects) is honoured whatever ``encoding`` says."""
+        return decode_bytes(self.stdout, encoding)
+
+    def why_not(self) -> str:
+        """A one-line reason this result cannot be used, for a probe's ``reasons``."""
+        name = self.argv[0] if self.argv else "?"
+        if self.error == "not_found":
+            return f"{name}: not installed"
+        if self.error == "timeout":
+            return f"{name}: timed out"
+        if self.error == "permission":
+            return f"{name}: permission denied"
+        if self.error:
+            return f"{name}: {self.error}"
+        err = decode_bytes(self.stderr).strip().splitlines()
+        return f"{name}: exit {self.returncode}" + (f" ({err[-1][:160]})" if err else "")
+
+
+def decode_bytes(data: bytes, encoding: str = "utf-8") -> str:
+    if data.startswith(b"\xff\xfe") or data.startswith(b"\xfe\xff"):
+        return data.decode("utf-16")
+    if data.startswith(b"\xef\xbb\xbf"):
+        return data[3:].decode("utf-8", errors="replace")
+    return data.decode(encoding, errors="replace")
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    pid: int
+    name: str
+    exe: str | None = None
+    cmdline: tuple[str, ...] = ()
+    username: str | None = None
+
+
+class RegistryError(LookupError):
+    """A registry key or value does not exist (or the registry is not there)."""
+
+
+class Host(Protocol):
+    """What a probe may ask of the machine it describes."""
+
+    platform: str  # "linux" | "windows" | "macos"
+
+    def run(self, argv: Sequence[str], timeout: float = 10.0, env: Mapping[str, str] | None = None,
+            input: bytes | None = None) -> CommandResult: ...
+    def read_bytes(self, path: str) -> bytes: ...  # raises FileNotFoundError / PermissionError
+    def read_text(self, path: str, encoding: str = "utf-8") -> str: ...
+    def exists(self, path: str) -> bool: ...
+    def is_dir(self, path: str) -> bool: ...
+    def listdir(self, path: str) -> list[str]: ...  # raises FileNotFoundError
+    def readlink(self, path: str) -> str: ...
+    def glob(self, pattern: str) -> list[str]: ...
+    def stat_mtime(self, path: str) -> float: ...
+    def which(self, name: str) -> str | None: ...
+    def processes(self) -> list[ProcessInfo]: ...
+    def registry_values(self, key: str) -> dict[str, Any]: ...  # "HKLM\\Software\\..."; raises RegistryError
+    def registry_subkeys(self, key: str) -> list[str]: ...
+    def getenv(self, name: str) -> str | None: ...
+    def home_dirs(self) -> list[str]: ...
+    def now(self) -> _dt.datetime: ...  # timezone-aware UTC
+    def memo(self, key: str, compute: Callable[[], Any]) -> Any: ...
+
+
+class _MemoMixin:
+    """Per-run memo, so several probes can share one expensive call (one PowerShell per run)."""
+
+    _memo: dict[str, Any]
+
+    def memo(self, key: str, compute: Callable[[], Any]) -> Any:
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+
+class RealHost(_MemoMixin):
+    """This machine."""
+
+    def __init__(self, platform: str | None = None) -> None:
+        self.platform = platform or current_platform()
+        self._memo = {}
+
+    def run(self, argv, timeout=10.0, env=None, input=None) -> CommandResult:
+        argv = tuple(argv)
+        full_env = None
+        if env is not None:
+            full_env = dict(os.environ)
+            full_env.update(env)
+        try:
+            proc = subprocess.run(argv, capture_output=True, timeout=timeout, env=full_env,
+                                  input=input, stdin=None if input is not None else subprocess.DEVNULL)
+        except FileNotFoundError:
+            return CommandResult(argv, None, error="not_found")
+        except PermissionError:
+            return CommandResult(argv, None, error="permission")
+        except subprocess.TimeoutExpired as exc:
+            return CommandResult(argv, None, exc.stdout or b"", exc.stderr or b"", error="timeout")
+        except OSError as exc:
+            return CommandResult(argv, None, error=f"failed:{exc.strerror or exc}")
+        return CommandResult(argv, proc.returncode, proc.stdout, proc.stderr)
+
+    def read_bytes(self, path: str) -> bytes:
+        with open(path, "rb") as fh:
+            return fh.read()
+
+    def read_text(self, path: str, encoding: str = "utf-8") -> str:
+        return decode_bytes(self.read_bytes(path), encoding)
+
+    def exists(self, path: str) -> bool:
+        return os.path.lexists(path)
+
+    def is_dir(self, path: str) -> bool:
+        return os.path.isdir(path)
+
+    def listdir(self, path: str) -> list[str]:
+        return sorted(os.listdir(path))
+
+    def readlink(self, path: str) -> str:
+        return os.readlink(path)
+
+    def glob(self, pattern: str) -> list[str]:
+        import glob as _glob
+
+        return sorted(_glob.glob(pattern))
+
+    def stat_mtime(self, path: str) -> float:
+        return os.stat(path).st_mtime
+
+    def which(self, name: str) -> str | None:
+        # Daemons and admin tools live in sbin, which a user's PATH may lack.
+        extra = os.pathsep.join(["/usr/sbin", "/sbin", "/usr/local/sbin"]) if self.platform != "windows" else ""
+        return shutil.which(name, path=os.environ.get("PATH", "") + (os.pathsep + extra if extra else ""))
+
+    def processes(self) -> list[ProcessInfo]:
+        import psutil
+
+        out = []
+        for p in psutil.process_iter(["pid", "name", "exe", "cmdline", "username"]):
+            info = p.info
+            out.append(ProcessInfo(info["pid"], info.get("name") or "", info.get("exe"),
+                                   tuple(info.get("cmdline") or ()), info.get("username")))
+        return out
+
+    def _winreg_open(self, key: str):
+        import winreg  # type: ignore[import-not-found]
+
+        hive_name, _, sub = key.partition("\\")
+        hives = {"HKLM": winreg.HKEY_LOCAL_MACHINE, "HKEY_LOCAL_MACHINE": winreg.HKEY_LOCAL_MACHINE,
+                 "HKCU": winreg.HKEY_CURRENT_USER, "HKEY_CURRENT_USER": winreg.HKEY_CURRENT_USER,
+                 "HKU": winreg.HKEY_USERS, "HKEY_USERS": winreg.HKEY_USERS}
+        try:
+            return winreg, winreg.OpenKey(hives[hive_name.upper()], sub, 0,
+                                          winreg.KEY_READ | winreg.KEY_WOW64_64KEY)
+        except (KeyError, OSError) as exc:
+            raise RegistryError(key) from exc
+
+    def registry_values(self, key: str) -> dict[str, Any]:
+        if self.platform != "windows":
+            raise RegistryError(key)
+        winreg, handle = self._winreg_open(key)
+        values: dict[str, Any] = {}
+        with handle:
+            i = 0
+            while True:
+                try:
+                    name, data, _type = winreg.EnumValue(handle, i)
+                except OSError:
+                    break
+                values[name] = data
+                i += 1
+        return values
+
+    def registry_subkeys(self, key: str) -> list[str]:
+        if self.platform != "windows":
+            raise RegistryError(key)
+        winreg, handle = self._winreg_open(key)
+        names = []
+        with handle:
+            i = 0
+            while True:
+                try:
+                    names.append(winreg.EnumKey(handle, i))
+                except OSError:
+                    break
+                i += 1
+        return names
+
+    def getenv(self, name: str) -> str | None:
+        return os.environ.get(name)
+
+    def home_dirs(self) -> list[str]:
+        """Home folders of people who use this machine: the agent may run as root/SYSTEM
+        from a scheduler, and the sync clients live in the users' profiles."""
+        homes: list[str] = []
+        if self.platform == "linux":
+            try:
+                import pwd
+
+                for entry in pwd.getpwall():
+                    if (entry.pw_uid >= 1000 or entry.pw_uid == 0) and entry.pw_dir not in ("/", "/nonexistent") \
+                            and os.path.isdir(entry.pw_dir) and not entry.pw_shell.endswith(("nologin", "false")):
+                        homes.append(entry.pw_dir)
+            except ImportError:  # pragma: no cover
+                pass
+        elif self.platform == "macos":
+            homes = [str(p) for p in Path("/Users").iterdir() if p.is_dir() and p.name not in ("Shared", "Guest")] \
+                if Path("/Users").is_dir() else []
+        else:
+            root = Path(os.environ.get("SystemDrive", "C:") + "\\Users")
+            if root.is_dir():
+                homes = [str(p) for p in root.iterdir() if p.is_dir()
+                         and p.name not in ("Public", "Default", "Default User", "All Users")]
+        own = os.path.expanduser("~")
+        if os.path.isdir(own) and own not in homes:
+            homes.append(own)
+        return sorted(set(homes))
+
+    def now(self) -> _dt.datetime:
+        return _dt.datetime.now(_dt.timezone.utc)
+
+
+# --------------------------------------------------------------------------- replay
+
+
+@dataclass
+class ReplayCommand:
+    argv: tuple[str, ...]
+    stdout: bytes = b""
+    stderr: bytes = b""
+    returncode: int | None = 0
+    error: str | None = None
+
+
+@dataclass
+class ReplayHost(_MemoMixin):
+    """A captured machine. Files come from ``files`` (path → bytes, or a Path to read)
+    and/or a fixture tree ``root`` that stands in for ``/`` (or ``C:\\``). Commands are
+    matched by argv; a ``*`` element matches any one argument. An unknown command
+    answers ``not_found``, so a probe meets the same gap a real machine without that
+    tool would show."""
+
+    platform: str = "linux"
+    root: Path | None = None
+    files: dict[str, bytes | Path] = field(default_factory=dict)
+    commands: list[ReplayCommand] = field(default_factory=list)
+    registry: dict[str, dict[str, Any]] = field(default_factory=dict)
+    process_list: list[ProcessInfo] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    homes: list[str] = field(default_factory=list)
+    clock: _dt.datetime = field(default_factory=lambda: _dt.datetime(2026, 11, 1, 12, 0, tzinfo=_dt.timezone.utc))
+    programs: set[str] = field(default_factory=set)
+    calls: list[tuple[str, ...]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._memo = {}
+        self.registry = {k.lower(): v for k, v in self.registry.items()}
+
+    # -- building
+    def add_command(self, argv: Sequence[str], stdout: bytes | str | Path = b"", returncode: int | None = 0,
+                    stderr: bytes | str = b"", error: str | None = None) -> "ReplayHost":
+        if isinstance(stdout, Path):
+            stdout = stdout.read_bytes()
+        if isinstance(stdout, str):
+            stdout = stdout.encode()
+        if isinstance(stderr, str):
+            stderr = stderr.encode()
+        self.commands.append(ReplayCommand(tuple(argv), stdout, stderr, returncode, error))
+        if argv:
+            self.programs.add(argv[0])
+        return self
+
+    def add_file(self, path: str, content: bytes | str | Path) -> "ReplayHost":
+        self.files[self._norm(path)] = content.encode() if isinstance(content, str) else content
+        return self
+
+    # -- paths
+    def _norm(self, path: str) -> str:
+        if self.platform == "windows":
+            return path.replace("/", "\\").lower()
+        return posixpath.normpath(path)
+
+    def _tree_path(self, path: str) -> Path | None:
+        if self.root is None:
+            return None
+        if self.platform == "windows":
+            rel = path.replace("\\", "/")
+            rel = rel[2:] if len(rel) > 1 and rel[1] == ":" else rel
+        else:
+            rel = path
+        return self.root / rel.lstrip("/")
+
+    def _lookup(self, path: str) -> bytes | Path | None:
+        key = self._norm(path)
+        if key in self.files:
+            return self.files[key]
+        tree = self._tree_path(path)
+        if tree is not None and (tree.exists() or tree.is_symlink()):
+            return tree
+        return None
+
+    # -- Host protocol
+    def run(self, argv, timeout=10.0, env=None, input=None) -> CommandResult:
+        argv = tuple(argv)
+        self.calls.append(argv)
+        for cmd in self.commands:
+            if len(cmd.argv) == len(argv) and all(p == "*" or fnmatch.fnmatchcase(a, p) if "*" in p else p == a
+                                                  for p, a in zip(cmd.argv, argv)):
+                return CommandResult(argv, cmd.returncode, cmd.stdout, cmd.stderr, cmd.error)
+        return CommandResult(argv, None, error="not_found")
+
+    def read_bytes(self, path: str) -> bytes:
+        found = self._lookup(path)
+        if found is None:
+            raise FileNotFoundError(path)
+        if isinstance(found, Path):
+            if found.is_dir():
+                raise IsADirectoryError(path)
+            return found.read_bytes()
+        return found
+
+    def read_text(self, path: str, encoding: str = "utf-8") -> str:
+        return decode_bytes(self.read_bytes(path), encoding)
+
+    def exists(self, path: str) -> bool:
+        return self._lookup(path) is not None or self.is_dir(path)
+
+    def is_dir(self, path: str) -> bool:
+        tree = self._tree_path(path)
+        if tree is not None and tree.is_dir():
+            return True
+        prefix = self._norm(path).rstrip("/\\") + ("\\" if self.platform == "windows" else "/")
+        return any(k.startswith(prefix) for k in self.files)
+
+    def listdir(self, path: str) -> list[str]:
+        names: set[str] = set()
+        tree = self._tree_path(path)
+        found = False
+        if tree is not None and tree.is_dir():
+            names.update(os.listdir(tree))
+            found = True
+        sep = "\\" if self.platform == "windows" else "/"
+        prefix = self._norm(path).rstrip("/\\") + sep
+        for key in self.files:
+            if key.startswith(prefix):
+                names.add(key[len(prefix):].split(sep)[0])
+                found = True
+        if not found:
+            raise FileNotFoundError(path)
+        return sorted(names)
+
+    def readlink(self, path: str) -> str:
+        tree = self._tree_path(path)
+        if tree is None or not tree.is_symlink():
+            raise OSError(f"not a link: {path}")
+        return os.readlink(tree)
+
+    def glob(self, pattern: str) -> list[str]:
+        sep = "\\" if self.platform == "windows" else "/"
+        parts = [p for p in pattern.split(sep) if p]
+        results = [sep if self.platform != "windows" else ""]
+        for part in parts:
+            nxt = []
+            for base in results:
+                if any(ch in part for ch in "*?["):
+                    try:
+                        for name in self.listdir(base or sep):
+                            if fnmatch.fnmatchcase(name, part):
+                                nxt.append(posixpath.join(base, name) if sep == "/" else base + sep + name)
+                    except (FileNotFoundError, NotADirectoryError):
+                        continue
+                else:
+                    cand = posixpath.join(base, part) if sep == "/" else (base + sep + part if base else part)
+                    if self.exists(cand):
+                        nxt.append(cand)
+            results = nxt
+        return sorted(results)
+
+    def stat_mtime(self, path: str) -> float:
+        found = self._lookup(path)
+        if found is None:
+            raise FileNotFoundError(path)
+        if isinstance(found, Path):
+            return found.stat().st_mtime
+        return self.clock.timestamp()
+
+    def which(self, name: str) -> str | None:
+        if name in self.programs:
+            return f"/usr/bin/{name}" if self.platform != "windows" else f"C:\\Windows\\System32\\{name}"
+        return None
+
+    def processes(self) -> list[ProcessInfo]:
+        return list(self.process_list)
+
+    def registry_values(self, key: str) -> dict[str, Any]:
+        try:
+            return dict(self.registry[key.lower()])
+        except KeyError:
+            raise RegistryError(key) from None
+
+    def registry_subkeys(self, key: str) -> list[str]:
+        prefix = key.lower().rstrip("\\") + "\\"
+        subs = {k[len(prefix):].split("\\")[0] for k in self.registry if k.startswith(prefix)}
+        if not subs and key.lower() not in self.registry:
+            raise RegistryError(key)
+        return sorted(subs)
+
+    def getenv(self, name: str) -> str | None:
+        return self.env.get(name)
+
+    def home_dirs(self) -> list[str]:
+        return list(self.homes)
+
+    def now(self) -> _dt.datetime:
+        return self.clock
+
+
+def load_replay_host(manifest: str | Path) -> ReplayHost:
+    """Build a ReplayHost from a YAML manifest (used by tests and by the hidden
+    ``--replay-host`` option, so ``auditagent check`` can run on a captured machine)::
+
+        platform: windows
+        clock: 2024-05-01T10:00:00Z
+        root: tree/                  # optional fixture tree standing in for / or C:\\
+        files: {"C:\\\\Users\\\\a\\\\x.json": {file: x.json}}   # or {text: "..."}
+        commands:
+          - argv: [powershell.exe, -NoProfile, ...]
+            stdout_file: ../../shared/fixtures/...   # relative to the manifest
+            returncode: 0
+        registry: {"HKCU\\\\Software\\\\...": {Name: value}}
+        processes: [{pid: 1, name: Dropbox.exe, exe: ..., username: ...}]
+        homes: [C:\\Users\\anna]
+        env: {USERPROFILE: ...}
+    """
+    import yaml
+
+    manifest = Path(manifest)
+    base = manifest.parent
+    data = yaml.safe_load(manifest.read_text(encoding="utf-8")) or {}
+
+    def content(spec: Any) -> bytes | Path:
+        if isinstance(spec, str):
+            return spec.encode()
+        if "file" in spec:
+            return (base / spec["file"]).resolve()
+        return str(spec.get("text", "")).encode(spec.get("encoding", "utf-8"))
+
+    clock = data.get("clock")
+    if isinstance(clock, str):
+        clock = _dt.datetime.fromisoformat(clock.replace("Z", "+00:00"))
+    elif isinstance(clock, _dt.datetime) and clock.tzinfo is None:
+        clock = clock.replace(tzinfo=_dt.timezone.utc)
+    host = ReplayHost(
+        platform=data.get("platform", "linux"),
+        root=(base / data["root"]).resolve() if data.get("root") else None,
+        registry=data.get("registry") or {},
+        process_list=[ProcessInfo(int(p.get("pid", 0)), p.get("name", ""), p.get("exe"),
+                                  tuple(p.get("cmdline") or ()), p.get("username"))
+                      for p in data.get("processes") or []],
+        env={str(k): str(v) for k, v in (data.get("env") or {}).items()},
+        homes=list(data.get("homes") or []),
+        **({"clock": clock} if clock else {}),
+    )
+    for path, spec in (data.get("files") or {}).items():
+        host.add_file(path, content(spec))
+    for cmd in data.get("commands") or []:
+        if "stdout_file" in cmd:
+            out: bytes | Path = (base / cmd["stdout_file"]).resolve()
+        else:
+            out = str(cmd.get("stdout", "")).encode()
+        host.add_command(cmd["argv"], out if isinstance(out, bytes) else Path(out), cmd.get("returncode", 0),
+                         str(cmd.get("stderr", "")), cmd.get("error"))
+    for prog in data.get("programs") or []:
+        host.programs.add(prog)
+    return host
+
+
+def iter_lines(text: str) -> Iterable[str]:
+    for line in text.splitlines():
+        yield line.rstrip("\r")

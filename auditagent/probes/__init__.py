@@ -1,0 +1,146 @@
+"""Probes gather facts; policies judge them.
+
+Every probe is declared here (osquery's way: what it answers, readable without the
+code) and implemented in its own module with one function per OS (psutil's way:
+``linux(ctx)``, ``windows(ctx)``, ``macos(ctx)``). A probe returns a JSON-able dict,
+its *section* of the fact tree. Conventions every section follows (docs/facts.md):
+
+* ``status``: ``ok`` (everything asked was seen), ``partial`` (some values are
+  ``None``), ``unknown`` (nothing could be seen) or ``not_applicable``;
+* ``reasons``: short English strings saying why something is unknown (missing tool,
+  no permission, timeout) — never a guess dressed as a value;
+* a value of ``None`` means *not seen*. A probe never reports a pass it did not see.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from auditagent.host import Host
+
+
+@dataclass(frozen=True)
+class ProbeSpec:
+    name: str
+    module: str
+    summary: str
+    platforms: tuple[str, ...] = ("linux", "windows", "macos")
+
+
+# The declarations. The module named holds one function per platform.
+PROBES: dict[str, ProbeSpec] = {
+    spec.name: spec
+    for spec in (
+        ProbeSpec("os", "os_info", "OS name, version, build, kernel; whether the vendor still supports it"),
+        ProbeSpec("disk", "disk_encryption", "volumes holding the system, home, other fixed data and swap, and whether each is encrypted"),
+        ProbeSpec("patches", "patches", "when OS updates were last installed, pending (security) updates, reboot pending"),
+        ProbeSpec("cloud", "cloud_storage", "file-sync clients installed or running, and the account/tenant/server each is tied to"),
+        ProbeSpec("firewall", "firewall", "whether a host firewall actually filters inbound traffic"),
+        ProbeSpec("screen_lock", "screen_lock", "whether the screen locks by itself, and after how many idle seconds"),
+        ProbeSpec("antimalware", "antimalware", "real-time malware protection and signature age", ("windows",)),
+    )
+}
+
+
+class Cache:
+    """Small JSON file cache for slow queries (package managers). Entries say when
+    they were made, so facts can state their age and lifetime."""
+
+    def __init__(self, directory: Path | None) -> None:
+        self.directory = directory
+
+    def get_or_compute(self, key: str, ttl: float, compute: Callable[[], Any]) -> tuple[Any, dict[str, Any]]:
+        """Returns (value, meta) with meta = {cached_at, cache_ttl_seconds, from_cache}."""
+        now = time.time()
+        path = self.directory / f"{key}.json" if self.directory else None
+        if path is not None and path.is_file():
+            try:
+                entry = json.loads(path.read_text(encoding="utf-8"))
+                if now - float(entry["cached_at"]) < ttl:
+                    return entry["value"], {"cached_at": _iso(entry["cached_at"]), "cache_ttl_seconds": int(ttl),
+                                            "from_cache": True}
+            except (ValueError, KeyError, OSError):
+                pass  # a damaged cache entry is recomputed, never trusted
+        value = compute()
+        if path is not None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(".tmp")
+                tmp.write_text(json.dumps({"cached_at": now, "value": value}), encoding="utf-8")
+                os.replace(tmp, path)
+            except OSError:
+                pass
+        return value, {"cached_at": _iso(now), "cache_ttl_seconds": int(ttl), "from_cache": False}
+
+    def load(self, key: str) -> Any:
+        path = self.directory / f"{key}.json" if self.directory else None
+        try:
+            return json.loads(path.read_text(encoding="utf-8")) if path else None
+        except (OSError, ValueError):
+            return None
+
+    def store(self, key: str, value: Any) -> None:
+        if not self.directory:
+            return
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            tmp = self.directory / f"{key}.tmp"
+            tmp.write_text(json.dumps(value), encoding="utf-8")
+            os.replace(tmp, self.directory / f"{key}.json")
+        except OSError:
+            pass
+
+
+def _iso(ts: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class ProbeContext:
+    host: Host
+    cache: Cache = field(default_factory=lambda: Cache(None))
+    # Parameters a policy passes down (e.g. approved cloud servers are not needed here:
+    # probes stay policy-free). Kept for per-run options such as "no network".
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def unknown(reason: str, **extra: Any) -> dict[str, Any]:
+    return {"status": "unknown", "reasons": [reason], **extra}
+
+
+def run_probe(name: str, ctx: ProbeContext) -> dict[str, Any]:
+    """One section of facts. A probe that raises is reported as unknown, never as pass."""
+    spec = PROBES[name]
+    platform = ctx.host.platform
+    if platform not in spec.platforms:
+        return {"status": "not_applicable", "reasons": [f"{name}: not checked on {platform}"]}
+    module = importlib.import_module(f"auditagent.probes.{spec.module}")
+    fn = getattr(module, platform, None)
+    if fn is None:
+        return unknown(f"{name}: no probe for {platform} yet")
+    try:
+        section = fn(ctx)
+    except Exception as exc:  # noqa: BLE001 - a probe bug must not become a pass
+        return unknown(f"{name}: probe failed ({type(exc).__name__}: {exc})")
+    section.setdefault("status", "ok")
+    section.setdefault("reasons", [])
+    return section
+
+
+def collect(ctx: ProbeContext, sections: list[str] | None = None) -> dict[str, Any]:
+    """Facts for the sections asked for (all by default), plus when and where they were seen."""
+    names = sections if sections is not None else list(PROBES)
+    facts: dict[str, Any] = {
+        "collected_at": ctx.host.now().isoformat(timespec="seconds"),
+        "platform": ctx.host.platform,
+    }
+    for name in names:
+        facts[name] = run_probe(name, ctx)
+    return facts

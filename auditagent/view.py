@@ -1,0 +1,116 @@
+"""The staff self-check, shown: terminal text, a standalone HTML page, or JSON.
+
+Verdict first, then each check with a one-line reason and, when it is not OK, the
+steps to fix it — in the person's language.
+"""
+from __future__ import annotations
+
+import html
+import json
+from typing import Any
+
+from auditagent.evaluate import Evaluation, Result
+from auditagent.i18n import translate
+from auditagent.policy import Policy
+
+SYMBOLS = {"pass": "✔", "fail": "✘", "unknown": "?", "not_applicable": "–"}
+COLOURS = {"pass": "32", "fail": "31", "unknown": "33", "not_applicable": "90"}
+
+
+def reason(result: Result, lang: str) -> str:
+    return " ".join(translate(m.code, m.args, lang) for m in result.messages) or translate(
+        f"status.{result.status}", None, lang)
+
+
+def _titles(policy: Policy) -> dict[str, dict[str, str]]:
+    return {c.id: c.title for c in policy.checks}
+
+
+def summary_line(evaluation: Evaluation, lang: str) -> str:
+    c = evaluation.counts
+    return translate("heading.summary", {"passed": c["pass"], "failed": c["fail"], "unknown": c["unknown"],
+                                         "na": c["not_applicable"]}, lang)
+
+
+def render_text(policy: Policy, evaluation: Evaluation, lang: str, colour: bool = False) -> str:
+    def paint(text: str, code: str) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if colour else text
+
+    titles = _titles(policy)
+    ok = evaluation.verdict == "ready"
+    lines = [paint(translate(f"verdict.{evaluation.verdict}", None, lang), "1;32" if ok else "1;31"), ""]
+    lines.append(f"{translate('heading.policy', None, lang)}: {policy.title.get(lang, policy.id)} "
+                 f"({policy.id} {policy.version}) · {translate('heading.checked_at', None, lang)}: "
+                 f"{evaluation.collected_at}")
+    lines.append("")
+    for r in evaluation.results:
+        title = titles.get(r.check_id, {}).get(lang, r.check_id)
+        sev = "" if r.severity == "required" else f" ({translate('severity.' + r.severity, None, lang)})"
+        lines.append(f" {paint(SYMBOLS[r.status], COLOURS[r.status])} {title}{sev}: {reason(r, lang)}")
+        if r.status in ("fail", "unknown"):
+            steps = r.remediation.get(lang) or r.remediation.get("en") or []
+            if steps:
+                lines.append(f"     {translate('heading.how_to_fix', None, lang)}:")
+                lines.extend(f"       {i}. {step}" for i, step in enumerate(steps, 1))
+    lines += ["", summary_line(evaluation, lang)]
+    return "\n".join(lines) + "\n"
+
+
+def as_json(policy: Policy, facts: dict[str, Any], evaluation: Evaluation, lang: str) -> dict[str, Any]:
+    data = evaluation.to_dict()
+    titles = _titles(policy)
+    for r, rd in zip(evaluation.results, data["results"]):
+        rd["title"] = titles.get(r.check_id, {}).get(lang, r.check_id)
+        rd["reason"] = reason(r, lang)
+        rd["remediation"] = r.remediation.get(lang) or r.remediation.get("en") or []
+    data["lang"] = lang
+    data["facts"] = facts
+    return data
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;max-width:52rem;margin:2rem auto;padding:0 1rem;
+color:#1b1b1b;line-height:1.45}
+.verdict{padding:1rem 1.25rem;border-radius:.5rem;font-size:1.25rem;font-weight:600}
+.ready{background:#e6f4ea;border:2px solid #1e7e34}.not_ready{background:#fdecea;border:2px solid #b3261e}
+ul.checks{list-style:none;padding:0}ul.checks>li{border:1px solid #ddd;border-radius:.5rem;margin:.6rem 0;
+padding:.75rem 1rem}.sym{font-weight:700;margin-right:.4rem}.pass .sym{color:#1e7e34}.fail .sym{color:#b3261e}
+.unknown .sym{color:#8a6d00}.not_applicable{color:#666}.sev{font-size:.8rem;color:#555}
+ol{margin:.4rem 0 0 1.2rem}details{margin-top:2rem}pre{background:#f5f5f5;padding:1rem;overflow:auto;
+font-size:.8rem}.meta{color:#555;font-size:.9rem}
+"""
+
+
+def render_html(policy: Policy, facts: dict[str, Any], evaluation: Evaluation, lang: str) -> str:
+    """A standalone page (no scripts, no external resources); every value escaped."""
+    e = html.escape
+    titles = _titles(policy)
+    items = []
+    for r in evaluation.results:
+        title = titles.get(r.check_id, {}).get(lang, r.check_id)
+        steps = r.remediation.get(lang) or r.remediation.get("en") or []
+        fix = ""
+        if r.status in ("fail", "unknown") and steps:
+            fix = (f"<div><strong>{e(translate('heading.how_to_fix', None, lang))}</strong><ol>"
+                   + "".join(f"<li>{e(s)}</li>" for s in steps) + "</ol></div>")
+        items.append(
+            f'<li class="{e(r.status)}" id="check-{e(r.check_id)}"><span class="sym" aria-hidden="true">'
+            f'{SYMBOLS[r.status]}</span><strong>{e(title)}</strong> '
+            f'<span class="sev">{e(translate("status." + r.status, None, lang))} · '
+            f'{e(translate("severity." + r.severity, None, lang))}</span>'
+            f'<div>{e(reason(r, lang))}</div>{fix}</li>')
+    report = json.dumps({"facts": facts, "results": [r.to_dict(with_remediation=False) for r in evaluation.results]},
+                        indent=2, ensure_ascii=False)
+    return f"""<!doctype html>
+<html lang="{e(lang)}"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{e(translate('heading.title', None, lang))}</title><style>{_CSS}</style></head>
+<body><h1>{e(translate('heading.title', None, lang))}</h1>
+<p class="verdict {e(evaluation.verdict)}" id="verdict">{e(translate('verdict.' + evaluation.verdict, None, lang))}</p>
+<p class="meta">{e(translate('heading.policy', None, lang))}: {e(policy.title.get(lang, policy.id))}
+({e(policy.id)} {e(policy.version)}) · {e(translate('heading.checked_at', None, lang))}: {e(evaluation.collected_at)}</p>
+<p class="meta">{e(summary_line(evaluation, lang))}</p>
+<ul class="checks">{''.join(items)}</ul>
+<details><summary>{e(translate('heading.report', None, lang))}</summary><pre>{e(report)}</pre></details>
+</body></html>
+"""

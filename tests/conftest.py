@@ -1,0 +1,32 @@
+"""Shared test plumbing: where the captured fixtures live, and replaying hosts."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# ../shared/fixtures beside the clone (as in CI); AUDITAGENT_SHARED_FIXTURES overrides.
+SHARED_FIXTURES = Path(os.environ.get("AUDITAGENT_SHARED_FIXTURES", REPO.parent / "shared" / "fixtures"))
+# Our own captures (taken on this project's machines) and fixture trees of /sys, /proc, C:\ …
+OWN_FIXTURES = REPO / "tests" / "fixtures"
+
+
+def shared(rel: str) -> Path:
+    """Path of a capture under ../shared/fixtures; the test fails loudly if it is missing."""
+    path = SHARED_FIXTURES / rel
+    if not path.exists():
+        raise FileNotFoundError(f"shared fixture missing: {path} (is ../shared beside the clone?)")
+    return path
+
+
+@pytest.fixture
+def shared_fixtures() -> Path:
+    assert SHARED_FIXTURES.is_dir(), f"{SHARED_FIXTURES} not found: clone beside ../shared"
+    return SHARED_FIXTURES
+
+
+@pytest.fixture
+def own_fixtures() -> Path:
+    return OWN_FIXTURES
