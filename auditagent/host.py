@@ -301,6 +301,9 @@ class ReplayHost(_MemoMixin):
 
     def __post_init__(self) -> None:
         self._memo = {}
+        # Lookups are case-insensitive (as in Windows), but subkey names keep the case they
+        # were captured with, as winreg returns them (evidence strings quote them).
+        self._registry_names = {k.lower(): k for k in self.registry}
         self.registry = {k.lower(): v for k, v in self.registry.items()}
 
     # -- building
@@ -447,7 +450,8 @@ class ReplayHost(_MemoMixin):
 
     def registry_subkeys(self, key: str) -> list[str]:
         prefix = key.lower().rstrip("\\") + "\\"
-        subs = {k[len(prefix):].split("\\")[0] for k in self.registry if k.startswith(prefix)}
+        subs = {self._registry_names.get(k, k)[len(prefix):].split("\\")[0]
+                for k in self.registry if k.startswith(prefix)}
         if not subs and key.lower() not in self.registry:
             raise RegistryError(key)
         return sorted(subs)

@@ -42,7 +42,7 @@ CHECK_FIELDS = {
     "platforms": F(ListOf(Enum(*PLATFORMS), min_items=1), doc="only on these OSes; not_applicable elsewhere"),
 }
 # In a policy that extends another, a check with a known id may restate only what changes.
-OVERRIDE_FIELDS = {k: F(v.type) for k, v in CHECK_FIELDS.items() if k != "parameters"}
+OVERRIDE_FIELDS = {k: F(v.type) for k, v in CHECK_FIELDS.items()}
 
 POLICY_FIELDS = {
     "id": F(Identifier, required=True),

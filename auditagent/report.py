@@ -1,0 +1,449 @@
+"""The wire format, one definition for agent and collector alike.
+
+A readiness report is an in-toto Statement v1 whose subject is the device (named
+``device:<id>``, with the sha256 of its raw Ed25519 public key as digest) and whose
+predicate (type :data:`PREDICATE_TYPE`) carries the device, agent version, policy
+id/version/sha256, the facts the policy uses, the results, the verdict, a per-device
+sequence number and the time it was generated.
+
+The Statement travels in a DSSE envelope (payloadType ``application/vnd.in-toto+json``,
+signature over the DSSE v1 pre-authentication encoding, Ed25519, keyid = hex sha256
+of the raw public key), so any DSSE implementation (securesystemslib, sigstore, Go's
+in-toto) verifies a stored report without the collector.
+
+A signed *policy* is also a DSSE envelope, payloadType
+:data:`POLICY_PAYLOAD_TYPE`, whose payload is the policy YAML, signed with the
+organisation's policy key.
+
+This module ships on laptops: it imports only ``cryptography`` and the standard
+library. Every failure is a :class:`ReportError` with a stable ``code``:
+
+==================== ==========================================================
+malformed_json       the bytes are not JSON
+malformed_envelope   not a DSSE envelope (fields, types, base64, payload JSON)
+bad_payload_type     payloadType is not the one expected
+unknown_keyid        no signature carries the verifying key's keyid
+bad_signature        a signature with that keyid does not verify
+schema_violation     the Statement or its predicate breaks the schema
+==================== ==========================================================
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+PAYLOAD_TYPE = "application/vnd.in-toto+json"
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+PREDICATE_TYPE = "https://auditagent.dev/readiness-report/v1"
+POLICY_PAYLOAD_TYPE = "application/vnd.auditagent.policy+yaml"
+
+VERDICTS = ("ready", "not_ready")
+RESULT_STATUSES = ("pass", "fail", "unknown", "not_applicable")
+SUBJECT_PREFIX = "device:"
+
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_DEVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+
+
+class ReportError(ValueError):
+    """A report or signed policy that cannot be accepted; ``code`` is stable, ``message`` says where."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+# ------------------------------------------------------------------ keys and encodings
+
+
+def raw_public_bytes(public_key: Ed25519PublicKey) -> bytes:
+    return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def keyid(public_key: Ed25519PublicKey) -> str:
+    """Hex sha256 of the raw 32-byte Ed25519 public key."""
+    return hashlib.sha256(raw_public_bytes(public_key)).hexdigest()
+
+
+def public_key_pem(public_key: Ed25519PublicKey) -> str:
+    """SubjectPublicKeyInfo PEM, as text."""
+    return public_key.public_bytes(serialization.Encoding.PEM,
+                                   serialization.PublicFormat.SubjectPublicKeyInfo).decode("ascii")
+
+
+def load_public_key_pem(data: bytes | str) -> Ed25519PublicKey:
+    """An Ed25519 public key from PEM; ReportError('bad_public_key') for anything else."""
+    if isinstance(data, str):
+        data = data.encode("ascii", "replace")
+    try:
+        key = serialization.load_pem_public_key(data)
+    except (ValueError, TypeError) as exc:
+        raise ReportError("bad_public_key", f"not a PEM public key: {exc}") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise ReportError("bad_public_key", f"expected an Ed25519 public key, got {type(key).__name__}")
+    return key
+
+
+def public_key_from_raw(raw: bytes) -> Ed25519PublicKey:
+    return Ed25519PublicKey.from_public_bytes(raw)
+
+
+def canonical_json(obj: Any) -> bytes:
+    """The bytes that are signed: sorted keys, no whitespace, UTF-8."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def pae(payload_type: str, payload: bytes) -> bytes:
+    """DSSE v1 pre-authentication encoding."""
+    t = payload_type.encode("utf-8")
+    return b"DSSEv1 %d %s %d %s" % (len(t), t, len(payload), payload)
+
+
+def b64encode(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def b64decode(text: Any, where: str) -> bytes:
+    """Standard base64 (URL-safe accepted too, as the DSSE spec allows either)."""
+    if not isinstance(text, str):
+        raise ReportError("malformed_envelope", f"{where}: must be a base64 string")
+    try:
+        if "-" in text or "_" in text:
+            return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ReportError("malformed_envelope", f"{where}: not valid base64") from None
+
+
+def now_iso() -> str:
+    """Current UTC time, ISO-8601 with a Z, microseconds dropped."""
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def parse_time(value: Any) -> dt.datetime | None:
+    """A tz-aware datetime from ISO-8601 text, or None if it is not one."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        t = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return t if t.tzinfo is not None else None
+
+
+# ------------------------------------------------------------------ building
+
+
+def build_predicate(*, report_id: str | None = None, device: dict[str, Any], agent_version: str,
+                    policy: dict[str, Any], facts: dict[str, Any], results: list[dict[str, Any]], verdict: str,
+                    sequence: int, generated_at: str | None = None, spool: dict[str, Any] | None = None,
+                    integrity: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The readiness-report predicate. ``device`` = {id, hostname, serial, os[, platform]};
+    ``policy`` = {id, version, sha256}; ``spool`` e.g. {"evicted": n, "evicted_sequences": [...]};
+    ``integrity`` e.g. a policy verification failure the agent wants the collector to see."""
+    predicate: dict[str, Any] = {
+        "report_id": report_id or str(uuid.uuid4()),
+        "device": dict(device),
+        "agent_version": agent_version,
+        "policy": {"id": policy.get("id"), "version": policy.get("version"), "sha256": policy.get("sha256")},
+        "facts": facts,
+        "results": results,
+        "verdict": verdict,
+        "sequence": sequence,
+        "generated_at": generated_at or now_iso(),
+    }
+    if spool is not None:
+        predicate["spool"] = spool
+    if integrity is not None:
+        predicate["integrity"] = integrity
+    return predicate
+
+
+def build_statement(*, device_id: str, public_key: Ed25519PublicKey, predicate: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "_type": STATEMENT_TYPE,
+        "subject": [{"name": SUBJECT_PREFIX + device_id, "digest": {"sha256": keyid(public_key)}}],
+        "predicateType": PREDICATE_TYPE,
+        "predicate": predicate,
+    }
+
+
+def _sign(payload_type: str, payload: bytes, private_key: Ed25519PrivateKey) -> dict[str, Any]:
+    sig = private_key.sign(pae(payload_type, payload))
+    return {"payloadType": payload_type, "payload": b64encode(payload),
+            "signatures": [{"keyid": keyid(private_key.public_key()), "sig": b64encode(sig)}]}
+
+
+def sign_envelope(statement: dict[str, Any], private_key: Ed25519PrivateKey) -> dict[str, Any]:
+    """Validate the Statement, then wrap it in a DSSE envelope signed with ``private_key``."""
+    validate_statement(statement)
+    return _sign(PAYLOAD_TYPE, canonical_json(statement), private_key)
+
+
+def envelope_bytes(envelope: dict[str, Any]) -> bytes:
+    """The envelope as sent on the wire (compact JSON)."""
+    return json.dumps(envelope, separators=(",", ":")).encode("utf-8")
+
+
+# ------------------------------------------------------------------ parsing and verifying
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """An envelope taken apart but NOT yet verified: look up the key by ``device_id``,
+    then call :func:`verify_decoded`."""
+
+    payload_type: str
+    payload: bytes
+    signatures: tuple[tuple[str, bytes], ...]  # (keyid, raw signature)
+    statement: dict[str, Any]
+
+    @property
+    def device_id(self) -> str:
+        return subject_device_id(self.statement)
+
+    @property
+    def keyids(self) -> tuple[str, ...]:
+        return tuple(k for k, _ in self.signatures)
+
+
+def parse_envelope(raw: bytes | str) -> dict[str, Any]:
+    """JSON bytes → envelope dict (shape checked by :func:`decode_envelope`)."""
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ReportError("malformed_json", f"body is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ReportError("malformed_envelope", "envelope: must be a JSON object")
+    return value
+
+
+def _decode_dsse(envelope: Any, expected_type: str) -> tuple[str, bytes, tuple[tuple[str, bytes], ...]]:
+    if not isinstance(envelope, dict):
+        raise ReportError("malformed_envelope", "envelope: must be a JSON object")
+    for name in ("payloadType", "payload", "signatures"):
+        if name not in envelope:
+            raise ReportError("malformed_envelope", f"envelope.{name}: missing")
+    payload_type = envelope["payloadType"]
+    if not isinstance(payload_type, str):
+        raise ReportError("malformed_envelope", "envelope.payloadType: must be a string")
+    payload = b64decode(envelope["payload"], "envelope.payload")
+    sigs = envelope["signatures"]
+    if not isinstance(sigs, list) or not sigs:
+        raise ReportError("malformed_envelope", "envelope.signatures: must be a non-empty list")
+    out = []
+    for i, s in enumerate(sigs):
+        if not isinstance(s, dict) or not isinstance(s.get("keyid", ""), str):
+            raise ReportError("malformed_envelope", f"envelope.signatures[{i}]: must be an object with keyid and sig")
+        out.append((s.get("keyid", ""), b64decode(s.get("sig"), f"envelope.signatures[{i}].sig")))
+    if payload_type != expected_type:
+        raise ReportError("bad_payload_type", f"envelope.payloadType: expected {expected_type!r}, got {payload_type!r}")
+    return payload_type, payload, tuple(out)
+
+
+def decode_envelope(envelope: Any) -> Decoded:
+    """Check the DSSE shape and payloadType, decode the payload to a Statement dict
+    (its subject is checked so the device id can be read; the rest only after the
+    signature verifies)."""
+    payload_type, payload, sigs = _decode_dsse(envelope, PAYLOAD_TYPE)
+    try:
+        statement = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        raise ReportError("malformed_envelope", "envelope.payload: not a JSON document") from None
+    if not isinstance(statement, dict):
+        raise ReportError("schema_violation", "statement: must be a JSON object")
+    subject_device_id(statement)
+    return Decoded(payload_type, payload, sigs, statement)
+
+
+def _verify_sigs(payload_type: str, payload: bytes, sigs: tuple[tuple[str, bytes], ...],
+                 public_key: Ed25519PublicKey, expected_keyid: str | None = None) -> None:
+    kid = expected_keyid or keyid(public_key)
+    mine = [sig for k, sig in sigs if k == kid]
+    if not mine:
+        got = ", ".join(k[:16] or "''" for k, _ in sigs)
+        raise ReportError("unknown_keyid", f"envelope.signatures: no signature by key {kid[:16]}… (found: {got})")
+    message = pae(payload_type, payload)
+    for sig in mine:
+        try:
+            public_key.verify(sig, message)
+            return
+        except InvalidSignature:
+            continue
+    raise ReportError("bad_signature", f"envelope.signatures: signature by key {kid[:16]}… does not verify")
+
+
+def verify_decoded(decoded: Decoded, public_key: Ed25519PublicKey, *, expected_keyid: str | None = None) -> dict[str, Any]:
+    """Verify the signature, then the schema (including that the subject digest is
+    this key); returns the Statement."""
+    kid = expected_keyid or keyid(public_key)
+    _verify_sigs(decoded.payload_type, decoded.payload, decoded.signatures, public_key, kid)
+    validate_statement(decoded.statement)
+    digest = decoded.statement["subject"][0]["digest"]["sha256"]
+    if digest != kid:
+        raise ReportError("schema_violation", "subject[0].digest.sha256: is not the digest of the signing key")
+    return decoded.statement
+
+
+def verify_envelope(envelope: dict[str, Any], public_key: Ed25519PublicKey) -> dict[str, Any]:
+    """Verify a report envelope against ``public_key``; returns the Statement."""
+    return verify_decoded(decode_envelope(envelope), public_key)
+
+
+# ------------------------------------------------------------------ schema
+
+
+def subject_device_id(statement: dict[str, Any]) -> str:
+    subject = statement.get("subject")
+    if not isinstance(subject, list) or len(subject) != 1 or not isinstance(subject[0], dict):
+        raise ReportError("schema_violation", "subject: must be a list of exactly one device")
+    name = subject[0].get("name")
+    if not isinstance(name, str) or not name.startswith(SUBJECT_PREFIX):
+        raise ReportError("schema_violation", f"subject[0].name: must be '{SUBJECT_PREFIX}<device id>'")
+    device_id = name[len(SUBJECT_PREFIX):]
+    if not _DEVICE_ID.match(device_id):
+        raise ReportError("schema_violation", "subject[0].name: device id has invalid characters or length")
+    return device_id
+
+
+def report_id_of(statement: dict[str, Any]) -> str:
+    return statement["predicate"]["report_id"]
+
+
+envelope_report_id = report_id_of
+
+
+def _fail(where: str, what: str) -> ReportError:
+    return ReportError("schema_violation", f"{where}: {what}")
+
+
+def _str(obj: dict[str, Any], key: str, where: str, *, optional: bool = False, nonempty: bool = True) -> None:
+    if key not in obj:
+        if optional:
+            return
+        raise _fail(f"{where}.{key}", "missing")
+    v = obj[key]
+    if v is None and optional:
+        return
+    if not isinstance(v, str) or (nonempty and not v):
+        raise _fail(f"{where}.{key}", "must be a non-empty string" if nonempty else "must be a string")
+
+
+def _obj(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _fail(where, "must be an object")
+    return value
+
+
+PREDICATE_REQUIRED = ("report_id", "device", "agent_version", "policy", "facts", "results", "verdict",
+                      "sequence", "generated_at")
+PREDICATE_OPTIONAL = ("spool", "integrity")
+
+
+def validate_statement(statement: Any) -> None:
+    """Enforce the Statement and readiness-report predicate schema; ReportError('schema_violation',
+    '<field path>: <what is wrong>') on the first problem."""
+    st = _obj(statement, "statement")
+    if st.get("_type") != STATEMENT_TYPE:
+        raise _fail("_type", f"must be {STATEMENT_TYPE!r}")
+    device_id = subject_device_id(st)
+    digest = st["subject"][0].get("digest")
+    if not isinstance(digest, dict) or not isinstance(digest.get("sha256"), str) or not _HEX64.match(digest["sha256"]):
+        raise _fail("subject[0].digest.sha256", "must be 64 lowercase hex digits")
+    if st.get("predicateType") != PREDICATE_TYPE:
+        raise _fail("predicateType", f"must be {PREDICATE_TYPE!r}")
+    extra = set(st) - {"_type", "subject", "predicateType", "predicate"}
+    if extra:
+        raise _fail(sorted(extra)[0], "unknown field")
+    p = _obj(st.get("predicate"), "predicate")
+    for key in PREDICATE_REQUIRED:
+        if key not in p:
+            raise _fail(f"predicate.{key}", "missing")
+    extra = set(p) - set(PREDICATE_REQUIRED) - set(PREDICATE_OPTIONAL)
+    if extra:
+        raise _fail(f"predicate.{sorted(extra)[0]}", "unknown field")
+
+    rid = p["report_id"]
+    try:
+        if not isinstance(rid, str) or str(uuid.UUID(rid)) != rid.lower():
+            raise ValueError
+    except ValueError:
+        raise _fail("predicate.report_id", "must be a UUID string") from None
+
+    dev = _obj(p["device"], "predicate.device")
+    _str(dev, "id", "predicate.device")
+    if dev["id"] != device_id:
+        raise _fail("predicate.device.id", "must equal the subject's device id")
+    _str(dev, "hostname", "predicate.device", nonempty=False)
+    _str(dev, "serial", "predicate.device", optional=True, nonempty=False)
+    if "os" in dev and dev["os"] is not None and not isinstance(dev["os"], (str, dict)):
+        raise _fail("predicate.device.os", "must be a string or an object")
+    _str(dev, "platform", "predicate.device", optional=True, nonempty=False)
+
+    _str(p, "agent_version", "predicate")
+    pol = _obj(p["policy"], "predicate.policy")
+    _str(pol, "id", "predicate.policy")
+    _str(pol, "version", "predicate.policy")
+    if not isinstance(pol.get("sha256"), str) or not _HEX64.match(pol["sha256"]):
+        raise _fail("predicate.policy.sha256", "must be 64 lowercase hex digits")
+
+    _obj(p["facts"], "predicate.facts")
+    results = p["results"]
+    if not isinstance(results, list):
+        raise _fail("predicate.results", "must be a list")
+    for i, r in enumerate(results):
+        where = f"predicate.results[{i}]"
+        _obj(r, where)
+        _str(r, "check_id", where)
+        if r.get("status") not in RESULT_STATUSES:
+            raise _fail(f"{where}.status", f"must be one of {', '.join(RESULT_STATUSES)}")
+    if p["verdict"] not in VERDICTS:
+        raise _fail("predicate.verdict", f"must be one of {', '.join(VERDICTS)}")
+    seq = p["sequence"]
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1 or seq > 2**62:
+        raise _fail("predicate.sequence", "must be an integer ≥ 1")
+    if parse_time(p["generated_at"]) is None:
+        raise _fail("predicate.generated_at", "must be an ISO-8601 timestamp with a time zone")
+    for key in PREDICATE_OPTIONAL:
+        if key in p and p[key] is not None and not isinstance(p[key], dict):
+            raise _fail(f"predicate.{key}", "must be an object or null")
+
+
+# ------------------------------------------------------------------ signed policies
+
+
+def sign_policy(yaml_bytes: bytes, private_key: Ed25519PrivateKey) -> dict[str, Any]:
+    """A DSSE envelope (payloadType POLICY_PAYLOAD_TYPE) over the policy YAML bytes."""
+    if isinstance(yaml_bytes, str):
+        yaml_bytes = yaml_bytes.encode("utf-8")
+    return _sign(POLICY_PAYLOAD_TYPE, yaml_bytes, private_key)
+
+
+def decode_policy_envelope(envelope: Any) -> tuple[bytes, tuple[str, ...]]:
+    """(yaml bytes, keyids) of a signed policy, shape checked but NOT verified."""
+    _, payload, sigs = _decode_dsse(envelope, POLICY_PAYLOAD_TYPE)
+    return payload, tuple(k for k, _ in sigs)
+
+
+def verify_policy(envelope: Any, public_key: Ed25519PublicKey) -> bytes:
+    """Verify a signed policy against the organisation's public key; returns the YAML bytes."""
+    payload_type, payload, sigs = _decode_dsse(envelope, POLICY_PAYLOAD_TYPE)
+    _verify_sigs(payload_type, payload, sigs, public_key)
+    return payload
+
+
+def payload_sha256(envelope: dict[str, Any]) -> str:
+    """Hex sha256 of an envelope's decoded payload (the policy ETag, a report's content digest)."""
+    return hashlib.sha256(b64decode(envelope.get("payload"), "envelope.payload")).hexdigest()

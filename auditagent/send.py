@@ -1,0 +1,380 @@
+"""HTTPS delivery to the collector, with retry.
+
+* TLS is verified by default (the system's CAs). ``ca_bundle`` trusts a private CA
+  instead; ``pinned_sha256`` trusts exactly one server certificate (sha256 of its DER
+  form) — hostname and CA are then not consulted, the pin is the identity.
+* Plain ``http://`` is refused before any connection is made, unless the host is
+  loopback (127.0.0.0/8, ::1, localhost) or the config says ``insecure_http: true``.
+* Sending is idempotent: the collector acknowledges by report id, and a resend of a
+  report it already has is answered ``200 duplicate`` — so a crash between "sent" and
+  "removed from the spool" costs one resend, never a second stored copy.
+* 2xx removes the report from the spool; another 4xx (except 408/429) is a permanent
+  refusal: the report moves to ``spool/rejected/`` with the reason; 5xx, 408, 429 and
+  connection errors are retried with exponential backoff and full jitter, honouring
+  ``Retry-After`` (seconds or an HTTP date), a bounded number of times per run.
+
+``requests`` is imported here only, lazily: ``auditagent check`` never loads it.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import ipaddress
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+from auditagent.durable import crash_point
+
+DELIVERED, DUPLICATE, REJECTED, RETRY, FATAL = "delivered", "duplicate", "rejected", "retry", "fatal"
+RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
+USER_AGENT = "auditagent"
+
+
+class TransportError(Exception):
+    """Delivery cannot even be attempted (an insecure URL, a TLS failure): the message says what to change."""
+
+
+class ServerError(Exception):
+    """The collector answered with an error ``code``; ``status`` is the HTTP status."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}" if message else code)
+        self.status, self.code, self.message = status, code, message
+
+
+# ------------------------------------------------------------------ URL policy
+
+
+def is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host.lower() in ("localhost", "localhost.", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url(url: str, insecure_http: bool = False) -> None:
+    """Raise TransportError unless ``url`` may be used: https, or http to loopback,
+    or http anywhere with the explicit insecure flag. Decided before connecting."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return
+    if parts.scheme == "http" and parts.hostname:
+        if is_loopback(parts.hostname) or insecure_http:
+            return
+        raise TransportError(f"refusing plain http to {parts.hostname}: reports would travel unencrypted. "
+                             "Use https://, or set insecure_http: true in agent.yaml for a test network only")
+    raise TransportError(f"not a collector URL: {url!r} (expected https://host[:port])")
+
+
+# ------------------------------------------------------------------ retry timing
+
+
+def parse_retry_after(value: str | None, now: dt.datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    now = now or dt.datetime.now(dt.timezone.utc)
+    return max(0.0, (when - now).total_seconds())
+
+
+def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
+    """Exponential backoff with full jitter: uniform(0, min(cap, base · 2^attempt))."""
+    return rng.uniform(0.0, min(cap, base * (2 ** attempt)))
+
+
+# ------------------------------------------------------------------ HTTP
+
+
+@dataclass(frozen=True)
+class TransportSettings:
+    server: str
+    ca_bundle: str | None = None
+    pinned_sha256: str | None = None
+    insecure_http: bool = False
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
+
+    def error_extra(self) -> dict[str, Any]:
+        """Further fields of a collector error body (e.g. last_sequence with replayed_sequence)."""
+        data = self.json()
+        if isinstance(data, dict) and isinstance(data.get("error"), dict):
+            return {k: v for k, v in data["error"].items() if k not in ("code", "message")}
+        return {}
+
+    def error(self) -> tuple[str, str]:
+        """(code, message) of a collector error body {"error": {"code", "message"}}."""
+        data = self.json()
+        if isinstance(data, dict) and isinstance(data.get("error"), dict):
+            err = data["error"]
+            return str(err.get("code") or f"http_{self.status}"), str(err.get("message") or "")
+        if isinstance(data, dict) and "detail" in data:
+            return f"http_{self.status}", str(data["detail"])[:300]
+        return f"http_{self.status}", self.body[:200].decode("utf-8", "replace")
+
+
+class Client:
+    """The collector over HTTP(S). One ``requests.Session``; TLS as configured."""
+
+    def __init__(self, settings: TransportSettings) -> None:
+        check_url(settings.server, settings.insecure_http)
+        import requests  # lazily: the self-check never pays for it
+        from requests.adapters import HTTPAdapter
+
+        self.settings = settings
+        self.base = settings.server.rstrip("/")
+        self._requests = requests
+        session = requests.Session()
+        session.headers["User-Agent"] = f"{USER_AGENT}/{_agent_version()}"
+        if settings.pinned_sha256:
+            pin = settings.pinned_sha256
+
+            class PinnedAdapter(HTTPAdapter):
+                def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+                    kwargs["assert_fingerprint"] = pin
+                    super().init_poolmanager(*args, **kwargs)
+
+            session.mount("https://", PinnedAdapter())
+            self.verify: Any = False  # the pin replaces CA and hostname checks
+        elif settings.ca_bundle:
+            self.verify = str(settings.ca_bundle)
+        else:
+            self.verify = True
+        self.session = session
+
+    def close(self) -> None:
+        self.session.close()
+
+    def request(self, method: str, path: str, *, body: bytes | None = None,
+                headers: dict[str, str] | None = None) -> Response:
+        """One HTTP exchange. Connection problems raise ConnectionProblem (retryable);
+        TLS problems raise TransportError (not retryable: the config must change)."""
+        requests = self._requests
+        url = self.base + path
+        hdrs = dict(headers or {})
+        if body is not None:
+            hdrs.setdefault("Content-Type", "application/json")
+        try:
+            r = self.session.request(method, url, data=body, headers=hdrs, timeout=self.settings.timeout,
+                                     verify=self.verify, allow_redirects=False)
+        except requests.exceptions.SSLError as exc:
+            raise TransportError(tls_advice(self.base, exc, self.settings)) from None
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            raise ConnectionProblem(f"cannot reach {self.base}: {_short(exc)}") from None
+        except requests.exceptions.RequestException as exc:
+            raise ConnectionProblem(f"request to {self.base} failed: {_short(exc)}") from None
+        return Response(r.status_code, {k.lower(): v for k, v in r.headers.items()}, r.content)
+
+    # -------------------------------------------------------------- API
+
+    def enroll(self, payload: dict[str, Any]) -> dict[str, Any]:
+        r = self.request("POST", "/v1/enroll", body=json.dumps(payload).encode("utf-8"))
+        if r.status in (200, 201) and isinstance(r.json(), dict):
+            return r.json()
+        code, message = r.error()
+        raise ServerError(r.status, code, message)
+
+    def send_report(self, data: bytes) -> "Outcome":
+        try:
+            r = self.request("POST", "/v1/reports", body=data)
+        except ConnectionProblem as exc:
+            return Outcome(RETRY, None, "connection", str(exc))
+        except TransportError as exc:
+            return Outcome(FATAL, None, "tls", str(exc))
+        return classify(r)
+
+    def get_policy(self, device_id: str, etag: str | None) -> Response:
+        headers = {"Accept": "application/json"}
+        if etag:
+            headers["If-None-Match"] = etag
+        return self.request("GET", f"/v1/devices/{device_id}/policy", headers=headers)
+
+
+class ConnectionProblem(Exception):
+    """The collector could not be reached (retryable)."""
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc)
+    # urllib3 wraps the useful part deep inside; keep the last reason.
+    for marker in ("Caused by ", "Failed to establish a new connection: "):
+        if marker in text:
+            text = text.split(marker)[-1]
+    return text.strip(" ()'\"")[:240]
+
+
+def tls_advice(base: str, exc: BaseException, settings: TransportSettings) -> str:
+    text = _short(exc)
+    if settings.pinned_sha256 or "Fingerprints did not match" in text:
+        return (f"TLS: the certificate of {base} does not match pinned_sha256 in agent.yaml ({text}). "
+                "If the collector's certificate was renewed, IT must update the pin")
+    if settings.ca_bundle:
+        return (f"TLS: cannot verify {base} with ca_bundle {settings.ca_bundle} ({text}). "
+                "Check that the bundle holds the CA that issued the collector's certificate")
+    return (f"TLS: cannot verify the certificate of {base} ({text}). If the collector uses a private CA, "
+            "set ca_bundle (or pinned_sha256) in agent.yaml")
+
+
+def _agent_version() -> str:
+    from auditagent import __version__
+
+    return __version__
+
+
+# ------------------------------------------------------------------ outcomes
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: str  # delivered | duplicate | rejected | retry | fatal
+    status: int | None
+    code: str
+    message: str = ""
+    retry_after: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def classify(r: Response) -> Outcome:
+    if 200 <= r.status < 300:
+        data = r.json() if r.body else None
+        status = data.get("status") if isinstance(data, dict) else None
+        return Outcome(DUPLICATE if status == "duplicate" else DELIVERED, r.status, status or "stored")
+    if 300 <= r.status < 400:
+        return Outcome(FATAL, r.status, "redirect",
+                       f"the collector answered {r.status} with a redirect to {r.headers.get('location', '?')}; "
+                       "set the collector URL to the final address (reports are not sent to a redirected URL)")
+    code, message = r.error()
+    if r.status == 404 and code in ("not_found", f"http_{r.status}"):
+        # Not a refusal of this report: there is no collector API at that address.
+        return Outcome(FATAL, r.status, "not_found", f"no collector API at this address ({message[:120]}); "
+                       "check the collector URL")
+    if r.status in RETRYABLE_STATUS or r.status >= 500:
+        return Outcome(RETRY, r.status, code, message, parse_retry_after(r.headers.get("retry-after")))
+    if r.status == 409 and code == "report_id_conflict":
+        # The collector already holds this report id from this device (e.g. delivered, then
+        # re-signed after re-enrolment before the spool noticed): it is delivered.
+        return Outcome(DUPLICATE, r.status, code, message)
+    return Outcome(REJECTED, r.status, code, message, extra=r.error_extra())
+
+
+@dataclass
+class DeliverySummary:
+    delivered: int = 0
+    duplicates: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    remaining: int = 0
+    attempts: int = 0
+    last_error: dict[str, Any] | None = None
+    last_delivered: dict[str, Any] | None = None
+    stopped: str | None = None  # why sending stopped early (collector down, TLS, Retry-After too long)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"delivered": self.delivered, "duplicates": self.duplicates, "rejected": self.rejected,
+                "remaining": self.remaining, "attempts": self.attempts, "last_error": self.last_error,
+                "stopped": self.stopped}
+
+
+def deliver_spool(spool: Any, send: Callable[[bytes], Outcome], *, attempts: int = 5, base_delay: float = 1.0,
+                  max_delay: float = 300.0, sleep: Callable[[float], None] = time.sleep,
+                  rng: random.Random | None = None, log: Any = None) -> DeliverySummary:
+    """Send the spooled reports oldest first. Stops at the first report that still
+    fails after ``attempts`` tries (the rest wait for the next run, keeping order)."""
+    rng = rng or random.Random()
+    summary = DeliverySummary()
+    for entry in spool.entries():
+        try:
+            data = spool.read(entry)
+        except FileNotFoundError:
+            continue
+        attempt = 0
+        while True:
+            summary.attempts += 1
+            crash_point("before_send")
+            outcome = send(data)
+            if outcome.kind in (DELIVERED, DUPLICATE):
+                crash_point("mid_send")  # delivered, not yet removed: the resend must be a duplicate
+                if hasattr(spool, "acknowledge_delivered"):
+                    spool.acknowledge_delivered(data)
+                spool.remove(entry)
+                if outcome.kind == DELIVERED:
+                    summary.delivered += 1
+                else:
+                    summary.duplicates += 1
+                summary.last_delivered = {"report_id": entry.report_id, "sequence": entry.sequence,
+                                          "status": outcome.code}
+                if log is not None:
+                    log.info("report_sent", report_id=entry.report_id, sequence=entry.sequence, status=outcome.code)
+                break
+            if outcome.kind == REJECTED:
+                spool.reject(entry, outcome.code, outcome.message, outcome.status)
+                summary.rejected.append({"report_id": entry.report_id, "sequence": entry.sequence,
+                                         "code": outcome.code, "message": outcome.message,
+                                         "http_status": outcome.status, **outcome.extra})
+                summary.last_error = {"code": outcome.code, "message": outcome.message, "http_status": outcome.status}
+                if log is not None:
+                    log.error("report_rejected", report_id=entry.report_id, sequence=entry.sequence,
+                              http_status=outcome.status, code=outcome.code, message=outcome.message,
+                              kept_in=str(spool.directory / "rejected"))
+                break
+            summary.last_error = {"code": outcome.code, "message": outcome.message, "http_status": outcome.status}
+            if outcome.kind == FATAL:
+                summary.stopped = outcome.message
+                if log is not None:
+                    log.error("send_failed", code=outcome.code, message=outcome.message)
+                break
+            attempt += 1
+            if attempt >= attempts:
+                summary.stopped = (f"collector unavailable after {attempts} tries "
+                                   f"({outcome.code}{': ' + outcome.message if outcome.message else ''}); "
+                                   "the report stays in the spool for the next run")
+                if log is not None:
+                    log.warning("send_gave_up", report_id=entry.report_id, tries=attempts, code=outcome.code,
+                                http_status=outcome.status)
+                break
+            delay = backoff_delay(attempt - 1, base_delay, max_delay, rng)
+            if outcome.retry_after is not None:
+                if outcome.retry_after > max_delay:
+                    summary.stopped = (f"collector asked to wait {outcome.retry_after:.0f} s (Retry-After); "
+                                       "the report stays in the spool for the next run")
+                    if log is not None:
+                        log.warning("send_deferred", retry_after=outcome.retry_after, http_status=outcome.status)
+                    break
+                delay = max(delay, outcome.retry_after)
+            if log is not None:
+                log.info("send_retry", report_id=entry.report_id, attempt=attempt, wait_seconds=round(delay, 2),
+                         code=outcome.code, http_status=outcome.status)
+            sleep(delay)
+        if summary.stopped:
+            break
+    summary.remaining = spool.depth()
+    return summary

@@ -1,0 +1,184 @@
+"""The collector's HTTP API (FastAPI; OpenAPI document at /openapi.json, docs at /docs).
+
+JSON everywhere; every error is ``{"error": {"code": "...", "message": "..."}}`` with a
+precise 4xx status.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from auditagent import __version__
+from auditagent import report as wire
+from server.db import make_engine
+from server.migrate import head_revision
+from server.store import ApiError, Limits, Store
+
+
+@dataclass(frozen=True)
+class Settings:
+    db_url: str
+    limits: Limits = field(default_factory=Limits)
+    pool_size: int = 10
+    max_overflow: int = 30
+
+
+class DeviceIdentity(BaseModel):
+    hostname: str = Field(min_length=1, max_length=255)
+    serial: str | None = Field(default=None, max_length=255)
+    os: str | dict[str, Any] | None = None
+    platform: str | None = Field(default=None, max_length=32)
+    agent_version: str | None = Field(default=None, max_length=64)
+
+
+class EnrollRequest(BaseModel):
+    token: str = Field(min_length=1, max_length=512)
+    public_key: str = Field(min_length=1, max_length=4096, description="Ed25519 public key, SubjectPublicKeyInfo PEM")
+    device: DeviceIdentity
+    device_id: str | None = Field(default=None, max_length=64,
+                                  description="re-enrolment: the same device, a new key (token of the same unit)")
+
+
+class EnrollResponse(BaseModel):
+    device_id: str
+    unit: str
+    keyid: str
+    policy_url: str
+    next_sequence: int
+
+
+class ReportAccepted(BaseModel):
+    report_id: str
+    status: str = Field(description="stored | duplicate")
+    sequence: int
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {s: {"model": ErrorBody} for s in statuses}
+
+
+REPORT_BODY_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {
+            "title": "DSSE envelope",
+            "type": "object",
+            "required": ["payloadType", "payload", "signatures"],
+            "properties": {
+                "payloadType": {"type": "string", "const": wire.PAYLOAD_TYPE},
+                "payload": {"type": "string", "description": "base64 of an in-toto Statement v1 with predicateType "
+                                                             + wire.PREDICATE_TYPE},
+                "signatures": {"type": "array", "items": {"type": "object", "required": ["keyid", "sig"],
+                                                          "properties": {"keyid": {"type": "string"},
+                                                                         "sig": {"type": "string"}}}},
+            },
+        }}},
+    }
+}
+
+
+def create_app(settings: Settings) -> FastAPI:
+    engine = make_engine(settings.db_url, pool_size=settings.pool_size, max_overflow=settings.max_overflow)
+    store = Store(engine, settings.limits)
+    head = head_revision()
+    max_body = settings.limits.max_body_bytes
+
+    app = FastAPI(title="auditagent collector", version=__version__,
+                  description="Receives signed readiness reports (in-toto Statement v1 in a DSSE envelope, Ed25519) "
+                              "from enrolled devices, and serves each unit's signed policy.")
+    app.state.store = store
+    app.state.settings = settings
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errs = exc.errors()
+        first = errs[0] if errs else {}
+        where = ".".join(str(x) for x in first.get("loc", ()) if x != "body") or "body"
+        code = "malformed_json" if first.get("type") == "json_invalid" else "schema_violation"
+        status = 400 if code == "malformed_json" else 422
+        return JSONResponse({"error": {"code": code, "message": f"{where}: {first.get('msg', 'invalid')}"}},
+                            status_code=status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse({"error": {"code": code, "message": str(exc.detail)}}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    @app.get("/healthz", tags=["ops"], responses=_errors(503))
+    def healthz() -> JSONResponse:
+        """200 once the database is reachable and migrated to the code's schema."""
+        if store.ready(head):
+            return JSONResponse({"status": "ok", "schema": head})
+        return JSONResponse({"error": {"code": "not_ready", "message": "database unreachable or not migrated"}},
+                            status_code=503)
+
+    @app.post("/v1/enroll", status_code=201, response_model=EnrollResponse, tags=["devices"],
+              responses=_errors(400, 401, 403, 404, 409, 422))
+    def enroll(req: EnrollRequest) -> dict[str, Any]:
+        """Register a device's Ed25519 public key with an enrolment token. With ``device_id``
+        (re-enrolment) the device keeps its id and the old key stops being accepted."""
+        return store.enroll(token=req.token, public_key_pem=req.public_key, device=req.device.model_dump(),
+                            device_id=req.device_id)
+
+    @app.post("/v1/reports", status_code=201, tags=["reports"], openapi_extra=REPORT_BODY_DOC,
+              responses={201: {"model": ReportAccepted, "description": "stored"},
+                         200: {"model": ReportAccepted, "description": "already stored (idempotent resend)"},
+                         **_errors(400, 403, 409, 413, 422)})
+    async def post_report(request: Request) -> JSONResponse:
+        """Verify a report envelope against the device's enrolled key and store it
+        (append-only, verbatim) with the device's latest state, in one transaction."""
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            try:
+                if int(declared) > max_body:
+                    raise ApiError(413, "payload_too_large", f"body of {declared} bytes exceeds the limit of "
+                                                             f"{max_body} bytes")
+            except ValueError:
+                raise ApiError(400, "malformed_request", "Content-Length is not a number") from None
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_body:
+                raise ApiError(413, "payload_too_large", f"body exceeds the limit of {max_body} bytes")
+            chunks.append(chunk)
+        body = b"".join(chunks)
+        status, result = await run_in_threadpool(store.ingest, body)
+        return JSONResponse(result, status_code=status)
+
+    @app.get("/v1/devices/{device_id}/policy", tags=["devices"], responses=_errors(403, 404))
+    def device_policy(device_id: str, request: Request) -> Response:
+        """The current signed policy (DSSE envelope) of the device's unit, inherited from the
+        nearest ancestor unit that has one. ETag is the sha256 of the policy YAML."""
+        pol = store.policy_for_device(device_id)
+        etag = f'"{pol["sha256"]}"'
+        headers = {"ETag": etag, "Cache-Control": "no-cache"}
+        inm = request.headers.get("if-none-match")
+        if inm:
+            tags = {t.strip().removeprefix("W/") for t in inm.split(",")}
+            if etag in tags or "*" in tags:
+                return Response(status_code=304, headers=headers)
+        return Response(pol["envelope"], media_type="application/json", headers=headers)
+
+    return app

@@ -1,0 +1,262 @@
+"""``auditagent-collector``: run and administer the collector.
+
+    auditagent-collector serve [--db URL] [--host H] [--port P] [--tls-cert F --tls-key F]
+    auditagent-collector db upgrade
+    auditagent-collector unit add "Socialförvaltningen/IFO/Ekonomiskt bistånd"
+    auditagent-collector unit list
+    auditagent-collector token create --unit PATH [--expires-in 7d] [--uses 1]   (token on the LAST line)
+    auditagent-collector token list | token revoke ID
+    auditagent-collector device list [--unit PATH] [--json] | device revoke ID
+    auditagent-collector policy set --unit PATH FILE.signed.json [--public-key ORG.pub.pem]
+
+The database URL comes from --db, else $AUDITAGENT_COLLECTOR_DB, else
+sqlite:///./auditagent-collector.db. Exit codes: 0 ok, 1 refused, 2 usage or error.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from server.db import DB_ENV, DEFAULT_DB_URL, make_engine, resolve_db_url
+from server.store import ApiError, Limits, Store, parse_duration
+
+
+def _store(args: argparse.Namespace) -> Store:
+    return Store(make_engine(resolve_db_url(args.db), pool_size=2, max_overflow=2))
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, dt.datetime):
+        return value.replace(microsecond=0).isoformat()
+    return str(value)
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    if not rows:
+        print("(none)")
+        return
+    cells = [[_fmt(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths)).rstrip())
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from server import migrate
+    from server.app import Settings, create_app
+    from server.logs import configure_logging
+
+    configure_logging(args.log_level)
+    url = resolve_db_url(args.db)
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise SystemExit("auditagent-collector: --tls-cert and --tls-key go together")
+    engine = make_engine(url, pool_size=1, max_overflow=0)
+    migrate.upgrade(engine)
+    engine.dispose()
+    limits = Limits(max_body_bytes=args.max_body_bytes, max_future_skew=parse_duration(args.max_future_skew),
+                    max_age=parse_duration(args.max_age))
+    app = create_app(Settings(db_url=url, limits=limits, pool_size=args.pool_size, max_overflow=args.pool_overflow))
+    uvicorn.run(app, host=args.host, port=args.port, ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key,
+                access_log=False, log_level=args.log_level, server_header=False, workers=1,
+                timeout_graceful_shutdown=5)
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from server import migrate
+
+    rev = migrate.upgrade(make_engine(resolve_db_url(args.db), pool_size=1, max_overflow=0))
+    print(f"database at revision {rev}")
+    return 0
+
+
+def cmd_unit_add(args: argparse.Namespace) -> int:
+    unit = _store(args).add_unit(args.path)
+    print(unit["path"])
+    return 0
+
+
+def cmd_unit_list(args: argparse.Namespace) -> int:
+    rows = _store(args).list_units()
+    if args.json:
+        print(json.dumps(rows, default=_json_default, ensure_ascii=False, indent=1))
+    else:
+        _table(rows, ["path", "devices", "created_at"])
+    return 0
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    token, row = _store(args).create_token(args.unit, expires_in=parse_duration(args.expires_in), uses=args.uses,
+                                           note=args.note)
+    print(f"# enrolment token for unit {row['unit']}: {row['max_uses']} use(s), expires "
+          f"{row['expires_at'].replace(microsecond=0).isoformat()}; shown once, stored only as a hash",
+          file=sys.stderr)
+    print(token)
+    return 0
+
+
+def cmd_token_list(args: argparse.Namespace) -> int:
+    _table(_store(args).list_tokens(), ["id", "unit", "uses", "max_uses", "expires_at", "revoked_at", "note"])
+    return 0
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    if _store(args).revoke_token(args.id):
+        print(f"token {args.id} revoked")
+        return 0
+    print(f"token {args.id}: not found or already revoked", file=sys.stderr)
+    return 1
+
+
+def cmd_device_list(args: argparse.Namespace) -> int:
+    rows = _store(args).list_devices(args.unit, include_revoked=not args.active)
+    if args.json:
+        print(json.dumps(rows, default=_json_default, ensure_ascii=False, indent=1))
+    else:
+        for r in rows:
+            r["keyid"] = (r.pop("current_keyid") or "")[:16]
+            r["state"] = "revoked" if r["revoked_at"] else "active"
+        _table(rows, ["id", "unit", "hostname", "platform", "state", "keyid", "last_sequence", "verdict",
+                      "last_report_at"])
+    return 0
+
+
+def cmd_device_revoke(args: argparse.Namespace) -> int:
+    if _store(args).revoke_device(args.id, args.reason):
+        print(f"device {args.id} revoked; its reports are refused from now on")
+        return 0
+    print(f"device {args.id}: already revoked", file=sys.stderr)
+    return 1
+
+
+def cmd_policy_set(args: argparse.Namespace) -> int:
+    from auditagent import report as wire
+
+    try:
+        envelope = json.loads(Path(args.file).read_bytes())
+    except (OSError, ValueError) as exc:
+        print(f"auditagent-collector: {args.file}: cannot read a signed policy (JSON DSSE envelope): {exc}",
+              file=sys.stderr)
+        return 2
+    if args.public_key:
+        try:
+            wire.verify_policy(envelope, wire.load_public_key_pem(Path(args.public_key).read_bytes()))
+        except wire.ReportError as exc:
+            print(f"auditagent-collector: {args.file}: does not verify with {args.public_key}: {exc.message}",
+                  file=sys.stderr)
+            return 1
+    info = _store(args).set_policy(args.unit, envelope)
+    print(f"policy {info['policy_id'] or '?'} {info['policy_version'] or '?'} set for unit {info['unit']} "
+          f"(sha256 {info['sha256']})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="auditagent-collector",
+                                     description="Collector for auditagent readiness reports.")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", default=None,
+                        help=f"database URL (default: ${DB_ENV} or {DEFAULT_DB_URL}); "
+                             "PostgreSQL: postgresql+psycopg://user:pw@host/db")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("serve", parents=[common], help="run the HTTP(S) collector (migrates the database first)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8443)
+    p.add_argument("--tls-cert", default=None, help="PEM certificate (chain) for HTTPS")
+    p.add_argument("--tls-key", default=None, help="PEM private key for HTTPS")
+    p.add_argument("--max-body-bytes", type=int, default=Limits.max_body_bytes,
+                   help="largest report body accepted (default 262144 = 256 KiB)")
+    p.add_argument("--max-future-skew", default="10m", help="how far ahead a report's generated_at may be (10m)")
+    p.add_argument("--max-age", default="7d", help="how old a report's generated_at may be (7d)")
+    p.add_argument("--pool-size", type=int, default=10, help="database connections kept open")
+    p.add_argument("--pool-overflow", type=int, default=30, help="extra connections under load")
+    p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(func=cmd_serve)
+
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", metavar="ACTION")
+    db.required = True
+    p = db.add_parser("upgrade", parents=[common], help="apply the migrations (Alembic) up to the newest")
+    p.set_defaults(func=cmd_db_upgrade)
+
+    unit = sub.add_parser("unit", help="organisational units (a tree: A/B/C)").add_subparsers(dest="unit_command",
+                                                                                            metavar="ACTION")
+    unit.required = True
+    p = unit.add_parser("add", parents=[common], help="create a unit and any missing parents")
+    p.add_argument("path", help='e.g. "Socialförvaltningen/IFO/Ekonomiskt bistånd"')
+    p.set_defaults(func=cmd_unit_add)
+    p = unit.add_parser("list", parents=[common], help="list units")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_unit_list)
+
+    tok = sub.add_parser("token", help="enrolment tokens").add_subparsers(dest="token_command", metavar="ACTION")
+    tok.required = True
+    p = tok.add_parser("create", parents=[common], help="create a token (printed once, on the last line)")
+    p.add_argument("--unit", required=True)
+    p.add_argument("--expires-in", default="7d", help="e.g. 30m, 12h, 7d, 2w (default 7d)")
+    p.add_argument("--uses", type=int, default=1, help="how many enrolments it allows (default 1)")
+    p.add_argument("--note", default=None)
+    p.set_defaults(func=cmd_token_create)
+    p = tok.add_parser("list", parents=[common], help="list tokens (never their values)")
+    p.set_defaults(func=cmd_token_list)
+    p = tok.add_parser("revoke", parents=[common], help="revoke a token by id")
+    p.add_argument("id", type=int)
+    p.set_defaults(func=cmd_token_revoke)
+
+    dev = sub.add_parser("device", help="enrolled devices").add_subparsers(dest="device_command", metavar="ACTION")
+    dev.required = True
+    p = dev.add_parser("list", parents=[common], help="list devices (of a unit and its sub-units)")
+    p.add_argument("--unit", default=None)
+    p.add_argument("--active", action="store_true", help="leave out revoked devices")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_device_list)
+    p = dev.add_parser("revoke", parents=[common], help="revoke a device: its key stops being accepted")
+    p.add_argument("id")
+    p.add_argument("--reason", default=None)
+    p.set_defaults(func=cmd_device_revoke)
+
+    pol = sub.add_parser("policy", help="signed policies per unit").add_subparsers(dest="policy_command",
+                                                                                 metavar="ACTION")
+    pol.required = True
+    p = pol.add_parser("set", parents=[common], help="store a signed policy (from `auditagent policy sign`) for a unit")
+    p.add_argument("--unit", required=True)
+    p.add_argument("file", help="FILE.signed.json (a DSSE envelope)")
+    p.add_argument("--public-key", default=None, help="organisation's policy public key (PEM) to check it first")
+    p.set_defaults(func=cmd_policy_set)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ApiError as exc:
+        print(f"auditagent-collector: {exc.message}", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"auditagent-collector: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

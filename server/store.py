@@ -1,0 +1,546 @@
+"""The collector's operations on storage: units, enrolment tokens, devices and their
+keys, signed policies per unit, and report ingest.
+
+Ingest is one transaction per report. The sequence rule is enforced by the database:
+a conditional ``UPDATE device_state … WHERE last_sequence < :seq`` (which also
+re-checks that the device is not revoked and the signing key is still current) takes
+the device's row lock, and ``UNIQUE(device_id, sequence)`` / ``UNIQUE(report_id)`` on
+the append-only ``reports`` table back it up. Two collector processes on one
+PostgreSQL therefore cannot store a report twice or store an older sequence after a
+newer one; Python never decides by reading first and writing after.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+import secrets
+import unicodedata
+import uuid
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import structlog
+from cryptography.exceptions import InvalidSignature
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from auditagent import report as wire
+from server.db import (device_keys, device_state, devices, enrolment_tokens, now, reports, unit_policies, units,
+                       utc)
+
+log = structlog.get_logger("auditagent.collector")
+
+TOKEN_PREFIX = "aaenr_"
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_body_bytes: int = 256 * 1024
+    max_future_skew: dt.timedelta = dt.timedelta(minutes=10)
+    max_age: dt.timedelta = dt.timedelta(days=7)
+
+
+class ApiError(Exception):
+    """An error answered as ``{"error": {"code", "message", ...extra}}`` with ``status``."""
+
+    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+        super().__init__(f"{code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message, **self.extra}}
+
+
+# Wire-module error codes → HTTP status on POST /v1/reports.
+REPORT_ERROR_STATUS = {
+    "malformed_json": 400,
+    "malformed_envelope": 400,
+    "bad_payload_type": 422,
+    "schema_violation": 422,
+    "unknown_keyid": 403,
+    "bad_signature": 403,
+}
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.strip().encode("utf-8")).hexdigest()
+
+
+def normalise_unit_path(path: str) -> list[str]:
+    """'Socialförvaltningen / IFO / Ekonomiskt bistånd' → ['Socialförvaltningen', 'IFO', 'Ekonomiskt bistånd']."""
+    parts = [unicodedata.normalize("NFC", p.strip()) for p in str(path).split("/")]
+    if not parts or any(not p for p in parts):
+        raise ApiError(400, "bad_unit_path", f"unit path {path!r}: names separated by '/', none empty")
+    if any(len(p) > 200 for p in parts):
+        raise ApiError(400, "bad_unit_path", f"unit path {path!r}: a name is longer than 200 characters")
+    return parts
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    """'7d', '12h', '30m', '90s', '2w' → timedelta."""
+    m = re.fullmatch(r"\s*(\d+)\s*([smhdw])\s*", str(text))
+    if not m:
+        raise ValueError(f"duration {text!r}: use a number and a unit, e.g. 30m, 12h, 7d, 2w")
+    n, unit = int(m.group(1)), m.group(2)
+    return dt.timedelta(**{{"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[unit]: n})
+
+
+class _SodiumVerifier:
+    """Ed25519 verification through libsodium (PyNaCl), duck-typed like cryptography's
+    public key for :func:`auditagent.report.verify_decoded`: about twice as fast here,
+    and cffi releases the GIL, so request threads verify in parallel."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+
+    def verify(self, signature: bytes, message: bytes) -> None:
+        if len(signature) != 64:
+            raise InvalidSignature()
+        try:
+            _sodium_open(signature + message, self.raw)
+        except _SodiumBadSignature:
+            raise InvalidSignature() from None
+
+
+try:  # optional: the server extra installs PyNaCl; without it, cryptography verifies
+    from nacl.bindings import crypto_sign_open as _sodium_open
+    from nacl.exceptions import BadSignatureError as _SodiumBadSignature
+except ImportError:  # pragma: no cover
+    _sodium_open = None
+
+
+@lru_cache(maxsize=65536)
+def _public_key(raw: bytes) -> Any:
+    if _sodium_open is not None:
+        return _SodiumVerifier(raw)
+    return wire.public_key_from_raw(raw)
+
+
+def _device_os(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True, ensure_ascii=False)[:500]
+    return str(value)[:500]
+
+
+@dataclass
+class Store:
+    engine: Engine
+    limits: Limits = field(default_factory=Limits)
+    _keys: dict[str, tuple[str, bytes]] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        # Ingest on PostgreSQL runs single statements in autocommit mode (shares the pool).
+        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    # ------------------------------------------------------------------ health
+
+    def ready(self, head: str) -> bool:
+        from server.migrate import current_revision
+
+        try:
+            return current_revision(self.engine) == head
+        except Exception:  # noqa: BLE001 - not reachable → not ready
+            return False
+
+    # ------------------------------------------------------------------ units
+
+    def add_unit(self, path: str) -> dict[str, Any]:
+        """Create the unit and any missing ancestors; returns the (leaf) unit."""
+        parts = normalise_unit_path(path)
+        with self.engine.begin() as conn:
+            parent_id = None
+            row = None
+            for depth in range(1, len(parts) + 1):
+                p = "/".join(parts[:depth])
+                row = conn.execute(select(units).where(units.c.path == p)).mappings().first()
+                if row is None:
+                    conn.execute(insert(units).values(parent_id=parent_id, name=parts[depth - 1], path=p,
+                                                      depth=depth, created_at=now()))
+                    row = conn.execute(select(units).where(units.c.path == p)).mappings().first()
+                parent_id = row["id"]
+            return dict(row)  # type: ignore[arg-type]
+
+    def get_unit(self, path: str, conn: Any = None) -> dict[str, Any]:
+        p = "/".join(normalise_unit_path(path))
+        if conn is None:
+            with self.engine.connect() as c:
+                row = c.execute(select(units).where(units.c.path == p)).mappings().first()
+        else:
+            row = conn.execute(select(units).where(units.c.path == p)).mappings().first()
+        if row is None:
+            raise ApiError(404, "unknown_unit", f"unit {p!r} does not exist; create it with `unit add`")
+        return dict(row)
+
+    def list_units(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            dev_count = (select(devices.c.unit_id, func.count().label("n"))
+                         .where(devices.c.revoked_at.is_(None)).group_by(devices.c.unit_id).subquery())
+            rows = conn.execute(select(units, func.coalesce(dev_count.c.n, 0).label("devices"))
+                                .outerjoin(dev_count, dev_count.c.unit_id == units.c.id)
+                                .order_by(units.c.path)).mappings().all()
+            return [dict(r) for r in rows]
+
+    # ------------------------------------------------------------------ tokens
+
+    def create_token(self, unit_path: str, *, expires_in: dt.timedelta = dt.timedelta(days=7), uses: int = 1,
+                     note: str | None = None) -> tuple[str, dict[str, Any]]:
+        """A new enrolment token for a unit: returns (token, row). Only its sha256 is stored."""
+        if uses < 1:
+            raise ApiError(400, "bad_uses", "a token must allow at least one use")
+        if expires_in.total_seconds() <= 0:
+            raise ApiError(400, "bad_expiry", "a token must expire in the future")
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        with self.engine.begin() as conn:
+            unit = self.get_unit(unit_path, conn)
+            created = now()
+            values = dict(unit_id=unit["id"], token_sha256=hash_token(token), created_at=created,
+                          expires_at=created + expires_in, max_uses=uses, uses=0, note=note)
+            conn.execute(insert(enrolment_tokens).values(**values))
+        return token, {**values, "unit": unit["path"]}
+
+    def list_tokens(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(enrolment_tokens.c.id, units.c.path.label("unit"), enrolment_tokens.c.created_at,
+                                       enrolment_tokens.c.expires_at, enrolment_tokens.c.uses,
+                                       enrolment_tokens.c.max_uses, enrolment_tokens.c.revoked_at,
+                                       enrolment_tokens.c.note)
+                                .join(units, units.c.id == enrolment_tokens.c.unit_id)
+                                .order_by(enrolment_tokens.c.id)).mappings().all()
+            return [dict(r) for r in rows]
+
+    def revoke_token(self, token_id: int) -> bool:
+        with self.engine.begin() as conn:
+            res = conn.execute(update(enrolment_tokens).where(enrolment_tokens.c.id == token_id,
+                                                              enrolment_tokens.c.revoked_at.is_(None))
+                               .values(revoked_at=now()))
+            return res.rowcount == 1
+
+    # ------------------------------------------------------------------ enrolment
+
+    def enroll(self, *, token: str, public_key_pem: str, device: dict[str, Any],
+               device_id: str | None = None) -> dict[str, Any]:
+        try:
+            pub = wire.load_public_key_pem(public_key_pem)
+        except wire.ReportError as exc:
+            raise ApiError(422, "bad_public_key", exc.message) from None
+        kid = wire.keyid(pub)
+        raw = wire.raw_public_bytes(pub)
+        pem = wire.public_key_pem(pub)
+        hostname = str(device.get("hostname") or "").strip()
+        if not hostname:
+            raise ApiError(422, "schema_violation", "device.hostname: missing or empty")
+        t = now()
+        with self.engine.begin() as conn:
+            tok = conn.execute(select(enrolment_tokens).where(enrolment_tokens.c.token_sha256 == hash_token(token))
+                               ).mappings().first()
+            if tok is None or tok["revoked_at"] is not None:
+                raise ApiError(401, "invalid_token", "the enrolment token is not valid; ask IT for a new one")
+            if utc(tok["expires_at"]) <= t:  # type: ignore[operator]
+                raise ApiError(401, "expired_token", "the enrolment token has expired; ask IT for a new one")
+            # Use-limit decided by the database: the conditional UPDATE wins or loses atomically.
+            used = conn.execute(update(enrolment_tokens)
+                                .where(enrolment_tokens.c.id == tok["id"],
+                                       enrolment_tokens.c.uses < enrolment_tokens.c.max_uses)
+                                .values(uses=enrolment_tokens.c.uses + 1))
+            if used.rowcount != 1:
+                raise ApiError(401, "token_exhausted", "the enrolment token has been used up; ask IT for a new one")
+            unit_path = conn.execute(select(units.c.path).where(units.c.id == tok["unit_id"])).scalar_one()
+            identity = dict(hostname=hostname[:255], serial=(str(device["serial"])[:255] if device.get("serial") else None),
+                            os=_device_os(device.get("os")),
+                            platform=(str(device["platform"])[:32] if device.get("platform") else None),
+                            agent_version=(str(device["agent_version"])[:64] if device.get("agent_version") else None))
+            if device_id:
+                dev = conn.execute(select(devices).where(devices.c.id == device_id)).mappings().first()
+                if dev is None:
+                    raise ApiError(404, "unknown_device", f"device {device_id}: not enrolled here; enrol without "
+                                                          "device_id to register it anew")
+                if dev["revoked_at"] is not None:
+                    raise ApiError(403, "revoked_device", f"device {device_id}: revoked; IT must enrol it as a new device")
+                if dev["unit_id"] != tok["unit_id"]:
+                    raise ApiError(403, "unit_mismatch", f"device {device_id}: belongs to another unit than this token")
+                if dev["current_keyid"] != kid:
+                    old = conn.execute(select(device_keys.c.id).where(device_keys.c.device_id == device_id,
+                                                                      device_keys.c.keyid == kid)).first()
+                    if old is not None:
+                        raise ApiError(409, "key_reused", f"device {device_id}: this key was retired; make a new one")
+                    conn.execute(update(device_keys).where(device_keys.c.device_id == device_id,
+                                                           device_keys.c.retired_at.is_(None)).values(retired_at=t))
+                    conn.execute(insert(device_keys).values(device_id=device_id, keyid=kid, public_key_pem=pem,
+                                                            created_at=t))
+                conn.execute(update(devices).where(devices.c.id == device_id)
+                             .values(current_keyid=kid, public_key=raw, enrolled_at=t, **identity))
+                last = conn.execute(select(device_state.c.last_sequence)
+                                    .where(device_state.c.device_id == device_id)).scalar_one()
+                event = "device.rekeyed"
+            else:
+                device_id = str(uuid.uuid4())
+                conn.execute(insert(devices).values(id=device_id, unit_id=tok["unit_id"], current_keyid=kid,
+                                                    public_key=raw, enrolled_at=t, **identity))
+                conn.execute(insert(device_keys).values(device_id=device_id, keyid=kid, public_key_pem=pem,
+                                                        created_at=t))
+                conn.execute(insert(device_state).values(device_id=device_id, last_sequence=0))
+                last = 0
+                event = "device.enrolled"
+        log.info(event, device_id=device_id, unit=unit_path, keyid=kid[:16])
+        return {"device_id": device_id, "unit": unit_path, "keyid": kid,
+                "policy_url": f"/v1/devices/{device_id}/policy", "next_sequence": int(last) + 1}
+
+    # ------------------------------------------------------------------ devices
+
+    def list_devices(self, unit_path: str | None = None, *, include_revoked: bool = True) -> list[dict[str, Any]]:
+        q = (select(devices.c.id, units.c.path.label("unit"), devices.c.hostname, devices.c.serial, devices.c.os,
+                    devices.c.platform, devices.c.agent_version, devices.c.current_keyid, devices.c.enrolled_at,
+                    devices.c.revoked_at, device_state.c.last_sequence, device_state.c.verdict,
+                    device_state.c.received_at.label("last_report_at"))
+             .join(units, units.c.id == devices.c.unit_id)
+             .outerjoin(device_state, device_state.c.device_id == devices.c.id)
+             .order_by(units.c.path, devices.c.hostname, devices.c.id))
+        if unit_path:
+            p = "/".join(normalise_unit_path(unit_path))
+            q = q.where((units.c.path == p) | units.c.path.startswith(p + "/"))
+        if not include_revoked:
+            q = q.where(devices.c.revoked_at.is_(None))
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(q).mappings().all()]
+
+    def revoke_device(self, device_id: str, reason: str | None = None) -> bool:
+        with self.engine.begin() as conn:
+            res = conn.execute(update(devices).where(devices.c.id == device_id, devices.c.revoked_at.is_(None))
+                               .values(revoked_at=now(), revoked_reason=reason))
+            if res.rowcount != 1:
+                found = conn.execute(select(devices.c.id).where(devices.c.id == device_id)).first()
+                if found is None:
+                    raise ApiError(404, "unknown_device", f"device {device_id}: not enrolled here")
+                return False
+            conn.execute(update(device_keys).where(device_keys.c.device_id == device_id,
+                                                   device_keys.c.retired_at.is_(None)).values(retired_at=now()))
+        log.info("device.revoked", device_id=device_id)
+        return True
+
+    # ------------------------------------------------------------------ policies
+
+    def set_policy(self, unit_path: str, envelope: dict[str, Any]) -> dict[str, Any]:
+        """Store a signed policy envelope for a unit (the collector never holds the signing key)."""
+        try:
+            payload, _ = wire.decode_policy_envelope(envelope)
+        except wire.ReportError as exc:
+            raise ApiError(422, exc.code, exc.message) from None
+        policy_id = policy_version = None
+        try:
+            import yaml
+
+            doc = yaml.safe_load(payload)
+            if isinstance(doc, dict):
+                policy_id = str(doc["id"])[:200] if doc.get("id") is not None else None
+                policy_version = str(doc["version"])[:64] if doc.get("version") is not None else None
+        except Exception:  # noqa: BLE001 - the agent validates the policy; we only label it
+            pass
+        sha = hashlib.sha256(payload).hexdigest()
+        with self.engine.begin() as conn:
+            unit = self.get_unit(unit_path, conn)
+            conn.execute(insert(unit_policies).values(unit_id=unit["id"], policy_id=policy_id,
+                                                      policy_version=policy_version, payload_sha256=sha,
+                                                      envelope=json.dumps(envelope, separators=(",", ":")),
+                                                      created_at=now()))
+        log.info("policy.set", unit=unit["path"], policy_id=policy_id, sha256=sha[:16])
+        return {"unit": unit["path"], "policy_id": policy_id, "policy_version": policy_version, "sha256": sha}
+
+    def policy_for_device(self, device_id: str) -> dict[str, Any]:
+        """The signed policy of the device's unit or its nearest ancestor that has one."""
+        with self.engine.connect() as conn:
+            dev = conn.execute(select(devices.c.revoked_at, units.c.path)
+                               .join(units, units.c.id == devices.c.unit_id)
+                               .where(devices.c.id == device_id)).first()
+            if dev is None:
+                raise ApiError(404, "unknown_device", f"device {device_id}: not enrolled here")
+            if dev.revoked_at is not None:
+                raise ApiError(403, "revoked_device", f"device {device_id}: revoked")
+            parts = dev.path.split("/")
+            ancestors = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+            row = conn.execute(select(unit_policies.c.envelope, unit_policies.c.payload_sha256,
+                                      unit_policies.c.policy_id, unit_policies.c.policy_version,
+                                      units.c.path)
+                               .join(units, units.c.id == unit_policies.c.unit_id)
+                               .where(units.c.path.in_(ancestors))
+                               .order_by(units.c.depth.desc(), unit_policies.c.id.desc()).limit(1)).first()
+        if row is None:
+            raise ApiError(404, "no_policy", f"no signed policy is set for unit {dev.path!r} or its parents; "
+                                             "IT sets one with `auditagent-collector policy set`")
+        return {"envelope": row.envelope, "sha256": row.payload_sha256, "policy_id": row.policy_id,
+                "policy_version": row.policy_version, "unit": row.path}
+
+    # ------------------------------------------------------------------ reports
+
+    def ingest(self, body: bytes, *, received_at: dt.datetime | None = None) -> tuple[int, dict[str, Any]]:
+        """Verify and store one report envelope (bytes as received). Returns (status, body);
+        raises ApiError for every refusal, with nothing stored."""
+        try:
+            envelope = wire.parse_envelope(body)
+            decoded = wire.decode_envelope(envelope)
+        except wire.ReportError as exc:
+            raise ApiError(REPORT_ERROR_STATUS.get(exc.code, 400), exc.code, exc.message) from None
+        device_id = decoded.device_id
+        received = received_at or now()
+        payload_sha = hashlib.sha256(decoded.payload).hexdigest()
+        # The device's current key, from a per-process cache or the database. The cache can
+        # be stale (revoked or re-keyed by another process): the conditional UPDATE below
+        # re-checks both in the database, so a stale entry can only cause a refusal.
+        cached = self._keys.get(device_id)
+        if cached is None or cached[0] not in decoded.keyids:
+            cached = self._load_key(device_id)
+        kid, raw_key = cached
+        if kid not in decoded.keyids:
+            raise ApiError(403, "key_mismatch", f"device {device_id}: not signed with the device's current key "
+                                                f"({kid[:16]}…); re-enrol if the key was replaced")
+        # Verified outside any transaction: no lock is held while the CPU works.
+        try:
+            statement = wire.verify_decoded(decoded, _public_key(raw_key), expected_keyid=kid)
+        except wire.ReportError as exc:
+            raise ApiError(REPORT_ERROR_STATUS.get(exc.code, 400), exc.code,
+                           f"device {device_id}: {exc.message}") from None
+        p = statement["predicate"]
+        generated = wire.parse_time(p["generated_at"])
+        assert generated is not None  # validated
+        if generated - received > self.limits.max_future_skew or received - generated > self.limits.max_age:
+            dup = self._duplicate(device_id, statement, payload_sha)
+            if dup is not None:
+                return dup
+            raise ApiError(422, "clock_skew", f"device {device_id}: generated_at {p['generated_at']} is outside the "
+                                              f"allowed window ({self.limits.max_future_skew} ahead, "
+                                              f"{self.limits.max_age} behind the collector's clock "
+                                              f"{received.isoformat()}); fix the device clock",
+                           server_time=received.isoformat())
+        seq = p["sequence"]
+        policy = p["policy"]
+        # One transaction. The conditional UPDATE takes the device's row lock and succeeds only
+        # if this sequence is above the stored one AND the device is still active with this
+        # key: the database decides, so concurrent collectors cannot break the sequence rule.
+        params = dict(device_id=device_id, kid=kid, sequence=seq, report_id=p["report_id"], verdict=p["verdict"],
+                      policy_id=policy["id"], policy_version=policy["version"], policy_sha256=policy["sha256"],
+                      agent_version=p["agent_version"],
+                      facts=json.dumps(p["facts"], ensure_ascii=False, separators=(",", ":")),
+                      results=json.dumps(p["results"], ensure_ascii=False, separators=(",", ":")),
+                      generated_at=generated, received_at=received, payload_sha256=payload_sha,
+                      envelope=body.decode("utf-8"))
+        # Plain SQL on the hot path (see _INGEST_SQL): building SQLAlchemy statements per
+        # request cost more CPU than verifying the signature.
+        try:
+            if self.engine.dialect.name == "postgresql":
+                # One statement, one round trip, its own transaction (autocommit).
+                with self._autocommit.connect() as conn:
+                    if conn.exec_driver_sql(_INGEST_SQL_PG, params).first() is None:
+                        raise _Conflict()
+            else:
+                params["generated_at"] = _sqlite_time(generated)
+                params["received_at"] = _sqlite_time(received)
+                with self.engine.begin() as conn:
+                    if conn.exec_driver_sql(_ADVANCE_SQL_SQLITE, params).rowcount != 1:
+                        raise _Conflict()
+                    conn.exec_driver_sql(_INSERT_SQL_SQLITE, params)
+        except (_Conflict, IntegrityError):
+            self._keys.pop(device_id, None)
+            return self._conflict(device_id, statement, payload_sha)
+        log.debug("report.stored", device_id=device_id, sequence=seq)
+        return 201, {"report_id": p["report_id"], "status": "stored", "sequence": seq}
+
+    def _load_key(self, device_id: str) -> tuple[str, bytes]:
+        with self.engine.connect() as conn:
+            dev = conn.execute(select(devices.c.current_keyid, devices.c.public_key, devices.c.revoked_at)
+                               .where(devices.c.id == device_id)).first()
+        if dev is None:
+            raise ApiError(403, "unknown_device", f"device {device_id}: not enrolled here; enrol it first")
+        if dev.revoked_at is not None:
+            self._keys.pop(device_id, None)
+            raise ApiError(403, "revoked_device", f"device {device_id}: revoked; reports are not accepted")
+        entry = (dev.current_keyid, bytes(dev.public_key))
+        if len(self._keys) >= 100_000:
+            self._keys.clear()
+        self._keys[device_id] = entry
+        return entry
+
+    def _duplicate(self, device_id: str, statement: dict[str, Any], payload_sha: str) -> tuple[int, dict[str, Any]] | None:
+        rid = (statement.get("predicate") or {}).get("report_id")
+        with self.engine.connect() as conn:
+            row = conn.execute(select(reports.c.device_id, reports.c.payload_sha256, reports.c.sequence)
+                               .where(reports.c.report_id == rid)).first()
+        if row is not None and row.device_id == device_id and row.payload_sha256 == payload_sha:
+            return 200, {"report_id": rid, "status": "duplicate", "sequence": row.sequence}
+        if row is not None:
+            raise ApiError(409, "report_id_conflict", f"device {device_id}: report id {rid} is already stored with "
+                                                      "other content; every report needs a fresh id")
+        return None
+
+    def _conflict(self, device_id: str, statement: dict[str, Any], payload_sha: str) -> tuple[int, dict[str, Any]]:
+        dup = self._duplicate(device_id, statement, payload_sha)
+        if dup is not None:
+            return dup
+        with self.engine.connect() as conn:
+            dev = conn.execute(select(devices.c.revoked_at, devices.c.current_keyid, device_state.c.last_sequence)
+                               .outerjoin(device_state, device_state.c.device_id == devices.c.id)
+                               .where(devices.c.id == device_id)).first()
+        if dev is None:
+            raise ApiError(403, "unknown_device", f"device {device_id}: not enrolled here")
+        if dev.revoked_at is not None:
+            raise ApiError(403, "revoked_device", f"device {device_id}: revoked; reports are not accepted")
+        seq = statement["predicate"]["sequence"]
+        last = int(dev.last_sequence or 0)
+        if seq > last:  # the key was rotated while this report was being stored
+            raise ApiError(403, "key_mismatch", f"device {device_id}: the device's key changed; re-sign and resend")
+        raise ApiError(409, "replayed_sequence", f"device {device_id}: sequence {seq} is not above the last stored "
+                                                 f"sequence {last}", last_sequence=last)
+
+
+class _Conflict(Exception):
+    pass
+
+
+def _sqlite_time(t: dt.datetime) -> str:
+    """The text SQLAlchemy's SQLite DateTime stores (naive UTC), so ORM/Core reads agree."""
+    return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+# The sequence rule, decided by the database. The UPDATE takes the device's row lock and
+# advances last_sequence only if this report's sequence is above it AND the device is still
+# active with this key; otherwise it touches no row and nothing is stored. UNIQUE(device_id,
+# sequence) and UNIQUE(report_id) on reports back it up (a violation undoes the UPDATE too).
+_ADVANCE = """UPDATE device_state SET last_sequence = {sequence}, last_report_id = {report_id},
+    verdict = {verdict}, policy_id = {policy_id}, policy_version = {policy_version},
+    policy_sha256 = {policy_sha256}, agent_version = {agent_version}, facts = {facts},
+    results = {results}, generated_at = {generated_at}, received_at = {received_at}
+  WHERE device_id = {device_id} AND last_sequence < {sequence}
+    AND EXISTS (SELECT 1 FROM devices WHERE devices.id = {device_id} AND devices.revoked_at IS NULL
+                AND devices.current_keyid = {kid})"""
+_REPORT_COLUMNS = ("report_id", "device_id", "sequence", "keyid", "generated_at", "received_at", "verdict",
+                   "policy_id", "policy_version", "policy_sha256", "payload_sha256", "envelope")
+_REPORT_VALUES = ("report_id", "device_id", "sequence", "kid", "generated_at", "received_at", "verdict",
+                  "policy_id", "policy_version", "policy_sha256", "payload_sha256", "envelope")
+
+
+def _fmt_sql(template: str, style: str) -> str:
+    names = set(_REPORT_VALUES) | {"facts", "results", "agent_version"}
+    marks = {n: (f"%({n})s" if style == "pyformat" else f":{n}") for n in names}
+    if style == "pyformat":  # PostgreSQL: JSON columns from text
+        marks["facts"], marks["results"] = "%(facts)s::json", "%(results)s::json"
+    return template.format(**marks)
+
+
+# PostgreSQL: UPDATE in a CTE, INSERT … SELECT from its row — one atomic statement.
+_INGEST_SQL_PG = _fmt_sql(
+    "WITH advanced AS (" + _ADVANCE + " RETURNING device_state.device_id) "
+    "INSERT INTO reports (" + ", ".join(_REPORT_COLUMNS) + ") SELECT "
+    + ", ".join("{" + v + "}" for v in _REPORT_VALUES) + " FROM advanced RETURNING reports.id", "pyformat")
+# SQLite (one writer at a time, BEGIN IMMEDIATE): the same two steps in one transaction.
+_ADVANCE_SQL_SQLITE = _fmt_sql(_ADVANCE, "named")
+_INSERT_SQL_SQLITE = _fmt_sql("INSERT INTO reports (" + ", ".join(_REPORT_COLUMNS) + ") VALUES ("
+                              + ", ".join("{" + v + "}" for v in _REPORT_VALUES) + ")", "named")
