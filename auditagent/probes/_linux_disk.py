@@ -193,8 +193,8 @@ def _swaps(ctx: ProbeContext, graph: BlockGraph | None, mounts: list[Mount], vol
 
 
 def _homes(ctx: ProbeContext, mounts: list[Mount], volumes: list[dict], reasons: list[str]) -> list[dict]:
-    """Every person's home folder, so a policy on home data sees each one: encrypted by
-    the volume below it, or by fscrypt on the folder itself."""
+    """Home folders whose protection differs from the volume below them (fscrypt on the
+    folder itself); a home folder that is its own mount is already a volume."""
     listed = {v["mount"] for v in volumes}
     out = []
     for home in ctx.host.home_dirs():
@@ -221,7 +221,10 @@ def _homes(ctx: ProbeContext, mounts: list[Mount], volumes: list[dict], reasons:
                 vol["detail"]["fscrypt"] = detail
             elif enc is None and not base["encrypted"]:
                 vol.update(encrypted=None, method=None, state=None)
-        out.append(vol)
+        # A home folder that shares its volume's state would only repeat that volume's
+        # finding; it is listed on its own when fscrypt (or doubt about it) sets it apart.
+        if (vol["encrypted"], vol["method"]) != (base["encrypted"], base["method"]):
+            out.append(vol)
     return out
 
 
