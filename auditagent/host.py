@@ -180,6 +180,10 @@ class RealHost(_MemoMixin):
         return shutil.which(name, path=os.environ.get("PATH", "") + (os.pathsep + extra if extra else ""))
 
     def processes(self) -> list[ProcessInfo]:
+        # One snapshot per run: several probes (cloud, screen lock) look at the same list.
+        return self.memo("processes", self._processes)
+
+    def _processes(self) -> list[ProcessInfo]:
         import psutil
 
         out = []

@@ -5,6 +5,7 @@ precise 4xx status.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,6 +94,67 @@ REPORT_BODY_DOC = {
 }
 
 
+class BodyLimit:
+    """ASGI middleware: no request body larger than ``max_bytes`` on any route — checked on
+    Content-Length up front, and on the bytes actually received (chunked or lying
+    clients). Answers 413 payload_too_large."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    too_big = int(value) > self.max_bytes
+                except ValueError:
+                    await _send_error(send, 400, "malformed_request", "Content-Length is not a number")
+                    return
+                if too_big:
+                    await _send_error(send, 413, "payload_too_large",
+                                      f"body of {int(value)} bytes exceeds the limit of {self.max_bytes} bytes")
+                    return
+        seen = 0
+        started = False
+
+        async def limited_receive() -> dict[str, Any]:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _TooLarge()
+            return message
+
+        async def tracking_send(message: dict[str, Any]) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _TooLarge:
+            if not started:
+                await _send_error(send, 413, "payload_too_large", f"body exceeds the limit of {self.max_bytes} bytes")
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _send_error(send: Any, status: int, code: str, message: str) -> None:
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
+
+
 def create_app(settings: Settings) -> FastAPI:
     engine = make_engine(settings.db_url, pool_size=settings.pool_size, max_overflow=settings.max_overflow)
     store = Store(engine, settings.limits)
@@ -102,6 +164,7 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="auditagent collector", version=__version__,
                   description="Receives signed readiness reports (in-toto Statement v1 in a DSSE envelope, Ed25519) "
                               "from enrolled devices, and serves each unit's signed policy.")
+    app.add_middleware(BodyLimit, max_bytes=max_body)
     app.state.store = store
     app.state.settings = settings
 

@@ -245,7 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from server.logs import configure_logging
+
     args = build_parser().parse_args(argv)
+    configure_logging("warning")  # JSON on stderr; `serve` sets its own level
     try:
         return int(args.func(args) or 0)
     except ApiError as exc:

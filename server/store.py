@@ -251,7 +251,9 @@ class Store:
             # Use-limit decided by the database: the conditional UPDATE wins or loses atomically.
             used = conn.execute(update(enrolment_tokens)
                                 .where(enrolment_tokens.c.id == tok["id"],
-                                       enrolment_tokens.c.uses < enrolment_tokens.c.max_uses)
+                                       enrolment_tokens.c.uses < enrolment_tokens.c.max_uses,
+                                       enrolment_tokens.c.expires_at > t,
+                                       enrolment_tokens.c.revoked_at.is_(None))
                                 .values(uses=enrolment_tokens.c.uses + 1))
             if used.rowcount != 1:
                 raise ApiError(401, "token_exhausted", "the enrolment token has been used up; ask IT for a new one")

@@ -183,3 +183,17 @@ def test_https_enrol_and_report_with_test_ca(tls_collector, tls_files):
         httpx.get(tls_collector.url + "/healthz", timeout=5)
     with pytest.raises(httpx.HTTPError):
         httpx.get(tls_collector.url.replace("https://", "http://") + "/healthz", timeout=5)
+
+
+def test_oversized_enrolment_body_is_refused(collector):
+    token = collector.token()
+    body = {**enrol_body(token), "padding": "x" * (300 * 1024)}
+    before = collector.count("devices")
+    with collector.client() as c:
+        r = c.post("/v1/enroll", json=body)
+        assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
+        raw = json.dumps(body).encode()
+        r = c.post("/v1/enroll", content=iter([raw[i:i + 8192] for i in range(0, len(raw), 8192)]),
+                   headers={"content-type": "application/json"})
+        assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
+    assert collector.count("devices") == before

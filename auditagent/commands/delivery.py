@@ -324,7 +324,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 state_update["last_run"] = summary.to_dict()
                 if summary.last_delivered:
                     state_update["last_sent"] = {**summary.last_delivered, "at": now_iso()}
-                state_update["last_error"] = summary.last_error
+                # A retry that later succeeded is not worth showing in `status`.
+                state_update["last_error"] = summary.last_error if (summary.stopped or summary.rejected) else None
                 # A collector that has seen higher sequence numbers (state restored from a backup):
                 # jump past them so the next reports are accepted.
                 seen = [int(r["last_sequence"]) for r in summary.rejected

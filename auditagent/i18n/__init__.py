@@ -17,7 +17,7 @@ DEFAULT = "en"
 @functools.cache
 def catalog(lang: str) -> dict[str, str]:
     text = resources.files(__name__).joinpath(f"{lang}.yaml").read_text(encoding="utf-8")
-    return yaml.safe_load(text) or {}
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
 
 
 def detect_language(env: dict[str, str] | None = None) -> str:

@@ -75,14 +75,9 @@ DPKG_CHANGE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) (?:status installed
 
 def parse_dpkg_log_last(text: str) -> dt.datetime | None:
     """Newest package install/upgrade in a dpkg.log (local time, naive)."""
-    last = None
-    for line in text.splitlines():
-        m = DPKG_CHANGE.match(line)
-        if m:
-            stamp = dt.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S")
-            if last is None or stamp > last:
-                last = stamp
-    return last
+    # ISO stamps sort as text, so the newest is found without parsing every line's date.
+    stamps = [m.group(1) for m in map(DPKG_CHANGE.match, text.splitlines()) if m]
+    return dt.datetime.strptime(max(stamps), "%Y-%m-%d %H:%M:%S") if stamps else None
 
 
 def parse_reboot_required_pkgs(text: str) -> list[str]:
