@@ -120,31 +120,40 @@ class BodyLimit:
                     return
         seen = 0
         started = False
+        refused = False
 
         async def limited_receive() -> dict[str, Any]:
-            nonlocal seen
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise _TooLarge()
+                    # Answer now and tell the app the client is gone; whatever it does next is dropped.
+                    refused = True
+                    if not started:
+                        await tracking_send(None)
+                    return {"type": "http.disconnect"}
             return message
 
-        async def tracking_send(message: dict[str, Any]) -> None:
+        async def tracking_send(message: dict[str, Any] | None) -> None:
             nonlocal started
+            if message is None:
+                started = True
+                await _send_error(send, 413, "payload_too_large", f"body exceeds the limit of {self.max_bytes} bytes")
+                return
+            if refused:
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
         try:
             await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await _send_error(send, 413, "payload_too_large", f"body exceeds the limit of {self.max_bytes} bytes")
-
-
-class _TooLarge(Exception):
-    pass
+        except Exception:
+            if not refused:
+                raise
 
 
 async def _send_error(send: Any, status: int, code: str, message: str) -> None:

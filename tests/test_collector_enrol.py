@@ -197,3 +197,39 @@ def test_oversized_enrolment_body_is_refused(collector):
                    headers={"content-type": "application/json"})
         assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
     assert collector.count("devices") == before
+
+
+def test_database_url_from_environment(collector):
+    import os
+    import subprocess
+    import sys
+
+    from collector_fixtures import REPO
+
+    env = {**os.environ, "AUDITAGENT_COLLECTOR_DB": collector.db_url, "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-m", "server.cli", "unit", "add", "From-Env/Unit"], env=env,
+                         capture_output=True, text=True, cwd=collector.workdir, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "From-Env/Unit" in collector.cli("unit", "list").stdout
+
+
+def test_logs_hold_no_secrets_or_facts(collector_db_url, tmp_path):
+    """With debug logging on, a full enrol → report → revoke leaves no token, key material
+    or report facts in the collector's log."""
+    from collector_fixtures import start_collector
+
+    noisy = start_collector(collector_db_url, tmp_path / "noisy", extra_args=("--log-level", "debug"))
+    try:
+        token = noisy.token(uses=1)
+        device = noisy.enroll(token=token)
+        with noisy.client() as c:
+            assert c.post("/v1/reports", json=device.sign(facts={"secret_fact": "casefile-4711"})).status_code == 201
+            assert c.post("/v1/enroll", json=enrol_body(token)).status_code == 401
+        noisy.cli("device", "revoke", device.id)
+    finally:
+        noisy.stop()
+    log = noisy.log_path.read_text()
+    assert "device.enrolled" in log  # it does log, as JSON events
+    for secret in (token, token.split("_", 1)[1], "casefile-4711", "secret_fact", "BEGIN PUBLIC KEY",
+                   wire.public_key_pem(device.key.public_key()).splitlines()[1]):
+        assert secret not in log, f"{secret[:12]}… leaked into the log"

@@ -13,8 +13,7 @@ def parse_dsregcmd(text: str) -> dict[str, dict[str, str]]:
     """→ {section title: {key: value}}, e.g. out["Device State"]["AzureAdJoined"] == "NO"."""
     out: dict[str, dict[str, str]] = {}
     section = "General"
-    lines = text.splitlines()
-    for i, line in enumerate(lines):
+    for line in text.splitlines():
         m = re.match(r"^\|\s*(.+?)\s*\|\s*$", line)
         if m:
             section = m.group(1)

@@ -12,7 +12,7 @@ from typing import Any
 
 from auditagent.probes import ProbeContext
 from auditagent.probes._macos_windows_common import iso_date, pending_oldest_days, section_status
-from auditagent.probes._windows_registry import subkeys, values
+from auditagent.probes._windows_registry import subkeys
 from auditagent.probes._windows_snapshot import snapshot, source_list
 from auditagent.probes._windows_systeminfo import decode_wmic, parse_qfe_installed_on, parse_wmic_qfe
 
@@ -56,7 +56,7 @@ def windows(ctx: ProbeContext) -> dict[str, Any]:
             reasons.append(result.why_not())
     last_update = None
     if hotfixes:
-        last_update, dated = last_installed(hotfixes)
+        last_update, _dated = last_installed(hotfixes)
         if last_update is None:
             reasons.append("hotfixes: no readable InstalledOn date")
     pending = pending_security = oldest = None
