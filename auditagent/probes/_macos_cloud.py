@@ -14,7 +14,8 @@ from typing import Any
 
 from auditagent.probes import ProbeContext
 from auditagent.probes._cloud_configs import account, email_domain, parse_dropbox_info_json, parse_nextcloud_cfg
-from auditagent.probes._macos_windows_common import add_account, add_evidence, new_client, shorten_home
+from auditagent.probes._macos_windows_common import (add_account, add_evidence, new_client, read_client_configs,
+                                                     shorten_home)
 
 APPS = {"OneDrive.app": "onedrive", "Dropbox.app": "dropbox", "Google Drive.app": "google_drive",
         "Box.app": "box", "MEGAsync.app": "megasync", "pCloud Drive.app": "pcloud", "Jottacloud.app": "jottacloud",
@@ -89,25 +90,10 @@ def macos(ctx: ProbeContext) -> dict[str, Any]:
             c = client("icloud")
             c["installed"] = True
             add_evidence(c, "file:~/Library/Mobile Documents/com~apple~CloudDocs")
-        for name, path, parser in (
-                ("dropbox", f"{h}/.dropbox/info.json", parse_dropbox_info_json),
-                ("nextcloud", f"{h}/Library/Preferences/Nextcloud/nextcloud.cfg", parse_nextcloud_cfg),
-                ("owncloud", f"{h}/Library/Preferences/ownCloud/owncloud.cfg", parse_nextcloud_cfg)):
-            try:
-                text = ctx.host.read_text(path)
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                reasons.append(f"{shorten_home(path, homes)}: {exc.__class__.__name__}")
-                continue
-            c = client(name)
-            c["installed"] = True
-            add_evidence(c, f"file:{shorten_home(path, homes)}")
-            try:
-                for acc in parser(text):
-                    add_account(c, acc)
-            except ValueError:
-                reasons.append(f"{shorten_home(path, homes)}: not readable as {name} config")
+        read_client_configs(ctx, clients, (
+            ("dropbox", f"{h}/.dropbox/info.json", parse_dropbox_info_json),
+            ("nextcloud", f"{h}/Library/Preferences/Nextcloud/nextcloud.cfg", parse_nextcloud_cfg),
+            ("owncloud", f"{h}/Library/Preferences/ownCloud/owncloud.cfg", parse_nextcloud_cfg)), homes, reasons)
     try:
         procs = ctx.host.processes()
     except Exception as exc:  # noqa: BLE001

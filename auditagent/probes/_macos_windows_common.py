@@ -6,9 +6,9 @@ updates, home-folder shortening for evidence strings.
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
-from auditagent.probes import Cache
+from auditagent.probes import Cache, ProbeContext
 
 
 def section_status(values: Iterable[Any], reasons: list[str]) -> str:
@@ -75,3 +75,29 @@ def iso_date(value: _dt.datetime | _dt.date | None) -> str | None:
             value = value.replace(tzinfo=_dt.timezone.utc)
         return value.astimezone(_dt.timezone.utc).isoformat(timespec="seconds")
     return _dt.datetime(value.year, value.month, value.day, tzinfo=_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+ConfigParser = Callable[[str], Iterable[dict[str, Any]]]
+
+
+def read_client_configs(ctx: ProbeContext, clients: dict[str, dict[str, Any]],
+                        files: Iterable[tuple[str, str, ConfigParser]], homes: list[str],
+                        reasons: list[str]) -> None:
+    """Sync clients' own config files (Dropbox info.json, Nextcloud/ownCloud .cfg): a file
+    that exists marks the client installed; its accounts are added; an unreadable one is a reason."""
+    for name, path, parser in files:
+        try:
+            text = ctx.host.read_text(path)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            reasons.append(f"{shorten_home(path, homes)}: {exc.__class__.__name__}")
+            continue
+        c = clients.setdefault(name, new_client(name))
+        c["installed"] = True
+        add_evidence(c, f"file:{shorten_home(path, homes)}")
+        try:
+            for acc in parser(text):
+                add_account(c, acc)
+        except ValueError:
+            reasons.append(f"{shorten_home(path, homes)}: not readable as {name} config")

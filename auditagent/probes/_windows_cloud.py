@@ -13,7 +13,8 @@ from typing import Any
 
 from auditagent.probes import ProbeContext
 from auditagent.probes._cloud_configs import account, email_domain, parse_dropbox_info_json, parse_nextcloud_cfg
-from auditagent.probes._macos_windows_common import add_account, add_evidence, new_client, shorten_home
+from auditagent.probes._macos_windows_common import (add_account, add_evidence, new_client, read_client_configs,
+                                                     shorten_home)
 from auditagent.probes._windows_registry import dword, subkeys, user_roots, values
 
 UNINSTALL = "SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Uninstall"
@@ -83,22 +84,7 @@ def _config_files(ctx: ProbeContext, clients: dict[str, dict[str, Any]], reasons
         files = [("dropbox", f"{h}\\AppData\\Local\\Dropbox\\info.json", parse_dropbox_info_json),
                  ("nextcloud", f"{h}\\AppData\\Roaming\\Nextcloud\\nextcloud.cfg", parse_nextcloud_cfg),
                  ("owncloud", f"{h}\\AppData\\Roaming\\ownCloud\\owncloud.cfg", parse_nextcloud_cfg)]
-        for name, path, parser in files:
-            try:
-                text = ctx.host.read_text(path)
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                reasons.append(f"{shorten_home(path, homes)}: {exc.__class__.__name__}")
-                continue
-            c = clients.setdefault(name, new_client(name))
-            c["installed"] = True
-            add_evidence(c, f"file:{shorten_home(path, homes)}")
-            try:
-                for acc in parser(text):
-                    add_account(c, acc)
-            except ValueError:
-                reasons.append(f"{shorten_home(path, homes)}: not readable as {name} config")
+        read_client_configs(ctx, clients, files, homes, reasons)
         drivefs = f"{h}\\AppData\\Local\\Google\\DriveFS"
         if ctx.host.is_dir(drivefs):
             c = clients.setdefault("google_drive", new_client("google_drive"))
