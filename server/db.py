@@ -14,8 +14,8 @@ import datetime as dt
 import os
 from typing import Any
 
-from sqlalchemy import (JSON, BigInteger, Column, DateTime, ForeignKey, Index, Integer, LargeBinary, MetaData, String,
-                        Table, Text, UniqueConstraint, create_engine, event)
+from sqlalchemy import (JSON, BigInteger, Boolean, CheckConstraint, Column, Date, DateTime, ForeignKey, Index, Integer,
+                        LargeBinary, MetaData, String, Table, Text, UniqueConstraint, create_engine, event)
 from sqlalchemy.engine import Engine
 
 DEFAULT_DB_URL = "sqlite:///./auditagent-collector.db"
@@ -31,6 +31,10 @@ units = Table(
     Column("path", String(2000), nullable=False, unique=True),  # materialised: "A/B/C"
     Column("depth", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # Hours after which a device's last report is stale; NULL inherits from the nearest
+    # ancestor that has one, else the collector default (24). `policy set` fills it from
+    # the signed policy's settings.max_report_age_hours.
+    Column("max_report_age_hours", Integer, nullable=True),
 )
 
 enrolment_tokens = Table(
@@ -119,10 +123,95 @@ unit_policies = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
+# ------------------------------------------------------------------ readiness (0002)
+
+ROLES = ("admin", "security_officer", "unit_manager")
+
+users = Table(
+    "users", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(100), nullable=False, unique=True),
+    Column("password_hash", String(300), nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("scope_unit_id", Integer, ForeignKey("units.id"), nullable=True),  # NULL = all units
+    Column("lang", String(8), nullable=False, default="sv"),
+    Column("failed_logins", Integer, nullable=False, default=0),
+    Column("locked_until", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("disabled_at", DateTime(timezone=True), nullable=True),
+    CheckConstraint("role IN ('admin', 'security_officer', 'unit_manager')", name="ck_users_role"),
+    CheckConstraint("role <> 'unit_manager' OR scope_unit_id IS NOT NULL", name="ck_users_manager_scope"),
+    CheckConstraint("role <> 'admin' OR scope_unit_id IS NULL", name="ck_users_admin_scope"),
+)
+
+sessions = Table(
+    "sessions", metadata,
+    Column("token_sha256", String(64), primary_key=True),  # never the token itself
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),  # absolute limit
+    Column("last_seen_at", DateTime(timezone=True), nullable=False),  # idle limit counts from here
+)
+
+exceptions = Table(
+    "exceptions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("check_id", String(200), nullable=False),
+    Column("device_id", String(64), ForeignKey("devices.id"), nullable=True),
+    Column("unit_id", Integer, ForeignKey("units.id"), nullable=True),  # covers the unit's whole subtree
+    Column("justification", Text, nullable=False),
+    Column("granted_by", Integer, ForeignKey("users.id"), nullable=False),
+    Column("granted_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_by", Integer, ForeignKey("users.id"), nullable=True),
+    Column("revoke_reason", Text, nullable=True),
+    CheckConstraint("(device_id IS NULL) <> (unit_id IS NULL)", name="ck_exceptions_target"),
+)
+
+audit_log = Table(
+    "audit_log", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=True),
+    Column("action", String(64), nullable=False),
+    Column("object_type", String(32), nullable=False),
+    Column("object_id", String(64), nullable=True),
+    Column("detail", Text, nullable=True),  # JSON text
+)
+
+# The latest results per device, replaced with device_state in the same transaction.
+device_checks = Table(
+    "device_checks", metadata,
+    Column("device_id", String(64), ForeignKey("devices.id"), primary_key=True),
+    Column("check_id", String(200), primary_key=True),
+    Column("severity", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+)
+
+# One row per device and UTC day it reported (the day's last report wins): the trend.
+device_days = Table(
+    "device_days", metadata,
+    Column("device_id", String(64), ForeignKey("devices.id"), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("ready_strict", Boolean, nullable=False),
+    Column("failing_required", Text, nullable=False, default=""),  # "check-a,check-b"
+)
+
 Index("ix_devices_unit", devices.c.unit_id)
 Index("ix_reports_device_received", reports.c.device_id, reports.c.received_at)
 Index("ix_unit_policies_unit", unit_policies.c.unit_id, unit_policies.c.id)
 Index("ix_enrolment_tokens_unit", enrolment_tokens.c.unit_id)
+Index("ix_device_checks_check_status", device_checks.c.check_id, device_checks.c.status)
+Index("ix_device_state_generated", device_state.c.generated_at)
+Index("ix_device_days_day", device_days.c.day)
+Index("ix_exceptions_check", exceptions.c.check_id, exceptions.c.expires_at)
+Index("ix_exceptions_device", exceptions.c.device_id)
+Index("ix_exceptions_unit", exceptions.c.unit_id)
+Index("ix_sessions_user", sessions.c.user_id)
+Index("ix_audit_log_at", audit_log.c.at)
+Index("ix_audit_log_object", audit_log.c.object_type, audit_log.c.object_id)
 
 
 def now() -> dt.datetime:

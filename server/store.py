@@ -125,6 +125,25 @@ def _public_key(raw: bytes) -> Any:
     return wire.public_key_from_raw(raw)
 
 
+FAILING_STATUSES = ("fail", "unknown")  # a required check with any other status (pass, not_applicable) is met
+
+
+def check_rows(results: list[dict[str, Any]]) -> tuple[list[dict[str, str]], list[str]]:
+    """A report's results as device_checks rows (one per check id, the last one wins;
+    a result without a severity counts as required, failing closed) and the sorted ids
+    of the required checks that are not met."""
+    by_id: dict[str, dict[str, str]] = {}
+    for r in results:
+        if not isinstance(r, dict) or not isinstance(r.get("check_id"), str):
+            continue
+        cid = r["check_id"][:200]
+        sev = r.get("severity") if r.get("severity") in ("required", "recommended") else "required"
+        by_id[cid] = {"check_id": cid, "severity": sev, "status": str(r.get("status"))[:16]}
+    rows = list(by_id.values())
+    failing = sorted(r["check_id"] for r in rows if r["severity"] == "required" and r["status"] in FAILING_STATUSES)
+    return rows, failing
+
+
 def _device_os(value: Any) -> str | None:
     if value is None:
         return None
@@ -435,6 +454,12 @@ class Store:
                       results=json.dumps(p["results"], ensure_ascii=False, separators=(",", ":")),
                       generated_at=generated, received_at=received, payload_sha256=payload_sha,
                       envelope=body.decode("utf-8"))
+        # The latest results as rows (device_checks) and the report's UTC day (device_days),
+        # written in the same transaction, only if device_state actually advanced.
+        check_list, failing = check_rows(p["results"])
+        params.update(checks=json.dumps(check_list, separators=(",", ":")),
+                      day=generated.astimezone(dt.timezone.utc).date(), ready_strict=not failing,
+                      failing_required=",".join(failing))
         # Plain SQL on the hot path (see _INGEST_SQL): building SQLAlchemy statements per
         # request cost more CPU than verifying the signature.
         try:
@@ -446,10 +471,18 @@ class Store:
             else:
                 params["generated_at"] = _sqlite_time(generated)
                 params["received_at"] = _sqlite_time(received)
+                params["day"] = params["day"].isoformat()
+                params["ready_strict"] = 1 if params["ready_strict"] else 0
                 with self.engine.begin() as conn:
                     if conn.exec_driver_sql(_ADVANCE_SQL_SQLITE, params).rowcount != 1:
                         raise _Conflict()
                     conn.exec_driver_sql(_INSERT_SQL_SQLITE, params)
+                    conn.exec_driver_sql(_DELETE_CHECKS_SQLITE, {"device_id": device_id})
+                    if check_list:
+                        conn.exec_driver_sql(_INSERT_CHECK_SQLITE,
+                                             [(device_id, c["check_id"], c["severity"], c["status"])
+                                              for c in check_list])
+                    conn.exec_driver_sql(_UPSERT_DAY_SQLITE, params)
         except (_Conflict, IntegrityError):
             self._keys.pop(device_id, None)
             return self._conflict(device_id, statement, payload_sha)
@@ -537,12 +570,34 @@ def _fmt_sql(template: str, style: str) -> str:
     return template.format(**marks)
 
 
-# PostgreSQL: UPDATE in a CTE, INSERT … SELECT from its row — one atomic statement.
+# PostgreSQL: UPDATE in a CTE, INSERT … SELECT from its row — one atomic statement. The
+# latest results (device_checks) and the day row (device_days) ride in the same statement,
+# each guarded by the `advanced` row: nothing changes unless device_state advanced. The
+# checks are upserted and the ones no longer reported deleted (disjoint rows, so the two
+# data-modifying CTEs never touch the same row).
 _INGEST_SQL_PG = _fmt_sql(
-    "WITH advanced AS (" + _ADVANCE + " RETURNING device_state.device_id) "
-    "INSERT INTO reports (" + ", ".join(_REPORT_COLUMNS) + ") SELECT "
-    + ", ".join("{" + v + "}" for v in _REPORT_VALUES) + " FROM advanced RETURNING reports.id", "pyformat")
+    "WITH advanced AS (" + _ADVANCE + " RETURNING device_state.device_id), "
+    "stored AS (INSERT INTO reports (" + ", ".join(_REPORT_COLUMNS) + ") SELECT "
+    + ", ".join("{" + v + "}" for v in _REPORT_VALUES) + " FROM advanced RETURNING reports.id), "
+    "new_checks AS (SELECT x.check_id, x.severity, x.status FROM json_to_recordset(%(checks)s::json) "
+    "AS x(check_id text, severity text, status text)), "
+    "gone AS (DELETE FROM device_checks WHERE device_checks.device_id = %(device_id)s "
+    "AND EXISTS (SELECT 1 FROM advanced) AND device_checks.check_id NOT IN (SELECT check_id FROM new_checks)), "
+    "upserted AS (INSERT INTO device_checks (device_id, check_id, severity, status) "
+    "SELECT advanced.device_id, n.check_id, n.severity, n.status FROM advanced CROSS JOIN new_checks n "
+    "ON CONFLICT (device_id, check_id) DO UPDATE SET severity = EXCLUDED.severity, status = EXCLUDED.status), "
+    "day_row AS (INSERT INTO device_days (device_id, day, ready_strict, failing_required) "
+    "SELECT advanced.device_id, %(day)s, %(ready_strict)s, %(failing_required)s FROM advanced "
+    "ON CONFLICT (device_id, day) DO UPDATE SET ready_strict = EXCLUDED.ready_strict, "
+    "failing_required = EXCLUDED.failing_required) "
+    "SELECT id FROM stored", "pyformat")
 # SQLite (one writer at a time, BEGIN IMMEDIATE): the same two steps in one transaction.
 _ADVANCE_SQL_SQLITE = _fmt_sql(_ADVANCE, "named")
+_DELETE_CHECKS_SQLITE = "DELETE FROM device_checks WHERE device_id = :device_id"
+_INSERT_CHECK_SQLITE = "INSERT INTO device_checks (device_id, check_id, severity, status) VALUES (?, ?, ?, ?)"
+_UPSERT_DAY_SQLITE = ("INSERT INTO device_days (device_id, day, ready_strict, failing_required) "
+                      "VALUES (:device_id, :day, :ready_strict, :failing_required) "
+                      "ON CONFLICT (device_id, day) DO UPDATE SET ready_strict = excluded.ready_strict, "
+                      "failing_required = excluded.failing_required")
 _INSERT_SQL_SQLITE = _fmt_sql("INSERT INTO reports (" + ", ".join(_REPORT_COLUMNS) + ") VALUES ("
                               + ", ".join("{" + v + "}" for v in _REPORT_VALUES) + ")", "named")

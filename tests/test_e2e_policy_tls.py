@@ -22,7 +22,6 @@ import pytest
 
 from test_e2e_delivery import HOST, POLICY, AgentHome, predicate_of, stored, unique_unit
 
-from conftest import REPO
 
 
 def org_keys(agent: AgentHome, tmp_path: Path, name: str = "org") -> tuple[Path, Path]:
