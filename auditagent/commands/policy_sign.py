@@ -79,8 +79,15 @@ def cmd_sign(args: argparse.Namespace) -> int:
         raise CommandError(f"{path} is not a valid policy; not signed:\n" +
                            "\n".join(f"  {p}" for p in exc.problems)) from None
     if policy.extends:
-        print(f"note: {path} extends {', '.join(policy.extends)}; agents resolve that among their shipped "
-              "policies", file=sys.stderr)
+        # Sign the resolved policy, so the signature covers every check: an agent must not
+        # complete a signed policy from its own unsigned local copy of the parent.
+        import yaml
+
+        data = ("# Resolved from " + path.name + " (extends " + ", ".join(policy.extends) + ") by "
+                "auditagent policy sign.\n" + yaml.safe_dump(policy.to_dict(), allow_unicode=True, sort_keys=False)
+                ).encode("utf-8")
+        print(f"note: {path} extends {', '.join(policy.extends)}; signing the resolved policy "
+              f"({len(policy.checks)} checks)", file=sys.stderr)
     try:
         key = load_private_key_file(Path(args.key))
     except KeyProblem as exc:

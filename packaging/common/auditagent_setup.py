@@ -10,7 +10,9 @@ with the packaged Python, so the three OSes share one behaviour:
                                                keep an enrolment token for later, owner-only,
                                                in <state>/enroll-token
     enroll-pending                             enrol with a stashed token (if any) and forget it
-    scheduled                                  enroll-pending (best effort), then ``auditagent run``
+    scheduled [--log FILE]                     enroll-pending (best effort), then ``auditagent run``
+    register-task --xml F --install-dir D      Windows: register the scheduled task from its XML
+    unregister-task                            Windows: remove it
     selfcheck                                  the staff self-check page, written to the
                                                person's own folder, opened in the browser
 
@@ -161,6 +163,15 @@ def cmd_enroll_pending(args: argparse.Namespace) -> int:
 
 
 def cmd_scheduled(args: argparse.Namespace) -> int:
+    if args.log:
+        # Task Scheduler keeps no output: the last run's goes to a file (owner-only folder).
+        log = Path(args.log)
+        log = log if log.is_absolute() else _paths().state / log
+        log.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(log, "w", encoding="utf-8", errors="replace")
+        os.dup2(fh.fileno(), 1)
+        os.dup2(fh.fileno(), 2)
+        sys.stdout = sys.stderr = fh
     cmd_enroll_pending(args)
     from auditagent.enrollment import ENROLLMENT_FILE
 
@@ -168,7 +179,43 @@ def cmd_scheduled(args: argparse.Namespace) -> int:
         print("auditagent-setup: not enrolled; nothing to send (IT: auditagent enroll --server URL --token T)",
               file=sys.stderr)
         return 0
+    sys.stdout.flush()
     return _agent("run")
+
+
+TASK_NAME = "\\auditagent\\Report"
+
+
+def task_xml(template: str, install_dir: str) -> str:
+    """The task XML with the install folder filled in (trailing backslash, as MSI gives it)."""
+    install_dir = install_dir.rstrip("\\/") + "\\"
+    return template.replace("@INSTALLDIR@", install_dir)
+
+
+def cmd_register_task(args: argparse.Namespace) -> int:
+    import tempfile
+
+    text = task_xml(Path(args.xml).read_text(encoding="utf-8"), args.install_dir)
+    # schtasks reads task XML reliably only as UTF-16 with a BOM, as Task Scheduler exports it.
+    text = text.replace('encoding="UTF-8"', 'encoding="UTF-16"', 1)
+    fd, tmp = tempfile.mkstemp(suffix=".xml")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(text.encode("utf-16"))
+        proc = subprocess.run(["schtasks", "/Create", "/TN", TASK_NAME, "/XML", tmp, "/F"],
+                              capture_output=True, text=True)
+    finally:
+        os.unlink(tmp)
+    if proc.returncode != 0:
+        print(f"auditagent-setup: schtasks /Create failed: {proc.stdout}{proc.stderr}", file=sys.stderr)
+        return 2
+    print(f"auditagent-setup: scheduled task {TASK_NAME} registered")
+    return 0
+
+
+def cmd_unregister_task(args: argparse.Namespace) -> int:
+    proc = subprocess.run(["schtasks", "/Delete", "/TN", TASK_NAME, "/F"], capture_output=True, text=True)
+    return 0 if proc.returncode == 0 else 1
 
 
 def selfcheck_target(env: dict[str, str] | None = None) -> Path:
@@ -208,7 +255,15 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("enroll-pending", help="enrol with the stashed token, if any")
     e.set_defaults(func=cmd_enroll_pending)
     r = sub.add_parser("scheduled", help="what the scheduler runs: enroll-pending, then auditagent run")
+    r.add_argument("--log", help="write this run's output to FILE (relative: in the state folder), "
+                   "for schedulers that keep none")
     r.set_defaults(func=cmd_scheduled)
+    t = sub.add_parser("register-task", help="Windows: register the scheduled task from its XML")
+    t.add_argument("--xml", required=True)
+    t.add_argument("--install-dir", required=True)
+    t.set_defaults(func=cmd_register_task)
+    u = sub.add_parser("unregister-task", help="Windows: remove the scheduled task")
+    u.set_defaults(func=cmd_unregister_task)
     h = sub.add_parser("selfcheck", help="the staff self-check page, in the person's own folder")
     h.add_argument("--no-open", action="store_true")
     h.set_defaults(func=cmd_selfcheck)
