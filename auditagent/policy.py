@@ -9,7 +9,6 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -228,14 +227,12 @@ class _LineNode:
 
 
 def shipped_policy_dir() -> Path:
-    """The policies that ship with the agent (installed into the package as shipped_policies)."""
-    try:
-        path = Path(str(resources.files("auditagent.shipped_policies")))
-        if path.is_dir() and any(path.glob("*.yaml")):
-            return path
-    except (ModuleNotFoundError, TypeError):
-        pass
-    return Path(__file__).resolve().parents[1] / "policies"
+    """The policies that ship with the agent: installed into the package as
+    ``shipped_policies`` (see pyproject.toml), or the repository's ``policies/`` when
+    running from a checkout or an editable install."""
+    here = Path(__file__).resolve().parent
+    installed = here / "shipped_policies"
+    return installed if installed.is_dir() else here.parent / "policies"
 
 
 def _resolve_extends(ref: str, base: Path) -> Path | None:

@@ -29,6 +29,11 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     pool_size: int = 10
     max_overflow: int = 30
+    # Drop the Secure flag of the session cookie: only for http on loopback (tests, local
+    # preview); `serve` refuses it otherwise. See server/auth.py.
+    insecure_cookies: bool = False
+    default_max_report_age_hours: int = 24  # units (and their ancestors) without their own
+    min_agent_version: str | None = None  # agents below it are flagged outdated (else: below the newest seen)
 
 
 class DeviceIdentity(BaseModel):
@@ -197,6 +202,11 @@ def create_app(settings: Settings) -> FastAPI:
         return JSONResponse({"error": {"code": code, "message": str(exc.detail)}}, status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
 
+    from server import api, auth
+
+    app.add_exception_handler(auth.NotAuthenticated, api.not_authenticated_handler)  # type: ignore[arg-type]
+    app.include_router(api.router)
+
     @app.get("/healthz", tags=["ops"], responses=_errors(503))
     def healthz() -> JSONResponse:
         """200 once the database is reachable and migrated to the code's schema."""
@@ -253,4 +263,8 @@ def create_app(settings: Settings) -> FastAPI:
                 return Response(status_code=304, headers=headers)
         return Response(pol["envelope"], media_type="application/json", headers=headers)
 
+    # The dashboard (server-rendered HTML; server/web.py).
+    from server import web
+
+    web.mount(app, store, settings)
     return app

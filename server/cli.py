@@ -8,6 +8,10 @@
     auditagent-collector token list | token revoke ID
     auditagent-collector device list [--unit PATH] [--json] | device revoke ID
     auditagent-collector policy set --unit PATH FILE.signed.json [--public-key ORG.pub.pem]
+    auditagent-collector unit set-max-age PATH HOURS|inherit
+    auditagent-collector user add USERNAME --role admin|security_officer|unit_manager [--unit PATH] [--lang sv|en]
+                                  [--password-file F | --password-stdin]   (else one is generated and printed)
+    auditagent-collector user list | user disable USERNAME
 
 The database URL comes from --db, else $AUDITAGENT_COLLECTOR_DB, else
 sqlite:///./auditagent-collector.db. Exit codes: 0 ok, 1 refused, 2 usage or error.
@@ -67,16 +71,88 @@ def cmd_serve(args: argparse.Namespace) -> int:
     url = resolve_db_url(args.db)
     if (args.tls_cert is None) != (args.tls_key is None):
         raise SystemExit("auditagent-collector: --tls-cert and --tls-key go together")
+    if args.insecure_cookies and (args.tls_cert or not _is_loopback(args.host)):
+        raise SystemExit("auditagent-collector: --insecure-cookies is only for plain http on a loopback address "
+                         "(127.0.0.1, ::1): session cookies must never travel unencrypted over a network")
     engine = make_engine(url, pool_size=1, max_overflow=0)
     migrate.upgrade(engine)
     engine.dispose()
     limits = Limits(max_body_bytes=args.max_body_bytes, max_future_skew=parse_duration(args.max_future_skew),
                     max_age=parse_duration(args.max_age))
-    app = create_app(Settings(db_url=url, limits=limits, pool_size=args.pool_size, max_overflow=args.pool_overflow))
+    app = create_app(Settings(db_url=url, limits=limits, pool_size=args.pool_size, max_overflow=args.pool_overflow,
+                              insecure_cookies=args.insecure_cookies,
+                              default_max_report_age_hours=args.max_report_age_hours,
+                              min_agent_version=args.min_agent_version))
     uvicorn.run(app, host=args.host, port=args.port, ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key,
                 access_log=False, log_level=args.log_level, server_header=False, workers=1,
                 timeout_graceful_shutdown=5)
     return 0
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def cmd_unit_set_max_age(args: argparse.Namespace) -> int:
+    hours = None if args.hours == "inherit" else int(args.hours)
+    unit = _store(args).set_unit_max_age(args.path, hours)
+    print(f"{unit['path']}: max report age {hours if hours is not None else 'inherited'}"
+          + (" hours" if hours is not None else ""))
+    return 0
+
+
+def cmd_user_add(args: argparse.Namespace) -> int:
+    from server import auth
+
+    generated = False
+    if args.password_file:
+        password = Path(args.password_file).read_text(encoding="utf-8").rstrip("\r\n")
+    elif args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password, generated = auth.generate_password(), True
+    store = _store(args)
+    with store.engine.begin() as conn:
+        user = auth.create_user(conn, username=args.username, role=args.role, password=password,
+                                unit_path=args.unit, lang=args.lang)
+    print(f"# user {user.username}: {user.role}, "
+          f"{'unit ' + user.scope_path if user.scope_path else 'all units'}", file=sys.stderr)
+    if generated:
+        print("# generated password (shown once):", file=sys.stderr)
+        print(password)
+    return 0
+
+
+def cmd_user_list(args: argparse.Namespace) -> int:
+    from server import auth
+
+    with _store(args).engine.connect() as conn:
+        rows = [vars(u) if not hasattr(u, "__dataclass_fields__") else {k: getattr(u, k) for k in u.__dataclass_fields__}
+                for u in auth.list_users(conn)]
+    for r in rows:
+        r["state"] = "disabled" if r["disabled_at"] else ("locked" if r["locked_until"] and r["locked_until"] >
+                                                          dt.datetime.now(dt.timezone.utc) else "active")
+    _table(rows, ["username", "role", "unit", "lang", "state", "created_at"])
+    return 0
+
+
+def cmd_user_disable(args: argparse.Namespace) -> int:
+    from server import auth
+
+    with _store(args).engine.begin() as conn:
+        done = auth.disable_user(conn, args.username)
+    if done:
+        print(f"user {args.username} disabled; their sessions are ended")
+        return 0
+    print(f"user {args.username}: not found or already disabled", file=sys.stderr)
+    return 1
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -190,6 +266,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pool-size", type=int, default=10, help="database connections kept open")
     p.add_argument("--pool-overflow", type=int, default=30, help="extra connections under load")
     p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--max-report-age-hours", type=int, default=24,
+                   help="a device whose last report is older is stale, unless its unit (or a parent) sets "
+                        "its own, e.g. from the signed policy (default 24)")
+    p.add_argument("--min-agent-version", default=None,
+                   help="flag agents older than this as outdated (default: older than the newest reported)")
+    p.add_argument("--insecure-cookies", action="store_true",
+                   help="session cookie without the Secure flag; refused unless serving plain http on a loopback "
+                        "address (tests and local preview over http://127.0.0.1)")
     p.set_defaults(func=cmd_serve)
 
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", metavar="ACTION")
@@ -206,6 +290,28 @@ def build_parser() -> argparse.ArgumentParser:
     p = unit.add_parser("list", parents=[common], help="list units")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_unit_list)
+
+    p = unit.add_parser("set-max-age", parents=[common], help="hours after which a unit's devices are stale")
+    p.add_argument("path")
+    p.add_argument("hours", help="a number of hours, or 'inherit'")
+    p.set_defaults(func=cmd_unit_set_max_age)
+
+    usr = sub.add_parser("user", help="dashboard users").add_subparsers(dest="user_command", metavar="ACTION")
+    usr.required = True
+    p = usr.add_parser("add", parents=[common], help="add a user (password from a file, stdin, or generated)")
+    p.add_argument("username")
+    p.add_argument("--role", required=True, choices=["admin", "security_officer", "unit_manager"])
+    p.add_argument("--unit", default=None, help="limit the user to this unit's subtree (unit managers: required)")
+    p.add_argument("--lang", default="sv", choices=["sv", "en"])
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--password-file", default=None, help="read the password from the first line of this file")
+    g.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    p.set_defaults(func=cmd_user_add)
+    p = usr.add_parser("list", parents=[common], help="list users")
+    p.set_defaults(func=cmd_user_list)
+    p = usr.add_parser("disable", parents=[common], help="disable a user and end their sessions")
+    p.add_argument("username")
+    p.set_defaults(func=cmd_user_disable)
 
     tok = sub.add_parser("token", help="enrolment tokens").add_subparsers(dest="token_command", metavar="ACTION")
     tok.required = True
@@ -241,6 +347,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="FILE.signed.json (a DSSE envelope)")
     p.add_argument("--public-key", default=None, help="organisation's policy public key (PEM) to check it first")
     p.set_defaults(func=cmd_policy_set)
+
+    from server.preview import add_parser as add_preview_parser
+
+    add_preview_parser(sub)
     return parser
 
 

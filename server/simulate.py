@@ -374,6 +374,59 @@ def simulate_fleet(store: Store, spec: FleetSpec = FleetSpec(), *, now: dt.datet
     return summary
 
 
+def add_device(store: Store, unit_path: str, hostname: str, *, platform: str = "windows", reports: int = 3,
+               seed: int = 0, now: dt.datetime | None = None, **traits: Any) -> str:
+    """Enrol one device in ``unit_path`` (created if missing) and store ``reports`` signed
+    reports over the last hours; a compliant laptop unless ``traits`` say otherwise
+    (``idle_seconds=900``, ``encrypted_from=None``, ``private_cloud="dropbox"`` …, the
+    fields of the simulator's device profile). Returns the device id."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from auditagent import report as wire
+    from auditagent.evaluate import evaluate
+    from auditagent.policy import default_policy_path, load_policy
+
+    rng = random.Random(seed)
+    now = now or dt.datetime.now(dt.timezone.utc)
+    store.add_unit(unit_path)
+    os_ = {"windows": {"id": "windows", "name": "Microsoft Windows 11 Enterprise", "version": "10.0.26100",
+                       "build": "26100.4061", "release": "24H2", "edition": "Enterprise", "kernel": "10.0.26100",
+                       "arch": "AMD64"},
+           "macos": {"id": "macos", "name": "macOS", "version": "15.6.1", "build": "24G90", "release": "Sequoia",
+                     "edition": None, "kernel": None, "arch": "arm64"},
+           "linux": {"id": "ubuntu", "name": "Ubuntu 24.04.3 LTS", "version": "24.04", "build": None,
+                     "release": "noble", "edition": None, "kernel": "6.8.0-51-generic", "arch": "x86_64"}}[platform]
+    base = dict(platform=platform, os=os_, hostname=hostname, serial=f"SN{rng.getrandbits(40):010X}",
+                agent_version=AGENT_VERSION, encrypted_from=-1.0, update_every=3.0, update_phase=0.0,
+                reboot_lag=False, private_cloud=None, private_cloud_until=None, firewall_off_from=None,
+                idle_seconds=300, signature_stale=False, unknown_disk=False, last_day=None, never=False,
+                upgrade_day=None)
+    base.update(traits)
+    p = _Profile(**base)
+    token, _ = store.create_token(unit_path, expires_in=dt.timedelta(minutes=10), uses=1, note="simulated device")
+    key = Ed25519PrivateKey.from_private_bytes(rng.randbytes(32))
+    device_id = store.enroll(token=token, public_key_pem=wire.public_key_pem(key.public_key()),
+                             device={"hostname": hostname, "serial": p.serial, "os": os_["name"],
+                                     "platform": platform, "agent_version": p.agent_version})["device_id"]
+    with store.engine.begin() as conn:  # enrolled before its first report
+        conn.execute(update(devices_table).where(devices_table.c.id == device_id)
+                     .values(enrolled_at=now - dt.timedelta(hours=reports * 2 + 1)))
+    policy = load_policy(default_policy_path())
+    pol = {"id": policy.id, "version": policy.version, "sha256": policy.digest}
+    device = {"id": device_id, "hostname": hostname, "serial": p.serial, "os": os_["name"], "platform": platform}
+    for seq in range(1, reports + 1):
+        t = now - dt.timedelta(hours=(reports - seq) * 2 + 0.5)
+        facts = synth_facts(p, 1.0, t, rng)
+        evaluation = evaluate(policy, facts)
+        predicate = wire.build_predicate(
+            device=device, agent_version=p.agent_version, policy=pol, facts=facts,
+            results=evaluation.to_dict(with_remediation=False)["results"], verdict=evaluation.verdict,
+            sequence=seq, generated_at=facts["collected_at"].replace("+00:00", "Z"))
+        statement = wire.build_statement(device_id=device_id, public_key=key.public_key(), predicate=predicate)
+        store.ingest(wire.envelope_bytes(wire.sign_envelope(statement, key)), received_at=t + dt.timedelta(seconds=2))
+    return device_id
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m server.simulate --db URL [--devices N] [--days D] [--seed S]``"""
     import argparse

@@ -201,6 +201,17 @@ class Store:
             raise ApiError(404, "unknown_unit", f"unit {p!r} does not exist; create it with `unit add`")
         return dict(row)
 
+    def set_unit_max_age(self, path: str, hours: int | None, conn: Any = None) -> dict[str, Any]:
+        """Set (or clear, with None) the unit's max report age; sub-units without their own inherit it."""
+        if hours is not None and not 1 <= int(hours) <= 24 * 365:
+            raise ApiError(422, "invalid", "max_report_age_hours: between 1 and 8760")
+        if conn is None:
+            with self.engine.begin() as c:
+                return self.set_unit_max_age(path, hours, c)
+        unit = self.get_unit(path, conn)
+        conn.execute(update(units).where(units.c.id == unit["id"]).values(max_report_age_hours=hours))
+        return {**unit, "max_report_age_hours": hours}
+
     def list_units(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             dev_count = (select(devices.c.unit_id, func.count().label("n"))
@@ -358,6 +369,7 @@ class Store:
         except wire.ReportError as exc:
             raise ApiError(422, exc.code, exc.message) from None
         policy_id = policy_version = None
+        max_age: int | None = None
         try:
             import yaml
 
@@ -365,6 +377,11 @@ class Store:
             if isinstance(doc, dict):
                 policy_id = str(doc["id"])[:200] if doc.get("id") is not None else None
                 policy_version = str(doc["version"])[:64] if doc.get("version") is not None else None
+                settings = doc.get("settings")
+                if isinstance(settings, dict) and isinstance(settings.get("max_report_age_hours"), int) \
+                        and not isinstance(settings["max_report_age_hours"], bool) \
+                        and 1 <= settings["max_report_age_hours"] <= 24 * 365:
+                    max_age = settings["max_report_age_hours"]
         except Exception:  # noqa: BLE001 - the agent validates the policy; we only label it
             pass
         sha = hashlib.sha256(payload).hexdigest()
@@ -374,8 +391,11 @@ class Store:
                                                       policy_version=policy_version, payload_sha256=sha,
                                                       envelope=json.dumps(envelope, separators=(",", ":")),
                                                       created_at=now()))
+            if max_age is not None:  # the signed policy says when its devices go stale
+                conn.execute(update(units).where(units.c.id == unit["id"]).values(max_report_age_hours=max_age))
         log.info("policy.set", unit=unit["path"], policy_id=policy_id, sha256=sha[:16])
-        return {"unit": unit["path"], "policy_id": policy_id, "policy_version": policy_version, "sha256": sha}
+        return {"unit": unit["path"], "policy_id": policy_id, "policy_version": policy_version, "sha256": sha,
+                "max_report_age_hours": max_age}
 
     def policy_for_device(self, device_id: str) -> dict[str, Any]:
         """The signed policy of the device's unit or its nearest ancestor that has one."""

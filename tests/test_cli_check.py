@@ -134,3 +134,17 @@ def test_detect_language(var, value, expected):
     from auditagent.i18n import detect_language
 
     assert detect_language({var: value}) == expected
+
+
+def test_html_page_goes_to_the_persons_cache_when_state_is_not_theirs(tmp_path, monkeypatch):
+    from auditagent.commands.check import selfcheck_page_path
+    from auditagent.paths import AgentPaths
+
+    locked = tmp_path / "machine-state"
+    locked.mkdir()
+    mine = AgentPaths(config=tmp_path / "agent.yaml", state=tmp_path / "mine")
+    assert selfcheck_page_path(mine) == tmp_path / "mine" / "selfcheck.html"
+    monkeypatch.setattr("os.access", lambda path, mode: Path(path) != locked)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    theirs = AgentPaths(config=tmp_path / "agent.yaml", state=locked)
+    assert selfcheck_page_path(theirs) == tmp_path / "cache" / "auditagent" / "selfcheck.html"

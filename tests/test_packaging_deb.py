@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from collector_fixtures import start_collector
 from conftest import REPO
 
@@ -49,7 +48,7 @@ pytestmark = [
 
 
 def sh(*args: str, check: bool = True, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
-    proc = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, **kw)
+    proc = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, **kw, check=False)
     if check and proc.returncode != 0:
         raise AssertionError(f"{shlex.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -133,7 +132,7 @@ def install(deb: Path, collector):
 
 def test_deb_metadata_and_contents(deb: Path):
     info = sh("dpkg-deb", "-f", str(deb)).stdout
-    fields = dict(re.findall(r"^([A-Za-z-]+): (.*)$", info, re.M))
+    fields = dict(re.findall(r"^([A-Za-z-]+): (.*)$", info, re.MULTILINE))
     assert fields["Package"] == "auditagent" and fields["Version"] == pyproject_version()
     assert re.fullmatch(r"python3\.\d+, init-system-helpers.*", fields["Depends"])
     assert deb.name == f"auditagent_{fields['Version']}_{fields['Architecture']}.deb"
@@ -153,7 +152,7 @@ def test_deb_metadata_and_contents(deb: Path):
     py = {p for p in entries if p.endswith(".py") and "/site-packages/auditagent/" in p}
     pyc = {p for p in entries if p.endswith(".pyc") and "/site-packages/auditagent/" in p}
     assert py and len(pyc) >= len(py)
-    conffiles = subprocess.run(["dpkg-deb", "-I", str(deb), "conffiles"], capture_output=True, text=True).stdout
+    conffiles = subprocess.run(["dpkg-deb", "-I", str(deb), "conffiles"], capture_output=True, text=True, check=False).stdout
     assert conffiles.split() == ["/etc/auditagent/agent.yaml"]
 
 
@@ -166,7 +165,7 @@ def test_deb_ships_the_commented_sample_config(deb: Path, tmp_path: Path):
 
     cfg = parse_config(sample, "/etc/auditagent/agent.yaml")
     assert cfg.server is None  # every key commented out: the agent's defaults
-    cfg = re.sub(r"^# server: ", "server: ", sample, flags=re.M)
+    cfg = re.sub(r"^# server: ", "server: ", sample, flags=re.MULTILINE)
     assert parse_config(cfg, "agent.yaml").server == "https://audit.example.org"
 
 
@@ -240,10 +239,10 @@ def test_unit_files_verify(install):
     service = UNITS[0].read_text()
     for directive in ("ProtectSystem=strict", "ReadWritePaths=/var/lib/auditagent", "ProtectHome=read-only",
                       "PrivateTmp=yes", "NoNewPrivileges=yes", "StateDirectoryMode=0700"):
-        assert re.search(rf"^{re.escape(directive)}$", service, re.M), directive
+        assert re.search(rf"^{re.escape(directive)}$", service, re.MULTILINE), directive
     timer = UNITS[1].read_text()
     for directive in ("OnCalendar=hourly", "Persistent=true", "OnBootSec=", "RandomizedDelaySec="):
-        assert re.search(rf"^{re.escape(directive)}", timer, re.M), directive
+        assert re.search(rf"^{re.escape(directive)}", timer, re.MULTILINE), directive
 
 
 def test_remove_keeps_identity_then_purge_leaves_nothing(install):
@@ -255,3 +254,27 @@ def test_remove_keeps_identity_then_purge_leaves_nothing(install):
     left = [p for p in LEFTOVERS if os.path.lexists(p)]
     assert not left, left
     assert not installed()
+
+
+# ------------------------------------------------------------------ the RPM, from the same tree
+
+
+def test_rpm_from_the_same_tree(deb: Path, tmp_path: Path):
+    if shutil.which("rpmbuild") is None:
+        pytest.skip("rpmbuild not installed (apt install rpm)")
+    proc = sh("bash", str(REPO / "packaging" / "linux" / "build-rpm.sh"), str(deb), str(tmp_path), timeout=300)
+    rpm = Path(proc.stdout.strip().splitlines()[-1])
+    assert rpm.is_file() and rpm.parent == tmp_path
+    q = lambda *a: sh("rpm", "-qp", *a, str(rpm)).stdout
+    assert q("--qf", "%{NAME} %{VERSION}\n").split() == ["auditagent", pyproject_version()]
+    files = set(q("-l").split("\n"))
+    for path in ("/opt/auditagent/bin/auditagent", "/usr/bin/auditagent", "/etc/auditagent/agent.yaml",
+                 "/usr/lib/systemd/system/auditagent.service", "/usr/lib/systemd/system/auditagent.timer",
+                 "/var/lib/auditagent", "/usr/share/applications/auditagent-check.desktop"):
+        assert path in files, path
+    assert q("--configfiles").split() == ["/etc/auditagent/agent.yaml"]
+    assert re.search(r"^/usr/bin/python3\.\d+$", q("--requires"), re.MULTILINE)
+    dump = q("--dump")
+    assert re.search(r"^/var/lib/auditagent \d+ \d+ \d+ 040700 root root", dump, re.MULTILINE), dump[-500:]
+    scripts = q("--scripts")
+    assert "enroll-pending" in scripts and "systemctl enable --now auditagent.timer" in scripts

@@ -66,6 +66,23 @@ def agent_paths(args: argparse.Namespace):
     return paths
 
 
+def selfcheck_page_path(paths: Any) -> Path:
+    """Where ``check --html`` writes by default: the agent's state folder when this person
+    may write there (root, per-user installs), else their own cache folder — staff on
+    Windows and macOS are not administrators, and the machine's state folder is not theirs."""
+    state = paths.state
+    probe = state if state.is_dir() else state.parent
+    if os.access(probe, os.W_OK):
+        return state / "selfcheck.html"
+    if sys.platform.startswith("win"):
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Caches"
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "auditagent" / "selfcheck.html"
+
+
 def run(args: argparse.Namespace) -> int:
     from auditagent.audit import run_check
 
@@ -85,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     if args.html is not None:
         from auditagent.view import render_html
 
-        target = Path(args.html) if args.html else paths.state / "selfcheck.html"
+        target = Path(args.html) if args.html else selfcheck_page_path(paths)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(render_html(policy, facts, evaluation, lang), encoding="utf-8")

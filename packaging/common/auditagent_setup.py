@@ -34,7 +34,7 @@ import sys
 from pathlib import Path
 
 TOKEN_FILE = "enroll-token"
-SERVER_LINE = re.compile(r"^#?\s*server:.*$", re.M)
+SERVER_LINE = re.compile(r"^#?\s*server:.*$", re.MULTILINE)
 
 
 def _paths():
@@ -168,7 +168,7 @@ def cmd_scheduled(args: argparse.Namespace) -> int:
         log = Path(args.log)
         log = log if log.is_absolute() else _paths().state / log
         log.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(log, "w", encoding="utf-8", errors="replace")
+        fh = open(log, "w", encoding="utf-8", errors="replace")  # noqa: SIM115 - for the whole process
         os.dup2(fh.fileno(), 1)
         os.dup2(fh.fileno(), 2)
         sys.stdout = sys.stderr = fh
@@ -203,7 +203,7 @@ def cmd_register_task(args: argparse.Namespace) -> int:
         with os.fdopen(fd, "wb") as fh:
             fh.write(text.encode("utf-16"))
         proc = subprocess.run(["schtasks", "/Create", "/TN", TASK_NAME, "/XML", tmp, "/F"],
-                              capture_output=True, text=True)
+                              capture_output=True, text=True, check=False)
     finally:
         os.unlink(tmp)
     if proc.returncode != 0:
@@ -214,7 +214,7 @@ def cmd_register_task(args: argparse.Namespace) -> int:
 
 
 def cmd_unregister_task(args: argparse.Namespace) -> int:
-    proc = subprocess.run(["schtasks", "/Delete", "/TN", TASK_NAME, "/F"], capture_output=True, text=True)
+    proc = subprocess.run(["schtasks", "/Delete", "/TN", TASK_NAME, "/F"], capture_output=True, text=True, check=False)
     return 0 if proc.returncode == 0 else 1
 
 

@@ -60,10 +60,6 @@ SITE="$STAGE_PREFIX/lib/python$PYVER/site-packages"
 rm -rf "$SITE/server"
 find "$STAGE_PREFIX/bin" -mindepth 1 ! -name auditagent ! -name 'python*' -exec rm -f {} +
 find "$SITE" -name direct_url.json -delete
-# Workaround: without an __init__.py, auditagent.shipped_policies is a namespace package
-# and importlib.resources hands policy.shipped_policy_dir() a MultiplexedPath whose str()
-# is not a path, so an installed agent cannot find its shipped policy. Harmless once fixed.
-[ -f "$SITE/auditagent/shipped_policies/__init__.py" ] || : > "$SITE/auditagent/shipped_policies/__init__.py"
 find "$STAGE_PREFIX" -name __pycache__ -type d -prune -exec rm -rf {} +
 
 # 3. Relocate: shebangs (isolated mode: no PYTHONPATH, no user site for a root tool), pyvenv.cfg.

@@ -1,0 +1,314 @@
+"""Dashboard queries at scale on PostgreSQL: 100,000 devices in 200 units with 30 days of
+history; the unit overview and a unit drill-down against the 200 ms target (median,
+server side).
+
+    eval "$(bash .ci/start-postgres.sh)"      # or: --pg postgresql+psycopg://…
+    python bench/bench_dashboard.py [--devices 100000] [--units 200] [--days 30] [--runs 30]
+
+What it generates (in a fresh database, dropped at the end), in bulk SQL
+(INSERT … SELECT generate_series), not through ingest:
+
+* 200 units in a 3-level tree (4 administrations × 7 departments × 6–7 teams), devices
+  on the 168 leaf teams;
+* 100,000 devices with their latest state (``device_state``: 4 % stale, 1 % never
+  reported) and latest results (``device_checks``: 7 checks each → 700,000 rows,
+  ~30 % of devices failing at least one required check);
+* 30 days of history in ``device_days`` (one row per device and day: 3,000,000 rows) —
+  the table the trend reads;
+* a few hundred active exceptions (device- and unit-level), which every state
+  computation has to consult.
+
+Not generated: the signed ``reports`` rows themselves. At "hourly-ish" reporting,
+30 days × 100,000 devices is ~72 million envelopes (~150 GB with 2 KB envelopes) —
+too big for this machine, and no unit page reads them: the overview and drill-down
+read ``device_state`` / ``device_checks``, the trend reads ``device_days`` (which ingest
+keeps, one row per device and day, whatever the report rate). Ingest throughput is
+measured separately in bench/bench_ingest.py.
+
+Measured, each ``--runs`` times after one warm-up:
+
+* direct calls into :mod:`server.readiness` (what the API and the pages run):
+  ``unit_tree`` (overview), ``unit_detail`` of the largest administration (~25,000
+  devices) and of a leaf team (~600), ``trend`` (90 days) of the administration;
+* over HTTP against a real collector process (``auditagent-collector serve``) on
+  127.0.0.1, logged in: ``GET /`` (overview page), ``GET /units/{id}`` (drill-down
+  page: summary + children + failing checks + stale + 50 devices + 90-day trend SVG),
+  ``GET /api/v1/units`` and ``GET /api/v1/units/{id}``. Timed at the client over
+  loopback, so they include HTTP and rendering: an upper bound of the server time.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+TARGET_MS = 200.0
+CHECKS = [("disk-encryption-full", 0.04), ("os-updates", 0.10), ("os-supported", 0.08), ("firewall", 0.02),
+          ("screen-lock", 0.06), ("antimalware", 0.02), ("cloud-storage", 0.05)]
+ADMINS = ["Socialförvaltningen", "Arbetsmarknadsförvaltningen", "Hälso- och sjukvård", "Utbildningsförvaltningen"]
+
+
+@contextlib.contextmanager
+def fresh_database(base_url: str) -> Iterator[str]:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"aa_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base_url, isolation_level="AUTOCOMMIT", pool_size=1, max_overflow=0)
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(base_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def unit_paths(n_units: int) -> list[str]:
+    """~n_units paths: 4 administrations × 7 departments × the rest as teams."""
+    paths = list(ADMINS)
+    depts = [f"{a}/Avdelning {j + 1}" for a in ADMINS for j in range(7)]
+    paths += depts
+    teams_needed = max(n_units - len(paths), 0)
+    for k in range(teams_needed):
+        paths.append(f"{depts[k % len(depts)]}/Team {k // len(depts) + 1}")
+    return paths[:n_units]
+
+
+def generate(engine: Any, *, n_devices: int, n_units: int, days: int) -> dict[str, Any]:
+    from sqlalchemy import text
+
+    from server.db import units
+
+    now = dt.datetime.now(dt.timezone.utc)
+    t0 = time.perf_counter()
+    paths = unit_paths(n_units)
+    with engine.begin() as conn:
+        ids: dict[str, int] = {}
+        for p in paths:
+            parent = p.rsplit("/", 1)[0] if "/" in p else None
+            r = conn.execute(units.insert().values(parent_id=ids.get(parent) if parent else None,
+                                                   name=p.rsplit("/", 1)[-1], path=p, depth=p.count("/") + 1,
+                                                   created_at=now).returning(units.c.id))
+            ids[p] = r.scalar_one()
+        leaves = [ids[p] for p in paths if not any(q.startswith(p + "/") for q in paths)]
+        conn.execute(text("CREATE TEMP TABLE leaf (n int PRIMARY KEY, unit_id int)"))
+        conn.execute(text("INSERT INTO leaf VALUES " + ",".join(f"({i},{u})" for i, u in enumerate(leaves))))
+        params = {"n": n_devices, "nl": len(leaves), "now": now}
+        conn.execute(text("""
+            INSERT INTO devices (id, unit_id, hostname, serial, os, platform, agent_version, current_keyid,
+                                 public_key, enrolled_at)
+            SELECT 'dev-' || lpad(i::text, 7, '0'), leaf.unit_id,
+                   'PC-' || lpad(i::text, 7, '0'), 'SN' || i,
+                   CASE WHEN i % 20 < 13 THEN 'Microsoft Windows 11 Enterprise' WHEN i % 20 < 17 THEN 'macOS'
+                        ELSE 'Ubuntu 24.04.3 LTS' END,
+                   CASE WHEN i % 20 < 13 THEN 'windows' WHEN i % 20 < 17 THEN 'macos' ELSE 'linux' END,
+                   CASE WHEN i % 17 = 0 THEN '0.0.9' ELSE '0.1.0' END,
+                   md5(i::text) || md5((i + 1)::text), decode(md5(i::text) || md5((i + 7)::text), 'hex'),
+                   :now - interval '40 days'
+            FROM generate_series(1, :n) AS i JOIN leaf ON leaf.n = i % :nl"""), params)
+        # Latest state: 1 % never reported, 4 % stale (last report 2–10 days ago).
+        conn.execute(text("""
+            INSERT INTO device_state (device_id, last_sequence, last_report_id, verdict, policy_id, policy_version,
+                                      policy_sha256, agent_version, generated_at, received_at)
+            SELECT 'dev-' || lpad(i::text, 7, '0'),
+                   CASE WHEN i % 100 = 0 THEN 0 ELSE 60 END,
+                   CASE WHEN i % 100 = 0 THEN NULL ELSE md5('r' || i)::uuid::text END,
+                   CASE WHEN i % 100 = 0 THEN NULL WHEN hashtext(i::text) % 10 < 3 THEN 'not_ready' ELSE 'ready' END,
+                   'casework-confidential', '1.0.0', repeat('ab', 32),
+                   CASE WHEN i % 17 = 0 THEN '0.0.9' ELSE '0.1.0' END,
+                   CASE WHEN i % 100 = 0 THEN NULL
+                        WHEN i % 25 = 1 THEN :now - make_interval(hours => 48 + (i % 192))
+                        ELSE :now - make_interval(mins => (i % 600)) END,
+                   CASE WHEN i % 100 = 0 THEN NULL
+                        WHEN i % 25 = 1 THEN :now - make_interval(hours => 48 + (i % 192))
+                        ELSE :now - make_interval(mins => (i % 600)) END
+            FROM generate_series(1, :n) AS i"""), params)
+        # Latest results: each check fails on its own share of devices (hash-spread).
+        values = ",".join(f"('{c}', {share})" for c, share in CHECKS)
+        conn.execute(text(f"""
+            INSERT INTO device_checks (device_id, check_id, severity, status)
+            SELECT 'dev-' || lpad(i::text, 7, '0'), c.check_id, 'required',
+                   CASE WHEN abs(hashtext(i::text || c.check_id)) % 10000 < c.share * 10000 THEN
+                        CASE WHEN i % 13 = 0 THEN 'unknown' ELSE 'fail' END
+                        WHEN c.check_id = 'antimalware' AND i % 20 >= 13 THEN 'not_applicable'
+                        ELSE 'pass' END
+            FROM generate_series(1, :n) AS i CROSS JOIN (VALUES {values}) AS c(check_id, share)
+            WHERE i % 100 <> 0"""), params)
+        # History: one row per device and day (what ingest keeps for the trend); readiness
+        # improves slowly over the month.
+        conn.execute(text("""
+            INSERT INTO device_days (device_id, day, ready_strict, failing_required)
+            SELECT 'dev-' || lpad(i::text, 7, '0'), (:now)::date - d,
+                   abs(hashtext(i::text || ':' || d)) % 100 >= 30 + d / 2,
+                   CASE WHEN abs(hashtext(i::text || ':' || d)) % 100 >= 30 + d / 2 THEN ''
+                        WHEN i % 3 = 0 THEN 'os-updates' WHEN i % 3 = 1 THEN 'screen-lock'
+                        ELSE 'cloud-storage,os-updates' END
+            FROM generate_series(1, :n) AS i CROSS JOIN generate_series(0, :days - 1) AS d
+            WHERE i % 100 <> 0 AND NOT (i % 7 = 0 AND d % 7 IN (5, 6))"""), {**params, "days": days})
+        # A security officer, and a few hundred active exceptions.
+        uid = conn.execute(text("""INSERT INTO users (username, password_hash, role, lang, failed_logins, created_at)
+                                   VALUES ('bench-seed', 'x', 'security_officer', 'en', 0, :now) RETURNING id"""),
+                           params).scalar_one()
+        conn.execute(text("""
+            INSERT INTO exceptions (check_id, device_id, justification, granted_by, granted_at, expires_at)
+            SELECT 'screen-lock', 'dev-' || lpad((i * 331)::text, 7, '0'), 'bench: kiosk laptop', :uid,
+                   :now - interval '3 days', :now + interval '30 days'
+            FROM generate_series(1, LEAST(300, :n / 331)) AS i"""), {**params, "uid": uid})
+        conn.execute(text("""
+            INSERT INTO exceptions (check_id, unit_id, justification, granted_by, granted_at, expires_at)
+            SELECT 'cloud-storage', unit_id, 'bench: approved pilot of a sync service', :uid,
+                   :now - interval '5 days', :now + interval '20 days'
+            FROM leaf WHERE n % 12 = 0"""), {**params, "uid": uid})
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE"))
+    with engine.connect() as conn:
+        counts = {t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()
+                  for t in ("units", "devices", "device_state", "device_checks", "device_days", "exceptions")}
+        admin_id = conn.execute(text("SELECT id FROM units WHERE path = :p"), {"p": ADMINS[0]}).scalar_one()
+        leaf_id = conn.execute(text("SELECT unit_id FROM leaf WHERE n = 5")).scalar_one() if False else \
+            conn.execute(text("SELECT u.id FROM units u WHERE u.depth = 3 ORDER BY u.path LIMIT 1")).scalar_one()
+    return {"counts": counts, "seconds": time.perf_counter() - t0, "admin_id": admin_id, "leaf_id": leaf_id}
+
+
+def timed(fn: Callable[[], Any], runs: int) -> list[float]:
+    fn()  # warm-up (plans, caches)
+    out = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t) * 1000)
+    return out
+
+
+def line(name: str, ms: list[float]) -> str:
+    med = statistics.median(ms)
+    p95 = sorted(ms)[max(0, int(len(ms) * 0.95) - 1)]
+    verdict = "OK " if med < TARGET_MS else "SLOW"
+    return f"  {verdict} {name:<58} median {med:7.1f} ms   p95 {p95:7.1f} ms   (n={len(ms)})"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--pg", default=os.environ.get("AUDITAGENT_TEST_PG_URL"),
+                    help="PostgreSQL URL of a role that may CREATE DATABASE (default $AUDITAGENT_TEST_PG_URL)")
+    ap.add_argument("--devices", type=int, default=100_000)
+    ap.add_argument("--units", type=int, default=200)
+    ap.add_argument("--days", type=int, default=30)
+    ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--no-http", action="store_true")
+    args = ap.parse_args()
+    if not args.pg:
+        print("bench_dashboard: needs PostgreSQL: eval \"$(bash .ci/start-postgres.sh)\" or --pg URL", file=sys.stderr)
+        return 2
+
+    import httpx
+
+    from server import auth, migrate
+    from server import readiness as rd
+    from server.db import make_engine
+
+    with fresh_database(args.pg) as url:
+        engine = make_engine(url, pool_size=4, max_overflow=4)
+        migrate.upgrade(engine)
+        info = generate(engine, n_devices=args.devices, n_units=args.units, days=args.days)
+        c = info["counts"]
+        print(f"generated in {info['seconds']:.0f} s: {c['units']} units, {c['devices']:,} devices, "
+              f"{c['device_state']:,} device_state, {c['device_checks']:,} device_checks, "
+              f"{c['device_days']:,} device_days ({args.days} days), {c['exceptions']} exceptions; "
+              "no report envelopes (see the docstring)")
+        scope = rd.Scope.all()
+        admin_id, leaf_id = info["admin_id"], info["leaf_id"]
+        results: list[str] = []
+        with engine.connect() as conn:
+            now = dt.datetime.now(dt.timezone.utc)
+            sizes = {u.id: u.total for u in rd.unit_tree(conn, scope, now)}
+            print(f"drill-down units: administration #{admin_id} ({sizes[admin_id]:,} devices), "
+                  f"team #{leaf_id} ({sizes[leaf_id]:,} devices)")
+            print("direct calls (server/readiness.py, one connection):")
+            for name, fn in [
+                ("unit_tree (overview, all 200 units)", lambda: rd.unit_tree(conn, scope, now)),
+                (f"unit_detail administration ({sizes[admin_id]:,} devices)",
+                 lambda: rd.unit_detail(conn, scope, admin_id, now)),
+                (f"unit_detail administration, state=not_ready",
+                 lambda: rd.unit_detail(conn, scope, admin_id, now, state="not_ready")),
+                (f"unit_detail team ({sizes[leaf_id]:,} devices)", lambda: rd.unit_detail(conn, scope, leaf_id, now)),
+                ("trend administration (90 days)", lambda: rd.trend(conn, scope, admin_id, now, 90)),
+            ]:
+                results.append(line(name, timed(fn, args.runs)))
+                print(results[-1], flush=True)
+        engine.dispose()
+
+        if not args.no_http:
+            print("over HTTP (a collector process on 127.0.0.1, logged in; client-timed, loopback):")
+            password = auth.generate_password()
+            e2 = make_engine(url, pool_size=1, max_overflow=0)
+            with e2.begin() as conn:
+                auth.create_user(conn, username="bench-officer", role="security_officer", password=password)
+            e2.dispose()
+            port = free_port()
+            env = dict(os.environ, PYTHONPATH=str(REPO))
+            proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--db", url, "--port", str(port),
+                                     "--insecure-cookies", "--log-level", "warning"], env=env,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            base = f"http://127.0.0.1:{port}"
+            try:
+                for _ in range(300):
+                    try:
+                        if httpx.get(base + "/healthz", timeout=2).status_code == 200:
+                            break
+                    except httpx.HTTPError:
+                        pass
+                    time.sleep(0.1)
+                with httpx.Client(base_url=base, timeout=60) as client:
+                    r = client.get("/login")
+                    token = re.search(r'name="csrf_token" value="([^"]+)"', r.text).group(1)
+                    r = client.post("/login", data={"username": "bench-officer", "password": password,
+                                                    "csrf_token": token, "next": "/"})
+                    assert r.status_code in (200, 303), r.text
+
+                    def get(path: str) -> Callable[[], Any]:
+                        def fn() -> None:
+                            resp = client.get(path)
+                            assert resp.status_code == 200, (path, resp.status_code, resp.text[:300])
+                        return fn
+
+                    for name, path in [("GET / (overview page)", "/"),
+                                       (f"GET /units/{admin_id} (drill-down page, administration)",
+                                        f"/units/{admin_id}"),
+                                       (f"GET /units/{leaf_id} (drill-down page, team)", f"/units/{leaf_id}"),
+                                       ("GET /api/v1/units (JSON)", "/api/v1/units"),
+                                       (f"GET /api/v1/units/{admin_id} (JSON)", f"/api/v1/units/{admin_id}")]:
+                        results.append(line(name, timed(get(path), args.runs)))
+                        print(results[-1], flush=True)
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
+    slow = [r for r in results if "SLOW" in r]
+    print(f"target: median < {TARGET_MS:.0f} ms — {'met' if not slow else f'{len(slow)} over'}; "
+          "database dropped")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,554 @@
+"""The dashboard: server-rendered HTML (Jinja2, autoescape on for every template), no
+JavaScript needed for anything.
+
+    GET  /login, POST /login, POST /logout
+    GET  /                     unit tree with readiness bars
+    GET  /units/{id}           summary, trend (inline SVG), sub-units, failing checks,
+                               stale devices, filtered and paged device table, CSV link
+    GET  /devices/{id}         latest results with exceptions, report timeline with a
+                               signed-envelope download per report, the device's key
+    GET  /exceptions, POST /exceptions, POST /exceptions/{id}/revoke
+    GET  /static/dashboard.css
+
+Every page except /login needs a session (cookie ``aa_session``); without one the
+answer is 303 to ``/login?next=<local path>``. Every form carries the session's CSRF
+token (``csrf_token``); the login form a pre-session token bound to a cookie
+(double submit). Pages are sent with a strict Content-Security-Policy (no script at
+all), X-Frame-Options DENY and no referrer.
+
+The data comes from :mod:`server.readiness` (the same functions as the JSON API);
+sessions, users and roles from :mod:`server.auth`.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import json
+import math
+import secrets
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
+from starlette.concurrency import run_in_threadpool
+
+from server import readiness as rd
+from server.i18n_web import LANGS, Translator, choose_language
+from server.store import ApiError
+from server.trend_svg import trend_svg
+
+HERE = Path(__file__).resolve().parent
+TEMPLATES = HERE / "templates"
+STATIC = HERE / "static"
+LANG_COOKIE = "aa_lang"
+LOGIN_CSRF_COOKIE = "aa_login_csrf"
+TREND_DAYS = 90
+PER_PAGE = 50
+PLATFORMS = ("windows", "macos", "linux")
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'none'; object-src 'none'; base-uri 'none'; "
+                               "form-action 'self'; frame-ancestors 'none'; img-src 'self' data:; "
+                               "style-src 'self' 'unsafe-inline'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+def make_env() -> Environment:
+    # Autoescape for every template, whatever its name; nothing from an agent is ever |safe.
+    env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(default=True,
+                                                                                           default_for_string=True),
+                      trim_blocks=False, lstrip_blocks=False)
+    env.globals["pct_width"] = lambda n, total: f"{(100.0 * n / total) if total else 0:.2f}"
+    return env
+
+
+def safe_next(value: str | None) -> str:
+    """A local path to go to after login: '/…' only — no scheme, no host, no '//' or '/\\'."""
+    if not value or not isinstance(value, str) or len(value) > 2000:
+        return "/"
+    if not value.startswith("/") or value.startswith("//") or value.startswith("/\\"):
+        return "/"
+    if any(c in value for c in "\r\n\t\\") or any(ord(c) < 32 for c in value):
+        return "/"
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
+        return "/"
+    return value
+
+
+@lru_cache(maxsize=1)
+def _policy_titles() -> dict[str, dict[str, str]]:
+    """Check titles by id from the shipped policies (casework first, then baseline)."""
+    titles: dict[str, dict[str, str]] = {}
+    try:
+        from auditagent.policy import load_policy, shipped_policy_dir
+
+        for name in ("baseline.yaml", "casework-confidential.yaml"):
+            try:
+                pol = load_policy(shipped_policy_dir() / name)
+            except Exception:  # noqa: BLE001 - titles are a nicety
+                continue
+            for c in pol.checks:
+                titles[c.id] = dict(c.title)
+    except Exception:  # noqa: BLE001
+        pass
+    return titles
+
+
+def check_title(check_id: str, lang: str) -> str:
+    t = _policy_titles().get(check_id)
+    if not t:
+        return check_id
+    return t.get(lang) or t.get("en") or check_id
+
+
+def message_text(msg: Any, lang: str) -> str:
+    if isinstance(msg, dict) and isinstance(msg.get("code"), str):
+        from auditagent.i18n import translate
+
+        args = msg.get("args") if isinstance(msg.get("args"), dict) else {}
+        try:
+            return translate(msg["code"], args, "sv" if lang == "sv" else "en")
+        except Exception:  # noqa: BLE001 - a message we cannot format is shown raw
+            return f"{msg['code']} {json.dumps(args, ensure_ascii=False)}"
+    return str(msg)
+
+
+def pct_text(t: Translator, pct: float | None) -> str:
+    return "–" if pct is None else t.number(pct, 1 if pct not in (0, 100) else 0) + "\u00a0%"
+
+
+@dataclass
+class Ctx:
+    """What every page needs: the request's language, the user and their session's CSRF token."""
+
+    request: Request
+    lang: str
+    t: Translator
+    user: Any = None
+    csrf: str = ""
+    set_lang_cookie: bool = False
+
+
+class Web:
+    def __init__(self, app: FastAPI, store: Any, settings: Any) -> None:
+        self.app = app
+        self.store = store
+        self.settings = settings
+        self.env = make_env()
+        self.default_max_age = int(getattr(settings, "default_max_report_age_hours", None)
+                                   or rd.DEFAULT_MAX_REPORT_AGE_HOURS)
+        self.min_agent = getattr(settings, "min_agent_version", None)
+        self.secure_cookies = bool(getattr(settings, "secure_cookies", False))
+
+    # ------------------------------------------------------------------ plumbing
+
+    @property
+    def engine(self) -> Any:
+        return self.store.engine
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(dt.timezone.utc)
+
+    def ctx(self, request: Request, user: Any = None, csrf: str = "") -> Ctx:
+        q = request.query_params.get("lang")
+        lang = choose_language(q, request.cookies.get(LANG_COOKIE), getattr(user, "lang", None),
+                               request.headers.get("accept-language"))
+        return Ctx(request, lang, Translator(lang), user, csrf, set_lang_cookie=q in LANGS)
+
+    def render(self, ctx: Ctx, template: str, status: int = 200, **data: Any) -> HTMLResponse:
+        req = ctx.request
+
+        def lang_url(code: str) -> str:
+            params = [(k, v) for k, v in req.query_params.multi_items() if k != "lang"] + [("lang", code)]
+            return req.url.path + "?" + urlencode(params)
+
+        html = self.env.get_template(template).render(
+            t=ctx.t, lang=ctx.lang, user=ctx.user, csrf_token=ctx.csrf, lang_url=lang_url,
+            pct_text=lambda p: pct_text(ctx.t, p), **data)
+        resp = HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+        if ctx.set_lang_cookie:
+            resp.set_cookie(LANG_COOKIE, ctx.lang, max_age=365 * 86400, httponly=True, samesite="lax",
+                            secure=self.secure_cookies, path="/")
+        return resp
+
+    def error_page(self, ctx: Ctx, status: int, message: str) -> HTMLResponse:
+        return self.render(ctx, "error.html", status=status, status_code=status, message=message)
+
+    def to_login(self, request: Request) -> RedirectResponse:
+        target = request.url.path + (("?" + request.url.query) if request.url.query else "")
+        return RedirectResponse("/login?" + urlencode({"next": safe_next(target)}), status_code=303,
+                                headers=SECURITY_HEADERS)
+
+    def session(self, request: Request) -> tuple[Any, str] | None:
+        from server import web_auth
+
+        return web_auth.session_user(self, request)
+
+    async def page(self, request: Request, fn: Any, *args: Any) -> Response:
+        """Run a page handler in a thread with the signed-in user, or redirect to /login."""
+        sess = await run_in_threadpool(self.session, request)
+        if sess is None:
+            return self.to_login(request)
+        user, csrf = sess
+        ctx = self.ctx(request, user, csrf)
+        try:
+            return await run_in_threadpool(fn, ctx, *args)
+        except ApiError as exc:
+            if exc.status == 404:
+                return self.error_page(ctx, 404, ctx.t("not_found"))
+            if exc.status == 403:
+                return self.error_page(ctx, 403, ctx.t("forbidden"))
+            return self.error_page(ctx, exc.status, ctx.t("error.generic", message=exc.message))
+
+    def scope(self, user: Any) -> rd.Scope:
+        return rd.Scope.for_user(user)
+
+    # ------------------------------------------------------------------ view models
+
+    def unit_row(self, u: rd.UnitSummary, outdated: int = 0) -> dict[str, Any]:
+        return {"id": u.id, "name": u.name, "path": u.path, "depth": u.depth, "total": u.total,
+                "counts": u.counts, "pct": u.ready_pct, "outdated": outdated}
+
+    def overview(self, ctx: Ctx) -> Response:
+        scope = self.scope(ctx.user)
+        now = self.now()
+        with self.engine.connect() as conn:
+            tree = rd.unit_tree(conn, scope, now, default_max_age_hours=self.default_max_age)
+            versions = rd.agent_versions(conn, scope, None, now, minimum=self.min_agent)
+        # Depth relative to the user's scope root, so a unit manager's tree starts at 1.
+        base = min((u.depth for u in tree), default=1) - 1
+        rows = []
+        for u in tree:
+            r = self.unit_row(u)
+            r["depth"] = u.depth - base
+            rows.append(r)
+        roots = [u for u in tree if u.depth - base == 1]
+        counts = rd.StateCounts(**{s: sum(getattr(u.counts, s) for u in roots) for s in rd.STATES})
+        total_n = sum(u.total for u in roots)
+        total = {"total": total_n, "counts": counts, "pct": rd._pct(counts.ready, total_n),
+                 "outdated": versions.outdated}
+        return self.render(ctx, "overview.html", nav="overview", rows=rows, total=total,
+                           stale_hours=self.default_max_age)
+
+    def unit_page(self, ctx: Ctx, unit_id: int) -> Response:
+        req = ctx.request
+        q = req.query_params
+        state = q.get("state") or None
+        if state not in rd.STATES:
+            state = None
+        check = (q.get("check") or "").strip()[:200] or None
+        os_ = q.get("os") or None
+        sub = q.get("unit") or ""
+        try:
+            page = max(1, int(q.get("page") or 1))
+        except ValueError:
+            page = 1
+        scope = self.scope(ctx.user)
+        now = self.now()
+        lang = ctx.lang
+        with self.engine.connect() as conn:
+            detail = rd.unit_detail(conn, scope, unit_id, now, state=state, check=check, os=os_, page=page,
+                                    per_page=PER_PAGE, default_max_age_hours=self.default_max_age,
+                                    min_agent_version=self.min_agent)
+            unit = rd.visible_unit(conn, scope, unit_id)
+            devices_page = detail.devices
+            sub_id = None
+            if sub.isdigit() and int(sub) != unit_id:
+                sub_unit = rd.visible_unit(conn, scope, int(sub))
+                if sub_unit["path"].startswith(unit["path"] + "/"):
+                    sub_id = int(sub)
+                    devices_page = rd.unit_detail(conn, scope, sub_id, now, state=state, check=check, os=os_,
+                                                  page=page, per_page=PER_PAGE, min_agent_version=self.min_agent,
+                                                  default_max_age_hours=self.default_max_age).devices
+            subunits = [dict(r) for r in conn.execute(
+                rd.select(rd.units.c.id, rd.units.c.path, rd.units.c.depth)
+                .where(rd._in_subtree(rd.units.c.path, unit["path"]), rd.units.c.id != unit_id)
+                .order_by(rd.units.c.path)).mappings()]
+            points = rd.trend(conn, scope, unit_id, now, days=TREND_DAYS)
+            child_outdated = {}
+            for c in detail.children:
+                child_outdated[c.id] = rd.agent_versions(conn, scope, c.path, now, minimum=self.min_agent).outdated
+            crumbs = self._crumbs(conn, scope, unit["path"])
+        s = detail.summary
+        known = [p for p in points if p.ready_pct is not None and p.ready]
+        svg = Markup("")
+        if known:
+            first = next(p for p in points if p.ready)
+            svg = trend_svg([(p.day, p.ready_pct) for p in points if p.day >= first.day], days=TREND_DAYS,
+                            end=points[-1].day, title=ctx.t("trend", days=TREND_DAYS),
+                            desc=ctx.t("trend.alt", first=ctx.t.number(first.ready_pct or 0, 0),
+                                       last=ctx.t.number(points[-1].ready_pct or 0, 0)))
+        check_ids = sorted(set(_policy_titles()) | {f.check_id for f in detail.failing_checks})
+        if check and check not in check_ids:
+            check_ids.append(check)
+        filters = {"state": state or "", "check": check or "", "os": os_ or "", "unit": str(sub_id or "")}
+
+        def filter_url(**changes: Any) -> str:
+            params = {k: v for k, v in filters.items() if v}
+            params["page"] = str(page)
+            for k, v in changes.items():
+                if v in ("", None):
+                    params.pop(k, None)
+                else:
+                    params[k] = str(v)
+            if "page" not in changes:
+                params.pop("page", None)
+            if params.get("page") == "1":
+                params.pop("page")
+            return f"/units/{unit_id}" + ("?" + urlencode(params) if params else "") + "#devices"
+
+        pages = max(1, math.ceil(devices_page.total / devices_page.per_page))
+        base_depth = unit["depth"]
+        csv_params = {k: v for k, v in (("state", state), ("check", check), ("os", os_)) if v}
+        csv_target = sub_id or unit_id
+        return self.render(
+            ctx, "unit.html", nav="overview",
+            unit={"id": unit_id, "name": unit["name"], "path": unit["path"], "crumbs": crumbs[:-1]},
+            summary={"total": s.total, "counts": s.counts, "pct": s.ready_pct,
+                     "outdated": detail.agent_versions.outdated},
+            children=[self.unit_row(c, child_outdated.get(c.id, 0)) | {"depth": 1} for c in detail.children],
+            failing=[{"check_id": f.check_id, "title": check_title(f.check_id, lang), "severity": f.severity,
+                      "devices": f.devices_failing, "excepted": f.devices_excepted}
+                     for f in detail.failing_checks if f.devices_failing or f.devices_excepted],
+            stale=[{"id": d.id, "hostname": d.hostname, "last_report": d.last_seen,
+                    "hours": ((now - d.last_seen).total_seconds() / 3600) if d.last_seen else None}
+                   for d in detail.stale_longest],
+            devices=[{"id": d.id, "hostname": d.hostname, "state": d.state, "os": d.os or d.platform,
+                      "unit_name": d.unit_path.split("/")[-1], "last_report": d.last_seen,
+                      "failing": [check_title(c, lang) for c in d.failing_checks],
+                      "excepted": [check_title(c, lang) for c in d.excepted_checks]}
+                     for d in devices_page.items],
+            device_total=devices_page.total, page=devices_page.page, pages=pages, filters=filters,
+            filter_url=filter_url, trend_svg=svg, trend_days=TREND_DAYS,
+            check_options=[{"id": c, "title": check_title(c, lang)} for c in check_ids],
+            os_options=PLATFORMS,
+            subunit_options=[{"id": u["id"], "label": "\u00a0\u00a0" * (u["depth"] - base_depth - 1)
+                              + u["path"].split("/")[-1]} for u in subunits],
+            csv_url=f"/api/v1/units/{csv_target}/export.csv" + ("?" + urlencode(csv_params) if csv_params else ""))
+
+    def _crumbs(self, conn: Any, scope: rd.Scope, path: str) -> list[dict[str, Any]]:
+        parts = path.split("/")
+        paths = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+        rows = {r.path: r for r in conn.execute(rd.select(rd.units.c.id, rd.units.c.name, rd.units.c.path)
+                                                .where(rd.units.c.path.in_(paths)))}
+        return [{"id": rows[p].id, "name": rows[p].name} for p in paths if p in rows and scope.contains(p)]
+
+    def device_page(self, ctx: Ctx, device_id: str) -> Response:
+        scope = self.scope(ctx.user)
+        now = self.now()
+        lang = ctx.lang
+        with self.engine.connect() as conn:
+            d = rd.device_detail(conn, scope, device_id, now, per_page=100, min_agent_version=self.min_agent,
+                                 default_max_age_hours=self.default_max_age)
+            keyid, pem = rd.device_public_key(conn, scope, device_id)
+            crumbs = self._crumbs(conn, scope, d.device.unit_path)
+        exc_by_id = {e.id: e for e in d.exceptions}
+        can_grant = getattr(ctx.user, "role", None) == "security_officer"
+        results = []
+        for r in d.results:
+            e = exc_by_id.get(r.excepted_by) if r.excepted_by else None
+            results.append({
+                "check_id": r.check_id, "title": check_title(r.check_id, lang), "severity": r.severity,
+                "status": r.status, "messages": [message_text(m, lang) for m in r.messages],
+                "evidence": json.dumps(r.evidence, indent=1, ensure_ascii=False, sort_keys=True)
+                if r.evidence else "",
+                "exception": None if e is None else {"expires_at": e.expires_at, "granted_by": e.granted_by or "–",
+                                                     "justification": e.justification},
+                "can_grant": can_grant and e is None and r.severity == "required"
+                and r.status in ("fail", "unknown")})
+        order = {"fail": 0, "unknown": 1, "pass": 2, "not_applicable": 3}
+        results.sort(key=lambda r: (r["exception"] is not None, order.get(r["status"], 9), r["severity"] != "required"))
+        dev = d.device
+        policy = f"{d.policy.get('id')} {d.policy.get('version')}" if d.policy else None
+        latest_verdict = d.timeline.items[0].verdict if d.timeline.items else None
+        return self.render(
+            ctx, "device.html", nav="overview",
+            device={"id": dev.id, "hostname": dev.hostname, "state": dev.state, "os": dev.os,
+                    "platform": dev.platform, "serial": d.serial, "agent_version": dev.agent_version,
+                    "enrolled_at": d.enrolled_at, "last_report": dev.last_seen, "policy": policy,
+                    "agent_verdict": latest_verdict, "crumbs": crumbs, "keyid": keyid, "public_key_pem": pem},
+            results=results,
+            reports=[{"report_id": i.report_id, "sequence": i.sequence, "generated_at": i.generated_at,
+                      "received_at": i.received_at, "verdict": i.verdict,
+                      "policy": f"{i.policy_id} {i.policy_version}"} for i in d.timeline.items])
+
+    def exceptions_page(self, ctx: Ctx, *, status: int = 200, notice: str | None = None, error: str | None = None,
+                        form: dict[str, str] | None = None) -> Response:
+        q = ctx.request.query_params
+        show_all = q.get("all") == "1"
+        scope = self.scope(ctx.user)
+        now = self.now()
+        lang = ctx.lang
+        with self.engine.connect() as conn:
+            items = rd.list_exceptions(conn, scope, now, include_expired=show_all)
+            unit_rows = [dict(r) for r in conn.execute(
+                rd.select(rd.units.c.id, rd.units.c.path).where(scope.clause(rd.units.c.path))
+                .order_by(rd.units.c.path)).mappings()]
+        form = form or {"check_id": (q.get("check") or "")[:200], "device": (q.get("device") or "")[:255],
+                        "unit_id": (q.get("unit") or "")[:20], "justification": "",
+                        "expires": (now + dt.timedelta(days=30)).date().isoformat()}
+        rows = [{"id": e.id, "check_id": e.check_id, "check_title": check_title(e.check_id, lang),
+                 "device_id": e.device_id, "device_label": e.device_hostname or e.device_id,
+                 "unit_id": e.unit_id, "unit_label": e.unit_path or "(…)", "expires_at": e.expires_at,
+                 "justification": e.justification, "granted_by": e.granted_by or "–", "granted_at": e.granted_at,
+                 "revoke_reason": e.revoke_reason, "state": e.status if e.status != "pending" else "active",
+                 "inherited": e.inherited} for e in items]
+        check_ids = sorted(set(_policy_titles()) | ({form["check_id"]} if form.get("check_id") else set()))
+        return self.render(
+            ctx, "exceptions.html", status=status, nav="exceptions", rows=rows, show_inactive=show_all,
+            can_grant=getattr(ctx.user, "role", None) == "security_officer", notice=notice, error=error, form=form,
+            check_options=[{"id": c, "title": check_title(c, lang)} for c in check_ids],
+            unit_options=[{"id": u["id"], "label": u["path"]} for u in unit_rows],
+            today=now.date().isoformat())
+
+    def grant(self, ctx: Ctx, form: dict[str, str]) -> Response:
+        t = ctx.t
+        now = self.now()
+        check_id = form.get("check_id", "").strip()
+        device = form.get("device", "").strip()
+        unit_id = form.get("unit_id", "").strip()
+        try:
+            try:
+                day = dt.date.fromisoformat(form.get("expires", "").strip())
+            except ValueError:
+                raise rd.Invalid("expires_at", "a date (YYYY-MM-DD)") from None
+            # Valid through the chosen day (end of day, UTC).
+            expires = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.timezone.utc)
+            with self.engine.begin() as conn:
+                device_id = None
+                if device:
+                    device_id = self._resolve_device(conn, self.scope(ctx.user), device)
+                info = rd.grant_exception(conn, ctx.user, check_id=check_id, device_id=device_id,
+                                          unit_id=int(unit_id) if (unit_id.isdigit() and not device) else None,
+                                          expires_at=expires, justification=form.get("justification", ""), now=now)
+        except ApiError as exc:
+            return self.exceptions_page(ctx, status=exc.status if exc.status in (403, 404, 409, 422) else 400,
+                                        error=t("error.generic", message=exc.message), form=form)
+        target = f"/devices/{info.device_id}" if info.device_id else "/exceptions?granted=1"
+        return RedirectResponse(target, status_code=303, headers=SECURITY_HEADERS)
+
+    def _resolve_device(self, conn: Any, scope: rd.Scope, text_: str) -> str:
+        """A device id, or a host name that names exactly one device in scope."""
+        try:
+            return rd.visible_device(conn, scope, text_)["id"]
+        except rd.NotFound:
+            pass
+        ids = [r.id for r in conn.execute(rd.select(rd.devices.c.id, rd.units.c.path)
+                                          .join(rd.units, rd.units.c.id == rd.devices.c.unit_id)
+                                          .where(rd.devices.c.hostname == text_, rd.devices.c.revoked_at.is_(None),
+                                                 scope.clause(rd.units.c.path)).limit(2))]
+        if len(ids) != 1:
+            raise rd.Invalid("device", "no single device with that id or host name" if not ids
+                             else "several devices have that host name; use the device id")
+        return ids[0]
+
+    def revoke(self, ctx: Ctx, exception_id: int, form: dict[str, str]) -> Response:
+        try:
+            with self.engine.begin() as conn:
+                rd.revoke_exception(conn, ctx.user, exception_id, form.get("reason", ""), self.now())
+        except ApiError as exc:
+            return self.exceptions_page(ctx, status=exc.status if exc.status in (403, 404, 409, 422) else 400,
+                                        error=ctx.t("error.generic", message=exc.message))
+        return RedirectResponse("/exceptions?revoked=1", status_code=303, headers=SECURITY_HEADERS)
+
+
+def _check_csrf(expected: str, given: str | None) -> bool:
+    return bool(expected) and isinstance(given, str) and hmac.compare_digest(expected.encode(), given.encode())
+
+
+def mount(app: FastAPI, store: Any, settings: Any) -> Web:
+    """Add the dashboard's routes to ``app``."""
+    from server import web_auth
+
+    web = Web(app, store, settings)
+    router = APIRouter(include_in_schema=False)
+
+    async def form_data(request: Request) -> dict[str, str]:
+        form = await request.form()
+        return {k: (v if isinstance(v, str) else "") for k, v in form.items()}
+
+    @router.get("/static/dashboard.css")
+    def css() -> Response:
+        return FileResponse(STATIC / "dashboard.css", media_type="text/css",
+                            headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"})
+
+    @router.get("/login")
+    async def login_form(request: Request) -> Response:
+        sess = await run_in_threadpool(web.session, request)
+        nxt = safe_next(request.query_params.get("next"))
+        if sess is not None:
+            return RedirectResponse(nxt, status_code=303, headers=SECURITY_HEADERS)
+        return web_auth.login_page(web, web.ctx(request), nxt)
+
+    @router.post("/login")
+    async def login_post(request: Request) -> Response:
+        form = await form_data(request)
+        return await run_in_threadpool(web_auth.login_post, web, request, form)
+
+    @router.post("/logout")
+    async def logout(request: Request) -> Response:
+        form = await form_data(request)
+        return await run_in_threadpool(web_auth.logout_post, web, request, form)
+
+    @router.get("/")
+    async def overview(request: Request) -> Response:
+        return await web.page(request, web.overview)
+
+    @router.get("/units/{unit_id}")
+    async def unit_page(request: Request, unit_id: str) -> Response:
+        if not unit_id.isdigit():
+            return await web.page(request, lambda ctx: web.error_page(ctx, 404, ctx.t("not_found")))
+        return await web.page(request, web.unit_page, int(unit_id))
+
+    @router.get("/devices/{device_id}")
+    async def device_page(request: Request, device_id: str) -> Response:
+        return await web.page(request, web.device_page, device_id[:64])
+
+    @router.get("/exceptions")
+    async def exceptions_page(request: Request) -> Response:
+        def show(ctx: Ctx) -> Response:
+            q = ctx.request.query_params
+            notice = ctx.t("exceptions.granted") if q.get("granted") else (
+                ctx.t("exceptions.revoked") if q.get("revoked") else None)
+            return web.exceptions_page(ctx, notice=notice)
+
+        return await web.page(request, show)
+
+    async def posted(request: Request, handler: Any, *args: Any) -> Response:
+        form = await form_data(request)
+
+        def run(ctx: Ctx) -> Response:
+            if not _check_csrf(ctx.csrf, form.get("csrf_token")):
+                return web.error_page(ctx, 403, ctx.t("csrf.failed"))
+            return handler(ctx, *args, form)
+
+        return await web.page(request, run)
+
+    @router.post("/exceptions")
+    async def grant(request: Request) -> Response:
+        return await posted(request, web.grant)
+
+    @router.post("/exceptions/{exception_id}/revoke")
+    async def revoke(request: Request, exception_id: str) -> Response:
+        if not exception_id.isdigit():
+            return await web.page(request, lambda ctx: web.error_page(ctx, 404, ctx.t("not_found")))
+        return await posted(request, web.revoke, int(exception_id))
+
+    app.include_router(router)
+    app.state.web = web
+    return web
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)

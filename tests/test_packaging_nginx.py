@@ -1,0 +1,149 @@
+"""The collector behind the shipped reverse-proxy config (packaging/collector/
+nginx-auditagent.conf), for real: nginx (Debian's package, run unprivileged in the
+foreground from a temp prefix) terminates TLS on 127.0.0.1 with a certificate from a test
+CA; an agent enrols through it with ``--ca-bundle`` and ``run`` delivers a report that the
+collector stores. The config is used as shipped, with only its listen ports, certificate
+paths and upstream port swapped for the test's.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from collector_fixtures import free_port, make_test_ca, start_collector
+from conftest import REPO
+
+CONF = REPO / "packaging" / "collector" / "nginx-auditagent.conf"
+NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+
+pytestmark = [pytest.mark.skipif(NGINX is None, reason="nginx not installed (apt install nginx)"),
+              pytest.mark.timeout(300)]
+
+
+def adapt(conf: str, *, https: int, http: int, upstream: int, cert: Path, key: Path) -> str:
+    """The shipped config with the test's ports and certificate; each swap must hit."""
+    swaps = [
+        (r"listen 443 ssl;", f"listen 127.0.0.1:{https} ssl;"),
+        (r"listen \[::\]:443 ssl;\n", ""),
+        (r"listen 80;", f"listen 127.0.0.1:{http};"),
+        (r"listen \[::\]:80;\n", ""),
+        (r"server 127\.0\.0\.1:8080;", f"server 127.0.0.1:{upstream};"),
+        (r"ssl_certificate +/etc/ssl/auditagent/fullchain\.pem;", f"ssl_certificate {cert};"),
+        (r"ssl_certificate_key +/etc/ssl/auditagent/privkey\.pem;", f"ssl_certificate_key {key};"),
+    ]
+    for pattern, repl in swaps:
+        conf, n = re.subn(pattern, repl, conf)
+        assert n == 1, f"nginx-auditagent.conf changed shape: {pattern!r} matched {n} times"
+    return conf
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory):
+    work = tmp_path_factory.mktemp("nginx")
+    tls = make_test_ca(work / "tls")
+    collector = start_collector(f"sqlite:///{work / 'collector.db'}", work / "collector")
+    https, http = free_port(), free_port()
+    prefix = work / "prefix"
+    for d in ("logs", "tmp", "conf"):
+        (prefix / d).mkdir(parents=True)
+    site = adapt(CONF.read_text(), https=https, http=http, upstream=collector.port, cert=tls.cert, key=tls.key)
+    (prefix / "conf" / "auditagent.conf").write_text(site)
+    user = "user root root;\n" if os.geteuid() == 0 else ""
+    (prefix / "conf" / "nginx.conf").write_text(f"""{user}worker_processes 1;
+daemon off;
+pid {prefix}/nginx.pid;
+error_log {prefix}/logs/error.log warn;
+events {{ worker_connections 64; }}
+http {{
+    access_log {prefix}/logs/access.log;
+    client_body_temp_path {prefix}/tmp/body;
+    proxy_temp_path {prefix}/tmp/proxy;
+    fastcgi_temp_path {prefix}/tmp/fastcgi;
+    uwsgi_temp_path {prefix}/tmp/uwsgi;
+    scgi_temp_path {prefix}/tmp/scgi;
+    include {prefix}/conf/auditagent.conf;
+}}
+""")
+    conf = str(prefix / "conf" / "nginx.conf")
+    check = subprocess.run([NGINX, "-t", "-p", str(prefix), "-c", conf], capture_output=True, text=True, check=False)
+    assert check.returncode == 0, check.stderr
+    with open(prefix / "logs" / "stderr.log", "wb") as err:
+        proc = subprocess.Popen([NGINX, "-p", str(prefix), "-c", conf], stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", https)) == 0:
+                    break
+            assert proc.poll() is None, (prefix / "logs" / "error.log").read_text()
+            time.sleep(0.1)
+        yield {"url": f"https://127.0.0.1:{https}", "http": f"http://127.0.0.1:{http}", "tls": tls,
+               "collector": collector, "prefix": prefix}
+    finally:
+        proc.send_signal(signal.SIGQUIT)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        collector.stop()
+
+
+def agent(home: Path, *args: str, expect: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess:
+    env = dict(os.environ, AUDITAGENT_HOME=str(home), PYTHONPATH=str(REPO))
+    env.pop("AUDITAGENT_ENROLL_TOKEN", None)
+    proc = subprocess.run([sys.executable, "-m", "auditagent.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=180, cwd=REPO, check=False)
+    assert proc.returncode in expect, f"auditagent {args[0]} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def test_agent_enrols_and_reports_through_nginx(stack, tmp_path):
+    collector = stack["collector"]
+    unit = "Testförvaltningen/Proxy"
+    collector.cli("unit", "add", unit)
+    token = collector.cli("token", "create", "--unit", unit).stdout.strip().splitlines()[-1]
+    home = tmp_path / "home"
+    (home).mkdir()
+    (home / "agent.yaml").write_text("send_attempts: 2\nsend_timeout: 15\n")
+    r = agent(home, "enroll", "--server", stack["url"], "--token", token, "--ca-bundle", str(stack["tls"].ca))
+    assert "enrolled: device" in r.stdout and token not in r.stdout + r.stderr
+    device = json.loads((home / "enrollment.json").read_text())["device_id"]
+    r = agent(home, "run", expect=(0, 1))
+    assert "sent 1" in r.stdout, r.stdout + r.stderr
+    assert collector.count("reports", device_id=device) == 1
+    devices = json.loads(collector.cli("device", "list", "--unit", unit, "--json").stdout)
+    assert [d["id"] for d in devices] == [device] and devices[0]["last_report_at"]
+    # The request went through nginx (its access log has the enrolment and the report).
+    access = (stack["prefix"] / "logs" / "access.log").read_text()
+    assert "POST /v1/enroll" in access and "POST /v1/reports" in access
+    assert token not in access
+
+
+def test_proxy_headers_limits_and_redirect(stack):
+    import ssl
+
+    import httpx
+
+    with httpx.Client(verify=ssl.create_default_context(cafile=str(stack["tls"].ca)), timeout=30) as c:
+        r = c.get(stack["url"] + "/healthz")
+        assert r.status_code == 200
+        assert r.headers["strict-transport-security"].startswith("max-age=")
+        # Over 256 KiB but under nginx's cap: the collector itself answers (its own limit).
+        r = c.post(stack["url"] + "/v1/reports", content=b"x" * (300 * 1024),
+                   headers={"content-type": "application/json"})
+        assert r.status_code == 413 and r.headers["content-type"].startswith("application/json"), r.text[:300]
+        # Far over the cap: nginx stops it before the collector.
+        r = c.post(stack["url"] + "/v1/reports", content=b"x" * (2 * 1024 * 1024),
+                   headers={"content-type": "application/json"})
+        assert r.status_code == 413 and r.headers["content-type"].startswith("text/html"), r.text[:300]
+    r = httpx.get(stack["http"] + "/healthz", follow_redirects=False, timeout=10)
+    assert r.status_code == 301 and r.headers["location"].startswith("https://")
