@@ -262,4 +262,7 @@ def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20) -> Eng
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     # No pre-ping: it costs a round trip per request; recycle instead, and a broken
     # connection fails one request (the agent retries) and is discarded by the pool.
-    return create_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_recycle=1800)
+    # JIT off: the dashboard's aggregates are estimated as costly (correlated checks per
+    # device) and JIT compilation then took ~1 s per query, far more than the query itself.
+    return create_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_recycle=1800,
+                         connect_args={"options": "-c jit=off"})

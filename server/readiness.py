@@ -166,7 +166,7 @@ def _contains_item(conn: Connection, csv_col: Any, item: Any) -> ColumnElement[b
 # ------------------------------------------------------------------ the device state (one definition)
 
 
-def unit_max_age() -> Any:
+def unit_max_age(name: str = "unit_age") -> Any:
     """Subquery (unit_id, path, max_age_hours-or-NULL): each unit's own or nearest ancestor's
     max report age."""
     u = units.alias("mu")
@@ -174,7 +174,9 @@ def unit_max_age() -> Any:
     hours = (select(a.c.max_report_age_hours)
              .where(a.c.max_report_age_hours.is_not(None), _ancestor_or_self(a.c.path, u.c.path))
              .order_by(a.c.depth.desc()).limit(1).scalar_subquery())
-    return select(u.c.id.label("unit_id"), u.c.path.label("path"), hours.label("max_age_hours")).subquery("unit_age")
+    # Materialised: 1 row per unit, computed once, not once per device joined to it.
+    return (select(u.c.id.label("unit_id"), u.c.path.label("path"), hours.label("max_age_hours"))
+            .cte(name).prefix_with("MATERIALIZED", dialect="postgresql"))
 
 
 def _exception_active(now: dt.datetime, e: Any = exceptions) -> ColumnElement[bool]:
@@ -199,15 +201,12 @@ def device_state_rows(conn: Connection, scope: Scope, now: dt.datetime, *,
     unit_path, hostname, platform, os, agent_version, enrolled_at, generated_at,
     received_at, last_report_id, state. Use it as a subquery."""
     ua = unit_max_age()
-    dc = device_checks.alias("dcs")
     hours = func.coalesce(ua.c.max_age_hours, default_max_age_hours)
-    uncovered = exists(select(literal(1)).where(
-        dc.c.device_id == devices.c.id, dc.c.severity == "required", dc.c.status.in_(FAILING_STATUSES),
-        ~_covered(conn, now, dc.c.check_id, devices.c.id, ua.c.path)))
+    failing = uncovered_failing_devices(now)
     state = case(
         (device_state.c.last_report_id.is_(None), NEVER_REPORTED),
         (device_state.c.generated_at < _minus_hours(conn, now, hours), STALE),
-        (uncovered, NOT_READY),
+        (failing.c.device_id.is_not(None), NOT_READY),
         else_=READY)
     return (select(devices.c.id, devices.c.unit_id, ua.c.path.label("unit_path"), devices.c.hostname,
                    devices.c.platform, devices.c.os,
@@ -215,8 +214,31 @@ def device_state_rows(conn: Connection, scope: Scope, now: dt.datetime, *,
                    devices.c.enrolled_at, device_state.c.generated_at, device_state.c.received_at,
                    device_state.c.last_report_id, state.label("state"))
             .select_from(devices.join(ua, ua.c.unit_id == devices.c.unit_id)
-                         .outerjoin(device_state, device_state.c.device_id == devices.c.id))
+                         .outerjoin(device_state, device_state.c.device_id == devices.c.id)
+                         .outerjoin(failing, failing.c.device_id == devices.c.id))
             .where(devices.c.revoked_at.is_(None), scope.clause(ua.c.path)))
+
+
+def uncovered_failing_devices(now: dt.datetime) -> Any:
+    """CTE (device_id): devices with a failing required check that no active exception
+    covers. Set-based: the few active exceptions are gathered once (with their unit's
+    path), then matched against the failing checks — instead of a correlated lookup
+    per device, which cost a scan of exceptions and units for each failing device."""
+    e, eu = exceptions.alias("aex"), units.alias("aexu")
+    active = (select(e.c.check_id, e.c.device_id, eu.c.path.label("unit_path"))
+              .select_from(e.outerjoin(eu, eu.c.id == e.c.unit_id))
+              .where(_exception_active(now, e))
+              .cte("active_exceptions").prefix_with("MATERIALIZED", dialect="postgresql"))
+    dc, d, du = device_checks.alias("fdc"), devices.alias("fd"), units.alias("fdu")
+    covered = exists(select(literal(1)).select_from(active).where(
+        active.c.check_id == dc.c.check_id,
+        or_(active.c.device_id == dc.c.device_id,
+            and_(active.c.unit_path.is_not(None), _ancestor_or_self(active.c.unit_path, du.c.path)))))
+    return (select(dc.c.device_id)
+            .select_from(dc.join(d, d.c.id == dc.c.device_id).join(du, du.c.id == d.c.unit_id))
+            .where(dc.c.severity == "required", dc.c.status.in_(FAILING_STATUSES), ~covered)
+            .group_by(dc.c.device_id)
+            .cte("uncovered_failing").prefix_with("MATERIALIZED", dialect="postgresql"))
 
 
 # ------------------------------------------------------------------ units
@@ -252,11 +274,18 @@ def _rollup(conn: Connection, scope: Scope, now: dt.datetime, ids: list[int] | N
     """Per-unit counts with roll-up: direct counts per unit first (GROUP BY unit_id over
     devices), then summed over the small units table by path prefix."""
     ds = device_state_rows(conn, scope, now, default_max_age_hours=default_max_age_hours).subquery("ds")
-    direct = (select(ds.c.unit_id, ds.c.unit_path,
-                     *[func.sum(case((ds.c.state == s, 1), else_=0)).label(s) for s in STATES])
-              .group_by(ds.c.unit_id, ds.c.unit_path).subquery("direct"))
+    # Count per (unit, state): the state expression (with its per-device EXISTS) is then
+    # evaluated once per device — summing CASE WHEN state = … per state made PostgreSQL
+    # inline and evaluate it once per state. Materialised, so the path-prefix roll-up
+    # below does not re-run it per unit.
+    by_state = (select(ds.c.unit_id, ds.c.unit_path, ds.c.state, func.count().label("n"))
+                .group_by(ds.c.unit_id, ds.c.unit_path, ds.c.state).cte("by_state")
+                .prefix_with("MATERIALIZED", dialect="postgresql"))
+    direct = (select(by_state.c.unit_id, by_state.c.unit_path,
+                     *[func.sum(case((by_state.c.state == s, by_state.c.n), else_=0)).label(s) for s in STATES])
+              .group_by(by_state.c.unit_id, by_state.c.unit_path).subquery("direct"))
     a = units.alias("a")
-    ua = unit_max_age()
+    ua = unit_max_age("rollup_unit_age")
     q = (select(a.c.id, a.c.path, a.c.name, a.c.parent_id, a.c.depth, ua.c.max_age_hours,
                 *[func.coalesce(func.sum(direct.c[s]), 0).label(s) for s in STATES])
          .select_from(a.join(ua, ua.c.unit_id == a.c.id)
