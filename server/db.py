@@ -15,7 +15,7 @@ import os
 from typing import Any
 
 from sqlalchemy import (JSON, BigInteger, Boolean, CheckConstraint, Column, Date, DateTime, ForeignKey, Index, Integer,
-                        LargeBinary, MetaData, String, Table, Text, UniqueConstraint, create_engine, event)
+                        LargeBinary, MetaData, String, Table, Text, UniqueConstraint, create_engine, event, text)
 from sqlalchemy.engine import Engine
 
 DEFAULT_DB_URL = "sqlite:///./auditagent-collector.db"
@@ -204,6 +204,9 @@ Index("ix_reports_device_received", reports.c.device_id, reports.c.received_at)
 Index("ix_unit_policies_unit", unit_policies.c.unit_id, unit_policies.c.id)
 Index("ix_enrolment_tokens_unit", enrolment_tokens.c.unit_id)
 Index("ix_device_checks_check_status", device_checks.c.check_id, device_checks.c.status)
+_FAILING_REQUIRED = text("severity = 'required' AND status IN ('fail', 'unknown')")
+Index("ix_device_checks_failing_required", device_checks.c.device_id, device_checks.c.check_id,
+      postgresql_where=_FAILING_REQUIRED, sqlite_where=_FAILING_REQUIRED)
 Index("ix_device_state_generated", device_state.c.generated_at)
 Index("ix_device_days_day", device_days.c.day)
 Index("ix_exceptions_check", exceptions.c.check_id, exceptions.c.expires_at)

@@ -30,6 +30,8 @@ counts as not ready.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import csv
 import datetime as dt
 import io
@@ -202,7 +204,7 @@ def device_state_rows(conn: Connection, scope: Scope, now: dt.datetime, *,
     received_at, last_report_id, state. Use it as a subquery."""
     ua = unit_max_age()
     hours = func.coalesce(ua.c.max_age_hours, default_max_age_hours)
-    failing = uncovered_failing_devices(now)
+    failing = uncovered_failing_devices(now, scope)
     state = case(
         (device_state.c.last_report_id.is_(None), NEVER_REPORTED),
         (device_state.c.generated_at < _minus_hours(conn, now, hours), STALE),
@@ -219,24 +221,36 @@ def device_state_rows(conn: Connection, scope: Scope, now: dt.datetime, *,
             .where(devices.c.revoked_at.is_(None), scope.clause(ua.c.path)))
 
 
-def uncovered_failing_devices(now: dt.datetime) -> Any:
+def active_exceptions(now: dt.datetime) -> Any:
+    """CTE (check_id, device_id, unit_path): the exceptions in force at ``now``, with the
+    path of the unit a unit-wide exception covers. Few rows; gathered once per query."""
+    e, eu = exceptions.alias("aex"), units.alias("aexu")
+    return (select(e.c.check_id, e.c.device_id, eu.c.path.label("unit_path"))
+            .select_from(e.outerjoin(eu, eu.c.id == e.c.unit_id))
+            .where(_exception_active(now, e))
+            .cte("active_exceptions").prefix_with("MATERIALIZED", dialect="postgresql"))
+
+
+def _covered_by(active: Any, check_col: Any, device_col: Any, unit_path_col: Any) -> Any:
+    """SQL EXISTS: one of the ``active`` exceptions covers this check on this device."""
+    return exists(select(literal(1)).select_from(active).where(
+        active.c.check_id == check_col,
+        or_(active.c.device_id == device_col,
+            and_(active.c.unit_path.is_not(None), _ancestor_or_self(active.c.unit_path, unit_path_col)))))
+
+
+def uncovered_failing_devices(now: dt.datetime, scope: Scope) -> Any:
     """CTE (device_id): devices with a failing required check that no active exception
     covers. Set-based: the few active exceptions are gathered once (with their unit's
     path), then matched against the failing checks — instead of a correlated lookup
     per device, which cost a scan of exceptions and units for each failing device."""
-    e, eu = exceptions.alias("aex"), units.alias("aexu")
-    active = (select(e.c.check_id, e.c.device_id, eu.c.path.label("unit_path"))
-              .select_from(e.outerjoin(eu, eu.c.id == e.c.unit_id))
-              .where(_exception_active(now, e))
-              .cte("active_exceptions").prefix_with("MATERIALIZED", dialect="postgresql"))
+    active = active_exceptions(now)
     dc, d, du = device_checks.alias("fdc"), devices.alias("fd"), units.alias("fdu")
-    covered = exists(select(literal(1)).select_from(active).where(
-        active.c.check_id == dc.c.check_id,
-        or_(active.c.device_id == dc.c.device_id,
-            and_(active.c.unit_path.is_not(None), _ancestor_or_self(active.c.unit_path, du.c.path)))))
+    covered = _covered_by(active, dc.c.check_id, dc.c.device_id, du.c.path)
     return (select(dc.c.device_id)
             .select_from(dc.join(d, d.c.id == dc.c.device_id).join(du, du.c.id == d.c.unit_id))
-            .where(dc.c.severity == "required", dc.c.status.in_(FAILING_STATUSES), ~covered)
+            .where(dc.c.severity == "required", dc.c.status.in_(FAILING_STATUSES), ~covered,
+                   scope.clause(du.c.path))
             .group_by(dc.c.device_id)
             .cte("uncovered_failing").prefix_with("MATERIALIZED", dialect="postgresql"))
 
@@ -278,12 +292,14 @@ def _rollup(conn: Connection, scope: Scope, now: dt.datetime, ids: list[int] | N
     # evaluated once per device — summing CASE WHEN state = … per state made PostgreSQL
     # inline and evaluate it once per state. Materialised, so the path-prefix roll-up
     # below does not re-run it per unit.
-    by_state = (select(ds.c.unit_id, ds.c.unit_path, ds.c.state, func.count().label("n"))
-                .group_by(ds.c.unit_id, ds.c.unit_path, ds.c.state).cte("by_state")
+    by_state = (select(ds.c.unit_id, ds.c.state, func.count().label("n"))
+                .group_by(ds.c.unit_id, ds.c.state).cte("by_state")
                 .prefix_with("MATERIALIZED", dialect="postgresql"))
-    direct = (select(by_state.c.unit_id, by_state.c.unit_path,
+    du = units.alias("du")
+    direct = (select(by_state.c.unit_id, du.c.path.label("unit_path"),
                      *[func.sum(case((by_state.c.state == s, by_state.c.n), else_=0)).label(s) for s in STATES])
-              .group_by(by_state.c.unit_id, by_state.c.unit_path).subquery("direct"))
+              .select_from(by_state.join(du, du.c.id == by_state.c.unit_id))
+              .group_by(by_state.c.unit_id, du.c.path).subquery("direct"))
     a = units.alias("a")
     ua = unit_max_age("rollup_unit_age")
     q = (select(a.c.id, a.c.path, a.c.name, a.c.parent_id, a.c.depth, ua.c.max_age_hours,
@@ -393,7 +409,7 @@ class UnitDetail:
 def _failing_checks(conn: Connection, scope: Scope, now: dt.datetime, root: str, limit: int) -> list[FailingCheck]:
     dc = device_checks
     u = units
-    covered = _covered(conn, now, dc.c.check_id, dc.c.device_id, u.c.path)
+    covered = _covered_by(active_exceptions(now), dc.c.check_id, dc.c.device_id, u.c.path)
     q = (select(dc.c.check_id, dc.c.severity,
                 func.sum(case((covered, 0), else_=1)).label("failing"),
                 func.sum(case((covered, 1), else_=0)).label("excepted"))
@@ -492,9 +508,14 @@ def unit_detail(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, 
     the longest, and one page of its devices (filtered by state, failing check, OS/platform)."""
     unit = visible_unit(conn, scope, unit_id)
     root = unit["path"]
+    # Scopes are subtrees, so a visible unit's whole subtree is visible: every query below
+    # looks at that subtree only, not at the user's whole scope.
+    user_scope, scope = scope, Scope(unit_path=root)
     ids = [unit_id, *conn.execute(select(units.c.id).where(units.c.parent_id == unit_id)).scalars()]
     rolled = _rollup(conn, scope, now, ids, default_max_age_hours=default_max_age_hours)
     summary = next(s for s in rolled if s.id == unit_id)
+    if user_scope.unit_path != root:  # the parent is visible to this user
+        summary = dataclasses.replace(summary, parent_id=unit["parent_id"])
     children = [s for s in rolled if s.id != unit_id]
     page = max(1, int(page))
     per_page = max(1, min(int(per_page), MAX_PER_PAGE))
