@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from sqlalchemy import (Date, DateTime, Integer, Interval, String, and_, bindparam, case, cast, exists, func, insert,
-                        literal, or_, select, update)
+                        literal, or_, select, tuple_, update)
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement, Select
 
@@ -231,12 +231,17 @@ def active_exceptions(now: dt.datetime) -> Any:
             .cte("active_exceptions").prefix_with("MATERIALIZED", dialect="postgresql"))
 
 
-def _covered_by(active: Any, check_col: Any, device_col: Any, unit_path_col: Any) -> Any:
-    """SQL EXISTS: one of the ``active`` exceptions covers this check on this device."""
-    return exists(select(literal(1)).select_from(active).where(
-        active.c.check_id == check_col,
-        or_(active.c.device_id == device_col,
-            and_(active.c.unit_path.is_not(None), _ancestor_or_self(active.c.unit_path, unit_path_col)))))
+def _covered_by(active: Any, check_col: Any, device_col: Any, unit_id_col: Any) -> Any:
+    """SQL: one of the ``active`` exceptions covers this check on this device. Two
+    uncorrelated IN lookups, which the database answers from a hash: device exceptions
+    by (check, device), and unit exceptions spread over every unit of their subtree by
+    (check, unit) — rather than scanning the exceptions once per failing row."""
+    covered_units = units.alias("cov_u")
+    by_unit = (select(active.c.check_id, covered_units.c.id)
+               .select_from(active.join(covered_units, _ancestor_or_self(active.c.unit_path, covered_units.c.path)))
+               .where(active.c.unit_path.is_not(None)))
+    by_device = select(active.c.check_id, active.c.device_id).where(active.c.device_id.is_not(None))
+    return or_(tuple_(check_col, device_col).in_(by_device), tuple_(check_col, unit_id_col).in_(by_unit))
 
 
 def uncovered_failing_devices(now: dt.datetime, scope: Scope) -> Any:
@@ -246,7 +251,7 @@ def uncovered_failing_devices(now: dt.datetime, scope: Scope) -> Any:
     per device, which cost a scan of exceptions and units for each failing device."""
     active = active_exceptions(now)
     dc, d, du = device_checks.alias("fdc"), devices.alias("fd"), units.alias("fdu")
-    covered = _covered_by(active, dc.c.check_id, dc.c.device_id, du.c.path)
+    covered = _covered_by(active, dc.c.check_id, dc.c.device_id, d.c.unit_id)
     return (select(dc.c.device_id)
             .select_from(dc.join(d, d.c.id == dc.c.device_id).join(du, du.c.id == d.c.unit_id))
             .where(dc.c.severity == "required", dc.c.status.in_(FAILING_STATUSES), ~covered,
@@ -409,14 +414,16 @@ class UnitDetail:
 def _failing_checks(conn: Connection, scope: Scope, now: dt.datetime, root: str, limit: int) -> list[FailingCheck]:
     dc = device_checks
     u = units
-    covered = _covered_by(active_exceptions(now), dc.c.check_id, dc.c.device_id, u.c.path)
-    q = (select(dc.c.check_id, dc.c.severity,
-                func.sum(case((covered, 0), else_=1)).label("failing"),
-                func.sum(case((covered, 1), else_=0)).label("excepted"))
-         .select_from(dc.join(devices, devices.c.id == dc.c.device_id).join(u, u.c.id == devices.c.unit_id))
-         .where(devices.c.revoked_at.is_(None), dc.c.status.in_(FAILING_STATUSES), _in_subtree(u.c.path, root),
-                scope.clause(u.c.path))
-         .group_by(dc.c.check_id, dc.c.severity))
+    covered = _covered_by(active_exceptions(now), dc.c.check_id, dc.c.device_id, devices.c.unit_id)
+    # Coverage once per failing row (summing CASE on it twice evaluated it twice).
+    rows_q = (select(dc.c.check_id, dc.c.severity, case((covered, 1), else_=0).label("covered"))
+              .select_from(dc.join(devices, devices.c.id == dc.c.device_id).join(u, u.c.id == devices.c.unit_id))
+              .where(devices.c.revoked_at.is_(None), dc.c.status.in_(FAILING_STATUSES),
+                     _in_subtree(u.c.path, root), scope.clause(u.c.path))
+              .cte("failing_rows").prefix_with("MATERIALIZED", dialect="postgresql"))
+    q = (select(rows_q.c.check_id, rows_q.c.severity,
+                func.sum(1 - rows_q.c.covered).label("failing"), func.sum(rows_q.c.covered).label("excepted"))
+         .group_by(rows_q.c.check_id, rows_q.c.severity))
     rows = [FailingCheck(r.check_id, r.severity, int(r.failing), int(r.excepted)) for r in conn.execute(q)]
     rows.sort(key=lambda f: (f.severity != "required", -f.devices_failing, -f.devices_excepted, f.check_id))
     return rows[:limit]
