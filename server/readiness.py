@@ -741,7 +741,24 @@ def trend(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, days: 
                             and_(e.c.unit_id.is_not(None), _ancestor_or_self(eu.c.path, units.c.path))))
                  .correlate_except(e, eu).scalar_subquery())
     n_failing = func.length(dd.c.failing_required) - func.length(func.replace(dd.c.failing_required, ",", "")) + 1
-    ready = or_(dd.c.ready_strict == True, dd.c.failing_required == "", covered_n >= n_failing)  # noqa: E712
+    # The per-row count of covering exceptions is only worth running for devices that had
+    # any exception in the period: found once per device (hashed IN), not per device-day.
+    period_start = _ts(dt.datetime.combine(first, dt.time(), dt.timezone.utc))
+    pe, peu = exceptions.alias("pe"), units.alias("peu")
+    period_ex = (select(pe.c.device_id, peu.c.path.label("unit_path"))
+                 .select_from(pe.outerjoin(peu, peu.c.id == pe.c.unit_id))
+                 .where(pe.c.granted_at <= _ts(now), pe.c.expires_at > period_start,
+                        or_(pe.c.revoked_at.is_(None), pe.c.revoked_at > period_start))
+                 .cte("trend_exceptions").prefix_with("MATERIALIZED", dialect="postgresql"))
+    xd, xu = devices.alias("xd"), units.alias("xu")
+    excepted_devices = (select(xd.c.id).select_from(xd.join(xu, xu.c.id == xd.c.unit_id))
+                        .where(_in_subtree(xu.c.path, root),
+                               exists(select(literal(1)).select_from(period_ex).where(
+                                   or_(period_ex.c.device_id == xd.c.id,
+                                       and_(period_ex.c.unit_path.is_not(None),
+                                            _ancestor_or_self(period_ex.c.unit_path, xu.c.path)))))))
+    ready = or_(dd.c.ready_strict == True, dd.c.failing_required == "",  # noqa: E712
+                and_(dd.c.device_id.in_(excepted_devices), covered_n >= n_failing))
     q = (select(dd.c.day, func.count().label("n"))
          .select_from(dd.join(devices, devices.c.id == dd.c.device_id).join(units, units.c.id == devices.c.unit_id))
          .where(in_root, scope.clause(units.c.path), dd.c.day >= first, dd.c.day <= today, ready)
