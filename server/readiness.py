@@ -30,7 +30,7 @@ counts as not ready.
 """
 from __future__ import annotations
 
-import dataclasses
+import uuid
 
 import csv
 import datetime as dt
@@ -40,8 +40,8 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
-from sqlalchemy import (Date, DateTime, Integer, Interval, String, and_, bindparam, case, cast, exists, func, insert,
-                        literal, or_, select, tuple_, update)
+from sqlalchemy import (Column, Date, DateTime, Interval, MetaData, Table, and_, bindparam, case, cast,
+                        exists, func, insert, literal, or_, select, text, tuple_, update)
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement, Select
 
@@ -411,15 +411,21 @@ class UnitDetail:
     agent_versions: AgentVersions
 
 
-def _failing_checks(conn: Connection, scope: Scope, now: dt.datetime, root: str, limit: int) -> list[FailingCheck]:
+def _failing_checks(conn: Connection, scope: Scope, now: dt.datetime, root: str, limit: int, *,
+                    states: Table | None = None) -> list[FailingCheck]:
     dc = device_checks
-    u = units
-    covered = _covered_by(active_exceptions(now), dc.c.check_id, dc.c.device_id, devices.c.unit_id)
+    if states is not None:  # the drill-down's devices, states computed once
+        source = dc.join(states, states.c.id == dc.c.device_id)
+        unit_id_col, where = states.c.unit_id, [dc.c.status.in_(FAILING_STATUSES)]
+    else:
+        source = dc.join(devices, devices.c.id == dc.c.device_id).join(units, units.c.id == devices.c.unit_id)
+        unit_id_col = devices.c.unit_id
+        where = [devices.c.revoked_at.is_(None), dc.c.status.in_(FAILING_STATUSES),
+                 _in_subtree(units.c.path, root), scope.clause(units.c.path)]
+    covered = _covered_by(active_exceptions(now), dc.c.check_id, dc.c.device_id, unit_id_col)
     # Coverage once per failing row (summing CASE on it twice evaluated it twice).
     rows_q = (select(dc.c.check_id, dc.c.severity, case((covered, 1), else_=0).label("covered"))
-              .select_from(dc.join(devices, devices.c.id == dc.c.device_id).join(u, u.c.id == devices.c.unit_id))
-              .where(devices.c.revoked_at.is_(None), dc.c.status.in_(FAILING_STATUSES),
-                     _in_subtree(u.c.path, root), scope.clause(u.c.path))
+              .select_from(source).where(*where)
               .cte("failing_rows").prefix_with("MATERIALIZED", dialect="postgresql"))
     q = (select(rows_q.c.check_id, rows_q.c.severity,
                 func.sum(1 - rows_q.c.covered).label("failing"), func.sum(rows_q.c.covered).label("excepted"))
@@ -437,7 +443,7 @@ def version_key(v: str | None) -> tuple[Any, ...]:
 
 
 def agent_versions(conn: Connection, scope: Scope, root: str | None, now: dt.datetime, *,
-                   minimum: str | None = None) -> AgentVersions:
+                   minimum: str | None = None, states: Table | None = None) -> AgentVersions:
     """Agent version distribution in the subtree at ``root`` (None: the whole scope), and
     how many devices run an agent older than the newest version reported anywhere in the
     fleet (a version number is not confidential) or the configured ``minimum``."""
@@ -449,6 +455,8 @@ def agent_versions(conn: Connection, scope: Scope, root: str | None, now: dt.dat
               .group_by(ver))
     if root is not None:
         dist_q = dist_q.where(_in_subtree(units.c.path, root))
+    if states is not None:  # the drill-down's states, computed once: no second pass over devices
+        dist_q = select(states.c.agent_version.label("v"), func.count().label("n")).group_by(states.c.agent_version)
     dist = [(r.v, int(r.n)) for r in conn.execute(dist_q) if r.v]
     all_versions = [r.v for r in conn.execute(
         select(func.coalesce(device_state.c.agent_version, devices.c.agent_version).label("v")).distinct()
@@ -490,13 +498,12 @@ def _device_rows(conn: Connection, now: dt.datetime, rows: Sequence[Any], newest
     return out
 
 
-def _filtered_devices(conn: Connection, scope: Scope, now: dt.datetime, root: str, *, state: str | None,
-                      check: str | None, os: str | None, default_max_age_hours: int) -> Any:
-    ds = device_state_rows(conn, scope, now, default_max_age_hours=default_max_age_hours).subquery("ds")
-    conds = [_in_subtree(ds.c.unit_path, root)]
+def _device_filters(ds: Any, *, state: str | None, check: str | None, os: str | None) -> list[Any]:
+    """WHERE conditions of the devices list, on any relation with device_state_rows' columns."""
+    if state and state not in STATES:
+        raise Invalid("state", f"must be one of {', '.join(STATES)}")
+    conds: list[Any] = []
     if state:
-        if state not in STATES:
-            raise Invalid("state", f"must be one of {', '.join(STATES)}")
         conds.append(ds.c.state == state)
     if check:
         conds.append(exists(select(literal(1)).where(device_checks.c.device_id == ds.c.id,
@@ -504,7 +511,62 @@ def _filtered_devices(conn: Connection, scope: Scope, now: dt.datetime, root: st
                                                      device_checks.c.status.in_(FAILING_STATUSES))))
     if os:
         conds.append(or_(ds.c.platform == os, ds.c.os == os))
-    return ds, conds
+    return conds
+
+
+def _subtree_states(conn: Connection, root: str, now: dt.datetime, default_max_age_hours: int) -> Table:
+    """The device states of the subtree at ``root``, computed once into a table private to
+    this connection: the drill-down asks several questions of them (roll-up, one page,
+    total, stale, versions), and computing the state per question cost a pass each."""
+    name = f"subtree_states_{uuid.uuid4().hex[:12]}"
+    ds = device_state_rows(conn, Scope(unit_path=root), now, default_max_age_hours=default_max_age_hours)
+    cols = [Column(c.name, c.type) for c in ds.selected_columns]
+    tmp = Table(name, MetaData(), *cols, prefixes=["TEMPORARY"])
+    tmp.create(conn)
+    conn.execute(tmp.insert().from_select([c.name for c in cols], ds))
+    return tmp
+
+
+def _drop_temporary(conn: Connection, table: Table) -> None:
+    try:
+        conn.execute(text(f'DROP TABLE IF EXISTS "{table.name}"'))
+    except Exception:  # noqa: BLE001 - a rolled-back transaction took it already
+        pass
+
+
+def _subtree_rollup(conn: Connection, tmp: Table, unit: dict[str, Any], default_max_age_hours: int,
+                    user_scope: Scope) -> tuple[UnitSummary, list[UnitSummary]]:
+    """The unit's and its children's counts from per-unit counts (SQL GROUP BY on the
+    states computed once), summed over the few units of the subtree."""
+    direct: dict[int, dict[str, int]] = {}
+    for r in conn.execute(select(tmp.c.unit_id, tmp.c.state, func.count().label("n"))
+                          .group_by(tmp.c.unit_id, tmp.c.state)):
+        direct.setdefault(r.unit_id, {})[r.state] = int(r.n)
+    ua = unit_max_age("detail_unit_age")
+    subtree = conn.execute(select(units.c.id, units.c.path, units.c.name, units.c.parent_id, units.c.depth,
+                                  ua.c.max_age_hours)
+                           .join(ua, ua.c.unit_id == units.c.id)
+                           .where(_in_subtree(units.c.path, unit["path"]))).mappings().all()
+    paths = {u["id"]: u["path"] for u in subtree}
+
+    def summarise(u: Any, parent_id: int | None) -> UnitSummary:
+        prefix = u["path"] + "/"
+        counts = {s: 0 for s in STATES}
+        for uid, by_state in direct.items():
+            p = paths.get(uid)
+            if p is not None and (p == u["path"] or p.startswith(prefix)):
+                for st, n in by_state.items():
+                    counts[st] += n
+        total = sum(counts.values())
+        return UnitSummary(id=u["id"], path=u["path"], name=u["name"], parent_id=parent_id, depth=u["depth"],
+                           counts=StateCounts(**counts), total=total, ready_pct=_pct(counts[READY], total),
+                           max_report_age_hours=int(u["max_age_hours"] or default_max_age_hours))
+
+    me = next(u for u in subtree if u["id"] == unit["id"])
+    summary = summarise(me, unit["parent_id"] if user_scope.unit_path != unit["path"] else None)
+    children = sorted((summarise(u, u["parent_id"]) for u in subtree if u["parent_id"] == unit["id"]),
+                      key=lambda c: c.path.split("/"))
+    return summary, children
 
 
 def unit_detail(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, *, state: str | None = None,
@@ -515,30 +577,30 @@ def unit_detail(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, 
     the longest, and one page of its devices (filtered by state, failing check, OS/platform)."""
     unit = visible_unit(conn, scope, unit_id)
     root = unit["path"]
-    # Scopes are subtrees, so a visible unit's whole subtree is visible: every query below
-    # looks at that subtree only, not at the user's whole scope.
-    user_scope, scope = scope, Scope(unit_path=root)
-    ids = [unit_id, *conn.execute(select(units.c.id).where(units.c.parent_id == unit_id)).scalars()]
-    rolled = _rollup(conn, scope, now, ids, default_max_age_hours=default_max_age_hours)
-    summary = next(s for s in rolled if s.id == unit_id)
-    if user_scope.unit_path != root:  # the parent is visible to this user
-        summary = dataclasses.replace(summary, parent_id=unit["parent_id"])
-    children = [s for s in rolled if s.id != unit_id]
+    if state and state not in STATES:
+        raise Invalid("state", f"must be one of {', '.join(STATES)}")
     page = max(1, int(page))
     per_page = max(1, min(int(per_page), MAX_PER_PAGE))
-    ds, conds = _filtered_devices(conn, scope, now, root, state=state, check=check, os=os,
-                                  default_max_age_hours=default_max_age_hours)
-    total = conn.execute(select(func.count()).select_from(ds).where(*conds)).scalar_one()
-    order = case(*[(ds.c.state == s, i) for s, i in _STATE_ORDER.items()], else_=9)
-    rows = conn.execute(select(ds).where(*conds).order_by(order, ds.c.hostname, ds.c.id)
-                        .limit(per_page).offset((page - 1) * per_page)).mappings().all()
-    versions = agent_versions(conn, scope, root, now, minimum=min_agent_version)
-    stale_rows = conn.execute(select(ds.c.id, ds.c.hostname, ds.c.unit_path, ds.c.generated_at, ds.c.received_at)
-                              .where(_in_subtree(ds.c.unit_path, root), ds.c.state == STALE)
-                              .order_by(ds.c.generated_at, ds.c.id).limit(stale_limit)).all()
+    # Scopes are subtrees, so a visible unit's whole subtree is visible: everything below
+    # looks at that subtree only.
+    tmp = _subtree_states(conn, root, now, default_max_age_hours)
+    try:
+        summary, children = _subtree_rollup(conn, tmp, unit, default_max_age_hours, scope)
+        conds = _device_filters(tmp, state=state, check=check, os=os)
+        total = conn.execute(select(func.count()).select_from(tmp).where(*conds)).scalar_one()
+        order = case(*[(tmp.c.state == s, i) for s, i in _STATE_ORDER.items()], else_=9)
+        rows = conn.execute(select(tmp).where(*conds).order_by(order, tmp.c.hostname, tmp.c.id)
+                            .limit(per_page).offset((page - 1) * per_page)).mappings().all()
+        versions = agent_versions(conn, Scope(unit_path=root), root, now, minimum=min_agent_version, states=tmp)
+        stale_rows = conn.execute(select(tmp.c.id, tmp.c.hostname, tmp.c.unit_path, tmp.c.generated_at,
+                                         tmp.c.received_at)
+                                  .where(tmp.c.state == STALE)
+                                  .order_by(tmp.c.generated_at, tmp.c.id).limit(stale_limit)).all()
+        failing = _failing_checks(conn, Scope(unit_path=root), now, root, failing_limit, states=tmp)
+    finally:
+        _drop_temporary(conn, tmp)
     return UnitDetail(
-        summary=summary, children=children,
-        failing_checks=_failing_checks(conn, scope, now, root, failing_limit),
+        summary=summary, children=children, failing_checks=failing,
         stale_longest=[StaleDevice(r.id, r.hostname, r.unit_path, utc(r.generated_at), utc(r.received_at))
                        for r in stale_rows],
         devices=DevicePage(items=_device_rows(conn, now, rows, versions.newest), total=int(total), page=page,
