@@ -409,6 +409,7 @@ class UnitDetail:
     stale_longest: list[StaleDevice]
     devices: DevicePage
     agent_versions: AgentVersions
+    children_outdated_agents: dict[int, int] = field(default_factory=dict)  # child unit id → devices
 
 
 def _failing_checks(conn: Connection, scope: Scope, now: dt.datetime, root: str, limit: int, *,
@@ -597,6 +598,15 @@ def unit_detail(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, 
                                   .where(tmp.c.state == STALE)
                                   .order_by(tmp.c.generated_at, tmp.c.id).limit(stale_limit)).all()
         failing = _failing_checks(conn, Scope(unit_path=root), now, root, failing_limit, states=tmp)
+        children_outdated = {c.id: 0 for c in children}
+        if versions.newest:
+            newest = version_key(versions.newest)
+            for r in conn.execute(select(tmp.c.unit_path, tmp.c.agent_version, func.count().label("n"))
+                                  .group_by(tmp.c.unit_path, tmp.c.agent_version)):
+                if r.agent_version and version_key(r.agent_version) < newest:
+                    for c in children:
+                        if r.unit_path == c.path or r.unit_path.startswith(c.path + "/"):
+                            children_outdated[c.id] += int(r.n)
     finally:
         _drop_temporary(conn, tmp)
     return UnitDetail(
@@ -605,7 +615,7 @@ def unit_detail(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, 
                        for r in stale_rows],
         devices=DevicePage(items=_device_rows(conn, now, rows, versions.newest), total=int(total), page=page,
                            per_page=per_page),
-        agent_versions=versions)
+        agent_versions=versions, children_outdated_agents=children_outdated)
 
 
 # ------------------------------------------------------------------ devices

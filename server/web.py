@@ -276,9 +276,7 @@ class Web:
                 .where(rd._in_subtree(rd.units.c.path, unit["path"]), rd.units.c.id != unit_id)
                 .order_by(rd.units.c.path)).mappings()]
             points = rd.trend(conn, scope, unit_id, now, days=TREND_DAYS)
-            child_outdated = {}
-            for c in detail.children:
-                child_outdated[c.id] = rd.agent_versions(conn, scope, c.path, now, minimum=self.min_agent).outdated
+            child_outdated = detail.children_outdated_agents
             crumbs = self._crumbs(conn, scope, unit["path"])
         s = detail.summary
         known = [p for p in points if p.ready_pct is not None and p.ready]
