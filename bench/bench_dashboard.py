@@ -152,13 +152,14 @@ def generate(engine: Any, *, n_devices: int, n_units: int, days: int) -> dict[st
         # History: one row per device and day (what ingest keeps for the trend); readiness
         # improves slowly over the month.
         conn.execute(text("""
-            INSERT INTO device_days (device_id, day, ready_strict, failing_required)
-            SELECT 'dev-' || lpad(i::text, 7, '0'), (:now)::date - d,
+            INSERT INTO device_days (device_id, unit_id, day, ready_strict, failing_required)
+            SELECT dv.id, dv.unit_id, (:now)::date - d,
                    abs(hashtext(i::text || ':' || d)) % 100 >= 30 + d / 2,
                    CASE WHEN abs(hashtext(i::text || ':' || d)) % 100 >= 30 + d / 2 THEN ''
                         WHEN i % 3 = 0 THEN 'os-updates' WHEN i % 3 = 1 THEN 'screen-lock'
                         ELSE 'cloud-storage,os-updates' END
-            FROM generate_series(1, :n) AS i CROSS JOIN generate_series(0, :days - 1) AS d
+            FROM generate_series(1, :n) AS i JOIN devices dv ON dv.id = 'dev-' || lpad(i::text, 7, '0')
+            CROSS JOIN generate_series(0, :days - 1) AS d
             WHERE i % 100 <> 0 AND NOT (i % 7 = 0 AND d % 7 IN (5, 6))"""), {**params, "days": days})
         # A security officer, and a few hundred active exceptions.
         uid = conn.execute(text("""INSERT INTO users (username, password_hash, role, lang, failed_logins, created_at)

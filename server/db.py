@@ -197,7 +197,9 @@ device_days = Table(
     Column("day", Date, primary_key=True),
     Column("ready_strict", Boolean, nullable=False),
     Column("failing_required", Text, nullable=False, default=""),  # "check-a,check-b"
+    Column("unit_id", Integer, nullable=True),  # the device's unit (it never changes), for the trend
 )
+Index("ix_device_days_unit_day", device_days.c.unit_id, device_days.c.day)
 
 Index("ix_devices_unit", devices.c.unit_id)
 Index("ix_reports_device_received", reports.c.device_id, reports.c.received_at)

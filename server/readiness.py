@@ -822,18 +822,20 @@ def trend(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, days: 
                  .where(pe.c.granted_at <= _ts(now), pe.c.expires_at > period_start,
                         or_(pe.c.revoked_at.is_(None), pe.c.revoked_at > period_start))
                  .cte("trend_exceptions").prefix_with("MATERIALIZED", dialect="postgresql"))
-    xd, xu = devices.alias("xd"), units.alias("xu")
-    excepted_devices = (select(xd.c.id).select_from(xd.join(xu, xu.c.id == xd.c.unit_id))
-                        .where(_in_subtree(xu.c.path, root),
-                               exists(select(literal(1)).select_from(period_ex).where(
-                                   or_(period_ex.c.device_id == xd.c.id,
-                                       and_(period_ex.c.unit_path.is_not(None),
-                                            _ancestor_or_self(period_ex.c.unit_path, xu.c.path)))))))
+    xu = units.alias("xu")
+    excepted_device_ids = select(period_ex.c.device_id).where(period_ex.c.device_id.is_not(None))
+    excepted_unit_ids = (select(xu.c.id).select_from(period_ex.join(xu, _ancestor_or_self(period_ex.c.unit_path,
+                                                                                           xu.c.path)))
+                         .where(period_ex.c.unit_path.is_not(None)))
+    may_be_excepted = or_(dd.c.device_id.in_(excepted_device_ids), dd.c.unit_id.in_(excepted_unit_ids))
     ready = or_(dd.c.ready_strict == True, dd.c.failing_required == "",  # noqa: E712
-                and_(dd.c.device_id.in_(excepted_devices), covered_n >= n_failing))
+                and_(may_be_excepted, covered_n >= n_failing))
+    # Day rows carry their device's unit: no join of every day row to devices.
+    revoked = select(devices.c.id).where(devices.c.revoked_at.is_not(None))
     q = (select(dd.c.day, func.count().label("n"))
-         .select_from(dd.join(devices, devices.c.id == dd.c.device_id).join(units, units.c.id == devices.c.unit_id))
-         .where(in_root, scope.clause(units.c.path), dd.c.day >= first, dd.c.day <= today, ready)
+         .select_from(dd.join(units, units.c.id == dd.c.unit_id))
+         .where(_in_subtree(units.c.path, root), scope.clause(units.c.path), dd.c.day >= first, dd.c.day <= today,
+                dd.c.device_id.not_in(revoked), ready)
          .group_by(dd.c.day))
     ready_by_day = {_as_date(r.day): int(r.n) for r in conn.execute(q)}
     out = []

@@ -606,8 +606,9 @@ _INGEST_SQL_PG = _fmt_sql(
     "upserted AS (INSERT INTO device_checks (device_id, check_id, severity, status) "
     "SELECT advanced.device_id, n.check_id, n.severity, n.status FROM advanced CROSS JOIN new_checks n "
     "ON CONFLICT (device_id, check_id) DO UPDATE SET severity = EXCLUDED.severity, status = EXCLUDED.status), "
-    "day_row AS (INSERT INTO device_days (device_id, day, ready_strict, failing_required) "
-    "SELECT advanced.device_id, %(day)s, %(ready_strict)s, %(failing_required)s FROM advanced "
+    "day_row AS (INSERT INTO device_days (device_id, day, ready_strict, failing_required, unit_id) "
+    "SELECT advanced.device_id, %(day)s, %(ready_strict)s, %(failing_required)s, "
+    "(SELECT devices.unit_id FROM devices WHERE devices.id = advanced.device_id) FROM advanced "
     "ON CONFLICT (device_id, day) DO UPDATE SET ready_strict = EXCLUDED.ready_strict, "
     "failing_required = EXCLUDED.failing_required) "
     "SELECT id FROM stored", "pyformat")
@@ -615,8 +616,9 @@ _INGEST_SQL_PG = _fmt_sql(
 _ADVANCE_SQL_SQLITE = _fmt_sql(_ADVANCE, "named")
 _DELETE_CHECKS_SQLITE = "DELETE FROM device_checks WHERE device_id = :device_id"
 _INSERT_CHECK_SQLITE = "INSERT INTO device_checks (device_id, check_id, severity, status) VALUES (?, ?, ?, ?)"
-_UPSERT_DAY_SQLITE = ("INSERT INTO device_days (device_id, day, ready_strict, failing_required) "
-                      "VALUES (:device_id, :day, :ready_strict, :failing_required) "
+_UPSERT_DAY_SQLITE = ("INSERT INTO device_days (device_id, day, ready_strict, failing_required, unit_id) "
+                      "VALUES (:device_id, :day, :ready_strict, :failing_required, "
+                      "(SELECT unit_id FROM devices WHERE id = :device_id)) "
                       "ON CONFLICT (device_id, day) DO UPDATE SET ready_strict = excluded.ready_strict, "
                       "failing_required = excluded.failing_required")
 _INSERT_SQL_SQLITE = _fmt_sql("INSERT INTO reports (" + ", ".join(_REPORT_COLUMNS) + ") VALUES ("
