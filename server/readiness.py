@@ -459,10 +459,14 @@ def agent_versions(conn: Connection, scope: Scope, root: str | None, now: dt.dat
     if states is not None:  # the drill-down's states, computed once: no second pass over devices
         dist_q = select(states.c.agent_version.label("v"), func.count().label("n")).group_by(states.c.agent_version)
     dist = [(r.v, int(r.n)) for r in conn.execute(dist_q) if r.v]
-    all_versions = [r.v for r in conn.execute(
-        select(func.coalesce(device_state.c.agent_version, devices.c.agent_version).label("v")).distinct()
-        .select_from(devices.outerjoin(device_state, device_state.c.device_id == devices.c.id))
-        .where(devices.c.revoked_at.is_(None))) if r.v]
+    # Over the whole fleet, the distribution already names every version reported.
+    if scope.unit_path is None and root is None and states is None:
+        all_versions = [v for v, _ in dist]
+    else:
+        all_versions = [r.v for r in conn.execute(
+            select(func.coalesce(device_state.c.agent_version, devices.c.agent_version).label("v")).distinct()
+            .select_from(devices.outerjoin(device_state, device_state.c.device_id == devices.c.id))
+            .where(devices.c.revoked_at.is_(None))) if r.v]
     newest = max(all_versions, key=version_key) if all_versions else None
     if minimum and (newest is None or version_key(minimum) > version_key(newest)):
         newest = minimum
@@ -830,11 +834,15 @@ def trend(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, days: 
     may_be_excepted = or_(dd.c.device_id.in_(excepted_device_ids), dd.c.unit_id.in_(excepted_unit_ids))
     ready = or_(dd.c.ready_strict == True, dd.c.failing_required == "",  # noqa: E712
                 and_(may_be_excepted, covered_n >= n_failing))
-    # Day rows carry their device's unit: no join of every day row to devices.
+    # Day rows carry their device's unit: no join of every day row to devices. The subtree's
+    # unit ids are passed as a list, so the planner sees how few rows they select (the
+    # (unit_id, day) index) — a path-prefix condition it cannot estimate.
+    subtree_ids = list(conn.execute(select(units.c.id).where(_in_subtree(units.c.path, root),
+                                                             scope.clause(units.c.path))).scalars())
     revoked = select(devices.c.id).where(devices.c.revoked_at.is_not(None))
     q = (select(dd.c.day, func.count().label("n"))
          .select_from(dd.join(units, units.c.id == dd.c.unit_id))
-         .where(_in_subtree(units.c.path, root), scope.clause(units.c.path), dd.c.day >= first, dd.c.day <= today,
+         .where(dd.c.unit_id.in_(subtree_ids), dd.c.day >= first, dd.c.day <= today,
                 dd.c.device_id.not_in(revoked), ready)
          .group_by(dd.c.day))
     ready_by_day = {_as_date(r.day): int(r.n) for r in conn.execute(q)}
