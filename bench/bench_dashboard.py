@@ -48,7 +48,6 @@ import statistics
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -63,19 +62,10 @@ ADMINS = ["Socialförvaltningen", "Arbetsmarknadsförvaltningen", "Hälso- och s
 
 @contextlib.contextmanager
 def fresh_database(base_url: str) -> Iterator[str]:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
+    from server.db import scratch_database
 
-    name = f"aa_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base_url, isolation_level="AUTOCOMMIT", pool_size=1, max_overflow=0)
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(base_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_database(base_url, "aa_bench") as url:
+        yield url
 
 
 def unit_paths(n_units: int) -> list[str]:
@@ -251,7 +241,7 @@ def main() -> int:
                 ("unit_tree (overview, all 200 units)", lambda: rd.unit_tree(conn, scope, now)),
                 (f"unit_detail administration ({sizes[admin_id]:,} devices)",
                  lambda: rd.unit_detail(conn, scope, admin_id, now)),
-                (f"unit_detail administration, state=not_ready",
+                ("unit_detail administration, state=not_ready",
                  lambda: rd.unit_detail(conn, scope, admin_id, now, state="not_ready")),
                 (f"unit_detail team ({sizes[leaf_id]:,} devices)", lambda: rd.unit_detail(conn, scope, leaf_id, now)),
                 ("trend administration (90 days)", lambda: rd.trend(conn, scope, admin_id, now, 90)),

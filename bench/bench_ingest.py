@@ -51,20 +51,11 @@ def database(kind: str, pg_url: str | None) -> Iterator[str]:
         with tempfile.TemporaryDirectory() as d:
             yield f"sqlite:///{d}/bench.db"
         return
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
+    from server.db import scratch_database
 
     assert pg_url, f"set {PG_ENV} or --pg-url"
-    name = f"aa_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(pg_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_database(pg_url, "aa_bench") as url:
+        yield url
 
 
 def sample_predicate(device_id: str, seq: int) -> dict:

@@ -10,9 +10,11 @@ All timestamps are UTC (``DateTime(timezone=True)``; SQLite hands them back naiv
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
-from typing import Any
+import uuid
+from typing import Any, Iterator
 
 from sqlalchemy import (JSON, BigInteger, Boolean, CheckConstraint, Column, Date, DateTime, ForeignKey, Index, Integer,
                         LargeBinary, MetaData, String, Table, Text, UniqueConstraint, create_engine, event, text)
@@ -271,3 +273,21 @@ def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20) -> Eng
     # device) and JIT compilation then took ~1 s per query, far more than the query itself.
     return create_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_recycle=1800,
                          connect_args={"options": "-c jit=off"})
+
+
+@contextlib.contextmanager
+def scratch_database(base_url: str, prefix: str = "aa_scratch") -> Iterator[str]:
+    """A new, uniquely named PostgreSQL database for tests and benchmarks: CREATE it,
+    yield its URL, DROP it (WITH FORCE) afterwards."""
+    from sqlalchemy.engine import make_url
+
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base_url, isolation_level="AUTOCOMMIT", pool_size=1, max_overflow=0)
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(base_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -23,7 +23,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -54,19 +53,10 @@ def _env() -> dict[str, str]:
 @contextlib.contextmanager
 def fresh_pg_database(base_url: str, prefix: str = "aa_test") -> Iterator[str]:
     """CREATE DATABASE <unique>, yield its URL, DROP it (WITH FORCE) afterwards."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
+    from server.db import scratch_database
 
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base_url, isolation_level="AUTOCOMMIT", pool_size=1, max_overflow=0)
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(base_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_database(base_url, prefix) as url:
+        yield url
 
 
 def pg_base_url() -> str | None:
