@@ -18,7 +18,7 @@ from typing import Any
 
 from auditagent.probes import ProbeContext
 from auditagent.probes._macos_os import version_tuple
-from auditagent.probes._macos_windows_common import iso_date, pending_oldest_days, section_status
+from auditagent.probes._macos_windows_common import iso_date, patches_section, pending_oldest_days
 
 INSTALL_HISTORY = "/Library/Receipts/InstallHistory.plist"
 OS_INSTALLERS = {"softwareupdated", "software update", "macos installer", "os x installer"}
@@ -123,16 +123,7 @@ def macos(ctx: ProbeContext) -> dict[str, Any]:
         oldest = pending_oldest_days(ctx.cache, "macos_pending_security_seen", names, ctx.host.now())
         # A beta on offer is not something the machine is waiting to install.
         reboot = any(u["restart"] and "beta" not in (u["title"] or u["label"]).lower() for u in updates)
-    return {
-        "status": section_status([last_update, pending, reboot], reasons),
-        "reasons": reasons,
-        "manager": "softwareupdate",
-        "last_update": last_update,
-        "pending": pending,
-        "pending_security": pending_security,
-        "pending_security_oldest_days": oldest,
-        "pending_names": names[:MAX_NAMES],
-        "reboot_required": reboot,
-        "cached_at": meta.get("cached_at"),
-        "cache_ttl_seconds": meta.get("cache_ttl_seconds"),
-    }
+    return patches_section(manager="softwareupdate", last_update=last_update, pending=pending,
+                           pending_security=pending_security, oldest_days=oldest, names=names, reboot=reboot,
+                           reasons=reasons, cached_at=meta.get("cached_at"),
+                           cache_ttl_seconds=meta.get("cache_ttl_seconds"), max_names=MAX_NAMES)

@@ -101,3 +101,23 @@ def read_client_configs(ctx: ProbeContext, clients: dict[str, dict[str, Any]],
                 add_account(c, acc)
         except ValueError:
             reasons.append(f"{shorten_home(path, homes)}: not readable as {name} config")
+
+
+def patches_section(*, manager: str, last_update: str | None, pending: int | None, pending_security: int | None,
+                    oldest_days: float | None, names: list[str], reboot: bool | None, reasons: list[str],
+                    cached_at: str | None = None, cache_ttl_seconds: int | None = None,
+                    max_names: int = 20) -> dict[str, Any]:
+    """The ``patches`` section (docs/facts.md), one definition for Windows and macOS."""
+    return {
+        "status": section_status([last_update, pending, reboot], reasons),
+        "reasons": reasons,
+        "manager": manager,
+        "last_update": last_update,
+        "pending": pending,
+        "pending_security": pending_security,
+        "pending_security_oldest_days": oldest_days,
+        "pending_names": names[:max_names],
+        "reboot_required": reboot,
+        "cached_at": cached_at,
+        "cache_ttl_seconds": cache_ttl_seconds,
+    }

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from auditagent.probes import ProbeContext
-from auditagent.probes._macos_windows_common import iso_date, pending_oldest_days, section_status
+from auditagent.probes._macos_windows_common import iso_date, patches_section, pending_oldest_days
 from auditagent.probes._windows_registry import subkeys
 from auditagent.probes._windows_snapshot import snapshot, source_list
 from auditagent.probes._windows_systeminfo import decode_wmic, parse_qfe_installed_on, parse_wmic_qfe
@@ -72,17 +72,7 @@ def windows(ctx: ProbeContext) -> dict[str, Any]:
     reboot = reboot_required(ctx)
     if reboot is None:
         reasons.append("registry: Windows Update reboot keys not readable")
-    status = section_status([last_update, pending, reboot], reasons)
-    return {
-        "status": status,
-        "reasons": reasons,
-        "manager": "windows_update",
-        "last_update": last_update,
-        "pending": pending,
-        "pending_security": pending_security,
-        "pending_security_oldest_days": oldest,
-        "pending_names": names[:MAX_NAMES],
-        "reboot_required": reboot,
-        "cached_at": None,  # queried on every run (offline search), nothing cached
-        "cache_ttl_seconds": None,
-    }
+    # Queried on every run (an offline search): nothing cached.
+    return patches_section(manager="windows_update", last_update=last_update, pending=pending,
+                           pending_security=pending_security, oldest_days=oldest, names=names, reboot=reboot,
+                           reasons=reasons, max_names=MAX_NAMES)
