@@ -11,6 +11,14 @@
 set -euo pipefail
 exec 3>&1 1>&2
 
+# Run a command with only fds 0-2 open. A daemon it starts (the postmaster, or one a
+# package's postinst starts) would otherwise inherit fd 3 - the write end of the
+# caller's $(...) pipe - or any other pipe the CI runner holds, and keep it open: the
+# caller's `eval "$(...)"` would then never return.
+without_inherited_fds() {
+  python3 -c 'import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:], close_fds=True))' "$@"
+}
+
 PORT="${AUDITAGENT_PG_PORT:-5432}"
 ROLE=auditagent
 PASSWORD=auditagent
@@ -20,7 +28,7 @@ if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || ! command -v pg_ct
   echo "start-postgres: installing postgresql from Debian's packages"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq postgresql >/dev/null
+  without_inherited_fds apt-get install -y -qq postgresql >/dev/null
 fi
 
 VER="$(ls /usr/lib/postgresql | sort -V | tail -n1)"
@@ -40,7 +48,7 @@ pg_conftool "$VER" main remove listen_addresses 2>/dev/null || true
 
 if ! pg_lsclusters -h | awk -v v="$VER" '$1==v && $2=="main" {print $4}' | grep -qx online; then
   echo "start-postgres: starting cluster $VER/main"
-  pg_ctlcluster "$VER" main start
+  without_inherited_fds pg_ctlcluster "$VER" main start
 fi
 
 for _ in $(seq 1 60); do
