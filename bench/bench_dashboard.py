@@ -113,9 +113,9 @@ def generate(engine: Any, *, n_devices: int, n_units: int, days: int) -> dict[st
             FROM generate_series(1, :n) AS i JOIN leaf ON leaf.n = i % :nl"""), params)
         # Latest state: 1 % never reported, 4 % stale (last report 2–10 days ago).
         conn.execute(text("""
-            INSERT INTO device_state (device_id, last_sequence, last_report_id, verdict, policy_id, policy_version,
-                                      policy_sha256, agent_version, generated_at, received_at)
-            SELECT 'dev-' || lpad(i::text, 7, '0'),
+            INSERT INTO device_state (device_id, unit_id, last_sequence, last_report_id, verdict, policy_id,
+                                      policy_version, policy_sha256, agent_version, generated_at, received_at)
+            SELECT 'dev-' || lpad(i::text, 7, '0'), leaf.unit_id,
                    CASE WHEN i % 100 = 0 THEN 0 ELSE 60 END,
                    CASE WHEN i % 100 = 0 THEN NULL ELSE md5('r' || i)::uuid::text END,
                    CASE WHEN i % 100 = 0 THEN NULL WHEN hashtext(i::text) % 10 < 3 THEN 'not_ready' ELSE 'ready' END,
@@ -127,7 +127,7 @@ def generate(engine: Any, *, n_devices: int, n_units: int, days: int) -> dict[st
                    CASE WHEN i % 100 = 0 THEN NULL
                         WHEN i % 25 = 1 THEN :now - make_interval(hours => 48 + (i % 192))
                         ELSE :now - make_interval(mins => (i % 600)) END
-            FROM generate_series(1, :n) AS i"""), params)
+            FROM generate_series(1, :n) AS i JOIN leaf ON leaf.n = i % :nl"""), params)
         # Latest results: each check fails on its own share of devices (hash-spread).
         values = ",".join(f"('{c}', {share})" for c, share in CHECKS)
         conn.execute(text(f"""
@@ -139,6 +139,12 @@ def generate(engine: Any, *, n_devices: int, n_units: int, days: int) -> dict[st
                         ELSE 'pass' END
             FROM generate_series(1, :n) AS i CROSS JOIN (VALUES {values}) AS c(check_id, share)
             WHERE i % 100 <> 0"""), params)
+        # What ingest keeps on device_state with the checks: the required ones not met.
+        conn.execute(text("""
+            UPDATE device_state SET failing_required = f.ids
+            FROM (SELECT device_id, string_agg(check_id, ',' ORDER BY check_id) AS ids FROM device_checks
+                  WHERE severity = 'required' AND status IN ('fail', 'unknown') GROUP BY device_id) AS f
+            WHERE f.device_id = device_state.device_id"""))
         # History: one row per device and day (what ingest keeps for the trend); readiness
         # improves slowly over the month.
         conn.execute(text("""

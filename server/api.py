@@ -193,7 +193,9 @@ def api_unit(unit_id: int, request: Request, state: str | None = Query(None, des
 def api_trend(unit_id: int, days: int = Query(90, ge=1, le=366), user: User = Depends(current_user),
               conn: Connection = Depends(db)) -> list[rd.TrendPoint]:
     """Readiness % per UTC day (oldest first)."""
-    return rd.trend(conn, user.scope, unit_id, _now(), days)
+    points = rd.trend(conn, user.scope, unit_id, _now(), days)
+    conn.commit()  # keeps the closed days the trend counted (its cache)
+    return points
 
 
 @router.get("/units/{unit_id}/export.csv", tags=["readiness"], responses={

@@ -37,6 +37,9 @@ units = Table(
     # ancestor that has one, else the collector default (24). `policy set` fills it from
     # the signed policy's settings.max_report_age_hours.
     Column("max_report_age_hours", Integer, nullable=True),
+    # Bumped by what can change a closed day of the unit's trend (a report arriving after
+    # its day ended, a device revoked): cached days counted under an older one are redone.
+    Column("history_version", Integer, nullable=False, default=0, server_default="0"),
 )
 
 enrolment_tokens = Table(
@@ -112,6 +115,11 @@ device_state = Table(
     Column("results", JSON, nullable=True),
     Column("generated_at", DateTime(timezone=True), nullable=True),
     Column("received_at", DateTime(timezone=True), nullable=True),
+    # Copies that let the state of every device be computed from this table alone: the
+    # device's unit (it never changes) and the latest report's required checks not met
+    # (sorted ids, comma-joined; '' when none).
+    Column("unit_id", Integer, nullable=True),
+    Column("failing_required", Text, nullable=False, default="", server_default=""),
 )
 
 unit_policies = Table(
@@ -203,14 +211,27 @@ device_days = Table(
 )
 Index("ix_device_days_unit_day", device_days.c.unit_id, device_days.c.day)
 
+# Ready device-days per unit (its own devices) and closed UTC day: the trend's cache.
+unit_day_ready = Table(
+    "unit_day_ready", metadata,
+    Column("unit_id", Integer, ForeignKey("units.id"), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("ready", Integer, nullable=False),
+    Column("history_version", Integer, nullable=False),  # units.history_version when counted
+)
+
 Index("ix_devices_unit", devices.c.unit_id)
+_REVOKED = text("revoked_at IS NOT NULL")
+Index("ix_devices_revoked", devices.c.id, postgresql_where=_REVOKED, sqlite_where=_REVOKED)
+Index("ix_device_state_unit", device_state.c.unit_id)
+Index("ix_device_state_agent_version", device_state.c.agent_version)
 Index("ix_reports_device_received", reports.c.device_id, reports.c.received_at)
 Index("ix_unit_policies_unit", unit_policies.c.unit_id, unit_policies.c.id)
 Index("ix_enrolment_tokens_unit", enrolment_tokens.c.unit_id)
 Index("ix_device_checks_check_status", device_checks.c.check_id, device_checks.c.status)
-_FAILING_REQUIRED = text("severity = 'required' AND status IN ('fail', 'unknown')")
-Index("ix_device_checks_failing_required", device_checks.c.device_id, device_checks.c.check_id,
-      postgresql_where=_FAILING_REQUIRED, sqlite_where=_FAILING_REQUIRED)
+_FAILING = text("status IN ('fail', 'unknown')")
+Index("ix_device_checks_failing", device_checks.c.device_id, device_checks.c.check_id, device_checks.c.severity,
+      postgresql_where=_FAILING, sqlite_where=_FAILING)
 Index("ix_device_state_generated", device_state.c.generated_at)
 Index("ix_device_days_day", device_days.c.day)
 Index("ix_exceptions_check", exceptions.c.check_id, exceptions.c.expires_at)

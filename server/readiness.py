@@ -6,7 +6,7 @@ user may see; ``Scope()`` = all units) and ``now`` (so tests fix time). Nothing 
 over devices in Python beyond the page being shown; loops over units (a few hundred)
 and days (90) are fine.
 
-The state of a device — one definition, :func:`device_state_rows`, reused by every query:
+The state of a device — one definition, :func:`device_states`, reused by every query:
 
 ================ ==========================================================================
 never_reported   enrolled, no report stored yet
@@ -30,8 +30,6 @@ counts as not ready.
 """
 from __future__ import annotations
 
-import uuid
-
 import csv
 import datetime as dt
 import io
@@ -40,13 +38,14 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
-from sqlalchemy import (Column, Date, DateTime, Interval, MetaData, Table, and_, bindparam, case, cast,
-                        exists, func, insert, literal, or_, select, text, tuple_, update)
+from sqlalchemy import (Date, DateTime, String, Interval, and_, bindparam, case, cast,
+                        exists, func, insert, literal, or_, select, update)
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ColumnElement, Select
 
 from auditagent import report as wire
-from server.db import (audit_log, device_checks, device_days, device_keys, device_state, devices, exceptions, reports,
+from server.db import (unit_day_ready, audit_log, device_checks, device_days, device_keys, device_state, devices, exceptions, reports,
                        units, users, utc)
 from server.store import FAILING_STATUSES, ApiError
 
@@ -168,16 +167,24 @@ def _contains_item(conn: Connection, csv_col: Any, item: Any) -> ColumnElement[b
 # ------------------------------------------------------------------ the device state (one definition)
 
 
-def unit_max_age(name: str = "unit_age") -> Any:
-    """Subquery (unit_id, path, max_age_hours-or-NULL): each unit's own or nearest ancestor's
-    max report age."""
+def unit_max_age(name: str = "unit_age", *, now: dt.datetime | None = None, conn: Connection | None = None,
+                 default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> Any:
+    """CTE (unit_id, path, max_age_hours-or-NULL[, cutoff]): each unit's own or nearest
+    ancestor's max report age; with ``now``, also the time before which its devices'
+    latest report is stale — computed once per unit, not once per device."""
     u = units.alias("mu")
     a = units.alias("ma")
     hours = (select(a.c.max_report_age_hours)
              .where(a.c.max_report_age_hours.is_not(None), _ancestor_or_self(a.c.path, u.c.path))
              .order_by(a.c.depth.desc()).limit(1).scalar_subquery())
     # Materialised: 1 row per unit, computed once, not once per device joined to it.
-    return (select(u.c.id.label("unit_id"), u.c.path.label("path"), hours.label("max_age_hours"))
+    ages = (select(u.c.id.label("unit_id"), u.c.path.label("path"), hours.label("max_age_hours"))
+            .cte(name if now is None else name + "_hours").prefix_with("MATERIALIZED", dialect="postgresql"))
+    if now is None:
+        return ages
+    assert conn is not None
+    return (select(ages, _minus_hours(conn, now, func.coalesce(ages.c.max_age_hours, default_max_age_hours))
+                   .label("cutoff"))
             .cte(name).prefix_with("MATERIALIZED", dialect="postgresql"))
 
 
@@ -187,7 +194,7 @@ def _exception_active(now: dt.datetime, e: Any = exceptions) -> ColumnElement[bo
 
 def _covered(conn: Connection, now: dt.datetime, check_col: Any, device_col: Any, unit_path_col: Any) -> Any:
     """SQL EXISTS: an active exception covers ``check_col`` on this device (device-level, or
-    on its unit or any ancestor unit)."""
+    on its unit or any ancestor unit). Correlated: for a page of rows, not for a fleet."""
     e = exceptions.alias("ex")
     eu = units.alias("exu")
     return (exists(select(literal(1)).select_from(e.outerjoin(eu, eu.c.id == e.c.unit_id))
@@ -197,67 +204,146 @@ def _covered(conn: Connection, now: dt.datetime, check_col: Any, device_col: Any
                    .correlate_except(e, eu)))
 
 
-def device_state_rows(conn: Connection, scope: Scope, now: dt.datetime, *,
-                      default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> Select:
-    """SELECT of every active device in scope with its state: columns id, unit_id,
-    unit_path, hostname, platform, os, agent_version, enrolled_at, generated_at,
-    received_at, last_report_id, state. Use it as a subquery."""
-    ua = unit_max_age()
-    hours = func.coalesce(ua.c.max_age_hours, default_max_age_hours)
-    failing = uncovered_failing_devices(now, scope)
-    state = case(
-        (device_state.c.last_report_id.is_(None), NEVER_REPORTED),
-        (device_state.c.generated_at < _minus_hours(conn, now, hours), STALE),
-        (failing.c.device_id.is_not(None), NOT_READY),
-        else_=READY)
-    return (select(devices.c.id, devices.c.unit_id, ua.c.path.label("unit_path"), devices.c.hostname,
-                   devices.c.platform, devices.c.os,
-                   func.coalesce(device_state.c.agent_version, devices.c.agent_version).label("agent_version"),
-                   devices.c.enrolled_at, device_state.c.generated_at, device_state.c.received_at,
-                   device_state.c.last_report_id, state.label("state"))
-            .select_from(devices.join(ua, ua.c.unit_id == devices.c.unit_id)
-                         .outerjoin(device_state, device_state.c.device_id == devices.c.id)
-                         .outerjoin(failing, failing.c.device_id == devices.c.id))
-            .where(devices.c.revoked_at.is_(None), scope.clause(ua.c.path)))
+@dataclass(frozen=True)
+class Cover:
+    """What the active exceptions cover, gathered once per request (there are few): the
+    checks excepted unit-wide per unit (an exception on a unit covers its whole subtree)
+    and per device. Handed to SQL as short literal lists — bounded by the number of
+    exceptions, not of devices — so the planner sees exactly how little they select."""
+
+    unit_checks: frozenset[tuple[str, int]] = frozenset()  # (check_id, unit id)
+    device_checks: frozenset[tuple[str, str]] = frozenset()  # (check_id, device id)
+    ready_pairs: frozenset[tuple[int, str]] = frozenset()  # (unit id, failing_required) covered unit-wide
+    named_devices: frozenset[str] = frozenset()  # devices with a device exception …
+    ready_devices: frozenset[str] = frozenset()  # … and those of them whose failing checks are all covered
+
+    # Pairs are matched as one text key ("check unit", "check device"): check ids hold no
+    # space, and a list of plain values is looked up from a hash, where a list of row
+    # values would be compared one by one.
+
+    def covers_check(self, check_col: Any, device_col: Any, unit_id_col: Any) -> ColumnElement[bool]:
+        """SQL: an active exception covers this check on this device."""
+        return or_(_key(check_col, unit_id_col).in_(sorted(f"{c} {u}" for c, u in self.unit_checks)),
+                   _key(check_col, device_col).in_(sorted(f"{c} {d}" for c, d in self.device_checks)))
+
+    def covers_all(self, s: Any) -> ColumnElement[bool]:
+        """SQL on a device_state relation ``s``: every failing required check is covered."""
+        by_unit = and_(_key(s.c.failing_required, s.c.unit_id).in_(sorted(f"{f} {u}" for u, f in self.ready_pairs)),
+                       s.c.device_id.not_in(sorted(self.named_devices)))
+        return or_(by_unit, s.c.device_id.in_(sorted(self.ready_devices)))
 
 
-def active_exceptions(now: dt.datetime) -> Any:
-    """CTE (check_id, device_id, unit_path): the exceptions in force at ``now``, with the
-    path of the unit a unit-wide exception covers. Few rows; gathered once per query."""
+def _key(text_col: Any, other_col: Any) -> Any:
+    return text_col + literal(" ") + cast(other_col, String)
+
+
+def exception_cover(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | None = None) -> Cover:
+    """The :class:`Cover` of the exceptions active at ``now`` (for devices of ``unit_ids``)."""
     e, eu = exceptions.alias("aex"), units.alias("aexu")
-    return (select(e.c.check_id, e.c.device_id, eu.c.path.label("unit_path"))
-            .select_from(e.outerjoin(eu, eu.c.id == e.c.unit_id))
-            .where(_exception_active(now, e))
-            .cte("active_exceptions").prefix_with("MATERIALIZED", dialect="postgresql"))
+    active = conn.execute(select(e.c.check_id, e.c.device_id, eu.c.path)
+                          .select_from(e.outerjoin(eu, eu.c.id == e.c.unit_id))
+                          .where(_exception_active(now, e))).all()
+    if not active:
+        return Cover()
+    by_unit_path: dict[str, set[str]] = {}
+    by_device: dict[str, set[str]] = {}
+    for check_id, device_id, path in active:
+        if device_id is not None:
+            by_device.setdefault(device_id, set()).add(check_id)
+        elif path is not None:
+            by_unit_path.setdefault(path, set()).add(check_id)
+    unit_cov: dict[int, set[str]] = {}
+    if by_unit_path:
+        for uid, path in conn.execute(select(units.c.id, units.c.path)):
+            for p, checks in by_unit_path.items():
+                if path == p or path.startswith(p + "/"):
+                    unit_cov.setdefault(uid, set()).update(checks)
+    wanted = set(unit_cov) if unit_ids is None else set(unit_cov) & set(unit_ids)
+    s = device_state
+    ready_pairs = set()
+    if wanted:
+        for uid, failing in conn.execute(select(s.c.unit_id, s.c.failing_required).distinct()
+                                         .where(s.c.unit_id.in_(sorted(wanted)), s.c.failing_required != "")):
+            if set(failing.split(",")) <= unit_cov[uid]:
+                ready_pairs.add((uid, failing))
+    ready_devices = set()
+    if by_device:
+        for dev, uid, failing in conn.execute(select(s.c.device_id, s.c.unit_id, s.c.failing_required)
+                                              .where(s.c.device_id.in_(sorted(by_device)))):
+            if failing and set(failing.split(",")) <= unit_cov.get(uid, set()) | by_device[dev]:
+                ready_devices.add(dev)
+    return Cover(unit_checks=frozenset((c, u) for u, cs in unit_cov.items() for c in cs),
+                 device_checks=frozenset((c, d) for d, cs in by_device.items() for c in cs),
+                 ready_pairs=frozenset(ready_pairs), named_devices=frozenset(by_device),
+                 ready_devices=frozenset(ready_devices))
 
 
-def _covered_by(active: Any, check_col: Any, device_col: Any, unit_id_col: Any) -> Any:
-    """SQL: one of the ``active`` exceptions covers this check on this device. Two
-    uncorrelated IN lookups, which the database answers from a hash: device exceptions
-    by (check, device), and unit exceptions spread over every unit of their subtree by
-    (check, unit) — rather than scanning the exceptions once per failing row."""
-    covered_units = units.alias("cov_u")
-    by_unit = (select(active.c.check_id, covered_units.c.id)
-               .select_from(active.join(covered_units, _ancestor_or_self(active.c.unit_path, covered_units.c.path)))
-               .where(active.c.unit_path.is_not(None)))
-    by_device = select(active.c.check_id, active.c.device_id).where(active.c.device_id.is_not(None))
-    return or_(tuple_(check_col, device_col).in_(by_device), tuple_(check_col, unit_id_col).in_(by_unit))
+def _not_revoked(device_col: Any) -> Any:
+    """SQL: the device is not revoked (an anti-join on the few revoked ones, partial index)."""
+    return ~exists(select(literal(1)).where(devices.c.id == device_col, devices.c.revoked_at.is_not(None)))
 
 
-def uncovered_failing_devices(now: dt.datetime, scope: Scope) -> Any:
-    """CTE (device_id): devices with a failing required check that no active exception
-    covers. Set-based: the few active exceptions are gathered once (with their unit's
-    path), then matched against the failing checks — instead of a correlated lookup
-    per device, which cost a scan of exceptions and units for each failing device."""
-    active = active_exceptions(now)
-    dc, d, du = device_checks.alias("fdc"), devices.alias("fd"), units.alias("fdu")
-    covered = _covered_by(active, dc.c.check_id, dc.c.device_id, d.c.unit_id)
-    return (select(dc.c.device_id)
-            .select_from(dc.join(d, d.c.id == dc.c.device_id).join(du, du.c.id == d.c.unit_id))
-            .where(dc.c.severity == "required", dc.c.status.in_(FAILING_STATUSES), ~covered,
-                   scope.clause(du.c.path))
-            .group_by(dc.c.device_id)
-            .cte("uncovered_failing").prefix_with("MATERIALIZED", dialect="postgresql"))
+def _is_stale(s: Any, cut: Any) -> ColumnElement[bool]:
+    """SQL: the device (a device_state relation ``s``) reported, but last before its unit's cutoff."""
+    return and_(s.c.last_report_id.is_not(None), s.c.generated_at < cut.c.cutoff)
+
+
+def device_states(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | None = None, *,
+                  cover: Cover | None = None,
+                  default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> Select:
+    """SELECT of every active device (of ``unit_ids``; None: all) with its state, from
+    device_state alone: columns id, unit_id, unit_path, agent_version, generated_at,
+    received_at, last_report_id, state. Use it as a subquery."""
+    s = device_state
+    cut = unit_max_age("unit_cutoff", now=now, conn=conn, default_max_age_hours=default_max_age_hours)
+    if cover is None:
+        cover = exception_cover(conn, now, unit_ids)
+    state = case(
+        (s.c.last_report_id.is_(None), NEVER_REPORTED),
+        (_is_stale(s, cut), STALE),
+        (s.c.failing_required == "", READY),
+        (cover.covers_all(s), READY),
+        else_=NOT_READY)
+    q = (select(s.c.device_id.label("id"), s.c.unit_id, cut.c.path.label("unit_path"), s.c.agent_version,
+                s.c.generated_at, s.c.received_at, s.c.last_report_id, state.label("state"))
+         .select_from(s.join(cut, cut.c.unit_id == s.c.unit_id))
+         .where(_not_revoked(s.c.device_id)))
+    if unit_ids is not None:
+        q = q.where(s.c.unit_id.in_(unit_ids))
+    return q
+
+
+def device_state_rows(conn: Connection, scope: Scope, now: dt.datetime, *, unit_ids: Sequence[int] | None = None,
+                      cover: Cover | None = None,
+                      default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> Select:
+    """:func:`device_states` of the devices in scope (or of ``unit_ids``) with what a list
+    of devices shows: adds hostname, platform, os, enrolled_at."""
+    if unit_ids is None:
+        unit_ids = scope_unit_ids(conn, scope)
+    st = device_states(conn, now, unit_ids, cover=cover, default_max_age_hours=default_max_age_hours).subquery("st")
+    q = (select(st.c.id, st.c.unit_id, st.c.unit_path, devices.c.hostname, devices.c.platform, devices.c.os,
+                st.c.agent_version, devices.c.enrolled_at, st.c.generated_at, st.c.received_at,
+                st.c.last_report_id, st.c.state)
+         .select_from(st.join(devices, devices.c.id == st.c.id)))
+    if unit_ids is not None:  # redundant, but lets the database read only those units' device rows
+        q = q.where(devices.c.unit_id.in_(unit_ids))
+    return q
+
+
+def stale_longest(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | None, limit: int, *,
+                  default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> list["StaleDevice"]:
+    """The devices (of ``unit_ids``) whose latest report is oldest among the stale ones.
+    Staleness needs no exception: read straight off the generated_at index."""
+    s = device_state
+    cut = unit_max_age("stale_cutoff", now=now, conn=conn, default_max_age_hours=default_max_age_hours)
+    q = (select(s.c.device_id, devices.c.hostname, cut.c.path, s.c.generated_at, s.c.received_at)
+         .select_from(s.join(cut, cut.c.unit_id == s.c.unit_id).join(devices, devices.c.id == s.c.device_id))
+         .where(_is_stale(s, cut), devices.c.revoked_at.is_(None))
+         .order_by(s.c.generated_at, s.c.device_id).limit(limit))
+    if unit_ids is not None:
+        q = q.where(s.c.unit_id.in_(unit_ids))
+    return [StaleDevice(r.device_id, r.hostname, r.path, utc(r.generated_at), utc(r.received_at))
+            for r in conn.execute(q)]
 
 
 # ------------------------------------------------------------------ units
@@ -288,50 +374,101 @@ def _pct(ready: int, total: int) -> float | None:
     return round(100.0 * ready / total, 1) if total else None
 
 
-def _rollup(conn: Connection, scope: Scope, now: dt.datetime, ids: list[int] | None = None, *,
-            default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> list[UnitSummary]:
-    """Per-unit counts with roll-up: direct counts per unit first (GROUP BY unit_id over
-    devices), then summed over the small units table by path prefix."""
-    ds = device_state_rows(conn, scope, now, default_max_age_hours=default_max_age_hours).subquery("ds")
-    # Count per (unit, state): the state expression (with its per-device EXISTS) is then
-    # evaluated once per device — summing CASE WHEN state = … per state made PostgreSQL
-    # inline and evaluate it once per state. Materialised, so the path-prefix roll-up
-    # below does not re-run it per unit.
-    by_state = (select(ds.c.unit_id, ds.c.state, func.count().label("n"))
-                .group_by(ds.c.unit_id, ds.c.state).cte("by_state")
-                .prefix_with("MATERIALIZED", dialect="postgresql"))
-    du = units.alias("du")
-    direct = (select(by_state.c.unit_id, du.c.path.label("unit_path"),
-                     *[func.sum(case((by_state.c.state == s, by_state.c.n), else_=0)).label(s) for s in STATES])
-              .select_from(by_state.join(du, du.c.id == by_state.c.unit_id))
-              .group_by(by_state.c.unit_id, du.c.path).subquery("direct"))
-    a = units.alias("a")
-    ua = unit_max_age("rollup_unit_age")
-    q = (select(a.c.id, a.c.path, a.c.name, a.c.parent_id, a.c.depth, ua.c.max_age_hours,
-                *[func.coalesce(func.sum(direct.c[s]), 0).label(s) for s in STATES])
-         .select_from(a.join(ua, ua.c.unit_id == a.c.id)
-                      .outerjoin(direct, _ancestor_or_self(a.c.path, direct.c.unit_path)))
-         .where(scope.clause(a.c.path))
-         .group_by(a.c.id, a.c.path, a.c.name, a.c.parent_id, a.c.depth, ua.c.max_age_hours))
-    if ids is not None:
-        q = q.where(a.c.id.in_(ids))
+def scope_units(conn: Connection, scope: Scope, root: str | None = None) -> list[dict[str, Any]]:
+    """The units in scope (and in the subtree at ``root``), with their effective max
+    report age (NULL: the default): a few hundred rows, parents before children."""
+    ua = unit_max_age("scope_unit_age")
+    q = (select(units.c.id, units.c.path, units.c.name, units.c.parent_id, units.c.depth, ua.c.max_age_hours)
+         .join(ua, ua.c.unit_id == units.c.id).where(scope.clause(units.c.path)))
+    if root is not None:
+        q = q.where(_in_subtree(units.c.path, root))
+    rows = [dict(r) for r in conn.execute(q).mappings()]
+    rows.sort(key=lambda u: u["path"].split("/"))
+    return rows
+
+
+def scope_unit_ids(conn: Connection, scope: Scope, root: str | None = None) -> list[int] | None:
+    """Ids of the units in scope (and under ``root``); None when that is every unit. Passed
+    to queries as a list, so the planner sees how few rows a subtree selects."""
+    if scope.unit_path is None and root is None:
+        return None
+    q = select(units.c.id).where(scope.clause(units.c.path))
+    if root is not None:
+        q = q.where(_in_subtree(units.c.path, root))
+    return list(conn.execute(q).scalars())
+
+
+@dataclass(frozen=True)
+class _Counted:
+    """Devices per (unit, state, agent version) — one pass over the device states, from
+    which roll-ups, version distributions and outdated counts are all summed in Python."""
+    rows: list[tuple[int, str, str | None, int]]
+
+    def rollup(self, unit_list: list[dict[str, Any]]) -> dict[int, dict[str, int]]:
+        """Per unit: its own devices and all below it, by state."""
+        parent = {u["id"]: u["parent_id"] for u in unit_list}
+        out: dict[int, dict[str, int]] = {u["id"]: {s: 0 for s in STATES} for u in unit_list}
+        for unit_id, state, _v, n in self.rows:
+            uid: int | None = unit_id
+            while uid is not None and uid in out:
+                out[uid][state] += n
+                uid = parent.get(uid)
+        return out
+
+    def versions(self, unit_ids: set[int] | None = None) -> dict[str | None, int]:
+        dist: dict[str | None, int] = {}
+        for unit_id, _s, v, n in self.rows:
+            if unit_ids is None or unit_id in unit_ids:
+                dist[v] = dist.get(v, 0) + n
+        return dist
+
+
+def _count_states(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | None,
+                  default_max_age_hours: int, cover: Cover | None = None) -> _Counted:
+    st = device_states(conn, now, unit_ids, cover=cover, default_max_age_hours=default_max_age_hours).subquery("st")
+    q = (select(st.c.unit_id, st.c.state, st.c.agent_version, func.count().label("n"))
+         .group_by(st.c.unit_id, st.c.state, st.c.agent_version))
+    return _Counted([(r.unit_id, r.state, r.agent_version, int(r.n)) for r in conn.execute(q)])
+
+
+def _summaries(unit_list: list[dict[str, Any]], counted: _Counted, scope: Scope,
+               default_max_age_hours: int) -> list[UnitSummary]:
+    rolled = counted.rollup(unit_list)
     out = []
-    for r in conn.execute(q).mappings():
-        counts = StateCounts(**{s: int(r[s]) for s in STATES})
-        total = sum(int(r[s]) for s in STATES)
-        parent = r["parent_id"] if scope.unit_path is None or r["path"] != scope.unit_path else None
-        out.append(UnitSummary(id=r["id"], path=r["path"], name=r["name"], parent_id=parent, depth=r["depth"],
-                               counts=counts, total=total, ready_pct=_pct(counts.ready, total),
-                               max_report_age_hours=int(r["max_age_hours"] or default_max_age_hours)))
-    out.sort(key=lambda u: u.path.split("/"))
+    for u in unit_list:
+        c = rolled[u["id"]]
+        total = sum(c.values())
+        parent = u["parent_id"] if scope.unit_path is None or u["path"] != scope.unit_path else None
+        out.append(UnitSummary(id=u["id"], path=u["path"], name=u["name"], parent_id=parent, depth=u["depth"],
+                               counts=StateCounts(**c), total=total, ready_pct=_pct(c[READY], total),
+                               max_report_age_hours=int(u["max_age_hours"] or default_max_age_hours)))
     return out
+
+
+@dataclass(frozen=True)
+class Overview:
+    units: list[UnitSummary]
+    agent_versions: "AgentVersions"
+
+
+def overview(conn: Connection, scope: Scope, now: dt.datetime, *, minimum: str | None = None,
+             default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> Overview:
+    """Every unit in scope (parents before children, each counting all devices in its
+    subtree) and the agent versions of the whole scope — from one pass over the states."""
+    unit_list = scope_units(conn, scope)
+    ids = None if scope.unit_path is None else [u["id"] for u in unit_list]
+    counted = _count_states(conn, now, ids, default_max_age_hours)
+    versions = _agent_versions(conn, counted.versions(), minimum, whole_fleet=scope.unit_path is None)
+    return Overview(_summaries(unit_list, counted, scope, default_max_age_hours), versions)
 
 
 def unit_tree(conn: Connection, scope: Scope, now: dt.datetime, *,
               default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> list[UnitSummary]:
     """Every unit in scope, parents before children (sorted by path components), each
     counting all devices in its subtree."""
-    return _rollup(conn, scope, now, default_max_age_hours=default_max_age_hours)
+    unit_list = scope_units(conn, scope)
+    ids = None if scope.unit_path is None else [u["id"] for u in unit_list]
+    return _summaries(unit_list, _count_states(conn, now, ids, default_max_age_hours), scope, default_max_age_hours)
 
 
 def visible_unit(conn: Connection, scope: Scope, unit_id: int) -> dict[str, Any]:
@@ -412,21 +549,17 @@ class UnitDetail:
     children_outdated_agents: dict[int, int] = field(default_factory=dict)  # child unit id → devices
 
 
-def _failing_checks(conn: Connection, scope: Scope, now: dt.datetime, root: str, limit: int, *,
-                    states: Table | None = None) -> list[FailingCheck]:
-    dc = device_checks
-    if states is not None:  # the drill-down's devices, states computed once
-        source = dc.join(states, states.c.id == dc.c.device_id)
-        unit_id_col, where = states.c.unit_id, [dc.c.status.in_(FAILING_STATUSES)]
-    else:
-        source = dc.join(devices, devices.c.id == dc.c.device_id).join(units, units.c.id == devices.c.unit_id)
-        unit_id_col = devices.c.unit_id
-        where = [devices.c.revoked_at.is_(None), dc.c.status.in_(FAILING_STATUSES),
-                 _in_subtree(units.c.path, root), scope.clause(units.c.path)]
-    covered = _covered_by(active_exceptions(now), dc.c.check_id, dc.c.device_id, unit_id_col)
+def _failing_checks(conn: Connection, cover: Cover, unit_ids: Sequence[int] | None,
+                    limit: int) -> list[FailingCheck]:
+    """The checks failing most among the active devices of ``unit_ids`` (None: all)."""
+    dc, s = device_checks, device_state
+    covered = cover.covers_check(dc.c.check_id, dc.c.device_id, s.c.unit_id)
+    where = [dc.c.status.in_(FAILING_STATUSES), _not_revoked(dc.c.device_id)]
+    if unit_ids is not None:
+        where.append(s.c.unit_id.in_(unit_ids))
     # Coverage once per failing row (summing CASE on it twice evaluated it twice).
     rows_q = (select(dc.c.check_id, dc.c.severity, case((covered, 1), else_=0).label("covered"))
-              .select_from(source).where(*where)
+              .select_from(dc.join(s, s.c.device_id == dc.c.device_id)).where(*where)
               .cte("failing_rows").prefix_with("MATERIALIZED", dialect="postgresql"))
     q = (select(rows_q.c.check_id, rows_q.c.severity,
                 func.sum(1 - rows_q.c.covered).label("failing"), func.sum(rows_q.c.covered).label("excepted"))
@@ -443,36 +576,46 @@ def version_key(v: str | None) -> tuple[Any, ...]:
     return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"[.\-+]", v))
 
 
-def agent_versions(conn: Connection, scope: Scope, root: str | None, now: dt.datetime, *,
-                   minimum: str | None = None, states: Table | None = None) -> AgentVersions:
-    """Agent version distribution in the subtree at ``root`` (None: the whole scope), and
-    how many devices run an agent older than the newest version reported anywhere in the
-    fleet (a version number is not confidential) or the configured ``minimum``."""
-    ver = func.coalesce(device_state.c.agent_version, devices.c.agent_version)
-    dist_q = (select(ver.label("v"), func.count().label("n"))
-              .select_from(devices.join(units, units.c.id == devices.c.unit_id)
-                           .outerjoin(device_state, device_state.c.device_id == devices.c.id))
-              .where(devices.c.revoked_at.is_(None), scope.clause(units.c.path))
-              .group_by(ver))
-    if root is not None:
-        dist_q = dist_q.where(_in_subtree(units.c.path, root))
-    if states is not None:  # the drill-down's states, computed once: no second pass over devices
-        dist_q = select(states.c.agent_version.label("v"), func.count().label("n")).group_by(states.c.agent_version)
-    dist = [(r.v, int(r.n)) for r in conn.execute(dist_q) if r.v]
-    # Over the whole fleet, the distribution already names every version reported.
-    if scope.unit_path is None and root is None and states is None:
-        all_versions = [v for v, _ in dist]
-    else:
-        all_versions = [r.v for r in conn.execute(
-            select(func.coalesce(device_state.c.agent_version, devices.c.agent_version).label("v")).distinct()
-            .select_from(devices.outerjoin(device_state, device_state.c.device_id == devices.c.id))
-            .where(devices.c.revoked_at.is_(None))) if r.v]
+def fleet_agent_versions(conn: Connection) -> list[str]:
+    """Every agent version some active device runs. A loose index scan (one index probe
+    per distinct version, of which there are a handful), not a pass over every device."""
+    s, s2, s3 = device_state, device_state.alias("next_v"), device_state.alias("any_v")
+    walk = select(func.min(s.c.agent_version).label("v")).cte("versions", recursive=True)
+    walk = walk.union_all(select(select(func.min(s2.c.agent_version)).where(s2.c.agent_version > walk.c.v)
+                                 .scalar_subquery()).where(walk.c.v.is_not(None)))
+    # LIMIT 1: probe per version, rather than a semi-join the planner would run over every device.
+    in_use = (select(s3.c.device_id).where(s3.c.agent_version == walk.c.v, _not_revoked(s3.c.device_id))
+              .limit(1).scalar_subquery().is_not(None))
+    return [v for v in conn.execute(select(walk.c.v).where(walk.c.v.is_not(None), in_use)).scalars()]
+
+
+def _agent_versions(conn: Connection, dist_by_version: dict[str | None, int], minimum: str | None, *,
+                    whole_fleet: bool = False) -> AgentVersions:
+    """The distribution given, and how many of it run an agent older than the newest
+    version reported anywhere in the fleet (a version number is not confidential) or the
+    configured ``minimum``."""
+    dist = [(v, n) for v, n in dist_by_version.items() if v]
+    all_versions = [v for v, _ in dist] if whole_fleet else fleet_agent_versions(conn)
     newest = max(all_versions, key=version_key) if all_versions else None
     if minimum and (newest is None or version_key(minimum) > version_key(newest)):
         newest = minimum
     dist.sort(key=lambda x: version_key(x[0]), reverse=True)
     outdated = sum(n for v, n in dist if newest and version_key(v) < version_key(newest))
     return AgentVersions(newest=newest, minimum=minimum, distribution=dist, outdated=outdated)
+
+
+def agent_versions(conn: Connection, scope: Scope, root: str | None, now: dt.datetime, *,
+                   minimum: str | None = None) -> AgentVersions:
+    """Agent version distribution in the subtree at ``root`` (None: the whole scope), and
+    how many devices there run an agent older than the newest one in the fleet (or ``minimum``)."""
+    ids = scope_unit_ids(conn, scope, root)
+    s = device_state
+    q = (select(s.c.agent_version, func.count().label("n")).where(_not_revoked(s.c.device_id))
+         .group_by(s.c.agent_version))
+    if ids is not None:
+        q = q.where(s.c.unit_id.in_(ids))
+    dist = {r.agent_version: int(r.n) for r in conn.execute(q)}
+    return _agent_versions(conn, dist, minimum, whole_fleet=ids is None)
 
 
 _STATE_ORDER = {NOT_READY: 0, STALE: 1, NEVER_REPORTED: 2, READY: 3}
@@ -519,61 +662,6 @@ def _device_filters(ds: Any, *, state: str | None, check: str | None, os: str | 
     return conds
 
 
-def _subtree_states(conn: Connection, root: str, now: dt.datetime, default_max_age_hours: int) -> Table:
-    """The device states of the subtree at ``root``, computed once into a table private to
-    this connection: the drill-down asks several questions of them (roll-up, one page,
-    total, stale, versions), and computing the state per question cost a pass each."""
-    name = f"subtree_states_{uuid.uuid4().hex[:12]}"
-    ds = device_state_rows(conn, Scope(unit_path=root), now, default_max_age_hours=default_max_age_hours)
-    cols = [Column(c.name, c.type) for c in ds.selected_columns]
-    tmp = Table(name, MetaData(), *cols, prefixes=["TEMPORARY"])
-    tmp.create(conn)
-    conn.execute(tmp.insert().from_select([c.name for c in cols], ds))
-    return tmp
-
-
-def _drop_temporary(conn: Connection, table: Table) -> None:
-    try:
-        conn.execute(text(f'DROP TABLE IF EXISTS "{table.name}"'))
-    except Exception:  # noqa: BLE001 - a rolled-back transaction took it already
-        pass
-
-
-def _subtree_rollup(conn: Connection, tmp: Table, unit: dict[str, Any], default_max_age_hours: int,
-                    user_scope: Scope) -> tuple[UnitSummary, list[UnitSummary]]:
-    """The unit's and its children's counts from per-unit counts (SQL GROUP BY on the
-    states computed once), summed over the few units of the subtree."""
-    direct: dict[int, dict[str, int]] = {}
-    for r in conn.execute(select(tmp.c.unit_id, tmp.c.state, func.count().label("n"))
-                          .group_by(tmp.c.unit_id, tmp.c.state)):
-        direct.setdefault(r.unit_id, {})[r.state] = int(r.n)
-    ua = unit_max_age("detail_unit_age")
-    subtree = conn.execute(select(units.c.id, units.c.path, units.c.name, units.c.parent_id, units.c.depth,
-                                  ua.c.max_age_hours)
-                           .join(ua, ua.c.unit_id == units.c.id)
-                           .where(_in_subtree(units.c.path, unit["path"]))).mappings().all()
-    paths = {u["id"]: u["path"] for u in subtree}
-
-    def summarise(u: Any, parent_id: int | None) -> UnitSummary:
-        prefix = u["path"] + "/"
-        counts = {s: 0 for s in STATES}
-        for uid, by_state in direct.items():
-            p = paths.get(uid)
-            if p is not None and (p == u["path"] or p.startswith(prefix)):
-                for st, n in by_state.items():
-                    counts[st] += n
-        total = sum(counts.values())
-        return UnitSummary(id=u["id"], path=u["path"], name=u["name"], parent_id=parent_id, depth=u["depth"],
-                           counts=StateCounts(**counts), total=total, ready_pct=_pct(counts[READY], total),
-                           max_report_age_hours=int(u["max_age_hours"] or default_max_age_hours))
-
-    me = next(u for u in subtree if u["id"] == unit["id"])
-    summary = summarise(me, unit["parent_id"] if user_scope.unit_path != unit["path"] else None)
-    children = sorted((summarise(u, u["parent_id"]) for u in subtree if u["parent_id"] == unit["id"]),
-                      key=lambda c: c.path.split("/"))
-    return summary, children
-
-
 def unit_detail(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, *, state: str | None = None,
                 check: str | None = None, os: str | None = None, page: int = 1, per_page: int = 50,
                 stale_limit: int = 10, failing_limit: int = 20, min_agent_version: str | None = None,
@@ -587,36 +675,39 @@ def unit_detail(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, 
     page = max(1, int(page))
     per_page = max(1, min(int(per_page), MAX_PER_PAGE))
     # Scopes are subtrees, so a visible unit's whole subtree is visible: everything below
-    # looks at that subtree only.
-    tmp = _subtree_states(conn, root, now, default_max_age_hours)
-    try:
-        summary, children = _subtree_rollup(conn, tmp, unit, default_max_age_hours, scope)
-        conds = _device_filters(tmp, state=state, check=check, os=os)
-        total = conn.execute(select(func.count()).select_from(tmp).where(*conds)).scalar_one()
-        order = case(*[(tmp.c.state == s, i) for s, i in _STATE_ORDER.items()], else_=9)
-        rows = conn.execute(select(tmp).where(*conds).order_by(order, tmp.c.hostname, tmp.c.id)
-                            .limit(per_page).offset((page - 1) * per_page)).mappings().all()
-        versions = agent_versions(conn, Scope(unit_path=root), root, now, minimum=min_agent_version, states=tmp)
-        stale_rows = conn.execute(select(tmp.c.id, tmp.c.hostname, tmp.c.unit_path, tmp.c.generated_at,
-                                         tmp.c.received_at)
-                                  .where(tmp.c.state == STALE)
-                                  .order_by(tmp.c.generated_at, tmp.c.id).limit(stale_limit)).all()
-        failing = _failing_checks(conn, Scope(unit_path=root), now, root, failing_limit, states=tmp)
-        children_outdated = {c.id: 0 for c in children}
-        if versions.newest:
-            newest = version_key(versions.newest)
-            for r in conn.execute(select(tmp.c.unit_path, tmp.c.agent_version, func.count().label("n"))
-                                  .group_by(tmp.c.unit_path, tmp.c.agent_version)):
-                if r.agent_version and version_key(r.agent_version) < newest:
-                    for c in children:
-                        if r.unit_path == c.path or r.unit_path.startswith(c.path + "/"):
-                            children_outdated[c.id] += int(r.n)
-    finally:
-        _drop_temporary(conn, tmp)
+    # looks at that subtree's units only.
+    sub = scope_units(conn, Scope(unit_path=root))
+    ids = [u["id"] for u in sub]
+    cover = exception_cover(conn, now, ids)
+    counted = _count_states(conn, now, ids, default_max_age_hours, cover)
+    summaries = {s.id: s for s in _summaries(sub, counted, scope, default_max_age_hours)}
+    summary = summaries[unit_id]
+    if scope.unit_path == root:
+        summary = UnitSummary(**{**summary.__dict__, "parent_id": None})
+    children = [summaries[u["id"]] for u in sub if u["parent_id"] == unit_id]
+    versions = _agent_versions(conn, counted.versions(), min_agent_version)
+    children_outdated: dict[int, int] = {}
+    for c in children:
+        below = {u["id"] for u in sub if u["path"] == c.path or u["path"].startswith(c.path + "/")}
+        children_outdated[c.id] = sum(n for v, n in counted.versions(below).items()
+                                      if v and versions.newest and version_key(v) < version_key(versions.newest))
+
+    ds = device_state_rows(conn, scope, now, unit_ids=ids, cover=cover,
+                           default_max_age_hours=default_max_age_hours).subquery("ds")
+    conds = _device_filters(ds, state=state, check=check, os=os)
+    if check or os:
+        total = conn.execute(select(func.count()).select_from(ds).where(*conds)).scalar_one()
+    else:  # the counts already made
+        total = getattr(summary.counts, state) if state else summary.total
+    order = case(*[(ds.c.state == s, i) for s, i in _STATE_ORDER.items()], else_=9)
+    rows = conn.execute(select(ds).where(*conds).order_by(order, ds.c.hostname, ds.c.id)
+                        .limit(per_page).offset((page - 1) * per_page)).mappings().all()
+    stale = stale_longest(conn, now, ids, stale_limit,
+                          default_max_age_hours=default_max_age_hours) if summary.counts.stale else []
+    failing = _failing_checks(conn, cover, ids, failing_limit)
     return UnitDetail(
         summary=summary, children=children, failing_checks=failing,
-        stale_longest=[StaleDevice(r.id, r.hostname, r.unit_path, utc(r.generated_at), utc(r.received_at))
-                       for r in stale_rows],
+        stale_longest=stale,
         devices=DevicePage(items=_device_rows(conn, now, rows, versions.newest), total=int(total), page=page,
                            per_page=per_page),
         agent_versions=versions, children_outdated_agents=children_outdated)
@@ -694,7 +785,8 @@ def device_detail(conn: Connection, scope: Scope, device_id: str, now: dt.dateti
     """A device's state, its latest facts and results (decoded from the stored envelope of
     its latest report), the exceptions that apply, and its report timeline (newest first)."""
     dev = visible_device(conn, scope, device_id)
-    ds = device_state_rows(conn, scope, now, default_max_age_hours=default_max_age_hours).subquery("ds")
+    ds = device_state_rows(conn, scope, now, unit_ids=[dev["unit_id"]],
+                           default_max_age_hours=default_max_age_hours).subquery("ds")
     row = conn.execute(select(ds).where(ds.c.id == dev["id"])).mappings().one()
     versions_newest = agent_versions(conn, Scope(dev["unit_path"]), dev["unit_path"], now,
                                      minimum=min_agent_version).newest
@@ -784,26 +876,16 @@ class TrendPoint:
     devices: int
 
 
-def trend(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, days: int = 90) -> list[TrendPoint]:
-    """Readiness % per UTC day over the last ``days`` days (oldest first), for the unit's
-    subtree — see the module docstring for the rule."""
-    unit = visible_unit(conn, scope, unit_id)
-    root = unit["path"]
-    days = max(1, min(int(days), 366))
-    today = utc(now).date()  # type: ignore[union-attr]
-    first = today - dt.timedelta(days=days - 1)
-    in_root = and_(devices.c.revoked_at.is_(None), _in_subtree(units.c.path, root))
-    # Denominator: devices enrolled by each day's end (enrolments per day, cumulated over days).
-    enrol_day = cast(devices.c.enrolled_at, Date) if _dialect(conn) == "postgresql" else func.date(devices.c.enrolled_at)
-    before = conn.execute(select(func.count()).select_from(devices.join(units, units.c.id == devices.c.unit_id))
-                          .where(in_root, devices.c.enrolled_at < _ts(dt.datetime.combine(first, dt.time(),
-                                                                                          dt.timezone.utc)))).scalar_one()
-    per_day = {(_as_date(r.d)): int(r.n) for r in conn.execute(
-        select(enrol_day.label("d"), func.count().label("n"))
-        .select_from(devices.join(units, units.c.id == devices.c.unit_id))
-        .where(in_root, devices.c.enrolled_at >= _ts(dt.datetime.combine(first, dt.time(), dt.timezone.utc)))
-        .group_by(enrol_day))}
-    # Numerator: device-days that were ready (strictly, or with every failing required check excepted).
+CLOSED_AFTER = dt.timedelta(hours=1)  # a UTC day is cached once it ended this long ago
+
+
+def _ready_device_days(conn: Connection, now: dt.datetime, today: dt.date, unit_ids: list[int],
+                       first: dt.date, last: dt.date) -> dict[tuple[int, dt.date], int]:
+    """Ready device-days per (unit, day) of the units' own devices (not revoked), days
+    ``first``..``last``: the day's last report had no failing required check, or every one
+    was covered by an exception active at the end of the day (for today: at ``now``)."""
+    if not unit_ids or last < first:
+        return {}
     dd = device_days
     e = exceptions.alias("te")
     eu = units.alias("teu")
@@ -834,18 +916,83 @@ def trend(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, days: 
     may_be_excepted = or_(dd.c.device_id.in_(excepted_device_ids), dd.c.unit_id.in_(excepted_unit_ids))
     ready = or_(dd.c.ready_strict == True, dd.c.failing_required == "",  # noqa: E712
                 and_(may_be_excepted, covered_n >= n_failing))
-    # Day rows carry their device's unit: no join of every day row to devices. The subtree's
-    # unit ids are passed as a list, so the planner sees how few rows they select (the
-    # (unit_id, day) index) — a path-prefix condition it cannot estimate.
-    subtree_ids = list(conn.execute(select(units.c.id).where(_in_subtree(units.c.path, root),
-                                                             scope.clause(units.c.path))).scalars())
-    revoked = select(devices.c.id).where(devices.c.revoked_at.is_not(None))
-    q = (select(dd.c.day, func.count().label("n"))
+    # Day rows carry their device's unit: no join of every day row to devices. The unit ids
+    # are passed as a list, so the planner sees how few rows they select (the (unit_id, day)
+    # index) — a path-prefix condition it cannot estimate.
+    q = (select(dd.c.unit_id, dd.c.day, func.count().label("n"))
          .select_from(dd.join(units, units.c.id == dd.c.unit_id))
-         .where(dd.c.unit_id.in_(subtree_ids), dd.c.day >= first, dd.c.day <= today,
-                dd.c.device_id.not_in(revoked), ready)
-         .group_by(dd.c.day))
-    ready_by_day = {_as_date(r.day): int(r.n) for r in conn.execute(q)}
+         .where(dd.c.unit_id.in_(unit_ids), dd.c.day >= first, dd.c.day <= last,
+                _not_revoked(dd.c.device_id), ready)
+         .group_by(dd.c.unit_id, dd.c.day))
+    return {(r.unit_id, _as_date(r.day)): int(r.n) for r in conn.execute(q)}
+
+
+def _store_day_ready(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Upsert counted closed days into the cache, in a savepoint: a reader racing another
+    one for the same rows loses nothing but its copy. Kept when the caller commits."""
+    if _dialect(conn) == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as upsert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as upsert  # type: ignore[assignment]
+    stmt = upsert(unit_day_ready)
+    stmt = stmt.on_conflict_do_update(index_elements=[unit_day_ready.c.unit_id, unit_day_ready.c.day],
+                                      set_={"ready": stmt.excluded.ready,
+                                            "history_version": stmt.excluded.history_version})
+    try:
+        with conn.begin_nested():
+            for i in range(0, len(rows), 1000):
+                conn.execute(stmt, rows[i:i + 1000])
+    except DBAPIError:  # e.g. a read-only replica: the trend is right, only not cached
+        pass
+
+
+def trend(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, days: int = 90) -> list[TrendPoint]:
+    """Readiness % per UTC day over the last ``days`` days (oldest first), for the unit's
+    subtree — see the module docstring for the rule."""
+    unit = visible_unit(conn, scope, unit_id)
+    root = unit["path"]
+    days = max(1, min(int(days), 366))
+    today = utc(now).date()  # type: ignore[union-attr]
+    first = today - dt.timedelta(days=days - 1)
+    sub = {r.id: int(r.history_version) for r in conn.execute(
+        select(units.c.id, units.c.history_version).where(_in_subtree(units.c.path, root)))}
+    # Denominator: devices enrolled by each day's end (enrolments per day, cumulated over days).
+    enrol_day = cast(devices.c.enrolled_at, Date) if _dialect(conn) == "postgresql" else func.date(devices.c.enrolled_at)
+    per_day: dict[dt.date, int] = {}
+    before = 0
+    for r in conn.execute(select(enrol_day.label("d"), func.count().label("n"))
+                          .where(devices.c.unit_id.in_(list(sub)), devices.c.revoked_at.is_(None))
+                          .group_by(enrol_day)):
+        if _as_date(r.d) < first:
+            before += int(r.n)
+        else:
+            per_day[_as_date(r.d)] = int(r.n)
+    # Numerator: ready device-days per day, summed over the subtree's units: closed days from
+    # the per-unit cache (unit_day_ready), counted afresh only where missing or outdated.
+    closed_until = min(today, (utc(now) - CLOSED_AFTER).date())  # type: ignore[operator]  # days before it are closed
+    ready_by_day: dict[dt.date, int] = {}
+    have: set[tuple[int, dt.date]] = set()
+    if first < closed_until:
+        for r in conn.execute(select(unit_day_ready).where(unit_day_ready.c.unit_id.in_(list(sub)),
+                                                           unit_day_ready.c.day >= first,
+                                                           unit_day_ready.c.day < closed_until)):
+            if int(r.history_version) == sub.get(r.unit_id):
+                day = _as_date(r.day)
+                have.add((r.unit_id, day))
+                ready_by_day[day] = ready_by_day.get(day, 0) + int(r.ready)
+        closed_days = [first + dt.timedelta(days=i) for i in range((closed_until - first).days)]
+        missing = {u: [d for d in closed_days if (u, d) not in have] for u in sub}
+        missing = {u: ds for u, ds in missing.items() if ds}
+        if missing:
+            lo, hi = min(min(ds) for ds in missing.values()), max(max(ds) for ds in missing.values())
+            counted = _ready_device_days(conn, now, today, sorted(missing), lo, hi)
+            fresh = [{"unit_id": u, "day": d, "ready": counted.get((u, d), 0), "history_version": sub[u]}
+                     for u, ds in missing.items() for d in ds]
+            for row in fresh:
+                ready_by_day[row["day"]] = ready_by_day.get(row["day"], 0) + row["ready"]
+            _store_day_ready(conn, fresh)
+    for (_u, day), n in _ready_device_days(conn, now, today, list(sub), max(first, closed_until), today).items():
+        ready_by_day[day] = ready_by_day.get(day, 0) + n
     out = []
     total = int(before)
     for i in range(days):
@@ -894,10 +1041,11 @@ def export_rows(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, 
     root = unit["path"]
     newest = agent_versions(conn, scope, root, now, minimum=min_agent_version).newest
     yield list(CSV_COLUMNS)
-    ds = device_state_rows(conn, scope, now, default_max_age_hours=default_max_age_hours).subquery("ds")
+    ds = device_state_rows(conn, scope, now, unit_ids=scope_unit_ids(conn, Scope(unit_path=root)),
+                           default_max_age_hours=default_max_age_hours).subquery("ds")
     last = ""
     while True:
-        rows = conn.execute(select(ds).where(_in_subtree(ds.c.unit_path, root), ds.c.id > last)
+        rows = conn.execute(select(ds).where(ds.c.id > last)
                             .order_by(ds.c.id).limit(batch)).mappings().all()
         if not rows:
             return
@@ -936,6 +1084,19 @@ def _exception_status(row: Any, now: dt.datetime) -> str:
     return "active"
 
 
+def _history_changed(conn: Connection, *, unit_path: str | None = None, device_id: str | None = None) -> None:
+    """An exception was granted or revoked: the cached trend days of the units it reaches
+    are redone. (Through the API both happen at the current time and reach no closed day;
+    a grant or revoke dated in the past can.)"""
+    if unit_path is not None:
+        where = _in_subtree(units.c.path, unit_path)
+    elif device_id is not None:
+        where = units.c.id == select(devices.c.unit_id).where(devices.c.id == device_id).scalar_subquery()
+    else:
+        return
+    conn.execute(update(units).where(where).values(history_version=units.c.history_version + 1))
+
+
 def grant_exception(conn: Connection, user: "User", *, check_id: str, device_id: str | None = None,
                     unit_id: int | None = None, expires_at: dt.datetime, justification: str,
                     now: dt.datetime) -> ExceptionInfo:
@@ -969,6 +1130,8 @@ def grant_exception(conn: Connection, user: "User", *, check_id: str, device_id:
     else:
         target = visible_unit(conn, scope, int(unit_id))  # type: ignore[arg-type]
         unit_id, target_desc = target["id"], {"unit_id": target["id"], "unit": target["path"]}
+    _history_changed(conn, unit_path=target.get("path") if unit_id is not None else None,
+                     device_id=device_id if unit_id is None else None)
     new_id = conn.execute(insert(exceptions).values(
         check_id=check_id, device_id=device_id, unit_id=unit_id, justification=justification, granted_by=user.id,
         granted_at=now, expires_at=expires_at).returning(exceptions.c.id)).scalar_one()
@@ -991,6 +1154,8 @@ def revoke_exception(conn: Connection, user: "User", exception_id: int, reason: 
     current = get_exception(conn, scope, exception_id, now)
     if current.inherited:  # granted above this officer's subtree: not theirs to revoke
         raise NotFound("exception", exception_id)
+    _history_changed(conn, unit_path=current.unit_path if current.unit_id is not None else None,
+                     device_id=current.device_id)
     res = conn.execute(update(exceptions).where(exceptions.c.id == exception_id, exceptions.c.revoked_at.is_(None))
                        .values(revoked_at=utc(now), revoked_by=user.id, revoke_reason=reason))
     if res.rowcount != 1:

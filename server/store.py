@@ -321,7 +321,8 @@ class Store:
                                                     public_key=raw, enrolled_at=t, **identity))
                 conn.execute(insert(device_keys).values(device_id=device_id, keyid=kid, public_key_pem=pem,
                                                         created_at=t))
-                conn.execute(insert(device_state).values(device_id=device_id, last_sequence=0))
+                conn.execute(insert(device_state).values(device_id=device_id, last_sequence=0, unit_id=tok["unit_id"],
+                                                         agent_version=identity["agent_version"]))
                 last = 0
                 event = "device.enrolled"
         log.info(event, device_id=device_id, unit=unit_path, keyid=kid[:16])
@@ -357,6 +358,10 @@ class Store:
                 return False
             conn.execute(update(device_keys).where(device_keys.c.device_id == device_id,
                                                    device_keys.c.retired_at.is_(None)).values(retired_at=now()))
+            # Its past days leave its unit's trend: the unit's cached days are redone.
+            conn.execute(update(units).where(units.c.id == select(devices.c.unit_id)
+                                             .where(devices.c.id == device_id).scalar_subquery())
+                         .values(history_version=units.c.history_version + 1))
         log.info("device.revoked", device_id=device_id)
         return True
 
@@ -480,6 +485,12 @@ class Store:
         params.update(checks=json.dumps(check_list, separators=(",", ":")),
                       day=generated.astimezone(dt.timezone.utc).date(), ready_strict=not failing,
                       failing_required=",".join(failing))
+        # A report whose UTC day had already ended when it arrived changes a closed day of
+        # the trend: its unit's cached days are redone (see server.readiness.trend). By the
+        # collector's clock too, for reports stored with a received time in the past (the
+        # preview's simulated history).
+        arrived = max(received, now()).astimezone(dt.timezone.utc).date()
+        params["late"] = params["day"] < arrived
         # Plain SQL on the hot path (see _INGEST_SQL): building SQLAlchemy statements per
         # request cost more CPU than verifying the signature.
         try:
@@ -503,6 +514,8 @@ class Store:
                                              [(device_id, c["check_id"], c["severity"], c["status"])
                                               for c in check_list])
                     conn.exec_driver_sql(_UPSERT_DAY_SQLITE, params)
+                    if params["late"]:
+                        conn.exec_driver_sql(_LATE_DAY_SQLITE, params)
         except (_Conflict, IntegrityError):
             self._keys.pop(device_id, None)
             return self._conflict(device_id, statement, payload_sha)
@@ -572,7 +585,8 @@ def _sqlite_time(t: dt.datetime) -> str:
 _ADVANCE = """UPDATE device_state SET last_sequence = {sequence}, last_report_id = {report_id},
     verdict = {verdict}, policy_id = {policy_id}, policy_version = {policy_version},
     policy_sha256 = {policy_sha256}, agent_version = {agent_version}, facts = {facts},
-    results = {results}, generated_at = {generated_at}, received_at = {received_at}
+    results = {results}, generated_at = {generated_at}, received_at = {received_at},
+    failing_required = {failing_required}
   WHERE device_id = {device_id} AND last_sequence < {sequence}
     AND EXISTS (SELECT 1 FROM devices WHERE devices.id = {device_id} AND devices.revoked_at IS NULL
                 AND devices.current_keyid = {kid})"""
@@ -583,7 +597,7 @@ _REPORT_VALUES = ("report_id", "device_id", "sequence", "kid", "generated_at", "
 
 
 def _fmt_sql(template: str, style: str) -> str:
-    names = set(_REPORT_VALUES) | {"facts", "results", "agent_version"}
+    names = set(_REPORT_VALUES) | {"facts", "results", "agent_version", "failing_required"}
     marks = {n: (f"%({n})s" if style == "pyformat" else f":{n}") for n in names}
     if style == "pyformat":  # PostgreSQL: JSON columns from text
         marks["facts"], marks["results"] = "%(facts)s::json", "%(results)s::json"
@@ -610,7 +624,10 @@ _INGEST_SQL_PG = _fmt_sql(
     "SELECT advanced.device_id, %(day)s, %(ready_strict)s, %(failing_required)s, "
     "(SELECT devices.unit_id FROM devices WHERE devices.id = advanced.device_id) FROM advanced "
     "ON CONFLICT (device_id, day) DO UPDATE SET ready_strict = EXCLUDED.ready_strict, "
-    "failing_required = EXCLUDED.failing_required) "
+    "failing_required = EXCLUDED.failing_required), "
+    "late_day AS (UPDATE units SET history_version = units.history_version + 1 WHERE %(late)s "
+    "AND units.id = (SELECT devices.unit_id FROM devices WHERE devices.id = %(device_id)s) "
+    "AND EXISTS (SELECT 1 FROM advanced)) "
     "SELECT id FROM stored", "pyformat")
 # SQLite (one writer at a time, BEGIN IMMEDIATE): the same two steps in one transaction.
 _ADVANCE_SQL_SQLITE = _fmt_sql(_ADVANCE, "named")
@@ -621,5 +638,7 @@ _UPSERT_DAY_SQLITE = ("INSERT INTO device_days (device_id, day, ready_strict, fa
                       "(SELECT unit_id FROM devices WHERE id = :device_id)) "
                       "ON CONFLICT (device_id, day) DO UPDATE SET ready_strict = excluded.ready_strict, "
                       "failing_required = excluded.failing_required")
+_LATE_DAY_SQLITE = ("UPDATE units SET history_version = history_version + 1 "
+                    "WHERE id = (SELECT unit_id FROM devices WHERE id = :device_id)")
 _INSERT_SQL_SQLITE = _fmt_sql("INSERT INTO reports (" + ", ".join(_REPORT_COLUMNS) + ") VALUES ("
                               + ", ".join("{" + v + "}" for v in _REPORT_VALUES) + ")", "named")

@@ -224,8 +224,8 @@ class Web:
         scope = self.scope(ctx.user)
         now = self.now()
         with self.engine.connect() as conn:
-            tree = rd.unit_tree(conn, scope, now, default_max_age_hours=self.default_max_age)
-            versions = rd.agent_versions(conn, scope, None, now, minimum=self.min_agent)
+            ov = rd.overview(conn, scope, now, minimum=self.min_agent, default_max_age_hours=self.default_max_age)
+        tree, versions = ov.units, ov.agent_versions
         # Depth relative to the user's scope root, so a unit manager's tree starts at 1.
         base = min((u.depth for u in tree), default=1) - 1
         rows = []
@@ -278,6 +278,7 @@ class Web:
             points = rd.trend(conn, scope, unit_id, now, days=TREND_DAYS)
             child_outdated = detail.children_outdated_agents
             crumbs = self._crumbs(conn, scope, unit["path"])
+            conn.commit()  # keeps the closed days the trend counted (its cache)
         s = detail.summary
         known = [p for p in points if p.ready_pct is not None and p.ready]
         svg = Markup("")

@@ -14,9 +14,10 @@ Checks: disk-encrypted, os-patched, firewall (required), screen-lock (recommende
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import text, update
@@ -60,7 +61,8 @@ class Fleet:
     users: dict[str, Any]  # name -> auth.User
 
     def report(self, name: str, hours_ago: float, fail: dict[str, str] | None = None, *,
-               agent_version: str = "0.1.0", hostname: str | None = None) -> str:
+               agent_version: str = "0.1.0", hostname: str | None = None,
+               delay: dt.timedelta = dt.timedelta(minutes=1)) -> str:
         d = self.devices[name]
         d.seq += 1
         generated = NOW - dt.timedelta(hours=hours_ago)
@@ -73,10 +75,25 @@ class Fleet:
             sequence=d.seq, generated_at=generated.isoformat().replace("+00:00", "Z"))
         env = wire.sign_envelope(wire.build_statement(device_id=d.id, public_key=d.key.public_key(), predicate=pred),
                                  d.key)
-        status, body = self.store.ingest(wire.envelope_bytes(env), received_at=generated + dt.timedelta(minutes=1))
+        status, body = self.store.ingest(wire.envelope_bytes(env), received_at=generated + delay)
         assert status == 201, body
         d.report_ids.append(pred["report_id"])
         return pred["report_id"]
+
+
+@contextlib.contextmanager
+def fleet_on(db_url: str) -> Iterator[Fleet]:
+    """The fleet in a migrated database at ``db_url`` (a module's fixture)."""
+    from server import migrate
+    from server.db import make_engine
+    from server.store import Store
+
+    engine = make_engine(db_url, pool_size=2, max_overflow=2)
+    migrate.upgrade(engine)
+    try:
+        yield build_fleet(Store(engine))
+    finally:
+        engine.dispose()
 
 
 def build_fleet(store: Any) -> Fleet:

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from readiness_fleet import AO, EB, NOW, PASSWORD, build_fleet
+from readiness_fleet import AO, EB, PASSWORD, build_fleet
 from server import readiness as rd
 
 ROLES = ("admin", "so_all", "so_ifo", "mgr_eb")

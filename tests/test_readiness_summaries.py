@@ -11,23 +11,16 @@ import io
 
 import pytest
 
-from readiness_fleet import AO, BU, EB, IFO, KULTUR, NOW, SOC, build_fleet, table_counts
+from readiness_fleet import AO, BU, EB, IFO, KULTUR, NOW, SOC, fleet_on, table_counts
 from server import readiness as rd
-from server.db import make_engine
-from server.store import Store
 
 H = dt.timedelta(hours=1)
 
 
 @pytest.fixture(scope="module")
 def fleet(collector_db_url):
-    from server import migrate
-
-    engine = make_engine(collector_db_url, pool_size=2, max_overflow=2)
-    migrate.upgrade(engine)
-    f = build_fleet(Store(engine))
-    yield f
-    engine.dispose()
+    with fleet_on(collector_db_url) as f:
+        yield f
 
 
 @pytest.fixture
