@@ -266,15 +266,24 @@ def exception_cover(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] 
                                          .where(s.c.unit_id.in_(sorted(wanted)), s.c.failing_required != "")):
             if set(failing.split(",")) <= unit_cov[uid]:
                 ready_pairs.add((uid, failing))
+    # Device exceptions: only those on devices of ``unit_ids`` matter to this request; of
+    # them, those in a unit with covered pairs must be kept out of the unit-wide test.
+    dev_unit: dict[str, int] = {}
     ready_devices = set()
     if by_device:
-        for dev, uid, failing in conn.execute(select(s.c.device_id, s.c.unit_id, s.c.failing_required)
-                                              .where(s.c.device_id.in_(sorted(by_device)))):
+        q = select(s.c.device_id, s.c.unit_id, s.c.failing_required).where(s.c.device_id.in_(sorted(by_device)))
+        if unit_ids is not None:
+            q = q.where(s.c.unit_id.in_(unit_ids))
+        for dev, uid, failing in conn.execute(q):
+            dev_unit[dev] = uid
             if failing and set(failing.split(",")) <= unit_cov.get(uid, set()) | by_device[dev]:
                 ready_devices.add(dev)
-    return Cover(unit_checks=frozenset((c, u) for u, cs in unit_cov.items() for c in cs),
-                 device_checks=frozenset((c, d) for d, cs in by_device.items() for c in cs),
-                 ready_pairs=frozenset(ready_pairs), named_devices=frozenset(by_device),
+    pair_units = {u for u, _f in ready_pairs}
+    return Cover(unit_checks=frozenset((c, u) for u, cs in unit_cov.items() for c in cs
+                                       if unit_ids is None or u in wanted),
+                 device_checks=frozenset((c, d) for d, cs in by_device.items() for c in cs if d in dev_unit),
+                 ready_pairs=frozenset(ready_pairs),
+                 named_devices=frozenset(d for d, u in dev_unit.items() if u in pair_units),
                  ready_devices=frozenset(ready_devices))
 
 
@@ -325,8 +334,6 @@ def device_state_rows(conn: Connection, scope: Scope, now: dt.datetime, *, unit_
                 st.c.agent_version, devices.c.enrolled_at, st.c.generated_at, st.c.received_at,
                 st.c.last_report_id, st.c.state)
          .select_from(st.join(devices, devices.c.id == st.c.id)))
-    if unit_ids is not None:  # redundant, but lets the database read only those units' device rows
-        q = q.where(devices.c.unit_id.in_(unit_ids))
     return q
 
 
@@ -695,13 +702,24 @@ def unit_detail(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, 
     ds = device_state_rows(conn, scope, now, unit_ids=ids, cover=cover,
                            default_max_age_hours=default_max_age_hours).subquery("ds")
     conds = _device_filters(ds, state=state, check=check, os=os)
+    offset = (page - 1) * per_page
     if check or os:
         total = conn.execute(select(func.count()).select_from(ds).where(*conds)).scalar_one()
-    else:  # the counts already made
-        total = getattr(summary.counts, state) if state else summary.total
-    order = case(*[(ds.c.state == s, i) for s, i in _STATE_ORDER.items()], else_=9)
-    rows = conn.execute(select(ds).where(*conds).order_by(order, ds.c.hostname, ds.c.id)
-                        .limit(per_page).offset((page - 1) * per_page)).mappings().all()
+        order = case(*[(ds.c.state == s, i) for s, i in _STATE_ORDER.items()], else_=9)
+        rows = conn.execute(select(ds).where(*conds).order_by(order, ds.c.hostname, ds.c.id)
+                            .limit(per_page).offset(offset)).mappings().all()
+    else:
+        # The counts per state are known, so the page is cut from the one or two states it
+        # falls in, each read in hostname order: no sort of the whole subtree by state.
+        per_state = {st: getattr(summary.counts, st) for st in STATES if st == state or not state}
+        total = sum(per_state.values())
+        rows, start = [], 0
+        for st in sorted(per_state, key=_STATE_ORDER.__getitem__):
+            lo, hi = max(offset, start), min(offset + per_page, start + per_state[st])
+            if lo < hi:
+                rows += conn.execute(select(ds).where(ds.c.state == st).order_by(ds.c.hostname, ds.c.id)
+                                     .limit(hi - lo).offset(lo - start)).mappings().all()
+            start += per_state[st]
     stale = stale_longest(conn, now, ids, stale_limit,
                           default_max_age_hours=default_max_age_hours) if summary.counts.stale else []
     failing = _failing_checks(conn, cover, ids, failing_limit)

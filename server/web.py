@@ -26,6 +26,7 @@ import hmac
 import json
 import math
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -150,6 +151,8 @@ class Web:
                                    or rd.DEFAULT_MAX_REPORT_AGE_HOURS)
         self.min_agent = getattr(settings, "min_agent_version", None)
         self.secure_cookies = bool(getattr(settings, "secure_cookies", False))
+        # Side queries of a page that need not wait for its main one (the unit page's trend).
+        self.side_jobs = ThreadPoolExecutor(max_workers=4, thread_name_prefix="page-side")
 
     # ------------------------------------------------------------------ plumbing
 
@@ -257,6 +260,11 @@ class Web:
         scope = self.scope(ctx.user)
         now = self.now()
         lang = ctx.lang
+        # The 90-day trend does not depend on the rest of the page: on PostgreSQL it is
+        # counted on a second connection while the drill-down runs. (SQLite runs one
+        # transaction at a time, so there it comes after.)
+        trend_job = (self.side_jobs.submit(self._trend_points, scope, unit_id, now)
+                     if self.engine.dialect.name != "sqlite" else None)
         with self.engine.connect() as conn:
             detail = rd.unit_detail(conn, scope, unit_id, now, state=state, check=check, os=os_, page=page,
                                     per_page=PER_PAGE, default_max_age_hours=self.default_max_age,
@@ -275,10 +283,9 @@ class Web:
                 rd.select(rd.units.c.id, rd.units.c.path, rd.units.c.depth)
                 .where(rd._in_subtree(rd.units.c.path, unit["path"]), rd.units.c.id != unit_id)
                 .order_by(rd.units.c.path)).mappings()]
-            points = rd.trend(conn, scope, unit_id, now, days=TREND_DAYS)
             child_outdated = detail.children_outdated_agents
             crumbs = self._crumbs(conn, scope, unit["path"])
-            conn.commit()  # keeps the closed days the trend counted (its cache)
+        points = trend_job.result() if trend_job is not None else self._trend_points(scope, unit_id, now)
         s = detail.summary
         known = [p for p in points if p.ready_pct is not None and p.ready]
         svg = Markup("")
@@ -335,6 +342,12 @@ class Web:
             subunit_options=[{"id": u["id"], "label": "\u00a0\u00a0" * (u["depth"] - base_depth - 1)
                               + u["path"].split("/")[-1]} for u in subunits],
             csv_url=f"/api/v1/units/{csv_target}/export.csv" + ("?" + urlencode(csv_params) if csv_params else ""))
+
+    def _trend_points(self, scope: rd.Scope, unit_id: int, now: dt.datetime) -> list[rd.TrendPoint]:
+        with self.engine.connect() as conn:
+            points = rd.trend(conn, scope, unit_id, now, days=TREND_DAYS)
+            conn.commit()  # keeps the closed days the trend counted (its cache)
+        return points
 
     def _crumbs(self, conn: Any, scope: rd.Scope, path: str) -> list[dict[str, Any]]:
         parts = path.split("/")
