@@ -246,6 +246,15 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+def as_date(value: Any) -> dt.date:
+    """A DATE column's value as a date (SQLite hands back text, a datetime may come too)."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value)[:10])
+
+
 def utc(value: dt.datetime | None) -> dt.datetime | None:
     if value is None:
         return None

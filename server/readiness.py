@@ -51,7 +51,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ColumnElement, Select
 
 from auditagent import report as wire
-from server.db import (unit_day_ready, audit_log, device_checks, device_days, device_keys, device_state, devices, exceptions, reports,
+from server.db import (unit_day_ready, as_date, audit_log, device_checks, device_days, device_keys, device_state, devices, exceptions, reports,
                        units, users, utc)
 from server.store import FAILING_STATUSES, ApiError
 
@@ -336,11 +336,10 @@ def device_state_rows(conn: Connection, scope: Scope, now: dt.datetime, *, unit_
     if unit_ids is None:
         unit_ids = scope_unit_ids(conn, scope)
     st = device_states(conn, now, unit_ids, cover=cover, default_max_age_hours=default_max_age_hours).subquery("st")
-    q = (select(st.c.id, st.c.unit_id, st.c.unit_path, devices.c.hostname, devices.c.platform, devices.c.os,
-                st.c.agent_version, devices.c.enrolled_at, st.c.generated_at, st.c.received_at,
-                st.c.last_report_id, st.c.state)
-         .select_from(st.join(devices, devices.c.id == st.c.id)))
-    return q
+    return (select(st.c.id, st.c.unit_id, st.c.unit_path, devices.c.hostname, devices.c.platform, devices.c.os,
+                   st.c.agent_version, devices.c.enrolled_at, st.c.generated_at, st.c.received_at,
+                   st.c.last_report_id, st.c.state)
+            .select_from(st.join(devices, devices.c.id == st.c.id)))
 
 
 def stale_longest(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | None, limit: int, *,
@@ -479,9 +478,7 @@ def unit_tree(conn: Connection, scope: Scope, now: dt.datetime, *,
               default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> list[UnitSummary]:
     """Every unit in scope, parents before children (sorted by path components), each
     counting all devices in its subtree."""
-    unit_list = scope_units(conn, scope)
-    ids = None if scope.unit_path is None else [u["id"] for u in unit_list]
-    return _summaries(unit_list, _count_states(conn, now, ids, default_max_age_hours), scope, default_max_age_hours)
+    return overview(conn, scope, now, default_max_age_hours=default_max_age_hours).units
 
 
 def visible_unit(conn: Connection, scope: Scope, unit_id: int) -> dict[str, Any]:
@@ -946,7 +943,7 @@ def _ready_device_days(conn: Connection, now: dt.datetime, today: dt.date, unit_
          .where(dd.c.unit_id.in_(unit_ids), dd.c.day >= first, dd.c.day <= last,
                 _not_revoked(dd.c.device_id), ready)
          .group_by(dd.c.unit_id, dd.c.day))
-    return {(r.unit_id, _as_date(r.day)): int(r.n) for r in conn.execute(q)}
+    return {(r.unit_id, as_date(r.day)): int(r.n) for r in conn.execute(q)}
 
 
 def _store_day_ready(conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -985,10 +982,10 @@ def trend(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, days: 
     for r in conn.execute(select(enrol_day.label("d"), func.count().label("n"))
                           .where(devices.c.unit_id.in_(list(sub)), devices.c.revoked_at.is_(None))
                           .group_by(enrol_day)):
-        if _as_date(r.d) < first:
+        if as_date(r.d) < first:
             before += int(r.n)
         else:
-            per_day[_as_date(r.d)] = int(r.n)
+            per_day[as_date(r.d)] = int(r.n)
     # Numerator: ready device-days per day, summed over the subtree's units: closed days from
     # the per-unit cache (unit_day_ready), counted afresh only where missing or outdated.
     closed_until = min(today, (utc(now) - CLOSED_AFTER).date())  # type: ignore[operator]  # days before it are closed
@@ -999,7 +996,7 @@ def trend(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, days: 
                                                            unit_day_ready.c.day >= first,
                                                            unit_day_ready.c.day < closed_until)):
             if int(r.history_version) == sub.get(r.unit_id):
-                day = _as_date(r.day)
+                day = as_date(r.day)
                 have.add((r.unit_id, day))
                 ready_by_day[day] = ready_by_day.get(day, 0) + int(r.ready)
         closed_days = [first + dt.timedelta(days=i) for i in range((closed_until - first).days)]
@@ -1023,14 +1020,6 @@ def trend(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, days: 
         r = ready_by_day.get(d, 0)
         out.append(TrendPoint(day=d, ready_pct=_pct(r, total), ready=r, devices=total))
     return out
-
-
-def _as_date(v: Any) -> dt.date:
-    if isinstance(v, dt.datetime):
-        return v.date()
-    if isinstance(v, dt.date):
-        return v
-    return dt.date.fromisoformat(str(v)[:10])
 
 
 # ------------------------------------------------------------------ CSV export

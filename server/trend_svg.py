@@ -10,16 +10,10 @@ from typing import Any, Sequence
 
 from markupsafe import Markup, escape
 
+from server.db import as_date
+
 W, H = 900, 240
 LEFT, RIGHT, TOP, BOTTOM = 44, 12, 12, 28
-
-
-def _day(value: Any) -> dt.date:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    return dt.date.fromisoformat(str(value)[:10])
 
 
 def trend_svg(points: Sequence[tuple[Any, float | None]], *, days: int, end: dt.date | None = None,
@@ -27,7 +21,7 @@ def trend_svg(points: Sequence[tuple[Any, float | None]], *, days: int, end: dt.
     """``points`` = (day, readiness 0..100 or None) pairs; the x axis spans ``days`` days
     ending at ``end`` (default: the last point's day). Days without a value are left out
     of the line (it joins the known days)."""
-    pts = [(_day(d), float(v)) for d, v in points if v is not None]
+    pts = [(as_date(d), float(v)) for d, v in points if v is not None]
     if not pts:
         return Markup("")
     end = end or max(d for d, _ in pts)

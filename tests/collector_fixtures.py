@@ -312,6 +312,18 @@ def start_collector(db_url: str, workdir: Path, *, tls: TLSFiles | None = None,
     return Collector(db_url=db_url, workdir=workdir, tls=tls, extra_args=extra_args).start()
 
 
+def migrated_app(db_url: str, *, max_overflow: int = 4) -> Any:
+    """The collector's FastAPI app on a database brought to the newest schema first."""
+    from server import migrate
+    from server.app import Settings, create_app
+    from server.db import make_engine
+
+    engine = make_engine(db_url, pool_size=1, max_overflow=0)
+    migrate.upgrade(engine)
+    engine.dispose()
+    return create_app(Settings(db_url=db_url, pool_size=2, max_overflow=max_overflow))
+
+
 # ------------------------------------------------------------------ fixtures
 
 

@@ -23,14 +23,9 @@ H = dt.timedelta(hours=1)
 def app_fleet(collector_db_url):
     from fastapi.testclient import TestClient
 
-    from server import migrate
-    from server.app import Settings, create_app
-    from server.db import make_engine
+    from collector_fixtures import migrated_app
 
-    engine = make_engine(collector_db_url, pool_size=1, max_overflow=0)
-    migrate.upgrade(engine)
-    engine.dispose()
-    app = create_app(Settings(db_url=collector_db_url, pool_size=2, max_overflow=4))
+    app = migrated_app(collector_db_url, max_overflow=4)
     fleet = build_fleet(app.state.store)
     clients = {}
     for role in ROLES:

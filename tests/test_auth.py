@@ -32,14 +32,9 @@ def test_scrypt_hash_format_and_verify():
 def env(collector_db_url):
     from fastapi.testclient import TestClient
 
-    from server import migrate
-    from server.app import Settings, create_app
-    from server.db import make_engine
+    from collector_fixtures import migrated_app
 
-    engine = make_engine(collector_db_url, pool_size=1, max_overflow=0)
-    migrate.upgrade(engine)
-    engine.dispose()
-    app = create_app(Settings(db_url=collector_db_url, pool_size=2, max_overflow=2))
+    app = migrated_app(collector_db_url, max_overflow=2)
     store = app.state.store
     store.add_unit("Auth-Org/Team")
     with store.engine.begin() as conn:
