@@ -194,6 +194,9 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.add_exception_handler(auth.NotAuthenticated, api.not_authenticated_handler)  # type: ignore[arg-type]
     app.include_router(api.router)
+    from server import api_tokens
+
+    app.include_router(api_tokens.router)
 
     @app.get("/healthz", tags=["ops"], responses=_errors(503))
     def healthz() -> JSONResponse:
