@@ -20,8 +20,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from auditagent import __version__
 from auditagent import report as wire
-
 from server.db import make_engine, now
+from server.error_models import error_responses as _errors
 from server.migrate import head_revision
 from server.strict_json import StrictJsonRoute
 from server.store import ApiError, Limits, Store
@@ -74,19 +74,6 @@ class ReportAccepted(BaseModel):
     report_id: str
     status: str = Field(description="stored | duplicate")
     sequence: int
-
-
-class ErrorDetail(BaseModel):
-    code: str
-    message: str
-
-
-class ErrorBody(BaseModel):
-    error: ErrorDetail
-
-
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {s: {"model": ErrorBody} for s in statuses}
 
 
 # Responses other than the dashboard's pages (which set their own, stricter set): JSON,
@@ -272,6 +259,9 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.add_exception_handler(auth.NotAuthenticated, api.not_authenticated_handler)  # type: ignore[arg-type]
     app.include_router(api.router)
+    from server import api_tokens
+
+    app.include_router(api_tokens.router)
 
     @app.get("/openapi.json", include_in_schema=False)
     def openapi_document(_user: auth.User = Depends(auth.current_user)) -> JSONResponse:
