@@ -206,6 +206,7 @@ def probe(ctx: ProbeContext) -> dict[str, Any]:
     manager = detect_manager(ctx)
     base: dict[str, Any] = {"manager": None, "last_update": None, "pending": None, "pending_security": None,
                             "pending_security_oldest_days": None, "pending_names": [], "reboot_required": None,
+                            "offered_upgrades": [],
                             "cached_at": None, "cache_ttl_seconds": None}
     if manager is None:
         return {"status": "unknown", "reasons": ["no supported package manager (apt, dnf, yum, pacman)"], **base}
