@@ -133,7 +133,8 @@ def _pending(ctx: ProbeContext) -> tuple[dict[str, Any], dict[str, Any]]:
         text = res.text() + "\n" + res.stderr.decode("utf-8", errors="replace")
         return parse_softwareupdate_list(text)
 
-    return ctx.cache.get_or_compute("macos_softwareupdate_list", CACHE_TTL, compute)
+    return ctx.cache.get_or_compute("macos_softwareupdate_list", CACHE_TTL, compute,
+                                    now=ctx.host.now().timestamp())
 
 
 def probe(ctx: ProbeContext) -> dict[str, Any]:
