@@ -157,3 +157,17 @@ def test_manage_bde_none_found_is_waiting_for_activation():
     (rec,), why = parse_manage_bde(text)
     assert why is None and rec["protectors"] == []
     assert volume_fact(rec)["state"] == "waiting_activation"
+
+
+def test_public_manage_bde_protection_off_states():
+    pub = OWN_FIXTURES / "public/windows"
+    (rec,), why = parse_manage_bde((pub / "manage-bde-status-used-space-only-protection-off-none-found.txt").read_text())
+    assert why is None and (rec["conversion"], rec["protection"], rec["percent"], rec["protectors"]) == \
+        ("FullyEncrypted", "off", 100.0, [])
+    fact = volume_fact(rec)
+    assert (fact["state"], fact["encrypted"]) == ("waiting_activation", False)
+    (rec,), why = parse_manage_bde((pub / "manage-bde-status-encryption-in-progress-protection-off-password.txt")
+                                   .read_text())
+    assert (rec["conversion"], rec["percent"], rec["protectors"]) == \
+        ("EncryptionInProgress", 50.8, ["Password", "RecoveryPassword"])
+    assert (volume_fact(rec)["state"], volume_fact(rec)["encrypted"]) == ("encrypting", False)
