@@ -4,11 +4,12 @@ from __future__ import annotations
 import functools
 import locale
 import os
-import string
 from importlib import resources
 from typing import Any
 
 import yaml
+
+from auditagent.textsafe import fill
 
 LANGS = ("sv", "da", "en")
 DEFAULT = "en"
@@ -43,11 +44,6 @@ def detect_language(env: dict[str, str] | None = None) -> str:
     return DEFAULT
 
 
-class _Lenient(dict):
-    def __missing__(self, key: str) -> str:
-        return "{" + key + "}"
-
-
 def _fmt_value(value: Any, lang: str) -> str:
     if isinstance(value, float):
         text = f"{value:g}"
@@ -57,6 +53,11 @@ def _fmt_value(value: Any, lang: str) -> str:
     if value is None:
         return "-"
     return str(value)
+
+
+def known(code: Any) -> bool:
+    """Whether ``code`` is a message of the catalogs (English is the complete one)."""
+    return isinstance(code, str) and isinstance(catalog(DEFAULT).get(code), str)
 
 
 def reason_text(text: str, lang: str = DEFAULT) -> str:
@@ -70,8 +71,10 @@ def reason_text(text: str, lang: str = DEFAULT) -> str:
     if parsed is None:
         return text
     code, subject, _detail = parsed
-    template = catalog(lang).get(f"reason.{code}") or catalog(DEFAULT).get(f"reason.{code}") or code
-    return string.Formatter().vformat(template, (), _Lenient({"subject": subject or ""}))
+    template = catalog(lang).get(f"reason.{code}") or catalog(DEFAULT).get(f"reason.{code}")
+    if not isinstance(template, str):
+        return text
+    return fill(template, {"subject": subject or ""})
 
 
 def _reasons_value(value: Any, lang: str) -> str:
@@ -80,11 +83,15 @@ def _reasons_value(value: Any, lang: str) -> str:
 
 
 def translate(code: str, args: dict[str, Any] | None = None, lang: str = DEFAULT) -> str:
-    """The message for ``code`` in ``lang`` (English, then the code itself, as fallbacks).
-    Arguments named ``reasons``/``reason`` are probe reasons and are translated too."""
-    template = catalog(lang).get(code) or catalog(DEFAULT).get(code) or code
-    values = _Lenient({k: _reasons_value(v, lang) if k in ("reasons", "reason") else _fmt_value(v, lang)
-                       for k, v in (args or {}).items()})
+    """The message for ``code`` in ``lang`` (English as fallback). An unknown code is
+    returned as it is, never used as a template: codes and arguments may come from a
+    device's report (see :mod:`auditagent.textsafe`). Arguments named ``reasons``/``reason``
+    are probe reasons and are translated too."""
+    template = catalog(lang).get(code) or catalog(DEFAULT).get(code)
+    if not isinstance(template, str):
+        return str(code)
+    values = {str(k): _reasons_value(v, lang) if k in ("reasons", "reason") else _fmt_value(v, lang)
+              for k, v in (args or {}).items()}
     if "how" in values:
         values["how"] = translate(f"how.{values['how']}", None, lang)
-    return string.Formatter().vformat(template, (), values)
+    return fill(template, values)
