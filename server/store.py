@@ -732,13 +732,16 @@ _INSERT_SQL_SQLITE = _fmt_sql("INSERT INTO reports (" + ", ".join(_REPORT_COLUMN
 
 # A report older than the latest state (see Store._store_history): history only. The day
 # row is written only if the day has none (a newer report of that day wins).
-_ACTIVE_WITH_KEY = ("EXISTS (SELECT 1 FROM devices WHERE devices.id = {device_id} AND devices.revoked_at IS NULL "
-                    "AND devices.current_keyid = {kid})")
+# (CAST: PostgreSQL types a parameter once; in INSERT … SELECT it takes the column's VARCHAR.)
+_ACTIVE_WITH_KEY = ("EXISTS (SELECT 1 FROM devices WHERE devices.id = CAST({device_id} AS VARCHAR) "
+                    "AND devices.revoked_at IS NULL AND devices.current_keyid = CAST({kid} AS VARCHAR))")
 _HISTORY = ("INSERT INTO reports (" + ", ".join(_REPORT_COLUMNS) + ") SELECT "
-            + ", ".join("{" + v + "}" for v in _REPORT_VALUES) + " WHERE " + _ACTIVE_WITH_KEY)
+            + ", ".join("CAST({%s} AS VARCHAR)" % v if v in ("device_id", "kid") else "{" + v + "}"
+                        for v in _REPORT_VALUES) + " WHERE " + _ACTIVE_WITH_KEY)
 _HISTORY_DAY = ("INSERT INTO device_days (device_id, day, ready_strict, failing_required, unit_id) "
-                "VALUES ({device_id}, {day}, {ready_strict}, {failing_required}, "
-                "(SELECT unit_id FROM devices WHERE id = {device_id})) ON CONFLICT (device_id, day) DO NOTHING")
+                "VALUES (CAST({device_id} AS VARCHAR), {day}, {ready_strict}, {failing_required}, "
+                "(SELECT unit_id FROM devices WHERE id = CAST({device_id} AS VARCHAR))) "
+                "ON CONFLICT (device_id, day) DO NOTHING")
 _HISTORY_PG, _HISTORY_SQLITE = _fmt_sql(_HISTORY, "pyformat"), _fmt_sql(_HISTORY, "named")
 _HISTORY_DAY_PG, _HISTORY_DAY_SQLITE = _fmt_sql(_HISTORY_DAY, "pyformat"), _fmt_sql(_HISTORY_DAY, "named")
 _LATE_DAY_PG = _LATE_DAY_SQLITE.replace(":device_id", "%(device_id)s")
