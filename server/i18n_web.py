@@ -280,6 +280,12 @@ MESSAGES: dict[str, dict[str, str]] = {
 # Danish catalogue may be completed elsewhere: these are merged into it, not replacing it).
 READINESS_MESSAGES: dict[str, dict[str, str]] = {
     "sv": {
+        "failing.stale": "Inaktuella (räknas inte)",
+        "blocking_check": "Vanligaste hindret",
+        "target.below": "under målet",
+        "target.units_below": "enheter under målet {target}",
+        "sort.tree": "I trädordning",
+        "sort.worst_first": "Sämst först",
         "exceptions.granted.one": "Undantag beviljat: {check} på {target}, gäller till och med {until}.",
         "exceptions.ended": "Återkallade och utgångna",
         "exceptions.ended.none": "Inga återkallade eller utgångna undantag.",
@@ -304,6 +310,12 @@ READINESS_MESSAGES: dict[str, dict[str, str]] = {
         "no": "nej",
     },
     "da": {
+        "failing.stale": "Forældede (tælles ikke med)",
+        "blocking_check": "Hyppigste hindring",
+        "target.below": "under målet",
+        "target.units_below": "enheder under målet {target}",
+        "sort.tree": "I træets rækkefølge",
+        "sort.worst_first": "Dårligst først",
         "exceptions.granted.one": "Undtagelse givet: {check} på {target}, gælder til og med {until}.",
         "exceptions.ended": "Tilbagekaldte og udløbne",
         "exceptions.ended.none": "Ingen tilbagekaldte eller udløbne undtagelser.",
@@ -334,6 +346,12 @@ READINESS_MESSAGES: dict[str, dict[str, str]] = {
         "no": "nej",
     },
     "en": {
+        "failing.stale": "Stale (not counted)",
+        "blocking_check": "Most common blocker",
+        "target.below": "below target",
+        "target.units_below": "units below the {target} target",
+        "sort.tree": "Tree order",
+        "sort.worst_first": "Worst first",
         "exceptions.granted.one": "Exception granted: {check} on {target}, valid through {until}.",
         "exceptions.ended": "Revoked and expired",
         "exceptions.ended.none": "No revoked or expired exceptions.",

@@ -37,6 +37,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response, StreamingResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
@@ -142,6 +143,7 @@ class Web:
         self.default_max_age = int(getattr(settings, "default_max_report_age_hours", None)
                                    or rd.DEFAULT_MAX_REPORT_AGE_HOURS)
         self.min_agent = getattr(settings, "min_agent_version", None)
+        self.target = float(getattr(settings, "readiness_target", None) or 95.0)
         # Dates that are dates (an exception's last day) are in the organisation's time zone.
         self.tz = ZoneInfo(getattr(settings, "time_zone", None) or rd.DEFAULT_TIME_ZONE)
         # Side queries of a page that need not wait for its main one (the unit page's trend).
@@ -211,12 +213,17 @@ class Web:
     # ------------------------------------------------------------------ view models
 
     def unit_row(self, u: rd.UnitSummary, outdated: int = 0) -> dict[str, Any]:
-        return {"id": u.id, "name": u.name, "path": u.path, "depth": u.depth, "total": u.total,
-                "counts": u.counts, "pct": u.ready_pct, "outdated": outdated}
+        return {"id": u.id, "name": u.name, "label": u.name, "path": u.path, "depth": u.depth, "total": u.total,
+                "counts": u.counts, "pct": u.ready_pct, "outdated": outdated, "blocking": None,
+                "below_target": False}
 
     def overview(self, ctx: Ctx) -> Response:
+        """Every unit with its roll-up, the check blocking most of its devices and whether
+        it reaches the target; in tree order, or worst first (``?sort=readiness``)."""
         scope = self.scope(ctx.user)
         now = self.now()
+        lang = ctx.lang
+        worst_first = ctx.request.query_params.get("sort") == "readiness"
         with self.engine.connect() as conn:
             ov = rd.overview(conn, scope, now, minimum=self.min_agent, default_max_age_hours=self.default_max_age)
         tree, versions = ov.units, ov.agent_versions
@@ -224,16 +231,24 @@ class Web:
         base = min((u.depth for u in tree), default=1) - 1
         rows = []
         for u in tree:
-            r = self.unit_row(u)
-            r["depth"] = u.depth - base
+            r = self.unit_row(u, ov.outdated.get(u.id, 0))
+            r["depth"] = 1 if worst_first else u.depth - base
+            blocking = ov.blocking.get(u.id)
+            r["blocking"] = None if blocking is None else {"check_id": blocking[0], "devices": blocking[1],
+                                                           "title": check_title(blocking[0], lang)}
+            r["below_target"] = u.ready_pct is not None and u.ready_pct < self.target
+            r["label"] = u.path if worst_first else u.name
             rows.append(r)
+        if worst_first:  # units with devices, least ready first; then those without
+            rows.sort(key=lambda r: (r["pct"] is None, r["pct"] if r["pct"] is not None else 0, r["path"]))
         roots = [u for u in tree if u.depth - base == 1]
         counts = rd.StateCounts(**{s: sum(getattr(u.counts, s) for u in roots) for s in rd.STATES})
         total_n = sum(u.total for u in roots)
         total = {"total": total_n, "counts": counts, "pct": rd.percent(counts.ready, total_n),
                  "outdated": versions.outdated}
         return self.render(ctx, "overview.html", nav="overview", rows=rows, total=total,
-                           stale_hours=self.default_max_age)
+                           stale_hours=self.default_max_age, worst_first=worst_first, target=self.target,
+                           below_target=sum(1 for r in rows if r["below_target"]))
 
     def unit_page(self, ctx: Ctx, unit_id: int) -> Response:
         req = ctx.request
@@ -312,8 +327,8 @@ class Web:
                      "outdated": detail.agent_versions.outdated},
             children=[self.unit_row(c, child_outdated.get(c.id, 0)) | {"depth": 1} for c in detail.children],
             failing=[{"check_id": f.check_id, "title": check_title(f.check_id, lang), "severity": f.severity,
-                      "devices": f.devices_failing, "excepted": f.devices_excepted}
-                     for f in detail.failing_checks if f.devices_failing or f.devices_excepted],
+                      "devices": f.devices_failing, "excepted": f.devices_excepted, "stale": f.devices_stale}
+                     for f in detail.failing_checks if f.devices_failing or f.devices_excepted or f.devices_stale],
             stale=[{"id": d.id, "hostname": d.hostname, "last_report": d.last_seen,
                     "hours": ((now - d.last_seen).total_seconds() / 3600) if d.last_seen else None}
                    for d in detail.stale_longest],
