@@ -54,7 +54,8 @@ def test_catalog_keeps_placeholders_and_symbols(lang: str) -> None:
 def test_catalog_is_translated(lang: str) -> None:
     """Not a copy of English: most messages differ (a few, like "OK", may not)."""
     en, other = _catalog("en"), _catalog(lang)
-    same = [k for k in en if other.get(k) == en[k]]
+    names = ("product.", "firewall_product.", "platform.")  # proper names read the same everywhere
+    same = [k for k in en if other.get(k) == en[k] and not k.startswith(names)]
     assert len(same) <= 5, f"{lang}.yaml: untranslated {same}"
 
 
@@ -115,3 +116,80 @@ def test_shipped_policies_name_each_platform(policy: Policy) -> None:
     for check in policy.checks:
         for platform in check.platforms or PLATFORMS:
             assert platform in check.remediation, f"{policy.id}/{check.id}: no remediation.{platform}"
+
+
+# ------------------------------------------------------------------ what staff read
+
+
+HOSTS = sorted((REPO / "tests" / "fixtures" / "hosts").glob("*/host.yaml"))
+
+
+def _selfcheck_texts(manifest: Path):
+    """The terminal text and the page's visible text of a replayed machine, per language."""
+    import html as html_mod
+    import re
+
+    from auditagent.audit import run_check
+    from auditagent.host import load_replay_host
+    from auditagent.policy import default_policy_path
+    from auditagent.view import render_html, render_text
+
+    policy = load_policy(default_policy_path())
+    facts, evaluation = run_check(policy, load_replay_host(manifest), None)
+    for lang in LANGS:
+        page = render_html(policy, facts, evaluation, lang)
+        page = page.split('<details id="report">')[0]  # the report itself is data, shown as sent
+        visible = html_mod.unescape(re.sub(r"<style>.*?</style>|<[^>]+>", " ", page, flags=re.S))
+        yield lang, facts, render_text(policy, evaluation, lang), visible
+
+
+def _probe_reasons(facts) -> set[str]:
+    return {r for section in facts.values() if isinstance(section, dict)
+            for r in section.get("reasons") or [] if isinstance(r, str)}
+
+
+@pytest.mark.parametrize("manifest", HOSTS, ids=lambda p: p.parent.name)
+def test_the_selfcheck_reads_as_written_for_a_case_worker(manifest: Path) -> None:
+    """No untranslated probe reason, no internal id, no raw timestamp, durations as people say them."""
+    import re
+
+    internal = {"google_drive", "onedrive", "icloud", "macos_alf", "nftables_", "not_applicable", "not_ready",
+                "screen_lock", "antimalware", "_"}
+    for lang, facts, text, visible in _selfcheck_texts(manifest):
+        for shown in (text, visible):
+            for raw in _probe_reasons(facts):
+                assert raw not in shown, f"{lang}: untranslated probe reason shown: {raw!r}"
+            assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d", shown), f"{lang}: raw ISO timestamp"
+            assert not re.search(r"\b0 (dagar|dage|days)\b", shown) and not re.search(r"\b1 (dagar|dage|days)\b", shown)
+            for n in re.findall(r"\b(\d+) (?:sekunder|seconds)\b", shown):
+                assert int(n) < 60, f"{lang}: {n} seconds instead of minutes"
+            words = set(re.findall(r"\b[a-z]+_[a-z_]+\b", shown))
+            assert not words, f"{lang}: internal ids shown: {words}"
+            assert "{" not in shown
+            os_name = (facts.get("os") or {}).get("name")
+            version = str((facts.get("os") or {}).get("version") or "")
+            if os_name and version and version in os_name:
+                assert f"{os_name} {version}" not in shown, f"{lang}: the OS version twice"
+        if lang != "en":
+            for english in ("Does not apply", "Could not", "installed", "running", "signed in"):
+                assert english not in text, f"{lang}: English {english!r} in: {text}"
+
+
+def test_durations_and_days_in_words() -> None:
+    assert translate("screen.ok", {"seconds": 300}, "sv") == "Skärmen låses efter 5 minuter utan aktivitet."
+    assert translate("screen.too_long", {"seconds": 305, "max": 300}, "en") == \
+        "The screen locks only after 5 min 5 s; at most 5 minutes is allowed."
+    assert translate("screen.ok", {"seconds": 7200}, "da") == "Skærmen låses efter 2 timer uden aktivitet."
+    assert translate("screen.ok", {"seconds": 45}, "sv") == "Skärmen låses efter 45 sekunder utan aktivitet."
+    assert translate("patches.last_update_ok", {"days": 0}, "sv").endswith("senast i dag.")
+    assert translate("patches.last_update_ok", {"days": 1}, "da").endswith("sidst installeret i går.")
+    assert translate("patches.last_update_ok", {"days": 4}, "en") == "OS updates were last installed 4 days ago."
+    assert translate("patches.last_update_old", {"days": 40, "max": 30}, "sv").endswith(
+        "för 40 dagar sedan; högst 30 dagar är tillåtet.")
+    assert translate("os.supported", {"name": "Debian GNU/Linux 12 (bookworm)", "version": "12", "minimum": 12},
+                     "sv").startswith("Debian GNU/Linux 12 (bookworm) får")
+    assert translate("os.supported", {"name": "macOS", "version": "14.4", "minimum": 13}, "en").startswith(
+        "macOS 14.4 still")
+    assert translate("cloud.unapproved_client", {"client": "google_drive", "how": "running"}, "sv") == \
+        "Google Drive är igång och är inte godkänt för ärendefiler."
+    assert translate("firewall.on", {"backend": "macos_alf"}, "da") == "Firewallen er slået til (macOS-firewallen)."

@@ -61,8 +61,14 @@ def _fmt_value(value: Any, lang: str) -> str:
 
 def translate(code: str, args: dict[str, Any] | None = None, lang: str = DEFAULT) -> str:
     """The message for ``code`` in ``lang`` (English, then the code itself, as fallbacks)."""
-    template = catalog(lang).get(code) or catalog(DEFAULT).get(code) or code
-    values = _Lenient({k: _fmt_value(v, lang) for k, v in (args or {}).items()})
+    from auditagent.i18n.wording import prepare
+
+    def find(key: str) -> str | None:
+        return catalog(lang).get(key) or catalog(DEFAULT).get(key)
+
+    code, args = prepare(code, dict(args or {}), lang, find)
+    template = find(code) or code
+    values = _Lenient({k: _fmt_value(v, lang) for k, v in args.items()})
     if "how" in values:
         values["how"] = translate(f"how.{values['how']}", None, lang)
     return string.Formatter().vformat(template, (), values)
