@@ -88,7 +88,8 @@ def outgoing_statement(paths: Any, policy: Policy, facts: dict[str, Any], evalua
     """The Statement the next `auditagent run` would sign, if this computer is enrolled and
     its state can be read (None otherwise). Built by the same function as the report."""
     try:
-        from auditagent.delivery import report_statement, sequence_counter
+        from auditagent.config import ConfigError, load_config
+        from auditagent.delivery import make_spool, report_statement, sequence_counter
         from auditagent.enrollment import EnrollmentProblem, load_enrollment
     except ModuleNotFoundError:
         return None
@@ -96,11 +97,14 @@ def outgoing_statement(paths: Any, policy: Policy, facts: dict[str, Any], evalua
         enrollment = load_enrollment(paths.state)
         if enrollment is None:
             return None
-        sequence = sequence_counter(paths.state).peek_next()
-    except (EnrollmentProblem, OSError):
+        spool = make_spool(paths, load_config(paths.config))
+        # As `run` numbers it, without writing anything (the self-check only reads).
+        sequence = max(sequence_counter(paths.state).peek_next(), spool.highest_sequence() + 1)
+        spool_note = {**spool.eviction_note(), "pending": spool.depth()}
+    except (EnrollmentProblem, ConfigError, OSError, ValueError):
         return None
     return report_statement(policy=policy, facts=facts, evaluation=evaluation, enrollment=enrollment,
-                            public_key=enrollment.keyid, sequence=sequence)
+                            public_key=enrollment.keyid, sequence=sequence, spool_note=spool_note)
 
 
 def write_pages(args: argparse.Namespace, paths: Any, policy: Policy, facts: dict[str, Any], evaluation: Any,
