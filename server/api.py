@@ -1,10 +1,11 @@
-"""The readiness JSON API under /api/v1 (session cookie; see :mod:`server.auth`).
+"""The readiness JSON API under /api/v1 (session cookie, or an API token sent as
+``Authorization: Bearer``; see :mod:`server.auth` and :mod:`server.api_tokens`).
 
 Every route needs a logged-in user (401 otherwise). What a user sees is limited to
 their unit subtree: a unit, device, report or exception outside it answers 404, the
 same as a missing one. A role that may not use a route gets 403. State-changing
 requests need the session's CSRF token (``X-CSRF-Token`` header or ``csrf_token``
-form field).
+form field); API tokens need none.
 """
 from __future__ import annotations
 
@@ -21,13 +22,8 @@ from sqlalchemy.engine import Connection
 from server import auth
 from server import readiness as rd
 from server.auth import User, current_user, require_role
+from server.error_models import error_responses as _errors
 from server.store import ApiError, parse_duration
-
-
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    from server.app import ErrorBody
-
-    return {s: {"model": ErrorBody} for s in statuses}
 
 
 READ = _errors(401, 404)
@@ -157,9 +153,11 @@ def api_login(body: LoginRequest, request: Request, response: Response) -> Me:
     return _me(session)
 
 
-@router.post("/logout", status_code=204, tags=["session"], responses=_errors(401, 403))
+@router.post("/logout", status_code=204, tags=["session"], responses=_errors(401, 403, 409))
 def api_logout(request: Request, session: auth.Session = Depends(auth.current_session),
                conn: Connection = Depends(db_tx)) -> Response:
+    if session.via_token:
+        raise ApiError(409, "not_a_session", "an API token has no session to end; an administrator revokes it")
     auth.logout(conn, request.cookies.get(auth.COOKIE_NAME))
     response = Response(status_code=204)
     auth.clear_session_cookie(response, secure=auth.cookies_secure(request))

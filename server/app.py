@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from auditagent import __version__
 from auditagent import report as wire
 from server.db import make_engine
+from server.error_models import error_responses as _errors
 from server.migrate import head_revision
 from server.store import ApiError, Limits, Store
 
@@ -64,19 +65,6 @@ class ReportAccepted(BaseModel):
     report_id: str
     status: str = Field(description="stored | duplicate")
     sequence: int
-
-
-class ErrorDetail(BaseModel):
-    code: str
-    message: str
-
-
-class ErrorBody(BaseModel):
-    error: ErrorDetail
-
-
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {s: {"model": ErrorBody} for s in statuses}
 
 
 REPORT_BODY_DOC = {
@@ -206,6 +194,9 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.add_exception_handler(auth.NotAuthenticated, api.not_authenticated_handler)  # type: ignore[arg-type]
     app.include_router(api.router)
+    from server import api_tokens
+
+    app.include_router(api_tokens.router)
 
     @app.get("/healthz", tags=["ops"], responses=_errors(503))
     def healthz() -> JSONResponse:

@@ -12,6 +12,8 @@
     auditagent-collector user add USERNAME --role admin|security_officer|unit_manager [--unit PATH] [--lang sv|en]
                                   [--password-file F | --password-stdin]   (else one is generated and printed)
     auditagent-collector user list | user disable USERNAME
+    auditagent-collector api-token create NAME --role ROLE [--unit PATH] [--expires-in 90d]   (token on the LAST line)
+    auditagent-collector api-token list | api-token revoke ID
 
 The database URL comes from --db, else $AUDITAGENT_COLLECTOR_DB, else
 sqlite:///./auditagent-collector.db; every command creates or migrates it first, so
@@ -226,6 +228,41 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
     return 1
 
 
+def cmd_api_token_create(args: argparse.Namespace) -> int:
+    from server import api_tokens
+
+    with _store(args).engine.begin() as conn:
+        new = api_tokens.create_api_token(conn, name=args.name, role=args.role, unit_path=args.unit,
+                                          expires_in=parse_duration(args.expires_in), note=args.note)
+    i = new.info
+    print(f"# API token {i.id} {i.name}: {i.role}, {'unit ' + i.unit if i.unit else 'all units'}, expires "
+          f"{_fmt(i.expires_at)}; shown once, stored only as a hash. Send it as 'Authorization: Bearer <token>'.",
+          file=sys.stderr)
+    print(new.token)
+    return 0
+
+
+def cmd_api_token_list(args: argparse.Namespace) -> int:
+    from server import api_tokens
+
+    with _store(args).engine.connect() as conn:
+        rows = [vars(t) for t in api_tokens.list_api_tokens(conn)]
+    _table(rows, ["id", "name", "prefix", "role", "unit", "state", "expires_at", "last_used_at", "created_by"])
+    return 0
+
+
+def cmd_api_token_revoke(args: argparse.Namespace) -> int:
+    from server import api_tokens
+
+    with _store(args).engine.begin() as conn:
+        info = api_tokens.revoke_api_token(conn, args.id)
+    if info is None:
+        print(f"API token {args.id}: not found or already revoked", file=sys.stderr)
+        return 1
+    print(f"API token {info.id} ({info.name}) revoked; it is refused from now on")
+    return 0
+
+
 def cmd_device_list(args: argparse.Namespace) -> int:
     rows = _store(args).list_devices(args.unit, include_revoked=not args.active)
     if args.json:
@@ -384,6 +421,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="FILE.signed.json (a DSSE envelope)")
     p.add_argument("--public-key", default=None, help="organisation's policy public key (PEM) to check it first")
     p.set_defaults(func=cmd_policy_set)
+
+    tok = sub.add_parser("api-token", help="API tokens for scripts and SIEM (Authorization: Bearer)") \
+        .add_subparsers(dest="api_token_command", metavar="ACTION")
+    tok.required = True
+    p = tok.add_parser("create", parents=[common], help="create a token (printed once, on the last line)")
+    p.add_argument("name", help="e.g. siem-export")
+    p.add_argument("--role", required=True, choices=["admin", "security_officer", "unit_manager"])
+    p.add_argument("--unit", default=None, help="limit the token to this unit's subtree (unit_manager: required)")
+    p.add_argument("--expires-in", default="90d", help="e.g. 12h, 30d, 52w (default 90d, at most 366d)")
+    p.add_argument("--note", default=None)
+    p.set_defaults(func=cmd_api_token_create)
+    p = tok.add_parser("list", parents=[common], help="list tokens (never their values)")
+    p.set_defaults(func=cmd_api_token_list)
+    p = tok.add_parser("revoke", parents=[common], help="revoke a token by id")
+    p.add_argument("id", type=int)
+    p.set_defaults(func=cmd_api_token_revoke)
 
     from server.preview import add_parser as add_preview_parser
 

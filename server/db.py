@@ -241,6 +241,26 @@ Index("ix_sessions_user", sessions.c.user_id)
 Index("ix_audit_log_at", audit_log.c.at)
 Index("ix_audit_log_object", audit_log.c.object_type, audit_log.c.object_id)
 
+# ------------------------------------------------------------------ API tokens (0006)
+
+# A token acts as its own user row (username "token:NAME", a password no log-in can
+# match): role and unit scope live in one place, and what it does (exception grants,
+# audit entries) names it. This table holds only the secret's hash and its lifetime.
+api_tokens = Table(
+    "api_tokens", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False, unique=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("token_sha256", String(64), nullable=False, unique=True),  # never the token itself
+    Column("prefix", String(16), nullable=False),  # "aat_" + 8 characters: tells tokens apart in lists
+    Column("created_by", Integer, ForeignKey("users.id"), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("last_used_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("note", String(500), nullable=True),
+)
+
 
 def now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)

@@ -34,6 +34,9 @@ COLLECTOR_ARGS: dict[str, list[str]] = {
     "device list": [],
     "device revoke": ["dev-1"],
     "policy set": ["--unit", "Socialförvaltningen", "{signed}"],
+    "api-token create": ["siem-export", "--role", "security_officer", "--unit", "Socialförvaltningen"],
+    "api-token list": [],
+    "api-token revoke": ["1"],
 }
 # Commands that keep their data elsewhere (checked separately below).
 COLLECTOR_OWN_STORAGE = {"preview"}
