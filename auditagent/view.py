@@ -76,6 +76,8 @@ def render_text(policy: Policy, evaluation: Evaluation, lang: str, colour: bool 
                 lines.append(f"     {translate('heading.how_to_fix', None, lang)}:")
                 lines.extend(f"       {i}. " + "".join(paint(t, "1;36") if cmd else t for cmd, t in step_parts(step))
                              for i, step in enumerate(steps, 1))
+                if r.other_remediation:
+                    lines.append(f"     {translate('heading.other_systems_hint', None, lang)}")
     lines += ["", summary_line(evaluation, lang)]
     return "\n".join(lines) + "\n"
 
@@ -104,7 +106,31 @@ ol{margin:.4rem 0 0 1.2rem}details{margin-top:2rem}pre{background:#f5f5f5;paddin
 font-size:.8rem}.meta{color:#555;font-size:.9rem}code{background:#f0f0f0;border:1px solid #ddd;border-radius:.25rem;
 padding:0 .25rem;font-size:.9em;overflow-wrap:anywhere}.langs{text-align:right;font-size:.9rem}
 .langs a[aria-current]{font-weight:700;color:inherit;text-decoration:none}
+details.others{margin-top:.4rem}details.others h3{font-size:.95rem;margin:.6rem 0 0}
 """
+
+
+def remediation_label(key: str, lang: str) -> str:
+    """A heading for a policy's remediation entry: "Debian, Ubuntu, …", "Andra Linux-system"."""
+    from auditagent.i18n import catalog
+
+    platform, _, distro = key.partition(".")
+    if not distro:
+        return translate("heading.other_platform", {"platform": platform}, lang)
+    os_id, _, major = distro.partition(".")
+    name = catalog(lang).get(f"distro.{os_id}") or catalog("en").get(f"distro.{os_id}") or os_id.capitalize()
+    return f"{name} {major}".strip()
+
+
+def _html_others(r: Result, lang: str) -> str:
+    if not r.other_remediation:
+        return ""
+    e = html.escape
+    blocks = "".join(
+        f"<h3>{e(remediation_label(key, lang))}</h3><ol>"
+        + "".join(f"<li>{_html_step(s)}</li>" for s in (steps.get(lang) or steps.get("en") or [])) + "</ol>"
+        for key, steps in r.other_remediation.items())
+    return f'<details class="others"><summary>{e(translate("heading.other_systems", None, lang))}</summary>{blocks}</details>'
 
 
 def _html_step(step: str) -> str:
@@ -136,7 +162,7 @@ def render_html(policy: Policy, facts: dict[str, Any], evaluation: Evaluation, l
         fix = ""
         if r.status in ("fail", "unknown") and steps:
             fix = (f"<div><strong>{e(translate('heading.how_to_fix', None, lang))}</strong><ol>"
-                   + "".join(f"<li>{_html_step(s)}</li>" for s in steps) + "</ol></div>")
+                   + "".join(f"<li>{_html_step(s)}</li>" for s in steps) + "</ol>" + _html_others(r, lang) + "</div>")
         items.append(
             f'<li class="{e(r.status)}" id="check-{e(r.check_id)}"><span class="sym" aria-hidden="true">'
             f'{SYMBOLS[r.status]}</span><strong>{e(title)}</strong> '

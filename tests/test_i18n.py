@@ -54,7 +54,7 @@ def test_catalog_keeps_placeholders_and_symbols(lang: str) -> None:
 def test_catalog_is_translated(lang: str) -> None:
     """Not a copy of English: most messages differ (a few, like "OK", may not)."""
     en, other = _catalog("en"), _catalog(lang)
-    names = ("product.", "firewall_product.", "platform.")  # proper names read the same everywhere
+    names = ("product.", "firewall_product.", "platform.", "distro.")  # proper names read the same everywhere
     same = [k for k in en if other.get(k) == en[k] and not k.startswith(names)]
     assert len(same) <= 5, f"{lang}.yaml: untranslated {same}"
 
@@ -193,3 +193,52 @@ def test_durations_and_days_in_words() -> None:
     assert translate("cloud.unapproved_client", {"client": "google_drive", "how": "running"}, "sv") == \
         "Google Drive är igång och är inte godkänt för ärendefiler."
     assert translate("firewall.on", {"backend": "macos_alf"}, "da") == "Firewallen er slået til (macOS-firewallen)."
+
+
+@pytest.mark.parametrize("os_facts,updates,firewall", [
+    ({"id": "ubuntu", "id_like": ["debian"], "version": "24.04"}, "linux.debian", "linux.ubuntu"),
+    ({"id": "linuxmint", "id_like": ["ubuntu", "debian"], "version": "21.3"}, "linux.debian", "linux.ubuntu"),
+    ({"id": "debian", "version": "12"}, "linux.debian", "linux.debian"),
+    ({"id": "rocky", "id_like": ["rhel", "centos", "fedora"], "version": "9.3"}, "linux.fedora", "linux.fedora"),
+    ({"id": "opensuse-leap", "id_like": ["suse", "opensuse"], "version": "15.5"}, "linux.suse", "linux.suse"),
+    ({"id": "arch"}, "linux", "linux"),
+])
+def test_fix_steps_for_the_detected_distribution_others_folded(os_facts, updates, firewall) -> None:
+    policy = load_policy(REPO / "policies" / "baseline.yaml")
+    checks = {c.kind: c for c in policy.checks}
+    for kind, expected in (("os_patches", updates), ("firewall", firewall)):
+        key, steps, others = checks[kind].remediation_choice("linux", os_facts)
+        assert key == expected and steps == checks[kind].remediation[expected]
+        assert expected not in others and others and all(k == "linux" or k.startswith("linux.") for k in others)
+    # Windows and macOS have one entry each: nothing to fold.
+    assert checks["firewall"].remediation_choice("windows", {"id": "windows"})[2] == {}
+
+
+def test_the_page_folds_the_other_systems_steps() -> None:
+    from auditagent.evaluate import evaluate
+    from auditagent.view import render_html, render_text
+
+    policy = load_policy(REPO / "policies" / "baseline.yaml")
+    facts = {"collected_at": "2026-11-01T12:00:00+00:00", "platform": "linux",
+             "os": {"status": "ok", "reasons": [], "id": "debian", "version": "12", "name": "Debian GNU/Linux 12"},
+             "firewall": {"status": "ok", "reasons": [], "enabled": False, "backend": "nftables"}}
+    evaluation = evaluate(policy, facts)
+    page = render_html(policy, facts, evaluation, "sv")
+    fw = page.split('id="check-firewall"')[1].split("</li>\n")[0].split('<li class=')[0]
+    mine, folded = fw.split('<details class="others">')
+    assert "<code>sudo apt install ufw</code>" in mine and "firewalld" not in mine
+    assert "<summary>Andra system</summary>" in folded and "Fedora, RHEL, Rocky Linux, AlmaLinux" in folded
+    assert "<h3>Andra Linux-system</h3>" in folded and "<code>sudo systemctl enable --now firewalld</code>" in folded
+    text = render_text(policy, evaluation, "sv")
+    assert "sudo apt install ufw" in text and "firewalld" not in text and "auditagent check --html" in text
+
+
+def test_a_remediation_key_that_is_not_a_platform_is_an_error(tmp_path) -> None:
+    from auditagent.policy import PolicyError
+
+    text = (REPO / "policies" / "baseline.yaml").read_text(encoding="utf-8").replace("      linux.suse:", "      linx.suse:", 1)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text, encoding="utf-8")
+    with pytest.raises(PolicyError) as exc:
+        load_policy(bad)
+    assert any("linx.suse" in str(p) and "unknown platform" in str(p) for p in exc.value.problems)
