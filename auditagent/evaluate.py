@@ -40,6 +40,7 @@ class Result:
     remediation: dict[str, list[str]]  # language → steps, for this OS (distribution and version if given)
     # The platform's other entries (e.g. other Linux distributions): policy key → language → steps.
     other_remediation: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    remediation_key: str | None = None  # the policy's entry ``remediation`` came from (linux.debian …)
 
     def to_dict(self, with_remediation: bool = True) -> dict[str, Any]:
         d: dict[str, Any] = {"check_id": self.check_id, "kind": self.kind, "severity": self.severity,
@@ -91,8 +92,8 @@ def evaluate_check(check: Check, facts: dict[str, Any]) -> Result:
         outcome = _gate(check, facts) or EVALUATORS[check.kind](check.parameters, facts)
     status, messages, evidence = outcome
     os_facts = facts.get("os") if isinstance(facts.get("os"), dict) else None
-    _, steps, others = check.remediation_choice(platform, os_facts)
-    return Result(check.id, check.kind, check.severity, status, tuple(messages), evidence, steps, others)
+    key, steps, others = check.remediation_choice(platform, os_facts)
+    return Result(check.id, check.kind, check.severity, status, tuple(messages), evidence, steps, others, key)
 
 
 def _gate(check: Check, facts: dict[str, Any]) -> Outcome | None:

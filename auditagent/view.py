@@ -110,24 +110,42 @@ details.others{margin-top:.4rem}details.others h3{font-size:.95rem;margin:.6rem 
 """
 
 
-def remediation_label(key: str, lang: str) -> str:
-    """A heading for a policy's remediation entry: "Debian, Ubuntu, …", "Andra Linux-system"."""
-    from auditagent.i18n import catalog
+# Which distributions a policy's ``linux.<id>`` steps reach (the id, and those whose
+# os-release ID_LIKE names it); proper names, the same in every language.
+DISTRO_FAMILIES = {
+    "debian": ("Debian", "Ubuntu", "Linux Mint", "Pop!_OS"),
+    "ubuntu": ("Ubuntu", "Linux Mint", "Pop!_OS"),
+    "fedora": ("Fedora", "RHEL", "Rocky Linux", "AlmaLinux"),
+    "rhel": ("RHEL", "Rocky Linux", "AlmaLinux"),
+    "suse": ("openSUSE", "SLES"),
+}
 
+
+def remediation_label(key: str, lang: str, siblings: tuple[str, ...] = ()) -> str:
+    """A heading for a remediation entry: "Debian" (when Ubuntu has its own), "Andra Linux-system"."""
     platform, _, distro = key.partition(".")
     if not distro:
         return translate("heading.other_platform", {"platform": platform}, lang)
     os_id, _, major = distro.partition(".")
-    name = catalog(lang).get(f"distro.{os_id}") or catalog("en").get(f"distro.{os_id}") or os_id.capitalize()
-    return f"{name} {major}".strip()
+    names = DISTRO_FAMILIES.get(os_id, (os_id.capitalize(),))
+    # Leave out derivatives that have steps of their own.
+    mine = set(names)
+    taken = set()
+    for k in siblings:
+        family = set(DISTRO_FAMILIES.get(k.split(".")[1], ())) if k.startswith(platform + ".") else set()
+        if k != key and family and family < mine:
+            taken |= family
+    shown = [n for n in names if n not in taken] or list(names)
+    return f"{', '.join(shown)} {major}".strip()
 
 
 def _html_others(r: Result, lang: str) -> str:
     if not r.other_remediation:
         return ""
     e = html.escape
+    keys = tuple(r.other_remediation) + ((r.remediation_key,) if r.remediation_key else ())
     blocks = "".join(
-        f"<h3>{e(remediation_label(key, lang))}</h3><ol>"
+        f"<h3>{e(remediation_label(key, lang, keys))}</h3><ol>"
         + "".join(f"<li>{_html_step(s)}</li>" for s in (steps.get(lang) or steps.get("en") or [])) + "</ol>"
         for key, steps in r.other_remediation.items())
     return f'<details class="others"><summary>{e(translate("heading.other_systems", None, lang))}</summary>{blocks}</details>'

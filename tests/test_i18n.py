@@ -54,7 +54,7 @@ def test_catalog_keeps_placeholders_and_symbols(lang: str) -> None:
 def test_catalog_is_translated(lang: str) -> None:
     """Not a copy of English: most messages differ (a few, like "OK", may not)."""
     en, other = _catalog("en"), _catalog(lang)
-    names = ("product.", "firewall_product.", "platform.", "distro.")  # proper names read the same everywhere
+    names = ("product.", "firewall_product.", "platform.")  # proper names read the same everywhere
     same = [k for k in en if other.get(k) == en[k] and not k.startswith(names)]
     assert len(same) <= 5, f"{lang}.yaml: untranslated {same}"
 
@@ -229,6 +229,10 @@ def test_the_page_folds_the_other_systems_steps() -> None:
     assert "<code>sudo apt install ufw</code>" in mine and "firewalld" not in mine
     assert "<summary>Andra system</summary>" in folded and "Fedora, RHEL, Rocky Linux, AlmaLinux" in folded
     assert "<h3>Andra Linux-system</h3>" in folded and "<code>sudo systemctl enable --now firewalld</code>" in folded
+    assert "<h3>Ubuntu, Linux Mint, Pop!_OS</h3>" in folded  # the derivatives with steps of their own
+    ubuntu = evaluate(policy, {**facts, "os": {**facts["os"], "id": "ubuntu", "id_like": ["debian"]}})
+    folded = render_html(policy, facts, ubuntu, "en").split('id="check-firewall"')[1].split("</li>")[0]
+    assert "<h3>Debian</h3>" in folded and "<h3>Debian, Ubuntu" not in folded
     text = render_text(policy, evaluation, "sv")
     assert "sudo apt install ufw" in text and "firewalld" not in text and "auditagent check --html" in text
 
