@@ -144,3 +144,24 @@ def _log(work: Path) -> str:
         return (work / "serve.log").read_text()[-3000:]
     except OSError:
         return "(none)"
+
+
+def test_the_collector_commands_in_docs_deploying_run_as_written(tmp_path):
+    """docs/deploying.md's collector commands (the rest needs dpkg, systemd, msiexec or a
+    Mac; tests/test_packaging_* run those where they can), in the order of the page, in a
+    fresh folder. ``ID`` and ``…`` are the page's placeholders: the token just made, the unit."""
+    text = (REPO / "docs" / "deploying.md").read_text(encoding="utf-8")
+    cmds = list(dict.fromkeys(re.findall(r"`(auditagent-collector [^`]*)`", text)))
+    assert any(" unit add " in c for c in cmds) and any(" token create " in c for c in cmds)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUDITAGENT_")}
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["PYTHONPATH"] = str(REPO)
+    order = sorted(cmds, key=lambda c: (" token revoke " in c, " token create " in c, " device list " in c))
+    for cmd in order:
+        cmd = cmd.replace("token revoke ID", "token revoke 1").replace("--unit …", '--unit "Socialförvaltningen"')
+        p = subprocess.run(cmd, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0 and "Traceback" not in p.stderr, f"{cmd}\n{p.stdout}\n{p.stderr}"
+        if " token create " in cmd:
+            assert re.fullmatch(r"aaenr_\S+", p.stdout.strip().splitlines()[-1]) and "500 use(s)" in p.stderr
+        if " token revoke " in cmd:
+            assert p.stdout.strip() == "token 1 revoked"
