@@ -181,6 +181,8 @@ def test_durations_and_days_in_words() -> None:
         "The screen locks only after 5 min 5 s; at most 5 minutes is allowed."
     assert translate("screen.ok", {"seconds": 7200}, "da") == "Skærmen låses efter 2 timer uden aktivitet."
     assert translate("screen.ok", {"seconds": 45}, "sv") == "Skärmen låses efter 45 sekunder utan aktivitet."
+    assert translate("screen.ok", {"seconds": 3600}, "sv") == "Skärmen låses efter 1 timme utan aktivitet."
+    assert translate("screen.ok", {"seconds": 5400}, "en") == "The screen locks after 90 minutes without use."
     assert translate("patches.last_update_ok", {"days": 0}, "sv").endswith("senast i dag.")
     assert translate("patches.last_update_ok", {"days": 1}, "da").endswith("sidst installeret i går.")
     assert translate("patches.last_update_ok", {"days": 4}, "en") == "OS updates were last installed 4 days ago."

@@ -41,7 +41,7 @@ def count_days(days: Any, lookup: Callable[[str], str]) -> str:
 
 
 def duration(seconds: Any, lookup: Callable[[str], str]) -> str:
-    """Seconds as people say them: 45 sekunder, 5 minuter, 1,5 timme → "90 minuter", 2 timmar."""
+    """Seconds as people say them: 45 sekunder, 5 minuter, 90 minuter, 1 timme, 2 timmar."""
     try:
         s = int(round(float(seconds)))
     except (TypeError, ValueError):
@@ -53,10 +53,10 @@ def duration(seconds: Any, lookup: Callable[[str], str]) -> str:
             return lookup("time.minutes_seconds").format(m=m, s=rest)
         return lookup("time.second" if s == 1 else "time.seconds").format(n=s)
     minutes = round(s / 60)
-    if minutes < 120 or minutes % 60:
+    if minutes < 60 or minutes % 60:
         return lookup("time.minute" if minutes == 1 else "time.minutes").format(n=minutes)
     hours = minutes // 60
-    return lookup("time.hours").format(n=hours)
+    return lookup("time.hour" if hours == 1 else "time.hours").format(n=hours)
 
 
 def os_label(name: Any, version: Any) -> str:
