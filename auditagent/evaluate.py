@@ -105,7 +105,7 @@ def _gate(check: Check, facts: dict[str, Any]) -> Outcome | None:
         if not isinstance(section, dict):
             return UNKNOWN, [Message("section.missing", {"section": name})], {}
         status = section.get("status")
-        reasons = "; ".join(section.get("reasons") or []) or "-"
+        reasons = list(section.get("reasons") or [])  # coded: translated when shown (i18n.reason_text)
         if status == "unknown":
             return UNKNOWN, [Message("section.unknown", {"section": name, "reasons": reasons})], \
                 {name: {"status": status, "reasons": section.get("reasons") or []}}
@@ -162,9 +162,10 @@ def eval_disk_encryption(p: dict[str, Any], facts: dict[str, Any]) -> Outcome:
         elif state == "encrypting" and p["allow_in_progress"]:
             statuses.append(PASS)
             messages.append(Message("disk.in_progress_allowed", args))
-        elif state == "suspended":
+        elif state in ("suspended", "clear_key", "waiting_activation", "deferred"):
+            # Each has its own cause and fix (docs/facts.md disk.volumes[].state).
             statuses.append(FAIL)
-            messages.append(Message("disk.suspended", args))
+            messages.append(Message(f"disk.{state}", args))
         elif state == "encrypting":
             statuses.append(FAIL)
             messages.append(Message("disk.in_progress", args))
@@ -173,7 +174,7 @@ def eval_disk_encryption(p: dict[str, Any], facts: dict[str, Any]) -> Outcome:
             messages.append(Message("disk.not_encrypted", args))
         else:
             statuses.append(UNKNOWN)
-            messages.append(Message("disk.volume_unknown", {**args, "reason": v.get("reason") or "-"}))
+            messages.append(Message("disk.volume_unknown", {**args, "reason": v.get("reason") or []}))
     status = combine(statuses)
     if status == PASS:
         messages.insert(0, Message("disk.all_encrypted", {"count": len(chosen)}))
@@ -339,7 +340,7 @@ def eval_cloud_storage(p: dict[str, Any], facts: dict[str, Any]) -> Outcome:
     if facts["cloud"].get("status") == "partial" and status == PASS:
         status = UNKNOWN
         messages.append(Message("section.partial", {"section": "cloud",
-                                                    "reasons": "; ".join(facts["cloud"].get("reasons") or [])}))
+                                                    "reasons": list(facts["cloud"].get("reasons") or [])}))
     if status == PASS:
         names = sorted({c.get("name") for c in clients})
         messages.insert(0, Message("cloud.ok" if names else "cloud.none", {"clients": ", ".join(names)}))

@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from auditagent.textsafe import fill
+
 LANGS = ("sv", "en")
 DEFAULT = "sv"
 
@@ -30,6 +32,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "login.password": "Lösenord",
         "login.submit": "Logga in",
         "login.failed": "Fel användarnamn eller lösenord.",
+        "login.throttled": "För många misslyckade inloggningar härifrån. Försök igen om {seconds} sekunder.",
         "login.locked": "Kontot är tillfälligt spärrat efter för många misslyckade försök. Försök igen senare.",
         "login.expired": "Du har loggats ut. Logga in igen.",
         "csrf.failed": "Formuläret hade gått ut eller kom inte från den här sidan. Ladda om sidan och försök igen.",
@@ -159,6 +162,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "login.password": "Password",
         "login.submit": "Log in",
         "login.failed": "Wrong user name or password.",
+        "login.throttled": "Too many failed log-ins from here. Try again in {seconds} seconds.",
         "login.locked": "The account is locked for a while after too many failed attempts. Try again later.",
         "login.expired": "You have been logged out. Please log in again.",
         "csrf.failed": "The form had expired or did not come from this page. Reload the page and try again.",
@@ -274,6 +278,112 @@ MESSAGES: dict[str, dict[str, str]] = {
 }
 
 
+# Keys of the readiness views and exports, in every language the dashboard speaks (the
+# Danish catalogue may be completed elsewhere: these are merged into it, not replacing it).
+READINESS_MESSAGES: dict[str, dict[str, str]] = {
+    "sv": {
+        "failing.stale": "Inaktuella (räknas inte)",
+        "blocking_check": "Vanligaste hindret",
+        "target.below": "under målet",
+        "target.units_below": "enheter under målet {target}",
+        "sort.tree": "I trädordning",
+        "sort.worst_first": "Sämst först",
+        "exceptions.granted.one": "Undantag beviljat: {check} på {target}, gäller till och med {until}.",
+        "exceptions.ended": "Återkallade och utgångna",
+        "exceptions.ended.none": "Inga återkallade eller utgångna undantag.",
+        "target.device.named": "Datorn {hostname} (id {id})",
+        "trend.rule": "Varje dag visar hur datorerna stod vid dagens slut (UTC), bedömda på sin senaste rapport före dess: redo, inte redo, inaktuell (senaste rapporten äldre än enhetens maxålder, till exempel en dator som varit avstängd under helgen) eller aldrig rapporterat. Dagens punkt är just nu och stämmer med siffrorna ovan.",
+        "trend.bands.alt": "Staplat diagram: datorernas status per dag. Nu: {ready} redo, {not_ready} inte redo, {stale} inaktuella och {never} som aldrig rapporterat, av {total}.",
+        "export_xlsx": "Exportera Excel (XLSX)",
+        "export.col.device_id": "Dator-id",
+        "export.col.hostname": "Datornamn",
+        "export.col.unit": "Enhet",
+        "export.col.state": "Status",
+        "export.col.last_seen": "Senaste rapport (UTC)",
+        "export.col.received_at": "Mottagen (UTC)",
+        "export.col.failing_checks": "Kontroller som inte uppfylls",
+        "export.col.excepted_checks": "Kontroller med undantag",
+        "export.col.platform": "Plattform",
+        "export.col.os": "Operativsystem",
+        "export.col.agent_version": "Agentversion",
+        "export.col.agent_outdated": "Äldre agentversion",
+        "export.forbidden": "Bara säkerhetssamordnare och administratörer får exportera.",
+        "yes": "ja",
+        "no": "nej",
+    },
+    "da": {
+        "failing.stale": "Forældede (tælles ikke med)",
+        "blocking_check": "Hyppigste hindring",
+        "target.below": "under målet",
+        "target.units_below": "enheder under målet {target}",
+        "sort.tree": "I træets rækkefølge",
+        "sort.worst_first": "Dårligst først",
+        "exceptions.granted.one": "Undtagelse givet: {check} på {target}, gælder til og med {until}.",
+        "exceptions.ended": "Tilbagekaldte og udløbne",
+        "exceptions.ended.none": "Ingen tilbagekaldte eller udløbne undtagelser.",
+        "target.device.named": "Computeren {hostname} (id {id})",
+        "trend.rule": "Hver dag viser, hvordan computerne stod ved dagens slutning (UTC), vurderet ud fra deres seneste rapport inden da: klar, ikke klar, forældet (den seneste rapport er ældre end enhedens maksimale alder, fx en computer der har været slukket i weekenden) eller aldrig rapporteret. Dagens punkt er lige nu og svarer til tallene ovenfor.",
+        "trend.bands.alt": "Stablet diagram: computernes status pr. dag. Nu: {ready} klar, {not_ready} ikke klar, {stale} forældede og {never} der aldrig har rapporteret, ud af {total}.",
+        "trend": "Parathed de seneste {days} dage",
+        "export_csv": "Eksportér CSV",
+        "export_xlsx": "Eksportér Excel (XLSX)",
+        "export.col.device_id": "Computer-id",
+        "export.col.hostname": "Computernavn",
+        "export.col.unit": "Enhed",
+        "export.col.state": "Status",
+        "export.col.last_seen": "Seneste rapport (UTC)",
+        "export.col.received_at": "Modtaget (UTC)",
+        "export.col.failing_checks": "Kontroller der ikke er opfyldt",
+        "export.col.excepted_checks": "Kontroller med undtagelse",
+        "export.col.platform": "Platform",
+        "export.col.os": "Styresystem",
+        "export.col.agent_version": "Agentversion",
+        "export.col.agent_outdated": "Ældre agentversion",
+        "export.forbidden": "Kun sikkerhedskoordinatorer og administratorer må eksportere.",
+        "state.ready": "Klar",
+        "state.not_ready": "Ikke klar",
+        "state.stale": "Forældet",
+        "state.never_reported": "Aldrig rapporteret",
+        "yes": "ja",
+        "no": "nej",
+    },
+    "en": {
+        "failing.stale": "Stale (not counted)",
+        "blocking_check": "Most common blocker",
+        "target.below": "below target",
+        "target.units_below": "units below the {target} target",
+        "sort.tree": "Tree order",
+        "sort.worst_first": "Worst first",
+        "exceptions.granted.one": "Exception granted: {check} on {target}, valid through {until}.",
+        "exceptions.ended": "Revoked and expired",
+        "exceptions.ended.none": "No revoked or expired exceptions.",
+        "target.device.named": "The device {hostname} (id {id})",
+        "trend.rule": "Each day shows the devices as they stood at the end of that day (UTC), judged by their latest report before then: ready, not ready, stale (the latest report older than the unit's maximum age, such as a laptop switched off over the weekend) or never reported. Today's point is now and matches the figures above.",
+        "trend.bands.alt": "Stacked chart: the devices' state per day. Now: {ready} ready, {not_ready} not ready, {stale} stale and {never} never reported, of {total}.",
+        "export_xlsx": "Export Excel (XLSX)",
+        "export.col.device_id": "Device id",
+        "export.col.hostname": "Host name",
+        "export.col.unit": "Unit",
+        "export.col.state": "State",
+        "export.col.last_seen": "Last report (UTC)",
+        "export.col.received_at": "Received (UTC)",
+        "export.col.failing_checks": "Checks not met",
+        "export.col.excepted_checks": "Checks with an exception",
+        "export.col.platform": "Platform",
+        "export.col.os": "Operating system",
+        "export.col.agent_version": "Agent version",
+        "export.col.agent_outdated": "Older agent version",
+        "export.forbidden": "Only security officers and administrators may export.",
+        "yes": "yes",
+        "no": "no",
+    },
+}
+for _lang, _msgs in READINESS_MESSAGES.items():
+    _catalogue = MESSAGES.setdefault(_lang, {})
+    for _key, _text in _msgs.items():
+        _catalogue.setdefault(_key, _text)
+
+
 class Translator:
     """``t("key", name=value)`` in one language; unknown keys fall back to English, then the key."""
 
@@ -281,8 +391,10 @@ class Translator:
         self.lang = lang if lang in LANGS else DEFAULT
 
     def __call__(self, key: str, **args: Any) -> str:
-        text = MESSAGES[self.lang].get(key) or MESSAGES["en"].get(key) or key
-        return text.format(**args) if args else text
+        text = MESSAGES[self.lang].get(key) or MESSAGES["en"].get(key)
+        if text is None:
+            return key  # an unknown key is text, never a template
+        return fill(text, args)
 
     def number(self, value: float | int | None, digits: int = 0) -> str:
         if value is None:

@@ -86,7 +86,7 @@ def test_manage_bde_unrecognised_language_is_unknown_never_unencrypted():
     text = _text("manage-bde-status-fully-encrypted-duplicate-protectors.txt")
     text = text.replace("Conversion Status", "Konverteringsstatus").replace("Protection Status", "Skyddsstatus")
     recs, why = parse_manage_bde(text)
-    assert recs == [] and "unrecognised language" in why
+    assert recs == [] and why.startswith("output.language: manage-bde")
 
 
 def test_suspended_protection_from_win32_encryptablevolume():
@@ -105,7 +105,7 @@ def test_probe_falls_back_to_manage_bde_german():
     section = disk_windows(ProbeContext(host))
     assert section["status"] == "ok"
     assert [(v["mount"], v["state"], v["encrypted"]) for v in section["volumes"]] == [("C:", "encrypting", False)]
-    assert any("bitlocker: denied" in r for r in section["reasons"])
+    assert any(r.startswith("source.failed: bitlocker") for r in section["reasons"])
 
 
 def test_probe_unknown_language_reports_unknown():
@@ -114,7 +114,7 @@ def test_probe_unknown_language_reports_unknown():
     host.add_command(["manage-bde", "-status"], text)
     section = disk_windows(ProbeContext(host))
     assert section["status"] == "unknown" and section["volumes"] == []
-    assert any("unrecognised language" in r for r in section["reasons"])
+    assert any(r.startswith("output.language: manage-bde") for r in section["reasons"])
 
 
 def test_probe_removable_drive_is_not_a_volume_of_the_machine():
@@ -122,3 +122,52 @@ def test_probe_removable_drive_is_not_a_volume_of_the_machine():
                       .read_text())
     section = disk_windows(ProbeContext(windows_host(snap)))
     assert [v["mount"] for v in section["volumes"]] == ["C:"]
+
+
+def _snap_volume(**kw):
+    base = {"MountPoint": "C:", "VolumeType": "OperatingSystem", "VolumeStatus": "FullyEncrypted",
+            "ProtectionStatus": "Off", "LockStatus": "Unlocked", "EncryptionPercentage": 100,
+            "EncryptionMethod": "XtsAes128"}
+    return {**base, **kw}
+
+
+def test_key_in_the_clear_states_are_told_apart():
+    from auditagent.probes.disk_encryption.windows_bitlocker import from_bitlocker_volume
+    state = lambda rec: (volume_fact(rec)["state"], volume_fact(rec)["encrypted"])  # noqa: E731
+    # Suspend-BitLocker: protectors stay, protection off.
+    assert state(from_bitlocker_volume(_snap_volume(KeyProtector=["Tpm", "RecoveryPassword"]))) == ("suspended", False)
+    # Device Encryption before activation: encrypted, no protector at all.
+    assert state(from_bitlocker_volume(_snap_volume(KeyProtector=[]))) == ("waiting_activation", False)
+    # Protection off and the protectors not seen: the key is in the clear, cause unknown.
+    assert state(from_bitlocker_volume(_snap_volume())) == ("clear_key", False)
+    assert state(from_encryptable_volume({"DriveLetter": "C:", "VolumeType": 0, "ProtectionStatus": 0,
+                                          "ConversionStatus": 1, "KeyProtectorTypes": []})) == \
+        ("waiting_activation", False)
+    assert state(from_encryptable_volume({"DriveLetter": "C:", "VolumeType": 0, "ProtectionStatus": 1,
+                                          "ConversionStatus": 2, "EncryptionPercentage": 37,
+                                          "KeyProtectorTypes": [1]})) == ("encrypting", False)
+
+
+def test_manage_bde_none_found_is_waiting_for_activation():
+    text = "\n".join(["Volume C: [Windows]", "[OS Volume]", "",
+                      "    Conversion Status:    Used Space Only Encrypted",
+                      "    Percentage Encrypted: 100,0%", "    Encryption Method:    XTS-AES 128",
+                      "    Protection Status:    Protection Off", "    Lock Status:          Unlocked",
+                      "    Key Protectors:       None Found", ""])
+    (rec,), why = parse_manage_bde(text)
+    assert why is None and rec["protectors"] == []
+    assert volume_fact(rec)["state"] == "waiting_activation"
+
+
+def test_public_manage_bde_protection_off_states():
+    pub = OWN_FIXTURES / "public/windows"
+    (rec,), why = parse_manage_bde((pub / "manage-bde-status-used-space-only-protection-off-none-found.txt").read_text())
+    assert why is None and (rec["conversion"], rec["protection"], rec["percent"], rec["protectors"]) == \
+        ("FullyEncrypted", "off", 100.0, [])
+    fact = volume_fact(rec)
+    assert (fact["state"], fact["encrypted"]) == ("waiting_activation", False)
+    (rec,), why = parse_manage_bde((pub / "manage-bde-status-encryption-in-progress-protection-off-password.txt")
+                                   .read_text())
+    assert (rec["conversion"], rec["percent"], rec["protectors"]) == \
+        ("EncryptionInProgress", 50.8, ["Password", "RecoveryPassword"])
+    assert (volume_fact(rec)["state"], volume_fact(rec)["encrypted"]) == ("encrypting", False)

@@ -132,11 +132,15 @@ def test_probe_apt_pending_security_cache_and_first_seen(tmp_path):
     assert s["last_update"] == "2024-04-30T07:00:05+00:00"  # dpkg.log is local time (CEST)
     assert s["reboot_required"] is True and s["pending_security_oldest_days"] == 0.0
     assert s["cache_ttl_seconds"] == 6 * 3600 and s["cached_at"]
-    # three days later, from the cache (apt not asked again), the same update is still waiting
+    # three hours later (the host's clock), from the cache: apt is not asked again
+    soon = apt_host(t0 + dt.timedelta(hours=3))
+    s1 = linux(ProbeContext(soon, cache=cache))
+    assert APT_SIM not in [list(c) for c in soon.calls] and s1["cached_at"] == s["cached_at"]
+    # three days later the cache has expired, apt is asked, and the update has waited 3 days
     later = apt_host(t0 + dt.timedelta(days=3))
     s2 = linux(ProbeContext(later, cache=cache))
-    assert APT_SIM not in [list(c) for c in later.calls]
-    assert s2["pending_security_oldest_days"] == 3.0 and s2["cached_at"] == s["cached_at"]
+    assert APT_SIM in [list(c) for c in later.calls]
+    assert s2["pending_security_oldest_days"] == 3.0 and s2["cached_at"] != s["cached_at"]
 
 
 def test_probe_apt_failure_is_not_cached_and_reported(tmp_path):
@@ -196,3 +200,27 @@ def test_live_this_machine(tmp_path):
     assert isinstance(s["pending"], int) and isinstance(s["pending_security"], int)
     assert s["pending_security"] <= s["pending"] and s["cache_ttl_seconds"] == 21600
     assert s["last_update"] is not None
+
+
+PUB = OWN_FIXTURES / "public/linux"
+
+
+def test_apt3_phasing_and_summary_kubuntu():
+    ph = parse_apt_phasing((PUB / "apt3-upgrade-dry-run-phasing-only-kubuntu-25.10.txt").read_text())
+    names = [d["name"] for d in ph["deferred"]]
+    assert len(names) == 16 and names[0] == "libnss-mymachines" and "libudev1:i386" in names and names[-1] == "udev"
+    assert (ph["upgraded"], ph["not_upgraded"], ph["kept_back"]) == (0, 16, [])
+
+
+def test_apt2_phasing_unindented_and_kept_back():
+    ph = parse_apt_phasing((PUB / "apt2-upgrade-deferred-phasing-ubuntu-24.04-unindented.txt").read_text())
+    assert [d["name"] for d in ph["deferred"]] == ["distro-info-data"]
+    assert (ph["upgraded"], ph["not_upgraded"]) == (0, 1)
+    ph = parse_apt_phasing((PUB / "apt2-full-upgrade-kept-back-multi-name.txt").read_text())
+    assert ph["deferred"] == [] and (ph["upgraded"], ph["not_upgraded"]) == (0, 3)
+    assert [k["name"] for k in ph["kept_back"]] == ["cloud-init", "python3-update-manager", "update-manager-core"]
+    # apt 2 packs several names on one line: every one is kept, not just the first.
+    ph = parse_apt_phasing("The following upgrades have been deferred due to phasing:\n"
+                           "  gir1.2-gstreamer-1.0 libgstreamer1.0-0\n  udev\n"
+                           "0 upgraded, 0 newly installed, 0 to remove and 3 not upgraded.\n")
+    assert [d["name"] for d in ph["deferred"]] == ["gir1.2-gstreamer-1.0", "libgstreamer1.0-0", "udev"]

@@ -1,10 +1,10 @@
 """Message arguments as a person reads them: product names instead of internal ids,
 "5 minuter" instead of "305 sekunder", "i går" instead of "1 dagar sedan", the OS
-name once, and probe reasons only where a translation exists.
+name once. (Probe reasons are codes, translated by :func:`auditagent.i18n.reason_text`.)
 
 Pure functions of (code, args, lang); :func:`auditagent.i18n.translate` applies them,
 so the self-check and the dashboard say the same thing. The words live in the
-catalogs (``product.*``, ``platform.*``, ``section_name.*``, ``reason.*``, ``time.*``)."""
+catalogs (``product.*``, ``firewall_product.*``, ``platform.*``, ``section_name.*``, ``time.*``)."""
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -75,19 +75,6 @@ def _names(value: Any, prefix: str, lookup: Callable[[str], str | None]) -> Any:
     return value
 
 
-def staff_reasons(reasons: Any, lookup: Callable[[str], str | None]) -> list[str]:
-    """Probe reasons that have a translation (``reason.<code>``); others are left out of
-    the person's text (they stay in the report and ``--json`` for IT)."""
-    items = reasons if isinstance(reasons, (list, tuple)) else [r for r in str(reasons or "").split("; ")]
-    out = []
-    for r in items:
-        code = r.get("code") if isinstance(r, dict) else r
-        text = lookup(f"reason.{code}") if isinstance(code, str) else None
-        if text:
-            out.append(text)
-    return out
-
-
 def prepare(code: str, args: dict[str, Any], lang: str, find: Callable[[str], str | None]
             ) -> tuple[str, dict[str, Any]]:
     """(code, args) → (code, args) in words; ``find(key)`` looks a catalog entry up (None if absent)."""
@@ -114,9 +101,4 @@ def prepare(code: str, args: dict[str, Any], lang: str, find: Callable[[str], st
     for key in _SECONDS.get(code, ()):
         if key in out:
             out[key] = duration(out[key], lookup)
-    if "reasons" in out and code.startswith("section."):
-        shown = staff_reasons(out["reasons"], find)
-        if not shown:
-            return code + "_plain", out
-        out["reasons"] = "; ".join(shown)
     return code, out

@@ -14,7 +14,9 @@ from auditagent.probes import ProbeContext
 from auditagent.probes.patches.section import iso_date, patches_section, pending_oldest_days
 from auditagent.probes.sources.windows_registry import subkeys
 from auditagent.probes.sources.windows_snapshot import snapshot, source_list
-from auditagent.probes.patches.windows_systeminfo import decode_wmic, parse_qfe_installed_on, parse_wmic_qfe
+from auditagent.probes.patches.windows_hotfix import dated
+from auditagent.probes.patches.windows_systeminfo import decode_wmic, parse_wmic_qfe
+from auditagent.reasons import reason
 
 # WSUS/WUA update classification "Security Updates" (UpdateClassification GUID).
 SECURITY_UPDATES_CATEGORY = "0fa1201d-4330-4fa8-8ae9-b877473b6441"
@@ -25,7 +27,7 @@ MAX_NAMES = 20
 
 def last_installed(hotfixes: list[dict[str, Any]]) -> tuple[str | None, int]:
     """(ISO date of the newest hot fix, number of hot fixes whose date could be read)."""
-    dates = [d for d in (parse_qfe_installed_on(h.get("InstalledOn")) for h in hotfixes) if d]
+    dates, _undated = dated(hotfixes)
     return (iso_date(max(dates)) if dates else None), len(dates)
 
 
@@ -48,7 +50,7 @@ def probe(ctx: ProbeContext) -> dict[str, Any]:
     reasons: list[str] = []
     hotfixes, why = source_list(snap, "hotfixes")
     if hotfixes is None:
-        reasons.append(why or "hotfixes: not seen")
+        reasons.append(why or reason("value.missing", "hotfixes"))
         result = ctx.host.run(["wmic", "qfe", "get", "Description,HotFixID,InstalledOn"], timeout=60)
         if result.ok:
             hotfixes = parse_wmic_qfe(decode_wmic(result.stdout))
@@ -56,14 +58,17 @@ def probe(ctx: ProbeContext) -> dict[str, Any]:
             reasons.append(result.why_not())
     last_update = None
     if hotfixes:
-        last_update, _dated = last_installed(hotfixes)
+        last_update, readable = last_installed(hotfixes)
         if last_update is None:
-            reasons.append("hotfixes: no readable InstalledOn date")
+            reasons.append(reason("hotfixes.no_date"))
+        elif readable < len(hotfixes):
+            # The newest readable date stands; the entries without one are said, not guessed.
+            reasons.append(reason("hotfixes.undated", f"{len(hotfixes) - readable}/{len(hotfixes)}"))
     pending = pending_security = oldest = None
     names: list[str] = []
     updates, why = source_list(snap, "wu_pending")
     if updates is None:
-        reasons.append(why or "wu_pending: not seen")
+        reasons.append(why or reason("value.missing", "wu_pending"))
     else:
         security = [u for u in updates if is_security(u)]
         pending, pending_security = len(updates), len(security)
@@ -71,7 +76,7 @@ def probe(ctx: ProbeContext) -> dict[str, Any]:
         oldest = pending_oldest_days(ctx.cache, "windows_pending_security_seen", names, ctx.host.now())
     reboot = reboot_required(ctx)
     if reboot is None:
-        reasons.append("registry: Windows Update reboot keys not readable")
+        reasons.append(reason("registry.unreadable", "Windows Update reboot keys"))
     # Queried on every run (an offline search): nothing cached.
     return patches_section(manager="windows_update", last_update=last_update, pending=pending,
                            pending_security=pending_security, oldest_days=oldest, names=names, reboot=reboot,
