@@ -91,6 +91,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     configure_logging(args.log_level)
     url = resolve_db_url(args.db)
+    from server.ports import port_unavailable
+
     port_problem = port_unavailable(args.host, args.port)
     if port_problem:
         raise ValueError(f"cannot listen on {args.host}:{args.port}: {port_problem}; pass another --port")
@@ -115,24 +117,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 access_log=False, log_level=args.log_level, server_header=False, workers=1,
                 timeout_graceful_shutdown=5)
     return 0
-
-
-def port_unavailable(host: str, port: int) -> str | None:
-    """Why ``host:port`` cannot be listened on (in use, no such address), or None."""
-    import socket
-
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as exc:
-        return f"unknown address ({exc.strerror})"
-    family, kind, proto, _, addr = infos[0]
-    with socket.socket(family, kind, proto) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(addr)
-        except OSError as exc:
-            return "the port is in use" if exc.errno in (98, 48, 10048) else (exc.strerror or str(exc))
-    return None
 
 
 def _is_loopback(host: str) -> bool:

@@ -107,6 +107,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "timeline.lead": "Varje rapport är signerad av datorns egen nyckel (DSSE, Ed25519) och kan kontrolleras "
                          "utan insamlingsservern.",
         "download_report": "Ladda ned signerad rapport",
+        "verify_offline": "Kontrollera den offline, med den publika nyckeln nedan:",
         "public_key": "Datorns publika nyckel",
         "public_key.download": "Ladda ned (PEM)",
         "keyid": "Nyckel-id",
@@ -236,6 +237,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "timeline.lead": "Each report is signed with the device's own key (DSSE, Ed25519) and can be verified "
                          "without the collector.",
         "download_report": "Download signed report",
+        "verify_offline": "Verify it offline, with the public key below:",
         "public_key": "Device public key",
         "public_key.download": "Download (PEM)",
         "keyid": "Key id",

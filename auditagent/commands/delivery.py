@@ -315,8 +315,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                                  private_key=key, sequence=sequence, spool_note=spool_info,
                                  integrity=outcome.integrity)
             if args.dry_run:
-                json.dump(built.statement, sys.stdout, indent=2, ensure_ascii=False, sort_keys=True)
-                sys.stdout.write("\n")
+                from auditagent.view import report_text
+
+                sys.stdout.write(report_text(built.statement) + "\n")
                 print(f"(dry run: report {built.sequence} was not spooled or sent; policy {policy.id} "
                       f"{policy.version} from {outcome.source})", file=sys.stderr)
                 return 0
