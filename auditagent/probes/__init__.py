@@ -54,14 +54,19 @@ class Cache:
     def __init__(self, directory: Path | None) -> None:
         self.directory = directory
 
-    def get_or_compute(self, key: str, ttl: float, compute: Callable[[], Any]) -> tuple[Any, dict[str, Any]]:
-        """Returns (value, meta) with meta = {cached_at, cache_ttl_seconds, from_cache}."""
+    def get_or_compute(self, key: str, ttl: float, compute: Callable[[], Any],
+                       inputs: str | None = None) -> tuple[Any, dict[str, Any]]:
+        """Returns (value, meta) with meta = {cached_at, cache_ttl_seconds, from_cache}.
+        With ``inputs`` (a digest of what the value depends on), the entry is reused for
+        as long as the digest is unchanged and recomputed as soon as it changes; without
+        it, for ``ttl`` seconds."""
         now = time.time()
         path = self.directory / f"{key}.json" if self.directory else None
         if path is not None and path.is_file():
             try:
                 entry = json.loads(path.read_text(encoding="utf-8"))
-                if now - float(entry["cached_at"]) < ttl:
+                fresh = entry.get("inputs") == inputs if inputs is not None else now - float(entry["cached_at"]) < ttl
+                if fresh:
                     return entry["value"], {"cached_at": _iso(entry["cached_at"]), "cache_ttl_seconds": int(ttl),
                                             "from_cache": True}
             except (ValueError, KeyError, OSError):
@@ -71,7 +76,7 @@ class Cache:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 tmp = path.with_suffix(".tmp")
-                tmp.write_text(json.dumps({"cached_at": now, "value": value}), encoding="utf-8")
+                tmp.write_text(json.dumps({"cached_at": now, "value": value, "inputs": inputs}), encoding="utf-8")
                 os.replace(tmp, path)
             except OSError:
                 pass
