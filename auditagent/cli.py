@@ -13,12 +13,12 @@ from typing import Sequence
 from auditagent import __version__
 from auditagent.commands import CommandError, optional_module
 
-COMMANDS = ("check", "policy_cmd", "delivery")
+COMMANDS = ("check", "policy_cmd", "delivery", "capture")
 # Which module registers each command, so a run imports only the module of the command
 # it runs (the hourly `run` need not load the policy tools, `check` not the delivery
 # code). A command missing here still works: then every module is registered.
 COMMAND_MODULES = {"check": "check", "policy": "policy_cmd", "enroll": "delivery", "run": "delivery",
-                   "status": "delivery", "report": "delivery", "keys": "delivery"}
+                   "status": "delivery", "report": "delivery", "keys": "delivery", "capture": "capture"}
 
 
 def _modules_for(argv: Sequence[str] | None) -> tuple[str, ...]:

@@ -30,11 +30,15 @@ _STATE_SET = ("last_sequence = {sequence}, last_report_id = {report_id}, verdict
               "policy_id = {policy_id}, policy_version = {policy_version}, policy_sha256 = {policy_sha256}, "
               "agent_version = {agent_version}, facts = {facts}, results = {results}, "
               "generated_at = {generated_at}, received_at = {received_at}, failing_required = {failing_required}")
+_ACTIVE_WITH_KEY = ("EXISTS (SELECT 1 FROM devices WHERE devices.id = {device_id} AND devices.revoked_at IS NULL "
+                    "AND devices.current_keyid = {kid})")
+# A report older than the latest state (lower sequence or earlier generated_at) does not
+# advance it: the store keeps it as history (store_history).
 _STATE_WHERE = ("device_state.device_id = {device_id} AND device_state.last_sequence < {sequence} "
-                "AND EXISTS (SELECT 1 FROM devices WHERE devices.id = {device_id} AND devices.revoked_at IS NULL "
-                "AND devices.current_keyid = {kid}) "
+                "AND (device_state.generated_at IS NULL OR device_state.generated_at <= {generated_at}) "
+                "AND " + _ACTIVE_WITH_KEY + " "
                 "AND NOT EXISTS (SELECT 1 FROM reports WHERE reports.report_id = {report_id})")
-_NAMES = set(_REPORT_VALUES) | {"facts", "results", "agent_version", "failing_required"}
+_NAMES = set(_REPORT_VALUES) | {"facts", "results", "agent_version", "failing_required", "day", "ready_strict"}
 
 
 def _fill(template: str, marks: dict[str, str]) -> str:
@@ -124,11 +128,15 @@ def _sqlite_time(t: Any) -> str:
     return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
+def _sqlite_params(it: dict[str, Any]) -> dict[str, Any]:
+    return {**it, "generated_at": _sqlite_time(it["generated_at"]), "received_at": _sqlite_time(it["received_at"]),
+            "day": it["day"].isoformat(), "ready_strict": 1 if it["ready_strict"] else 0}
+
+
 def store_batch_sqlite(conn: Connection, items: Sequence[dict[str, Any]]) -> list[bool]:
     out = []
     for it in items:
-        params = {**it, "generated_at": _sqlite_time(it["generated_at"]), "received_at": _sqlite_time(it["received_at"]),
-                  "day": it["day"].isoformat(), "ready_strict": 1 if it["ready_strict"] else 0}
+        params = _sqlite_params(it)
         if conn.exec_driver_sql(_ADVANCE_SQLITE, params).rowcount != 1:
             out.append(False)
             continue
@@ -142,6 +150,34 @@ def store_batch_sqlite(conn: Connection, items: Sequence[dict[str, Any]]) -> lis
             conn.exec_driver_sql(_LATE_DAY_SQLITE, params)
         out.append(True)
     return out
+
+
+# ------------------------------------------------------------------ history
+
+# A report older than the latest state: stored in ``reports`` (the timeline) and, if its
+# day has no row yet, ``device_days`` (the trend); device_state and device_checks stay.
+_HISTORY = ("INSERT INTO reports (" + ", ".join(_REPORT_COLUMNS) + ") SELECT "
+            + ", ".join("{" + v + "}" for v in _REPORT_VALUES) + " WHERE " + _ACTIVE_WITH_KEY)
+_HISTORY_DAY = ("INSERT INTO device_days (device_id, day, ready_strict, failing_required, unit_id) "
+                "VALUES ({device_id}, {day}, {ready_strict}, {failing_required}, "
+                "(SELECT unit_id FROM devices WHERE id = {device_id})) ON CONFLICT (device_id, day) DO NOTHING")
+_P = {n: f"%({n})s" for n in _NAMES}
+_HISTORY_PG, _HISTORY_SQLITE = _fill(_HISTORY, _P), _fill(_HISTORY, _N)
+_HISTORY_DAY_PG, _HISTORY_DAY_SQLITE = _fill(_HISTORY_DAY, _P), _fill(_HISTORY_DAY, _N)
+_LATE_DAY_PG = _LATE_DAY_SQLITE.replace(":device_id", "%(device_id)s")
+
+
+def store_history(conn: Connection, item: dict[str, Any]) -> bool:
+    """Store ``item`` as history in the caller's transaction; False if the device is no
+    longer active with this key (UNIQUE(device_id, sequence) raises on a stored sequence)."""
+    pg = conn.dialect.name == "postgresql"
+    params = item if pg else _sqlite_params(item)
+    if conn.exec_driver_sql(_HISTORY_PG if pg else _HISTORY_SQLITE, params).rowcount != 1:
+        return False
+    conn.exec_driver_sql(_HISTORY_DAY_PG if pg else _HISTORY_DAY_SQLITE, params)
+    if item["late"]:
+        conn.exec_driver_sql(_LATE_DAY_PG if pg else _LATE_DAY_SQLITE, params)
+    return True
 
 
 def store_batch_for(dialect: str):

@@ -11,7 +11,7 @@ from pathlib import Path
 from auditagent import package_inputs
 from auditagent.host import ReplayHost
 from auditagent.probes import Cache, ProbeContext
-from auditagent.probes._linux_patches import linux
+from auditagent.probes.patches.linux import probe as linux
 
 REPO = Path(__file__).resolve().parents[1]
 APT_SIM = ["apt-get", "-s", "-o", "Debug::NoLocking=1", "dist-upgrade"]
