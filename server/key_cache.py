@@ -32,9 +32,9 @@ class LRUCache(Generic[V]):
             while len(self._data) > self.max_entries:
                 self._data.popitem(last=False)
 
-    def pop(self, key: str) -> None:
+    def pop(self, key: str, default: V | None = None) -> V | None:
         with self._lock:
-            self._data.pop(key, None)
+            return self._data.pop(key, default)
 
     def __len__(self) -> int:
         return len(self._data)

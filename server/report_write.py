@@ -161,22 +161,34 @@ _HISTORY = ("INSERT INTO reports (" + ", ".join(_REPORT_COLUMNS) + ") SELECT "
 _HISTORY_DAY = ("INSERT INTO device_days (device_id, day, ready_strict, failing_required, unit_id) "
                 "VALUES ({device_id}, {day}, {ready_strict}, {failing_required}, "
                 "(SELECT unit_id FROM devices WHERE id = {device_id})) ON CONFLICT (device_id, day) DO NOTHING")
-_P = {n: f"%({n})s" for n in _NAMES}
-_HISTORY_PG, _HISTORY_SQLITE = _fill(_HISTORY, _P), _fill(_HISTORY, _N)
-_HISTORY_DAY_PG, _HISTORY_DAY_SQLITE = _fill(_HISTORY_DAY, _P), _fill(_HISTORY_DAY, _N)
-_LATE_DAY_PG = _LATE_DAY_SQLITE.replace(":device_id", "%(device_id)s")
+_HISTORY_SQLITE, _HISTORY_DAY_SQLITE = _fill(_HISTORY, _N), _fill(_HISTORY_DAY, _N)
+_STORED = "b JOIN stored s ON s.device_id = b.device_id JOIN devices d ON d.id = b.device_id"
+# PostgreSQL: the same as one statement over the batch form (typed by json_to_recordset).
+HISTORY_SQL_PG = (
+    "WITH b AS (SELECT * FROM json_to_recordset(%(batch)s::json) AS b("
+    + ", ".join(f"{n} {t}" for n, t in _PG_BATCH_TYPES.items()) + ")), "
+    "stored AS (INSERT INTO reports (" + ", ".join(_REPORT_COLUMNS) + ") SELECT "
+    + ", ".join(f"b.{v}" for v in _REPORT_VALUES) + " FROM b WHERE " + _fill(_ACTIVE_WITH_KEY, _B)
+    + " RETURNING reports.device_id), "
+    "day_row AS (INSERT INTO device_days (device_id, day, ready_strict, failing_required, unit_id) "
+    "SELECT b.device_id, b.day, b.ready_strict, b.failing_required, d.unit_id FROM " + _STORED + " "
+    "ON CONFLICT (device_id, day) DO NOTHING), "
+    "late_day AS (UPDATE units SET history_version = units.history_version + 1 "
+    "WHERE units.id IN (SELECT d.unit_id FROM " + _STORED + " WHERE b.late)) "
+    "SELECT device_id FROM stored")
 
 
 def store_history(conn: Connection, item: dict[str, Any]) -> bool:
     """Store ``item`` as history in the caller's transaction; False if the device is no
     longer active with this key (UNIQUE(device_id, sequence) raises on a stored sequence)."""
-    pg = conn.dialect.name == "postgresql"
-    params = item if pg else _sqlite_params(item)
-    if conn.exec_driver_sql(_HISTORY_PG if pg else _HISTORY_SQLITE, params).rowcount != 1:
+    if conn.dialect.name == "postgresql":
+        return conn.exec_driver_sql(HISTORY_SQL_PG, {"batch": _batch_json([item])}).first() is not None
+    params = _sqlite_params(item)
+    if conn.exec_driver_sql(_HISTORY_SQLITE, params).rowcount != 1:
         return False
-    conn.exec_driver_sql(_HISTORY_DAY_PG if pg else _HISTORY_DAY_SQLITE, params)
+    conn.exec_driver_sql(_HISTORY_DAY_SQLITE, params)
     if item["late"]:
-        conn.exec_driver_sql(_LATE_DAY_PG if pg else _LATE_DAY_SQLITE, params)
+        conn.exec_driver_sql(_LATE_DAY_SQLITE, params)
     return True
 
 
