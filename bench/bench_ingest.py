@@ -180,7 +180,7 @@ def storage(url: str, kind: str) -> dict[str, int]:
 
 
 def wait_healthy(port: int, proc: subprocess.Popen) -> None:
-    for _ in range(300):
+    for _ in range(1200):  # a loaded machine starts N workers slowly
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
                 if r.status == 200:
@@ -228,7 +228,11 @@ def run(kind: str, pg_url: str | None, templates: list[dict[str, Any]], devices:
                 p.join()
         finally:
             proc.terminate()
-            proc.wait(timeout=20)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
         stored = storage(url, kind)
     statuses: dict[int, int] = {}
     lat: list[float] = []
