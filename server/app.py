@@ -41,6 +41,7 @@ class Settings:
     insecure_cookies: bool = False
     default_max_report_age_hours: int = 24  # units (and their ancestors) without their own
     min_agent_version: str | None = None  # agents below it are flagged outdated (else: below the newest seen)
+    readiness_target: float = 95.0  # % of ready devices a unit should reach; the overview marks units below
 
 
 class DeviceIdentity(BaseModel):
