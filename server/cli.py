@@ -1,6 +1,6 @@
 """``auditagent-collector``: run and administer the collector.
 
-    auditagent-collector serve [--db URL] [--host H] [--port P] [--tls-cert F --tls-key F]
+    auditagent-collector serve [--db URL] [--host H] [--port P] [--tls-cert F --tls-key F] [--workers N]
     auditagent-collector db upgrade
     auditagent-collector unit add "Socialförvaltningen/IFO/Ekonomiskt bistånd"
     auditagent-collector unit list
@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -108,14 +109,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
     migrate.upgrade(engine)
     engine.dispose()
     limits = Limits(max_body_bytes=args.max_body_bytes, max_future_skew=parse_duration(args.max_future_skew))
-    app = create_app(Settings(db_url=url, limits=limits, pool_size=args.pool_size, max_overflow=args.pool_overflow,
-                              insecure_cookies=args.insecure_cookies,
-                              default_max_report_age_hours=args.max_report_age_hours,
-                              min_agent_version=args.min_agent_version,
-                              readiness_target=args.readiness_target))
-    uvicorn.run(app, host=args.host, port=args.port, ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key,
-                access_log=False, log_level=args.log_level, server_header=False, workers=1,
-                timeout_graceful_shutdown=5)
+    settings = Settings(db_url=url, limits=limits, pool_size=args.pool_size, max_overflow=args.pool_overflow,
+                        insecure_cookies=args.insecure_cookies,
+                        default_max_report_age_hours=args.max_report_age_hours,
+                        min_agent_version=args.min_agent_version,
+                        readiness_target=args.readiness_target)
+    options = dict(host=args.host, port=args.port, ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key,
+                   access_log=False, log_level=args.log_level, server_header=False, timeout_graceful_shutdown=5)
+    if args.workers > 1:
+        # uvicorn's supervisor: N processes on one listening socket, each built from the
+        # settings handed over in the environment (server/asgi.py); a dead worker is replaced.
+        from server.asgi import SETTINGS_ENV, settings_to_env
+
+        os.environ[SETTINGS_ENV] = settings_to_env(settings)
+        os.environ["AUDITAGENT_COLLECTOR_LOG_LEVEL"] = args.log_level
+        uvicorn.run("server.asgi:app_from_environment", factory=True, workers=args.workers, **options)
+    else:
+        uvicorn.run(create_app(settings), workers=1, **options)
     return 0
 
 
@@ -343,6 +353,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pool-size", type=int, default=10, help="database connections kept open")
     p.add_argument("--pool-overflow", type=int, default=30, help="extra connections under load")
     p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--workers", type=int, default=1,
+                   help="collector processes on the one port (default 1; about one per core: each is a full "
+                        "collector on the same database)")
     p.add_argument("--max-report-age-hours", type=int, default=24,
                    help="a device whose last report is older is stale, unless its unit (or a parent) sets "
                         "its own, e.g. from the signed policy (default 24)")

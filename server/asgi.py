@@ -1,0 +1,38 @@
+"""The collector as an importable ASGI factory, for ``serve --workers N``: uvicorn starts
+N worker processes that each build the app from the settings the parent put in the
+environment (:data:`SETTINGS_ENV`, JSON). Every worker is a full, stateless collector on
+the one database: the group commit and the sequence rule hold across processes as they
+do across collector hosts."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from dataclasses import asdict
+from typing import Any
+
+from server.app import Settings, create_app
+from server.store import Limits
+
+SETTINGS_ENV = "AUDITAGENT_COLLECTOR_SETTINGS"
+
+
+def settings_to_env(settings: Settings) -> str:
+    data = asdict(settings)
+    data["limits"] = {k: (v.total_seconds() if isinstance(v, dt.timedelta) else v)
+                      for k, v in data["limits"].items()}
+    return json.dumps(data)
+
+
+def settings_from_env(text: str) -> Settings:
+    data: dict[str, Any] = json.loads(text)
+    limits = {k: (dt.timedelta(seconds=v) if isinstance(getattr(Limits, k, None), dt.timedelta) else v)
+              for k, v in data.pop("limits").items()}
+    return Settings(limits=Limits(**limits), **data)
+
+
+def app_from_environment() -> Any:
+    from server.logs import configure_logging
+
+    configure_logging(os.environ.get("AUDITAGENT_COLLECTOR_LOG_LEVEL", "warning"))
+    return create_app(settings_from_env(os.environ[SETTINGS_ENV]))
