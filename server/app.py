@@ -34,6 +34,7 @@ class Settings:
     insecure_cookies: bool = False
     default_max_report_age_hours: int = 24  # units (and their ancestors) without their own
     min_agent_version: str | None = None  # agents below it are flagged outdated (else: below the newest seen)
+    metrics_token_sha256: str | None = None  # /metrics for a scraper with this token (server/metrics.py)
 
 
 class DeviceIdentity(BaseModel):
@@ -181,6 +182,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=max_body)
     app.state.store = store
     app.state.settings = settings
+    from server import metrics
+
+    metrics.install(app, engine, settings)
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:

@@ -81,10 +81,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     engine.dispose()
     limits = Limits(max_body_bytes=args.max_body_bytes, max_future_skew=parse_duration(args.max_future_skew),
                     max_age=parse_duration(args.max_age))
+    from server import metrics
+
     app = create_app(Settings(db_url=url, limits=limits, pool_size=args.pool_size, max_overflow=args.pool_overflow,
                               insecure_cookies=args.insecure_cookies,
                               default_max_report_age_hours=args.max_report_age_hours,
-                              min_agent_version=args.min_agent_version))
+                              min_agent_version=args.min_agent_version,
+                              metrics_token_sha256=metrics.read_token_file(args.metrics_token_file)))
+    if args.metrics_listen:
+        app.state.metrics.serve_separately(*metrics.parse_listen(args.metrics_listen))
     uvicorn.run(app, host=args.host, port=args.port, ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key,
                 access_log=False, log_level=args.log_level, server_header=False, workers=1,
                 timeout_graceful_shutdown=5)
@@ -311,6 +316,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--insecure-cookies", action="store_true",
                    help="session cookie without the Secure flag; refused unless serving plain http on a loopback "
                         "address (tests and local preview over http://127.0.0.1)")
+    p.add_argument("--metrics-token-file", default=None,
+                   help="serve Prometheus metrics at /metrics to a scraper sending this file's token as "
+                        "'Authorization: Bearer' (file mode 0600); without it or --metrics-listen, no metrics")
+    p.add_argument("--metrics-listen", default=None, metavar="HOST:PORT",
+                   help="serve Prometheus metrics, without a token, on a listener of their own (e.g. 127.0.0.1:9464)")
     p.set_defaults(func=cmd_serve)
 
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", metavar="ACTION")
