@@ -22,13 +22,8 @@ from sqlalchemy.engine import Connection
 from server import auth
 from server import readiness as rd
 from server.auth import User, current_user, require_role
+from server.error_models import error_responses as _errors
 from server.store import ApiError, parse_duration
-
-
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    from server.app import ErrorBody
-
-    return {s: {"model": ErrorBody} for s in statuses}
 
 
 READ = _errors(401, 404)

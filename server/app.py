@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from auditagent import __version__
 from auditagent import report as wire
 from server.db import make_engine
+from server.error_models import error_responses as _errors
 from server.migrate import head_revision
 from server.store import ApiError, Limits, Store
 
@@ -65,19 +66,6 @@ class ReportAccepted(BaseModel):
     report_id: str
     status: str = Field(description="stored | duplicate")
     sequence: int
-
-
-class ErrorDetail(BaseModel):
-    code: str
-    message: str
-
-
-class ErrorBody(BaseModel):
-    error: ErrorDetail
-
-
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {s: {"model": ErrorBody} for s in statuses}
 
 
 REPORT_BODY_DOC = {

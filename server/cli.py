@@ -16,7 +16,11 @@
     auditagent-collector api-token list | api-token revoke ID
 
 The database URL comes from --db, else $AUDITAGENT_COLLECTOR_DB, else
-sqlite:///./auditagent-collector.db. Exit codes: 0 ok, 1 refused, 2 usage or error.
+sqlite:///./auditagent-collector.db; every command creates or migrates it first, so
+``db upgrade`` is only needed to migrate without doing anything else. Exit codes: 0 ok,
+1 refused (a signed policy that does not verify, nothing to revoke), 2 usage or error
+(a wrong argument, an unknown unit, a database that cannot be used) — always one line
+saying what was wrong, never a traceback (``AUDITAGENT_DEBUG=1`` shows one).
 """
 from __future__ import annotations
 
@@ -31,8 +35,21 @@ from server.db import DB_ENV, DEFAULT_DB_URL, make_engine, resolve_db_url
 from server.store import ApiError, Limits, Store, parse_duration
 
 
+def _engine(args: argparse.Namespace):
+    """The database engine, created and migrated to the newest schema first: a command on a
+    fresh database works instead of failing on missing tables."""
+    from server import migrate
+    from server.db_errors import check_sqlite_folder
+
+    url = resolve_db_url(args.db)
+    check_sqlite_folder(url)
+    engine = make_engine(url, pool_size=2, max_overflow=2)
+    migrate.upgrade(engine)
+    return engine
+
+
 def _store(args: argparse.Namespace) -> Store:
-    return Store(make_engine(resolve_db_url(args.db), pool_size=2, max_overflow=2))
+    return Store(_engine(args))
 
 
 def _fmt(value: Any) -> str:
@@ -71,11 +88,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     configure_logging(args.log_level)
     url = resolve_db_url(args.db)
+    port_problem = port_unavailable(args.host, args.port)
+    if port_problem:
+        raise ValueError(f"cannot listen on {args.host}:{args.port}: {port_problem}; pass another --port")
     if (args.tls_cert is None) != (args.tls_key is None):
-        raise SystemExit("auditagent-collector: --tls-cert and --tls-key go together")
+        raise ValueError("--tls-cert and --tls-key go together: give both, or neither for plain http")
     if args.insecure_cookies and (args.tls_cert or not _is_loopback(args.host)):
-        raise SystemExit("auditagent-collector: --insecure-cookies is only for plain http on a loopback address "
+        raise ValueError("--insecure-cookies is only for plain http on a loopback address "
                          "(127.0.0.1, ::1): session cookies must never travel unencrypted over a network")
+    from server.db_errors import check_sqlite_folder
+
+    check_sqlite_folder(url)
     engine = make_engine(url, pool_size=1, max_overflow=0)
     migrate.upgrade(engine)
     engine.dispose()
@@ -96,6 +119,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def port_unavailable(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on (in use, no such address), or None."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return f"unknown address ({exc.strerror})"
+    family, kind, proto, _, addr = infos[0]
+    with socket.socket(family, kind, proto) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(addr)
+        except OSError as exc:
+            return "the port is in use" if exc.errno in (98, 48, 10048) else (exc.strerror or str(exc))
+    return None
+
+
 def _is_loopback(host: str) -> bool:
     import ipaddress
 
@@ -108,7 +149,7 @@ def _is_loopback(host: str) -> bool:
 
 
 def cmd_unit_set_max_age(args: argparse.Namespace) -> int:
-    hours = None if args.hours == "inherit" else int(args.hours)
+    hours = None if args.hours == "inherit" else args.hours
     unit = _store(args).set_unit_max_age(args.path, hours)
     print(f"{unit['path']}: max report age {hours if hours is not None else 'inherited'}"
           + (" hours" if hours is not None else ""))
@@ -165,8 +206,8 @@ def cmd_user_disable(args: argparse.Namespace) -> int:
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from server import migrate
 
-    rev = migrate.upgrade(make_engine(resolve_db_url(args.db), pool_size=1, max_overflow=0))
-    print(f"database at revision {rev}")
+    engine = _engine(args)
+    print(f"database at revision {migrate.current_revision(engine)}")
     return 0
 
 
@@ -286,6 +327,18 @@ def cmd_policy_set(args: argparse.Namespace) -> int:
     return 0
 
 
+def _hours_or_inherit(value: str) -> int | str:
+    if value == "inherit":
+        return value
+    try:
+        hours = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected a whole number of hours, or 'inherit'") from None
+    if hours < 1:
+        raise argparse.ArgumentTypeError(f"{value!r}: at least 1 hour")
+    return hours
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="auditagent-collector",
                                      description="Collector for auditagent readiness reports.")
@@ -340,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = unit.add_parser("set-max-age", parents=[common], help="hours after which a unit's devices are stale")
     p.add_argument("path")
-    p.add_argument("hours", help="a number of hours, or 'inherit'")
+    p.add_argument("hours", type=_hours_or_inherit, help="a number of hours, or 'inherit'")
     p.set_defaults(func=cmd_unit_set_max_age)
 
     usr = sub.add_parser("user", help="dashboard users").add_subparsers(dest="user_command", metavar="ACTION")
@@ -418,6 +471,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import os
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from server.db_errors import DatabaseUnusable, explain
     from server.logs import configure_logging
 
     args = build_parser().parse_args(argv)
@@ -426,12 +484,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except ApiError as exc:
         print(f"auditagent-collector: {exc.message}", file=sys.stderr)
-        return 1
+        return 2
+    except (DatabaseUnusable, SQLAlchemyError) as exc:
+        print(f"auditagent-collector: {explain(exc, resolve_db_url(getattr(args, 'db', None)))}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"auditagent-collector: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
     except ValueError as exc:
         print(f"auditagent-collector: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # noqa: BLE001 - a person gets one line; AUDITAGENT_DEBUG=1 shows the traceback
+        if os.environ.get("AUDITAGENT_DEBUG"):
+            raise
+        print(f"auditagent-collector: internal error: {type(exc).__name__}: {exc} "
+              "(run again with AUDITAGENT_DEBUG=1 for details)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -16,6 +16,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from server import auth
+from server.web_common import SECURITY_HEADERS, safe_next
 
 
 def _now() -> dt.datetime:
@@ -36,8 +37,6 @@ def session_user(web: Any, request: Request) -> tuple[Any, str] | None:
 
 def login_page(web: Any, ctx: Any, nxt: str, *, error: str | None = None, username: str = "",
                status: int = 200) -> Response:
-    from server.web import SECURITY_HEADERS
-
     secure = auth.cookies_secure(ctx.request)
     holder = Response()
     token = auth.login_csrf_token(ctx.request, holder, secure=secure)
@@ -51,8 +50,6 @@ def login_page(web: Any, ctx: Any, nxt: str, *, error: str | None = None, userna
 
 
 def login_post(web: Any, request: Request, form: dict[str, str]) -> Response:
-    from server.web import SECURITY_HEADERS, safe_next
-
     ctx = web.ctx(request)
     nxt = safe_next(form.get("next"))
     username = (form.get("username") or "")[:100]
@@ -72,8 +69,6 @@ def login_post(web: Any, request: Request, form: dict[str, str]) -> Response:
 
 
 def logout_post(web: Any, request: Request, form: dict[str, str]) -> Response:
-    from server.web import SECURITY_HEADERS
-
     token = request.cookies.get(auth.COOKIE_NAME)
     sess = session_user(web, request)
     if sess is not None and not auth.csrf_ok(sess[1], form.get("csrf_token")):
