@@ -36,6 +36,7 @@ class Settings:
     default_max_report_age_hours: int = 24  # units (and their ancestors) without their own
     min_agent_version: str | None = None  # agents below it are flagged outdated (else: below the newest seen)
     metrics_token_sha256: str | None = None  # /metrics for a scraper with this token (server/metrics.py)
+    oidc: Any = None  # server.oidc.OidcConfig: single sign-on; None = password log-in only
 
 
 class DeviceIdentity(BaseModel):
@@ -261,5 +262,8 @@ def create_app(settings: Settings) -> FastAPI:
     # The dashboard (server-rendered HTML; server/web.py).
     from server import web
 
-    web.mount(app, store, settings)
+    dashboard = web.mount(app, store, settings)
+    from server import oidc_web
+
+    oidc_web.mount(app, dashboard, settings)
     return app

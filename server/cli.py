@@ -104,13 +104,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     engine.dispose()
     limits = Limits(max_body_bytes=args.max_body_bytes, max_future_skew=parse_duration(args.max_future_skew),
                     max_age=parse_duration(args.max_age))
-    from server import metrics
+    from server import metrics, oidc
 
     app = create_app(Settings(db_url=url, limits=limits, pool_size=args.pool_size, max_overflow=args.pool_overflow,
                               insecure_cookies=args.insecure_cookies,
                               default_max_report_age_hours=args.max_report_age_hours,
                               min_agent_version=args.min_agent_version,
-                              metrics_token_sha256=metrics.read_token_file(args.metrics_token_file)))
+                              metrics_token_sha256=metrics.read_token_file(args.metrics_token_file),
+                              oidc=oidc.load_config(args.oidc_config) if args.oidc_config else None))
     if args.metrics_listen:
         app.state.metrics.serve_separately(*metrics.parse_listen(args.metrics_listen))
     uvicorn.run(app, host=args.host, port=args.port, ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key,
@@ -138,14 +139,9 @@ def port_unavailable(host: str, port: int) -> str | None:
 
 
 def _is_loopback(host: str) -> bool:
-    import ipaddress
+    from server.oidc import is_loopback_host
 
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(host)
 
 
 def cmd_unit_set_max_age(args: argparse.Namespace) -> int:
@@ -374,6 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "'Authorization: Bearer' (file mode 0600); without it or --metrics-listen, no metrics")
     p.add_argument("--metrics-listen", default=None, metavar="HOST:PORT",
                    help="serve Prometheus metrics, without a token, on a listener of their own (e.g. 127.0.0.1:9464)")
+    p.add_argument("--oidc-config", default=None, metavar="FILE",
+                   help="single sign-on with OpenID Connect (Entra ID): YAML with issuer, client, claim → role/unit "
+                        "mappings; see docs/entra-id.md")
     p.set_defaults(func=cmd_serve)
 
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", metavar="ACTION")

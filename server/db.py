@@ -261,6 +261,28 @@ api_tokens = Table(
     Column("note", String(500), nullable=True),
 )
 
+# ------------------------------------------------------------------ single sign-on (0007)
+
+# A log-in on its way through the OpenID provider: one use, ten minutes (server/oidc.py).
+oidc_pending = Table(
+    "oidc_pending", metadata,
+    Column("state_sha256", String(64), primary_key=True),
+    Column("binding_sha256", String(64), nullable=False),  # the browser's aa_oidc cookie
+    Column("nonce", String(64), nullable=False),
+    Column("code_verifier", String(128), nullable=False),
+    Column("next_path", String(2000), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Which local user an identity at a provider is: (issuer, subject), never a name.
+oidc_identities = Table(
+    "oidc_identities", metadata,
+    Column("issuer", String(500), primary_key=True),
+    Column("subject", String(255), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
 
 def now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
