@@ -19,11 +19,12 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Connection
 
-from server import auth, oidc
+from server import auth, oidc, throttle
 from server import readiness as rd
 from server.auth import User, current_user, require_role
 from server.error_models import error_responses as _errors
 from server.store import ApiError, parse_duration
+from server.strict_json import StrictJsonRoute
 
 
 READ = _errors(401, 404)
@@ -137,10 +138,10 @@ def _me(session: auth.Session) -> Me:
 
 # ------------------------------------------------------------------ routes
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", route_class=StrictJsonRoute)
 
 
-@router.post("/login", response_model=Me, tags=["session"], responses=_errors(401, 415, 422))
+@router.post("/login", response_model=Me, tags=["session"], responses=_errors(401, 415, 422, 429))
 def api_login(body: LoginRequest, request: Request, response: Response) -> Me:
     """Log in; sets the session cookie ``aa_session`` and returns the CSRF token to send as
     ``X-CSRF-Token`` on every POST. JSON only (``Content-Type: application/json``)."""
@@ -149,7 +150,8 @@ def api_login(body: LoginRequest, request: Request, response: Response) -> Me:
     if not oidc.local_login_allowed(_settings(request)):
         raise ApiError(403, "local_login_disabled", "password log-in is turned off; log in with single sign-on, "
                                                     "or use an API token")
-    result = auth.login_with_engine(request.app.state.store.engine, body.username, body.password, _now())
+    result = auth.login_with_engine(request.app.state.store.engine, body.username, body.password, _now(),
+                                    source=throttle.source_of(request))
     auth.set_session_cookie(response, result.token, secure=auth.cookies_secure(request))
     session = auth.Session(user=result.user, csrf_token=result.csrf_token, token_sha256="",
                            created_at=_now(), expires_at=result.expires_at)

@@ -51,7 +51,8 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine
 
-from server.db import ROLES, api_tokens, audit_log, sessions, units, users, utc
+from server import throttle
+from server.db import ROLES, api_tokens, sessions, units, users, utc, write_audit
 from server.readiness import Scope
 from server.store import ApiError, normalise_unit_path
 
@@ -64,8 +65,6 @@ CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 IDLE_TIMEOUT = dt.timedelta(minutes=30)
 ABSOLUTE_TIMEOUT = dt.timedelta(hours=12)
-MAX_FAILURES = 5
-LOCKOUT = dt.timedelta(minutes=15)
 TOUCH_EVERY = dt.timedelta(seconds=60)  # last_seen_at is written at most once a minute
 LANGS = ("sv", "en")
 UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
@@ -204,11 +203,7 @@ def get_user(conn: Connection, user_id: int) -> User | None:
     return _to_user(row) if row else None
 
 
-def _audit(conn: Connection, actor_id: int | None, action: str, object_type: str, object_id: Any,
-           detail: dict[str, Any], now: dt.datetime) -> None:
-    conn.execute(insert(audit_log).values(at=now, user_id=actor_id, action=action, object_type=object_type,
-                                          object_id=None if object_id is None else str(object_id),
-                                          detail=json.dumps(detail, ensure_ascii=False, default=str)))
+_audit = write_audit  # (conn, actor_id, action, object_type, object_id, detail, now)
 
 
 def resolve_scope(conn: Connection, role: str, unit_path: str | None) -> int | None:
@@ -301,46 +296,66 @@ class Session:
     via_token: bool = False  # an API token (Authorization: Bearer), not a cookie: no CSRF, no log-out
 
 
-def login_with_engine(engine: Engine, username: str, password: str, now: dt.datetime) -> LoginResult:
-    """:func:`login` in its own transaction, committed (so failures count), then raising
+def login_with_engine(engine: Engine, username: str, password: str, now: dt.datetime,
+                      source: str = "unknown") -> LoginResult:
+    """:func:`login` from address ``source``: refused with 429 (TooManyAttempts) while
+    throttled, before any password is hashed; otherwise checked, with a failure counted
+    and committed in its own transaction (so parallel guesses all count), then
     LoginFailed on refusal."""
+    now = utc(now)  # type: ignore[assignment]
+    keys = throttle.login_keys(username, source)
+    with engine.connect() as conn:
+        wait = throttle.retry_after(conn, keys, now)
+    if wait is not None:
+        raise throttle.TooManyAttempts(wait)
     with engine.begin() as conn:
-        result = login(conn, username, password, now)
+        result = login(conn, username, password, now, source=source)
     if result is None:
         raise LoginFailed()
     return result
 
 
-def login(conn: Connection, username: str, password: str, now: dt.datetime) -> LoginResult | None:
+def login(conn: Connection, username: str, password: str, now: dt.datetime,
+          source: str = "unknown") -> LoginResult | None:
     """Check the password and open a session (in the caller's transaction, which the
-    caller commits either way so failures are counted); None on any refusal. Five
-    failures in a row lock the account for 15 minutes; an unknown user, a disabled or
-    locked account and a wrong password all look the same, and an unknown user costs one
-    scrypt like a known one."""
+    caller commits either way so failures are counted); None on any refusal. An unknown
+    user, a disabled account and a wrong password all look the same, and an unknown user
+    costs one scrypt like a known one. Every failure is counted atomically against the
+    account from this address, the address and the account (:mod:`server.throttle`);
+    ``users.failed_logins`` counts failures since the last success, ``locked_until``
+    shows the latest block on the account from anywhere."""
     now = utc(now)  # type: ignore[assignment]
-    row = conn.execute(select(users).where(users.c.username == (username or "").strip()[:100])).mappings().first()
-    if row is None:
-        verify_password(password or "", _DUMMY_HASH)
+    name = (username or "").strip()[:100]
+    keys = throttle.login_keys(name, source)
+    row = conn.execute(select(users).where(users.c.username == name)).mappings().first()
+    ok = verify_password(password or "", row["password_hash"] if row is not None else _DUMMY_HASH)
+    if row is None or row["disabled_at"] is not None or not ok:
+        _count_failure(conn, row, keys, source, now)
         return None
-    ok = verify_password(password or "", row["password_hash"])
-    locked = row["locked_until"] is not None and utc(row["locked_until"]) > now  # type: ignore[operator]
-    if row["disabled_at"] is not None or locked:
-        return None
-    if not ok:
-        failures = int(row["failed_logins"] or 0) + 1
-        values: dict[str, Any] = {"failed_logins": failures}
-        if failures >= MAX_FAILURES:
-            values = {"failed_logins": 0, "locked_until": now + LOCKOUT}
-        conn.execute(update(users).where(users.c.id == row["id"]).values(**values))
-        if "locked_until" in values:
-            _audit(conn, None, "user.locked", "user", row["id"], {"username": row["username"],
-                                                                 "until": values["locked_until"].isoformat()}, now)
+    # A parallel burst of wrong guesses may have blocked us while scrypt ran: the block
+    # stands even for the right password.
+    if throttle.retry_after(conn, keys, now) is not None:
         return None
     conn.execute(update(users).where(users.c.id == row["id"]).values(failed_logins=0, locked_until=None))
+    throttle.clear(conn, keys[0])
     token, csrf, expires = open_session(conn, row["id"], now)
     user = get_user(conn, row["id"])
     assert user is not None
     return LoginResult(user=user, token=token, csrf_token=csrf, expires_at=expires)
+
+
+def _count_failure(conn: Connection, row: Any, keys: list[str], source: str, now: dt.datetime) -> None:
+    blocked = {key.split(":", 1)[0]: throttle.record_failure(conn, key, now) for key in keys}
+    if row is None:
+        return
+    values: dict[str, Any] = {"failed_logins": users.c.failed_logins + 1}  # atomic in the database
+    if blocked["pair"] or blocked["account"]:
+        until = max(u for u in (blocked["pair"], blocked["account"]) if u)
+        values["locked_until"] = until
+        _audit(conn, None, "user.locked", "user", row["id"],
+               {"username": row["username"], "until": until.isoformat(), "source": source,
+                "scope": "account" if blocked["account"] else "address"}, now)
+    conn.execute(update(users).where(users.c.id == row["id"]).values(**values))
 
 
 def open_session(conn: Connection, user_id: int, now: dt.datetime) -> tuple[str, str, dt.datetime]:

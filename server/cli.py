@@ -5,6 +5,7 @@
     auditagent-collector unit add "Socialförvaltningen/IFO/Ekonomiskt bistånd"
     auditagent-collector unit list
     auditagent-collector token create --unit PATH [--expires-in 7d] [--uses 1]   (token on the LAST line)
+    auditagent-collector token create --device ID [--expires-in 1d]    (re-enrol one device, audited)
     auditagent-collector token list | token revoke ID
     auditagent-collector device list [--unit PATH] [--json] | device revoke ID
     auditagent-collector policy set --unit PATH FILE.signed.json [--public-key ORG.pub.pem]
@@ -57,7 +58,9 @@ def _fmt(value: Any) -> str:
         return "-"
     if isinstance(value, dt.datetime):
         return value.replace(microsecond=0).isoformat()
-    return str(value)
+    from auditagent.textsafe import neutralise
+
+    return neutralise(value)  # device-supplied hostnames etc.: no terminal escapes or bidi tricks
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> None:
@@ -102,8 +105,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     engine = make_engine(url, pool_size=1, max_overflow=0)
     migrate.upgrade(engine)
     engine.dispose()
-    limits = Limits(max_body_bytes=args.max_body_bytes, max_future_skew=parse_duration(args.max_future_skew),
-                    max_age=parse_duration(args.max_age))
+    limits = Limits(max_body_bytes=args.max_body_bytes, max_future_skew=parse_duration(args.max_future_skew))
     from server import metrics, oidc
 
     app = create_app(Settings(db_url=url, limits=limits, pool_size=args.pool_size, max_overflow=args.pool_overflow,
@@ -224,8 +226,9 @@ def cmd_unit_list(args: argparse.Namespace) -> int:
 
 def cmd_token_create(args: argparse.Namespace) -> int:
     token, row = _store(args).create_token(args.unit, expires_in=parse_duration(args.expires_in), uses=args.uses,
-                                           note=args.note)
-    print(f"# enrolment token for unit {row['unit']}: {row['max_uses']} use(s), expires "
+                                           note=args.note, device_id=args.device)
+    what = f"re-enrol token for device {args.device}" if args.device else "enrolment token"
+    print(f"# {what} for unit {row['unit']}: {row['max_uses']} use(s), expires "
           f"{row['expires_at'].replace(microsecond=0).isoformat()}; shown once, stored only as a hash",
           file=sys.stderr)
     print(token)
@@ -353,7 +356,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-body-bytes", type=int, default=Limits.max_body_bytes,
                    help="largest report body accepted (default 262144 = 256 KiB)")
     p.add_argument("--max-future-skew", default="10m", help="how far ahead a report's generated_at may be (10m)")
-    p.add_argument("--max-age", default="7d", help="how old a report's generated_at may be (7d)")
     p.add_argument("--pool-size", type=int, default=10, help="database connections kept open")
     p.add_argument("--pool-overflow", type=int, default=30, help="extra connections under load")
     p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
@@ -415,7 +417,10 @@ def build_parser() -> argparse.ArgumentParser:
     tok = sub.add_parser("token", help="enrolment tokens").add_subparsers(dest="token_command", metavar="ACTION")
     tok.required = True
     p = tok.add_parser("create", parents=[common], help="create a token (printed once, on the last line)")
-    p.add_argument("--unit", required=True)
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--unit", help="a unit's install token: enrols new devices")
+    which.add_argument("--device", metavar="ID", help="a single-use re-enrol token for this one device (a lost or "
+                                                      "replaced key); written to the audit log")
     p.add_argument("--expires-in", default="7d", help="e.g. 30m, 12h, 7d, 2w (default 7d)")
     p.add_argument("--uses", type=int, default=1, help="how many enrolments it allows (default 1)")
     p.add_argument("--note", default=None)

@@ -53,6 +53,8 @@ enrolment_tokens = Table(
     Column("uses", Integer, nullable=False, default=0),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
     Column("note", String(500), nullable=True),
+    # Set: an administrator's re-enrol token for this one device (migration 0007).
+    Column("device_id", String(64), ForeignKey("devices.id"), nullable=True),
 )
 
 devices = Table(
@@ -178,6 +180,16 @@ exceptions = Table(
     Column("revoked_by", Integer, ForeignKey("users.id"), nullable=True),
     Column("revoke_reason", Text, nullable=True),
     CheckConstraint("(device_id IS NULL) <> (unit_id IS NULL)", name="ck_exceptions_target"),
+)
+
+# Failure counters and blocks for log-in and enrolment (server.throttle), one row per key.
+throttle = Table(
+    "throttle", metadata,
+    Column("key", String(400), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("window_start", DateTime(timezone=True), nullable=False),
+    Column("blocked_until", DateTime(timezone=True), nullable=True),
+    Column("blocks", Integer, nullable=False, default=0, server_default="0"),
 )
 
 audit_log = Table(
@@ -363,3 +375,13 @@ def scratch_database(base_url: str, prefix: str = "aa_scratch") -> Iterator[str]
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def write_audit(conn: Any, actor_id: int | None, action: str, object_type: str, object_id: Any,
+                detail: dict[str, Any], now: dt.datetime) -> None:
+    """One audit-log entry, in the caller's transaction (``actor_id`` None: the system or the CLI)."""
+    import json
+
+    conn.execute(audit_log.insert().values(at=now, user_id=actor_id, action=action, object_type=object_type,
+                                           object_id=None if object_id is None else str(object_id),
+                                           detail=json.dumps(detail, ensure_ascii=False, default=str)))

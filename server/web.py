@@ -40,8 +40,10 @@ from markupsafe import Markup
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
+from auditagent.textsafe import neutralise
 from server import readiness as rd
 from server import web_auth
+from server.auth import cookies_secure
 from server.db import devices, units
 from server.i18n_web import LANGS, Translator, choose_language
 from server.store import ApiError
@@ -57,11 +59,20 @@ TREND_DAYS = 90
 PER_PAGE = 50
 PLATFORMS = ("windows", "macos", "linux")
 
+def _shown(value: Any) -> Any:
+    """Jinja ``finalize``: plain strings neutralised (markup we built ourselves is left alone)."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return neutralise(value)
+    return value
+
+
 def make_env() -> Environment:
     # Autoescape for every template, whatever its name; nothing from an agent is ever |safe.
+    # Every value a template prints passes finalize first: control, bidi-override and
+    # invisible characters (a device's hostname, check id, evidence …) are made visible.
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(default=True,
                                                                                            default_for_string=True),
-                      trim_blocks=False, lstrip_blocks=False)
+                      trim_blocks=False, lstrip_blocks=False, finalize=_shown)
     env.globals["pct_width"] = lambda n, total: f"{(100.0 * n / total) if total else 0:.2f}"
     return env
 
@@ -93,14 +104,16 @@ def check_title(check_id: str, lang: str) -> str:
 
 
 def message_text(msg: Any, lang: str) -> str:
-    if isinstance(msg, dict) and isinstance(msg.get("code"), str):
-        from auditagent.i18n import translate
+    """A result message from a report as text: a known code in the reader's language with
+    its arguments filled in as data; an unknown code (or anything else) as plain text.
+    Never a template (see :mod:`auditagent.textsafe`); the page escapes and neutralises it."""
+    from auditagent.i18n import known, translate
 
+    if isinstance(msg, dict) and isinstance(msg.get("code"), str):
         args = msg.get("args") if isinstance(msg.get("args"), dict) else {}
-        try:
+        if known(msg["code"]):
             return translate(msg["code"], args, "sv" if lang == "sv" else "en")
-        except Exception:  # noqa: BLE001 - a message we cannot format is shown raw
-            return f"{msg['code']} {json.dumps(args, ensure_ascii=False)}"
+        return f"{msg['code']} {json.dumps(args, ensure_ascii=False)}" if args else msg["code"]
     return str(msg)
 
 
@@ -129,7 +142,6 @@ class Web:
         self.default_max_age = int(getattr(settings, "default_max_report_age_hours", None)
                                    or rd.DEFAULT_MAX_REPORT_AGE_HOURS)
         self.min_agent = getattr(settings, "min_agent_version", None)
-        self.secure_cookies = bool(getattr(settings, "secure_cookies", False))
         # Side queries of a page that need not wait for its main one (the unit page's trend).
         self.side_jobs = ThreadPoolExecutor(max_workers=4, thread_name_prefix="page-side")
 
@@ -161,7 +173,7 @@ class Web:
         resp = HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
         if ctx.set_lang_cookie:
             resp.set_cookie(LANG_COOKIE, ctx.lang, max_age=365 * 86400, httponly=True, samesite="lax",
-                            secure=self.secure_cookies, path="/")
+                            secure=cookies_secure(req), path="/")
         return resp
 
     def error_page(self, ctx: Ctx, status: int, message: str) -> HTMLResponse:

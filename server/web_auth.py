@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from server import auth, oidc
+from server import auth, oidc, throttle
 from server.web_common import SECURITY_HEADERS, safe_next
 
 
@@ -64,9 +64,15 @@ def login_post(web: Any, request: Request, form: dict[str, str]) -> Response:
     except auth.CsrfFailed:
         return login_page(web, ctx, nxt, error=ctx.t("csrf.failed"), username=username, status=403)
     try:
-        result = auth.login_with_engine(web.engine, username, form.get("password") or "", _now())
+        result = auth.login_with_engine(web.engine, username, form.get("password") or "", _now(),
+                                        source=throttle.source_of(request))
     except auth.LoginFailed:
         return login_page(web, ctx, nxt, error=ctx.t("login.failed"), username=username, status=401)
+    except throttle.TooManyAttempts as exc:
+        resp = login_page(web, ctx, nxt, error=ctx.t("login.throttled", seconds=exc.retry_after), username=username,
+                          status=429)
+        resp.headers.update(exc.headers)
+        return resp
     resp = RedirectResponse(nxt, status_code=303, headers=SECURITY_HEADERS)
     secure = auth.cookies_secure(request)
     auth.set_session_cookie(resp, result.token, secure=secure)
