@@ -273,7 +273,7 @@ api_tokens = Table(
     Column("note", String(500), nullable=True),
 )
 
-# ------------------------------------------------------------------ single sign-on (0007)
+# ------------------------------------------------------------------ single sign-on (0008)
 
 # A log-in on its way through the OpenID provider: one use, ten minutes (server/oidc.py).
 oidc_pending = Table(
