@@ -43,6 +43,7 @@ class Settings:
     min_agent_version: str | None = None  # agents below it are flagged outdated (else: below the newest seen)
     metrics_token_sha256: str | None = None  # /metrics for a scraper with this token (server/metrics.py)
     oidc: Any = None  # server.oidc.OidcConfig: single sign-on; None = password log-in only
+    notify: Any = None  # server.notify.config.NotifyConfig: SMTP and webhook settings; None = no delivery
 
 
 class DeviceIdentity(BaseModel):
@@ -220,7 +221,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     from server import metrics
 
-    metrics.install(app, engine, settings)
+    from server.notify import outbox
+
+    metrics.install(app, engine, settings, queue_depth=outbox.depth)
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
@@ -267,6 +270,9 @@ def create_app(settings: Settings) -> FastAPI:
     from server import api_tokens
 
     app.include_router(api_tokens.router)
+    from server.notify import api as notify_api
+
+    app.include_router(notify_api.router)
 
     @app.get("/openapi.json", include_in_schema=False)
     def openapi_document(_user: auth.User = Depends(auth.current_user)) -> JSONResponse:

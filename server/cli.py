@@ -107,15 +107,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     engine.dispose()
     limits = Limits(max_body_bytes=args.max_body_bytes, max_future_skew=parse_duration(args.max_future_skew))
     from server import metrics, oidc
+    from server.notify import config as notify_config
 
     app = create_app(Settings(db_url=url, limits=limits, pool_size=args.pool_size, max_overflow=args.pool_overflow,
                               insecure_cookies=args.insecure_cookies,
                               default_max_report_age_hours=args.max_report_age_hours,
                               min_agent_version=args.min_agent_version,
                               metrics_token_sha256=metrics.read_token_file(args.metrics_token_file),
-                              oidc=oidc.load_config(args.oidc_config) if args.oidc_config else None))
+                              oidc=oidc.load_config(args.oidc_config) if args.oidc_config else None,
+                              notify=notify_config.load_config(args.notify_config) if args.notify_config else None))
     if args.metrics_listen:
         app.state.metrics.serve_separately(*metrics.parse_listen(args.metrics_listen))
+    if args.notify_config:
+        from server.notify.worker import Worker
+
+        Worker(app.state.store.engine, app.state.settings.notify,
+               default_max_age_hours=args.max_report_age_hours).start()
     uvicorn.run(app, host=args.host, port=args.port, ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key,
                 access_log=False, log_level=args.log_level, server_header=False, workers=1,
                 timeout_graceful_shutdown=5)
@@ -372,6 +379,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "'Authorization: Bearer' (file mode 0600); without it or --metrics-listen, no metrics")
     p.add_argument("--metrics-listen", default=None, metavar="HOST:PORT",
                    help="serve Prometheus metrics, without a token, on a listener of their own (e.g. 127.0.0.1:9464)")
+    p.add_argument("--notify-config", default=None, metavar="FILE",
+                   help="notifications: YAML with SMTP (STARTTLS) and webhook settings; starts the daily digest "
+                        "and delivery worker (docs/notifications.md)")
     p.add_argument("--oidc-config", default=None, metavar="FILE",
                    help="single sign-on with OpenID Connect (Entra ID): YAML with issuer, client, claim → role/unit "
                         "mappings; see docs/entra-id.md")
