@@ -61,6 +61,8 @@ def test_metrics_count_reports_and_devices(metered):
         assert refused.status_code in (400, 403, 422)
         reason = refused.json()["error"]["code"]
         assert http.post("/v1/reports", content=b"{not json").status_code == 400
+        # One digest waiting in the notification outbox.
+        _queue_one_digest(c)
         # Token on the main port: none, a wrong one, the right one.
         assert http.get("/metrics").status_code == 401
         assert http.get("/metrics", headers={"Authorization": "Bearer wrong-token-000000000"}).status_code == 401
@@ -72,7 +74,7 @@ def test_metrics_count_reports_and_devices(metered):
     assert m["auditagent_reports_total", (("outcome", "refused"), ("reason", reason))] == 1
     assert m["auditagent_reports_total", (("outcome", "refused"), ("reason", "malformed_json"))] == 1
     assert m["auditagent_report_ingest_seconds_count", ()] == 4
-    assert m["auditagent_notification_queue_depth", ()] >= 0
+    assert m["auditagent_notification_queue_depth", ()] == 1
     # Devices by state per top-level unit, as the API's unit tree counts them.
     with c.engine.connect() as conn:
         from server import readiness as rd
@@ -90,6 +92,20 @@ def test_metrics_count_reports_and_devices(metered):
     assert side.status_code == 200
     assert _samples(side.text)["auditagent_reports_total", (("outcome", "stored"), ("reason", ""))] == 1
     assert METRICS_TOKEN not in side.text and METRICS_TOKEN not in c.log_path.read_text(errors="replace")
+
+
+def _queue_one_digest(c) -> None:
+    from server import auth
+    from server.notify import outbox, subscriptions
+
+    now = dt.datetime.now(dt.timezone.utc)
+    unit_id = next(u["id"] for u in c.store.list_units() if u["path"] == "Arbetsmarknad")
+    with c.engine.begin() as conn:
+        officer = auth.create_user(conn, username="metrics-officer", role="security_officer",
+                                   password="metrics officer password")
+        sub, _ = subscriptions.subscribe(conn, officer, unit_id=unit_id, channel="email", target="o@kommun.test",
+                                         events=["silent"])
+        assert outbox.enqueue(conn, sub.id, now.date(), {"type": "auditagent.digest"}, now)
 
 
 def test_metrics_token_file_must_be_private(collector, tmp_path):
