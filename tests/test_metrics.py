@@ -24,11 +24,17 @@ def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return out
 
 
-def test_metrics_closed_by_default(collector):
-    with collector.client() as http:
-        r = http.get("/metrics")
-        assert r.status_code == 404
+def test_metrics_closed_by_default(collector_db_url):
+    from fastapi.testclient import TestClient
+
+    from collector_fixtures import migrated_app
+
+    app = migrated_app(collector_db_url)
+    with TestClient(app, base_url="https://testserver") as http:
+        assert http.get("/metrics").status_code == 404
+        assert http.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}).status_code == 404
         assert "/metrics" not in http.get("/openapi.json").text
+    app.state.store.engine.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -108,12 +114,21 @@ def _queue_one_digest(c) -> None:
         assert outbox.enqueue(conn, sub.id, now.date(), {"type": "auditagent.digest"}, now)
 
 
-def test_metrics_token_file_must_be_private(collector, tmp_path):
+def test_metrics_token_file_must_be_private(tmp_path, capsys):
+    from server import cli
+
     f = tmp_path / "open.token"
     f.write_text(METRICS_TOKEN)
     f.chmod(0o644)
-    proc = collector.cli("serve", "--port", str(free_port()), "--metrics-token-file", str(f), check=False)
-    assert proc.returncode == 2 and "chmod 600" in proc.stderr
+    code = cli.main(["serve", "--db", f"sqlite:///{tmp_path / 'c.db'}", "--port", str(free_port()),
+                     "--metrics-token-file", str(f)])
+    assert code == 2 and "chmod 600" in capsys.readouterr().err
+    f.chmod(0o600)
+    f.write_text("short")
+    with pytest.raises(ValueError, match="at least 16"):
+        from server import metrics
+
+        metrics.read_token_file(str(f))
 
 
 def test_database_errors_are_counted(collector_db_url):
