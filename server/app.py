@@ -44,6 +44,7 @@ class Settings:
     metrics_token_sha256: str | None = None  # /metrics for a scraper with this token (server/metrics.py)
     oidc: Any = None  # server.oidc.OidcConfig: single sign-on; None = password log-in only
     notify: Any = None  # server.notify.config.NotifyConfig: SMTP and webhook settings; None = no delivery
+    readiness_target: float = 95.0  # % of ready devices a unit should reach; the overview marks units below
 
 
 class DeviceIdentity(BaseModel):

@@ -113,6 +113,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                               insecure_cookies=args.insecure_cookies,
                               default_max_report_age_hours=args.max_report_age_hours,
                               min_agent_version=args.min_agent_version,
+                              readiness_target=args.readiness_target,
                               metrics_token_sha256=metrics.read_token_file(args.metrics_token_file),
                               oidc=oidc.load_config(args.oidc_config) if args.oidc_config else None,
                               notify=notify_config.load_config(args.notify_config) if args.notify_config else None))
@@ -369,6 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-report-age-hours", type=int, default=24,
                    help="a device whose last report is older is stale, unless its unit (or a parent) sets "
                         "its own, e.g. from the signed policy (default 24)")
+    p.add_argument("--readiness-target", type=float, default=95.0, metavar="PERCENT",
+                   help="the share of ready devices a unit should reach; the overview marks units below it "
+                        "(default 95)")
     p.add_argument("--min-agent-version", default=None,
                    help="flag agents older than this as outdated (default: older than the newest reported)")
     p.add_argument("--insecure-cookies", action="store_true",
