@@ -41,6 +41,9 @@ class Settings:
     insecure_cookies: bool = False
     default_max_report_age_hours: int = 24  # units (and their ancestors) without their own
     min_agent_version: str | None = None  # agents below it are flagged outdated (else: below the newest seen)
+    metrics_token_sha256: str | None = None  # /metrics for a scraper with this token (server/metrics.py)
+    oidc: Any = None  # server.oidc.OidcConfig: single sign-on; None = password log-in only
+    notify: Any = None  # server.notify.config.NotifyConfig: SMTP and webhook settings; None = no delivery
     readiness_target: float = 95.0  # % of ready devices a unit should reach; the overview marks units below
 
 
@@ -221,6 +224,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(SecurityHeaders)
     app.state.store = store
     app.state.settings = settings
+    from server import metrics
+
+    from server.notify import outbox
+
+    metrics.install(app, engine, settings, queue_depth=outbox.depth)
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
@@ -267,6 +275,9 @@ def create_app(settings: Settings) -> FastAPI:
     from server import api_tokens
 
     app.include_router(api_tokens.router)
+    from server.notify import api as notify_api
+
+    app.include_router(notify_api.router)
 
     @app.get("/openapi.json", include_in_schema=False)
     def openapi_document(_user: auth.User = Depends(auth.current_user)) -> JSONResponse:
@@ -336,5 +347,8 @@ def create_app(settings: Settings) -> FastAPI:
     # The dashboard (server-rendered HTML; server/web.py).
     from server import web
 
-    web.mount(app, store, settings)
+    dashboard = web.mount(app, store, settings)
+    from server import oidc_web
+
+    oidc_web.mount(app, dashboard, settings)
     return app
