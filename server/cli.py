@@ -129,7 +129,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.notify_config:
         # One notification worker per collector host, whatever the number of HTTP workers
         # (the outbox in the database keeps several hosts from sending twice).
-        from server.db import make_engine
         from server.notify.worker import Worker
 
         Worker(make_engine(url, pool_size=2, max_overflow=0), settings.notify,
