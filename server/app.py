@@ -76,7 +76,7 @@ class EnrollResponse(BaseModel):
 
 class ReportAccepted(BaseModel):
     report_id: str
-    status: str = Field(description="stored | duplicate")
+    status: str = Field(description="stored | history (older than the latest state; kept, not latest) | duplicate")
     sequence: int
 
 

@@ -41,7 +41,7 @@ COLLECTOR_ARGS: dict[str, list[str]] = {
 # Commands that keep their data elsewhere (checked separately below).
 COLLECTOR_OWN_STORAGE = {"preview"}
 
-AGENT_NEEDS_ENROLMENT = {"run": [], "report": ["--out", "{tmp}/r.json"], "keys show": []}
+AGENT_NEEDS_ENROLMENT = {"run": [], "report": ["--out", "{tmp}/r.json"], "keys show": [], "resend": []}
 AGENT_OTHER = {"check", "status", "enroll", "verify", "capture", "policy validate", "policy keygen", "policy sign",
                "policy verify"}
 

@@ -3,7 +3,7 @@
 * ``auditagent enroll --server URL --token T``  register this device (new key pair)
 * ``auditagent run [--dry-run]``                 what the scheduler calls: fetch policy → check → sign → spool → send
 * ``auditagent status [--json]``                 enrolment, last report sent, spool depth, reports set aside
-* ``auditagent resend [REPORT_ID ...]``          put reports the collector refused back in the outbox and send
+* ``auditagent resend [--report ID ...]``        put reports the collector refused back in the outbox and send
 * ``auditagent report --out FILE``               the signed report of a fresh check, not sent (offline, auditors)
 * ``auditagent keys show``                       this device's public key (PEM)
 
@@ -58,7 +58,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Move reports set aside under spool/rejected (refused, or undeliverable) back "
                                    "into the outbox, re-sign them if the device key changed, and send the outbox.")
     add_common(p)
-    p.add_argument("report_ids", nargs="*", metavar="REPORT_ID", help="only these (default: all set aside)")
+    p.add_argument("--report", dest="report_ids", action="append", default=[], metavar="REPORT_ID",
+                   help="only this one (repeat for several; default: all set aside)")
     p.set_defaults(func=cmd_resend)
 
     p = sub.add_parser("report", help="write the signed report of a fresh check to a file, without sending it")
