@@ -179,14 +179,15 @@ HISTORY_SQL_PG = (
 
 
 _LOCK_ACTIVE_PG = ("SELECT id FROM devices WHERE id = %(device_id)s AND revoked_at IS NULL "
-                   "AND current_keyid = %(kid)s FOR UPDATE")
+                   "AND current_keyid = %(kid)s FOR NO KEY UPDATE")
 
 
 def store_history(conn: Connection, item: dict[str, Any]) -> bool:
     """Store ``item`` as history in the caller's transaction; False if the device is no
     longer active with this key (UNIQUE(device_id, sequence) raises on a stored sequence)."""
     if conn.dialect.name == "postgresql":
-        # The device's row lock keeps a revocation or re-key out until this commits.
+        # The device row locked against revocation and re-key until this commits (NO KEY:
+        # foreign-key checks of concurrent inserts into reports do not wait on it).
         if conn.exec_driver_sql(_LOCK_ACTIVE_PG, item).first() is None:
             return False
         return conn.exec_driver_sql(HISTORY_SQL_PG, {"batch": _batch_json([item])}).first() is not None
