@@ -124,10 +124,11 @@ class Overview:
     blocking: dict[int, tuple[str, int]] = field(default_factory=dict)  # unit id → (check, devices)
 
 
-def overview(conn: Connection, scope: Scope, now: dt.datetime, *, minimum: str | None = None,
+def overview(conn: Connection, scope: Scope, now: dt.datetime, *, minimum: str | None = None, why: bool = True,
              default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> Overview:
     """Every unit in scope (parents before children, each counting all devices in its
-    subtree) and the agent versions of the whole scope — from one pass over the states."""
+    subtree) and the agent versions of the whole scope — from one pass over the states;
+    with ``why``, each unit's most common blocking check (the overview page's column)."""
     unit_list = scope_units(conn, scope)
     ids = None if scope.unit_path is None else [u["id"] for u in unit_list]
     cover = exception_cover(conn, now, ids)
@@ -135,14 +136,14 @@ def overview(conn: Connection, scope: Scope, now: dt.datetime, *, minimum: str |
     versions = versions_of(conn, counted.versions(), minimum, whole_fleet=scope.unit_path is None)
     return Overview(_summaries(unit_list, counted, scope, default_max_age_hours), versions,
                     outdated=counted.outdated(unit_list, versions.newest),
-                    blocking=blocking_checks(conn, now, unit_list, cover, ids, default_max_age_hours))
+                    blocking=blocking_checks(conn, now, unit_list, cover, ids, default_max_age_hours) if why else {})
 
 
 def unit_tree(conn: Connection, scope: Scope, now: dt.datetime, *,
               default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> list[UnitSummary]:
     """Every unit in scope, parents before children (sorted by path components), each
     counting all devices in its subtree."""
-    return overview(conn, scope, now, default_max_age_hours=default_max_age_hours).units
+    return overview(conn, scope, now, why=False, default_max_age_hours=default_max_age_hours).units
 
 @dataclass(frozen=True)
 class FailingCheck:
