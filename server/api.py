@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Connection
 
-from server import auth, throttle
+from server import auth, oidc, throttle
 from server import readiness as rd
 from server.auth import User, current_user, require_role
 from server.error_models import error_responses as _errors
@@ -147,6 +147,9 @@ def api_login(body: LoginRequest, request: Request, response: Response) -> Me:
     ``X-CSRF-Token`` on every POST. JSON only (``Content-Type: application/json``)."""
     if not request.headers.get("content-type", "").startswith("application/json"):
         raise ApiError(415, "unsupported_media_type", "send the log-in as application/json")
+    if not oidc.local_login_allowed(_settings(request)):
+        raise ApiError(403, "local_login_disabled", "password log-in is turned off; log in with single sign-on, "
+                                                    "or use an API token")
     result = auth.login_with_engine(request.app.state.store.engine, body.username, body.password, _now(),
                                     source=throttle.source_of(request))
     auth.set_session_cookie(response, result.token, secure=auth.cookies_secure(request))

@@ -35,6 +35,23 @@ MESSAGES: dict[str, dict[str, str]] = {
         "login.throttled": "För många misslyckade inloggningar härifrån. Försök igen om {seconds} sekunder.",
         "login.locked": "Kontot är tillfälligt spärrat efter för många misslyckade försök. Försök igen senare.",
         "login.expired": "Du har loggats ut. Logga in igen.",
+        "login.sso": "Logga in med {provider}",
+        "login.or_local": "Eller med ett lokalt konto (nödåtkomst):",
+        "login.local_disabled": "Inloggning med lösenord är avstängd. Använd enkel inloggning.",
+        "login.signed_out": "Du är utloggad från auditagent.",
+        "login.sso_logout": "Logga ut från {provider} också",
+        "sso.continue": "Inloggad – fortsätt",
+        "sso.refused.title": "Inloggningen nekades",
+        "sso.try_again": "Försök igen",
+        "oidc.unmapped": "Ditt konto finns hos identitetsleverantören men tillhör ingen grupp som ger åtkomst till auditagent. Be IT lägga till dig i rätt grupp.",
+        "oidc.group_overage": "Du är med i för många grupper för att de ska skickas vid inloggningen. IT behöver ge åtkomst via approller eller grupper som tilldelats appen.",
+        "oidc.expired": "Inloggningen hade gått ut eller började i en annan webbläsare. Försök igen.",
+        "oidc.bad_token": "Svaret från identitetsleverantören kunde inte verifieras.",
+        "oidc.provider_error": "Identitetsleverantören kunde inte nås eller svarade med ett fel. Försök igen senare.",
+        "oidc.provider_refused": "Identitetsleverantören avbröt inloggningen.",
+        "oidc.unit_missing": "Enheten som din grupp ger åtkomst till finns inte i auditagent ({detail}). Kontakta IT.",
+        "oidc.name_taken": "Användarnamnet {detail} tillhör redan ett lokalt konto. Kontakta IT.",
+        "oidc.disabled": "Ditt konto i auditagent är avstängt.",
         "csrf.failed": "Formuläret hade gått ut eller kom inte från den här sidan. Ladda om sidan och försök igen.",
         "forbidden": "Du har inte behörighet till den här sidan.",
         "not_found": "Sidan finns inte.",
@@ -107,6 +124,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "timeline.lead": "Varje rapport är signerad av datorns egen nyckel (DSSE, Ed25519) och kan kontrolleras "
                          "utan insamlingsservern.",
         "download_report": "Ladda ned signerad rapport",
+        "verify_offline": "Kontrollera den offline, med den publika nyckeln nedan:",
         "public_key": "Datorns publika nyckel",
         "public_key.download": "Ladda ned (PEM)",
         "keyid": "Nyckel-id",
@@ -164,6 +182,23 @@ MESSAGES: dict[str, dict[str, str]] = {
         "login.throttled": "Too many failed log-ins from here. Try again in {seconds} seconds.",
         "login.locked": "The account is locked for a while after too many failed attempts. Try again later.",
         "login.expired": "You have been logged out. Please log in again.",
+        "login.sso": "Log in with {provider}",
+        "login.or_local": "Or with a local account (break-glass):",
+        "login.local_disabled": "Password log-in is turned off. Use single sign-on.",
+        "login.signed_out": "You are logged out of auditagent.",
+        "login.sso_logout": "Also log out of {provider}",
+        "sso.continue": "Logged in – continue",
+        "sso.refused.title": "Log-in refused",
+        "sso.try_again": "Try again",
+        "oidc.unmapped": "Your account is known to the identity provider but belongs to no group that gives access to auditagent. Ask IT to add you to the right group.",
+        "oidc.group_overage": "You are in too many groups for the provider to send them at log-in. IT needs to grant access through app roles or groups assigned to the application.",
+        "oidc.expired": "The log-in had expired or began in another browser. Try again.",
+        "oidc.bad_token": "The identity provider's answer could not be verified.",
+        "oidc.provider_error": "The identity provider could not be reached or answered with an error. Try again later.",
+        "oidc.provider_refused": "The identity provider cancelled the log-in.",
+        "oidc.unit_missing": "The unit your group gives access to does not exist in auditagent ({detail}). Contact IT.",
+        "oidc.name_taken": "The user name {detail} already belongs to a local account. Contact IT.",
+        "oidc.disabled": "Your auditagent account is disabled.",
         "csrf.failed": "The form had expired or did not come from this page. Reload the page and try again.",
         "forbidden": "You do not have access to this page.",
         "not_found": "No such page.",
@@ -236,6 +271,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "timeline.lead": "Each report is signed with the device's own key (DSSE, Ed25519) and can be verified "
                          "without the collector.",
         "download_report": "Download signed report",
+        "verify_offline": "Verify it offline, with the public key below:",
         "public_key": "Device public key",
         "public_key.download": "Download (PEM)",
         "keyid": "Key id",
@@ -376,10 +412,33 @@ READINESS_MESSAGES: dict[str, dict[str, str]] = {
         "no": "no",
     },
 }
-for _lang, _msgs in READINESS_MESSAGES.items():
-    _catalogue = MESSAGES.setdefault(_lang, {})
-    for _key, _text in _msgs.items():
-        _catalogue.setdefault(_key, _text)
+# Danish for the single sign-on pages (their sv and en are in MESSAGES above).
+SIGN_ON_MESSAGES: dict[str, dict[str, str]] = {
+    "da": {
+        "login.sso": "Log ind med {provider}",
+        "login.or_local": "Eller med en lokal konto (nødadgang):",
+        "login.local_disabled": "Log ind med adgangskode er slået fra. Brug single sign-on.",
+        "login.signed_out": "Du er logget ud af auditagent.",
+        "login.sso_logout": "Log også ud af {provider}",
+        "sso.continue": "Logget ind – fortsæt",
+        "sso.refused.title": "Log ind blev afvist",
+        "sso.try_again": "Prøv igen",
+        "oidc.unmapped": "Din konto er kendt af identitetsudbyderen, men tilhører ingen gruppe, der giver adgang til auditagent. Bed IT om at tilføje dig til den rette gruppe.",
+        "oidc.group_overage": "Du er med i for mange grupper til, at udbyderen kan sende dem ved log ind. IT skal give adgang via app-roller eller grupper, der er tildelt applikationen.",
+        "oidc.expired": "Log ind var udløbet eller begyndte i en anden browser. Prøv igen.",
+        "oidc.bad_token": "Svaret fra identitetsudbyderen kunne ikke verificeres.",
+        "oidc.provider_error": "Identitetsudbyderen kunne ikke nås eller svarede med en fejl. Prøv igen senere.",
+        "oidc.provider_refused": "Identitetsudbyderen afbrød log ind.",
+        "oidc.unit_missing": "Enheden, som din gruppe giver adgang til, findes ikke i auditagent ({detail}). Kontakt IT.",
+        "oidc.name_taken": "Brugernavnet {detail} tilhører allerede en lokal konto. Kontakt IT.",
+        "oidc.disabled": "Din konto i auditagent er deaktiveret.",
+    },
+}
+for _extra in (READINESS_MESSAGES, SIGN_ON_MESSAGES):
+    for _lang, _msgs in _extra.items():
+        _catalogue = MESSAGES.setdefault(_lang, {})
+        for _key, _text in _msgs.items():
+            _catalogue.setdefault(_key, _text)
 
 
 class Translator:

@@ -17,13 +17,14 @@ def facts_of(rel: str) -> dict:
 
 def test_fedora_31_workstation():
     f = facts_of("linux/os-release/fedora-31-workstation.os-release")
-    assert f == {"id": "fedora", "name": "Fedora 31 (Workstation Edition)", "version": "31", "build": None,
+    assert f == {"id": "fedora", "id_like": None, "name": "Fedora 31 (Workstation Edition)", "version": "31", "build": None,
                  "release": None, "edition": "Workstation"}  # empty VERSION_CODENAME is not a codename
 
 
 def test_linux_mint_uses_own_codename():
     f = facts_of("linux/os-release/linuxmint-19.1.os-release")
     assert (f["id"], f["version"], f["release"], f["name"]) == ("linuxmint", "19.1", "tessa", "Linux Mint 19.1")
+    assert f["id_like"] == ["ubuntu"]  # ID_LIKE: which distribution's fix steps apply
 
 
 def test_pop_os():

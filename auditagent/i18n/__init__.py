@@ -86,12 +86,20 @@ def translate(code: str, args: dict[str, Any] | None = None, lang: str = DEFAULT
     """The message for ``code`` in ``lang`` (English as fallback). An unknown code is
     returned as it is, never used as a template: codes and arguments may come from a
     device's report (see :mod:`auditagent.textsafe`). Arguments named ``reasons``/``reason``
-    are probe reasons and are translated too."""
-    template = catalog(lang).get(code) or catalog(DEFAULT).get(code)
-    if not isinstance(template, str):
+    are probe reasons and are translated too; the others are put in words first
+    (:mod:`auditagent.i18n.wording`: durations, product names, the OS name once)."""
+    from auditagent.i18n.wording import prepare
+
+    def find(key: str) -> str | None:
+        value = catalog(lang).get(key) or catalog(DEFAULT).get(key)
+        return value if isinstance(value, str) else None
+
+    code, args = prepare(str(code), dict(args or {}), lang, find)
+    template = find(code)
+    if template is None:
         return str(code)
     values = {str(k): _reasons_value(v, lang) if k in ("reasons", "reason") else _fmt_value(v, lang)
-              for k, v in (args or {}).items()}
+              for k, v in args.items()}
     if "how" in values:
         values["how"] = translate(f"how.{values['how']}", None, lang)
     return fill(template, values)

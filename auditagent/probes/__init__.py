@@ -59,15 +59,19 @@ class Cache:
         self.directory = directory
 
     def get_or_compute(self, key: str, ttl: float, compute: Callable[[], Any],
-                       now: float | None = None) -> tuple[Any, dict[str, Any]]:
+                       now: float | None = None, inputs: str | None = None) -> tuple[Any, dict[str, Any]]:
         """Returns (value, meta) with meta = {cached_at, cache_ttl_seconds, from_cache}.
-        ``now``: the host's clock (a replayed machine's time), else this machine's."""
+        ``now``: the host's clock (a replayed machine's time), else this machine's. With
+        ``inputs`` (a digest of what the value depends on), the entry is reused for as
+        long as the digest is unchanged and recomputed as soon as it changes; without
+        it, for ``ttl`` seconds."""
         now = time.time() if now is None else now
         path = self.directory / f"{key}.json" if self.directory else None
         if path is not None and path.is_file():
             try:
                 entry = json.loads(path.read_text(encoding="utf-8"))
-                if now - float(entry["cached_at"]) < ttl:
+                fresh = entry.get("inputs") == inputs if inputs is not None else now - float(entry["cached_at"]) < ttl
+                if fresh:
                     return entry["value"], {"cached_at": _iso(entry["cached_at"]), "cache_ttl_seconds": int(ttl),
                                             "from_cache": True}
             except (ValueError, KeyError, OSError):
@@ -77,7 +81,7 @@ class Cache:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 tmp = path.with_suffix(".tmp")
-                tmp.write_text(json.dumps({"cached_at": now, "value": value}), encoding="utf-8")
+                tmp.write_text(json.dumps({"cached_at": now, "value": value, "inputs": inputs}), encoding="utf-8")
                 os.replace(tmp, path)
             except OSError:
                 pass

@@ -39,6 +39,9 @@ def os_facts(release: dict[str, str]) -> dict[str, Any]:
     edition = variant.removesuffix(" Edition") if variant else None
     return {
         "id": val("ID"),
+        # The distributions this one derives from (os-release ID_LIKE), nearest first: which
+        # distribution's fix steps apply when there are none for this one.
+        "id_like": (val("ID_LIKE") or "").split() or None,
         "name": val("PRETTY_NAME", "NAME"),
         "version": val("VERSION_ID"),
         "build": val("BUILD_ID"),

@@ -45,7 +45,7 @@ def release_name(version: str | None) -> str | None:
 
 def os_fields(info: dict[str, Any], kernel: str | None = None, arch: str | None = None) -> dict[str, Any]:
     version = info.get("ProductVersion")
-    return {"id": "macos", "name": info.get("ProductName"), "version": version,
+    return {"id": "macos", "id_like": None, "name": info.get("ProductName"), "version": version,
             "build": info.get("BuildVersion"), "release": release_name(version), "edition": None,
             "kernel": kernel, "arch": arch}
 

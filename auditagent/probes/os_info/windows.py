@@ -49,7 +49,7 @@ def os_from_registry(reg: dict[str, Any], arch: str | None = None) -> dict[str, 
         name = f"Microsoft {name}"
     edition_id = str(reg.get("EditionID") or "").strip()
     return {
-        "id": "windows",
+        "id": "windows", "id_like": None,
         "name": name,
         "version": version,
         "build": f"{build}.{ubr}" if build and ubr is not None else build,

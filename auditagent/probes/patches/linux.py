@@ -2,7 +2,8 @@
 family) and pacman (Arch).
 
 Package-manager queries are slow, so they go through ctx.cache (the facts carry
-when the query ran and for how long it is reused). How long a security update has
+when the query ran): reused until the package manager's inputs change (lists, installed
+packages, sources; auditagent/package_inputs.py), or for CACHE_TTL where those cannot be read. How long a security update has
 been waiting is this agent's own observation: first-seen times are kept across runs.
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ import re
 from typing import Any, Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from auditagent import package_inputs
 from auditagent.probes import ProbeContext
 from auditagent.probes.patches.linux_parsers import (nevra_name, parse_apt_get_simulate, parse_dnf_check_update,
                                                       parse_dnf_updateinfo, parse_dpkg_log_last,
@@ -222,7 +224,8 @@ def probe(ctx: ProbeContext) -> dict[str, Any]:
     facts = dict(base, manager="dnf" if manager == "yum" else manager)
     try:
         value, meta = ctx.cache.get_or_compute(f"patches-{manager}", CACHE_TTL, lambda: query(ctx),
-                                            now=ctx.host.now().timestamp())
+                                               now=ctx.host.now().timestamp(),
+                                               inputs=package_inputs.fingerprint(ctx.host, manager))
         facts.update(pending=value["pending"], cached_at=meta["cached_at"], cache_ttl_seconds=meta["cache_ttl_seconds"])
         security = value["security"]
         if security is not None:
