@@ -24,14 +24,14 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from sqlalchemy import and_, case, exists, func, literal, select
+from sqlalchemy import and_, case, exists, func, literal, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement, Select
 
 from server.db import device_state, devices, units, utc
 from server.readiness.cover import Cover, exception_cover
 from server.readiness.scope import Scope, ancestor_or_self, scope_unit_ids
-from server.readiness.sql import minus_hours
+from server.readiness.sql import minus_hours, ts_param
 
 READY, NOT_READY, STALE, NEVER_REPORTED = "ready", "not_ready", "stale", "never_reported"
 STATES = (READY, NOT_READY, STALE, NEVER_REPORTED)
@@ -63,6 +63,25 @@ def unit_max_age(name: str = "unit_age", *, now: dt.datetime | None = None, conn
 def not_revoked(device_col: Any) -> Any:
     """SQL: the device is not revoked (an anti-join on the few revoked ones, partial index)."""
     return ~exists(select(literal(1)).where(devices.c.id == device_col, devices.c.revoked_at.is_not(None)))
+
+
+def stale_clause(conn: Connection, s: Any, now: dt.datetime, *,
+                 default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> ColumnElement[bool]:
+    """SQL on a device_state relation ``s``: the device is stale at ``now`` — the same rule
+    as :func:`is_stale`, with each unit's cutoff as a literal (few units set their own max
+    age), so a pass over many rows needs no join to the units."""
+    ages = unit_max_age("stale_unit_age")
+    own = {}
+    for uid, hours in conn.execute(select(ages.c.unit_id, ages.c.max_age_hours)
+                                   .where(ages.c.max_age_hours.is_not(None))):
+        own.setdefault(int(hours), []).append(uid)
+    own.pop(default_max_age_hours, None)  # same as the default: no need to list them
+    listed = sorted(u for ids in own.values() for u in ids)
+    default_cut = ts_param(now - dt.timedelta(hours=default_max_age_hours))
+    cond = [and_(s.c.unit_id.not_in(listed), s.c.generated_at < default_cut)]
+    cond += [and_(s.c.unit_id.in_(sorted(ids)), s.c.generated_at < ts_param(now - dt.timedelta(hours=h)))
+             for h, ids in own.items()]
+    return and_(s.c.last_report_id.is_not(None), or_(*cond))
 
 
 def is_stale(s: Any, cut: Any) -> ColumnElement[bool]:

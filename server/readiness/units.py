@@ -16,7 +16,7 @@ from server.readiness.devices import DevicePage, MAX_PER_PAGE, STATE_ORDER, devi
 from server.readiness.scope import Invalid, Scope, in_subtree, visible_unit
 from server.readiness.state import (DEFAULT_MAX_REPORT_AGE_HOURS, READY, STATES, StaleDevice,
                                     device_state_rows, device_states, not_revoked, percent, stale_longest,
-                                    is_stale, unit_max_age)
+                                    stale_clause, unit_max_age)
 from server.readiness.versions import AgentVersions, agent_versions, version_key, versions_of
 from server.store import FAILING_STATUSES
 
@@ -124,10 +124,11 @@ class Overview:
     blocking: dict[int, tuple[str, int]] = field(default_factory=dict)  # unit id → (check, devices)
 
 
-def overview(conn: Connection, scope: Scope, now: dt.datetime, *, minimum: str | None = None,
+def overview(conn: Connection, scope: Scope, now: dt.datetime, *, minimum: str | None = None, why: bool = True,
              default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> Overview:
     """Every unit in scope (parents before children, each counting all devices in its
-    subtree) and the agent versions of the whole scope — from one pass over the states."""
+    subtree) and the agent versions of the whole scope — from one pass over the states;
+    with ``why``, each unit's most common blocking check (the overview page's column)."""
     unit_list = scope_units(conn, scope)
     ids = None if scope.unit_path is None else [u["id"] for u in unit_list]
     cover = exception_cover(conn, now, ids)
@@ -135,14 +136,14 @@ def overview(conn: Connection, scope: Scope, now: dt.datetime, *, minimum: str |
     versions = versions_of(conn, counted.versions(), minimum, whole_fleet=scope.unit_path is None)
     return Overview(_summaries(unit_list, counted, scope, default_max_age_hours), versions,
                     outdated=counted.outdated(unit_list, versions.newest),
-                    blocking=blocking_checks(conn, now, unit_list, cover, ids, default_max_age_hours))
+                    blocking=blocking_checks(conn, now, unit_list, cover, ids, default_max_age_hours) if why else {})
 
 
 def unit_tree(conn: Connection, scope: Scope, now: dt.datetime, *,
               default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> list[UnitSummary]:
     """Every unit in scope, parents before children (sorted by path components), each
     counting all devices in its subtree."""
-    return overview(conn, scope, now, default_max_age_hours=default_max_age_hours).units
+    return overview(conn, scope, now, why=False, default_max_age_hours=default_max_age_hours).units
 
 @dataclass(frozen=True)
 class FailingCheck:
@@ -164,29 +165,21 @@ class UnitDetail:
     children_outdated_agents: dict[int, int] = field(default_factory=dict)  # child unit id → devices
 
 
-def _failing_rows(conn: Connection, now: dt.datetime, cover: Cover, unit_ids: Sequence[int] | None,
-                  default_max_age_hours: int) -> Any:
-    """CTE: one row per failing check of an active device of ``unit_ids`` (None: all) —
-    check_id, severity, unit_id, covered (1 if an active exception covers it), stale (1 if
-    the device's latest report is stale: then its checks say nothing about it now)."""
-    dc, s = device_checks, device_state
-    cut = unit_max_age("failing_cutoff", now=now, conn=conn, default_max_age_hours=default_max_age_hours)
-    covered = cover.covers_check(dc.c.check_id, dc.c.device_id, s.c.unit_id)
-    where = [dc.c.status.in_(FAILING_STATUSES), not_revoked(dc.c.device_id)]
-    if unit_ids is not None:
-        where.append(s.c.unit_id.in_(unit_ids))
-    # Coverage once per failing row (summing CASE on it twice evaluated it twice).
-    return (select(dc.c.check_id, dc.c.severity, s.c.unit_id, case((covered, 1), else_=0).label("covered"),
-                   case((is_stale(s, cut), 1), else_=0).label("stale"))
-            .select_from(dc.join(s, s.c.device_id == dc.c.device_id).join(cut, cut.c.unit_id == s.c.unit_id))
-            .where(*where).cte("failing_rows").prefix_with("MATERIALIZED", dialect="postgresql"))
-
-
 def _failing_checks(conn: Connection, now: dt.datetime, cover: Cover, unit_ids: Sequence[int] | None,
                     limit: int, default_max_age_hours: int) -> list[FailingCheck]:
     """The checks failing most among the active devices of ``unit_ids`` (None: all):
     counted of devices judged on a fresh report (not ready); stale ones apart."""
-    r = _failing_rows(conn, now, cover, unit_ids, default_max_age_hours)
+    dc, s = device_checks, device_state
+    covered = cover.covers_check(dc.c.check_id, dc.c.device_id, s.c.unit_id)
+    stale = stale_clause(conn, s, now, default_max_age_hours=default_max_age_hours)
+    where = [dc.c.status.in_(FAILING_STATUSES), not_revoked(dc.c.device_id)]
+    if unit_ids is not None:
+        where.append(s.c.unit_id.in_(unit_ids))
+    # Coverage and staleness once per failing row (summing CASE on them evaluated them twice).
+    r = (select(dc.c.check_id, dc.c.severity, case((covered, 1), else_=0).label("covered"),
+                case((stale, 1), else_=0).label("stale"))
+         .select_from(dc.join(s, s.c.device_id == dc.c.device_id)).where(*where)
+         .cte("failing_rows").prefix_with("MATERIALIZED", dialect="postgresql"))
     fresh = 1 - r.c.stale
     q = (select(r.c.check_id, r.c.severity, func.sum(fresh * (1 - r.c.covered)).label("failing"),
                 func.sum(fresh * r.c.covered).label("excepted"), func.sum(r.c.stale).label("stale"))
@@ -200,19 +193,44 @@ def _failing_checks(conn: Connection, now: dt.datetime, cover: Cover, unit_ids: 
 def blocking_checks(conn: Connection, now: dt.datetime, unit_list: list[dict[str, Any]], cover: Cover,
                     unit_ids: Sequence[int] | None, default_max_age_hours: int) -> dict[int, tuple[str, int]]:
     """Per unit: the required check that keeps most of its subtree's devices not ready
-    (fresh report, not covered) and how many — the overview's "why"."""
-    r = _failing_rows(conn, now, cover, unit_ids, default_max_age_hours)
-    q = (select(r.c.unit_id, r.c.check_id, func.count().label("n"))
-         .where(r.c.severity == "required", r.c.stale == 0, r.c.covered == 0)
-         .group_by(r.c.unit_id, r.c.check_id))
+    (fresh report, not covered) and how many — the overview's "why". Read from
+    device_state's failing lists grouped per unit (a few distinct lists each), not from
+    every failing check row; the few devices with their own exception are corrected."""
+    s = device_state
+    fresh = ~stale_clause(conn, s, now, default_max_age_hours=default_max_age_hours)
+    where = [s.c.failing_required != "", s.c.last_report_id.is_not(None), fresh, not_revoked(s.c.device_id)]
+    if unit_ids is not None:
+        where.append(s.c.unit_id.in_(unit_ids))
+    own: dict[int, dict[str, int]] = {}
+
+    def add(uid: int, check: str, n: int) -> None:
+        own.setdefault(uid, {})[check] = own.get(uid, {}).get(check, 0) + n
+
+    for x in conn.execute(select(s.c.unit_id, s.c.failing_required, func.count().label("n"))
+                          .where(*where).group_by(s.c.unit_id, s.c.failing_required)):
+        for check in x.failing_required.split(","):
+            if (check, x.unit_id) not in cover.unit_checks:
+                add(x.unit_id, check, int(x.n))
+    by_device: dict[str, set[str]] = {}
+    for check, dev in cover.device_checks:
+        by_device.setdefault(dev, set()).add(check)
+    if by_device:
+        for x in conn.execute(select(s.c.device_id, s.c.unit_id, s.c.failing_required)
+                              .where(*where, s.c.device_id.in_(sorted(by_device)))):
+            for check in set(x.failing_required.split(",")) & by_device[x.device_id]:
+                if (check, x.unit_id) not in cover.unit_checks:
+                    add(x.unit_id, check, -1)
     parent = {u["id"]: u["parent_id"] for u in unit_list}
     per: dict[int, dict[str, int]] = {}
-    for x in conn.execute(q):
-        uid: int | None = x.unit_id
+    for unit_id, checks in own.items():
+        uid: int | None = unit_id
         while uid is not None and uid in parent:
-            per.setdefault(uid, {})[x.check_id] = per.get(uid, {}).get(x.check_id, 0) + int(x.n)
+            into = per.setdefault(uid, {})
+            for check, n in checks.items():
+                into[check] = into.get(check, 0) + n
             uid = parent.get(uid)
-    return {u: min(c.items(), key=lambda kv: (-kv[1], kv[0])) for u, c in per.items() if c}
+    return {u: min(((k, n) for k, n in c.items() if n > 0), key=lambda kv: (-kv[1], kv[0]))
+            for u, c in per.items() if any(n > 0 for n in c.values())}
 
 
 def unit_detail(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, *, state: str | None = None,
