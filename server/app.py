@@ -34,6 +34,7 @@ class Settings:
     insecure_cookies: bool = False
     default_max_report_age_hours: int = 24  # units (and their ancestors) without their own
     min_agent_version: str | None = None  # agents below it are flagged outdated (else: below the newest seen)
+    timezone: str = "Europe/Stockholm"  # the organisation's zone: times and dates on the dashboard (stored UTC)
 
 
 class DeviceIdentity(BaseModel):

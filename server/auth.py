@@ -52,6 +52,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine
 
 from server.db import ROLES, audit_log, sessions, units, users, utc
+from server.i18n_web import LANGS
 from server.readiness import Scope
 from server.store import ApiError, normalise_unit_path
 
@@ -64,7 +65,6 @@ ABSOLUTE_TIMEOUT = dt.timedelta(hours=12)
 MAX_FAILURES = 5
 LOCKOUT = dt.timedelta(minutes=15)
 TOUCH_EVERY = dt.timedelta(seconds=60)  # last_seen_at is written at most once a minute
-LANGS = ("sv", "en")
 UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 MIN_PASSWORD_LENGTH = 12
 

@@ -9,7 +9,7 @@
     auditagent-collector device list [--unit PATH] [--json] | device revoke ID
     auditagent-collector policy set --unit PATH FILE.signed.json [--public-key ORG.pub.pem]
     auditagent-collector unit set-max-age PATH HOURS|inherit
-    auditagent-collector user add USERNAME --role admin|security_officer|unit_manager [--unit PATH] [--lang sv|en]
+    auditagent-collector user add USERNAME --role admin|security_officer|unit_manager [--unit PATH] [--lang sv|da|en]
                                   [--password-file F | --password-stdin]   (else one is generated and printed)
     auditagent-collector user list | user disable USERNAME
 
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -77,12 +78,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     engine = make_engine(url, pool_size=1, max_overflow=0)
     migrate.upgrade(engine)
     engine.dispose()
+    from server.i18n_web import time_zone
+
+    try:
+        time_zone(args.timezone)
+    except ValueError as exc:
+        raise SystemExit(f"auditagent-collector: --timezone: {exc}") from None
     limits = Limits(max_body_bytes=args.max_body_bytes, max_future_skew=parse_duration(args.max_future_skew),
                     max_age=parse_duration(args.max_age))
     app = create_app(Settings(db_url=url, limits=limits, pool_size=args.pool_size, max_overflow=args.pool_overflow,
                               insecure_cookies=args.insecure_cookies,
                               default_max_report_age_hours=args.max_report_age_hours,
-                              min_agent_version=args.min_agent_version))
+                              min_agent_version=args.min_agent_version, timezone=args.timezone))
     uvicorn.run(app, host=args.host, port=args.port, ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key,
                 access_log=False, log_level=args.log_level, server_header=False, workers=1,
                 timeout_graceful_shutdown=5)
@@ -271,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "its own, e.g. from the signed policy (default 24)")
     p.add_argument("--min-agent-version", default=None,
                    help="flag agents older than this as outdated (default: older than the newest reported)")
+    p.add_argument("--timezone", default=os.environ.get("AUDITAGENT_TIMEZONE") or "Europe/Stockholm",
+                   help="the organisation's time zone for the dashboard's times and dates (IANA name; "
+                        "Europe/Copenhagen for Danish installs; default $AUDITAGENT_TIMEZONE or Europe/Stockholm)")
     p.add_argument("--insecure-cookies", action="store_true",
                    help="session cookie without the Secure flag; refused unless serving plain http on a loopback "
                         "address (tests and local preview over http://127.0.0.1)")
@@ -302,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("username")
     p.add_argument("--role", required=True, choices=["admin", "security_officer", "unit_manager"])
     p.add_argument("--unit", default=None, help="limit the user to this unit's subtree (unit managers: required)")
-    p.add_argument("--lang", default="sv", choices=["sv", "en"])
+    p.add_argument("--lang", default="sv", choices=["sv", "da", "en"])
     g = p.add_mutually_exclusive_group()
     g.add_argument("--password-file", default=None, help="read the password from the first line of this file")
     g.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")

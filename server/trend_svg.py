@@ -6,7 +6,7 @@ be placed in a template as ``Markup`` without carrying any agent-supplied text.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from markupsafe import Markup, escape
 
@@ -17,10 +17,10 @@ LEFT, RIGHT, TOP, BOTTOM = 44, 12, 12, 28
 
 
 def trend_svg(points: Sequence[tuple[Any, float | None]], *, days: int, end: dt.date | None = None,
-              title: str = "", desc: str = "") -> Markup:
+              title: str = "", desc: str = "", day_label: Callable[[dt.date], str] = dt.date.isoformat) -> Markup:
     """``points`` = (day, readiness 0..100 or None) pairs; the x axis spans ``days`` days
     ending at ``end`` (default: the last point's day). Days without a value are left out
-    of the line (it joins the known days)."""
+    of the line (it joins the known days). ``day_label`` writes a tick's date for the reader."""
     pts = [(as_date(d), float(v)) for d, v in points if v is not None]
     if not pts:
         return Markup("")
@@ -52,7 +52,7 @@ def trend_svg(points: Sequence[tuple[Any, float | None]], *, days: int, end: dt.
         d = start + dt.timedelta(days=i)
         xx = x(d)
         out.append(f'<line class="axis" x1="{xx:.1f}" y1="{H - BOTTOM}" x2="{xx:.1f}" y2="{H - BOTTOM + 4}"/>')
-        out.append(f'<text x="{xx:.1f}" y="{H - BOTTOM + 17}" text-anchor="middle">{escape(d.isoformat())}</text>')
+        out.append(f'<text x="{xx:.1f}" y="{H - BOTTOM + 17}" text-anchor="middle">{escape(day_label(d))}</text>')
     line = " ".join(f"{x(d):.1f},{y(v):.1f}" for d, v in pts)
     if len(pts) > 1:
         area = f"{x(pts[0][0]):.1f},{y(0):.1f} {line} {x(pts[-1][0]):.1f},{y(0):.1f}"

@@ -40,7 +40,7 @@ from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 
 from server import readiness as rd
-from server.i18n_web import LANGS, Translator, choose_language
+from server.i18n_web import DEFAULT_ZONE, LANG_NAMES, LANGS, Translator, choose_language, local_midnight_after, local_today
 from server.store import ApiError
 from server.trend_svg import trend_svg
 
@@ -119,14 +119,24 @@ def message_text(msg: Any, lang: str) -> str:
 
         args = msg.get("args") if isinstance(msg.get("args"), dict) else {}
         try:
-            return translate(msg["code"], args, "sv" if lang == "sv" else "en")
+            return translate(msg["code"], args, lang)
         except Exception:  # noqa: BLE001 - a message we cannot format is shown raw
             return f"{msg['code']} {json.dumps(args, ensure_ascii=False)}"
     return str(msg)
 
 
-def pct_text(t: Translator, pct: float | None) -> str:
-    return "–" if pct is None else t.number(pct, 1 if pct not in (0, 100) else 0) + "\u00a0%"
+def error_text(t: Translator, exc: ApiError) -> str:
+    """An API error in the reader's language: by its code, else by the field it names,
+    else the English message inside a translated frame."""
+    field = exc.extra.get("field") if isinstance(exc.extra, dict) else None
+    for key in ("error." + exc.code, f"invalid.{field}" if exc.code == "invalid" and field else ""):
+        if key and t.has(key):
+            return t(key, days=rd.MAX_EXCEPTION_DAYS) if key == "invalid.expires_at" else t(key)
+    if exc.status == 404:
+        return t("not_found")
+    if exc.status == 403:
+        return t("forbidden")
+    return t("error.generic", message=exc.message)
 
 
 @dataclass
@@ -151,6 +161,7 @@ class Web:
                                    or rd.DEFAULT_MAX_REPORT_AGE_HOURS)
         self.min_agent = getattr(settings, "min_agent_version", None)
         self.secure_cookies = bool(getattr(settings, "secure_cookies", False))
+        self.zone = getattr(settings, "timezone", None) or DEFAULT_ZONE
         # Side queries of a page that need not wait for its main one (the unit page's trend).
         self.side_jobs = ThreadPoolExecutor(max_workers=4, thread_name_prefix="page-side")
 
@@ -167,7 +178,7 @@ class Web:
         q = request.query_params.get("lang")
         lang = choose_language(q, request.cookies.get(LANG_COOKIE), getattr(user, "lang", None),
                                request.headers.get("accept-language"))
-        return Ctx(request, lang, Translator(lang), user, csrf, set_lang_cookie=q in LANGS)
+        return Ctx(request, lang, Translator(lang, self.zone), user, csrf, set_lang_cookie=q in LANGS)
 
     def render(self, ctx: Ctx, template: str, status: int = 200, **data: Any) -> HTMLResponse:
         req = ctx.request
@@ -177,8 +188,8 @@ class Web:
             return req.url.path + "?" + urlencode(params)
 
         html = self.env.get_template(template).render(
-            t=ctx.t, lang=ctx.lang, user=ctx.user, csrf_token=ctx.csrf, lang_url=lang_url,
-            pct_text=lambda p: pct_text(ctx.t, p), **data)
+            t=ctx.t, lang=ctx.lang, user=ctx.user, csrf_token=ctx.csrf, lang_url=lang_url, lang_names=LANG_NAMES,
+            pct_text=ctx.t.pct, **data)
         resp = HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
         if ctx.set_lang_cookie:
             resp.set_cookie(LANG_COOKIE, ctx.lang, max_age=365 * 86400, httponly=True, samesite="lax",
@@ -208,11 +219,7 @@ class Web:
         try:
             return await run_in_threadpool(fn, ctx, *args)
         except ApiError as exc:
-            if exc.status == 404:
-                return self.error_page(ctx, 404, ctx.t("not_found"))
-            if exc.status == 403:
-                return self.error_page(ctx, 403, ctx.t("forbidden"))
-            return self.error_page(ctx, exc.status, ctx.t("error.generic", message=exc.message))
+            return self.error_page(ctx, exc.status, error_text(ctx.t, exc))
 
     def scope(self, user: Any) -> rd.Scope:
         return rd.Scope.for_user(user)
@@ -292,7 +299,7 @@ class Web:
         if known:
             first = next(p for p in points if p.ready)
             svg = trend_svg([(p.day, p.ready_pct) for p in points if p.day >= first.day], days=TREND_DAYS,
-                            end=points[-1].day, title=ctx.t("trend", days=TREND_DAYS),
+                            end=points[-1].day, title=ctx.t("trend", days=TREND_DAYS), day_label=ctx.t.day,
                             desc=ctx.t("trend.alt", first=ctx.t.number(first.ready_pct or 0, 0),
                                        last=ctx.t.number(points[-1].ready_pct or 0, 0)))
         check_ids = sorted(set(_policy_titles()) | {f.check_id for f in detail.failing_checks})
@@ -409,7 +416,7 @@ class Web:
                 .order_by(rd.units.c.path)).mappings()]
         form = form or {"check_id": (q.get("check") or "")[:200], "device": (q.get("device") or "")[:255],
                         "unit_id": (q.get("unit") or "")[:20], "justification": "",
-                        "expires": (now + dt.timedelta(days=30)).date().isoformat()}
+                        "expires": (local_today(now, self.zone) + dt.timedelta(days=30)).isoformat()}
         rows = [{"id": e.id, "check_id": e.check_id, "check_title": check_title(e.check_id, lang),
                  "device_id": e.device_id, "device_label": e.device_hostname or e.device_id,
                  "unit_id": e.unit_id, "unit_label": e.unit_path or "(…)", "expires_at": e.expires_at,
@@ -422,7 +429,7 @@ class Web:
             can_grant=getattr(ctx.user, "role", None) == "security_officer", notice=notice, error=error, form=form,
             check_options=[{"id": c, "title": check_title(c, lang)} for c in check_ids],
             unit_options=[{"id": u["id"], "label": u["path"]} for u in unit_rows],
-            today=now.date().isoformat())
+            today=local_today(now, self.zone).isoformat())
 
     def grant(self, ctx: Ctx, form: dict[str, str]) -> Response:
         t = ctx.t
@@ -435,8 +442,8 @@ class Web:
                 day = dt.date.fromisoformat(form.get("expires", "").strip())
             except ValueError:
                 raise rd.Invalid("expires_at", "a date (YYYY-MM-DD)") from None
-            # Valid through the chosen day (end of day, UTC).
-            expires = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.timezone.utc)
+            # Valid through the chosen day: until midnight ends it in the organisation's zone.
+            expires = local_midnight_after(day, self.zone)
             with self.engine.begin() as conn:
                 device_id = None
                 if device:
@@ -446,7 +453,7 @@ class Web:
                                           expires_at=expires, justification=form.get("justification", ""), now=now)
         except ApiError as exc:
             return self.exceptions_page(ctx, status=exc.status if exc.status in (403, 404, 409, 422) else 400,
-                                        error=t("error.generic", message=exc.message), form=form)
+                                        error=error_text(t, exc), form=form)
         target = f"/devices/{info.device_id}" if info.device_id else "/exceptions?granted=1"
         return RedirectResponse(target, status_code=303, headers=SECURITY_HEADERS)
 
@@ -460,9 +467,11 @@ class Web:
                                           .join(rd.units, rd.units.c.id == rd.devices.c.unit_id)
                                           .where(rd.devices.c.hostname == text_, rd.devices.c.revoked_at.is_(None),
                                                  scope.clause(rd.units.c.path)).limit(2))]
-        if len(ids) != 1:
-            raise rd.Invalid("device", "no single device with that id or host name" if not ids
-                             else "several devices have that host name; use the device id")
+        if not ids:
+            raise ApiError(422, "device_not_found", "device: no device with that id or host name", field="device")
+        if len(ids) > 1:
+            raise ApiError(422, "device_ambiguous", "device: several devices have that host name; use the device id",
+                           field="device")
         return ids[0]
 
     def revoke(self, ctx: Ctx, exception_id: int, form: dict[str, str]) -> Response:
@@ -471,7 +480,7 @@ class Web:
                 rd.revoke_exception(conn, ctx.user, exception_id, form.get("reason", ""), self.now())
         except ApiError as exc:
             return self.exceptions_page(ctx, status=exc.status if exc.status in (403, 404, 409, 422) else 400,
-                                        error=ctx.t("error.generic", message=exc.message))
+                                        error=error_text(ctx.t, exc))
         return RedirectResponse("/exceptions?revoked=1", status_code=303, headers=SECURITY_HEADERS)
 
 
