@@ -51,7 +51,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine
 
-from server.db import ROLES, audit_log, sessions, units, users, utc
+from server.db import ROLES, record_audit, sessions, units, users, utc
 from server.i18n_web import LANGS
 from server.readiness import Scope
 from server.store import ApiError, normalise_unit_path
@@ -199,9 +199,7 @@ def get_user(conn: Connection, user_id: int) -> User | None:
 
 def _audit(conn: Connection, actor_id: int | None, action: str, object_type: str, object_id: Any,
            detail: dict[str, Any], now: dt.datetime) -> None:
-    conn.execute(insert(audit_log).values(at=now, user_id=actor_id, action=action, object_type=object_type,
-                                          object_id=None if object_id is None else str(object_id),
-                                          detail=json.dumps(detail, ensure_ascii=False, default=str)))
+    record_audit(conn, actor_id, action, object_type, object_id, detail, now)
 
 
 def create_user(conn: Connection, *, username: str, role: str, password: str, unit_path: str | None = None,

@@ -246,6 +246,16 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+def record_audit(conn: Any, actor_id: int | None, action: str, object_type: str, object_id: Any,
+                 detail: dict[str, Any], at: dt.datetime) -> None:
+    """One audit-log entry, in the caller's transaction (so it stands or falls with the change)."""
+    import json
+
+    conn.execute(audit_log.insert().values(at=utc(at), user_id=actor_id, action=action, object_type=object_type,
+                                           object_id=None if object_id is None else str(object_id),
+                                           detail=json.dumps(detail, ensure_ascii=False, default=str)))
+
+
 def as_date(value: Any) -> dt.date:
     """A DATE column's value as a date (SQLite hands back text, a datetime may come too)."""
     if isinstance(value, dt.datetime):

@@ -52,7 +52,7 @@ from sqlalchemy.sql import ColumnElement, Select
 
 from auditagent import report as wire
 from server.db import (unit_day_ready, as_date, audit_log, device_checks, device_days, device_keys, device_state, devices, exceptions, reports,
-                       units, users, utc)
+                       record_audit, units, users, utc)
 from server.store import FAILING_STATUSES, ApiError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -1080,9 +1080,7 @@ def export_csv(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, *
 
 def _audit(conn: Connection, user_id: int | None, action: str, object_type: str, object_id: Any,
            detail: dict[str, Any], now: dt.datetime) -> None:
-    conn.execute(insert(audit_log).values(at=utc(now), user_id=user_id, action=action, object_type=object_type,
-                                          object_id=None if object_id is None else str(object_id),
-                                          detail=json.dumps(detail, ensure_ascii=False, default=str)))
+    record_audit(conn, user_id, action, object_type, object_id, detail, now)
 
 
 def _exception_status(row: Any, now: dt.datetime) -> str:

@@ -29,7 +29,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from auditagent import report as wire
-from server.db import (device_keys, device_state, devices, enrolment_tokens, now, reports, unit_policies, units,
+from server.db import (device_keys, device_state, devices, enrolment_tokens, now, record_audit, reports, unit_policies, units,
                        utc)
 
 log = structlog.get_logger("auditagent.collector")
@@ -315,6 +315,9 @@ class Store:
                 last = conn.execute(select(device_state.c.last_sequence)
                                     .where(device_state.c.device_id == device_id)).scalar_one()
                 event = "device.rekeyed"
+                record_audit(conn, None, "device.enroll", "device", device_id,
+                             {"hostname": identity["hostname"], "unit": unit_path, "keyid": kid, "rekey": True,
+                              "token_id": tok["id"]}, t)
             else:
                 device_id = str(uuid.uuid4())
                 conn.execute(insert(devices).values(id=device_id, unit_id=tok["unit_id"], current_keyid=kid,
@@ -325,6 +328,9 @@ class Store:
                                                          agent_version=identity["agent_version"]))
                 last = 0
                 event = "device.enrolled"
+                record_audit(conn, None, "device.enroll", "device", device_id,
+                             {"hostname": identity["hostname"], "unit": unit_path, "keyid": kid,
+                              "token_id": tok["id"]}, t)
         log.info(event, device_id=device_id, unit=unit_path, keyid=kid[:16])
         return {"device_id": device_id, "unit": unit_path, "keyid": kid,
                 "policy_url": f"/v1/devices/{device_id}/policy", "next_sequence": int(last) + 1}
@@ -347,7 +353,7 @@ class Store:
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(q).mappings().all()]
 
-    def revoke_device(self, device_id: str, reason: str | None = None) -> bool:
+    def revoke_device(self, device_id: str, reason: str | None = None, actor_id: int | None = None) -> bool:
         with self.engine.begin() as conn:
             res = conn.execute(update(devices).where(devices.c.id == device_id, devices.c.revoked_at.is_(None))
                                .values(revoked_at=now(), revoked_reason=reason))
@@ -362,12 +368,15 @@ class Store:
             conn.execute(update(units).where(units.c.id == select(devices.c.unit_id)
                                              .where(devices.c.id == device_id).scalar_subquery())
                          .values(history_version=units.c.history_version + 1))
+            hostname = conn.execute(select(devices.c.hostname).where(devices.c.id == device_id)).scalar_one()
+            record_audit(conn, actor_id, "device.revoke", "device", device_id,
+                         {"hostname": hostname, "reason": reason}, now())
         log.info("device.revoked", device_id=device_id)
         return True
 
     # ------------------------------------------------------------------ policies
 
-    def set_policy(self, unit_path: str, envelope: dict[str, Any]) -> dict[str, Any]:
+    def set_policy(self, unit_path: str, envelope: dict[str, Any], actor_id: int | None = None) -> dict[str, Any]:
         """Store a signed policy envelope for a unit (the collector never holds the signing key)."""
         try:
             payload, _ = wire.decode_policy_envelope(envelope)
@@ -398,6 +407,9 @@ class Store:
                                                       created_at=now()))
             if max_age is not None:  # the signed policy says when its devices go stale
                 conn.execute(update(units).where(units.c.id == unit["id"]).values(max_report_age_hours=max_age))
+            record_audit(conn, actor_id, "policy.set", "unit", unit["id"],
+                         {"unit": unit["path"], "policy_id": policy_id, "policy_version": policy_version,
+                          "sha256": sha}, now())
         log.info("policy.set", unit=unit["path"], policy_id=policy_id, sha256=sha[:16])
         return {"unit": unit["path"], "policy_id": policy_id, "policy_version": policy_version, "sha256": sha,
                 "max_report_age_hours": max_age}

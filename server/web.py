@@ -39,6 +39,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 
+from server import audit_trail
 from server import readiness as rd
 from server.i18n_web import DEFAULT_ZONE, LANG_NAMES, LANGS, Translator, choose_language, local_midnight_after, local_today
 from server.store import ApiError
@@ -474,6 +475,75 @@ class Web:
                            field="device")
         return ids[0]
 
+    # ------------------------------------------------------------------ audit log
+
+    def _audit_filter(self, ctx: Ctx) -> tuple[audit_trail.AuditFilter, dict[str, str], bool]:
+        """The audit page's filters from the query: (filter, the form's values, all valid)."""
+        q = ctx.request.query_params
+        values = {k: (q.get(k) or "").strip()[:40] for k in ("unit", "from", "to", "action")}
+        ok = True
+        unit_path = None
+        if values["unit"]:
+            if not values["unit"].isdigit():
+                raise rd.NotFound("unit", values["unit"])
+            with self.engine.connect() as conn:
+                unit_path = rd.visible_unit(conn, self.scope(ctx.user), int(values["unit"]))["path"]
+        bounds: dict[str, dt.datetime | None] = {"from": None, "to": None}
+        for key in ("from", "to"):
+            if values[key]:
+                try:
+                    day = dt.date.fromisoformat(values[key])
+                except ValueError:
+                    ok, values[key] = False, ""
+                    continue
+                # Local days: 'from 1 March' starts at midnight in the organisation's zone.
+                bounds[key] = local_midnight_after(day - dt.timedelta(days=1) if key == "from" else day, self.zone)
+        action = values["action"] if values["action"] in audit_trail.ACTIONS else None
+        values["action"] = action or ""
+        return audit_trail.AuditFilter(unit_path, bounds["from"], bounds["to"], action), values, ok
+
+    def _audit_refused(self, ctx: Ctx) -> Response | None:
+        if getattr(ctx.user, "role", None) in ("security_officer", "admin"):
+            return None
+        return self.error_page(ctx, 403, ctx.t("audit.only_officers"))
+
+    def audit_page(self, ctx: Ctx) -> Response:
+        if (refused := self._audit_refused(ctx)) is not None:
+            return refused
+        t = ctx.t
+        flt, values, ok = self._audit_filter(ctx)
+        scope = self.scope(ctx.user)
+        with self.engine.connect() as conn:
+            entries = audit_trail.audit_trail(conn, scope, flt, limit=audit_trail.PAGE_LIMIT)
+            unit_rows = [dict(r) for r in conn.execute(
+                rd.select(rd.units.c.id, rd.units.c.path).where(scope.clause(rd.units.c.path))
+                .order_by(rd.units.c.path)).mappings()]
+        rows = [{"at": e.at, "user": e.user, "action": t("action." + e.action) if t.has("action." + e.action)
+                 else e.action, "action_code": e.action, "unit": e.unit_path, "object": f"{e.object_type} {e.object_id or ''}",
+                 "detail": [(k, v if isinstance(v, str) else json.dumps(v, ensure_ascii=False))
+                            for k, v in sorted(e.detail.items())
+                            if v not in (None, "") and not (k == "unit" and v == e.unit_path)]} for e in entries]
+        export = {k: v for k, v in values.items() if v}
+        return self.render(
+            ctx, "audit.html", status=200 if ok else 422, nav="audit", rows=rows, filters=values,
+            error=None if ok else t("invalid.since"), full=len(rows) >= audit_trail.PAGE_LIMIT,
+            limit=audit_trail.PAGE_LIMIT, unit_options=[{"id": u["id"], "label": u["path"]} for u in unit_rows],
+            action_options=[{"id": a, "label": t("action." + a)} for a in audit_trail.ACTIONS],
+            export_url="/audit/export.csv" + ("?" + urlencode(export) if export else ""))
+
+    def audit_export(self, ctx: Ctx) -> Response:
+        if (refused := self._audit_refused(ctx)) is not None:
+            return refused
+        flt, _, ok = self._audit_filter(ctx)
+        if not ok:
+            return self.error_page(ctx, 422, ctx.t("invalid.since"))
+        scope = self.scope(ctx.user)
+        with self.engine.connect() as conn:
+            body = "".join(audit_trail.audit_csv(conn, scope, flt, local=ctx.t.when))
+        name = f"audit-log-{local_today(self.now(), self.zone).isoformat()}.csv"
+        return Response(body, media_type="text/csv; charset=utf-8",
+                        headers={**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{name}"'})
+
     def revoke(self, ctx: Ctx, exception_id: int, form: dict[str, str]) -> Response:
         try:
             with self.engine.begin() as conn:
@@ -545,6 +615,14 @@ def mount(app: FastAPI, store: Any, settings: Any) -> Web:
             return web.exceptions_page(ctx, notice=notice)
 
         return await web.page(request, show)
+
+    @router.get("/audit")
+    async def audit_page(request: Request) -> Response:
+        return await web.page(request, web.audit_page)
+
+    @router.get("/audit/export.csv")
+    async def audit_export(request: Request) -> Response:
+        return await web.page(request, web.audit_export)
 
     async def posted(request: Request, handler: Any, *args: Any) -> Response:
         form = await form_data(request)

@@ -70,7 +70,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     collector = start_collector(db_url, work / "run", extra_args=("--insecure-cookies",))
     collector.paths = {  # type: ignore[attr-defined]
         "login": "/login", "overview": "/", "unit": f"/units/{unit_id}", "device": f"/devices/{failing}",
-        "exceptions": "/exceptions?all=1", "error": "/units/999999",
+        "exceptions": "/exceptions?all=1", "audit": "/audit", "error": "/units/999999",
     }
     try:
         yield collector
@@ -78,7 +78,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         collector.stop()
 
 
-PAGES = ("login", "overview", "unit", "device", "exceptions", "error")
+PAGES = ("login", "overview", "unit", "device", "exceptions", "audit", "error")
 
 OVERFLOW_JS = """() => {
   const w = document.documentElement.clientWidth;
