@@ -19,6 +19,8 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from auditagent.textsafe import fill
+
 LANGS = ("sv", "da", "en")
 DEFAULT = "sv"
 LANG_NAMES = {"sv": "Svenska", "da": "Dansk", "en": "English"}
@@ -46,6 +48,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "login.password": "Lösenord",
         "login.submit": "Logga in",
         "login.failed": "Fel användarnamn eller lösenord.",
+        "login.throttled": "För många misslyckade inloggningar härifrån. Försök igen om {seconds} sekunder.",
         "login.locked": "Kontot är tillfälligt spärrat efter för många misslyckade försök. Försök igen senare.",
         "login.expired": "Du har loggats ut. Logga in igen.",
         "csrf.failed": "Formuläret hade gått ut eller kom inte från den här sidan. Ladda om sidan och försök igen.",
@@ -241,6 +244,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "login.failed": "Forkert brugernavn eller adgangskode.",
         "login.locked": "Kontoen er midlertidigt spærret efter for mange mislykkede forsøg. Prøv igen senere.",
         "login.expired": "Du er blevet logget ud. Log ind igen.",
+        "login.throttled": "For mange mislykkede login herfra. Prøv igen om {seconds} sekunder.",
         "csrf.failed": "Formularen var udløbet eller kom ikke fra denne side. Genindlæs siden, og prøv igen.",
         "forbidden": "Du har ikke adgang til denne side.",
         "not_found": "Siden findes ikke.",
@@ -432,6 +436,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "login.password": "Password",
         "login.submit": "Log in",
         "login.failed": "Wrong user name or password.",
+        "login.throttled": "Too many failed log-ins from here. Try again in {seconds} seconds.",
         "login.locked": "The account is locked for a while after too many failed attempts. Try again later.",
         "login.expired": "You have been logged out. Please log in again.",
         "csrf.failed": "The form had expired or did not come from this page. Reload the page and try again.",
@@ -619,8 +624,10 @@ class Translator:
         self.tz = time_zone(zone)
 
     def __call__(self, key: str, **args: Any) -> str:
-        text = MESSAGES[self.lang].get(key) or MESSAGES["en"].get(key) or key
-        return text.format(**args) if args else text
+        text = MESSAGES[self.lang].get(key) or MESSAGES["en"].get(key)
+        if text is None:
+            return key  # an unknown key is text, never a template
+        return fill(text, args)
 
     def has(self, key: str) -> bool:
         return key in MESSAGES[self.lang]

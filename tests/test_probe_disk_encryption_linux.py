@@ -318,3 +318,26 @@ def test_live_fscrypt_home_detected(fscrypt_mount, tmp_path):
     if str(plain) in vols:  # listed when its filesystem is a disk volume
         assert vols[str(plain)]["method"] != "fscrypt"
         assert vols[str(plain)]["encrypted"] is not True or vols[str(plain)]["stack"][0] != "fscrypt"
+
+
+def test_lsblk_tree_variants():
+    pub = OWN_FIXTURES / "public/linux"
+    old = {n["name"]: n for n in parse_lsblk_tree_text(
+        (pub / "lsblk-f-util-linux-2.36-crypto-luks-locked-mountpoint-singular.txt").read_text())}
+    assert (old["sda1"]["fstype"], old["sda1"]["fsver"], old["sda1"]["mountpoints"]) == ("crypto_LUKS", "2", [])
+    assert old["sda2"]["mountpoints"] == ["/boot/efi"] and old["sdb1"]["parent"] == "sdb"
+    ascii_tree = {n["name"]: n for n in parse_lsblk_tree_text((pub / "lsblk-Afi-ascii-tree-libreelec.txt").read_text())}
+    assert ascii_tree["mmcblk0p2"]["parent"] == "mmcblk0" and ascii_tree["mmcblk0p2"]["mountpoints"] == ["/storage"]
+    assert ascii_tree["mmcblk0boot1"]["depth"] == 0 and ascii_tree["loop0"]["fstype"] == "squashfs"
+    merged = parse_lsblk_tree_text((pub / "lsblk-merge-paths-name-type-majmin-crypt.txt").read_text())
+    crypt = merged[-1]
+    assert (crypt["name"], crypt["type"], crypt["parent"], crypt["fstype"]) == \
+        ("/dev/mapper/crypt", "crypt", "/dev/nvme0n1p2", None)
+    # A name wider than its column (narrow terminal) shifts the rest of its row right.
+    narrow = ("NAME      FSTYPE      FSVER MOUNTPOINTS\n"
+              "nvme0n1\n"
+              "└─nvme0n1p3 crypto_LUKS 2\n"
+              "  └─luks-6f36da02 btrfs             /home\n")
+    nodes = {n["name"]: n for n in parse_lsblk_tree_text(narrow)}
+    assert (nodes["nvme0n1p3"]["fstype"], nodes["nvme0n1p3"]["fsver"]) == ("crypto_LUKS", "2")
+    assert (nodes["luks-6f36da02"]["fstype"], nodes["luks-6f36da02"]["mountpoints"]) == ("btrfs", ["/home"])

@@ -72,3 +72,21 @@ def test_disk_probe_fdesetup_only_and_mdmclient_fallback():
     assert s["volumes"][0]["encrypted"] is True and s["volumes"][0]["method"] == "filevault"
     assert disk_macos(ProbeContext(ReplayHost(platform="macos")))["status"] == "unknown"
 
+
+
+def test_fdesetup_deferred_enablement_is_its_own_state():
+    for text in ("FileVault is Off.\nDeferred enablement appears to be active for user 'anna'.\n",
+                 "Deferred enablement appears to be active for user 'anna'.\n"):
+        assert parse_fdesetup_status(text) == {"filevault": False, "state": "deferred", "percent": None}
+        host = ReplayHost(platform="macos")
+        host.add_command(["fdesetup", "status"], text.encode())
+        s = disk_macos(ProbeContext(host))
+        (v,) = s["volumes"]
+        assert (v["encrypted"], v["state"], v["method"], s["status"]) == (False, "deferred", "filevault", "ok")
+        assert "anna" not in repr(s)  # the user named by fdesetup is not a fact
+    vols = parse_apfs_list_plist(shared(ENC + "diskutil-apfs-list-plist-apple-silicon.plist").read_bytes())
+    for v in vols:
+        v["filevault"] = False
+    facts = volume_facts(vols, parse_fdesetup_status("FileVault is Off.\nDeferred enablement appears to be active "
+                                                     "for user 'anna'."))
+    assert {v["state"] for v in facts if v["role"] == "system"} == {"deferred"}

@@ -122,3 +122,38 @@ def test_probe_removable_drive_is_not_a_volume_of_the_machine():
                       .read_text())
     section = disk_windows(ProbeContext(windows_host(snap)))
     assert [v["mount"] for v in section["volumes"]] == ["C:"]
+
+
+def _snap_volume(**kw):
+    base = {"MountPoint": "C:", "VolumeType": "OperatingSystem", "VolumeStatus": "FullyEncrypted",
+            "ProtectionStatus": "Off", "LockStatus": "Unlocked", "EncryptionPercentage": 100,
+            "EncryptionMethod": "XtsAes128"}
+    return {**base, **kw}
+
+
+def test_key_in_the_clear_states_are_told_apart():
+    from auditagent.probes.disk_encryption.windows_bitlocker import from_bitlocker_volume
+    state = lambda rec: (volume_fact(rec)["state"], volume_fact(rec)["encrypted"])  # noqa: E731
+    # Suspend-BitLocker: protectors stay, protection off.
+    assert state(from_bitlocker_volume(_snap_volume(KeyProtector=["Tpm", "RecoveryPassword"]))) == ("suspended", False)
+    # Device Encryption before activation: encrypted, no protector at all.
+    assert state(from_bitlocker_volume(_snap_volume(KeyProtector=[]))) == ("waiting_activation", False)
+    # Protection off and the protectors not seen: the key is in the clear, cause unknown.
+    assert state(from_bitlocker_volume(_snap_volume())) == ("clear_key", False)
+    assert state(from_encryptable_volume({"DriveLetter": "C:", "VolumeType": 0, "ProtectionStatus": 0,
+                                          "ConversionStatus": 1, "KeyProtectorTypes": []})) == \
+        ("waiting_activation", False)
+    assert state(from_encryptable_volume({"DriveLetter": "C:", "VolumeType": 0, "ProtectionStatus": 1,
+                                          "ConversionStatus": 2, "EncryptionPercentage": 37,
+                                          "KeyProtectorTypes": [1]})) == ("encrypting", False)
+
+
+def test_manage_bde_none_found_is_waiting_for_activation():
+    text = "\n".join(["Volume C: [Windows]", "[OS Volume]", "",
+                      "    Conversion Status:    Used Space Only Encrypted",
+                      "    Percentage Encrypted: 100,0%", "    Encryption Method:    XTS-AES 128",
+                      "    Protection Status:    Protection Off", "    Lock Status:          Unlocked",
+                      "    Key Protectors:       None Found", ""])
+    (rec,), why = parse_manage_bde(text)
+    assert why is None and rec["protectors"] == []
+    assert volume_fact(rec)["state"] == "waiting_activation"

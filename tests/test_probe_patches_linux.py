@@ -196,3 +196,27 @@ def test_live_this_machine(tmp_path):
     assert isinstance(s["pending"], int) and isinstance(s["pending_security"], int)
     assert s["pending_security"] <= s["pending"] and s["cache_ttl_seconds"] == 21600
     assert s["last_update"] is not None
+
+
+PUB = OWN_FIXTURES / "public/linux"
+
+
+def test_apt3_phasing_and_summary_kubuntu():
+    ph = parse_apt_phasing((PUB / "apt3-upgrade-dry-run-phasing-only-kubuntu-25.10.txt").read_text())
+    names = [d["name"] for d in ph["deferred"]]
+    assert len(names) == 16 and names[0] == "libnss-mymachines" and "libudev1:i386" in names and names[-1] == "udev"
+    assert (ph["upgraded"], ph["not_upgraded"], ph["kept_back"]) == (0, 16, [])
+
+
+def test_apt2_phasing_unindented_and_kept_back():
+    ph = parse_apt_phasing((PUB / "apt2-upgrade-deferred-phasing-ubuntu-24.04-unindented.txt").read_text())
+    assert [d["name"] for d in ph["deferred"]] == ["distro-info-data"]
+    assert (ph["upgraded"], ph["not_upgraded"]) == (0, 1)
+    ph = parse_apt_phasing((PUB / "apt2-full-upgrade-kept-back-multi-name.txt").read_text())
+    assert ph["deferred"] == [] and (ph["upgraded"], ph["not_upgraded"]) == (0, 3)
+    assert [k["name"] for k in ph["kept_back"]] == ["cloud-init", "python3-update-manager", "update-manager-core"]
+    # apt 2 packs several names on one line: every one is kept, not just the first.
+    ph = parse_apt_phasing("The following upgrades have been deferred due to phasing:\n"
+                           "  gir1.2-gstreamer-1.0 libgstreamer1.0-0\n  udev\n"
+                           "0 upgraded, 0 newly installed, 0 to remove and 3 not upgraded.\n")
+    assert [d["name"] for d in ph["deferred"]] == ["gir1.2-gstreamer-1.0", "libgstreamer1.0-0", "udev"]

@@ -9,6 +9,7 @@ from conftest import shared
 
 from auditagent.probes import ProbeContext
 from auditagent.probes.patches.windows import last_installed
+from auditagent.probes.patches.windows_hotfix import parse_qfe_installed_on
 from auditagent.probes.patches.windows import probe as patches_windows
 from auditagent.probes.patches.windows_systeminfo import (decode_systeminfo, decode_wmic, parse_date, parse_systeminfo, parse_wmic_qfe)
 
@@ -75,3 +76,41 @@ def test_patches_fall_back_to_wmic_when_the_snapshot_failed():
     assert section["pending"] is None and section["status"] == "partial"
     assert section["reboot_required"] is None
 
+
+
+@pytest.mark.parametrize("value,day", [
+    ("2023-10-11", dt.date(2023, 10, 11)),                      # our snapshot, schema 2
+    ("10/11/2023", dt.date(2023, 10, 11)),                      # the WMI string itself
+    ("10/11/2023 00:00:00", dt.date(2023, 10, 11)),             # [string]$_.InstalledOn (schema 1)
+    ("10/11/2023 12:00:00 AM", dt.date(2023, 10, 11)),
+    ("/Date(1696975200000)/", dt.date(2023, 10, 11)),           # PS 5.1, local midnight in UTC+2
+    ("/Date(1697000400000)/", dt.date(2023, 10, 11)),           # PS 5.1, local midnight in UTC-5
+    ({"value": "/Date(1696975200000)/", "DateTime": "den 11 oktober 2023 00:00:00"}, dt.date(2023, 10, 11)),
+    ({"DateTime": "den 11 oktober 2023 00:00:00"}, None),        # localised prose alone is not read
+    ("2023-10-11T00:00:00+02:00", dt.date(2023, 10, 11)),       # PowerShell 7
+    ("20231011", dt.date(2023, 10, 11)),
+    ("01d9fb714b756000", dt.date(2023, 10, 10)),                # FILETIME hex
+    ("13/45/2023", None), ("", None), (None, None), ("garbage", None),
+])
+def test_qfe_installed_on_every_form(value, day):
+    assert parse_qfe_installed_on(value) == day
+
+
+def test_schema_1_time_part_and_one_unreadable_entry_keep_the_date():
+    hotfixes = [{"HotFixID": "KB5031354", "InstalledOn": "10/11/2023 00:00:00"},
+                {"HotFixID": "KB5031592", "InstalledOn": "10/12/2023 00:00:00"},
+                {"HotFixID": "KB5030000", "InstalledOn": None, "InstalledOnRaw": ""}]
+    host = windows_host({"schema": 1, "hotfixes": hotfixes, "wu_pending": []}, registry={
+        "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\WindowsUpdate\\Auto Update": {},
+        "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Component Based Servicing": {}})
+    section = patches_windows(ProbeContext(host))
+    assert section["last_update"] == "2023-10-12T00:00:00+00:00" and section["status"] == "ok"
+    assert any("1 of 3" in r for r in section["reasons"])
+
+
+def test_snapshot_script_reads_each_hotfix_on_its_own_and_writes_iso_days():
+    from auditagent.probes.sources.windows_snapshot import SCRIPT
+    block = SCRIPT[SCRIPT.index("Win32_QuickFixEngineering"):SCRIPT.index("hotfixes'] = @{ error")]
+    assert "[string]$_.InstalledOn" not in block
+    assert "ToString('yyyy-MM-dd', $inv)" in block and "CimInstanceProperties['InstalledOn']" in block
+    assert block.count("try {") >= 2  # a throwing InstalledOn loses that entry's date only

@@ -38,3 +38,19 @@ def test_powershell_runs_once_per_check():
     host = load_replay_host(OWN_FIXTURES / "hosts/windows-win11-compliant/host.yaml")
     collect(ProbeContext(host))
     assert sum(1 for c in host.calls if c and c[0] == "powershell.exe") == 1
+
+
+def test_every_field_the_script_writes_is_in_the_typed_contract():
+    import re
+    from pathlib import Path
+    contract = (Path(__file__).resolve().parents[1] / "docs" / "snapshot-contract.md").read_text(encoding="utf-8")
+    # Output fields: the keys of the ordered hashtables (a method's -Arguments @{…} are inputs).
+    script = re.sub(r"-Arguments @\{[^}]*\}", "", SCRIPT)
+    fields = set(re.findall(r"(?:[{;]\s*|\n\s+)([A-Z]\w*) = ", script))
+    keys = set(re.findall(r"\$r\['(\w+)'\]", SCRIPT))
+    assert keys == set(SOURCES) and len(fields) > 30
+    missing = sorted(f for f in fields if not re.search(rf"\b{f}\b", contract))
+    assert not missing, missing
+    assert all(f"`{k}" in contract for k in keys)
+    # Typed: no value is cast to a culture-dependent string, dates are written invariant.
+    assert "[string]$_.InstalledOn" not in SCRIPT and "ToString('o')" in SCRIPT

@@ -57,9 +57,11 @@ class Cache:
     def __init__(self, directory: Path | None) -> None:
         self.directory = directory
 
-    def get_or_compute(self, key: str, ttl: float, compute: Callable[[], Any]) -> tuple[Any, dict[str, Any]]:
-        """Returns (value, meta) with meta = {cached_at, cache_ttl_seconds, from_cache}."""
-        now = time.time()
+    def get_or_compute(self, key: str, ttl: float, compute: Callable[[], Any],
+                       now: float | None = None) -> tuple[Any, dict[str, Any]]:
+        """Returns (value, meta) with meta = {cached_at, cache_ttl_seconds, from_cache}.
+        ``now``: the host's clock (a replayed machine's time), else this machine's."""
+        now = time.time() if now is None else now
         path = self.directory / f"{key}.json" if self.directory else None
         if path is not None and path.is_file():
             try:

@@ -180,34 +180,52 @@ def lsblk_encryption(entry: dict[str, Any]) -> str | None:
     return None
 
 
+_TREE = re.compile(r"^([\s│├└─`|-]*)(\S+)")
+
+
 def parse_lsblk_tree_text(text: str) -> list[dict[str, Any]]:
-    """``lsblk -f`` (tree-drawn text, for people; used only to read captures): nodes with
-    name, depth, fstype, fsver and mountpoints (continuation lines add mountpoints)."""
+    """``lsblk`` tree-drawn text (for people; used only to read captures): nodes with
+    name, depth, type, fstype, fsver, mountpoints and parent. Whatever columns the header
+    names are read (``-f``, ``-o NAME,TYPE,MAJ:MIN``, ``MOUNTPOINT`` before util-linux 2.37);
+    missing ones stay None. Unicode (``├─``) and ASCII (``|-`` with ``-i``) trees both read.
+    A name wider than its column (a narrow terminal) pushes the rest of its row right: the
+    row's other columns are read shifted by that overflow."""
     lines = text.splitlines()
-    if not lines:
+    if not lines or "NAME" not in lines[0]:
         return []
     header = lines[0]
-    cols = {name: header.index(name) for name in ("NAME", "FSTYPE", "FSVER", "MOUNTPOINTS") if name in header}
+    starts = [(m.start(), m.group(0)) for m in re.finditer(r"\S+", header)]
+    cols = {name: (pos, starts[i + 1][0] if i + 1 < len(starts) else None) for i, (pos, name) in enumerate(starts)}
+    mp_col = "MOUNTPOINTS" if "MOUNTPOINTS" in cols else "MOUNTPOINT" if "MOUNTPOINT" in cols else None
+    name_end = cols["NAME"][1]
+
+    def cell(line: str, col: str, shift: int) -> str | None:
+        if col not in cols:
+            return None
+        begin, stop = cols[col]
+        value = line[begin + shift:] if col == mp_col or stop is None else line[begin + shift:stop + shift]
+        return value.strip() or None
+
     out: list[dict[str, Any]] = []
     for line in lines[1:]:
-        name_field = line[:cols["FSTYPE"]]
-        stripped = name_field.strip()
-        mp = line[cols["MOUNTPOINTS"]:].strip() if "MOUNTPOINTS" in cols else ""
-        if not stripped:  # continuation: one more mountpoint of the previous device
+        if not line.strip():
+            continue
+        m = _TREE.match(line)
+        prefix, name = (m.group(1), m.group(2)) if m else ("", line.strip())
+        if name_end is not None and m and not line[:name_end].strip():
+            # Nothing in the NAME column: a further mountpoint of the device above.
+            mp = cell(line, mp_col, 0) if mp_col else None
             if out and mp:
                 out[-1]["mountpoints"].append(mp)
             continue
-        m = re.match(r"^([\s│├└─`|-]*)(\S+)", name_field)
-        prefix, name = (m.group(1), m.group(2)) if m else ("", stripped)
-        depth = len(prefix) // 2
-        fstype = line[cols["FSTYPE"]:cols.get("FSVER", cols["FSTYPE"])].strip() or None
-        fsver = line[cols["FSVER"]:].split()[0] if "FSVER" in cols and line[cols["FSVER"]:].strip() and \
-            line[cols["FSVER"]] != " " else None
-        out.append({"name": name, "depth": depth, "fstype": fstype, "fsver": fsver,
+        shift = max(0, m.end() + 1 - name_end) if (m and name_end is not None) else 0
+        mp = cell(line, mp_col, shift) if mp_col else None
+        fsver = cell(line, "FSVER", shift)
+        out.append({"name": name, "depth": len(prefix) // 2, "type": cell(line, "TYPE", shift),
+                    "fstype": cell(line, "FSTYPE", shift), "fsver": fsver.split()[0] if fsver else None,
                     "mountpoints": [mp] if mp else []})
     for i, node in enumerate(out):
-        parent = next((out[j]["name"] for j in range(i - 1, -1, -1) if out[j]["depth"] < node["depth"]), None)
-        node["parent"] = parent
+        node["parent"] = next((out[j]["name"] for j in range(i - 1, -1, -1) if out[j]["depth"] < node["depth"]), None)
     return out
 
 

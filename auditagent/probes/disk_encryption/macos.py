@@ -38,6 +38,11 @@ def parse_fdesetup_status(text: str) -> dict[str, Any]:
         elif line.startswith("FileVault is Off"):
             out["filevault"] = False
             out["state"] = out["state"] or "decrypted"
+        elif line.startswith("Deferred enablement appears to be active"):
+            # `fdesetup enable -defer`: FileVault turns on when the named user next logs
+            # in (the name is personal data and is not kept). Not encrypted yet, but will be.
+            out["filevault"] = False
+            out["state"] = "deferred"
     return out
 
 
@@ -119,6 +124,8 @@ def volume_facts(vols: list[dict[str, Any]], fde: dict[str, Any] | None = None) 
             state = None if fv is None else ("encrypted" if fv else "decrypted")
             if fv and fde.get("state") == "encrypting":
                 encrypted, state, percent = False, "encrypting", fde.get("percent")
+            elif not fv and fde.get("state") == "deferred":
+                encrypted, state = False, "deferred"
         else:
             encrypted = bool(fv or enc) if (fv is not None or enc is not None) else None
             state = None if encrypted is None else ("encrypted" if encrypted else "decrypted")
@@ -186,7 +193,7 @@ def probe(ctx: ProbeContext) -> dict[str, Any]:
         encrypted = bool(enabled) and state == "encrypted"
         volumes = [{"mount": "/", "device": None, "role": "system", "fixed": True,
                     "encrypted": encrypted if state is not None else None,
-                    "method": "filevault" if enabled or state in ("encrypting", "decrypting") else None,
+                    "method": "filevault" if enabled or state in ("encrypting", "decrypting", "deferred") else None,
                     "state": state, "percent": percent, "stack": [], "detail": {"source": "fdesetup/mdmclient"}}]
     status = section_status([v["encrypted"] for v in volumes], reasons)
     if status != "ok" and not any("FileVault" in r for r in reasons):

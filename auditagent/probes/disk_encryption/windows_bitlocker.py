@@ -3,7 +3,7 @@
 Every source is brought to one normalised record::
 
     {mount, device, volume_type: "os"|"data"|None, conversion, protection: "on"|"off"|"unknown"|None,
-     lock: "locked"|"unlocked"|None, percent, method, protectors: [..], source}
+     lock: "locked"|"unlocked"|None, percent, method, protectors: [..] (None: not seen), source}
 
 ``conversion`` uses the names of Win32_EncryptableVolume.GetConversionStatus
 (FullyDecrypted, FullyEncrypted, EncryptionInProgress, DecryptionInProgress,
@@ -47,7 +47,7 @@ VOLUME_TYPE_BY_CODE = {0: "os", 1: "data", 2: "portable"}
 
 def _record(**kw: Any) -> Record:
     base: Record = {"mount": None, "device": None, "volume_type": None, "conversion": None, "protection": None,
-                    "lock": None, "percent": None, "method": None, "protectors": [], "source": None}
+                    "lock": None, "percent": None, "method": None, "protectors": None, "source": None}
     base.update(kw)
     return base
 
@@ -87,10 +87,13 @@ def from_bitlocker_volume(obj: dict[str, Any], source: str = "Get-BitLockerVolum
     lock = str(obj.get("LockStatus") or "").strip().lower()
     vtype = str(obj.get("VolumeType") or "").strip().lower()
     method = str(obj.get("EncryptionMethod") or "").strip()
-    protectors = obj.get("KeyProtector") or []
+    protectors = obj.get("KeyProtector")  # absent: not seen (None); empty: none found ([])
     if isinstance(protectors, str):  # Format-List prints "{Tpm, RecoveryPassword}"
         protectors = [p.strip() for p in protectors.strip("{} ").split(",") if p.strip()]
-    protectors = [str(p.get("KeyProtectorType") if isinstance(p, dict) else p) for p in protectors]
+    if isinstance(protectors, dict):
+        protectors = [protectors]
+    if protectors is not None:
+        protectors = [str(p.get("KeyProtectorType") if isinstance(p, dict) else p) for p in protectors]
     return _record(
         mount=obj.get("MountPoint") or None,
         volume_type={"operatingsystem": "os", "data": "data"}.get(vtype),
@@ -119,8 +122,8 @@ def from_encryptable_volume(obj: dict[str, Any]) -> Record:
     precision = _code(obj.get("PrecisionFactor")) or 0
     if percent is not None and precision:
         percent = percent / (10 ** precision)  # GetConversionStatus scales by 10^PrecisionFactor
-    types = obj.get("KeyProtectorTypes") or []
-    if not isinstance(types, list):
+    types = obj.get("KeyProtectorTypes")
+    if types is not None and not isinstance(types, list):
         types = [types]
     return _record(
         mount=obj.get("DriveLetter") or None,
@@ -130,7 +133,7 @@ def from_encryptable_volume(obj: dict[str, Any]) -> Record:
         protection=PROTECTION_BY_CODE.get(_code(obj.get("ProtectionStatus"))),  # type: ignore[arg-type]
         percent=percent,
         method=METHOD_BY_CODE.get(_code(obj.get("EncryptionMethod"))),  # type: ignore[arg-type]
-        protectors=[PROTECTOR_BY_CODE.get(_code(t), str(t)) for t in types],  # type: ignore[arg-type]
+        protectors=None if types is None else [PROTECTOR_BY_CODE.get(_code(t), str(t)) for t in types],  # type: ignore[arg-type]
         source="Win32_EncryptableVolume",
     )
 
@@ -238,7 +241,7 @@ def parse_manage_bde(text: str) -> tuple[list[Record], str | None]:
             lock=_LOCK_TEXT[lang].get(fields.get("lock", "").strip().lower()),
             percent=_num(fields.get("percent")),
             method=None if method_text in _NONE_TEXT or not method_text else _METHOD_TEXT.get(method_text, fields["method"].strip()),
-            protectors=names,
+            protectors=names if "protectors" in fields else None,
             source=f"manage-bde ({lang})",
             raw_conversion=fields["conversion"].strip(),
             autounlock=fields.get("autounlock"),
@@ -263,8 +266,16 @@ def volume_fact(rec: Record, system_drive: str = "C:", fixed: bool | None = None
     elif conversion == "FullyEncrypted" and protection == "on":
         state, encrypted = "encrypted", True
     elif conversion == "FullyEncrypted" and protection == "off":
-        # Encrypted, but the key sits in the clear on the disk (suspended or no protectors).
-        state, encrypted = "suspended", False
+        # Encrypted, but the key sits in the clear on the disk. Why decides the fix:
+        # protectors present → suspended (Suspend-BitLocker, an update; resumes at a
+        # restart); none at all → waiting for activation (Device Encryption before the
+        # recovery key is backed up to an account); protectors not seen → clear key.
+        protectors = rec.get("protectors")
+        if protectors is None:
+            state = "clear_key"
+        else:
+            state = "suspended" if protectors else "waiting_activation"
+        encrypted = False
     elif conversion in ("EncryptionInProgress", "EncryptionPaused"):
         state, encrypted = "encrypting", False
     elif conversion in ("DecryptionInProgress", "DecryptionPaused"):

@@ -206,6 +206,7 @@ def probe(ctx: ProbeContext) -> dict[str, Any]:
     manager = detect_manager(ctx)
     base: dict[str, Any] = {"manager": None, "last_update": None, "pending": None, "pending_security": None,
                             "pending_security_oldest_days": None, "pending_names": [], "reboot_required": None,
+                            "offered_upgrades": [],
                             "cached_at": None, "cache_ttl_seconds": None}
     if manager is None:
         return {"status": "unknown", "reasons": ["no supported package manager (apt, dnf, yum, pacman)"], **base}
@@ -219,7 +220,8 @@ def probe(ctx: ProbeContext) -> dict[str, Any]:
         query, last, reboot = _pacman_pending, _pacman_last_update, lambda c, r: _kernel_reboot_needed(c)
     facts = dict(base, manager="dnf" if manager == "yum" else manager)
     try:
-        value, meta = ctx.cache.get_or_compute(f"patches-{manager}", CACHE_TTL, lambda: query(ctx))
+        value, meta = ctx.cache.get_or_compute(f"patches-{manager}", CACHE_TTL, lambda: query(ctx),
+                                            now=ctx.host.now().timestamp())
         facts.update(pending=value["pending"], cached_at=meta["cached_at"], cache_ttl_seconds=meta["cache_ttl_seconds"])
         security = value["security"]
         if security is not None:

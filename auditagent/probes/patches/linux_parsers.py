@@ -51,23 +51,54 @@ def parse_apt_check_human(text: str) -> dict[str, int | None]:
             "security": int(security.group(1)) if security else (0 if pending else None)}
 
 
-def parse_apt_phasing(text: str) -> dict[str, Any]:
-    """apt's ``deferred due to phasing`` block and the ``N upgraded … M not upgraded`` summary."""
-    deferred = []
-    in_block = False
-    for line in text.splitlines():
-        if "deferred due to phasing" in line:
-            in_block = True
+# apt's list headers: apt 2 wording, then apt 3's (APT::Output-Version >= 30).
+_PHASING_HEADERS = ("The following upgrades have been deferred due to phasing:", "Not upgrading yet due to phasing:")
+_KEPT_HEADERS = ("The following packages have been kept back:", "Not upgrading:")
+_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.~-]*(?::[a-z0-9-]+)?$")
+
+
+def _apt_list(lines: list[str], start: int) -> list[dict[str, Any]]:
+    """The package list under a header: names several to a line (apt 2 and 3 pack them
+    into columns), or one ``name (old => new)`` a line with ``-V``. Ends at the next
+    header, summary or blank line. A list whose indentation was lost (pasted through a
+    web page) still reads, since each line must consist of package names only."""
+    out: list[dict[str, Any]] = []
+    for line in lines[start:]:
+        text = line.strip()
+        if not text or text.endswith(":"):
+            break
+        m = re.fullmatch(r"(\S+) \((\S+) => (\S+)\)", text)
+        if m:
+            out.append({"name": m.group(1), "from": m.group(2), "version": m.group(3)})
             continue
-        if in_block:
-            m = re.match(r"^\s+(\S+)(?: \((\S+) => (\S+)\))?", line)
-            if m:
-                deferred.append({"name": m.group(1), "from": m.group(2), "version": m.group(3)})
-                continue
-            in_block = False
+        names = text.split()
+        if not all(_PACKAGE.match(n) for n in names):
+            break
+        out.extend({"name": n, "from": None, "version": None} for n in names)
+    return out
+
+
+def parse_apt_phasing(text: str) -> dict[str, Any]:
+    """apt's phasing and kept-back lists and its summary, apt 2 (``N upgraded, …, M not
+    upgraded.``) or apt 3 (``Summary:`` / ``Upgrading: N, …, Not Upgrading: M``)."""
+    lines = text.splitlines()
+    deferred: list[dict[str, Any]] = []
+    kept: list[dict[str, Any]] = []
+    for i, line in enumerate(lines):
+        header = line.strip()
+        if header in _PHASING_HEADERS:
+            deferred += _apt_list(lines, i + 1)
+        elif header in _KEPT_HEADERS:
+            kept += _apt_list(lines, i + 1)
+    upgraded = not_upgraded = None
     summary = re.search(r"(\d+) upgraded, (\d+) newly installed, (\d+) to remove and (\d+) not upgraded", text)
-    return {"deferred": deferred, "upgraded": int(summary.group(1)) if summary else None,
-            "not_upgraded": int(summary.group(4)) if summary else None}
+    if summary:
+        upgraded, not_upgraded = int(summary.group(1)), int(summary.group(4))
+    else:
+        m = re.search(r"^\s*Upgrading: (\d+),.*?Not Upgrading: (\d+)\s*$", text, re.M)
+        if m:
+            upgraded, not_upgraded = int(m.group(1)), int(m.group(2))
+    return {"deferred": deferred, "kept_back": kept, "upgraded": upgraded, "not_upgraded": not_upgraded}
 
 
 DPKG_CHANGE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) (?:status installed|upgrade|install) ")

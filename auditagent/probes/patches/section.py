@@ -40,7 +40,7 @@ def iso_date(value: _dt.datetime | _dt.date | None) -> str | None:
 def patches_section(*, manager: str, last_update: str | None, pending: int | None, pending_security: int | None,
                     oldest_days: float | None, names: list[str], reboot: bool | None, reasons: list[str],
                     cached_at: str | None = None, cache_ttl_seconds: int | None = None,
-                    max_names: int = 20) -> dict[str, Any]:
+                    max_names: int = 20, offered_upgrades: list[str] | None = None) -> dict[str, Any]:
     """The ``patches`` section (docs/facts.md), one definition for Windows and macOS."""
     return {
         "status": section_status([last_update, pending, reboot], reasons),
@@ -52,6 +52,7 @@ def patches_section(*, manager: str, last_update: str | None, pending: int | Non
         "pending_security_oldest_days": oldest_days,
         "pending_names": names[:max_names],
         "reboot_required": reboot,
+        "offered_upgrades": (offered_upgrades or [])[:max_names],
         "cached_at": cached_at,
         "cache_ttl_seconds": cache_ttl_seconds,
     }

@@ -14,7 +14,8 @@ from auditagent.probes import ProbeContext
 from auditagent.probes.patches.section import iso_date, patches_section, pending_oldest_days
 from auditagent.probes.sources.windows_registry import subkeys
 from auditagent.probes.sources.windows_snapshot import snapshot, source_list
-from auditagent.probes.patches.windows_systeminfo import decode_wmic, parse_qfe_installed_on, parse_wmic_qfe
+from auditagent.probes.patches.windows_hotfix import dated
+from auditagent.probes.patches.windows_systeminfo import decode_wmic, parse_wmic_qfe
 
 # WSUS/WUA update classification "Security Updates" (UpdateClassification GUID).
 SECURITY_UPDATES_CATEGORY = "0fa1201d-4330-4fa8-8ae9-b877473b6441"
@@ -25,7 +26,7 @@ MAX_NAMES = 20
 
 def last_installed(hotfixes: list[dict[str, Any]]) -> tuple[str | None, int]:
     """(ISO date of the newest hot fix, number of hot fixes whose date could be read)."""
-    dates = [d for d in (parse_qfe_installed_on(h.get("InstalledOn")) for h in hotfixes) if d]
+    dates, _undated = dated(hotfixes)
     return (iso_date(max(dates)) if dates else None), len(dates)
 
 
@@ -56,9 +57,12 @@ def probe(ctx: ProbeContext) -> dict[str, Any]:
             reasons.append(result.why_not())
     last_update = None
     if hotfixes:
-        last_update, _dated = last_installed(hotfixes)
+        last_update, readable = last_installed(hotfixes)
         if last_update is None:
             reasons.append("hotfixes: no readable InstalledOn date")
+        elif readable < len(hotfixes):
+            # The newest readable date stands; the entries without one are said, not guessed.
+            reasons.append(f"hotfixes: {len(hotfixes) - readable} of {len(hotfixes)} without a readable InstalledOn")
     pending = pending_security = oldest = None
     names: list[str] = []
     updates, why = source_list(snap, "wu_pending")

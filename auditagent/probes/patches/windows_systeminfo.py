@@ -124,27 +124,3 @@ def parse_wmic_qfe(text: str) -> list[dict[str, Any]]:
                          "InstalledOn": cells.get("InstalledOn") or None})
     return rows
 
-
-def parse_qfe_installed_on(value: Any) -> _dt.date | None:
-    """Win32_QuickFixEngineering.InstalledOn is a string. Get-HotFix reads it with the
-    invariant culture, i.e. M/d/yyyy; a few entries hold a hex FILETIME instead."""
-    if value is None:
-        return None
-    text = str(value).strip()
-    m = re.fullmatch(r"(\d{1,2})/(\d{1,2})/(\d{4})", text)
-    if m:
-        mo, d, y = map(int, m.groups())
-        try:
-            return _dt.date(y, mo, d)
-        except ValueError:
-            return None
-    m = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2}).*", text)
-    if m:
-        return _dt.date(*map(int, m.groups()))
-    if re.fullmatch(r"[0-9a-fA-F]{15,16}", text):
-        ticks = int(text, 16)  # 100 ns since 1601-01-01
-        try:
-            return (_dt.datetime(1601, 1, 1) + _dt.timedelta(microseconds=ticks // 10)).date()
-        except OverflowError:
-            return None
-    return None

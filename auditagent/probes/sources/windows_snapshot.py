@@ -10,6 +10,12 @@ not read here: Python reads it directly through ``host.registry_values`` (winreg
 The script holds no double quotes (powershell.exe's command-line parser strips them
 from ``-Command`` arguments) and prints ASCII only (non-ASCII escaped as \\uXXXX), so
 the console code page cannot garble names.
+
+Every value is culture-invariant and typed (docs/snapshot-contract.md): dates as ISO 8601
+(``yyyy-MM-dd`` for a calendar day, ``'o'`` in UTC for a moment), numbers as JSON numbers,
+enums as their name and, beside it, their integer value (``VolumeStatus`` /
+``VolumeStatusValue``). Hot fixes are read one by one, so one entry whose date cannot be
+read (PowerShell's InstalledOn ScriptProperty throws on some machines) loses only its date.
 """
 from __future__ import annotations
 
@@ -23,7 +29,8 @@ SNAPSHOT_TIMEOUT = 120.0  # Windows Update's offline search and Defender can eac
 SCRIPT = r"""
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
-$r = [ordered]@{ schema = 1 }
+$inv = [Globalization.CultureInfo]::InvariantCulture
+$r = [ordered]@{ schema = 2 }
 try {
   $r['os'] = Get-CimInstance -ClassName Win32_OperatingSystem | Select-Object Caption, Version, BuildNumber, OSArchitecture
 } catch { $r['os'] = @{ error = $_.Exception.Message } }
@@ -34,9 +41,12 @@ try {
 try {
   $r['bitlocker'] = @(Get-BitLockerVolume | ForEach-Object {
     [ordered]@{
-      MountPoint = $_.MountPoint; VolumeType = [string]$_.VolumeType; VolumeStatus = [string]$_.VolumeStatus
-      ProtectionStatus = [string]$_.ProtectionStatus; LockStatus = [string]$_.LockStatus
-      EncryptionPercentage = $_.EncryptionPercentage; EncryptionMethod = [string]$_.EncryptionMethod
+      MountPoint = $_.MountPoint; VolumeType = [string]$_.VolumeType; VolumeTypeValue = [int]$_.VolumeType
+      VolumeStatus = [string]$_.VolumeStatus; VolumeStatusValue = [int]$_.VolumeStatus
+      ProtectionStatus = [string]$_.ProtectionStatus; ProtectionStatusValue = [int]$_.ProtectionStatus
+      LockStatus = [string]$_.LockStatus; LockStatusValue = [int]$_.LockStatus
+      EncryptionPercentage = [double]$_.EncryptionPercentage
+      EncryptionMethod = [string]$_.EncryptionMethod; EncryptionMethodValue = [int]$_.EncryptionMethod
       KeyProtector = @($_.KeyProtector | ForEach-Object { [string]$_.KeyProtectorType })
     } })
 } catch { $r['bitlocker'] = @{ error = $_.Exception.Message } }
@@ -55,7 +65,10 @@ try {
 } catch { $r['encryptable_volumes'] = @{ error = $_.Exception.Message } }
 try {
   $r['hotfixes'] = @(Get-CimInstance -ClassName Win32_QuickFixEngineering | ForEach-Object {
-    [ordered]@{ HotFixID = $_.HotFixID; Description = $_.Description; InstalledOn = [string]$_.InstalledOn } })
+    $raw = $null; $day = $null
+    try { $raw = [string]$_.CimInstanceProperties['InstalledOn'].Value } catch { }
+    try { $d = $_.InstalledOn; if ($d -is [datetime]) { $day = $d.ToString('yyyy-MM-dd', $inv) } } catch { }
+    [ordered]@{ HotFixID = $_.HotFixID; Description = $_.Description; InstalledOn = $day; InstalledOnRaw = $raw } })
 } catch { $r['hotfixes'] = @{ error = $_.Exception.Message } }
 try {
   $searcher = (New-Object -ComObject Microsoft.Update.Session).CreateUpdateSearcher()
@@ -67,7 +80,8 @@ try {
 } catch { $r['wu_pending'] = @{ error = $_.Exception.Message } }
 try {
   $r['firewall_profiles'] = @(Get-NetFirewallProfile -PolicyStore ActiveStore | ForEach-Object {
-    [ordered]@{ Name = [string]$_.Name; Enabled = [string]$_.Enabled; DefaultInboundAction = [string]$_.DefaultInboundAction } })
+    [ordered]@{ Name = [string]$_.Name; Enabled = [string]$_.Enabled; EnabledValue = [int]$_.Enabled
+      DefaultInboundAction = [string]$_.DefaultInboundAction; DefaultInboundActionValue = [int]$_.DefaultInboundAction } })
 } catch { $r['firewall_profiles'] = @{ error = $_.Exception.Message } }
 try {
   $m = Get-MpComputerStatus
