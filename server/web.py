@@ -59,6 +59,7 @@ LANG_COOKIE = "aa_lang"
 LOGIN_CSRF_COOKIE = "aa_login_csrf"
 TREND_DAYS = 90
 PER_PAGE = 50
+REPORT_DAYS = (30, 90, 180, 365)  # the committee report's periods, in days ending today
 PLATFORMS = ("windows", "macos", "linux")
 
 def _shown(value: Any) -> Any:
@@ -341,9 +342,10 @@ class Web:
                               + u["path"].split("/")[-1]} for u in subunits],
             csv_url=f"/api/v1/units/{csv_target}/export.csv" + ("?" + urlencode(csv_params) if csv_params else ""))
 
-    def _trend_points(self, scope: rd.Scope, unit_id: int, now: dt.datetime) -> list[rd.TrendPoint]:
+    def _trend_points(self, scope: rd.Scope, unit_id: int, now: dt.datetime,
+                      days: int = TREND_DAYS) -> list[rd.TrendPoint]:
         with self.engine.connect() as conn:
-            points = rd.trend(conn, scope, unit_id, now, days=TREND_DAYS)
+            points = rd.trend(conn, scope, unit_id, now, days=days)
             conn.commit()  # keeps the closed days the trend counted (its cache)
         return points
 
@@ -464,6 +466,65 @@ class Web:
             raise ApiError(422, "device_ambiguous", "device: several devices have that host name; use the device id",
                            field="device")
         return ids[0]
+
+    # ------------------------------------------------------------------ committee report
+
+    def report_page(self, ctx: Ctx, unit_id: int) -> Response:
+        """A unit's readiness for its committee, on paper: now and over the period, its
+        sub-units, the checks blocking most devices, the exceptions in force, the devices
+        silent longest, and how an auditor verifies the signed reports behind it."""
+        t, lang = ctx.t, ctx.lang
+        try:
+            days = int(ctx.request.query_params.get("days") or REPORT_DAYS[1])
+        except ValueError:
+            days = REPORT_DAYS[1]
+        if days not in REPORT_DAYS:
+            days = REPORT_DAYS[1]
+        scope = self.scope(ctx.user)
+        now = self.now()
+        with self.engine.connect() as conn:
+            detail = rd.unit_detail(conn, scope, unit_id, now, per_page=1, stale_limit=10, failing_limit=10,
+                                    default_max_age_hours=self.default_max_age, min_agent_version=self.min_agent)
+            unit = rd.visible_unit(conn, scope, unit_id)
+            # In force on the unit: its own, its sub-units' and its devices', and those above it.
+            in_force = rd.list_exceptions(conn, scope, now, unit_id=unit_id)
+        points = self._trend_points(scope, unit_id, now, days)
+        known = [p for p in points if p.ready_pct is not None and p.devices]
+        s = detail.summary
+        trend_text = ""
+        if len(known) >= 2:
+            first, last = known[0].ready_pct or 0.0, known[-1].ready_pct or 0.0
+            change = last - first
+            trend_text = (t("report.trend.flat", last=t.pct(last)) if abs(change) < 0.05 else
+                          t("report.trend.change", first=t.pct(first), last=t.pct(last),
+                            change=("+" if change > 0 else "−") + t.number(abs(change), 1)))
+        # One row a week, ending today: what a committee reads, not 90 numbers.
+        weekly = [p for i, p in enumerate(reversed(points)) if i % 7 == 0 and p.devices][::-1]
+        svg = Markup("")
+        if known:
+            svg = trend_svg([(p.day, p.ready_pct) for p in known], days=days, end=points[-1].day,
+                            title=t("report.trend"), day_label=t.day,
+                            desc=t("trend.alt", first=t.number(known[0].ready_pct or 0, 0),
+                                   last=t.number(known[-1].ready_pct or 0, 0)))
+        blocking = sorted((f for f in detail.failing_checks if f.severity == "required" and f.devices_failing),
+                          key=lambda f: (-f.devices_failing, f.check_id))[:10]
+        return self.render(
+            ctx, "report.html", nav="overview", days=days, day_options=REPORT_DAYS,
+            unit={"id": unit_id, "name": unit["name"], "path": unit["path"]},
+            period={"start": points[0].day if points else local_today(now, self.zone),
+                    "end": points[-1].day if points else local_today(now, self.zone)},
+            now=now, summary={"total": s.total, "counts": s.counts, "pct": s.ready_pct},
+            trend_svg=svg, trend_text=trend_text,
+            weekly=[{"day": p.day, "pct": p.ready_pct, "ready": p.ready, "devices": p.devices} for p in weekly],
+            children=[self.unit_row(c) for c in detail.children],
+            blocking=[{"check_id": f.check_id, "title": check_title(f.check_id, lang), "devices": f.devices_failing,
+                       "excepted": f.devices_excepted} for f in blocking],
+            exceptions=[{"check": check_title(e.check_id, lang), "target": e.device_hostname or e.unit_path or "–",
+                         "justification": e.justification, "expires_at": e.expires_at,
+                         "granted_by": e.granted_by or "–"} for e in in_force],
+            silent=[{"hostname": d.hostname, "unit": d.unit_path, "last_report": d.last_seen,
+                     "hours": ((now - d.last_seen).total_seconds() / 3600) if d.last_seen else None}
+                    for d in detail.stale_longest])
 
     # ------------------------------------------------------------------ audit log
 
@@ -603,6 +664,12 @@ def mount(app: FastAPI, store: Any, settings: Any) -> Web:
             return web.exceptions_page(ctx, notice=notice)
 
         return await web.page(request, show)
+
+    @router.get("/units/{unit_id}/report")
+    async def report_page(request: Request, unit_id: str) -> Response:
+        if not unit_id.isdigit():
+            return await web.page(request, lambda ctx: web.error_page(ctx, 404, ctx.t("not_found")))
+        return await web.page(request, web.report_page, int(unit_id))
 
     @router.get("/audit")
     async def audit_page(request: Request) -> Response:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import unicodedata
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -41,8 +42,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A collector with a fleet that fills every page: long unit and host names, failing,
     stale and never-reporting devices, exceptions in force, audit-log entries."""
     from server import auth, migrate
+    from sqlalchemy import select
+
     from server import readiness as rd
-    from server.db import make_engine
+    from server.db import make_engine, units
     from server.simulate import FleetSpec, add_device, simulate_fleet
     from server.store import Store
 
@@ -61,7 +64,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     with engine.begin() as conn:
         officer = auth.create_user(conn, username=OFFICER, role="security_officer", password=PASSWORD, lang="sv")
         auth.create_user(conn, username=ADMIN, role="admin", password=PASSWORD, lang="en")
-        unit_id = conn.execute(rd.select(rd.units.c.id).where(rd.units.c.path == UNIT)).scalar_one()
+        unit_id = conn.execute(select(units.c.id).where(units.c.path == UNIT)).scalar_one()
         rd.grant_exception(conn, officer, check_id="screen-lock", device_id=failing, now=now,
                            expires_at=now + dt.timedelta(days=20),
                            justification="Skärmlåset styrs av kioskprofilen på avdelningens bärbara datorer; "
@@ -70,7 +73,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     collector = start_collector(db_url, work / "run", extra_args=("--insecure-cookies",))
     collector.paths = {  # type: ignore[attr-defined]
         "login": "/login", "overview": "/", "unit": f"/units/{unit_id}", "device": f"/devices/{failing}",
-        "exceptions": "/exceptions?all=1", "audit": "/audit", "error": "/units/999999",
+        "exceptions": "/exceptions?all=1", "audit": "/audit", "report": f"/units/{unit_id}/report",
+        "error": "/units/999999",
     }
     try:
         yield collector
@@ -78,7 +82,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         collector.stop()
 
 
-PAGES = ("login", "overview", "unit", "device", "exceptions", "audit", "error")
+PAGES = ("login", "overview", "unit", "device", "exceptions", "audit", "report", "error")
 
 OVERFLOW_JS = """() => {
   const w = document.documentElement.clientWidth;
@@ -206,3 +210,53 @@ def test_axe_finds_what_it_should(contexts: Any, site: Any, axe_source: str) -> 
         assert "color-contrast" in ids
     finally:
         page.close()
+
+
+# ------------------------------------------------------------------ the committee report on paper
+
+REPORT_TEXT = {
+    "sv": ("Beredskap för distansarbete: Ekonomiskt bistånd", "Kontroller som hindrar flest datorer",
+           "Gällande undantag", "Datorer som varit tysta längst", "Så kan en granskare kontrollera uppgifterna",
+           "Underenheter"),
+    "da": ("Parathed til hjemmearbejde: Ekonomiskt bistånd", "Kontroller, der stopper flest computere",
+           "Gældende undtagelser", "Computere, der længst ikke har rapporteret",
+           "Sådan kan en revisor efterprøve tallene", "Underenheder"),
+    "en": ("Remote-work readiness: Ekonomiskt bistånd", "Checks blocking the most devices", "Exceptions in force",
+           "Devices silent longest", "How an auditor can verify these figures", "Sub-units"),
+}
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_committee_report_prints_to_a4_pdf(contexts: Any, site: Any, lang: str, tmp_path: Path) -> None:
+    import io
+
+    from pypdf import PdfReader
+
+    page = contexts[(lang, True)].new_page()
+    try:
+        page.goto(f"{site.url}{site.paths['report']}?lang={lang}&days=30")
+        pct = page.inner_text("#report-pct")
+        expiry = page.inner_text("#report-exceptions tbody tr td:nth-child(4)")
+        pdf = page.pdf(prefer_css_page_size=True, print_background=True)
+    finally:
+        page.close()
+    (screenshot_dir() / f"report-{lang}.pdf").write_bytes(pdf)
+    reader = PdfReader(io.BytesIO(pdf))
+    first = reader.pages[0].mediabox
+    assert (round(float(first.width)), round(float(first.height))) == (595, 842)  # A4 in points
+    # NFKC: the PDF's ligatures (ﬁ, ﬂ) and no-break spaces read as the letters and spaces they are.
+    text = unicodedata.normalize("NFKC", " ".join(" ".join((p.extract_text() or "").split()) for p in reader.pages))
+    pct = unicodedata.normalize("NFKC", pct)
+    for phrase in REPORT_TEXT[lang]:
+        assert " ".join(phrase.split()) in text, f"{lang}: {phrase!r} not in the PDF"
+    assert pct in text
+    assert "Mottagningsgruppen" in text  # the sub-unit
+    assert "kioskprofilen" in text and expiry in text  # the exception, its justification and last day
+    assert "EB-TYST-1" in text  # silent longest
+    assert "DSSE" in text and "Ed25519" in text
+    # Paper has no menus, forms or skip link.
+    for chrome in ("Logga ut", "Log ud", "Log out", "Filtrera", "Filtrér", LANG_SWITCH):
+        assert chrome not in text, chrome
+
+
+LANG_SWITCH = "SvenskaDanskEnglish"
