@@ -13,16 +13,31 @@ from typing import Sequence
 from auditagent import __version__
 from auditagent.commands import CommandError, optional_module
 
-COMMANDS = ("check", "policy_cmd", "delivery", "capture")
+COMMANDS = ("check", "policy_cmd", "delivery", "capture", "verify")
+# Which module registers each command, so a run imports only the module of the command
+# it runs (the hourly `run` need not load the policy tools, `check` not the delivery
+# code). A command missing here still works: then every module is registered.
+COMMAND_MODULES = {"check": "check", "policy": "policy_cmd", "enroll": "delivery", "run": "delivery",
+                   "status": "delivery", "resend": "delivery", "report": "delivery", "keys": "delivery",
+                   "capture": "capture", "verify": "verify"}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _modules_for(argv: Sequence[str] | None) -> tuple[str, ...]:
+    args = list(sys.argv[1:] if argv is None else argv)
+    first = next((a for a in args if not a.startswith("-")), None)
+    if first in COMMAND_MODULES and "--version" not in args:
+        return (COMMAND_MODULES[first],)
+    return COMMANDS
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; given the command line, with only the module of its command loaded."""
     parser = argparse.ArgumentParser(prog="auditagent",
                                      description="Remote-work readiness self-check and reporting agent.")
     parser.add_argument("--version", action="version", version=f"auditagent {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name in COMMANDS:
+    for name in _modules_for(argv) if argv is not None else COMMANDS:
         module = optional_module(name)
         if module is not None:
             module.register(sub)
@@ -30,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

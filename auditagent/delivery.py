@@ -43,8 +43,23 @@ def make_spool(paths: Any, config: Any, log: Any = None) -> Spool:
 
 def build_report(*, policy: Any, facts: dict[str, Any], evaluation: Any, enrollment: Any, private_key: Any,
                  sequence: int, spool_note: dict[str, Any] | None, integrity: dict[str, Any] | None) -> BuiltReport:
+    from auditagent.report import envelope_bytes, sign_envelope
+
+    statement = report_statement(policy=policy, facts=facts, evaluation=evaluation, enrollment=enrollment,
+                                 public_key=private_key.public_key(), sequence=sequence, spool_note=spool_note,
+                                 integrity=integrity)
+    envelope = sign_envelope(statement, private_key)
+    return BuiltReport(envelope, envelope_bytes(envelope), statement, sequence, statement["predicate"]["report_id"],
+                       evaluation.verdict)
+
+
+def report_statement(*, policy: Any, facts: dict[str, Any], evaluation: Any, enrollment: Any, public_key: Any,
+                     sequence: int, spool_note: dict[str, Any] | None = None,
+                     integrity: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The Statement a report carries, before signing: what `run` sends, `run --dry-run`
+    prints and the self-check page shows. ``public_key``: the key or its keyid."""
     from auditagent import __version__
-    from auditagent.report import build_predicate, build_statement, envelope_bytes, sign_envelope
+    from auditagent.report import build_predicate, build_statement
 
     os_name = (facts.get("os") or {}).get("name") if isinstance(facts.get("os"), dict) else None
     device = {"id": enrollment.device_id, "hostname": socket.gethostname(), "serial": enrollment.serial,
@@ -54,11 +69,7 @@ def build_report(*, policy: Any, facts: dict[str, Any], evaluation: Any, enrollm
         policy={"id": policy.id, "version": policy.version, "sha256": policy.digest},
         facts=facts, results=evaluation.to_dict(with_remediation=False)["results"], verdict=evaluation.verdict,
         sequence=sequence, spool=spool_note, integrity=integrity)
-    statement = build_statement(device_id=enrollment.device_id, public_key=private_key.public_key(),
-                                predicate=predicate)
-    envelope = sign_envelope(statement, private_key)
-    return BuiltReport(envelope, envelope_bytes(envelope), statement, sequence, predicate["report_id"],
-                       evaluation.verdict)
+    return build_statement(device_id=enrollment.device_id, public_key=public_key, predicate=predicate)
 
 
 def resign_spooled(spool: Spool, private_key: Any, device_id: str, log: Any = None) -> int:

@@ -37,7 +37,10 @@ class Result:
     status: str
     messages: tuple[Message, ...]
     evidence: dict[str, Any]
-    remediation: dict[str, list[str]]  # language → steps, for this platform
+    remediation: dict[str, list[str]]  # language → steps, for this OS (distribution and version if given)
+    # The platform's other entries (e.g. other Linux distributions): policy key → language → steps.
+    other_remediation: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    remediation_key: str | None = None  # the policy's entry ``remediation`` came from (linux.debian …)
 
     def to_dict(self, with_remediation: bool = True) -> dict[str, Any]:
         d: dict[str, Any] = {"check_id": self.check_id, "kind": self.kind, "severity": self.severity,
@@ -45,6 +48,8 @@ class Result:
                              "evidence": self.evidence}
         if with_remediation:
             d["remediation"] = self.remediation
+            if self.other_remediation:
+                d["other_remediation"] = self.other_remediation
         return d
 
 
@@ -86,8 +91,9 @@ def evaluate_check(check: Check, facts: dict[str, Any]) -> Result:
     else:
         outcome = _gate(check, facts) or EVALUATORS[check.kind](check.parameters, facts)
     status, messages, evidence = outcome
-    return Result(check.id, check.kind, check.severity, status, tuple(messages), evidence,
-                  check.remediation_for(platform))
+    os_facts = facts.get("os") if isinstance(facts.get("os"), dict) else None
+    key, steps, others = check.remediation_choice(platform, os_facts)
+    return Result(check.id, check.kind, check.severity, status, tuple(messages), evidence, steps, others, key)
 
 
 def _gate(check: Check, facts: dict[str, Any]) -> Outcome | None:
@@ -99,7 +105,7 @@ def _gate(check: Check, facts: dict[str, Any]) -> Outcome | None:
         if not isinstance(section, dict):
             return UNKNOWN, [Message("section.missing", {"section": name})], {}
         status = section.get("status")
-        reasons = "; ".join(section.get("reasons") or []) or "-"
+        reasons = list(section.get("reasons") or [])  # coded: translated when shown (i18n.reason_text)
         if status == "unknown":
             return UNKNOWN, [Message("section.unknown", {"section": name, "reasons": reasons})], \
                 {name: {"status": status, "reasons": section.get("reasons") or []}}
@@ -168,7 +174,7 @@ def eval_disk_encryption(p: dict[str, Any], facts: dict[str, Any]) -> Outcome:
             messages.append(Message("disk.not_encrypted", args))
         else:
             statuses.append(UNKNOWN)
-            messages.append(Message("disk.volume_unknown", {**args, "reason": v.get("reason") or "-"}))
+            messages.append(Message("disk.volume_unknown", {**args, "reason": v.get("reason") or []}))
     status = combine(statuses)
     if status == PASS:
         messages.insert(0, Message("disk.all_encrypted", {"count": len(chosen)}))
@@ -334,7 +340,7 @@ def eval_cloud_storage(p: dict[str, Any], facts: dict[str, Any]) -> Outcome:
     if facts["cloud"].get("status") == "partial" and status == PASS:
         status = UNKNOWN
         messages.append(Message("section.partial", {"section": "cloud",
-                                                    "reasons": "; ".join(facts["cloud"].get("reasons") or [])}))
+                                                    "reasons": list(facts["cloud"].get("reasons") or [])}))
     if status == PASS:
         names = sorted({c.get("name") for c in clients})
         messages.insert(0, Message("cloud.ok" if names else "cloud.none", {"clients": ", ".join(names)}))

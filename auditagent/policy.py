@@ -16,7 +16,7 @@ import yaml
 
 from auditagent.kinds import FACT_VALUE_SHAPE, KINDS, PLATFORMS
 from auditagent.schema import (F, Ctx, Either, Raw, Enum, Identifier, ListOf, Map, MapOf, NonNegInt, Problem,
-                               SchemaError, Str, Version, compose, find_node, mapping_items, node_line, scalar_value, suggest)
+                               SchemaError, Str, Version, compose, find_node, join, mapping_items, node_line, scalar_value, suggest)
 
 LANGS = ("sv", "da", "en")
 SEVERITIES = ("required", "recommended")
@@ -29,6 +29,28 @@ Reference = Either(Str, Map({
     "url": F(Str),
 }))
 
+class RemediationMap(MapOf):
+    """Steps per platform, or per distribution of a platform (``linux.debian``, ``linux.ubuntu.24``)."""
+
+    KEY = re.compile(r"^(?P<platform>[a-z]+)(?:\.(?P<id>[a-z0-9][a-z0-9._-]*?)(?:\.(?P<major>\d+))?)?$")
+
+    def __init__(self, value: Any) -> None:
+        super().__init__(value, keys=None, what="platform")
+
+    def check(self, node, path, ctx):
+        out = super().check(node, path, ctx)
+        if out is None:
+            return None
+        valid = PLATFORMS + ("any",)
+        for key in list(out):
+            m = self.KEY.match(key)
+            if not m or m.group("platform") not in valid or (m.group("id") and m.group("platform") == "any"):
+                ctx.error(find_node(node, key) or node, join(path, key), "unknown platform" + suggest(key, valid)
+                          + f" (valid: {', '.join(valid)}, or <platform>.<os id>[.<major version>])")
+                del out[key]
+        return out
+
+
 CHECK_FIELDS = {
     "id": F(Identifier, required=True),
     "kind": F(Enum(*KINDS), required=True),
@@ -36,7 +58,9 @@ CHECK_FIELDS = {
     "title": F(Text, required=True),
     "rationale": F(Text, required=True),
     "parameters": F(Raw("parameters"), doc="depends on kind"),  # validated per kind below
-    "remediation": F(MapOf(Steps, keys=PLATFORMS + ("any",), what="platform"), required=True),
+    "remediation": F(RemediationMap(Steps), required=True,
+                     doc="per platform (linux, windows, macos, any); linux.<os id>[.<major version>] for one "
+                         "distribution, e.g. linux.debian, linux.fedora.40 (matched on os.id, then os.id_like)"),
     "references": F(ListOf(Reference)),
     "platforms": F(ListOf(Enum(*PLATFORMS), min_items=1), doc="only on these OSes; not_applicable elsewhere"),
 }
@@ -70,8 +94,24 @@ class Check:
     platforms: tuple[str, ...] | None = None
     source: str = ""  # file:line
 
-    def remediation_for(self, platform: str) -> dict[str, list[str]]:
-        return self.remediation.get(platform) or self.remediation.get("any") or {}
+    def remediation_for(self, platform: str, os_facts: dict[str, Any] | None = None) -> dict[str, list[str]]:
+        return self.remediation_choice(platform, os_facts)[1]
+
+    def remediation_choice(self, platform: str, os_facts: dict[str, Any] | None = None
+                           ) -> tuple[str | None, dict[str, list[str]], dict[str, dict[str, list[str]]]]:
+        """(key, steps, others): the steps for this OS — its distribution and major version,
+        else a distribution it derives from (os.id_like), else the platform's — and the other
+        entries of the same platform (shown folded, for people on other systems)."""
+        osf = os_facts or {}
+        os_id = str(osf.get("id") or "")
+        major = str(osf.get("version") or "").split(".")[0]
+        likes = osf.get("id_like") if isinstance(osf.get("id_like"), list) else []
+        candidates = [f"{platform}.{os_id}.{major}", f"{platform}.{os_id}"] if os_id else []
+        candidates += [f"{platform}.{like}" for like in likes] + [platform, "any"]
+        key = next((c for c in candidates if c in self.remediation), None)
+        others = {k: v for k, v in self.remediation.items()
+                  if k != key and (k == platform or k.startswith(platform + "."))}
+        return key, (self.remediation.get(key) if key else None) or {}, others
 
     def reads(self) -> tuple[str, ...]:
         if self.kind == "fact":

@@ -177,10 +177,13 @@ def build_predicate(*, report_id: str | None = None, device: dict[str, Any], age
     return predicate
 
 
-def build_statement(*, device_id: str, public_key: Ed25519PublicKey, predicate: dict[str, Any]) -> dict[str, Any]:
+def build_statement(*, device_id: str, public_key: Ed25519PublicKey | str, predicate: dict[str, Any]) -> dict[str, Any]:
+    """``public_key``: the device key, or its keyid (hex sha256) when only that is at hand
+    (the self-check page shows the Statement without reading the private key)."""
+    digest = public_key if isinstance(public_key, str) else keyid(public_key)
     return {
         "_type": STATEMENT_TYPE,
-        "subject": [{"name": SUBJECT_PREFIX + device_id, "digest": {"sha256": keyid(public_key)}}],
+        "subject": [{"name": SUBJECT_PREFIX + device_id, "digest": {"sha256": digest}}],
         "predicateType": PREDICATE_TYPE,
         "predicate": predicate,
     }

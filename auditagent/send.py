@@ -31,6 +31,10 @@ from auditagent.durable import crash_point
 
 DELIVERED, DUPLICATE, REJECTED, RETRY, FATAL = "delivered", "duplicate", "rejected", "retry", "fatal"
 RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
+# Retryable answers about the collector as a whole (down, overloaded, asking to slow down):
+# the run stops and keeps the order. Any other 5xx may be about this one report.
+COLLECTOR_WIDE_STATUS = {408, 425, 429, 502, 503, 504}
+MAX_FAILED_RUNS = 3  # runs failing on one report while the collector takes others: then set aside
 USER_AGENT = "auditagent"
 
 
@@ -292,6 +296,7 @@ class DeliverySummary:
     delivered: int = 0
     duplicates: int = 0
     rejected: list[dict[str, Any]] = field(default_factory=list)
+    deferred: list[dict[str, Any]] = field(default_factory=list)  # failed this run, left for the next
     remaining: int = 0
     attempts: int = 0
     last_error: dict[str, Any] | None = None
@@ -300,17 +305,22 @@ class DeliverySummary:
 
     def to_dict(self) -> dict[str, Any]:
         return {"delivered": self.delivered, "duplicates": self.duplicates, "rejected": self.rejected,
-                "remaining": self.remaining, "attempts": self.attempts, "last_error": self.last_error,
+                "deferred": self.deferred, "remaining": self.remaining, "attempts": self.attempts, "last_error": self.last_error,
                 "stopped": self.stopped}
 
 
 def deliver_spool(spool: Any, send: Callable[[bytes], Outcome], *, attempts: int = 5, base_delay: float = 1.0,
                   max_delay: float = 300.0, sleep: Callable[[float], None] = time.sleep,
                   rng: random.Random | None = None, log: Any = None) -> DeliverySummary:
-    """Send the spooled reports oldest first. Stops at the first report that still
-    fails after ``attempts`` tries (the rest wait for the next run, keeping order)."""
+    """Send the spooled reports oldest first. A refusal (4xx) sets the report aside under
+    rejected/ and goes on. When the collector as a whole is unavailable (connection, 502,
+    503, 504, 408, 425, 429) after ``attempts`` tries, the run stops and the rest keep
+    their order. A report that still fails with another 5xx is left in the spool and the
+    next ones are sent; if they get through, that report's failed run is counted, and
+    after :data:`MAX_FAILED_RUNS` such runs it is set aside as ``undeliverable``."""
     rng = rng or random.Random()
     summary = DeliverySummary()
+    deferred: list[tuple[Any, Outcome]] = []
     for entry in spool.entries():
         try:
             data = spool.read(entry)
@@ -353,6 +363,14 @@ def deliver_spool(spool: Any, send: Callable[[bytes], Outcome], *, attempts: int
                     log.error("send_failed", code=outcome.code, message=outcome.message)
                 break
             attempt += 1
+            if attempt >= attempts and _about_this_report(outcome) and not (deferred and not _got_through(summary)):
+                deferred.append((entry, outcome))
+                summary.deferred.append({"report_id": entry.report_id, "sequence": entry.sequence,
+                                         "code": outcome.code, "http_status": outcome.status})
+                if log is not None:
+                    log.warning("send_deferred_report", report_id=entry.report_id, sequence=entry.sequence,
+                                tries=attempts, code=outcome.code, http_status=outcome.status)
+                break
             if attempt >= attempts:
                 summary.stopped = (f"collector unavailable after {attempts} tries "
                                    f"({outcome.code}{': ' + outcome.message if outcome.message else ''}); "
@@ -376,5 +394,26 @@ def deliver_spool(spool: Any, send: Callable[[bytes], Outcome], *, attempts: int
             sleep(delay)
         if summary.stopped:
             break
+    if deferred and _got_through(summary):
+        # The collector took reports after them: the failures are about these reports.
+        for entry, outcome in deferred:
+            if spool.note_failed_run(entry) >= MAX_FAILED_RUNS:
+                message = (f"the collector failed on this report in {MAX_FAILED_RUNS} runs while accepting others "
+                           f"({outcome.status} {outcome.code}{': ' + outcome.message if outcome.message else ''})")
+                spool.reject(entry, "undeliverable", message, outcome.status)
+                summary.rejected.append({"report_id": entry.report_id, "sequence": entry.sequence,
+                                         "code": "undeliverable", "message": message, "http_status": outcome.status})
+                if log is not None:
+                    log.error("report_undeliverable", report_id=entry.report_id, sequence=entry.sequence,
+                              kept_in=str(spool.directory / "rejected"))
     summary.remaining = spool.depth()
     return summary
+
+
+def _about_this_report(outcome: Outcome) -> bool:
+    return outcome.kind == RETRY and outcome.status is not None and outcome.status >= 500 \
+        and outcome.status not in COLLECTOR_WIDE_STATUS
+
+
+def _got_through(summary: DeliverySummary) -> bool:
+    return summary.delivered + summary.duplicates > 0

@@ -26,6 +26,7 @@ from auditagent.durable import (TMP_PREFIX, atomic_write, clean_temp_files, cras
 
 ENTRY = re.compile(r"^(\d{12})-([0-9a-fA-F-]{36})\.json$")
 EVICTED_NOTE = "evicted.json"
+FAILURES = "failures.json"  # report id → runs in which the collector failed on it while taking others
 REJECTED = "rejected"
 MAX_LISTED_SEQUENCES = 10000
 
@@ -143,6 +144,7 @@ class Spool:
     def remove(self, entry: SpoolEntry) -> None:
         """The collector has it: drop it from the outbox."""
         remove_durably(entry.path)
+        self.forget_failures(entry.report_id)
 
     def reject(self, entry: SpoolEntry, code: str, message: str, status: int | None = None) -> Path:
         """The collector refused it for good: keep it under rejected/ with the reason."""
@@ -154,7 +156,54 @@ class Spool:
         os.replace(entry.path, target)
         fsync_dir(rdir)
         fsync_dir(self.directory)
+        self.forget_failures(entry.report_id)
         return target
+
+    def reason(self, entry: SpoolEntry) -> dict[str, Any]:
+        """Why a report under rejected/ was set aside (code, message, http_status)."""
+        try:
+            data = json.loads((entry.path.parent / (entry.name[:-5] + ".reason.json")).read_text(encoding="utf-8"))
+            return data if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def requeue(self, entry: SpoolEntry) -> Path:
+        """Put a report from rejected/ back in the outbox (``auditagent resend``)."""
+        target = self.directory / entry.name
+        os.replace(entry.path, target)
+        remove_durably(entry.path.parent / (entry.name[:-5] + ".reason.json"))
+        self.forget_failures(entry.report_id)
+        fsync_dir(self.directory)
+        return target
+
+    # A report the collector keeps failing on (5xx) while it accepts the ones after it must
+    # not hold them back forever: its failed runs are counted here, and past a limit it is
+    # set aside under rejected/ as undeliverable (shown by `status`, re-sent by `resend`).
+
+    def _failures(self) -> dict[str, int]:
+        try:
+            data = json.loads((self.directory / FAILURES).read_text(encoding="utf-8"))
+            return {str(k): int(v) for k, v in data.items()} if isinstance(data, dict) else {}
+        except (OSError, ValueError, TypeError):
+            return {}
+
+    def _write_failures(self, data: dict[str, int]) -> None:
+        if data:
+            atomic_write(self.directory / FAILURES, json.dumps(data, sort_keys=True).encode("utf-8"))
+        else:
+            remove_durably(self.directory / FAILURES)
+
+    def note_failed_run(self, entry: SpoolEntry) -> int:
+        """One more run in which the collector failed on this report; returns how many."""
+        data = self._failures()
+        data[entry.report_id] = data.get(entry.report_id, 0) + 1
+        self._write_failures(data)
+        return data[entry.report_id]
+
+    def forget_failures(self, report_id: str) -> None:
+        data = self._failures()
+        if data.pop(report_id, None) is not None:
+            self._write_failures(data)
 
     def rewrite(self, transform: Callable[[bytes], bytes]) -> int:
         """Replace every waiting report with ``transform(old bytes)`` (atomically, one by one)

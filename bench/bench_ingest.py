@@ -1,13 +1,23 @@
-"""Ingest benchmark: signed reports accepted per second by ONE collector process
-(uvicorn, 1 worker) over loopback, on SQLite and PostgreSQL, with several concurrent
-senders; plus the agent-side cost of building and signing one report.
+"""Ingest benchmark: signed reports accepted per second by the collector
+(``auditagent-collector serve``, ``--workers`` processes) over loopback, on SQLite and
+PostgreSQL, with several concurrent senders; plus the agent-side cost of building and
+signing one report.
 
     python bench/bench_ingest.py                       # SQLite, and PostgreSQL if $AUDITAGENT_TEST_PG_URL
-    python bench/bench_ingest.py --db postgresql --senders 16 --reports 8000
+    python bench/bench_ingest.py --db postgresql --senders 16 --reports 8000 --workers 2
 
-Devices are enrolled up front (directly in the database, as the API would), reports are
-pre-signed; each sender process posts its devices' reports in sequence order over one
-keep-alive HTTP connection. Prints figures; asserts nothing. Loopback (127.0.0.1) only.
+Reports are real-size: built by the agent from this machine's facts and from a Windows
+and a macOS laptop replayed through the Host seam (bench/real_reports.py), mixed one
+third each. Devices are enrolled up front through the collector's store (as POST
+/v1/enroll would), reports are pre-signed; each sender process posts its devices'
+reports in sequence order over one keep-alive HTTP connection.
+
+Per run it prints the rate, the CPU time per accepted report of the collector
+processes, of PostgreSQL (this database's backends plus the WAL writer, checkpointer
+and background writer) and of the senders, separately, the ratio of the rate to the
+single-core parse+verify+validate limit measured in the same run, and the storage the
+run left behind, measured in the database. Prints figures; asserts nothing. Loopback
+(127.0.0.1) only.
 """
 from __future__ import annotations
 
@@ -27,14 +37,17 @@ import time
 import urllib.request
 import uuid
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
 
+import psutil  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 
 from auditagent import report as wire  # noqa: E402
+from real_reports import agent_predicates, signed_report  # noqa: E402
 
 PG_ENV = "AUDITAGENT_TEST_PG_URL"
 
@@ -58,44 +71,26 @@ def database(kind: str, pg_url: str | None) -> Iterator[str]:
         yield url
 
 
-def sample_predicate(device_id: str, seq: int) -> dict:
-    return wire.build_predicate(
-        device={"id": device_id, "hostname": f"lap-{device_id[:6]}", "serial": "SN123", "os": "Windows 11 Pro",
-                "platform": "windows"},
-        agent_version="0.1.0",
-        policy={"id": "confidential-casework", "version": "1.0.0", "sha256": "ab" * 32},
-        facts={"disk": {"status": "ok", "volumes": [{"mount": "C:", "role": "system", "encrypted": True,
-                                                      "method": "bitlocker", "state": "encrypted"}]},
-               "os": {"status": "ok", "id": "windows", "version": "10.0.22631", "build": "22631.3447"},
-               "firewall": {"status": "ok", "enabled": True, "profiles": {"domain": True, "private": True,
-                                                                           "public": True}},
-               "screen_lock": {"status": "ok", "enabled": True, "idle_seconds": 300}},
-        results=[{"check_id": c, "status": "pass", "severity": "required"}
-                 for c in ("disk-encrypted", "os-supported", "firewall-on", "screen-lock")],
-        verdict="ready", sequence=seq, generated_at=wire.now_iso())
-
-
-def sign_cost(n: int = 2000) -> tuple[float, float, int]:
-    """µs per report to build+sign (agent side) and to decode+verify (collector side); bytes."""
-    key = Ed25519PrivateKey.generate()
-    did = str(uuid.uuid4())
-    t0 = time.perf_counter()
-    for i in range(n):
-        st = wire.build_statement(device_id=did, public_key=key.public_key(), predicate=sample_predicate(did, i + 1))
-        body = wire.envelope_bytes(wire.sign_envelope(st, key))
-    sign_us = (time.perf_counter() - t0) / n * 1e6
+def sign_cost(templates: list[dict[str, Any]], n: int = 3000) -> tuple[float, float, float]:
+    """µs per real-size report to build+sign (agent side) and to parse+verify+validate on
+    one core (collector side, as Store.ingest does it); mean bytes on the wire."""
     from server.store import _public_key  # the collector's verifier (libsodium when PyNaCl is there)
 
+    key = Ed25519PrivateKey.generate()
+    did = str(uuid.uuid4())
+    t0 = time.process_time()
+    bodies = [signed_report(templates[i % len(templates)], did, i + 1, key) for i in range(n)]
+    sign_us = (time.process_time() - t0) / n * 1e6
     pub = _public_key(wire.raw_public_bytes(key.public_key()))
     kid = wire.keyid(key.public_key())
-    t0 = time.perf_counter()
-    for _ in range(n):
+    t0 = time.process_time()
+    for body in bodies:
         wire.verify_decoded(wire.decode_envelope(wire.parse_envelope(body)), pub, expected_keyid=kid)
-    verify_us = (time.perf_counter() - t0) / n * 1e6
-    return sign_us, verify_us, len(body)
+    verify_us = (time.process_time() - t0) / n * 1e6
+    return sign_us, verify_us, sum(map(len, bodies)) / n
 
 
-def enrol_and_sign(db_url: str, devices: int, per_device: int) -> list[list[bytes]]:
+def enrol_and_sign(db_url: str, templates: list[dict[str, Any]], devices: int, per_device: int) -> list[list[bytes]]:
     """Enrol devices through the collector's own store (as POST /v1/enroll would) and
     pre-sign their reports; returns one list of bodies per device, in sequence order."""
     from server.db import make_engine
@@ -107,12 +102,11 @@ def enrol_and_sign(db_url: str, devices: int, per_device: int) -> list[list[byte
     out = []
     for i in range(devices):
         key = Ed25519PrivateKey.generate()
+        template = templates[i % len(templates)]
         info = store.enroll(token=token, public_key_pem=wire.public_key_pem(key.public_key()),
-                            device={"hostname": f"lap-{i}", "os": "Windows 11", "platform": "windows"})
+                            device={"hostname": f"lap-{i}", "os": "bench", "platform": template["device"]["platform"]})
         did = info["device_id"]
-        out.append([wire.envelope_bytes(wire.sign_envelope(
-            wire.build_statement(device_id=did, public_key=key.public_key(), predicate=sample_predicate(did, s)),
-            key)) for s in range(1, per_device + 1)])
+        out.append([signed_report(template, did, s, key) for s in range(1, per_device + 1)])
     store.engine.dispose()
     return out
 
@@ -123,6 +117,7 @@ def sender(port: int, bodies: list[bytes], start: mp.Event, queue: mp.Queue) -> 
     statuses: dict[int, int] = {}
     lat = []
     start.wait()
+    cpu0 = time.process_time()
     for body in bodies:
         t = time.perf_counter()
         conn.request("POST", "/v1/reports", body=body, headers=headers)
@@ -131,62 +126,141 @@ def sender(port: int, bodies: list[bytes], start: mp.Event, queue: mp.Queue) -> 
         lat.append(time.perf_counter() - t)
         statuses[r.status] = statuses.get(r.status, 0) + 1
     conn.close()
-    queue.put((statuses, lat))
+    queue.put((statuses, lat, time.process_time() - cpu0))
 
 
-def run(kind: str, pg_url: str | None, devices: int, reports: int, senders: int) -> dict:
+def _cpu(procs: list[psutil.Process]) -> dict[int, float]:
+    out = {}
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            t = p.cpu_times()
+            out[p.pid] = t.user + t.system
+    return out
+
+
+def collector_procs(pid: int) -> list[psutil.Process]:
+    root = psutil.Process(pid)
+    return [root, *root.children(recursive=True)]
+
+
+def postgres_procs(db_name: str) -> list[psutil.Process]:
+    """This database's backends and the cluster's shared writers (WAL, checkpoints)."""
+    out = []
+    for p in psutil.process_iter(["cmdline"]):
+        cmd = " ".join(p.info["cmdline"] or ())
+        if not cmd.startswith("postgres: "):
+            continue
+        if f" {db_name} " in cmd or any(w in cmd for w in ("walwriter", "checkpointer", "background writer")):
+            out.append(p)
+    return out
+
+
+def storage(url: str, kind: str) -> dict[str, int]:
+    """Bytes on disk per table (with indexes and TOAST), measured in the database."""
+    from sqlalchemy import text
+
+    from server.db import make_engine
+
+    engine = make_engine(url, pool_size=1, max_overflow=0)
+    tables = ("reports", "device_state", "device_checks", "device_days")
+    out = {}
+    with engine.connect() as conn:
+        if kind == "postgresql":
+            for t in tables:
+                out[t] = conn.execute(text("SELECT pg_total_relation_size(:t)"), {"t": t}).scalar()
+        else:
+            rows = conn.exec_driver_sql("SELECT name, tbl_name FROM sqlite_master WHERE type IN ('table','index')").all()
+            sizes = dict(conn.exec_driver_sql("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name").all())
+            for t in tables:
+                out[t] = sum(sizes.get(name, 0) for name, tbl in rows if tbl == t)
+        out["_reports"] = conn.exec_driver_sql("SELECT COUNT(*) FROM reports").scalar()
+        out["_devices"] = conn.exec_driver_sql("SELECT COUNT(*) FROM device_state").scalar()
+    engine.dispose()
+    return out
+
+
+def wait_healthy(port: int, proc: subprocess.Popen) -> None:
+    for _ in range(1200):  # a loaded machine starts N workers slowly
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(proc.stderr.read().decode() if proc.poll() is not None else "not healthy")
+
+
+def run(kind: str, pg_url: str | None, templates: list[dict[str, Any]], devices: int, reports: int, senders: int,
+        workers: int) -> dict[str, Any]:
     per_device = max(1, reports // devices)
     with database(kind, pg_url) as url:
         port = free_port()
         env = {**os.environ, "PYTHONPATH": str(REPO)}
-        proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--db", url, "--host", "127.0.0.1",
-                                 "--port", str(port), "--log-level", "error"], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        serve = [sys.executable, "-m", "server.cli", "serve", "--db", url, "--host", "127.0.0.1",
+                 "--port", str(port), "--log-level", "error"]
+        if workers > 1:
+            serve += ["--workers", str(workers)]
+        proc = subprocess.Popen(serve, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
-            for _ in range(300):
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
-                        if r.status == 200:
-                            break
-                except OSError:
-                    time.sleep(0.1)
-            else:
-                raise RuntimeError(proc.stderr.read().decode() if proc.poll() is not None else "not healthy")
-            per_dev = enrol_and_sign(url, devices, per_device)
+            wait_healthy(port, proc)
+            per_dev = enrol_and_sign(url, templates, devices, per_device)
             # Each sender owns whole devices and interleaves them, so every report is in order.
-            shares: list[list[bytes]] = [[] for _ in range(senders)]
+            shares: list[list[list[bytes]]] = [[] for _ in range(senders)]
             for d, bodies in enumerate(per_dev):
                 shares[d % senders].append(bodies)
-            work = []
-            for share in shares:
-                seq_major = [b for row in zip(*share) for b in row] if share else []
-                work.append(seq_major)
+            work = [[b for row in zip(*share) for b in row] for share in shares if share]
             ctx = mp.get_context("fork")
             start, queue = ctx.Event(), ctx.Queue()
-            procs = [ctx.Process(target=sender, args=(port, w, start, queue)) for w in work if w]
+            procs = [ctx.Process(target=sender, args=(port, w, start, queue)) for w in work]
             for p in procs:
                 p.start()
             time.sleep(0.3)
+            db_name = url.rsplit("/", 1)[-1].split("?")[0] if kind == "postgresql" else None
+            coll = collector_procs(proc.pid)
+            pg = postgres_procs(db_name) if db_name else []
+            c0, g0 = _cpu(coll), _cpu(pg)
             t0 = time.perf_counter()
             start.set()
             results = [queue.get() for _ in procs]
             elapsed = time.perf_counter() - t0
+            c1, g1 = _cpu(coll), _cpu(postgres_procs(db_name) if db_name else [])
             for p in procs:
                 p.join()
         finally:
             proc.terminate()
-            proc.wait(timeout=20)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+        stored = storage(url, kind)
     statuses: dict[int, int] = {}
     lat: list[float] = []
-    for s, l in results:
+    sender_cpu = 0.0
+    for s, l, cpu in results:
         for k, v in s.items():
             statuses[k] = statuses.get(k, 0) + v
         lat.extend(l)
+        sender_cpu += cpu
     accepted = statuses.get(201, 0)
     lat.sort()
-    return {"db": kind, "senders": senders, "devices": devices, "sent": sum(statuses.values()),
+    per = max(accepted, 1)
+    return {"db": kind, "senders": senders, "workers": workers, "devices": devices, "sent": sum(statuses.values()),
             "accepted": accepted, "statuses": statuses, "seconds": elapsed, "per_second": accepted / elapsed,
-            "p50_ms": statistics.median(lat) * 1000, "p99_ms": lat[int(len(lat) * 0.99) - 1] * 1000}
+            "p50_ms": statistics.median(lat) * 1000, "p99_ms": lat[int(len(lat) * 0.99) - 1] * 1000,
+            "collector_cpu_us": (sum(c1.values()) - sum(c0.values())) / per * 1e6,
+            "postgres_cpu_us": sum(v - g0.get(pid, 0.0) for pid, v in g1.items()) / per * 1e6,
+            "sender_cpu_us": sender_cpu / per * 1e6, "storage": stored}
+
+
+def storage_line(st: dict[str, int]) -> str:
+    n, d = max(st["_reports"], 1), max(st["_devices"], 1)
+    per_report = st["reports"] / n
+    per_device = (st["device_state"] + st["device_checks"]) / d
+    year = (per_report + st["device_days"] / n) * 24 * 365 + per_device  # hourly reports, no retention
+    return (f"storage: reports {per_report:,.0f} B/report, device_state+checks {per_device:,.0f} B/device, "
+            f"device_days {st['device_days'] / n:,.0f} B/report -> {year / 1e6:,.1f} MB/device/year "
+            f"at one report an hour ({n} reports, {d} devices)")
 
 
 def main() -> int:
@@ -199,27 +273,37 @@ def main() -> int:
     ap.add_argument("--devices", type=int, default=200)
     ap.add_argument("--reports", type=int, default=4000)
     ap.add_argument("--senders", type=int, nargs="+", default=[4, 16])
+    ap.add_argument("--workers", type=int, nargs="+", default=[1])
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
-    sign_us, verify_us, size = sign_cost()
-    print(f"agent: build+sign one report  {sign_us:7.1f} µs   ({size} bytes on the wire; "
-          "spool cost: bench/bench_spool.py)")
-    print(f"collector: parse+verify+schema {verify_us:7.1f} µs per report (in-process, no HTTP/DB)")
+    predicates = agent_predicates()
+    templates = list(predicates.values())
+    sign_us, verify_us, size = sign_cost(templates)
+    limit = 1e6 / verify_us
+    print("reports: built by the agent on " + ", ".join(predicates) + f"; {size:,.0f} bytes on the wire on average")
+    print(f"agent: build+sign one report  {sign_us:7.1f} µs CPU (spool cost: bench/bench_spool.py)")
+    print(f"collector: parse+verify+schema {verify_us:7.1f} µs CPU per report on one core "
+          f"= single-core verify limit {limit:,.0f} reports/s")
     kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
     if "postgresql" in kinds and not args.pg_url:
         print(f"postgresql: skipped ({PG_ENV} not set)")
         kinds.remove("postgresql")
     rows = []
     for kind in kinds:
-        for n in args.senders:
-            r = run(kind, args.pg_url, args.devices, args.reports, n)
-            rows.append(r)
-            print(f"{kind:10} senders={n:3} accepted {r['accepted']:6}/{r['sent']:<6} in {r['seconds']:6.2f} s"
-                  f" = {r['per_second']:7.0f} reports/s  (p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms)"
-                  f"  statuses={r['statuses']}")
+        for w in args.workers:
+            for n in args.senders:
+                r = run(kind, args.pg_url, templates, args.devices, args.reports, n, w)
+                rows.append(r)
+                print(f"{kind:10} workers={w} senders={n:3} accepted {r['accepted']:6}/{r['sent']:<6} in "
+                      f"{r['seconds']:6.2f} s = {r['per_second']:7.0f} reports/s = {r['per_second'] / limit:.2f} x "
+                      f"verify limit  (p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms)  statuses={r['statuses']}")
+                print(f"{'':10} CPU per report: collector {r['collector_cpu_us']:6.0f} µs, PostgreSQL "
+                      f"{r['postgres_cpu_us']:6.0f} µs, senders {r['sender_cpu_us']:6.0f} µs")
+                print(f"{'':10} {storage_line(r['storage'])}")
     if args.json:
-        print(json.dumps({"sign_us": sign_us, "verify_us": verify_us, "runs": rows}, indent=1))
+        print(json.dumps({"sign_us": sign_us, "verify_us": verify_us, "verify_limit": limit, "bytes": size,
+                          "runs": rows}, indent=1))
     return 0
 
 

@@ -29,7 +29,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
 from server import auth
-from server.api import _errors
+from server.error_models import error_responses as _errors
 from server.db import ROLES, api_tokens, units, users, utc
 from server.store import ApiError, parse_duration
 

@@ -15,7 +15,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from auditagent import __version__
@@ -23,6 +22,7 @@ from auditagent import report as wire
 from server.db import make_engine, now
 from server.error_models import error_responses as _errors
 from server.migrate import head_revision
+from server.report_endpoint import ReportEndpoint
 from server.strict_json import StrictJsonRoute
 from server.store import ApiError, Limits, Store
 
@@ -41,7 +41,11 @@ class Settings:
     insecure_cookies: bool = False
     default_max_report_age_hours: int = 24  # units (and their ancestors) without their own
     min_agent_version: str | None = None  # agents below it are flagged outdated (else: below the newest seen)
-    timezone: str = "Europe/Stockholm"  # the organisation's zone: times and dates on the dashboard (stored UTC)
+    metrics_token_sha256: str | None = None  # /metrics for a scraper with this token (server/metrics.py)
+    oidc: Any = None  # server.oidc.OidcConfig: single sign-on; None = password log-in only
+    notify: Any = None  # server.notify.config.NotifyConfig: SMTP and webhook settings; None = no delivery
+    readiness_target: float = 95.0  # % of ready devices a unit should reach; the overview marks units below
+    time_zone: str = "Europe/Stockholm"  # the organisation's zone: times and dates on the dashboard (stored UTC)
 
 
 class DeviceIdentity(BaseModel):
@@ -200,6 +204,10 @@ async def _send_error(send: Any, status: int, code: str, message: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def _route(app: FastAPI, path: str, method: str) -> Any:
+    return next(r for r in app.router.routes if getattr(r, "path", None) == path and method in getattr(r, "methods", ()))
+
+
 def create_app(settings: Settings) -> FastAPI:
     engine = make_engine(settings.db_url, pool_size=settings.pool_size, max_overflow=settings.max_overflow)
     store = Store(engine, settings.limits)
@@ -217,6 +225,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(SecurityHeaders)
     app.state.store = store
     app.state.settings = settings
+    from server import metrics
+
+    from server.notify import outbox
+
+    metrics.install(app, engine, settings, queue_depth=outbox.depth)
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
@@ -263,6 +276,9 @@ def create_app(settings: Settings) -> FastAPI:
     from server import api_tokens
 
     app.include_router(api_tokens.router)
+    from server.notify import api as notify_api
+
+    app.include_router(notify_api.router)
 
     @app.get("/openapi.json", include_in_schema=False)
     def openapi_document(_user: auth.User = Depends(auth.current_user)) -> JSONResponse:
@@ -308,27 +324,12 @@ def create_app(settings: Settings) -> FastAPI:
               responses={201: {"model": ReportAccepted, "description": "stored"},
                          200: {"model": ReportAccepted, "description": "already stored (idempotent resend)"},
                          **_errors(400, 403, 409, 413, 422)})
-    async def post_report(request: Request) -> JSONResponse:
+    async def post_report() -> None:
         """Verify a report envelope against the device's enrolled key and store it
         (append-only, verbatim) with the device's latest state, in one transaction."""
-        declared = request.headers.get("content-length")
-        if declared is not None:
-            try:
-                if int(declared) > max_body:
-                    raise ApiError(413, "payload_too_large", f"body of {declared} bytes exceeds the limit of "
-                                                             f"{max_body} bytes")
-            except ValueError:
-                raise ApiError(400, "malformed_request", "Content-Length is not a number") from None
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > max_body:
-                raise ApiError(413, "payload_too_large", f"body exceeds the limit of {max_body} bytes")
-            chunks.append(chunk)
-        body = b"".join(chunks)
-        status, result = await run_in_threadpool(store.ingest, body)
-        return JSONResponse(result, status_code=status)
+
+    # This route is documented here and served by the lean endpoint (server/report_endpoint.py).
+    _route(app, "/v1/reports", "POST").app = ReportEndpoint(store, max_body)
 
     @app.get("/v1/devices/{device_id}/policy", tags=["devices"], responses=_errors(404))
     def device_policy(device_id: str, request: Request) -> Response:
@@ -347,5 +348,8 @@ def create_app(settings: Settings) -> FastAPI:
     # The dashboard (server-rendered HTML; server/web.py).
     from server import web
 
-    web.mount(app, store, settings)
+    dashboard = web.mount(app, store, settings)
+    from server import oidc_web
+
+    oidc_web.mount(app, dashboard, settings)
     return app

@@ -1,6 +1,6 @@
 """``auditagent-collector``: run and administer the collector.
 
-    auditagent-collector serve [--db URL] [--host H] [--port P] [--tls-cert F --tls-key F]
+    auditagent-collector serve [--db URL] [--host H] [--port P] [--tls-cert F --tls-key F] [--workers N]
     auditagent-collector db upgrade
     auditagent-collector unit add "Socialförvaltningen/IFO/Ekonomiskt bistånd"
     auditagent-collector unit list
@@ -92,6 +92,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     configure_logging(args.log_level)
     url = resolve_db_url(args.db)
+    from server.ports import port_unavailable
+
     port_problem = port_unavailable(args.host, args.port)
     if port_problem:
         raise ValueError(f"cannot listen on {args.host}:{args.port}: {port_problem}; pass another --port")
@@ -113,43 +115,51 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise SystemExit(f"auditagent-collector: --timezone: {exc}") from None
     limits = Limits(max_body_bytes=args.max_body_bytes, max_future_skew=parse_duration(args.max_future_skew))
-    app = create_app(Settings(db_url=url, limits=limits, pool_size=args.pool_size, max_overflow=args.pool_overflow,
-                              insecure_cookies=args.insecure_cookies,
-                              default_max_report_age_hours=args.max_report_age_hours,
-                              min_agent_version=args.min_agent_version, timezone=args.timezone))
-    uvicorn.run(app, host=args.host, port=args.port, ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key,
-                access_log=False, log_level=args.log_level, server_header=False, workers=1,
-                timeout_graceful_shutdown=5)
+    from server import metrics, oidc
+    from server.notify import config as notify_config
+
+    settings = Settings(db_url=url, limits=limits, pool_size=args.pool_size, max_overflow=args.pool_overflow,
+                        insecure_cookies=args.insecure_cookies,
+                        default_max_report_age_hours=args.max_report_age_hours,
+                        min_agent_version=args.min_agent_version,
+                        readiness_target=args.readiness_target, time_zone=args.timezone,
+                        metrics_token_sha256=metrics.read_token_file(args.metrics_token_file),
+                        oidc=oidc.load_config(args.oidc_config) if args.oidc_config else None,
+                        notify=notify_config.load_config(args.notify_config) if args.notify_config else None)
+    options = dict(host=args.host, port=args.port, ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key,
+                   access_log=False, log_level=args.log_level, server_header=False, timeout_graceful_shutdown=5)
+    if args.workers > 1 and (args.metrics_listen or args.metrics_token_file):
+        # Each worker would count only its own requests; one scrape would see one worker.
+        raise ValueError("--metrics-listen/--metrics-token-file need --workers 1 (run one collector process "
+                         "per core behind nginx instead, each with its own metrics)")
+    if args.notify_config:
+        # One notification worker per collector host, whatever the number of HTTP workers
+        # (the outbox in the database keeps several hosts from sending twice).
+        from server.db import make_engine
+        from server.notify.worker import Worker
+
+        Worker(make_engine(url, pool_size=2, max_overflow=0), settings.notify,
+               default_max_age_hours=args.max_report_age_hours).start()
+    if args.workers > 1:
+        # uvicorn's supervisor: N processes on one listening socket, each built from the
+        # settings handed over in the environment (server/asgi.py); a dead worker is replaced.
+        from server.asgi import SETTINGS_ENV, settings_to_env
+
+        os.environ[SETTINGS_ENV] = settings_to_env(settings, oidc_config=args.oidc_config)
+        os.environ["AUDITAGENT_COLLECTOR_LOG_LEVEL"] = args.log_level
+        uvicorn.run("server.asgi:app_from_environment", factory=True, workers=args.workers, **options)
+        return 0
+    app = create_app(settings)
+    if args.metrics_listen:
+        app.state.metrics.serve_separately(*metrics.parse_listen(args.metrics_listen))
+    uvicorn.run(app, workers=1, **options)
     return 0
 
 
-def port_unavailable(host: str, port: int) -> str | None:
-    """Why ``host:port`` cannot be listened on (in use, no such address), or None."""
-    import socket
-
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as exc:
-        return f"unknown address ({exc.strerror})"
-    family, kind, proto, _, addr = infos[0]
-    with socket.socket(family, kind, proto) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(addr)
-        except OSError as exc:
-            return "the port is in use" if exc.errno in (98, 48, 10048) else (exc.strerror or str(exc))
-    return None
-
-
 def _is_loopback(host: str) -> bool:
-    import ipaddress
+    from server.oidc import is_loopback_host
 
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(host)
 
 
 def cmd_unit_set_max_age(args: argparse.Namespace) -> int:
@@ -365,9 +375,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pool-size", type=int, default=10, help="database connections kept open")
     p.add_argument("--pool-overflow", type=int, default=30, help="extra connections under load")
     p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--workers", type=int, default=1,
+                   help="collector processes on the one port (default 1; about one per core: each is a full "
+                        "collector on the same database)")
     p.add_argument("--max-report-age-hours", type=int, default=24,
                    help="a device whose last report is older is stale, unless its unit (or a parent) sets "
                         "its own, e.g. from the signed policy (default 24)")
+    p.add_argument("--readiness-target", type=float, default=95.0, metavar="PERCENT",
+                   help="the share of ready devices a unit should reach; the overview marks units below it "
+                        "(default 95)")
     p.add_argument("--min-agent-version", default=None,
                    help="flag agents older than this as outdated (default: older than the newest reported)")
     p.add_argument("--timezone", default=os.environ.get("AUDITAGENT_TIMEZONE") or "Europe/Stockholm",
@@ -376,6 +392,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--insecure-cookies", action="store_true",
                    help="session cookie without the Secure flag; refused unless serving plain http on a loopback "
                         "address (tests and local preview over http://127.0.0.1)")
+    p.add_argument("--metrics-token-file", default=None,
+                   help="serve Prometheus metrics at /metrics to a scraper sending this file's token as "
+                        "'Authorization: Bearer' (file mode 0600); without it or --metrics-listen, no metrics")
+    p.add_argument("--metrics-listen", default=None, metavar="HOST:PORT",
+                   help="serve Prometheus metrics, without a token, on a listener of their own (e.g. 127.0.0.1:9464)")
+    p.add_argument("--notify-config", default=None, metavar="FILE",
+                   help="notifications: YAML with SMTP (STARTTLS) and webhook settings; starts the daily digest "
+                        "and delivery worker (docs/notifications.md)")
+    p.add_argument("--oidc-config", default=None, metavar="FILE",
+                   help="single sign-on with OpenID Connect (Entra ID): YAML with issuer, client, claim → role/unit "
+                        "mappings; see docs/entra-id.md")
     p.set_defaults(func=cmd_serve)
 
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", metavar="ACTION")

@@ -176,6 +176,9 @@ exceptions = Table(
     Column("granted_by", Integer, ForeignKey("users.id"), nullable=False),
     Column("granted_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
+    # The date the officer picked (valid through it, in the organisation's time zone), when
+    # granted by date; expires_at is then the end of that day there.
+    Column("expires_on", Date, nullable=True),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
     Column("revoked_by", Integer, ForeignKey("users.id"), nullable=True),
     Column("revoke_reason", Text, nullable=True),
@@ -223,12 +226,14 @@ device_days = Table(
 )
 Index("ix_device_days_unit_day", device_days.c.unit_id, device_days.c.day)
 
-# Ready device-days per unit (its own devices) and closed UTC day: the trend's cache.
+# Devices by state at the end of each closed UTC day, per unit (its own devices): the trend's cache.
 unit_day_ready = Table(
     "unit_day_ready", metadata,
     Column("unit_id", Integer, ForeignKey("units.id"), primary_key=True),
     Column("day", Date, primary_key=True),
     Column("ready", Integer, nullable=False),
+    Column("not_ready", Integer, nullable=True),  # NULL: counted before 0008, count again
+    Column("stale", Integer, nullable=True),
     Column("history_version", Integer, nullable=False),  # units.history_version when counted
 )
 
@@ -272,6 +277,66 @@ api_tokens = Table(
     Column("revoked_at", DateTime(timezone=True), nullable=True),
     Column("note", String(500), nullable=True),
 )
+
+# ------------------------------------------------------------------ single sign-on (0009)
+
+# A log-in on its way through the OpenID provider: one use, ten minutes (server/oidc.py).
+oidc_pending = Table(
+    "oidc_pending", metadata,
+    Column("state_sha256", String(64), primary_key=True),
+    Column("binding_sha256", String(64), nullable=False),  # the browser's aa_oidc cookie
+    Column("nonce", String(64), nullable=False),
+    Column("code_verifier", String(128), nullable=False),
+    Column("next_path", String(2000), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Which local user an identity at a provider is: (issuer, subject), never a name.
+oidc_identities = Table(
+    "oidc_identities", metadata,
+    Column("issuer", String(500), primary_key=True),
+    Column("subject", String(255), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# ------------------------------------------------------------------ notifications (0010)
+
+# What an officer wants to hear about one unit's subtree, and where (server/notify/).
+notify_subscriptions = Table(
+    "notify_subscriptions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("unit_id", Integer, ForeignKey("units.id"), nullable=False),
+    Column("channel", String(16), nullable=False),  # email | webhook
+    Column("target", String(500), nullable=False),  # an e-mail address or an https URL
+    Column("secret", String(100), nullable=True),  # webhook HMAC key
+    Column("events", String(200), nullable=False),  # comma-joined event names
+    Column("exception_days", Integer, nullable=False),
+    Column("target_pct", Integer, nullable=True),
+    Column("lang", String(8), nullable=False),
+    Column("snapshot", JSON, nullable=True),  # device id → state at the last digest
+    Column("last_digest_day", Date, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# The durable outbox: one digest per subscription and day, retried with backoff until
+# delivered or given up; a restart loses nothing.
+notify_outbox = Table(
+    "notify_outbox", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("subscription_id", Integer, ForeignKey("notify_subscriptions.id", ondelete="CASCADE"), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("payload", Text, nullable=False),  # JSON: the digest, rendered per channel on delivery
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("delivered_at", DateTime(timezone=True), nullable=True),
+    Column("failed_at", DateTime(timezone=True), nullable=True),
+    Column("last_error", String(500), nullable=True),
+    UniqueConstraint("subscription_id", "day", name="uq_notify_outbox_subscription_day"),
+)
+Index("ix_notify_outbox_due", notify_outbox.c.next_attempt_at)
 
 
 def now() -> dt.datetime:

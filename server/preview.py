@@ -93,8 +93,8 @@ def enrol_this_machine(store: Any, data_dir: Path, url: str) -> str:
     try:
         res = json.loads(p.stdout)
         state = json.loads((data_dir / "agent" / "enrollment.json").read_text())
-        return (f"this machine ({socket.gethostname()}) reported: {res.get('verdict')} "
-                f"- /devices/{state['device_id']}")
+        verdict = {"ready": "ready", "not_ready": "not ready"}.get(res.get("verdict"), "no verdict")
+        return f"this machine ({socket.gethostname()}) reported: {verdict} — {url}/devices/{state['device_id']}"
     except (ValueError, OSError, KeyError):
         return f"this machine's agent run: exit {p.returncode}: {(p.stderr or p.stdout).strip()[-400:]}"
 
@@ -110,7 +110,13 @@ def run_preview(data_dir: Path, port: int, *, devices: int = 300, days: int = 30
     from server.simulate import FleetSpec, simulate_fleet
     from server.store import Store
 
+    from server.ports import free_port, port_unavailable
+
     configure_logging("warning")
+    busy = port_unavailable(host, port)
+    if busy:
+        wanted, port = port, free_port(host)
+        _say(f"auditagent preview: port {wanted} on {host} cannot be used ({busy}); using port {port} instead")
     data_dir = data_dir.resolve()
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     db_url = f"sqlite:///{data_dir / 'collector.db'}"
@@ -145,12 +151,8 @@ def run_preview(data_dir: Path, port: int, *, devices: int = 300, days: int = 30
             if server.should_exit:
                 return
             time.sleep(0.05)
-        _say("")
-        _say(f"  Dashboard:  {url}/")
-        _say(f"  Log in:     {user} / {password}   (also in {data_dir / 'login.txt'})")
-        _say(f"  API:        {url}/docs")
-        _say(f"  Data:       {data_dir}   (stop with Ctrl-C; starting again keeps the data)")
-        _say("")
+        for line in announcement(url, user, password, data_dir, db_url):
+            _say(line)
         if this_machine:
             _say("auditagent preview: " + enrol_this_machine(app.state.store, data_dir, url))
 
@@ -159,11 +161,38 @@ def run_preview(data_dir: Path, port: int, *, devices: int = 300, days: int = 30
     return 0
 
 
+def collector_command() -> str:
+    """How to run this same auditagent-collector from another terminal."""
+    argv0 = Path(sys.argv[0])
+    if argv0.name.startswith("auditagent-collector") and argv0.is_file():
+        return str(argv0.resolve())
+    return "auditagent-collector"
+
+
+def announcement(url: str, user: str, password: str, data_dir: Path, db_url: str) -> list[str]:
+    cmd = collector_command()
+    return [
+        "",
+        f"  Dashboard:   {url}/",
+        f"  Log in:      {user} / {password}   (also in {data_dir / 'login.txt'})",
+        f"  API:         {url}/docs",
+        f"  Database:    {db_url}",
+        f"  Add a user:  {cmd} user add NAME --role security_officer --db {db_url}",
+        f"  Data:        {data_dir}   (stop with Ctrl-C; starting again keeps the data)",
+        "",
+    ]
+
+
+DESCRIPTION = ("Try it on one machine: a simulated fleet of laptops, this machine's own agent and the dashboard, "
+               "on 127.0.0.1 with an embedded SQLite database in --data-dir. Prints the dashboard URL, a login, "
+               "the database URL and how to add a user. Starting again keeps the data. Stop with Ctrl-C.")
+
+
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("preview", help="try it: simulated fleet + this machine + dashboard on 127.0.0.1",
-                       description=__doc__.split("\n\n")[0])
+                       description=DESCRIPTION)
     p.add_argument("--data-dir", default=DEFAULT_DIR, help=f"where the preview keeps its data (default {DEFAULT_DIR})")
-    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default 8080; another free one if taken)")
     p.add_argument("--devices", type=int, default=300, help="size of the simulated fleet on first start (300)")
     p.add_argument("--days", type=int, default=30, help="days of simulated history on first start (30)")
     p.add_argument("--seed", type=int, default=1)

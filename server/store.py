@@ -1,11 +1,14 @@
 """The collector's operations on storage: units, enrolment tokens, devices and their
 keys, signed policies per unit, and report ingest.
 
-Ingest is one transaction per report. The sequence rule is enforced by the database:
-a conditional ``UPDATE device_state … WHERE last_sequence < :seq`` (which also
-re-checks that the device is not revoked and the signing key is still current) takes
-the device's row lock, and ``UNIQUE(device_id, sequence)`` / ``UNIQUE(report_id)`` on
-the append-only ``reports`` table back it up. Two collector processes on one
+Ingest verifies each report in the request's thread, then hands it to a group commit
+(server/group_commit.py): reports of concurrent requests share one transaction, and
+each request is answered once that transaction has committed. The sequence rule is
+enforced by the database (server/report_write.py): a conditional ``UPDATE device_state
+… WHERE last_sequence < :seq`` (which also re-checks that the device is not revoked and
+the signing key is still current) takes the device's row lock, and
+``UNIQUE(device_id, sequence)`` / ``UNIQUE(report_id)`` on the append-only ``reports``
+table back it up. Two collector processes on one
 PostgreSQL therefore cannot store a report twice or store an older sequence after a
 newer one; Python never decides by reading first and writing after.
 """
@@ -31,6 +34,9 @@ from sqlalchemy.exc import IntegrityError
 from auditagent import report as wire
 from server.db import (device_keys, device_state, devices, enrolment_tokens, now, reports, unit_policies, units,
                        utc, write_audit)
+from server.group_commit import GroupCommit
+from server.key_cache import LRUCache
+from server.report_write import store_batch_for, store_history
 
 log = structlog.get_logger("auditagent.collector")
 
@@ -159,11 +165,13 @@ def _device_os(value: Any) -> str | None:
 class Store:
     engine: Engine
     limits: Limits = field(default_factory=Limits)
-    _keys: dict[str, tuple[str, bytes]] = field(default_factory=dict, repr=False)
+    # Devices' current keys (id, raw key), least recently used dropped first.
+    key_cache_size: int = 200_000
+    _keys: LRUCache[tuple[str, bytes]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        # Ingest on PostgreSQL runs single statements in autocommit mode (shares the pool).
-        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._keys = LRUCache(self.key_cache_size)
+        self._writer = GroupCommit(self.engine, store_batch_for(self.engine.dialect.name))
 
     # ------------------------------------------------------------------ health
 
@@ -562,33 +570,15 @@ class Store:
         # preview's simulated history).
         arrived = max(received, now()).astimezone(dt.timezone.utc).date()
         params["late"] = params["day"] < arrived
-        # Plain SQL on the hot path (see _INGEST_SQL): building SQLAlchemy statements per
-        # request cost more CPU than verifying the signature.
+        params["check_list"] = check_list
+        # Group commit: this returns once the transaction holding the report has committed
+        # (server/group_commit.py); the statements are in server/report_write.py.
         try:
-            if self.engine.dialect.name == "postgresql":
-                # One statement, one round trip, its own transaction (autocommit).
-                with self._autocommit.connect() as conn:
-                    if conn.exec_driver_sql(_INGEST_SQL_PG, params).first() is None:
-                        raise _Conflict()
-            else:
-                params["generated_at"] = _sqlite_time(generated)
-                params["received_at"] = _sqlite_time(received)
-                params["day"] = params["day"].isoformat()
-                params["ready_strict"] = 1 if params["ready_strict"] else 0
-                with self.engine.begin() as conn:
-                    if conn.exec_driver_sql(_ADVANCE_SQL_SQLITE, params).rowcount != 1:
-                        raise _Conflict()
-                    conn.exec_driver_sql(_INSERT_SQL_SQLITE, params)
-                    conn.exec_driver_sql(_DELETE_CHECKS_SQLITE, {"device_id": device_id})
-                    if check_list:
-                        conn.exec_driver_sql(_INSERT_CHECK_SQLITE,
-                                             [(device_id, c["check_id"], c["severity"], c["status"])
-                                              for c in check_list])
-                    conn.exec_driver_sql(_UPSERT_DAY_SQLITE, params)
-                    if params["late"]:
-                        conn.exec_driver_sql(_LATE_DAY_SQLITE, params)
-        except (_Conflict, IntegrityError):
-            self._keys.pop(device_id, None)
+            stored = self._writer.store(params)
+        except IntegrityError:
+            stored = False
+        if not stored:
+            self._keys.pop(device_id)
             return self._conflict(device_id, statement, payload_sha, params)
         log.debug("report.stored", device_id=device_id, sequence=seq)
         return 201, {"report_id": p["report_id"], "status": "stored", "sequence": seq}
@@ -600,12 +590,10 @@ class Store:
         if dev is None:
             raise ApiError(403, "unknown_device", f"device {device_id}: not enrolled here; enrol it first")
         if dev.revoked_at is not None:
-            self._keys.pop(device_id, None)
+            self._keys.pop(device_id)
             raise ApiError(403, "revoked_device", f"device {device_id}: revoked; reports are not accepted")
         entry = (dev.current_keyid, bytes(dev.public_key))
-        if len(self._keys) >= 100_000:
-            self._keys.clear()
-        self._keys[device_id] = entry
+        self._keys.put(device_id, entry)
         return entry
 
     def _duplicate(self, device_id: str, statement: dict[str, Any], payload_sha: str) -> tuple[int, dict[str, Any]] | None:
@@ -651,103 +639,8 @@ class Store:
         ``reports`` (timeline) and, if its day has no row yet, ``device_days`` (trend);
         device_state and device_checks stay as they are. False if its sequence is
         already stored (UNIQUE(device_id, sequence) decides)."""
-        pg = self.engine.dialect.name == "postgresql"
         try:
             with self.engine.begin() as conn:
-                if conn.exec_driver_sql(_HISTORY_PG if pg else _HISTORY_SQLITE, params).rowcount != 1:
-                    return False
-                conn.exec_driver_sql(_HISTORY_DAY_PG if pg else _HISTORY_DAY_SQLITE, params)
-                if params["late"]:
-                    conn.exec_driver_sql(_LATE_DAY_PG if pg else _LATE_DAY_SQLITE, params)
+                return store_history(conn, params)
         except IntegrityError:
             return False
-        return True
-
-
-class _Conflict(Exception):
-    pass
-
-
-def _sqlite_time(t: dt.datetime) -> str:
-    """The text SQLAlchemy's SQLite DateTime stores (naive UTC), so ORM/Core reads agree."""
-    return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
-# The sequence rule, decided by the database. The UPDATE takes the device's row lock and
-# advances last_sequence only if this report's sequence is above it AND the device is still
-# active with this key; otherwise it touches no row and nothing is stored. UNIQUE(device_id,
-# sequence) and UNIQUE(report_id) on reports back it up (a violation undoes the UPDATE too).
-_ADVANCE = """UPDATE device_state SET last_sequence = {sequence}, last_report_id = {report_id},
-    verdict = {verdict}, policy_id = {policy_id}, policy_version = {policy_version},
-    policy_sha256 = {policy_sha256}, agent_version = {agent_version}, facts = {facts},
-    results = {results}, generated_at = {generated_at}, received_at = {received_at},
-    failing_required = {failing_required}
-  WHERE device_id = {device_id} AND last_sequence < {sequence}
-    AND (device_state.generated_at IS NULL OR device_state.generated_at <= {generated_at})
-    AND EXISTS (SELECT 1 FROM devices WHERE devices.id = {device_id} AND devices.revoked_at IS NULL
-                AND devices.current_keyid = {kid})"""
-_REPORT_COLUMNS = ("report_id", "device_id", "sequence", "keyid", "generated_at", "received_at", "verdict",
-                   "policy_id", "policy_version", "policy_sha256", "payload_sha256", "envelope")
-_REPORT_VALUES = ("report_id", "device_id", "sequence", "kid", "generated_at", "received_at", "verdict",
-                  "policy_id", "policy_version", "policy_sha256", "payload_sha256", "envelope")
-
-
-def _fmt_sql(template: str, style: str) -> str:
-    names = set(_REPORT_VALUES) | {"facts", "results", "agent_version", "failing_required", "day", "ready_strict"}
-    marks = {n: (f"%({n})s" if style == "pyformat" else f":{n}") for n in names}
-    if style == "pyformat":  # PostgreSQL: JSON columns from text
-        marks["facts"], marks["results"] = "%(facts)s::json", "%(results)s::json"
-    return template.format(**marks)
-
-
-# PostgreSQL: UPDATE in a CTE, INSERT … SELECT from its row — one atomic statement. The
-# latest results (device_checks) and the day row (device_days) ride in the same statement,
-# each guarded by the `advanced` row: nothing changes unless device_state advanced. The
-# checks are upserted and the ones no longer reported deleted (disjoint rows, so the two
-# data-modifying CTEs never touch the same row).
-_INGEST_SQL_PG = _fmt_sql(
-    "WITH advanced AS (" + _ADVANCE + " RETURNING device_state.device_id), "
-    "stored AS (INSERT INTO reports (" + ", ".join(_REPORT_COLUMNS) + ") SELECT "
-    + ", ".join("{" + v + "}" for v in _REPORT_VALUES) + " FROM advanced RETURNING reports.id), "
-    "new_checks AS (SELECT x.check_id, x.severity, x.status FROM json_to_recordset(%(checks)s::json) "
-    "AS x(check_id text, severity text, status text)), "
-    "gone AS (DELETE FROM device_checks WHERE device_checks.device_id = %(device_id)s "
-    "AND EXISTS (SELECT 1 FROM advanced) AND device_checks.check_id NOT IN (SELECT check_id FROM new_checks)), "
-    "upserted AS (INSERT INTO device_checks (device_id, check_id, severity, status) "
-    "SELECT advanced.device_id, n.check_id, n.severity, n.status FROM advanced CROSS JOIN new_checks n "
-    "ON CONFLICT (device_id, check_id) DO UPDATE SET severity = EXCLUDED.severity, status = EXCLUDED.status), "
-    "day_row AS (INSERT INTO device_days (device_id, day, ready_strict, failing_required, unit_id) "
-    "SELECT advanced.device_id, %(day)s, %(ready_strict)s, %(failing_required)s, "
-    "(SELECT devices.unit_id FROM devices WHERE devices.id = advanced.device_id) FROM advanced "
-    "ON CONFLICT (device_id, day) DO UPDATE SET ready_strict = EXCLUDED.ready_strict, "
-    "failing_required = EXCLUDED.failing_required), "
-    "late_day AS (UPDATE units SET history_version = units.history_version + 1 WHERE %(late)s "
-    "AND units.id = (SELECT devices.unit_id FROM devices WHERE devices.id = %(device_id)s) "
-    "AND EXISTS (SELECT 1 FROM advanced)) "
-    "SELECT id FROM stored", "pyformat")
-# SQLite (one writer at a time, BEGIN IMMEDIATE): the same two steps in one transaction.
-_ADVANCE_SQL_SQLITE = _fmt_sql(_ADVANCE, "named")
-_DELETE_CHECKS_SQLITE = "DELETE FROM device_checks WHERE device_id = :device_id"
-_INSERT_CHECK_SQLITE = "INSERT INTO device_checks (device_id, check_id, severity, status) VALUES (?, ?, ?, ?)"
-_UPSERT_DAY_SQLITE = ("INSERT INTO device_days (device_id, day, ready_strict, failing_required, unit_id) "
-                      "VALUES (:device_id, :day, :ready_strict, :failing_required, "
-                      "(SELECT unit_id FROM devices WHERE id = :device_id)) "
-                      "ON CONFLICT (device_id, day) DO UPDATE SET ready_strict = excluded.ready_strict, "
-                      "failing_required = excluded.failing_required")
-_LATE_DAY_SQLITE = ("UPDATE units SET history_version = history_version + 1 "
-                    "WHERE id = (SELECT unit_id FROM devices WHERE id = :device_id)")
-_INSERT_SQL_SQLITE = _fmt_sql("INSERT INTO reports (" + ", ".join(_REPORT_COLUMNS) + ") VALUES ("
-                              + ", ".join("{" + v + "}" for v in _REPORT_VALUES) + ")", "named")
-
-# A report older than the latest state (see Store._store_history): history only. The day
-# row is written only if the day has none (a newer report of that day wins).
-_ACTIVE_WITH_KEY = ("EXISTS (SELECT 1 FROM devices WHERE devices.id = {device_id} AND devices.revoked_at IS NULL "
-                    "AND devices.current_keyid = {kid})")
-_HISTORY = ("INSERT INTO reports (" + ", ".join(_REPORT_COLUMNS) + ") SELECT "
-            + ", ".join("{" + v + "}" for v in _REPORT_VALUES) + " WHERE " + _ACTIVE_WITH_KEY)
-_HISTORY_DAY = ("INSERT INTO device_days (device_id, day, ready_strict, failing_required, unit_id) "
-                "VALUES ({device_id}, {day}, {ready_strict}, {failing_required}, "
-                "(SELECT unit_id FROM devices WHERE id = {device_id})) ON CONFLICT (device_id, day) DO NOTHING")
-_HISTORY_PG, _HISTORY_SQLITE = _fmt_sql(_HISTORY, "pyformat"), _fmt_sql(_HISTORY, "named")
-_HISTORY_DAY_PG, _HISTORY_DAY_SQLITE = _fmt_sql(_HISTORY_DAY, "pyformat"), _fmt_sql(_HISTORY_DAY, "named")
-_LATE_DAY_PG = _LATE_DAY_SQLITE.replace(":device_id", "%(device_id)s")

@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from server import auth, throttle
+from server import auth, oidc, throttle
 from server.web_common import SECURITY_HEADERS, safe_next
 
 
@@ -41,7 +41,11 @@ def login_page(web: Any, ctx: Any, nxt: str, *, error: str | None = None, userna
     holder = Response()
     token = auth.login_csrf_token(ctx.request, holder, secure=secure)
     ctx.csrf = token
-    resp: HTMLResponse = web.render(ctx, "login.html", status=status, error=error, next=nxt, username=username)
+    sso = getattr(ctx.request.app.state, "oidc", None)
+    signed_out = ctx.request.query_params.get("signed_out") == "1"
+    resp: HTMLResponse = web.render(ctx, "login.html", status=status, error=error, next=nxt, username=username,
+                                    sso=sso.config if sso else None, local_login=oidc.local_login_allowed(web.settings),
+                                    sso_logout_url=sso.end_session_url() if sso and signed_out else None)
     for key, value in holder.headers.items():
         if key.lower() == "set-cookie":
             resp.headers.append("set-cookie", value)
@@ -53,6 +57,8 @@ def login_post(web: Any, request: Request, form: dict[str, str]) -> Response:
     ctx = web.ctx(request)
     nxt = safe_next(form.get("next"))
     username = (form.get("username") or "")[:100]
+    if not oidc.local_login_allowed(web.settings):
+        return login_page(web, ctx, nxt, error=ctx.t("login.local_disabled"), status=403)
     try:
         auth.check_login_csrf(request, form.get("csrf_token"))
     except auth.CsrfFailed:
@@ -83,6 +89,8 @@ def logout_post(web: Any, request: Request, form: dict[str, str]) -> Response:
     if token:
         with web.engine.begin() as conn:
             auth.logout(conn, token)
-    resp = RedirectResponse("/login", status_code=303, headers=SECURITY_HEADERS)
+    # With single sign-on the log-in page then offers the provider's end-session endpoint.
+    target = "/login?signed_out=1" if getattr(request.app.state, "oidc", None) else "/login"
+    resp = RedirectResponse(target, status_code=303, headers=SECURITY_HEADERS)
     auth.clear_session_cookie(resp, secure=auth.cookies_secure(request))
     return resp

@@ -195,12 +195,14 @@ class Collector:
     def log_path(self) -> Path:
         return self.workdir / f"collector-{self.port}.log"
 
-    def start(self, timeout: float = 60.0) -> "Collector":
+    def start(self, timeout: float = 60.0, port: int | None = None) -> "Collector":
+        """Start on a free port (or on ``port``, which the caller chose first because
+        something else must know it in advance, e.g. an OpenID provider's redirect URI)."""
         import httpx
 
         last_err = ""
-        for _attempt in range(3):
-            self.port = free_port()
+        for _attempt in range(1 if port else 3):
+            self.port = port or free_port()
             args = [sys.executable, "-m", "server.cli", "serve", "--db", self.db_url, "--host", self.host,
                     "--port", str(self.port), "--log-level", "warning", *self.extra_args]
             if self.tls:

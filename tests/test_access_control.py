@@ -81,6 +81,9 @@ CASES: dict[tuple[str, str], dict[str, tuple[int, int | None]]] = {
     ("GET", "/api/v1/units/{unit_id}/export.csv"): {"admin": (200, 200), "so_all": (200, 200),
                                                      "so_ifo": (200, 404), "mgr_eb": (403, 403),
                                                      "anon": (401, 401)},
+    ("GET", "/api/v1/units/{unit_id}/export.xlsx"): {"admin": (200, 200), "so_all": (200, 200),
+                                                      "so_ifo": (200, 404), "mgr_eb": (403, 403),
+                                                      "anon": (401, 401)},
     ("GET", "/api/v1/devices/{device_id}"): READ_SCOPED,
     ("GET", "/api/v1/devices/{device_id}/reports"): READ_SCOPED,
     ("GET", "/api/v1/devices/{device_id}/public-key"): READ_SCOPED,
@@ -100,6 +103,11 @@ CASES: dict[tuple[str, str], dict[str, tuple[int, int | None]]] = {
     ("GET", "/api/v1/api-tokens"): {**ADMIN_ONLY, "admin": (200, None)},
     ("POST", "/api/v1/api-tokens"): ADMIN_ONLY,
     ("POST", "/api/v1/api-tokens/{api_token_id}/revoke"): {**ADMIN_ONLY, "admin": (200, None)},
+    ("GET", "/api/v1/subscriptions"): {r: (200, None) for r in ROLES} | {"anon": (401, None)},
+    ("POST", "/api/v1/subscriptions"): {"admin": (201, 201), "so_all": (201, 201), "so_ifo": (201, 404),
+                                        "mgr_eb": (201, 404), "anon": (401, 401)},
+    # Someone else's subscription (mgr_kultur's): not found for everyone, like a missing one.
+    ("DELETE", "/api/v1/subscriptions/{subscription_id}"): {r: (404, None) for r in ROLES} | {"anon": (401, None)},
     # Public by design: the log-in itself (tested in test_auth.py).
     ("POST", "/api/v1/login"): {},
 }
@@ -118,6 +126,8 @@ def _request(fleet, method, route, which):
         body = {"path": f"Kultur/Ny enhet {uuid.uuid4().hex[:6]}"}
     elif route == "/api/v1/tokens":
         body = {"unit": EB, "expires_in": "1h"}
+    elif route == "/api/v1/subscriptions" and method == "POST":
+        body = {"unit_id": unit, "channel": "email", "target": "officer@kommun.test", "events": ["silent"]}
     elif route == "/api/v1/api-tokens" and method == "POST":
         body = {"name": "t" + uuid.uuid4().hex[:8], "role": "unit_manager", "unit": EB, "expires_in": "1h"}
     elif route == "/api/v1/users":
@@ -125,7 +135,8 @@ def _request(fleet, method, route, which):
     path = route.format(unit_id=unit, device_id=dev.id, report_id=dev.report_ids[0],
                         exception_id=_exception_on(fleet, "eb1" if which == "in" else "ao1")
                         if "{exception_id}" in route else 0,
-                        api_token_id=_api_token(fleet) if "{api_token_id}" in route else 0)
+                        api_token_id=_api_token(fleet) if "{api_token_id}" in route else 0,
+                        subscription_id=_others_subscription(fleet) if "{subscription_id}" in route else 0)
     return path, body
 
 
@@ -136,6 +147,15 @@ def _api_token(fleet) -> int:
     with fleet.store.engine.begin() as conn:
         return api_tokens.create_api_token(conn, name="r" + uuid.uuid4().hex[:8], role="security_officer",
                                            unit_path=EB).info.id
+
+
+def _others_subscription(fleet) -> int:
+    from server.notify import subscriptions
+
+    with fleet.store.engine.begin() as conn:
+        info, _ = subscriptions.subscribe(conn, fleet.users["mgr_kultur"], unit_id=fleet.units["Kultur"],
+                                          channel="email", target="kultur@kommun.test", events=["silent"])
+    return info.id
 
 
 def _cases():

@@ -14,8 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from auditagent.send import (DELIVERED, DUPLICATE, FATAL, REJECTED, RETRY, Client, Response, TransportError,
-                             TransportSettings, backoff_delay, check_url, classify, deliver_spool, is_loopback,
-                             parse_retry_after)
+                             MAX_FAILED_RUNS, TransportSettings, backoff_delay, check_url, classify, deliver_spool,
+                             is_loopback, parse_retry_after)
 from auditagent.spool import Spool
 
 
@@ -23,7 +23,7 @@ class Scripted:
     """Answers POSTs with a script of (status, headers, body); records what it received."""
 
     def __init__(self, script):
-        self.script = list(script)
+        self.script = script[0] if len(script) == 1 and callable(script[0]) else list(script)
         self.received: list[bytes] = []
         self.paths: list[str] = []
         outer = self
@@ -33,7 +33,10 @@ class Scripted:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 outer.received.append(body)
                 outer.paths.append(self.path)
-                status, headers, payload = outer.script.pop(0) if outer.script else (201, {}, None)
+                if callable(outer.script):  # an answer per request body
+                    status, headers, payload = outer.script(body)
+                else:
+                    status, headers, payload = outer.script.pop(0) if outer.script else (201, {}, None)
                 if payload is None:
                     rid = json.loads(body).get("id", "x") if body.startswith(b"{") else "x"
                     payload = {"report_id": rid, "status": "stored"}
@@ -213,6 +216,35 @@ def test_bounded_attempts_keep_the_report_and_the_order(tmp_path, scripted):
     assert len(srv.received) == 3  # only the oldest was tried; nothing overtakes it
     assert len(sleeps) == 2 and sleeps[0] <= 1.0 and sleeps[1] <= 2.0
     assert "after 3 tries" in summary.stopped
+
+
+def test_one_report_the_collector_fails_on_does_not_hold_back_the_others(tmp_path, scripted):
+    spool, ids = spool_with(tmp_path, 3)
+    poison = ids[0]
+    srv = scripted(lambda body: (500, {}, err("internal")) if poison.encode() in body else (201, {}, None))
+    send = Client(TransportSettings(server=srv.url)).send_report
+    summary = deliver_spool(spool, send, attempts=2, base_delay=0.01, sleep=Sleeps())
+    assert summary.delivered == 2 and [e.report_id for e in spool.entries()] == [poison]
+    assert [d["report_id"] for d in summary.deferred] == [poison] and not summary.stopped
+    for run in range(2, MAX_FAILED_RUNS + 1):  # later runs: new reports keep getting through
+        new = str(uuid.uuid4())
+        spool.add(json.dumps({"id": new, "seq": 10 + run}).encode(), 10 + run, new)
+        summary = deliver_spool(spool, send, attempts=2, base_delay=0.01, sleep=Sleeps())
+        assert summary.delivered == 1
+    # Set aside after MAX_FAILED_RUNS runs: never retried forever, kept and inspectable.
+    assert spool.depth() == 0 and [e.report_id for e in spool.rejected()] == [poison]
+    assert spool.reason(spool.rejected()[0])["code"] == "undeliverable"
+    assert [r["code"] for r in summary.rejected] == ["undeliverable"]
+
+
+def test_a_collector_failing_on_everything_counts_no_report_as_bad(tmp_path, scripted):
+    srv = scripted(lambda body: (500, {}, err("internal")))
+    spool, ids = spool_with(tmp_path, 3)
+    for _ in range(MAX_FAILED_RUNS + 1):
+        summary = deliver_spool(spool, Client(TransportSettings(server=srv.url)).send_report, attempts=1,
+                                sleep=Sleeps())
+        assert summary.stopped and summary.delivered == 0
+    assert [e.report_id for e in spool.entries()] == ids and spool.rejected() == []
 
 
 def test_retry_after_longer_than_the_cap_defers_to_the_next_run(tmp_path, scripted):

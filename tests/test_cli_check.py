@@ -75,13 +75,24 @@ def test_check_language_from_locale_and_flag(tmp_path):
     assert en.stdout.splitlines()[0].startswith("NOT READY")
 
 
-def test_check_html_page_written_and_escaped(tmp_path):
-    out = tmp_path / "page.html"
+def test_check_html_writes_a_page_per_language_and_says_so(tmp_path):
+    out = tmp_path / "pages"
     r = agent("check", "--html", str(out), "--no-open", "--lang", "sv", home=tmp_path)
     assert r.returncode in (0, 1), r.stderr
-    page = out.read_text(encoding="utf-8")
-    assert page.startswith("<!doctype html>") and '<html lang="sv">' in page
-    assert 'id="verdict"' in page and "<script" not in page
+    assert r.stdout.strip() == (f"Självkontrollen skrevs på svenska, danska och engelska till {out}. "
+                                f"Öppna {out / 'selfcheck.sv.html'} i en webbläsare för att läsa den.")
+    for lang in ("sv", "da", "en"):
+        page = (out / f"selfcheck.{lang}.html").read_text(encoding="utf-8")
+        assert page.startswith("<!doctype html>") and f'<html lang="{lang}">' in page
+        assert 'id="verdict"' in page and "<script" not in page
+        # Each page links to the others, each language named in itself.
+        for other, name in (("sv", "svenska"), ("da", "dansk"), ("en", "English")):
+            assert f'href="selfcheck.{other}.html" hreflang="{other}" lang="{other}"' in page and f">{name}</a>" in page
+        assert f'aria-current="page">' in page
+    # An installer passing FILE.html gets the pages beside it.
+    r = agent("check", "--html", str(tmp_path / "x" / "selfcheck.html"), "--no-open", "--lang", "en", home=tmp_path)
+    assert (tmp_path / "x" / "selfcheck.en.html").is_file() and "Wrote the self-check in Swedish, Danish and English" \
+        in r.stdout
 
 
 def test_bad_policy_exit_2_with_file_line_field(tmp_path):

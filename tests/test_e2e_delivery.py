@@ -274,6 +274,32 @@ def test_spool_bound_evicts_oldest_and_says_so(collector, tmp_path):
     assert json.loads(agent("status", "--json").stdout)["spool"]["evicted_untold"] == 0
 
 
+# ------------------------------------------------------------------ reports set aside: status and resend
+
+
+def test_a_report_set_aside_is_shown_and_can_be_resent(collector, tmp_path):
+    from auditagent.spool import Spool
+
+    agent = AgentHome(tmp_path / "home")
+    agent.enroll(collector)
+    agent("run")
+    agent("run", "--no-send", expect=1)  # report 2 waits…
+    spool = Spool(agent.home / "spool")
+    held = spool.entries()[0]
+    spool.reject(held, "undeliverable", "the collector failed on this report in 3 runs", 500)  # …and is set aside
+    agent("run")  # report 3 is not held back by it
+    status = agent("status").stdout
+    assert f"set aside:  report 2 ({held.report_id}): 500 undeliverable" in status
+    assert "auditagent resend" in status
+    js = json.loads(agent("status", "--json").stdout)
+    assert [r["report_id"] for r in js["spool"]["set_aside"]] == [held.report_id]
+    out = agent("resend").stdout
+    assert "resent 1 report(s): delivered 1, refused 0, 0 waiting" in out
+    rows = assert_exactly_once(collector, agent)
+    assert [r["sequence"] for r in rows] == [1, 2, 3]  # report 2 kept as history behind report 3
+    assert "set aside" not in agent("status").stdout
+
+
 # ------------------------------------------------------------------ re-enrolment
 
 

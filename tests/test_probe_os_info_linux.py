@@ -17,13 +17,14 @@ def facts_of(rel: str) -> dict:
 
 def test_fedora_31_workstation():
     f = facts_of("linux/os-release/fedora-31-workstation.os-release")
-    assert f == {"id": "fedora", "name": "Fedora 31 (Workstation Edition)", "version": "31", "build": None,
+    assert f == {"id": "fedora", "id_like": None, "name": "Fedora 31 (Workstation Edition)", "version": "31", "build": None,
                  "release": None, "edition": "Workstation"}  # empty VERSION_CODENAME is not a codename
 
 
 def test_linux_mint_uses_own_codename():
     f = facts_of("linux/os-release/linuxmint-19.1.os-release")
     assert (f["id"], f["version"], f["release"], f["name"]) == ("linuxmint", "19.1", "tessa", "Linux Mint 19.1")
+    assert f["id_like"] == ["ubuntu"]  # ID_LIKE: which distribution's fix steps apply
 
 
 def test_pop_os():
@@ -52,7 +53,7 @@ def test_missing_os_release_is_partial_with_reason():
     host = ReplayHost().add_file("/proc/sys/kernel/osrelease", "6.1.0\n")
     s = linux(ProbeContext(host))
     assert s["status"] == "partial" and s["id"] is None and s["arch"] is None
-    assert "os-release: not found" in s["reasons"]
+    assert "file.missing: os-release" in s["reasons"]
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/sys/kernel/osrelease"), reason="needs Linux /proc")

@@ -13,7 +13,7 @@ from auditagent.probes import PROBES, ProbeContext, collect
 MANIFESTS = sorted((OWN_FIXTURES / "hosts").glob("*/host.yaml"))
 STATUSES = {"ok", "partial", "unknown", "not_applicable"}
 KEYS = {
-    "os": {"id", "name", "version", "build", "release", "edition", "kernel", "arch"},
+    "os": {"id", "id_like", "name", "version", "build", "release", "edition", "kernel", "arch"},
     "disk": {"volumes"},
     "patches": {"manager", "last_update", "pending", "pending_security", "pending_security_oldest_days",
                 "pending_names", "reboot_required", "offered_upgrades", "cached_at", "cache_ttl_seconds"},

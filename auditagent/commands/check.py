@@ -23,8 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lang", choices=LANGS, help="language (default: from the locale)")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="machine-readable output")
-    out.add_argument("--html", nargs="?", const="", metavar="FILE",
-                     help="write a self-check page (default: in the agent's state folder) and open it")
+    out.add_argument("--html", nargs="?", const="", metavar="FOLDER",
+                     help="write the self-check as web pages, one per language, into FOLDER (default: the agent's "
+                          "state folder, else your own cache folder) and open yours")
     p.add_argument("--no-open", action="store_true", help="with --html: do not open the browser")
     p.set_defaults(func=run)
 
@@ -80,7 +81,67 @@ def selfcheck_page_path(paths: Any) -> Path:
         base = Path.home() / "Library" / "Caches"
     else:
         base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "auditagent" / "selfcheck.html"
+    return base / "auditagent" / "selfcheck.html"  # its folder takes the pages
+
+
+def outgoing_statement(paths: Any, policy: Policy, facts: dict[str, Any], evaluation: Any) -> dict[str, Any] | None:
+    """The Statement the next `auditagent run` would sign, if this computer is enrolled and
+    its state can be read (None otherwise). Built by the same function as the report."""
+    try:
+        from auditagent.config import ConfigError, load_config
+        from auditagent.delivery import make_spool, report_statement, sequence_counter
+        from auditagent.enrollment import EnrollmentProblem, load_enrollment
+    except ModuleNotFoundError:
+        return None
+    try:
+        enrollment = load_enrollment(paths.state)
+        if enrollment is None:
+            return None
+        spool = make_spool(paths, load_config(paths.config))
+        # As `run` numbers it, without writing anything (the self-check only reads).
+        sequence = max(sequence_counter(paths.state).peek_next(), spool.highest_sequence() + 1)
+        spool_note = {**spool.eviction_note(), "pending": spool.depth()}
+    except (EnrollmentProblem, ConfigError, OSError, ValueError):
+        return None
+    return report_statement(policy=policy, facts=facts, evaluation=evaluation, enrollment=enrollment,
+                            public_key=enrollment.keyid, sequence=sequence, spool_note=spool_note)
+
+
+def write_pages(args: argparse.Namespace, paths: Any, policy: Policy, facts: dict[str, Any], evaluation: Any,
+                lang: str, code: int) -> int:
+    """``--html``: one page per language (selfcheck.sv.html …, linked to each other) in one
+    folder; opens the person's and says in words what was done."""
+    from auditagent.i18n import translate
+    from auditagent.view import page_name, render_html
+
+    # A FILE.html (as older installers pass) names the folder it is in.
+    folder = Path(args.html) if args.html else selfcheck_page_path(paths).parent
+    if folder.suffix.lower() in (".html", ".htm"):
+        folder = folder.parent
+    statement = outgoing_statement(paths, policy, facts, evaluation)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for other in LANGS:
+            (folder / page_name(other)).write_text(
+                render_html(policy, facts, evaluation, other, statement=statement, languages=LANGS),
+                encoding="utf-8")
+    except OSError as exc:
+        raise CommandError(f"cannot write the self-check pages into {folder}: {exc.strerror or exc}") from None
+    page = (folder / page_name(lang)).resolve()
+    names = [translate("lang." + other, None, lang) for other in LANGS]
+    listed = translate("html.and", {"first": ", ".join(names[:-1]), "last": names[-1]}, lang)
+    opened = False
+    if not args.no_open:
+        import webbrowser
+
+        opened = webbrowser.open(page.as_uri())
+    if opened:
+        print(translate("html.wrote", {"languages": listed, "folder": str(folder.resolve()),
+                                       "language": translate("lang." + lang, None, lang)}, lang))
+    else:
+        print(translate("html.wrote_no_open", {"languages": listed, "folder": str(folder.resolve()),
+                                               "page": str(page)}, lang))
+    return code
 
 
 def run(args: argparse.Namespace) -> int:
@@ -100,20 +161,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
         return code
     if args.html is not None:
-        from auditagent.view import render_html
-
-        target = Path(args.html) if args.html else selfcheck_page_path(paths)
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(render_html(policy, facts, evaluation, lang), encoding="utf-8")
-        except OSError as exc:
-            raise CommandError(f"cannot write {target}: {exc.strerror or exc}") from None
-        print(target)
-        if not args.no_open:
-            import webbrowser
-
-            webbrowser.open(target.resolve().as_uri())
-        return code
+        return write_pages(args, paths, policy, facts, evaluation, lang, code)
     from auditagent.view import render_text
 
     colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")

@@ -2,7 +2,8 @@
 
 * ``auditagent enroll --server URL --token T``  register this device (new key pair)
 * ``auditagent run [--dry-run]``                 what the scheduler calls: fetch policy → check → sign → spool → send
-* ``auditagent status [--json]``                 enrolment, last report sent, spool depth
+* ``auditagent status [--json]``                 enrolment, last report sent, spool depth, reports set aside
+* ``auditagent resend [REPORT_ID ...]``          put reports the collector refused back in the outbox and send
 * ``auditagent report --out FILE``               the signed report of a fresh check, not sent (offline, auditors)
 * ``auditagent keys show``                       this device's public key (PEM)
 
@@ -20,6 +21,7 @@ from typing import Any
 
 from auditagent.commands import CommandError, add_common
 from auditagent.commands.check import agent_paths, host_from_args
+from auditagent.textsafe import neutralise
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -51,6 +53,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_common(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("resend", help="send again the reports the collector refused or could not take",
+                       description="Move reports set aside under spool/rejected (refused, or undeliverable) back "
+                                   "into the outbox, re-sign them if the device key changed, and send the outbox.")
+    add_common(p)
+    p.add_argument("report_ids", nargs="*", metavar="REPORT_ID", help="only these (default: all set aside)")
+    p.set_defaults(func=cmd_resend)
 
     p = sub.add_parser("report", help="write the signed report of a fresh check to a file, without sending it")
     add_common(p)
@@ -306,8 +315,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                                  private_key=key, sequence=sequence, spool_note=spool_info,
                                  integrity=outcome.integrity)
             if args.dry_run:
-                json.dump(built.statement, sys.stdout, indent=2, ensure_ascii=False, sort_keys=True)
-                sys.stdout.write("\n")
+                from auditagent.view import report_text
+
+                sys.stdout.write(report_text(built.statement) + "\n")
                 print(f"(dry run: report {built.sequence} was not spooled or sent; policy {policy.id} "
                       f"{policy.version} from {outcome.source})", file=sys.stderr)
                 return 0
@@ -427,6 +437,9 @@ def status_dict(agent: Agent) -> dict[str, Any]:
         "spool": {"depth": len(entries), "bytes": sum(e.size for e in entries),
                   "oldest_sequence": entries[0].sequence if entries else None,
                   "rejected": len(spool.rejected()), "evicted_untold": spool.eviction_note()["evicted"],
+                  "set_aside": [{"report_id": e.report_id, "sequence": e.sequence, **{
+                      k: v for k, v in spool.reason(e).items() if k in ("code", "message", "http_status")}}
+                      for e in spool.rejected()],
                   "max_reports": agent.config.spool_max_reports, "max_bytes": agent.config.spool_max_bytes},
     }
 
@@ -456,6 +469,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     lines.append(f"spool:        {sp['depth']} report(s) waiting ({sp['bytes']} bytes)"
                  + (f", oldest sequence {sp['oldest_sequence']}" if sp["oldest_sequence"] else "")
                  + (f"; {sp['rejected']} refused by the collector (kept in spool/rejected)" if sp["rejected"] else ""))
+    for r in sp["set_aside"]:
+        lines.append(f"  set aside:  report {r['sequence']} ({r['report_id']}): {r.get('http_status') or '-'} "
+                     f"{r.get('code') or '?'}: {neutralise(r.get('message') or '')}"[:300])
+    if sp["set_aside"]:
+        lines.append("              send them again with: auditagent resend")
     pol = s["policy"]
     if pol:
         lines.append(f"policy:       {pol.get('id') or pol.get('policy_id')} {pol.get('version')}"
@@ -466,6 +484,38 @@ def cmd_status(args: argparse.Namespace) -> int:
     lines.append(f"state folder: {s['state']}")
     print("\n".join(lines))
     return 0
+
+
+def cmd_resend(args: argparse.Namespace) -> int:
+    from auditagent.delivery import make_spool, resign_spooled, save_delivery_state
+    from auditagent.report import now_iso
+    from auditagent.send import deliver_spool
+
+    agent = Agent(args)
+    enrollment = agent.enrollment()
+    with agent.lock():
+        key = agent.private_key(enrollment)
+        spool = make_spool(agent.paths, agent.config, agent.log)
+        chosen = [e for e in spool.rejected() if not args.report_ids or e.report_id in args.report_ids]
+        missing = set(args.report_ids) - {e.report_id for e in chosen}
+        if missing:
+            raise CommandError(f"not among the reports set aside: {', '.join(sorted(missing))} "
+                               "(see auditagent status)")
+        for entry in chosen:
+            spool.requeue(entry)
+        resign_spooled(spool, key, enrollment.device_id, agent.log)
+        client, transport_error = _make_client(agent, enrollment)
+        if client is None:
+            raise CommandError(f"{len(chosen)} report(s) back in the outbox, not sent: {transport_error}")
+        try:
+            summary = deliver_spool(spool, client.send_report, attempts=agent.config.send_attempts,
+                                    max_delay=agent.config.send_max_delay, log=agent.log)
+        finally:
+            client.close()
+        save_delivery_state(agent.paths.state, {"last_attempt_at": now_iso(), "last_run": summary.to_dict()})
+    print(f"resent {len(chosen)} report(s): delivered {summary.delivered + summary.duplicates}, "
+          f"refused {len(summary.rejected)}, {spool.depth()} waiting")
+    return 0 if not summary.rejected and spool.depth() == 0 else 1
 
 
 def cmd_keys_show(args: argparse.Namespace) -> int:

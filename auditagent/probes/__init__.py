@@ -9,8 +9,8 @@ registry). A probe returns a JSON-able dict, its *section* of the fact tree. Con
 
 * ``status``: ``ok`` (everything asked was seen), ``partial`` (some values are
   ``None``), ``unknown`` (nothing could be seen) or ``not_applicable``;
-* ``reasons``: short English strings saying why something is unknown (missing tool,
-  no permission, timeout) — never a guess dressed as a value;
+* ``reasons``: coded strings saying why something is unknown (``tool.not_found:
+  fdesetup``; auditagent/reasons.py, translated for staff) — never a guess dressed as a value;
 * a value of ``None`` means *not seen*. A probe never reports a pass it did not see.
 """
 from __future__ import annotations
@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from auditagent.host import Host
+from auditagent.reasons import reason
 
 
 @dataclass(frozen=True)
@@ -58,15 +59,19 @@ class Cache:
         self.directory = directory
 
     def get_or_compute(self, key: str, ttl: float, compute: Callable[[], Any],
-                       now: float | None = None) -> tuple[Any, dict[str, Any]]:
+                       now: float | None = None, inputs: str | None = None) -> tuple[Any, dict[str, Any]]:
         """Returns (value, meta) with meta = {cached_at, cache_ttl_seconds, from_cache}.
-        ``now``: the host's clock (a replayed machine's time), else this machine's."""
+        ``now``: the host's clock (a replayed machine's time), else this machine's. With
+        ``inputs`` (a digest of what the value depends on), the entry is reused for as
+        long as the digest is unchanged and recomputed as soon as it changes; without
+        it, for ``ttl`` seconds."""
         now = time.time() if now is None else now
         path = self.directory / f"{key}.json" if self.directory else None
         if path is not None and path.is_file():
             try:
                 entry = json.loads(path.read_text(encoding="utf-8"))
-                if now - float(entry["cached_at"]) < ttl:
+                fresh = entry.get("inputs") == inputs if inputs is not None else now - float(entry["cached_at"]) < ttl
+                if fresh:
                     return entry["value"], {"cached_at": _iso(entry["cached_at"]), "cache_ttl_seconds": int(ttl),
                                             "from_cache": True}
             except (ValueError, KeyError, OSError):
@@ -76,7 +81,7 @@ class Cache:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 tmp = path.with_suffix(".tmp")
-                tmp.write_text(json.dumps({"cached_at": now, "value": value}), encoding="utf-8")
+                tmp.write_text(json.dumps({"cached_at": now, "value": value, "inputs": inputs}), encoding="utf-8")
                 os.replace(tmp, path)
             except OSError:
                 pass
@@ -136,15 +141,15 @@ def run_probe(name: str, ctx: ProbeContext) -> dict[str, Any]:
     spec = PROBES[name]
     platform = ctx.host.platform
     if platform not in spec.platforms:
-        return {"status": "not_applicable", "reasons": [f"{name}: not checked on {platform}"]}
+        return {"status": "not_applicable", "reasons": [reason("not_checked_here", name)]}
     module_name = f"auditagent.probes.{spec.module}.{platform}"
     if importlib.util.find_spec(module_name) is None:
-        return unknown(f"{name}: no probe for {platform} yet")
+        return unknown(reason("probe.none", name))
     fn = importlib.import_module(module_name).probe
     try:
         section = fn(ctx)
     except Exception as exc:  # noqa: BLE001 - a probe bug must not become a pass
-        return unknown(f"{name}: probe failed ({type(exc).__name__}: {exc})")
+        return unknown(reason("probe.failed", name, f"{type(exc).__name__}: {exc}"))
     section.setdefault("status", "ok")
     section.setdefault("reasons", [])
     return section

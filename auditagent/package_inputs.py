@@ -1,0 +1,50 @@
+"""What a package manager's answer to "which updates are pending?" depends on: its
+package lists, its database of installed packages and its sources configuration. When
+none of them has changed since the last query, the answer has not either, so the
+patches probe reuses it instead of running the slow query (``apt-get -s dist-upgrade``
+costs more CPU than the rest of the hourly run together). Read through the Host seam:
+the modification times of those paths and of the entries directly inside them."""
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+INPUTS: dict[str, tuple[str, ...]] = {
+    "apt": ("/var/lib/apt/lists", "/var/lib/apt/lists/partial", "/var/lib/dpkg/status", "/etc/apt/sources.list",
+            "/etc/apt/sources.list.d", "/etc/apt/preferences", "/etc/apt/preferences.d", "/etc/apt/apt.conf.d"),
+    "dnf": ("/var/cache/dnf", "/var/lib/dnf", "/var/lib/rpm", "/usr/lib/sysimage/rpm", "/etc/yum.repos.d",
+            "/etc/dnf/dnf.conf"),
+    "yum": ("/var/cache/yum", "/var/lib/yum", "/var/lib/rpm", "/etc/yum.repos.d", "/etc/yum.conf"),
+    "pacman": ("/var/lib/pacman/sync", "/var/lib/pacman/local", "/etc/pacman.conf", "/etc/pacman.d"),
+}
+
+
+def _mtime(host: Any, path: str) -> str:
+    try:
+        return repr(host.stat_mtime(path))
+    except OSError:
+        return "-"
+
+
+def fingerprint(host: Any, manager: str) -> str | None:
+    """A digest of the modification times of ``manager``'s inputs (each path, and each
+    entry directly inside a directory); None when none of them exists here, so the
+    caller falls back to reusing the answer for a fixed time."""
+    lines = []
+    seen = False
+    for path in INPUTS.get(manager, ()):
+        if host.is_dir(path):
+            try:
+                names = host.listdir(path)
+            except OSError:
+                names = []
+            lines.append(f"{path}/ {_mtime(host, path)} {len(names)}")
+            lines.extend(f"{path}/{n} {_mtime(host, f'{path}/{n}')}" for n in names)
+            seen = True
+        else:
+            stamp = _mtime(host, path)
+            seen = seen or stamp != "-"
+            lines.append(f"{path} {stamp}")
+    if not seen:
+        return None
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()

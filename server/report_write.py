@@ -1,0 +1,203 @@
+"""Writing verified reports: a batch of prepared reports (one per device) stored in the
+caller's transaction, for :class:`server.group_commit.GroupCommit`.
+
+The sequence rule is decided by the database. The UPDATE of ``device_state`` takes each
+device's row lock and advances ``last_sequence`` only if the report's sequence is above
+it AND the device is still active with this key AND the report id is not stored yet;
+otherwise it touches no row and nothing of that report is stored. UNIQUE(device_id,
+sequence) and UNIQUE(report_id) on ``reports`` back it up (a violation undoes the whole
+transaction; the group commit then redoes each report alone). The latest results
+(``device_checks``) and the report's UTC day (``device_days``) are written in the same
+transaction, only for the devices whose state advanced.
+
+Plain SQL on the hot path: building SQLAlchemy statements per request cost more CPU
+than verifying the signature.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Sequence
+
+from sqlalchemy.engine import Connection
+
+# A prepared report (built by Store.ingest): the columns below, plus ``facts``,
+# ``results`` and ``checks`` as JSON text, ``check_list`` as rows.
+_REPORT_COLUMNS = ("report_id", "device_id", "sequence", "keyid", "generated_at", "received_at", "verdict",
+                   "policy_id", "policy_version", "policy_sha256", "payload_sha256", "envelope")
+_REPORT_VALUES = ("report_id", "device_id", "sequence", "kid", "generated_at", "received_at", "verdict",
+                  "policy_id", "policy_version", "policy_sha256", "payload_sha256", "envelope")
+_STATE_SET = ("last_sequence = {sequence}, last_report_id = {report_id}, verdict = {verdict}, "
+              "policy_id = {policy_id}, policy_version = {policy_version}, policy_sha256 = {policy_sha256}, "
+              "agent_version = {agent_version}, facts = {facts}, results = {results}, "
+              "generated_at = {generated_at}, received_at = {received_at}, failing_required = {failing_required}")
+_ACTIVE_WITH_KEY = ("EXISTS (SELECT 1 FROM devices WHERE devices.id = {device_id} AND devices.revoked_at IS NULL "
+                    "AND devices.current_keyid = {kid})")
+# A report older than the latest state (lower sequence or earlier generated_at) does not
+# advance it: the store keeps it as history (store_history).
+_STATE_WHERE = ("device_state.device_id = {device_id} AND device_state.last_sequence < {sequence} "
+                "AND (device_state.generated_at IS NULL OR device_state.generated_at <= {generated_at}) "
+                "AND " + _ACTIVE_WITH_KEY + " "
+                "AND NOT EXISTS (SELECT 1 FROM reports WHERE reports.report_id = {report_id})")
+_NAMES = set(_REPORT_VALUES) | {"facts", "results", "agent_version", "failing_required", "day", "ready_strict"}
+
+
+def _fill(template: str, marks: dict[str, str]) -> str:
+    return template.format(**marks)
+
+
+# ------------------------------------------------------------------ PostgreSQL
+
+# One statement for the whole batch: the batch arrives as one JSON array, turned into rows
+# by json_to_recordset; each data-modifying CTE keys on the devices that advanced.
+_PG_BATCH_TYPES = {
+    "device_id": "text", "kid": "text", "sequence": "bigint", "report_id": "text", "verdict": "text",
+    "policy_id": "text", "policy_version": "text", "policy_sha256": "text", "agent_version": "text",
+    "facts": "json", "results": "json", "generated_at": "timestamptz", "received_at": "timestamptz",
+    "payload_sha256": "text", "envelope": "text", "checks": "json", "day": "date", "ready_strict": "boolean",
+    "failing_required": "text", "late": "boolean",
+}
+_B = {n: f"b.{n}" for n in _NAMES}
+_ADVANCED = "b JOIN advanced a ON a.device_id = b.device_id JOIN devices d ON d.id = b.device_id"
+BATCH_SQL_PG = (
+    "WITH b AS (SELECT * FROM json_to_recordset(%(batch)s::json) AS b("
+    + ", ".join(f"{n} {t}" for n, t in _PG_BATCH_TYPES.items()) + ")), "
+    "advanced AS (UPDATE device_state SET " + _fill(_STATE_SET, _B) + " FROM b WHERE "
+    + _fill(_STATE_WHERE, _B) + " RETURNING device_state.device_id), "
+    "stored AS (INSERT INTO reports (" + ", ".join(_REPORT_COLUMNS) + ") SELECT "
+    + ", ".join(f"b.{v}" for v in _REPORT_VALUES) + " FROM " + _ADVANCED + " RETURNING reports.device_id), "
+    "new_checks AS (SELECT b.device_id, x.check_id, x.severity, x.status FROM " + _ADVANCED
+    + " CROSS JOIN LATERAL json_to_recordset(b.checks) AS x(check_id text, severity text, status text)), "
+    "gone AS (DELETE FROM device_checks USING advanced a WHERE device_checks.device_id = a.device_id "
+    "AND NOT EXISTS (SELECT 1 FROM new_checks n WHERE n.device_id = device_checks.device_id "
+    "AND n.check_id = device_checks.check_id)), "
+    "upserted AS (INSERT INTO device_checks (device_id, check_id, severity, status) "
+    "SELECT device_id, check_id, severity, status FROM new_checks "
+    "ON CONFLICT (device_id, check_id) DO UPDATE SET severity = EXCLUDED.severity, status = EXCLUDED.status), "
+    "day_row AS (INSERT INTO device_days (device_id, day, ready_strict, failing_required, unit_id) "
+    "SELECT b.device_id, b.day, b.ready_strict, b.failing_required, d.unit_id FROM " + _ADVANCED + " "
+    "ON CONFLICT (device_id, day) DO UPDATE SET ready_strict = EXCLUDED.ready_strict, "
+    "failing_required = EXCLUDED.failing_required), "
+    # A report whose UTC day had already ended when it arrived changes a closed day of the
+    # trend: its unit's cached days are redone (see server.readiness.trend).
+    "late_day AS (UPDATE units SET history_version = units.history_version + 1 "
+    "WHERE units.id IN (SELECT d.unit_id FROM " + _ADVANCED + " WHERE b.late)) "
+    "SELECT device_id FROM stored")
+_JSON_COLUMNS = ("facts", "results", "checks")  # already JSON text: spliced in, not encoded again
+_SCALARS = tuple(n for n in _PG_BATCH_TYPES if n not in _JSON_COLUMNS)
+
+
+def _batch_json(items: Sequence[dict[str, Any]]) -> str:
+    rows = []
+    for it in items:
+        head = json.dumps({n: it[n] for n in _SCALARS}, ensure_ascii=False, separators=(",", ":"), default=_iso)
+        rows.append(head[:-1] + "".join(f',"{n}":{it[n]}' for n in _JSON_COLUMNS) + "}")
+    return "[" + ",".join(rows) + "]"
+
+
+def _iso(value: Any) -> str:
+    return value.isoformat()
+
+
+def store_batch_pg(conn: Connection, items: Sequence[dict[str, Any]]) -> list[bool]:
+    stored = {r[0] for r in conn.exec_driver_sql(BATCH_SQL_PG, {"batch": _batch_json(items)})}
+    return [it["device_id"] in stored for it in items]
+
+
+# ------------------------------------------------------------------ SQLite
+
+# One writer at a time (BEGIN IMMEDIATE): the same steps per report, in one transaction.
+_N = {n: f":{n}" for n in _NAMES}
+_ADVANCE_SQLITE = "UPDATE device_state SET " + _fill(_STATE_SET, _N) + " WHERE " + _fill(_STATE_WHERE, _N)
+_INSERT_SQLITE = ("INSERT INTO reports (" + ", ".join(_REPORT_COLUMNS) + ") VALUES ("
+                  + ", ".join(f":{v}" for v in _REPORT_VALUES) + ")")
+_DELETE_CHECKS_SQLITE = "DELETE FROM device_checks WHERE device_id = :device_id"
+_INSERT_CHECK_SQLITE = "INSERT INTO device_checks (device_id, check_id, severity, status) VALUES (?, ?, ?, ?)"
+_UPSERT_DAY_SQLITE = ("INSERT INTO device_days (device_id, day, ready_strict, failing_required, unit_id) "
+                      "VALUES (:device_id, :day, :ready_strict, :failing_required, "
+                      "(SELECT unit_id FROM devices WHERE id = :device_id)) "
+                      "ON CONFLICT (device_id, day) DO UPDATE SET ready_strict = excluded.ready_strict, "
+                      "failing_required = excluded.failing_required")
+_LATE_DAY_SQLITE = ("UPDATE units SET history_version = history_version + 1 "
+                    "WHERE id = (SELECT unit_id FROM devices WHERE id = :device_id)")
+
+
+def _sqlite_time(t: Any) -> str:
+    """The text SQLAlchemy's SQLite DateTime stores (naive UTC), so ORM/Core reads agree."""
+    import datetime as dt
+
+    return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _sqlite_params(it: dict[str, Any]) -> dict[str, Any]:
+    return {**it, "generated_at": _sqlite_time(it["generated_at"]), "received_at": _sqlite_time(it["received_at"]),
+            "day": it["day"].isoformat(), "ready_strict": 1 if it["ready_strict"] else 0}
+
+
+def store_batch_sqlite(conn: Connection, items: Sequence[dict[str, Any]]) -> list[bool]:
+    out = []
+    for it in items:
+        params = _sqlite_params(it)
+        if conn.exec_driver_sql(_ADVANCE_SQLITE, params).rowcount != 1:
+            out.append(False)
+            continue
+        conn.exec_driver_sql(_INSERT_SQLITE, params)
+        conn.exec_driver_sql(_DELETE_CHECKS_SQLITE, {"device_id": it["device_id"]})
+        if it["check_list"]:
+            conn.exec_driver_sql(_INSERT_CHECK_SQLITE, [(it["device_id"], c["check_id"], c["severity"], c["status"])
+                                                        for c in it["check_list"]])
+        conn.exec_driver_sql(_UPSERT_DAY_SQLITE, params)
+        if it["late"]:
+            conn.exec_driver_sql(_LATE_DAY_SQLITE, params)
+        out.append(True)
+    return out
+
+
+# ------------------------------------------------------------------ history
+
+# A report older than the latest state: stored in ``reports`` (the timeline) and, if its
+# day has no row yet, ``device_days`` (the trend); device_state and device_checks stay.
+_HISTORY = ("INSERT INTO reports (" + ", ".join(_REPORT_COLUMNS) + ") SELECT "
+            + ", ".join("{" + v + "}" for v in _REPORT_VALUES) + " WHERE " + _ACTIVE_WITH_KEY)
+_HISTORY_DAY = ("INSERT INTO device_days (device_id, day, ready_strict, failing_required, unit_id) "
+                "VALUES ({device_id}, {day}, {ready_strict}, {failing_required}, "
+                "(SELECT unit_id FROM devices WHERE id = {device_id})) ON CONFLICT (device_id, day) DO NOTHING")
+_HISTORY_SQLITE, _HISTORY_DAY_SQLITE = _fill(_HISTORY, _N), _fill(_HISTORY_DAY, _N)
+_STORED = "b JOIN stored s ON s.device_id = b.device_id JOIN devices d ON d.id = b.device_id"
+# PostgreSQL: the same as one statement over the batch form (typed by json_to_recordset).
+HISTORY_SQL_PG = (
+    "WITH b AS (SELECT * FROM json_to_recordset(%(batch)s::json) AS b("
+    + ", ".join(f"{n} {t}" for n, t in _PG_BATCH_TYPES.items()) + ")), "
+    "stored AS (INSERT INTO reports (" + ", ".join(_REPORT_COLUMNS) + ") SELECT "
+    + ", ".join(f"b.{v}" for v in _REPORT_VALUES) + " FROM b WHERE " + _fill(_ACTIVE_WITH_KEY, _B)
+    + " RETURNING reports.device_id), "
+    "day_row AS (INSERT INTO device_days (device_id, day, ready_strict, failing_required, unit_id) "
+    "SELECT b.device_id, b.day, b.ready_strict, b.failing_required, d.unit_id FROM " + _STORED + " "
+    "ON CONFLICT (device_id, day) DO NOTHING), "
+    "late_day AS (UPDATE units SET history_version = units.history_version + 1 "
+    "WHERE units.id IN (SELECT d.unit_id FROM " + _STORED + " WHERE b.late)) "
+    "SELECT device_id FROM stored")
+
+
+_LOCK_ACTIVE_PG = ("SELECT id FROM devices WHERE id = %(device_id)s AND revoked_at IS NULL "
+                   "AND current_keyid = %(kid)s FOR UPDATE")
+
+
+def store_history(conn: Connection, item: dict[str, Any]) -> bool:
+    """Store ``item`` as history in the caller's transaction; False if the device is no
+    longer active with this key (UNIQUE(device_id, sequence) raises on a stored sequence)."""
+    if conn.dialect.name == "postgresql":
+        # The device's row lock keeps a revocation or re-key out until this commits.
+        if conn.exec_driver_sql(_LOCK_ACTIVE_PG, item).first() is None:
+            return False
+        return conn.exec_driver_sql(HISTORY_SQL_PG, {"batch": _batch_json([item])}).first() is not None
+    params = _sqlite_params(item)
+    if conn.exec_driver_sql(_HISTORY_SQLITE, params).rowcount != 1:
+        return False
+    conn.exec_driver_sql(_HISTORY_DAY_SQLITE, params)
+    if item["late"]:
+        conn.exec_driver_sql(_LATE_DAY_SQLITE, params)
+    return True
+
+
+def store_batch_for(dialect: str):
+    return store_batch_pg if dialect == "postgresql" else store_batch_sqlite

@@ -1,0 +1,96 @@
+"""The agent's hourly run stays cheap: the package-manager query runs again only when
+its inputs changed (apt lists, dpkg status, sources; through the Host seam), and a
+command imports only its own command module."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from auditagent import package_inputs
+from auditagent.host import ReplayHost
+from auditagent.probes import Cache, ProbeContext
+from auditagent.probes.patches.linux import probe as linux
+
+REPO = Path(__file__).resolve().parents[1]
+APT_SIM = ["apt-get", "-s", "-o", "Debug::NoLocking=1", "dist-upgrade"]
+APT_OUT = ("Inst openssl [3.0.2-0ubuntu1.8] (3.0.2-0ubuntu1.10 Ubuntu:22.04/jammy-updates, "
+           "Ubuntu:22.04/jammy-security [amd64])\n")
+
+
+def apt_tree(root: Path) -> Path:
+    lists = root / "var/lib/apt/lists"
+    lists.mkdir(parents=True)
+    (lists / "deb.debian.org_debian_dists_bookworm_InRelease").write_text("Origin: Debian\n")
+    (root / "var/lib/dpkg").mkdir(parents=True)
+    (root / "var/lib/dpkg/status").write_text("Package: openssl\nStatus: install ok installed\n")
+    return root
+
+
+def apt_host(root: Path) -> ReplayHost:
+    host = ReplayHost(root=root).add_command(APT_SIM, APT_OUT)
+    host.add_file("/usr/bin/apt-get", "")
+    return host
+
+
+def queries(host: ReplayHost) -> int:
+    return sum(1 for c in host.calls if c[:1] == ("apt-get",))
+
+
+def bump(path: Path, seconds: float) -> None:
+    st = path.stat()
+    os.utime(path, (st.st_atime + seconds, st.st_mtime + seconds))
+
+
+def test_apt_query_reruns_only_when_its_inputs_change(tmp_path):
+    root = apt_tree(tmp_path / "root")
+    cache = Cache(tmp_path / "cache")
+    host = apt_host(root)
+    host.which = lambda name: "/usr/bin/apt-get" if name == "apt-get" else None  # type: ignore[method-assign]
+    first = linux(ProbeContext(host, cache=cache))
+    assert first["pending"] == 1 and queries(host) == 1
+    for _ in range(3):  # hours pass, nothing changed: the answer is reused
+        assert linux(ProbeContext(host, cache=cache))["pending"] == 1
+    assert queries(host) == 1
+    bump(root / "var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_InRelease", 3600)  # `apt update`
+    linux(ProbeContext(host, cache=cache))
+    assert queries(host) == 2
+    bump(root / "var/lib/dpkg/status", 7200)  # a package installed
+    linux(ProbeContext(host, cache=cache))
+    assert queries(host) == 3
+    (root / "var/lib/apt/lists/security.debian.org_dists_bookworm-security_InRelease").write_text("x")  # new source
+    linux(ProbeContext(host, cache=cache))
+    linux(ProbeContext(host, cache=cache))
+    assert queries(host) == 4
+
+
+def test_fingerprint_none_without_inputs_falls_back_to_ttl(tmp_path):
+    assert package_inputs.fingerprint(ReplayHost(root=tmp_path), "apt") is None
+    cache = Cache(tmp_path / "cache")
+    calls = []
+    for _ in range(2):
+        cache.get_or_compute("k", 3600, lambda: calls.append(1) or len(calls), inputs=None)
+    assert calls == [1]  # within the TTL, reused
+    cache.get_or_compute("k", 3600, lambda: calls.append(1) or len(calls), inputs="a")
+    cache.get_or_compute("k", 3600, lambda: calls.append(1) or len(calls), inputs="a")
+    cache.get_or_compute("k", 3600, lambda: calls.append(1) or len(calls), inputs="b")
+    assert len(calls) == 3  # the digest changed twice (None → a → b), reused in between
+
+
+def loaded_modules(*args: str) -> set[str]:
+    code = ("import sys\nfrom auditagent.cli import build_parser\n"
+            f"build_parser({list(args)!r})\nprint('\\n'.join(sorted(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(REPO)}).stdout
+    return set(out.split())
+
+
+def test_a_command_loads_only_its_own_module():
+    check = loaded_modules("check", "--json")
+    assert "auditagent.commands.check" in check
+    assert not {"auditagent.commands.delivery", "auditagent.commands.policy_cmd"} & check
+    run = loaded_modules("run")
+    assert "auditagent.commands.delivery" in run and "auditagent.commands.policy_cmd" not in run
+    everything = loaded_modules("--help")
+    assert {"auditagent.commands.check", "auditagent.commands.delivery", "auditagent.commands.policy_cmd"} <= everything
