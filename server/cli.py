@@ -135,8 +135,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.notify_config:
         # One notification worker per collector host, whatever the number of HTTP workers
         # (the outbox in the database keeps several hosts from sending twice).
-        from server.db import make_engine
-        from server.notify.worker import Worker
+        from server.notify.worker import Worker  # make_engine: imported at the top (a local import here
+        # would make the name local to cmd_serve and break its first use above)
 
         Worker(make_engine(url, pool_size=2, max_overflow=0), settings.notify,
                default_max_age_hours=args.max_report_age_hours).start()
