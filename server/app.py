@@ -45,6 +45,7 @@ class Settings:
     oidc: Any = None  # server.oidc.OidcConfig: single sign-on; None = password log-in only
     notify: Any = None  # server.notify.config.NotifyConfig: SMTP and webhook settings; None = no delivery
     readiness_target: float = 95.0  # % of ready devices a unit should reach; the overview marks units below
+    time_zone: str = "Europe/Stockholm"  # the organisation's zone: times and dates on the dashboard (stored UTC)
 
 
 class DeviceIdentity(BaseModel):

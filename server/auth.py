@@ -53,6 +53,7 @@ from sqlalchemy.engine import Engine
 
 from server import throttle
 from server.db import ROLES, api_tokens, sessions, units, users, utc, write_audit
+from server.i18n_web import LANGS
 from server.readiness import Scope
 from server.store import ApiError, normalise_unit_path
 
@@ -66,7 +67,6 @@ CSRF_HEADER = "X-CSRF-Token"
 IDLE_TIMEOUT = dt.timedelta(minutes=30)
 ABSOLUTE_TIMEOUT = dt.timedelta(hours=12)
 TOUCH_EVERY = dt.timedelta(seconds=60)  # last_seen_at is written at most once a minute
-LANGS = ("sv", "en")
 UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 MIN_PASSWORD_LENGTH = 12
 

@@ -10,7 +10,7 @@
     auditagent-collector device list [--unit PATH] [--json] | device revoke ID
     auditagent-collector policy set --unit PATH FILE.signed.json [--public-key ORG.pub.pem]
     auditagent-collector unit set-max-age PATH HOURS|inherit
-    auditagent-collector user add USERNAME --role admin|security_officer|unit_manager [--unit PATH] [--lang sv|en]
+    auditagent-collector user add USERNAME --role admin|security_officer|unit_manager [--unit PATH] [--lang sv|da|en]
                                   [--password-file F | --password-stdin]   (else one is generated and printed)
     auditagent-collector user list | user disable USERNAME
     auditagent-collector api-token create NAME --role ROLE [--unit PATH] [--expires-in 90d]   (token on the LAST line)
@@ -108,6 +108,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     engine = make_engine(url, pool_size=1, max_overflow=0)
     migrate.upgrade(engine)
     engine.dispose()
+    from server.i18n_web import time_zone
+
+    try:
+        time_zone(args.timezone)
+    except ValueError as exc:
+        raise SystemExit(f"auditagent-collector: --timezone: {exc}") from None
     limits = Limits(max_body_bytes=args.max_body_bytes, max_future_skew=parse_duration(args.max_future_skew))
     from server import metrics, oidc
     from server.notify import config as notify_config
@@ -116,7 +122,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                         insecure_cookies=args.insecure_cookies,
                         default_max_report_age_hours=args.max_report_age_hours,
                         min_agent_version=args.min_agent_version,
-                        readiness_target=args.readiness_target,
+                        readiness_target=args.readiness_target, time_zone=args.timezone,
                         metrics_token_sha256=metrics.read_token_file(args.metrics_token_file),
                         oidc=oidc.load_config(args.oidc_config) if args.oidc_config else None,
                         notify=notify_config.load_config(args.notify_config) if args.notify_config else None)
@@ -129,7 +135,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.notify_config:
         # One notification worker per collector host, whatever the number of HTTP workers
         # (the outbox in the database keeps several hosts from sending twice).
-        from server.notify.worker import Worker
+        from server.notify.worker import Worker  # make_engine: imported at the top (a local import here
+        # would make the name local to cmd_serve and break its first use above)
 
         Worker(make_engine(url, pool_size=2, max_overflow=0), settings.notify,
                default_max_age_hours=args.max_report_age_hours).start()
@@ -379,6 +386,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default 95)")
     p.add_argument("--min-agent-version", default=None,
                    help="flag agents older than this as outdated (default: older than the newest reported)")
+    p.add_argument("--timezone", default=os.environ.get("AUDITAGENT_TIMEZONE") or "Europe/Stockholm",
+                   help="the organisation's time zone for the dashboard's times and dates (IANA name; "
+                        "Europe/Copenhagen for Danish installs; default $AUDITAGENT_TIMEZONE or Europe/Stockholm)")
     p.add_argument("--insecure-cookies", action="store_true",
                    help="session cookie without the Secure flag; refused unless serving plain http on a loopback "
                         "address (tests and local preview over http://127.0.0.1)")
@@ -421,7 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("username")
     p.add_argument("--role", required=True, choices=["admin", "security_officer", "unit_manager"])
     p.add_argument("--unit", default=None, help="limit the user to this unit's subtree (unit managers: required)")
-    p.add_argument("--lang", default="sv", choices=["sv", "en"])
+    p.add_argument("--lang", default="sv", choices=["sv", "da", "en"])
     g = p.add_mutually_exclusive_group()
     g.add_argument("--password-file", default=None, help="read the password from the first line of this file")
     g.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")

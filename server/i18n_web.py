@@ -1,27 +1,43 @@
-"""The dashboard's words in Swedish and English, and the choice of language.
+"""The dashboard's words in Swedish, Danish and English, the choice of language, and
+how numbers, times and dates are written for a reader.
 
-Language: ``?lang=sv|en`` (remembered in a cookie), else the signed-in user's
-preference, else the browser's Accept-Language, else Swedish. Check titles and the
+Language: ``?lang=sv|da|en`` (the switch in the page header, remembered in a cookie),
+else the signed-in user's setting, else the browser's Accept-Language (Norwegian
+readers get Danish, the closer written language), else Swedish. Check titles and the
 agent's result messages come from the policy and the agent's own catalogs
 (:mod:`auditagent.i18n`), so staff and security officers read the same sentences.
+
+Times: stored in UTC, shown in the organisation's time zone with the zone's name
+(``2026-03-29 14:05 CEST``) by :meth:`Translator.when`, the one helper every template
+uses; a date that is a date (an exception's last day, a trend day) by
+:meth:`Translator.day` / :meth:`Translator.until`, in that zone.
 """
 from __future__ import annotations
 
 import datetime as dt
+from functools import lru_cache
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from auditagent.textsafe import fill
 
-LANGS = ("sv", "en")
+LANGS = ("sv", "da", "en")
 DEFAULT = "sv"
+LANG_NAMES = {"sv": "Svenska", "da": "Dansk", "en": "English"}
+DEFAULT_ZONE = "Europe/Stockholm"
+# Accept-Language codes read as one of ours: Norwegian (bokmål, nynorsk) as Danish.
+ALIASES = {"nb": "da", "nn": "da", "no": "da"}
 
 MESSAGES: dict[str, dict[str, str]] = {
     "sv": {
         "app": "Beredskap för distansarbete",
         "app.short": "auditagent",
+        "skip": "Hoppa till innehållet",
         "nav.overview": "Översikt",
         "nav.exceptions": "Undantag",
+        "nav.audit": "Händelselogg",
         "nav.api": "API",
+        "nav.main": "Huvudmeny",
         "logout": "Logga ut",
         "signed_in_as": "Inloggad som {user} ({role})",
         "role.admin": "administratör",
@@ -56,13 +72,15 @@ MESSAGES: dict[str, dict[str, str]] = {
         "forbidden": "Du har inte behörighet till den här sidan.",
         "not_found": "Sidan finns inte.",
         "overview.title": "Beredskap per enhet",
-        "overview.lead": "Andel enheter som uppfyller alla obligatoriska kontroller (med beviljade undantag).",
+        "overview.lead": "Andel datorer som uppfyller alla obligatoriska kontroller. Beviljade undantag räknas "
+                         "som uppfyllda.",
         "unit": "Enhet",
         "units": "Enheter",
         "devices": "Datorer",
         "readiness": "Beredskap",
+        "readiness.total": "Beredskap totalt",
         "distribution": "Fördelning",
-        "outdated_agents": "Äldre agentversion",
+        "outdated_agents": "Äldre agent",
         "outdated_agents.help": "datorer kör en äldre version av agenten",
         "state.ready": "Redo",
         "state.not_ready": "Inte redo",
@@ -77,11 +95,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "status.unknown": "Okänd",
         "status.not_applicable": "Ej tillämplig",
         "covered": "täcks av undantag",
-        "covered.long": "✔ täcks av undantag till {until}, beviljat av {by}, eftersom: {why}",
+        "covered.long": "✔ täcks av ett undantag till och med {until}, beviljat av {by} med motiveringen: {why}",
         "summary": "Sammanfattning",
         "children": "Underenheter",
         "failing_checks": "Kontroller som inte uppfylls",
-        "failing_checks.none": "Inga obligatoriska kontroller brister.",
+        "failing_checks.none": "Alla obligatoriska kontroller uppfylls.",
         "check": "Kontroll",
         "check.any": "Alla kontroller",
         "severity.required": "obligatorisk",
@@ -98,7 +116,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "agent": "Agent",
         "subunit": "Underenhet",
         "subunit.any": "Hela enheten",
-        "state": "Läge",
+        "state": "Status",
         "filter": "Filtrera",
         "filter.reset": "Rensa",
         "page": "Sida {page} av {pages}",
@@ -121,7 +139,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "verdict": "Bedömning",
         "verdict.agent": "enligt agenten",
         "timeline": "Rapporter",
-        "timeline.lead": "Varje rapport är signerad av datorns egen nyckel (DSSE, Ed25519) och kan kontrolleras "
+        "timeline.lead": "Varje rapport är signerad med datorns egen nyckel (DSSE, Ed25519) och kan kontrolleras "
                          "utan insamlingsservern.",
         "download_report": "Ladda ned signerad rapport",
         "verify_offline": "Kontrollera den offline, med den publika nyckeln nedan:",
@@ -132,23 +150,24 @@ MESSAGES: dict[str, dict[str, str]] = {
         "generated": "Skapad",
         "received": "Mottagen",
         "policy": "Policy",
+        "actions": "Åtgärd",
         "exceptions.title": "Undantag",
         "exceptions.lead": "Ett undantag gör att en kontroll räknas som uppfylld för en dator eller en hel enhet "
-                           "fram till ett visst datum.",
+                           "till och med ett visst datum.",
         "exceptions.none": "Inga undantag.",
         "exceptions.grant": "Bevilja undantag",
         "exceptions.granted": "Undantaget är beviljat.",
         "exceptions.revoked": "Undantaget är återkallat.",
-        "exceptions.only_officers": "Bara säkerhetssamordnare och administratörer kan bevilja och återkalla undantag.",
+        "exceptions.only_officers": "Bara säkerhetssamordnare kan bevilja och återkalla undantag.",
         "exceptions.active": "Gällande",
         "exceptions.inactive": "Utgångna och återkallade",
         "exceptions.show_inactive": "Visa även utgångna och återkallade",
         "target": "Gäller",
-        "target.device": "Dator (id eller namn)",
+        "target.device": "Dator (id eller datornamn)",
         "target.unit": "Enhet",
-        "target.choose_unit": "— välj enhet —",
+        "target.choose_unit": "– välj enhet –",
         "or": "eller",
-        "expires": "Gäller till",
+        "expires": "Gäller till och med",
         "justification": "Motivering",
         "granted_by": "Beviljat av",
         "granted_at": "Beviljat",
@@ -158,17 +177,274 @@ MESSAGES: dict[str, dict[str, str]] = {
         "expired": "Utgånget",
         "grant.for_check": "Bevilja undantag för den här kontrollen",
         "error.generic": "Det gick inte: {message}",
-        "footer": "Uppgifterna kommer från signerade rapporter från datorerna. Tider i UTC.",
+        "error.already_revoked": "Undantaget är redan återkallat.",
+        "error.device_not_found": "Ingen dator i dina enheter har det id:t eller datornamnet.",
+        "error.device_ambiguous": "Flera datorer har det datornamnet. Ange datorns id i stället.",
+        "invalid.check_id": "Välj en kontroll i listan.",
+        "invalid.target": "Ange antingen en dator eller en enhet, inte båda.",
+        "invalid.justification": "Skriv en motivering på minst 10 och högst 4 000 tecken.",
+        "invalid.expires_at": "Välj ett slutdatum från och med i dag och högst {days} dagar framåt.",
+        "invalid.reason": "Skriv varför undantaget återkallas (högst 4 000 tecken).",
+        "invalid.since": "Ange datum som ÅÅÅÅ-MM-DD.",
+        "footer": "Uppgifterna kommer från datorernas signerade rapporter.",
+        "footer.zone": "Tider visas i tidszonen {zone}.",
         "lang.switch": "Språk",
         "total": "Totalt",
         "all_units": "Alla enheter",
+        "audit.title": "Händelselogg",
+        "audit.lead": "Vem som har beviljat och återkallat undantag, lagt till användare och enheter, skapat "
+                      "registreringsnycklar, registrerat och spärrat datorer och bytt policy.",
+        "audit.only_officers": "Bara säkerhetssamordnare och administratörer kan läsa händelseloggen.",
+        "audit.none": "Inga händelser matchar.",
+        "audit.at": "Tid",
+        "audit.who": "Vem",
+        "audit.action": "Händelse",
+        "audit.object": "Gäller",
+        "audit.detail": "Detaljer",
+        "audit.system": "systemet",
+        "audit.from": "Från och med",
+        "audit.to": "Till och med",
+        "audit.export": "Exportera CSV",
+        "audit.more": "Visar de {n} senaste händelserna. Begränsa urvalet för att se äldre.",
+        "action.exception.grant": "Undantag beviljat",
+        "action.exception.revoke": "Undantag återkallat",
+        "action.user.create": "Användare tillagd",
+        "action.user.disable": "Användare inaktiverad",
+        "action.user.locked": "Konto spärrat efter misslyckade inloggningar",
+        "action.unit.create": "Enhet skapad",
+        "action.token.create": "Registreringsnyckel skapad",
+        "action.device.enroll": "Dator registrerad",
+        "action.device.revoke": "Dator spärrad",
+        "action.policy.set": "Policy bytt",
+        "report.link": "Rapport till nämnden",
+        "report.title": "Beredskap för distansarbete: {unit}",
+        "report.period": "Period {start} – {end}",
+        "report.period.label": "Period",
+        "report.days": "{days} dagar",
+        "report.print": "Skriv ut eller spara som PDF",
+        "report.lead": "Rapport om hur många av enhetens datorer som är redo för arbete med sekretessbelagda "
+                       "uppgifter utanför kontoret.",
+        "report.now": "Läget {when}",
+        "report.trend": "Utvecklingen under perioden",
+        "report.trend.change": "Från {first} till {last} ({change} procentenheter).",
+        "report.trend.flat": "Oförändrat på {last}.",
+        "report.trend.table": "Beredskap per vecka",
+        "report.week": "Vecka som slutar",
+        "report.blocking": "Kontroller som hindrar flest datorer",
+        "report.exceptions": "Gällande undantag",
+        "report.silent": "Datorer som varit tysta längst",
+        "report.verify.title": "Så kan en granskare kontrollera uppgifterna",
+        "report.verify": "Varje siffra bygger på rapporter som datorerna själva har signerat (DSSE-kuvert med "
+                         "Ed25519, in-toto-format). En granskare kan ladda ned varje rapport och datorns publika "
+                         "nyckel från datorns sida i verktyget, eller via API:t (/api/v1/devices/ID/reports), "
+                         "och kontrollera signaturen med ett DSSE-verktyg, till exempel securesystemslib, utan "
+                         "att lita på insamlingsservern.",
+        "report.generated": "Utskriven {when} av {user}.",
+    },
+    "da": {
+        "app": "Parathed til hjemmearbejde",
+        "app.short": "auditagent",
+        "skip": "Spring til indholdet",
+        "nav.overview": "Oversigt",
+        "nav.exceptions": "Undtagelser",
+        "nav.audit": "Hændelseslog",
+        "nav.api": "API",
+        "nav.main": "Hovedmenu",
+        "logout": "Log ud",
+        "signed_in_as": "Logget ind som {user} ({role})",
+        "role.admin": "administrator",
+        "role.security_officer": "sikkerhedsansvarlig",
+        "role.unit_manager": "enhedsleder",
+        "login.title": "Log ind",
+        "login.username": "Brugernavn",
+        "login.password": "Adgangskode",
+        "login.submit": "Log ind",
+        "login.failed": "Forkert brugernavn eller adgangskode.",
+        "login.locked": "Kontoen er midlertidigt spærret efter for mange mislykkede forsøg. Prøv igen senere.",
+        "login.expired": "Du er blevet logget ud. Log ind igen.",
+        "login.throttled": "For mange mislykkede login herfra. Prøv igen om {seconds} sekunder.",
+        "csrf.failed": "Formularen var udløbet eller kom ikke fra denne side. Genindlæs siden, og prøv igen.",
+        "forbidden": "Du har ikke adgang til denne side.",
+        "not_found": "Siden findes ikke.",
+        "overview.title": "Parathed pr. enhed",
+        "overview.lead": "Andel af computerne, der opfylder alle obligatoriske kontroller. Godkendte undtagelser "
+                         "tæller som opfyldt.",
+        "unit": "Enhed",
+        "units": "Enheder",
+        "devices": "Computere",
+        "readiness": "Parathed",
+        "readiness.total": "Samlet parathed",
+        "distribution": "Fordeling",
+        "outdated_agents": "Ældre agent",
+        "outdated_agents.help": "computere kører en ældre version af agenten",
+        "state.ready": "Klar",
+        "state.not_ready": "Ikke klar",
+        "state.stale": "Uaktuel",
+        "state.never_reported": "Aldrig rapporteret",
+        "state.unknown": "Ukendt",
+        "state.any": "Alle",
+        "state.stale.help": "ingen rapport i over {hours} timer",
+        "status": "Status",
+        "status.pass": "Bestået",
+        "status.fail": "Ikke bestået",
+        "status.unknown": "Ukendt",
+        "status.not_applicable": "Ikke relevant",
+        "covered": "dækket af undtagelse",
+        "covered.long": "✔ dækket af en undtagelse til og med {until}, givet af {by} med begrundelsen: {why}",
+        "summary": "Sammenfatning",
+        "children": "Underenheder",
+        "failing_checks": "Kontroller, der ikke er opfyldt",
+        "failing_checks.none": "Alle obligatoriske kontroller er opfyldt.",
+        "check": "Kontrol",
+        "check.any": "Alle kontroller",
+        "severity.required": "obligatorisk",
+        "severity.recommended": "anbefalet",
+        "device_count": "Antal computere",
+        "stale_longest": "Længst uden rapport",
+        "stale_longest.none": "Alle computere har rapporteret inden for det seneste døgn.",
+        "last_report": "Seneste rapport",
+        "never": "aldrig",
+        "hostname": "Computernavn",
+        "os": "Styresystem",
+        "os.any": "Alle",
+        "platform": "Platform",
+        "agent": "Agent",
+        "subunit": "Underenhed",
+        "subunit.any": "Hele enheden",
+        "state": "Status",
+        "filter": "Filtrér",
+        "filter.reset": "Nulstil",
+        "page": "Side {page} af {pages}",
+        "prev": "← Forrige",
+        "next": "Næste →",
+        "no_devices": "Ingen computere matcher.",
+        "export_csv": "Eksportér CSV",
+        "json": "JSON",
+        "trend": "Parathed de seneste {days} dage",
+        "trend.empty": "Ingen historik endnu.",
+        "trend.alt": "Kurve: andel klare computere pr. dag, fra {first} % til {last} %.",
+        "device": "Computer",
+        "device.id": "Computer-id",
+        "serial": "Serienummer",
+        "enrolled": "Tilmeldt",
+        "results": "Seneste resultater",
+        "results.none": "Computeren har ikke sendt nogen rapport endnu.",
+        "messages": "Meddelelser",
+        "evidence": "Dokumentation",
+        "verdict": "Vurdering",
+        "verdict.agent": "ifølge agenten",
+        "timeline": "Rapporter",
+        "timeline.lead": "Hver rapport er signeret med computerens egen nøgle (DSSE, Ed25519) og kan kontrolleres "
+                         "uden indsamlingsserveren.",
+        "download_report": "Hent signeret rapport",
+        "verify_offline": "Kontrollér den offline med den offentlige nøgle nedenfor:",
+        "public_key": "Computerens offentlige nøgle",
+        "public_key.download": "Hent (PEM)",
+        "keyid": "Nøgle-id",
+        "sequence": "Nr.",
+        "generated": "Oprettet",
+        "received": "Modtaget",
+        "policy": "Politik",
+        "actions": "Handling",
+        "exceptions.title": "Undtagelser",
+        "exceptions.lead": "En undtagelse betyder, at en kontrol regnes som opfyldt for en computer eller en hel "
+                           "enhed til og med en bestemt dato.",
+        "exceptions.none": "Ingen undtagelser.",
+        "exceptions.grant": "Giv undtagelse",
+        "exceptions.granted": "Undtagelsen er givet.",
+        "exceptions.revoked": "Undtagelsen er trukket tilbage.",
+        "exceptions.only_officers": "Kun sikkerhedsansvarlige kan give og trække undtagelser tilbage.",
+        "exceptions.active": "Gældende",
+        "exceptions.inactive": "Udløbne og tilbagetrukne",
+        "exceptions.show_inactive": "Vis også udløbne og tilbagetrukne",
+        "target": "Gælder",
+        "target.device": "Computer (id eller computernavn)",
+        "target.unit": "Enhed",
+        "target.choose_unit": "– vælg enhed –",
+        "or": "eller",
+        "expires": "Gælder til og med",
+        "justification": "Begrundelse",
+        "granted_by": "Givet af",
+        "granted_at": "Givet",
+        "revoke": "Træk tilbage",
+        "revoke.reason": "Årsag",
+        "revoked": "Trukket tilbage",
+        "expired": "Udløbet",
+        "grant.for_check": "Giv en undtagelse for denne kontrol",
+        "error.generic": "Det lykkedes ikke: {message}",
+        "error.already_revoked": "Undtagelsen er allerede trukket tilbage.",
+        "error.device_not_found": "Ingen computer i dine enheder har det id eller computernavn.",
+        "error.device_ambiguous": "Flere computere har det computernavn. Angiv computerens id i stedet.",
+        "invalid.check_id": "Vælg en kontrol på listen.",
+        "invalid.target": "Angiv enten en computer eller en enhed, ikke begge.",
+        "invalid.justification": "Skriv en begrundelse på mindst 10 og højst 4.000 tegn.",
+        "invalid.expires_at": "Vælg en slutdato fra og med i dag og højst {days} dage frem.",
+        "invalid.reason": "Skriv, hvorfor undtagelsen trækkes tilbage (højst 4.000 tegn).",
+        "invalid.since": "Angiv datoer som ÅÅÅÅ-MM-DD.",
+        "footer": "Tallene kommer fra computernes signerede rapporter.",
+        "footer.zone": "Tidspunkter vises i tidszonen {zone}.",
+        "lang.switch": "Sprog",
+        "total": "I alt",
+        "all_units": "Alle enheder",
+        "audit.title": "Hændelseslog",
+        "audit.lead": "Hvem der har givet og trukket undtagelser tilbage, oprettet brugere og enheder, lavet "
+                      "tilmeldingsnøgler, tilmeldt og spærret computere og skiftet politik.",
+        "audit.only_officers": "Kun sikkerhedsansvarlige og administratorer kan læse hændelsesloggen.",
+        "audit.none": "Ingen hændelser matcher.",
+        "audit.at": "Tidspunkt",
+        "audit.who": "Hvem",
+        "audit.action": "Hændelse",
+        "audit.object": "Gælder",
+        "audit.detail": "Detaljer",
+        "audit.system": "systemet",
+        "audit.from": "Fra og med",
+        "audit.to": "Til og med",
+        "audit.export": "Eksportér CSV",
+        "audit.more": "Viser de {n} seneste hændelser. Afgræns udvalget for at se ældre.",
+        "action.exception.grant": "Undtagelse givet",
+        "action.exception.revoke": "Undtagelse trukket tilbage",
+        "action.user.create": "Bruger oprettet",
+        "action.user.disable": "Bruger deaktiveret",
+        "action.user.locked": "Konto spærret efter mislykkede login",
+        "action.unit.create": "Enhed oprettet",
+        "action.token.create": "Tilmeldingsnøgle oprettet",
+        "action.device.enroll": "Computer tilmeldt",
+        "action.device.revoke": "Computer spærret",
+        "action.policy.set": "Politik skiftet",
+        "report.link": "Rapport til udvalget",
+        "report.title": "Parathed til hjemmearbejde: {unit}",
+        "report.period": "Periode {start} – {end}",
+        "report.period.label": "Periode",
+        "report.days": "{days} dage",
+        "report.print": "Udskriv eller gem som PDF",
+        "report.lead": "Rapport om, hvor mange af enhedens computere der er klar til arbejde med fortrolige "
+                       "oplysninger uden for kontoret.",
+        "report.now": "Status {when}",
+        "report.trend": "Udviklingen i perioden",
+        "report.trend.change": "Fra {first} til {last} ({change} procentpoint).",
+        "report.trend.flat": "Uændret på {last}.",
+        "report.trend.table": "Parathed pr. uge",
+        "report.week": "Uge, der slutter",
+        "report.blocking": "Kontroller, der stopper flest computere",
+        "report.exceptions": "Gældende undtagelser",
+        "report.silent": "Computere, der længst ikke har rapporteret",
+        "report.verify.title": "Sådan kan en revisor efterprøve tallene",
+        "report.verify": "Hvert tal bygger på rapporter, som computerne selv har signeret (DSSE-konvolutter med "
+                         "Ed25519, in-toto-format). En revisor kan hente hver rapport og computerens offentlige "
+                         "nøgle fra computerens side i værktøjet eller via API'et (/api/v1/devices/ID/reports) og "
+                         "kontrollere signaturen med et DSSE-værktøj, f.eks. securesystemslib, uden at "
+                         "skulle stole på indsamlingsserveren.",
+        "report.generated": "Udskrevet {when} af {user}.",
     },
     "en": {
         "app": "Remote-work readiness",
         "app.short": "auditagent",
+        "skip": "Skip to content",
         "nav.overview": "Overview",
         "nav.exceptions": "Exceptions",
+        "nav.audit": "Audit log",
         "nav.api": "API",
+        "nav.main": "Main menu",
         "logout": "Log out",
         "signed_in_as": "Signed in as {user} ({role})",
         "role.admin": "administrator",
@@ -203,11 +479,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "forbidden": "You do not have access to this page.",
         "not_found": "No such page.",
         "overview.title": "Readiness per unit",
-        "overview.lead": "Share of devices that meet every required check (with granted exceptions).",
+        "overview.lead": "Share of devices that meet every required check. Granted exceptions count as met.",
         "unit": "Unit",
         "units": "Units",
         "devices": "Devices",
         "readiness": "Readiness",
+        "readiness.total": "Overall readiness",
         "distribution": "Distribution",
         "outdated_agents": "Outdated agent",
         "outdated_agents.help": "devices run an older agent version",
@@ -279,22 +556,24 @@ MESSAGES: dict[str, dict[str, str]] = {
         "generated": "Generated",
         "received": "Received",
         "policy": "Policy",
+        "actions": "Action",
         "exceptions.title": "Exceptions",
-        "exceptions.lead": "An exception counts a check as met for one device or a whole unit until a given date.",
+        "exceptions.lead": "An exception counts a check as met for one device or a whole unit up to and including "
+                           "a given date.",
         "exceptions.none": "No exceptions.",
         "exceptions.grant": "Grant an exception",
         "exceptions.granted": "The exception was granted.",
         "exceptions.revoked": "The exception was revoked.",
-        "exceptions.only_officers": "Only security officers and administrators can grant and revoke exceptions.",
+        "exceptions.only_officers": "Only security officers can grant and revoke exceptions.",
         "exceptions.active": "In force",
         "exceptions.inactive": "Expired and revoked",
         "exceptions.show_inactive": "Also show expired and revoked",
         "target": "Applies to",
         "target.device": "Device (id or host name)",
         "target.unit": "Unit",
-        "target.choose_unit": "— choose a unit —",
+        "target.choose_unit": "– choose a unit –",
         "or": "or",
-        "expires": "Valid until",
+        "expires": "Valid until (inclusive)",
         "justification": "Justification",
         "granted_by": "Granted by",
         "granted_at": "Granted",
@@ -304,10 +583,69 @@ MESSAGES: dict[str, dict[str, str]] = {
         "expired": "Expired",
         "grant.for_check": "Grant an exception for this check",
         "error.generic": "That did not work: {message}",
-        "footer": "The figures come from the devices' signed reports. Times in UTC.",
+        "error.already_revoked": "The exception has already been revoked.",
+        "error.device_not_found": "No device in your units has that id or host name.",
+        "error.device_ambiguous": "Several devices have that host name. Give the device id instead.",
+        "invalid.check_id": "Choose a check from the list.",
+        "invalid.target": "Give either a device or a unit, not both.",
+        "invalid.justification": "Write a justification of at least 10 and at most 4,000 characters.",
+        "invalid.expires_at": "Choose an end date from today up to {days} days ahead.",
+        "invalid.reason": "Say why the exception is revoked (at most 4,000 characters).",
+        "invalid.since": "Give dates as YYYY-MM-DD.",
+        "footer": "The figures come from the devices' signed reports.",
+        "footer.zone": "Times are shown in the {zone} time zone.",
         "lang.switch": "Language",
         "total": "Total",
         "all_units": "All units",
+        "audit.title": "Audit log",
+        "audit.lead": "Who granted and revoked exceptions, added users and units, created enrolment tokens, "
+                      "enrolled and revoked devices and changed a policy.",
+        "audit.only_officers": "Only security officers and administrators can read the audit log.",
+        "audit.none": "No entries match.",
+        "audit.at": "Time",
+        "audit.who": "Who",
+        "audit.action": "Event",
+        "audit.object": "Concerns",
+        "audit.detail": "Details",
+        "audit.system": "the system",
+        "audit.from": "From",
+        "audit.to": "To (inclusive)",
+        "audit.export": "Export CSV",
+        "audit.more": "Showing the {n} latest entries. Narrow the selection to see older ones.",
+        "action.exception.grant": "Exception granted",
+        "action.exception.revoke": "Exception revoked",
+        "action.user.create": "User added",
+        "action.user.disable": "User disabled",
+        "action.user.locked": "Account locked after failed log-ins",
+        "action.unit.create": "Unit created",
+        "action.token.create": "Enrolment token created",
+        "action.device.enroll": "Device enrolled",
+        "action.device.revoke": "Device revoked",
+        "action.policy.set": "Policy changed",
+        "report.link": "Committee report",
+        "report.title": "Remote-work readiness: {unit}",
+        "report.period": "Period {start} – {end}",
+        "report.period.label": "Period",
+        "report.days": "{days} days",
+        "report.print": "Print or save as PDF",
+        "report.lead": "How many of the unit's devices are fit to carry confidential case files out of the "
+                       "office.",
+        "report.now": "Position at {when}",
+        "report.trend": "Trend over the period",
+        "report.trend.change": "From {first} to {last} ({change} percentage points).",
+        "report.trend.flat": "Unchanged at {last}.",
+        "report.trend.table": "Readiness per week",
+        "report.week": "Week ending",
+        "report.blocking": "Checks blocking the most devices",
+        "report.exceptions": "Exceptions in force",
+        "report.silent": "Devices silent longest",
+        "report.verify.title": "How an auditor can verify these figures",
+        "report.verify": "Every figure rests on reports the devices signed themselves (DSSE envelopes with "
+                         "Ed25519, in-toto format). An auditor can download each report and the device's public "
+                         "key from the device's page in this tool, or through the API "
+                         "(/api/v1/devices/ID/reports), and check the signature with any DSSE tool, for example "
+                         "securesystemslib, without trusting the collector.",
+        "report.generated": "Printed {when} by {user}.",
     },
 }
 
@@ -442,10 +780,14 @@ for _extra in (READINESS_MESSAGES, SIGN_ON_MESSAGES):
 
 
 class Translator:
-    """``t("key", name=value)`` in one language; unknown keys fall back to English, then the key."""
+    """``t("key", name=value)`` in one language, and numbers/times for that reader.
 
-    def __init__(self, lang: str) -> None:
+    Unknown keys fall back to English, then the key (tests keep the catalogues equal)."""
+
+    def __init__(self, lang: str, zone: str = DEFAULT_ZONE) -> None:
         self.lang = lang if lang in LANGS else DEFAULT
+        self.zone_name = zone
+        self.tz = time_zone(zone)
 
     def __call__(self, key: str, **args: Any) -> str:
         text = MESSAGES[self.lang].get(key) or MESSAGES["en"].get(key)
@@ -453,30 +795,65 @@ class Translator:
             return key  # an unknown key is text, never a template
         return fill(text, args)
 
+    def has(self, key: str) -> bool:
+        return key in MESSAGES[self.lang]
+
     def number(self, value: float | int | None, digits: int = 0) -> str:
         if value is None:
             return "–"
         text = f"{value:,.{digits}f}"
         if self.lang == "sv":  # 12 345,6
             text = text.replace(",", "\u00a0").replace(".", ",")
+        elif self.lang == "da":  # 12.345,6
+            text = text.replace(",", "\u0000").replace(".", ",").replace("\u0000", ".")
         return text
 
-    def when(self, value: Any, with_time: bool = True) -> str:
-        """An ISO/`datetime` time as 'YYYY-MM-DD HH:MM' (UTC); '–' for none."""
-        if value is None or value == "":
+    def pct(self, value: float | None) -> str:
+        """'87,5 %' ('–' for none); whole numbers at 0 and 100."""
+        if value is None:
             return "–"
-        if isinstance(value, str):
+        return self.number(value, 1 if value not in (0, 100) else 0) + "\u00a0%"
+
+    def local(self, value: Any) -> dt.datetime | None:
+        """A stored (UTC) time as an aware datetime in the organisation's zone."""
+        if isinstance(value, str) and value:
             try:
                 value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
             except ValueError:
-                return value
-        if isinstance(value, dt.datetime):
-            if value.tzinfo is not None:
-                value = value.astimezone(dt.timezone.utc)
-            return value.strftime("%Y-%m-%d %H:%M" if with_time else "%Y-%m-%d")
-        if isinstance(value, dt.date):
-            return value.isoformat()
-        return str(value)
+                return None
+        if not isinstance(value, dt.datetime):
+            return None
+        if value.tzinfo is None:  # naive values from the database are UTC
+            value = value.replace(tzinfo=dt.timezone.utc)
+        return value.astimezone(self.tz)
+
+    def _date_text(self, d: dt.date) -> str:
+        return d.strftime("%d.%m.%Y") if self.lang == "da" else d.isoformat()
+
+    def when(self, value: Any, with_time: bool = True) -> str:
+        """A time as local 'YYYY-MM-DD HH:MM CET' (Danish: 'DD.MM.YYYY HH:MM CET'); '–' for none."""
+        if value is None or value == "":
+            return "–"
+        if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+            return self._date_text(value)
+        local = self.local(value)
+        if local is None:
+            return str(value)
+        if not with_time:
+            return self._date_text(local.date())
+        return f"{self._date_text(local.date())} {local:%H:%M} {local.tzname()}"
+
+    def day(self, value: Any) -> str:
+        """A date (or the local date of a time) in the organisation's zone."""
+        return self.when(value, with_time=False)
+
+    def until(self, value: Any) -> str:
+        """The last day an end time covers (an exception valid until local midnight
+        ending 31 May reads '2026-05-31')."""
+        local = self.local(value)
+        if local is None:
+            return self.day(value)
+        return self._date_text((local - dt.timedelta(microseconds=1)).date())
 
     def age(self, hours: float | None) -> str:
         """'3 d 4 h' / '5 h' / '12 min'."""
@@ -490,8 +867,26 @@ class Translator:
         return f"{d} d {int(hours - d * 24)} h"
 
 
+@lru_cache(maxsize=8)
+def time_zone(name: str) -> ZoneInfo:
+    """The IANA zone ``name`` (ValueError for an unknown one)."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {name!r} (an IANA name such as Europe/Stockholm)") from exc
+
+
+def local_midnight_after(day: dt.date, zone: str) -> dt.datetime:
+    """The UTC instant a local date ends: an exception 'valid through 31 May' ends there."""
+    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), time_zone(zone)).astimezone(dt.timezone.utc)
+
+
+def local_today(now: dt.datetime, zone: str) -> dt.date:
+    return now.astimezone(time_zone(zone)).date()
+
+
 def parse_accept_language(header: str | None) -> str | None:
-    """The first of sv/en in an Accept-Language header, by quality; None if neither."""
+    """The best of sv/da/en (nb/nn/no read as da) in an Accept-Language header; None if none."""
     if not header:
         return None
     best: tuple[float, int, str] | None = None
@@ -507,8 +902,7 @@ def parse_accept_language(header: str | None) -> str | None:
                 except ValueError:
                     q = 0.0
         code = tag.split("-")[0]
-        if code in ("nb", "nn", "no", "da"):
-            code = "sv"  # Scandinavian readers: Swedish rather than English
+        code = ALIASES.get(code, code)
         if code in LANGS and q > 0 and (best is None or (q, -i) > (best[0], best[1])):
             best = (q, -i, code)
     return best[2] if best else None

@@ -351,6 +351,9 @@ class Store:
                                                          agent_version=identity["agent_version"]))
                 last = 0
                 event = "device.enrolled"
+                write_audit(conn, None, "device.enroll", "device", device_id,
+                            {"hostname": identity["hostname"], "unit": unit_path, "keyid": kid[:16],
+                             "token_id": tok["id"]}, t)
         self._keys.pop(device_id, None)
         log.info(event, device_id=device_id, unit=unit_path, keyid=kid[:16])
         return {"device_id": device_id, "unit": unit_path, "keyid": kid,
@@ -416,7 +419,7 @@ class Store:
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(q).mappings().all()]
 
-    def revoke_device(self, device_id: str, reason: str | None = None) -> bool:
+    def revoke_device(self, device_id: str, reason: str | None = None, actor_id: int | None = None) -> bool:
         with self.engine.begin() as conn:
             res = conn.execute(update(devices).where(devices.c.id == device_id, devices.c.revoked_at.is_(None))
                                .values(revoked_at=now(), revoked_reason=reason))
@@ -431,12 +434,15 @@ class Store:
             conn.execute(update(units).where(units.c.id == select(devices.c.unit_id)
                                              .where(devices.c.id == device_id).scalar_subquery())
                          .values(history_version=units.c.history_version + 1))
+            hostname = conn.execute(select(devices.c.hostname).where(devices.c.id == device_id)).scalar_one()
+            write_audit(conn, actor_id, "device.revoke", "device", device_id,
+                        {"hostname": hostname, "reason": reason}, now())
         log.info("device.revoked", device_id=device_id)
         return True
 
     # ------------------------------------------------------------------ policies
 
-    def set_policy(self, unit_path: str, envelope: dict[str, Any]) -> dict[str, Any]:
+    def set_policy(self, unit_path: str, envelope: dict[str, Any], actor_id: int | None = None) -> dict[str, Any]:
         """Store a signed policy envelope for a unit (the collector never holds the signing key)."""
         try:
             payload, _ = wire.decode_policy_envelope(envelope)
@@ -467,6 +473,9 @@ class Store:
                                                       created_at=now()))
             if max_age is not None:  # the signed policy says when its devices go stale
                 conn.execute(update(units).where(units.c.id == unit["id"]).values(max_report_age_hours=max_age))
+            write_audit(conn, actor_id, "policy.set", "unit", unit["id"],
+                        {"unit": unit["path"], "policy_id": policy_id, "policy_version": policy_version,
+                         "sha256": sha}, now())
         log.info("policy.set", unit=unit["path"], policy_id=policy_id, sha256=sha[:16])
         return {"unit": unit["path"], "policy_id": policy_id, "policy_version": policy_version, "sha256": sha,
                 "max_report_age_hours": max_age}

@@ -7,7 +7,7 @@ be placed in a template as ``Markup`` without carrying any agent-supplied text.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from markupsafe import Markup, escape
 
@@ -18,14 +18,15 @@ LEFT, RIGHT, TOP, BOTTOM = 44, 12, 12, 28
 
 
 # The colours of the dashboard's bars and legend (dashboard.css).
-BAND_FILL = {"ready": "#1f7a3f", "not_ready": "#b3261e", "stale": "#a86400", "never_reported": "#6b7280"}
+BAND_FILL = {"ready": "#1b6e38", "not_ready": "#b3261e", "stale": "#8a4f00", "never_reported": "#5f6673"}
 
 
 def trend_bands_svg(points: Sequence[Any], bands: Sequence[str], *, days: int, title: str = "",
-                    desc: str = "") -> Markup:
+                    desc: str = "", day_label: Callable[[dt.date], str] = dt.date.isoformat) -> Markup:
     """The fleet's states per day as stacked bands (shares of the devices counted that
     day), ``bands`` from the bottom up; ``points`` have ``day``, ``devices`` and
-    ``count(state)``. Days without devices are left out."""
+    ``count(state)``. Days without devices are left out. ``day_label`` writes a tick's
+    date for the reader."""
     pts = [p for p in points if p.devices]
     if not pts:
         return Markup("")
@@ -68,6 +69,6 @@ def trend_bands_svg(points: Sequence[Any], bands: Sequence[str], *, days: int, t
         d = start + dt.timedelta(days=i)
         xx = x(d)
         out.append(f'<line class="axis" x1="{xx:.1f}" y1="{H - BOTTOM}" x2="{xx:.1f}" y2="{H - BOTTOM + 4}"/>')
-        out.append(f'<text x="{xx:.1f}" y="{H - BOTTOM + 17}" text-anchor="middle">{escape(d.isoformat())}</text>')
+        out.append(f'<text x="{xx:.1f}" y="{H - BOTTOM + 17}" text-anchor="middle">{escape(day_label(d))}</text>')
     out.append("</svg>")
     return Markup("".join(out))

@@ -32,7 +32,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response, StreamingResponse
@@ -42,11 +41,13 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from auditagent.textsafe import neutralise
+from server import audit_trail
 from server import readiness as rd
 from server import web_auth
 from server.auth import cookies_secure
 from server.db import devices, units
-from server.i18n_web import LANGS, Translator, choose_language
+from server.i18n_web import (DEFAULT_ZONE, LANG_NAMES, LANGS, Translator, choose_language, local_midnight_after,
+                             local_today, time_zone)
 from server.store import ApiError
 from server.trend_svg import trend_bands_svg
 from server.web_common import SECURITY_HEADERS, safe_next
@@ -58,6 +59,7 @@ LANG_COOKIE = "aa_lang"
 LOGIN_CSRF_COOKIE = "aa_login_csrf"
 TREND_DAYS = 90
 PER_PAGE = 50
+REPORT_DAYS = (30, 90, 180, 365)  # the committee report's periods, in days ending today
 PLATFORMS = ("windows", "macos", "linux")
 
 def _shown(value: Any) -> Any:
@@ -113,13 +115,23 @@ def message_text(msg: Any, lang: str) -> str:
     if isinstance(msg, dict) and isinstance(msg.get("code"), str):
         args = msg.get("args") if isinstance(msg.get("args"), dict) else {}
         if known(msg["code"]):
-            return translate(msg["code"], args, "sv" if lang == "sv" else "en")
+            return translate(msg["code"], args, lang)
         return f"{msg['code']} {json.dumps(args, ensure_ascii=False)}" if args else msg["code"]
     return str(msg)
 
 
-def pct_text(t: Translator, pct: float | None) -> str:
-    return "–" if pct is None else t.number(pct, 1 if pct not in (0, 100) else 0) + "\u00a0%"
+def error_text(t: Translator, exc: ApiError) -> str:
+    """An API error in the reader's language: by its code, else by the field it names,
+    else the English message inside a translated frame."""
+    field = exc.extra.get("field") if isinstance(exc.extra, dict) else None
+    for key in ("error." + exc.code, f"invalid.{field}" if exc.code == "invalid" and field else ""):
+        if key and t.has(key):
+            return t(key, days=rd.MAX_EXCEPTION_DAYS) if key == "invalid.expires_at" else t(key)
+    if exc.status == 404:
+        return t("not_found")
+    if exc.status == 403:
+        return t("forbidden")
+    return t("error.generic", message=exc.message)
 
 
 @dataclass
@@ -143,9 +155,10 @@ class Web:
         self.default_max_age = int(getattr(settings, "default_max_report_age_hours", None)
                                    or rd.DEFAULT_MAX_REPORT_AGE_HOURS)
         self.min_agent = getattr(settings, "min_agent_version", None)
+        self.zone = getattr(settings, "time_zone", None) or DEFAULT_ZONE
         self.target = float(getattr(settings, "readiness_target", None) or 95.0)
         # Dates that are dates (an exception's last day) are in the organisation's time zone.
-        self.tz = ZoneInfo(getattr(settings, "time_zone", None) or rd.DEFAULT_TIME_ZONE)
+        self.tz = time_zone(self.zone)
         # Side queries of a page that need not wait for its main one (the unit page's trend).
         self.side_jobs = ThreadPoolExecutor(max_workers=4, thread_name_prefix="page-side")
 
@@ -162,7 +175,7 @@ class Web:
         q = request.query_params.get("lang")
         lang = choose_language(q, request.cookies.get(LANG_COOKIE), getattr(user, "lang", None),
                                request.headers.get("accept-language"))
-        return Ctx(request, lang, Translator(lang), user, csrf, set_lang_cookie=q in LANGS)
+        return Ctx(request, lang, Translator(lang, self.zone), user, csrf, set_lang_cookie=q in LANGS)
 
     def render(self, ctx: Ctx, template: str, status: int = 200, **data: Any) -> HTMLResponse:
         req = ctx.request
@@ -172,8 +185,8 @@ class Web:
             return req.url.path + "?" + urlencode(params)
 
         html = self.env.get_template(template).render(
-            t=ctx.t, lang=ctx.lang, user=ctx.user, csrf_token=ctx.csrf, lang_url=lang_url,
-            pct_text=lambda p: pct_text(ctx.t, p), **data)
+            t=ctx.t, lang=ctx.lang, user=ctx.user, csrf_token=ctx.csrf, lang_url=lang_url, lang_names=LANG_NAMES,
+            pct_text=ctx.t.pct, **data)
         resp = HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
         if ctx.set_lang_cookie:
             resp.set_cookie(LANG_COOKIE, ctx.lang, max_age=365 * 86400, httponly=True, samesite="lax",
@@ -201,11 +214,7 @@ class Web:
         try:
             return await run_in_threadpool(fn, ctx, *args)
         except ApiError as exc:
-            if exc.status == 404:
-                return self.error_page(ctx, 404, ctx.t("not_found"))
-            if exc.status == 403:
-                return self.error_page(ctx, 403, ctx.t("forbidden"))
-            return self.error_page(ctx, exc.status, ctx.t("error.generic", message=exc.message))
+            return self.error_page(ctx, exc.status, error_text(ctx.t, exc))
 
     def scope(self, user: Any) -> rd.Scope:
         return rd.Scope.for_user(user)
@@ -294,7 +303,7 @@ class Web:
         points = trend_job.result() if trend_job is not None else self._trend_points(scope, unit_id, now)
         s = detail.summary
         last = points[-1]
-        svg = trend_bands_svg(points, rd.BANDS, days=TREND_DAYS, title=ctx.t("trend", days=TREND_DAYS),
+        svg = trend_bands_svg(points, rd.BANDS, days=TREND_DAYS, title=ctx.t("trend", days=TREND_DAYS), day_label=ctx.t.day,
                               desc=ctx.t("trend.bands.alt", ready=last.ready, not_ready=last.not_ready,
                                          stale=last.stale, never=last.never_reported, total=last.devices))
         check_ids = sorted(set(_policy_titles()) | {f.check_id for f in detail.failing_checks})
@@ -377,9 +386,10 @@ class Web:
 
         return StreamingResponse(body(), media_type="text/csv; charset=utf-8", headers=headers)
 
-    def _trend_points(self, scope: rd.Scope, unit_id: int, now: dt.datetime) -> list[rd.TrendPoint]:
+    def _trend_points(self, scope: rd.Scope, unit_id: int, now: dt.datetime,
+                      days: int = TREND_DAYS) -> list[rd.TrendPoint]:
         with self.engine.connect() as conn:
-            points = rd.trend(conn, scope, unit_id, now, days=TREND_DAYS, default_max_age_hours=self.default_max_age)
+            points = rd.trend(conn, scope, unit_id, now, days=days, default_max_age_hours=self.default_max_age)
             conn.commit()  # keeps the closed days the trend counted (its cache)
         return points
 
@@ -420,7 +430,7 @@ class Web:
         policy = f"{d.policy.get('id')} {d.policy.get('version')}" if d.policy else None
         granted = next((e for e in d.exceptions if str(e.id) == ctx.request.query_params.get("granted")), None)
         notice = None if granted is None else ctx.t("exceptions.granted.one", check=check_title(granted.check_id, lang),
-                                                    target=dev.hostname, until=granted.valid_through.isoformat())
+                                                    target=dev.hostname, until=ctx.t.day(granted.valid_through))
         latest_verdict = d.timeline.items[0].verdict if d.timeline.items else None
         return self.render(
             ctx, "device.html", nav="overview",
@@ -483,7 +493,7 @@ class Web:
         except rd.NotFound:
             return ctx.t("exceptions.granted")
         return ctx.t("exceptions.granted.one", check=check_title(e.check_id, ctx.lang),
-                     target=e.device_hostname or e.unit_path or "–", until=e.valid_through.isoformat())
+                     target=e.device_hostname or e.unit_path or "–", until=ctx.t.day(e.valid_through))
 
     def grant(self, ctx: Ctx, form: dict[str, str]) -> Response:
         t = ctx.t
@@ -506,7 +516,7 @@ class Web:
                                           now=now)
         except ApiError as exc:
             return self.exceptions_page(ctx, status=exc.status if exc.status in (403, 404, 409, 422) else 400,
-                                        error=t("error.generic", message=exc.message), form=form)
+                                        error=error_text(t, exc), form=form)
         # The grant confirms itself: where the officer lands, a notice names what was granted.
         target = (f"/devices/{info.device_id}?granted={info.id}" if info.device_id
                   else f"/exceptions?granted={info.id}")
@@ -522,10 +532,139 @@ class Web:
                                           .join(units, units.c.id == devices.c.unit_id)
                                           .where(devices.c.hostname == text_, devices.c.revoked_at.is_(None),
                                                  scope.clause(units.c.path)).limit(2))]
-        if len(ids) != 1:
-            raise rd.Invalid("device", "no single device with that id or host name" if not ids
-                             else "several devices have that host name; use the device id")
+        if not ids:
+            raise ApiError(422, "device_not_found", "device: no device with that id or host name", field="device")
+        if len(ids) > 1:
+            raise ApiError(422, "device_ambiguous", "device: several devices have that host name; use the device id",
+                           field="device")
         return ids[0]
+
+    # ------------------------------------------------------------------ committee report
+
+    def report_page(self, ctx: Ctx, unit_id: int) -> Response:
+        """A unit's readiness for its committee, on paper: now and over the period, its
+        sub-units, the checks blocking most devices, the exceptions in force, the devices
+        silent longest, and how an auditor verifies the signed reports behind it."""
+        t, lang = ctx.t, ctx.lang
+        try:
+            days = int(ctx.request.query_params.get("days") or REPORT_DAYS[1])
+        except ValueError:
+            days = REPORT_DAYS[1]
+        if days not in REPORT_DAYS:
+            days = REPORT_DAYS[1]
+        scope = self.scope(ctx.user)
+        now = self.now()
+        with self.engine.connect() as conn:
+            detail = rd.unit_detail(conn, scope, unit_id, now, per_page=1, stale_limit=10, failing_limit=10,
+                                    default_max_age_hours=self.default_max_age, min_agent_version=self.min_agent)
+            unit = rd.visible_unit(conn, scope, unit_id)
+            # In force on the unit: its own, its sub-units' and its devices', and those above it.
+            in_force = rd.list_exceptions(conn, scope, now, unit_id=unit_id)
+        points = self._trend_points(scope, unit_id, now, days)
+        known = [p for p in points if p.ready_pct is not None and p.devices]
+        s = detail.summary
+        trend_text = ""
+        if len(known) >= 2:
+            first, last = known[0].ready_pct or 0.0, known[-1].ready_pct or 0.0
+            change = last - first
+            trend_text = (t("report.trend.flat", last=t.pct(last)) if abs(change) < 0.05 else
+                          t("report.trend.change", first=t.pct(first), last=t.pct(last),
+                            change=("+" if change > 0 else "−") + t.number(abs(change), 1)))
+        # One row a week, ending today: what a committee reads, not 90 numbers.
+        weekly = [p for i, p in enumerate(reversed(points)) if i % 7 == 0 and p.devices][::-1]
+        last = points[-1] if points else None
+        svg = Markup("") if last is None else trend_bands_svg(
+            points, rd.BANDS, days=days, title=t("report.trend"), day_label=t.day,
+            desc=t("trend.bands.alt", ready=last.ready, not_ready=last.not_ready, stale=last.stale,
+                   never=last.never_reported, total=last.devices))
+        blocking = sorted((f for f in detail.failing_checks if f.severity == "required" and f.devices_failing),
+                          key=lambda f: (-f.devices_failing, f.check_id))[:10]
+        return self.render(
+            ctx, "report.html", nav="overview", days=days, day_options=REPORT_DAYS,
+            unit={"id": unit_id, "name": unit["name"], "path": unit["path"]},
+            period={"start": points[0].day if points else local_today(now, self.zone),
+                    "end": points[-1].day if points else local_today(now, self.zone)},
+            now=now, summary={"total": s.total, "counts": s.counts, "pct": s.ready_pct},
+            trend_svg=svg, trend_text=trend_text,
+            weekly=[{"day": p.day, "pct": p.ready_pct, "ready": p.ready, "devices": p.devices} for p in weekly],
+            children=[self.unit_row(c) for c in detail.children],
+            blocking=[{"check_id": f.check_id, "title": check_title(f.check_id, lang), "devices": f.devices_failing,
+                       "excepted": f.devices_excepted} for f in blocking],
+            exceptions=[{"check": check_title(e.check_id, lang), "target": e.device_hostname or e.unit_path or "–",
+                         "justification": e.justification, "expires_at": e.expires_at,
+                         "granted_by": e.granted_by or "–"} for e in in_force],
+            silent=[{"hostname": d.hostname, "unit": d.unit_path, "last_report": d.last_seen,
+                     "hours": ((now - d.last_seen).total_seconds() / 3600) if d.last_seen else None}
+                    for d in detail.stale_longest])
+
+    # ------------------------------------------------------------------ audit log
+
+    def _audit_filter(self, ctx: Ctx) -> tuple[audit_trail.AuditFilter, dict[str, str], bool]:
+        """The audit page's filters from the query: (filter, the form's values, all valid)."""
+        q = ctx.request.query_params
+        values = {k: (q.get(k) or "").strip()[:40] for k in ("unit", "from", "to", "action")}
+        ok = True
+        unit_path = None
+        if values["unit"]:
+            if not values["unit"].isdigit():
+                raise rd.NotFound("unit", values["unit"])
+            with self.engine.connect() as conn:
+                unit_path = rd.visible_unit(conn, self.scope(ctx.user), int(values["unit"]))["path"]
+        bounds: dict[str, dt.datetime | None] = {"from": None, "to": None}
+        for key in ("from", "to"):
+            if values[key]:
+                try:
+                    day = dt.date.fromisoformat(values[key])
+                except ValueError:
+                    ok, values[key] = False, ""
+                    continue
+                # Local days: 'from 1 March' starts at midnight in the organisation's zone.
+                bounds[key] = local_midnight_after(day - dt.timedelta(days=1) if key == "from" else day, self.zone)
+        action = values["action"] if values["action"] in audit_trail.ACTIONS else None
+        values["action"] = action or ""
+        return audit_trail.AuditFilter(unit_path, bounds["from"], bounds["to"], action), values, ok
+
+    def _audit_refused(self, ctx: Ctx) -> Response | None:
+        if getattr(ctx.user, "role", None) in ("security_officer", "admin"):
+            return None
+        return self.error_page(ctx, 403, ctx.t("audit.only_officers"))
+
+    def audit_page(self, ctx: Ctx) -> Response:
+        if (refused := self._audit_refused(ctx)) is not None:
+            return refused
+        t = ctx.t
+        flt, values, ok = self._audit_filter(ctx)
+        scope = self.scope(ctx.user)
+        with self.engine.connect() as conn:
+            entries = audit_trail.audit_trail(conn, scope, flt, limit=audit_trail.PAGE_LIMIT)
+            unit_rows = [dict(r) for r in conn.execute(
+                select(units.c.id, units.c.path).where(scope.clause(units.c.path))
+                .order_by(units.c.path)).mappings()]
+        rows = [{"at": e.at, "user": e.user, "action": t("action." + e.action) if t.has("action." + e.action)
+                 else e.action, "action_code": e.action, "unit": e.unit_path, "object": f"{e.object_type} {e.object_id or ''}",
+                 "detail": [(k, v if isinstance(v, str) else json.dumps(v, ensure_ascii=False))
+                            for k, v in sorted(e.detail.items())
+                            if v not in (None, "") and not (k == "unit" and v == e.unit_path)]} for e in entries]
+        export = {k: v for k, v in values.items() if v}
+        return self.render(
+            ctx, "audit.html", status=200 if ok else 422, nav="audit", rows=rows, filters=values,
+            error=None if ok else t("invalid.since"), full=len(rows) >= audit_trail.PAGE_LIMIT,
+            limit=audit_trail.PAGE_LIMIT, unit_options=[{"id": u["id"], "label": u["path"]} for u in unit_rows],
+            action_options=[{"id": a, "label": t("action." + a)} for a in audit_trail.ACTIONS],
+            export_url="/audit/export.csv" + ("?" + urlencode(export) if export else ""))
+
+    def audit_export(self, ctx: Ctx) -> Response:
+        if (refused := self._audit_refused(ctx)) is not None:
+            return refused
+        flt, _, ok = self._audit_filter(ctx)
+        if not ok:
+            return self.error_page(ctx, 422, ctx.t("invalid.since"))
+        scope = self.scope(ctx.user)
+        with self.engine.connect() as conn:
+            body = "".join(audit_trail.audit_csv(conn, scope, flt, local=ctx.t.when))
+        name = f"audit-log-{local_today(self.now(), self.zone).isoformat()}.csv"
+        return Response(body, media_type="text/csv; charset=utf-8",
+                        headers={**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{name}"'})
 
     def revoke(self, ctx: Ctx, exception_id: int, form: dict[str, str]) -> Response:
         try:
@@ -533,7 +672,7 @@ class Web:
                 rd.revoke_exception(conn, ctx.user, exception_id, form.get("reason", ""), self.now())
         except ApiError as exc:
             return self.exceptions_page(ctx, status=exc.status if exc.status in (403, 404, 409, 422) else 400,
-                                        error=ctx.t("error.generic", message=exc.message))
+                                        error=error_text(ctx.t, exc))
         return RedirectResponse("/exceptions?revoked=1", status_code=303, headers=SECURITY_HEADERS)
 
 
@@ -602,6 +741,20 @@ def mount(app: FastAPI, store: Any, settings: Any) -> Web:
             return web.exceptions_page(ctx, notice=notice)
 
         return await web.page(request, show)
+
+    @router.get("/units/{unit_id}/report")
+    async def report_page(request: Request, unit_id: str) -> Response:
+        if not unit_id.isdigit():
+            return await web.page(request, lambda ctx: web.error_page(ctx, 404, ctx.t("not_found")))
+        return await web.page(request, web.report_page, int(unit_id))
+
+    @router.get("/audit")
+    async def audit_page(request: Request) -> Response:
+        return await web.page(request, web.audit_page)
+
+    @router.get("/audit/export.csv")
+    async def audit_export(request: Request) -> Response:
+        return await web.page(request, web.audit_export)
 
     async def posted(request: Request, handler: Any, *args: Any) -> Response:
         form = await form_data(request)

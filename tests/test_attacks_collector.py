@@ -115,8 +115,8 @@ def test_reenrol_token_is_bound_to_one_device_and_audited(collector):
     with collector.engine.connect() as conn:
         actions = conn.execute(text("SELECT action, detail FROM audit_log WHERE object_id = :d ORDER BY id"),
                                {"d": lost.id}).all()
-    assert [a for a, _ in actions] == ["token.create_reenrol", "device.rekeyed"]
-    assert '"by": "reenrol_token"' in actions[1][1]
+    assert [a for a, _ in actions] == ["device.enroll", "token.create_reenrol", "device.rekeyed"]
+    assert '"by": "reenrol_token"' in actions[2][1]
 
 
 # ------------------------------------------------------------------ 3. log-in and enrolment throttling
