@@ -5,6 +5,7 @@ precise 4xx status.
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,8 @@ class Settings:
     insecure_cookies: bool = False
     default_max_report_age_hours: int = 24  # units (and their ancestors) without their own
     min_agent_version: str | None = None  # agents below it are flagged outdated (else: below the newest seen)
+    readiness_ca: str | None = None  # folder of the readiness CA (server/readiness_ca.py); None: no certificates
+    certificate_lifetime: dt.timedelta | None = None  # None: the unit's max report age (never above 24 h)
 
 
 class DeviceIdentity(BaseModel):
@@ -181,6 +184,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=max_body)
     app.state.store = store
     app.state.settings = settings
+    from server import access_api
+    from server.readiness_ca import load_ca_from_env
+
+    app.state.readiness_ca = load_ca_from_env(settings.readiness_ca)
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
@@ -206,6 +213,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.add_exception_handler(auth.NotAuthenticated, api.not_authenticated_handler)  # type: ignore[arg-type]
     app.include_router(api.router)
+    app.include_router(access_api.router)
 
     @app.get("/healthz", tags=["ops"], responses=_errors(503))
     def healthz() -> JSONResponse:
@@ -247,6 +255,7 @@ def create_app(settings: Settings) -> FastAPI:
             chunks.append(chunk)
         body = b"".join(chunks)
         status, result = await run_in_threadpool(store.ingest, body)
+        result = await access_api.after_report(app, body, status, result)  # readiness certificate, if configured
         return JSONResponse(result, status_code=status)
 
     @app.get("/v1/devices/{device_id}/policy", tags=["devices"], responses=_errors(403, 404))

@@ -63,6 +63,8 @@ def _json_default(value: Any) -> Any:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from server.ca_cli import certificate_lifetime
+
     from server import migrate
     from server.app import Settings, create_app
     from server.logs import configure_logging
@@ -82,7 +84,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = create_app(Settings(db_url=url, limits=limits, pool_size=args.pool_size, max_overflow=args.pool_overflow,
                               insecure_cookies=args.insecure_cookies,
                               default_max_report_age_hours=args.max_report_age_hours,
-                              min_agent_version=args.min_agent_version))
+                              min_agent_version=args.min_agent_version, readiness_ca=args.readiness_ca,
+                              certificate_lifetime=certificate_lifetime(args.certificate_lifetime)))
     uvicorn.run(app, host=args.host, port=args.port, ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key,
                 access_log=False, log_level=args.log_level, server_header=False, workers=1,
                 timeout_graceful_shutdown=5)
@@ -274,6 +277,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--insecure-cookies", action="store_true",
                    help="session cookie without the Secure flag; refused unless serving plain http on a loopback "
                         "address (tests and local preview over http://127.0.0.1)")
+    p.add_argument("--readiness-ca", default=None, metavar="DIR",
+                   help="issue readiness certificates from the CA in DIR (`ca init`; default $AUDITAGENT_READINESS_CA)")
+    p.add_argument("--certificate-lifetime", default=None, metavar="DURATION",
+                   help="lifetime of readiness certificates, e.g. 8h (default: the unit's max report age; at most 24h)")
     p.set_defaults(func=cmd_serve)
 
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", metavar="ACTION")
@@ -348,7 +355,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--public-key", default=None, help="organisation's policy public key (PEM) to check it first")
     p.set_defaults(func=cmd_policy_set)
 
+    from server.ca_cli import add_parser as add_ca_parser
     from server.preview import add_parser as add_preview_parser
+
+    add_ca_parser(sub, common)
 
     add_preview_parser(sub)
     return parser

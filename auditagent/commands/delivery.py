@@ -276,6 +276,13 @@ def _make_client(agent: Agent, enrollment: Any):
         return None, str(exc)
 
 
+def _access_run(agent: Agent, enrollment: Any, key: Any):
+    from auditagent.access_cert import AccessRun
+
+    return AccessRun(state=agent.paths.state, keys=agent.paths.keys, device_id=enrollment.device_id, device_key=key,
+                     host=host_from_args(agent.args), log=agent.log)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from auditagent.delivery import build_report, make_spool, save_delivery_state, sequence_counter
     from auditagent.report import now_iso
@@ -318,8 +325,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                                             "policy_integrity": outcome.integrity}
             summary = None
             if client is not None and not args.no_send:
-                summary = deliver_spool(spool, client.send_report, attempts=agent.config.send_attempts,
+                gate = _access_run(agent, enrollment, key)
+                gate.register_if_needed(client)
+                summary = deliver_spool(spool, gate.capture(client.send_report), attempts=agent.config.send_attempts,
                                         max_delay=agent.config.send_max_delay, log=agent.log)
+                gate.finish()
                 state_update["last_attempt_at"] = now_iso()
                 state_update["last_run"] = summary.to_dict()
                 if summary.last_delivered:
