@@ -23,7 +23,8 @@ from sqlalchemy.exc import IntegrityError
 from auditagent import report as wire
 from auditagent import tls_request
 from server.db import device_state, device_tls_keys, devices, utc
-from server.readiness import DEFAULT_MAX_REPORT_AGE_HOURS, READY, device_states, unit_max_age
+from server.readiness import (DEFAULT_MAX_REPORT_AGE_HOURS, READY, Cover, device_states, exception_cover,
+                              unit_max_age)
 from server.readiness_ca import MAX_LIFETIME, ReadinessCA, acceptable_public_key
 from server.store import REPORT_ERROR_STATUS, ApiError, Limits
 
@@ -55,38 +56,59 @@ class Access:
 
 
 def device_access(conn: Connection, device_id: str, now: dt.datetime, *,
-                  default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> Access:
-    """Whether ``device_id`` may have access at ``now``, from its latest state."""
+                  default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS, cover: Cover | None = None,
+                  freshness: bool = True) -> Access:
+    """Whether ``device_id`` may have access at ``now``, from its latest state. ``cover``:
+    the active exceptions, if the caller holds them already; ``freshness``: also when the
+    latest report turns stale (what a certificate's lifetime needs, a yes/no does not)."""
     dev = conn.execute(select(devices.c.unit_id, devices.c.revoked_at).where(devices.c.id == device_id)).first()
     if dev is None:
         return Access(device_id, False, UNKNOWN_DEVICE, "not enrolled at this collector")
     if dev.revoked_at is not None:
         return Access(device_id, False, REVOKED, "revoked by IT; it must be enrolled again")
-    st = device_states(conn, now, [dev.unit_id], default_max_age_hours=default_max_age_hours).subquery("acc_st")
-    ages = unit_max_age("acc_age")
-    row = conn.execute(select(st.c.state, st.c.unit_path, st.c.generated_at, device_state.c.policy_sha256,
-                              device_state.c.failing_required, ages.c.max_age_hours)
-                       .select_from(st.join(device_state, device_state.c.device_id == st.c.id)
-                                    .join(ages, ages.c.unit_id == st.c.unit_id))
-                       .where(st.c.id == device_id)).first()
+    st = device_states(conn, now, [dev.unit_id], cover=cover,
+                       default_max_age_hours=default_max_age_hours).subquery("acc_st")
+    cols = [st.c.state, st.c.unit_path, st.c.generated_at, device_state.c.policy_sha256,
+            device_state.c.failing_required]
+    joined = st.join(device_state, device_state.c.device_id == st.c.id)
+    if freshness:
+        ages = unit_max_age("acc_age")
+        cols.append(ages.c.max_age_hours)
+        joined = joined.join(ages, ages.c.unit_id == st.c.unit_id)
+    row = conn.execute(select(*cols).select_from(joined).where(st.c.id == device_id)).first()
     if row is None:  # no device_state row: treat as never reported (fails closed)
         return Access(device_id, False, "never_reported", "no report received yet")
-    hours = int(row.max_age_hours or default_max_age_hours)
+    hours = int((row.max_age_hours if freshness else None) or default_max_age_hours)
     generated = utc(row.generated_at)
-    fresh_until = generated + dt.timedelta(hours=hours) if generated else None
+    fresh_until = generated + dt.timedelta(hours=hours) if generated and freshness else None
     state = str(row.state)
     if state in GRANTING_STATES:
         reason = "ready"
     elif state == "not_ready":
         reason = "required checks not met: " + (row.failing_required or "?").replace(",", ", ")
     elif state == "stale":
-        reason = f"no report for more than {hours} h (last {generated.isoformat() if generated else '?'})"
+        reason = f"no fresh report (last {generated.isoformat() if generated else '?'})"
     elif state == "never_reported":
         reason = "no report received yet"
     else:
         reason = state
     return Access(device_id, state in GRANTING_STATES, state, reason, unit=row.unit_path,
                   policy_sha256=row.policy_sha256, fresh_until=fresh_until, max_age_hours=hours)
+
+
+@dataclass
+class CoverCache:
+    """The active exceptions (:func:`server.readiness.exception_cover`) for a few seconds:
+    a gateway asks per connection, exceptions change a few times a day. An exception
+    granted or revoked takes effect at the gateway within ``ttl``."""
+
+    ttl: dt.timedelta = dt.timedelta(seconds=5)
+    _held: tuple[dt.datetime, Cover] | None = None
+
+    def get(self, conn: Connection, now: dt.datetime) -> Cover:
+        if self._held is None or not dt.timedelta(0) <= now - self._held[0] < self.ttl:
+            self._held = (now, exception_cover(conn, now))
+        return self._held[1]
 
 
 # ------------------------------------------------------------------ TLS key registration

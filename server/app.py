@@ -37,6 +37,7 @@ class Settings:
     min_agent_version: str | None = None  # agents below it are flagged outdated (else: below the newest seen)
     readiness_ca: str | None = None  # folder of the readiness CA (server/readiness_ca.py); None: no certificates
     certificate_lifetime: dt.timedelta | None = None  # None: the unit's max report age (never above 24 h)
+    gateway_token_sha256: str | None = None  # who may call /v1/gateway/check (server/gateway.py)
 
 
 class DeviceIdentity(BaseModel):
@@ -214,6 +215,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(auth.NotAuthenticated, api.not_authenticated_handler)  # type: ignore[arg-type]
     app.include_router(api.router)
     app.include_router(access_api.router)
+    from server import gateway
+
+    app.include_router(gateway.router)
 
     @app.get("/healthz", tags=["ops"], responses=_errors(503))
     def healthz() -> JSONResponse:

@@ -63,7 +63,7 @@ def _json_default(value: Any) -> Any:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from server.ca_cli import certificate_lifetime
+    from server.ca_cli import certificate_lifetime, gateway_token_sha256
 
     from server import migrate
     from server.app import Settings, create_app
@@ -85,7 +85,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                               insecure_cookies=args.insecure_cookies,
                               default_max_report_age_hours=args.max_report_age_hours,
                               min_agent_version=args.min_agent_version, readiness_ca=args.readiness_ca,
-                              certificate_lifetime=certificate_lifetime(args.certificate_lifetime)))
+                              certificate_lifetime=certificate_lifetime(args.certificate_lifetime),
+                              gateway_token_sha256=gateway_token_sha256(args.gateway_token_file)))
     uvicorn.run(app, host=args.host, port=args.port, ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key,
                 access_log=False, log_level=args.log_level, server_header=False, workers=1,
                 timeout_graceful_shutdown=5)
@@ -281,6 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="issue readiness certificates from the CA in DIR (`ca init`; default $AUDITAGENT_READINESS_CA)")
     p.add_argument("--certificate-lifetime", default=None, metavar="DURATION",
                    help="lifetime of readiness certificates, e.g. 8h (default: the unit's max report age; at most 24h)")
+    p.add_argument("--gateway-token-file", default=None, metavar="FILE",
+                   help="gateways calling /v1/gateway/check send this file's token as Authorization: Bearer")
     p.set_defaults(func=cmd_serve)
 
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", metavar="ACTION")
