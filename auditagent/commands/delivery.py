@@ -430,11 +430,24 @@ def status_dict(agent: Agent) -> dict[str, Any]:
         "last_error": delivery.get("last_error"),
         "policy": delivery.get("policy") or (cached_meta(agent.paths) or None),
         "policy_integrity": delivery.get("policy_integrity"),
+        "access": _access_status(agent.paths.state),
         "spool": {"depth": len(entries), "bytes": sum(e.size for e in entries),
                   "oldest_sequence": entries[0].sequence if entries else None,
                   "rejected": len(spool.rejected()), "evicted_untold": spool.eviction_note()["evicted"],
                   "max_reports": agent.config.spool_max_reports, "max_bytes": agent.config.spool_max_bytes},
     }
+
+
+def _access_status(state: Path) -> dict[str, Any] | None:
+    """The readiness certificate and the collector's last answer (auditagent.access_cert)."""
+    from auditagent.access_cert import load_state
+
+    st = load_state(state)
+    if not st:
+        return None
+    cert, last = st.get("certificate") or {}, st.get("last") or {}
+    return {"not_after": cert.get("not_after"), "installed": cert.get("installed"), "granted": last.get("granted"),
+            "reason": last.get("reason"), "error": st.get("error")}
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -469,6 +482,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     if s["policy_integrity"]:
         lines.append(f"INTEGRITY:    the last policy from the collector was refused: "
                      f"{s['policy_integrity'].get('detail', '')}")
+    acc = s["access"]
+    if acc:
+        lines.append("access:       " + (f"certificate until {acc['not_after']}" if acc.get("not_after") else "none")
+                     + (f"; last answer: {acc['reason']}" if acc.get("reason") else ""))
     lines.append(f"state folder: {s['state']}")
     print("\n".join(lines))
     return 0
