@@ -13,7 +13,7 @@ from typing import Sequence
 from auditagent import __version__
 from auditagent.commands import CommandError, optional_module
 
-COMMANDS = ("check", "policy_cmd", "delivery")
+COMMANDS = ("check", "policy_cmd", "delivery", "capture")
 
 
 def build_parser() -> argparse.ArgumentParser:

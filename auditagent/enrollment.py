@@ -147,6 +147,22 @@ def serial_number(host: Any) -> str | None:
 # ------------------------------------------------------------------ enrolling
 
 
+def _rekey_proof(keys: DeviceKeyStore, previous: Enrollment, new_key: Any) -> dict[str, Any] | None:
+    """The collector lets a device change its key only when asked with its current key:
+    this signs the new key with the enrolled one. None if that key is gone (then only a
+    re-enrol token IT creates for this device will do)."""
+    from auditagent.keys import keyid
+    from auditagent.report import sign_rekey
+
+    try:
+        current = keys.load()
+    except KeyProblem:
+        return None
+    if keyid(current.public_key()) != previous.keyid:
+        return None
+    return sign_rekey(previous.device_id, new_key.public_key(), current)
+
+
 def now_iso() -> str:
     return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
@@ -172,6 +188,9 @@ def enroll(*, state: Path, client: Any, token: str, identity: dict[str, Any], se
     payload: dict[str, Any] = {"token": token, "public_key": public_key_pem(new_key.public_key()), "device": device}
     if previous is not None and previous.server.rstrip("/") == server.rstrip("/"):
         payload["device_id"] = previous.device_id
+        proof = _rekey_proof(keys, previous, new_key)
+        if proof is not None:
+            payload["rekey_proof"] = proof
     if unit_hint:
         payload["unit"] = unit_hint
     try:

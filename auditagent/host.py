@@ -301,6 +301,9 @@ class ReplayHost(_MemoMixin):
     homes: list[str] = field(default_factory=list)
     clock: _dt.datetime = field(default_factory=lambda: _dt.datetime(2026, 11, 1, 12, 0, tzinfo=_dt.timezone.utc))
     programs: set[str] = field(default_factory=set)
+    # What `which` answered on the captured machine (auditagent capture); else /usr/bin/NAME.
+    which_paths: dict[str, str | None] = field(default_factory=dict)
+    unreadable: set[str] = field(default_factory=set)  # paths whose read raised PermissionError
     calls: list[tuple[str, ...]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -364,6 +367,8 @@ class ReplayHost(_MemoMixin):
         return CommandResult(argv, None, error="not_found")
 
     def read_bytes(self, path: str) -> bytes:
+        if self._norm(path) in self.unreadable:
+            raise PermissionError(path)
         found = self._lookup(path)
         if found is None:
             raise FileNotFoundError(path)
@@ -439,6 +444,8 @@ class ReplayHost(_MemoMixin):
         return self.clock.timestamp()
 
     def which(self, name: str) -> str | None:
+        if name in self.which_paths:
+            return self.which_paths[name]
         if name in self.programs:
             return f"/usr/bin/{name}" if self.platform != "windows" else f"C:\\Windows\\System32\\{name}"
         return None
@@ -486,6 +493,8 @@ def load_replay_host(manifest: str | Path) -> ReplayHost:
         processes: [{pid: 1, name: Dropbox.exe, exe: ..., username: ...}]
         homes: [C:\\Users\\anna]
         env: {USERPROFILE: ...}
+        which: {lsblk: /usr/bin/lsblk, fscrypt: null}   # optional: what `which` answered
+        unreadable: [/etc/shadow]    # optional: reads that were refused
     """
     import yaml
 
@@ -527,6 +536,8 @@ def load_replay_host(manifest: str | Path) -> ReplayHost:
                          str(cmd.get("stderr", "")), cmd.get("error"))
     for prog in data.get("programs") or []:
         host.programs.add(prog)
+    host.which_paths.update(data.get("which") or {})
+    host.unreadable.update(host._norm(p) for p in data.get("unreadable") or [])
     return host
 
 

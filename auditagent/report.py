@@ -34,6 +34,7 @@ import binascii
 import datetime as dt
 import hashlib
 import json
+import math
 import re
 import uuid
 from dataclasses import dataclass
@@ -47,10 +48,15 @@ PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://auditagent.dev/readiness-report/v1"
 POLICY_PAYLOAD_TYPE = "application/vnd.auditagent.policy+yaml"
+REKEY_PAYLOAD_TYPE = "application/vnd.auditagent.rekey+json"
 
 VERDICTS = ("ready", "not_ready")
 RESULT_STATUSES = ("pass", "fail", "unknown", "not_applicable")
 SUBJECT_PREFIX = "device:"
+
+MAX_JSON_DEPTH = 32  # objects/arrays inside each other; a report needs about 8
+MAX_SIGNATURES = 4  # DSSE allows several; a device signs once
+MAX_SEQUENCE = 2**62  # well inside a signed 64-bit column, with room to count on
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _DEVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
@@ -219,12 +225,73 @@ class Decoded:
         return tuple(k for k, _ in self.signatures)
 
 
-def parse_envelope(raw: bytes | str) -> dict[str, Any]:
-    """JSON bytes → envelope dict (shape checked by :func:`decode_envelope`)."""
+class _JsonRefused(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        dup = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise _JsonRefused(f"duplicate key {dup[:80]!r} (readers disagree on which one counts)")
+    return obj
+
+
+def _no_constant(name: str) -> Any:
+    raise _JsonRefused(f"{name} is not a JSON number")
+
+
+def _check_tree(value: Any, depth: int = 0, where: str = "$") -> None:
+    if depth > MAX_JSON_DEPTH:
+        raise _JsonRefused(f"{where}: nested deeper than {MAX_JSON_DEPTH} levels")
+    if isinstance(value, str):
+        _check_text(value, where)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_text(k, where)
+            _check_tree(v, depth + 1, f"{where}.{k[:40]}" if len(where) < 120 else where)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_tree(v, depth + 1, f"{where}[{i}]" if len(where) < 120 else where)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise _JsonRefused(f"{where}: number out of range")
+
+
+def _check_text(text: str, where: str) -> None:
+    if "\x00" in text:
+        raise _JsonRefused(f"{where}: NUL character in a string")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _JsonRefused(f"{where}: lone surrogate (\\ud800-\\udfff) in a string") from None
+
+
+def strict_loads(raw: bytes | str, what: str = "body") -> Any:
+    """JSON as a device may send it: UTF-8; no duplicate keys; no NaN, Infinity or
+    number beyond a double's range (1e400); no NUL or lone surrogate in any string or
+    key; nested at most :data:`MAX_JSON_DEPTH` deep. ReportError('malformed_json',
+    '<what>: <which rule, where>') otherwise."""
     try:
-        value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ReportError("malformed_json", f"body is not valid JSON: {exc}") from None
+        text = raw.decode("utf-8") if isinstance(raw, (bytes, bytearray)) else raw
+        value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+        _check_tree(value)
+    except UnicodeDecodeError as exc:
+        raise ReportError("malformed_json", f"{what}: not UTF-8 (byte {exc.start})") from None
+    except RecursionError:
+        raise ReportError("malformed_json", f"{what}: nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except _JsonRefused as exc:
+        raise ReportError("malformed_json", f"{what}: {exc}") from None
+    except ValueError as exc:
+        raise ReportError("malformed_json", f"{what} is not valid JSON: {exc}") from None
+    return value
+
+
+def parse_envelope(raw: bytes | str) -> dict[str, Any]:
+    """JSON bytes → envelope dict (shape checked by :func:`decode_envelope`), parsed by
+    :func:`strict_loads`."""
+    value = strict_loads(raw, "body")
     if not isinstance(value, dict):
         raise ReportError("malformed_envelope", "envelope: must be a JSON object")
     return value
@@ -243,6 +310,9 @@ def _decode_dsse(envelope: Any, expected_type: str) -> tuple[str, bytes, tuple[t
     sigs = envelope["signatures"]
     if not isinstance(sigs, list) or not sigs:
         raise ReportError("malformed_envelope", "envelope.signatures: must be a non-empty list")
+    if len(sigs) > MAX_SIGNATURES:
+        raise ReportError("malformed_envelope", f"envelope.signatures: {len(sigs)} signatures; at most "
+                                                f"{MAX_SIGNATURES}")
     out = []
     for i, s in enumerate(sigs):
         if not isinstance(s, dict) or not isinstance(s.get("keyid", ""), str):
@@ -259,9 +329,9 @@ def decode_envelope(envelope: Any) -> Decoded:
     signature verifies)."""
     payload_type, payload, sigs = _decode_dsse(envelope, PAYLOAD_TYPE)
     try:
-        statement = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
-        raise ReportError("malformed_envelope", "envelope.payload: not a JSON document") from None
+        statement = strict_loads(payload, "envelope.payload")
+    except ReportError as exc:
+        raise ReportError("malformed_envelope", exc.message) from None
     if not isinstance(statement, dict):
         raise ReportError("schema_violation", "statement: must be a JSON object")
     subject_device_id(statement)
@@ -412,8 +482,8 @@ def validate_statement(statement: Any) -> None:
     if p["verdict"] not in VERDICTS:
         raise _fail("predicate.verdict", f"must be one of {', '.join(VERDICTS)}")
     seq = p["sequence"]
-    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1 or seq > 2**62:
-        raise _fail("predicate.sequence", "must be an integer ≥ 1")
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1 or seq > MAX_SEQUENCE:
+        raise _fail("predicate.sequence", f"must be an integer from 1 to 2^62 ({MAX_SEQUENCE})")
     if parse_time(p["generated_at"]) is None:
         raise _fail("predicate.generated_at", "must be an ISO-8601 timestamp with a time zone")
     for key in PREDICATE_OPTIONAL:
@@ -470,3 +540,35 @@ def envelope_keyids(envelope: Any, payload_type: str) -> tuple[bytes, tuple[str,
     """(payload, keyids) of a DSSE envelope of ``payload_type``, shape checked, NOT verified."""
     _, payload, sigs = _decode_dsse(envelope, payload_type)
     return payload, tuple(k for k, _ in sigs)
+
+
+# ------------------------------------------------------------------ re-keying
+
+
+def sign_rekey(device_id: str, new_public_key: Ed25519PublicKey, current_key: Ed25519PrivateKey,
+               issued_at: str | None = None) -> dict[str, Any]:
+    """Proof that the holder of a device's *current* key asks to replace it with
+    ``new_public_key``: a DSSE envelope (payloadType :data:`REKEY_PAYLOAD_TYPE`) over
+    ``{"device_id", "new_keyid", "issued_at"}``, signed with the current key. Bound to
+    the new key, so a copied proof can only install that key, whose private half the
+    copier does not hold."""
+    body = {"device_id": device_id, "new_keyid": keyid(new_public_key), "issued_at": issued_at or now_iso()}
+    return _sign(REKEY_PAYLOAD_TYPE, canonical_json(body), current_key)
+
+
+def verify_rekey(proof: Any, *, device_id: str, new_keyid: str, current_key: Ed25519PublicKey,
+                 now: dt.datetime, max_skew: dt.timedelta) -> None:
+    """ReportError('bad_rekey_proof') unless ``proof`` is :func:`sign_rekey`'s envelope
+    for this device and new key, signed by ``current_key``, issued within ``max_skew``."""
+    try:
+        payload_type, payload, sigs = _decode_dsse(proof, REKEY_PAYLOAD_TYPE)
+        _verify_sigs(payload_type, payload, sigs, current_key)
+        body = strict_loads(payload, "rekey proof")
+    except ReportError as exc:
+        raise ReportError("bad_rekey_proof", exc.message) from None
+    if not isinstance(body, dict) or body.get("device_id") != device_id or body.get("new_keyid") != new_keyid:
+        raise ReportError("bad_rekey_proof", "the proof is for another device or another new key")
+    issued = parse_time(body.get("issued_at"))
+    if issued is None or abs(issued - now) > max_skew:
+        raise ReportError("bad_rekey_proof", f"issued_at must be within {max_skew} of the collector's clock "
+                                             f"{now.isoformat()}")

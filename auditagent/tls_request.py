@@ -15,7 +15,6 @@ replayed, cannot replace a newer key.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,10 +52,7 @@ def sign_request(*, device_id: str, device_key: Any, tls_key: ec.EllipticCurvePr
 
 def parse_payload(payload: bytes) -> TlsKeyRequest:
     """The verified payload → TlsKeyRequest; ReportError (schema_violation) if malformed."""
-    try:
-        doc = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
-        raise wire.ReportError("malformed_envelope", "envelope.payload: not a JSON document") from None
+    doc = wire.strict_loads(payload, "envelope.payload")
     if not isinstance(doc, dict) or set(doc) != {"device_id", "csr", "requested_at"}:
         raise wire.ReportError("schema_violation", "payload: expected exactly device_id, csr, requested_at")
     if not isinstance(doc["device_id"], str) or not isinstance(doc["csr"], str) or len(doc["csr"]) > MAX_CSR_CHARS:

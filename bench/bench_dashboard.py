@@ -243,7 +243,7 @@ def main() -> int:
             sizes = {u.id: u.total for u in rd.unit_tree(conn, scope, now)}
             print(f"drill-down units: administration #{admin_id} ({sizes[admin_id]:,} devices), "
                   f"team #{leaf_id} ({sizes[leaf_id]:,} devices)")
-            print("direct calls (server/readiness.py, one connection):")
+            print("direct calls (server/readiness/, one connection):")
             for name, fn in [
                 ("unit_tree (overview, all 200 units)", lambda: rd.unit_tree(conn, scope, now)),
                 (f"unit_detail administration ({sizes[admin_id]:,} devices)",

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import os
 import random
-import secrets
 import statistics
 import subprocess
 import sys
@@ -87,14 +85,13 @@ def main() -> int:
                      not_after=now + dt.timedelta(hours=8), now=now)
             ms.append((time.perf_counter() - t) * 1000)
         print(figures("ReadinessCA.issue (ECDSA P-256 certificate)", ms))
-        token = secrets.token_urlsafe(32)
-        tok = Path(tmp) / "gw.token"
-        tok.write_text(token)
-        tok.chmod(0o600)
+        from server.api_tokens import create_api_token
+
+        with engine.begin() as conn:
+            token = create_api_token(conn, name="bench-gateway", role="security_officer").token
         port = free_port()
         env = dict(os.environ, PYTHONPATH=str(REPO))
-        proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--db", url, "--port", str(port),
-                                 "--gateway-token-file", str(tok)], env=env, stdout=subprocess.DEVNULL,
+        proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--db", url, "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
         try:
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30,

@@ -23,8 +23,8 @@ from sqlalchemy.exc import IntegrityError
 from auditagent import report as wire
 from auditagent import tls_request
 from server.db import device_state, device_tls_keys, devices, utc
-from server.readiness import (DEFAULT_MAX_REPORT_AGE_HOURS, READY, Cover, device_states, exception_cover,
-                              unit_max_age)
+from server.readiness import DEFAULT_MAX_REPORT_AGE_HOURS, READY, Cover, device_states, exception_cover
+from server.readiness.state import unit_max_age
 from server.readiness_ca import MAX_LIFETIME, ReadinessCA, acceptable_public_key
 from server.store import REPORT_ERROR_STATUS, ApiError, Limits
 

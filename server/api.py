@@ -1,10 +1,11 @@
-"""The readiness JSON API under /api/v1 (session cookie; see :mod:`server.auth`).
+"""The readiness JSON API under /api/v1 (session cookie, or an API token sent as
+``Authorization: Bearer``; see :mod:`server.auth` and :mod:`server.api_tokens`).
 
 Every route needs a logged-in user (401 otherwise). What a user sees is limited to
 their unit subtree: a unit, device, report or exception outside it answers 404, the
 same as a missing one. A role that may not use a route gets 403. State-changing
 requests need the session's CSRF token (``X-CSRF-Token`` header or ``csrf_token``
-form field).
+form field); API tokens need none.
 """
 from __future__ import annotations
 
@@ -18,16 +19,12 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Connection
 
-from server import auth
+from server import auth, throttle
 from server import readiness as rd
 from server.auth import User, current_user, require_role
+from server.error_models import error_responses as _errors
 from server.store import ApiError, parse_duration
-
-
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    from server.app import ErrorBody
-
-    return {s: {"model": ErrorBody} for s in statuses}
+from server.strict_json import StrictJsonRoute
 
 
 READ = _errors(401, 404)
@@ -141,25 +138,28 @@ def _me(session: auth.Session) -> Me:
 
 # ------------------------------------------------------------------ routes
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", route_class=StrictJsonRoute)
 
 
-@router.post("/login", response_model=Me, tags=["session"], responses=_errors(401, 415, 422))
+@router.post("/login", response_model=Me, tags=["session"], responses=_errors(401, 415, 422, 429))
 def api_login(body: LoginRequest, request: Request, response: Response) -> Me:
     """Log in; sets the session cookie ``aa_session`` and returns the CSRF token to send as
     ``X-CSRF-Token`` on every POST. JSON only (``Content-Type: application/json``)."""
     if not request.headers.get("content-type", "").startswith("application/json"):
         raise ApiError(415, "unsupported_media_type", "send the log-in as application/json")
-    result = auth.login_with_engine(request.app.state.store.engine, body.username, body.password, _now())
+    result = auth.login_with_engine(request.app.state.store.engine, body.username, body.password, _now(),
+                                    source=throttle.source_of(request))
     auth.set_session_cookie(response, result.token, secure=auth.cookies_secure(request))
     session = auth.Session(user=result.user, csrf_token=result.csrf_token, token_sha256="",
                            created_at=_now(), expires_at=result.expires_at)
     return _me(session)
 
 
-@router.post("/logout", status_code=204, tags=["session"], responses=_errors(401, 403))
+@router.post("/logout", status_code=204, tags=["session"], responses=_errors(401, 403, 409))
 def api_logout(request: Request, session: auth.Session = Depends(auth.current_session),
                conn: Connection = Depends(db_tx)) -> Response:
+    if session.via_token:
+        raise ApiError(409, "not_a_session", "an API token has no session to end; an administrator revokes it")
     auth.logout(conn, request.cookies.get(auth.COOKIE_NAME))
     response = Response(status_code=204)
     auth.clear_session_cookie(response, secure=auth.cookies_secure(request))

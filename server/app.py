@@ -10,18 +10,25 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import FastAPI, Request
+import structlog
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from auditagent import __version__
 from auditagent import report as wire
-from server.db import make_engine
+from server.db import make_engine, now
+from server.error_models import error_responses as _errors
 from server.migrate import head_revision
+from server.strict_json import StrictJsonRoute
 from server.store import ApiError, Limits, Store
+
+
+log = structlog.get_logger("auditagent.collector")
 
 
 @dataclass(frozen=True)
@@ -37,7 +44,6 @@ class Settings:
     min_agent_version: str | None = None  # agents below it are flagged outdated (else: below the newest seen)
     readiness_ca: str | None = None  # folder of the readiness CA (server/readiness_ca.py); None: no certificates
     certificate_lifetime: dt.timedelta | None = None  # None: the unit's max report age (never above 24 h)
-    gateway_token_sha256: str | None = None  # who may call /v1/gateway/check (server/gateway.py)
 
 
 class DeviceIdentity(BaseModel):
@@ -53,7 +59,10 @@ class EnrollRequest(BaseModel):
     public_key: str = Field(min_length=1, max_length=4096, description="Ed25519 public key, SubjectPublicKeyInfo PEM")
     device: DeviceIdentity
     device_id: str | None = Field(default=None, max_length=64,
-                                  description="re-enrolment: the same device, a new key (token of the same unit)")
+                                  description="re-enrolment: the same device, a new key (token of the same unit, "
+                                              "with rekey_proof; or the device's own re-enrol token)")
+    rekey_proof: dict[str, Any] | None = Field(default=None, description="re-enrolment: DSSE envelope (payloadType "
+                                               + wire.REKEY_PAYLOAD_TYPE + ") signed with the device's current key")
 
 
 class EnrollResponse(BaseModel):
@@ -70,17 +79,37 @@ class ReportAccepted(BaseModel):
     sequence: int
 
 
-class ErrorDetail(BaseModel):
-    code: str
-    message: str
+# Responses other than the dashboard's pages (which set their own, stricter set): JSON,
+# CSV, PEM, the OpenAPI document. Nothing in them is ever to be run or framed.
+API_SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+DB_RETRY_AFTER = 5  # seconds an agent waits before trying again when the database is away
 
 
-class ErrorBody(BaseModel):
-    error: ErrorDetail
+class SecurityHeaders:
+    """ASGI middleware: :data:`API_SECURITY_HEADERS` on every response that has not set them."""
 
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self._headers = [(k.lower().encode(), v.encode()) for k, v in API_SECURITY_HEADERS.items()]
 
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {s: {"model": ErrorBody} for s in statuses}
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                present = {k.lower() for k, _ in message.get("headers", ())}
+                message["headers"] = list(message.get("headers", ())) + [
+                    (k, v) for k, v in self._headers if k not in present]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 REPORT_BODY_DOC = {
@@ -179,10 +208,15 @@ def create_app(settings: Settings) -> FastAPI:
     head = head_revision()
     max_body = settings.limits.max_body_bytes
 
-    app = FastAPI(title="auditagent collector", version=__version__,
+    # No Swagger UI (it would load script from a CDN); the OpenAPI document is served
+    # below, to logged-in users only.
+    app = FastAPI(title="auditagent collector", version=__version__, docs_url=None, redoc_url=None,
+                  openapi_url=None,
                   description="Receives signed readiness reports (in-toto Statement v1 in a DSSE envelope, Ed25519) "
                               "from enrolled devices, and serves each unit's signed policy.")
+    app.router.route_class = StrictJsonRoute
     app.add_middleware(BodyLimit, max_bytes=max_body)
+    app.add_middleware(SecurityHeaders)
     app.state.store = store
     app.state.settings = settings
     from server import access_api
@@ -192,7 +226,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status)
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -201,8 +235,26 @@ def create_app(settings: Settings) -> FastAPI:
         where = ".".join(str(x) for x in first.get("loc", ()) if x != "body") or "body"
         code = "malformed_json" if first.get("type") == "json_invalid" else "schema_violation"
         status = 400 if code == "malformed_json" else 422
+        if code == "malformed_json":
+            return JSONResponse({"error": {"code": code, "message": str((first.get("ctx") or {}).get("error")
+                                                                       or "body is not valid JSON")}},
+                                status_code=status)
         return JSONResponse({"error": {"code": code, "message": f"{where}: {first.get('msg', 'invalid')}"}},
                             status_code=status)
+
+    @app.exception_handler(DataError)
+    async def _data_error(_request: Request, exc: DataError) -> JSONResponse:
+        # The database refused a value the checks before it let through: still the
+        # client's input, and the transaction was rolled back.
+        return JSONResponse({"error": {"code": "invalid_value", "message": "a value cannot be stored "
+                                       f"({type(exc.orig).__name__})"}}, status_code=422)
+
+    @app.exception_handler(OperationalError)
+    async def _db_unavailable(_request: Request, exc: DBAPIError) -> JSONResponse:
+        log.warning("database.unavailable", error=type(exc.orig).__name__)
+        return JSONResponse({"error": {"code": "database_unavailable",
+                                       "message": "the collector's database is not reachable; try again later"}},
+                            status_code=503, headers={"Retry-After": str(DB_RETRY_AFTER)})
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -210,7 +262,7 @@ def create_app(settings: Settings) -> FastAPI:
         return JSONResponse({"error": {"code": code, "message": str(exc.detail)}}, status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
 
-    from server import api, auth
+    from server import api, auth, throttle
 
     app.add_exception_handler(auth.NotAuthenticated, api.not_authenticated_handler)  # type: ignore[arg-type]
     app.include_router(api.router)
@@ -218,6 +270,18 @@ def create_app(settings: Settings) -> FastAPI:
     from server import gateway
 
     app.include_router(gateway.router)
+    from server import api_tokens
+
+    app.include_router(api_tokens.router)
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi_document(_user: auth.User = Depends(auth.current_user)) -> JSONResponse:
+        """The OpenAPI document, for logged-in users (it maps every route)."""
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False)
+    def docs(_user: auth.User = Depends(auth.current_user)) -> Response:
+        return RedirectResponse("/openapi.json", status_code=303)
 
     @app.get("/healthz", tags=["ops"], responses=_errors(503))
     def healthz() -> JSONResponse:
@@ -228,12 +292,27 @@ def create_app(settings: Settings) -> FastAPI:
                             status_code=503)
 
     @app.post("/v1/enroll", status_code=201, response_model=EnrollResponse, tags=["devices"],
-              responses=_errors(400, 401, 403, 404, 409, 422))
-    def enroll(req: EnrollRequest) -> dict[str, Any]:
+              responses=_errors(400, 401, 403, 404, 409, 422, 429))
+    def enroll(req: EnrollRequest, request: Request) -> dict[str, Any]:
         """Register a device's Ed25519 public key with an enrolment token. With ``device_id``
-        (re-enrolment) the device keeps its id and the old key stops being accepted."""
-        return store.enroll(token=req.token, public_key_pem=req.public_key, device=req.device.model_dump(),
-                            device_id=req.device_id)
+        (re-enrolment) the device keeps its id and the old key stops being accepted; that
+        needs ``rekey_proof`` signed by the current key, or the device's own re-enrol
+        token. An address whose enrolments keep failing waits (429, Retry-After)."""
+        keys = throttle.enroll_keys(throttle.source_of(request))
+        t = now()
+        with store.engine.connect() as conn:
+            wait = throttle.retry_after(conn, keys, t)
+        if wait is not None:
+            raise throttle.TooManyAttempts(wait)
+        try:
+            return store.enroll(token=req.token, public_key_pem=req.public_key, device=req.device.model_dump(),
+                                device_id=req.device_id, rekey_proof=req.rekey_proof)
+        except ApiError as exc:
+            if exc.status in (401, 403):  # a wrong token or a takeover attempt: counted
+                with store.engine.begin() as conn:
+                    for key in keys:
+                        throttle.record_failure(conn, key, t)
+            raise
 
     @app.post("/v1/reports", status_code=201, tags=["reports"], openapi_extra=REPORT_BODY_DOC,
               responses={201: {"model": ReportAccepted, "description": "stored"},
@@ -262,7 +341,7 @@ def create_app(settings: Settings) -> FastAPI:
         result = await access_api.after_report(app, body, status, result)  # readiness certificate, if configured
         return JSONResponse(result, status_code=status)
 
-    @app.get("/v1/devices/{device_id}/policy", tags=["devices"], responses=_errors(403, 404))
+    @app.get("/v1/devices/{device_id}/policy", tags=["devices"], responses=_errors(404))
     def device_policy(device_id: str, request: Request) -> Response:
         """The current signed policy (DSSE envelope) of the device's unit, inherited from the
         nearest ancestor unit that has one. ETag is the sha256 of the policy YAML."""

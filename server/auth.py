@@ -51,18 +51,20 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine
 
-from server.db import ROLES, audit_log, sessions, units, users, utc
+from server import throttle
+from server.db import ROLES, api_tokens, sessions, units, users, utc, write_audit
 from server.readiness import Scope
 from server.store import ApiError, normalise_unit_path
 
 COOKIE_NAME = "aa_session"
+BEARER_PREFIX = "Bearer "
+TOKEN_USER_PREFIX = "token:"  # API tokens' own user rows (server/api_tokens.py); no person's name has ':'
+
 LOGIN_CSRF_COOKIE = "aa_login_csrf"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 IDLE_TIMEOUT = dt.timedelta(minutes=30)
 ABSOLUTE_TIMEOUT = dt.timedelta(hours=12)
-MAX_FAILURES = 5
-LOCKOUT = dt.timedelta(minutes=15)
 TOUCH_EVERY = dt.timedelta(seconds=60)  # last_seen_at is written at most once a minute
 LANGS = ("sv", "en")
 UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
@@ -187,6 +189,10 @@ def _user_query() -> Any:
             .outerjoin(units, units.c.id == users.c.scope_unit_id))
 
 
+def is_token_user(username: str) -> bool:
+    return username.startswith(TOKEN_USER_PREFIX)
+
+
 def _to_user(row: Any) -> User:
     return User(id=row["id"], username=row["username"], role=row["role"], scope_unit_id=row["scope_unit_id"],
                 scope_path=row["scope_path"], lang=row["lang"])
@@ -197,11 +203,26 @@ def get_user(conn: Connection, user_id: int) -> User | None:
     return _to_user(row) if row else None
 
 
-def _audit(conn: Connection, actor_id: int | None, action: str, object_type: str, object_id: Any,
-           detail: dict[str, Any], now: dt.datetime) -> None:
-    conn.execute(insert(audit_log).values(at=now, user_id=actor_id, action=action, object_type=object_type,
-                                          object_id=None if object_id is None else str(object_id),
-                                          detail=json.dumps(detail, ensure_ascii=False, default=str)))
+_audit = write_audit  # (conn, actor_id, action, object_type, object_id, detail, now)
+
+
+def resolve_scope(conn: Connection, role: str, unit_path: str | None) -> int | None:
+    """The unit id a principal of ``role`` is limited to (None: all units), or a 4xx
+    ApiError: the role must exist, an administrator has no unit, a unit manager needs
+    one, and the unit must exist."""
+    if role not in ROLES:
+        raise ApiError(422, "invalid", f"role: one of {', '.join(ROLES)}", field="role")
+    if not unit_path:
+        if role == "unit_manager":
+            raise ApiError(422, "invalid", "unit: a unit manager needs a unit (--unit PATH)", field="unit")
+        return None
+    if role == "admin":
+        raise ApiError(422, "invalid", "unit: an administrator is not limited to a unit", field="unit")
+    p = "/".join(normalise_unit_path(unit_path))
+    unit_id = conn.execute(select(units.c.id).where(units.c.path == p)).scalar()
+    if unit_id is None:
+        raise ApiError(404, "unknown_unit", f"unit {p!r}: not found; create it first", field="unit")
+    return int(unit_id)
 
 
 def create_user(conn: Connection, *, username: str, role: str, password: str, unit_path: str | None = None,
@@ -212,22 +233,11 @@ def create_user(conn: Connection, *, username: str, role: str, password: str, un
     if not _USERNAME.match(username):
         raise ApiError(422, "invalid", "username: letters, digits and . _ @ -, at most 100 characters",
                        field="username")
-    if role not in ROLES:
-        raise ApiError(422, "invalid", f"role: one of {', '.join(ROLES)}", field="role")
     if lang not in LANGS:
         raise ApiError(422, "invalid", f"lang: one of {', '.join(LANGS)}", field="lang")
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ApiError(422, "invalid", f"password: at least {MIN_PASSWORD_LENGTH} characters", field="password")
-    unit_id = None
-    if unit_path:
-        if role == "admin":
-            raise ApiError(422, "invalid", "unit: an administrator is not limited to a unit", field="unit")
-        p = "/".join(normalise_unit_path(unit_path))
-        unit_id = conn.execute(select(units.c.id).where(units.c.path == p)).scalar()
-        if unit_id is None:
-            raise ApiError(404, "unknown_unit", f"unit {p!r}: not found; create it first", field="unit")
-    elif role == "unit_manager":
-        raise ApiError(422, "invalid", "unit: a unit manager needs a unit (--unit PATH)", field="unit")
+    unit_id = resolve_scope(conn, role, unit_path)
     if conn.execute(select(users.c.id).where(users.c.username == username)).first() is not None:
         raise ApiError(409, "user_exists", f"user {username!r} already exists")
     new_id = conn.execute(insert(users).values(
@@ -241,7 +251,8 @@ def create_user(conn: Connection, *, username: str, role: str, password: str, un
 
 
 def list_users(conn: Connection) -> list[UserInfo]:
-    rows = conn.execute(_user_query().order_by(users.c.username)).mappings().all()
+    rows = conn.execute(_user_query().where(users.c.username.notlike(TOKEN_USER_PREFIX + "%"))
+                        .order_by(users.c.username)).mappings().all()
     return [UserInfo(id=r["id"], username=r["username"], role=r["role"], unit=r["scope_path"], lang=r["lang"],
                      created_at=utc(r["created_at"]), disabled_at=utc(r["disabled_at"]),  # type: ignore[arg-type]
                      locked_until=utc(r["locked_until"]), failed_logins=r["failed_logins"]) for r in rows]
@@ -282,48 +293,69 @@ class Session:
     token_sha256: str
     created_at: dt.datetime
     expires_at: dt.datetime  # absolute end
+    via_token: bool = False  # an API token (Authorization: Bearer), not a cookie: no CSRF, no log-out
 
 
-def login_with_engine(engine: Engine, username: str, password: str, now: dt.datetime) -> LoginResult:
-    """:func:`login` in its own transaction, committed (so failures count), then raising
+def login_with_engine(engine: Engine, username: str, password: str, now: dt.datetime,
+                      source: str = "unknown") -> LoginResult:
+    """:func:`login` from address ``source``: refused with 429 (TooManyAttempts) while
+    throttled, before any password is hashed; otherwise checked, with a failure counted
+    and committed in its own transaction (so parallel guesses all count), then
     LoginFailed on refusal."""
+    now = utc(now)  # type: ignore[assignment]
+    keys = throttle.login_keys(username, source)
+    with engine.connect() as conn:
+        wait = throttle.retry_after(conn, keys, now)
+    if wait is not None:
+        raise throttle.TooManyAttempts(wait)
     with engine.begin() as conn:
-        result = login(conn, username, password, now)
+        result = login(conn, username, password, now, source=source)
     if result is None:
         raise LoginFailed()
     return result
 
 
-def login(conn: Connection, username: str, password: str, now: dt.datetime) -> LoginResult | None:
+def login(conn: Connection, username: str, password: str, now: dt.datetime,
+          source: str = "unknown") -> LoginResult | None:
     """Check the password and open a session (in the caller's transaction, which the
-    caller commits either way so failures are counted); None on any refusal. Five
-    failures in a row lock the account for 15 minutes; an unknown user, a disabled or
-    locked account and a wrong password all look the same, and an unknown user costs one
-    scrypt like a known one."""
+    caller commits either way so failures are counted); None on any refusal. An unknown
+    user, a disabled account and a wrong password all look the same, and an unknown user
+    costs one scrypt like a known one. Every failure is counted atomically against the
+    account from this address, the address and the account (:mod:`server.throttle`);
+    ``users.failed_logins`` counts failures since the last success, ``locked_until``
+    shows the latest block on the account from anywhere."""
     now = utc(now)  # type: ignore[assignment]
-    row = conn.execute(select(users).where(users.c.username == (username or "").strip()[:100])).mappings().first()
-    if row is None:
-        verify_password(password or "", _DUMMY_HASH)
+    name = (username or "").strip()[:100]
+    keys = throttle.login_keys(name, source)
+    row = conn.execute(select(users).where(users.c.username == name)).mappings().first()
+    ok = verify_password(password or "", row["password_hash"] if row is not None else _DUMMY_HASH)
+    if row is None or row["disabled_at"] is not None or not ok:
+        _count_failure(conn, row, keys, source, now)
         return None
-    ok = verify_password(password or "", row["password_hash"])
-    locked = row["locked_until"] is not None and utc(row["locked_until"]) > now  # type: ignore[operator]
-    if row["disabled_at"] is not None or locked:
-        return None
-    if not ok:
-        failures = int(row["failed_logins"] or 0) + 1
-        values: dict[str, Any] = {"failed_logins": failures}
-        if failures >= MAX_FAILURES:
-            values = {"failed_logins": 0, "locked_until": now + LOCKOUT}
-        conn.execute(update(users).where(users.c.id == row["id"]).values(**values))
-        if "locked_until" in values:
-            _audit(conn, None, "user.locked", "user", row["id"], {"username": row["username"],
-                                                                 "until": values["locked_until"].isoformat()}, now)
+    # A parallel burst of wrong guesses may have blocked us while scrypt ran: the block
+    # stands even for the right password.
+    if throttle.retry_after(conn, keys, now) is not None:
         return None
     conn.execute(update(users).where(users.c.id == row["id"]).values(failed_logins=0, locked_until=None))
+    throttle.clear(conn, keys[0])
     token, csrf, expires = open_session(conn, row["id"], now)
     user = get_user(conn, row["id"])
     assert user is not None
     return LoginResult(user=user, token=token, csrf_token=csrf, expires_at=expires)
+
+
+def _count_failure(conn: Connection, row: Any, keys: list[str], source: str, now: dt.datetime) -> None:
+    blocked = {key.split(":", 1)[0]: throttle.record_failure(conn, key, now) for key in keys}
+    if row is None:
+        return
+    values: dict[str, Any] = {"failed_logins": users.c.failed_logins + 1}  # atomic in the database
+    if blocked["pair"] or blocked["account"]:
+        until = max(u for u in (blocked["pair"], blocked["account"]) if u)
+        values["locked_until"] = until
+        _audit(conn, None, "user.locked", "user", row["id"],
+               {"username": row["username"], "until": until.isoformat(), "source": source,
+                "scope": "account" if blocked["account"] else "address"}, now)
+    conn.execute(update(users).where(users.c.id == row["id"]).values(**values))
 
 
 def open_session(conn: Connection, user_id: int, now: dt.datetime) -> tuple[str, str, dt.datetime]:
@@ -357,6 +389,26 @@ def session_for_token(conn: Connection, token: str | None, now: dt.datetime) -> 
         conn.execute(update(sessions).where(sessions.c.token_sha256 == h).values(last_seen_at=now))
     return Session(user=user, csrf_token=row["csrf_token"], token_sha256=h, created_at=utc(row["created_at"]),
                    expires_at=utc(row["expires_at"]))  # type: ignore[arg-type]
+
+
+def session_for_bearer(conn: Connection, token: str | None, now: dt.datetime) -> Session | None:
+    """The API token's principal, as a session without CSRF, or None (unknown, expired,
+    revoked, or its user row disabled). ``last_used_at`` is written at most once a minute."""
+    if not token or len(token) > 200:
+        return None
+    now = utc(now)  # type: ignore[assignment]
+    h = hash_token(token)
+    row = conn.execute(select(api_tokens).where(api_tokens.c.token_sha256 == h)).mappings().first()
+    if row is None or row["revoked_at"] is not None or utc(row["expires_at"]) <= now:  # type: ignore[operator]
+        return None
+    user = get_user(conn, row["user_id"])
+    if user is None:
+        return None
+    last = utc(row["last_used_at"])
+    if last is None or last + TOUCH_EVERY <= now:
+        conn.execute(update(api_tokens).where(api_tokens.c.id == row["id"]).values(last_used_at=now))
+    return Session(user=user, csrf_token="", token_sha256=h, created_at=utc(row["created_at"]),  # type: ignore[arg-type]
+                   expires_at=utc(row["expires_at"]), via_token=True)  # type: ignore[arg-type]
 
 
 def logout(conn: Connection, token: str | None) -> None:
@@ -411,7 +463,19 @@ def _engine(request: Request) -> Any:
 
 
 def _load_session(request: Request) -> Session:
-    """Sync (runs in the thread pool): the request's session, or NotAuthenticated."""
+    """Sync (runs in the thread pool): the request's session, or NotAuthenticated. An
+    ``Authorization: Bearer`` header is an API token and wins over any cookie: a bad
+    token is refused, never passed over for the cookie."""
+    authorization = request.headers.get("authorization")
+    if authorization is not None:
+        scheme, _, bearer = authorization.partition(" ")
+        if scheme.lower() != BEARER_PREFIX.strip().lower() or not bearer.strip():
+            raise NotAuthenticated("Authorization: only 'Bearer <API token>' is accepted")
+        with _engine(request).begin() as conn:
+            session = session_for_bearer(conn, bearer.strip(), dt.datetime.now(dt.timezone.utc))
+        if session is None:
+            raise NotAuthenticated("the API token is unknown, expired or revoked")
+        return session
     token = request.cookies.get(COOKIE_NAME)
     if not token:
         raise NotAuthenticated()
@@ -424,8 +488,9 @@ def _load_session(request: Request) -> Session:
 
 async def current_session(request: Request, session: Session = Depends(_load_session)) -> Session:
     """The caller's session; on POST/PUT/PATCH/DELETE also checks the CSRF token (header
-    ``X-CSRF-Token`` or form field ``csrf_token``)."""
-    if request.method in UNSAFE_METHODS:
+    ``X-CSRF-Token`` or form field ``csrf_token``) — unless the caller is an API token,
+    which no browser sends by itself."""
+    if request.method in UNSAFE_METHODS and not session.via_token:
         supplied = request.headers.get(CSRF_HEADER)
         if not supplied:
             ctype = request.headers.get("content-type", "")

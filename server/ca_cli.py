@@ -29,22 +29,6 @@ def certificate_lifetime(text: str | None) -> dt.timedelta | None:
     return life
 
 
-def gateway_token_sha256(path: str | None) -> str | None:
-    """``--gateway-token-file``: the sha256 of the token in FILE (kept 0600); None without one."""
-    if path is None:
-        return None
-    import hashlib
-    import os
-
-    p = Path(path)
-    if os.name == "posix" and p.stat().st_mode & 0o077:
-        raise ValueError(f"--gateway-token-file {path}: readable by others; chmod 600 it")
-    token = p.read_text(encoding="utf-8").strip()
-    if len(token) < 32:
-        raise ValueError(f"--gateway-token-file {path}: the token must be at least 32 characters")
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def _dir(args: argparse.Namespace) -> Path:
     import os
 

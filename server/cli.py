@@ -5,6 +5,7 @@
     auditagent-collector unit add "Socialförvaltningen/IFO/Ekonomiskt bistånd"
     auditagent-collector unit list
     auditagent-collector token create --unit PATH [--expires-in 7d] [--uses 1]   (token on the LAST line)
+    auditagent-collector token create --device ID [--expires-in 1d]    (re-enrol one device, audited)
     auditagent-collector token list | token revoke ID
     auditagent-collector device list [--unit PATH] [--json] | device revoke ID
     auditagent-collector policy set --unit PATH FILE.signed.json [--public-key ORG.pub.pem]
@@ -12,9 +13,15 @@
     auditagent-collector user add USERNAME --role admin|security_officer|unit_manager [--unit PATH] [--lang sv|en]
                                   [--password-file F | --password-stdin]   (else one is generated and printed)
     auditagent-collector user list | user disable USERNAME
+    auditagent-collector api-token create NAME --role ROLE [--unit PATH] [--expires-in 90d]   (token on the LAST line)
+    auditagent-collector api-token list | api-token revoke ID
 
 The database URL comes from --db, else $AUDITAGENT_COLLECTOR_DB, else
-sqlite:///./auditagent-collector.db. Exit codes: 0 ok, 1 refused, 2 usage or error.
+sqlite:///./auditagent-collector.db; every command creates or migrates it first, so
+``db upgrade`` is only needed to migrate without doing anything else. Exit codes: 0 ok,
+1 refused (a signed policy that does not verify, nothing to revoke), 2 usage or error
+(a wrong argument, an unknown unit, a database that cannot be used) — always one line
+saying what was wrong, never a traceback (``AUDITAGENT_DEBUG=1`` shows one).
 """
 from __future__ import annotations
 
@@ -29,8 +36,21 @@ from server.db import DB_ENV, DEFAULT_DB_URL, make_engine, resolve_db_url
 from server.store import ApiError, Limits, Store, parse_duration
 
 
+def _engine(args: argparse.Namespace):
+    """The database engine, created and migrated to the newest schema first: a command on a
+    fresh database works instead of failing on missing tables."""
+    from server import migrate
+    from server.db_errors import check_sqlite_folder
+
+    url = resolve_db_url(args.db)
+    check_sqlite_folder(url)
+    engine = make_engine(url, pool_size=2, max_overflow=2)
+    migrate.upgrade(engine)
+    return engine
+
+
 def _store(args: argparse.Namespace) -> Store:
-    return Store(make_engine(resolve_db_url(args.db), pool_size=2, max_overflow=2))
+    return Store(_engine(args))
 
 
 def _fmt(value: Any) -> str:
@@ -38,7 +58,9 @@ def _fmt(value: Any) -> str:
         return "-"
     if isinstance(value, dt.datetime):
         return value.replace(microsecond=0).isoformat()
-    return str(value)
+    from auditagent.textsafe import neutralise
+
+    return neutralise(value)  # device-supplied hostnames etc.: no terminal escapes or bidi tricks
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> None:
@@ -63,7 +85,7 @@ def _json_default(value: Any) -> Any:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from server.ca_cli import certificate_lifetime, gateway_token_sha256
+    from server.ca_cli import certificate_lifetime
 
     from server import migrate
     from server.app import Settings, create_app
@@ -71,26 +93,48 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     configure_logging(args.log_level)
     url = resolve_db_url(args.db)
+    port_problem = port_unavailable(args.host, args.port)
+    if port_problem:
+        raise ValueError(f"cannot listen on {args.host}:{args.port}: {port_problem}; pass another --port")
     if (args.tls_cert is None) != (args.tls_key is None):
-        raise SystemExit("auditagent-collector: --tls-cert and --tls-key go together")
+        raise ValueError("--tls-cert and --tls-key go together: give both, or neither for plain http")
     if args.insecure_cookies and (args.tls_cert or not _is_loopback(args.host)):
-        raise SystemExit("auditagent-collector: --insecure-cookies is only for plain http on a loopback address "
+        raise ValueError("--insecure-cookies is only for plain http on a loopback address "
                          "(127.0.0.1, ::1): session cookies must never travel unencrypted over a network")
+    from server.db_errors import check_sqlite_folder
+
+    check_sqlite_folder(url)
     engine = make_engine(url, pool_size=1, max_overflow=0)
     migrate.upgrade(engine)
     engine.dispose()
-    limits = Limits(max_body_bytes=args.max_body_bytes, max_future_skew=parse_duration(args.max_future_skew),
-                    max_age=parse_duration(args.max_age))
+    limits = Limits(max_body_bytes=args.max_body_bytes, max_future_skew=parse_duration(args.max_future_skew))
     app = create_app(Settings(db_url=url, limits=limits, pool_size=args.pool_size, max_overflow=args.pool_overflow,
                               insecure_cookies=args.insecure_cookies,
                               default_max_report_age_hours=args.max_report_age_hours,
                               min_agent_version=args.min_agent_version, readiness_ca=args.readiness_ca,
-                              certificate_lifetime=certificate_lifetime(args.certificate_lifetime),
-                              gateway_token_sha256=gateway_token_sha256(args.gateway_token_file)))
+                              certificate_lifetime=certificate_lifetime(args.certificate_lifetime)))
     uvicorn.run(app, host=args.host, port=args.port, ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key,
                 access_log=False, log_level=args.log_level, server_header=False, workers=1,
                 timeout_graceful_shutdown=5)
     return 0
+
+
+def port_unavailable(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on (in use, no such address), or None."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return f"unknown address ({exc.strerror})"
+    family, kind, proto, _, addr = infos[0]
+    with socket.socket(family, kind, proto) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(addr)
+        except OSError as exc:
+            return "the port is in use" if exc.errno in (98, 48, 10048) else (exc.strerror or str(exc))
+    return None
 
 
 def _is_loopback(host: str) -> bool:
@@ -105,7 +149,7 @@ def _is_loopback(host: str) -> bool:
 
 
 def cmd_unit_set_max_age(args: argparse.Namespace) -> int:
-    hours = None if args.hours == "inherit" else int(args.hours)
+    hours = None if args.hours == "inherit" else args.hours
     unit = _store(args).set_unit_max_age(args.path, hours)
     print(f"{unit['path']}: max report age {hours if hours is not None else 'inherited'}"
           + (" hours" if hours is not None else ""))
@@ -162,8 +206,8 @@ def cmd_user_disable(args: argparse.Namespace) -> int:
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from server import migrate
 
-    rev = migrate.upgrade(make_engine(resolve_db_url(args.db), pool_size=1, max_overflow=0))
-    print(f"database at revision {rev}")
+    engine = _engine(args)
+    print(f"database at revision {migrate.current_revision(engine)}")
     return 0
 
 
@@ -184,8 +228,9 @@ def cmd_unit_list(args: argparse.Namespace) -> int:
 
 def cmd_token_create(args: argparse.Namespace) -> int:
     token, row = _store(args).create_token(args.unit, expires_in=parse_duration(args.expires_in), uses=args.uses,
-                                           note=args.note)
-    print(f"# enrolment token for unit {row['unit']}: {row['max_uses']} use(s), expires "
+                                           note=args.note, device_id=args.device)
+    what = f"re-enrol token for device {args.device}" if args.device else "enrolment token"
+    print(f"# {what} for unit {row['unit']}: {row['max_uses']} use(s), expires "
           f"{row['expires_at'].replace(microsecond=0).isoformat()}; shown once, stored only as a hash",
           file=sys.stderr)
     print(token)
@@ -203,6 +248,41 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
         return 0
     print(f"token {args.id}: not found or already revoked", file=sys.stderr)
     return 1
+
+
+def cmd_api_token_create(args: argparse.Namespace) -> int:
+    from server import api_tokens
+
+    with _store(args).engine.begin() as conn:
+        new = api_tokens.create_api_token(conn, name=args.name, role=args.role, unit_path=args.unit,
+                                          expires_in=parse_duration(args.expires_in), note=args.note)
+    i = new.info
+    print(f"# API token {i.id} {i.name}: {i.role}, {'unit ' + i.unit if i.unit else 'all units'}, expires "
+          f"{_fmt(i.expires_at)}; shown once, stored only as a hash. Send it as 'Authorization: Bearer <token>'.",
+          file=sys.stderr)
+    print(new.token)
+    return 0
+
+
+def cmd_api_token_list(args: argparse.Namespace) -> int:
+    from server import api_tokens
+
+    with _store(args).engine.connect() as conn:
+        rows = [vars(t) for t in api_tokens.list_api_tokens(conn)]
+    _table(rows, ["id", "name", "prefix", "role", "unit", "state", "expires_at", "last_used_at", "created_by"])
+    return 0
+
+
+def cmd_api_token_revoke(args: argparse.Namespace) -> int:
+    from server import api_tokens
+
+    with _store(args).engine.begin() as conn:
+        info = api_tokens.revoke_api_token(conn, args.id)
+    if info is None:
+        print(f"API token {args.id}: not found or already revoked", file=sys.stderr)
+        return 1
+    print(f"API token {info.id} ({info.name}) revoked; it is refused from now on")
+    return 0
 
 
 def cmd_device_list(args: argparse.Namespace) -> int:
@@ -248,6 +328,18 @@ def cmd_policy_set(args: argparse.Namespace) -> int:
     return 0
 
 
+def _hours_or_inherit(value: str) -> int | str:
+    if value == "inherit":
+        return value
+    try:
+        hours = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected a whole number of hours, or 'inherit'") from None
+    if hours < 1:
+        raise argparse.ArgumentTypeError(f"{value!r}: at least 1 hour")
+    return hours
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="auditagent-collector",
                                      description="Collector for auditagent readiness reports.")
@@ -266,7 +358,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-body-bytes", type=int, default=Limits.max_body_bytes,
                    help="largest report body accepted (default 262144 = 256 KiB)")
     p.add_argument("--max-future-skew", default="10m", help="how far ahead a report's generated_at may be (10m)")
-    p.add_argument("--max-age", default="7d", help="how old a report's generated_at may be (7d)")
     p.add_argument("--pool-size", type=int, default=10, help="database connections kept open")
     p.add_argument("--pool-overflow", type=int, default=30, help="extra connections under load")
     p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
@@ -282,8 +373,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="issue readiness certificates from the CA in DIR (`ca init`; default $AUDITAGENT_READINESS_CA)")
     p.add_argument("--certificate-lifetime", default=None, metavar="DURATION",
                    help="lifetime of readiness certificates, e.g. 8h (default: the unit's max report age; at most 24h)")
-    p.add_argument("--gateway-token-file", default=None, metavar="FILE",
-                   help="gateways calling /v1/gateway/check send this file's token as Authorization: Bearer")
     p.set_defaults(func=cmd_serve)
 
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", metavar="ACTION")
@@ -303,7 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = unit.add_parser("set-max-age", parents=[common], help="hours after which a unit's devices are stale")
     p.add_argument("path")
-    p.add_argument("hours", help="a number of hours, or 'inherit'")
+    p.add_argument("hours", type=_hours_or_inherit, help="a number of hours, or 'inherit'")
     p.set_defaults(func=cmd_unit_set_max_age)
 
     usr = sub.add_parser("user", help="dashboard users").add_subparsers(dest="user_command", metavar="ACTION")
@@ -326,7 +415,10 @@ def build_parser() -> argparse.ArgumentParser:
     tok = sub.add_parser("token", help="enrolment tokens").add_subparsers(dest="token_command", metavar="ACTION")
     tok.required = True
     p = tok.add_parser("create", parents=[common], help="create a token (printed once, on the last line)")
-    p.add_argument("--unit", required=True)
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--unit", help="a unit's install token: enrols new devices")
+    which.add_argument("--device", metavar="ID", help="a single-use re-enrol token for this one device (a lost or "
+                                                      "replaced key); written to the audit log")
     p.add_argument("--expires-in", default="7d", help="e.g. 30m, 12h, 7d, 2w (default 7d)")
     p.add_argument("--uses", type=int, default=1, help="how many enrolments it allows (default 1)")
     p.add_argument("--note", default=None)
@@ -358,6 +450,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--public-key", default=None, help="organisation's policy public key (PEM) to check it first")
     p.set_defaults(func=cmd_policy_set)
 
+    tok = sub.add_parser("api-token", help="API tokens for scripts and SIEM (Authorization: Bearer)") \
+        .add_subparsers(dest="api_token_command", metavar="ACTION")
+    tok.required = True
+    p = tok.add_parser("create", parents=[common], help="create a token (printed once, on the last line)")
+    p.add_argument("name", help="e.g. siem-export")
+    p.add_argument("--role", required=True, choices=["admin", "security_officer", "unit_manager"])
+    p.add_argument("--unit", default=None, help="limit the token to this unit's subtree (unit_manager: required)")
+    p.add_argument("--expires-in", default="90d", help="e.g. 12h, 30d, 52w (default 90d, at most 366d)")
+    p.add_argument("--note", default=None)
+    p.set_defaults(func=cmd_api_token_create)
+    p = tok.add_parser("list", parents=[common], help="list tokens (never their values)")
+    p.set_defaults(func=cmd_api_token_list)
+    p = tok.add_parser("revoke", parents=[common], help="revoke a token by id")
+    p.add_argument("id", type=int)
+    p.set_defaults(func=cmd_api_token_revoke)
+
     from server.ca_cli import add_parser as add_ca_parser
     from server.preview import add_parser as add_preview_parser
 
@@ -368,6 +476,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import os
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from server.db_errors import DatabaseUnusable, explain
     from server.logs import configure_logging
 
     args = build_parser().parse_args(argv)
@@ -376,12 +489,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except ApiError as exc:
         print(f"auditagent-collector: {exc.message}", file=sys.stderr)
-        return 1
+        return 2
+    except (DatabaseUnusable, SQLAlchemyError) as exc:
+        print(f"auditagent-collector: {explain(exc, resolve_db_url(getattr(args, 'db', None)))}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"auditagent-collector: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
     except ValueError as exc:
         print(f"auditagent-collector: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # noqa: BLE001 - a person gets one line; AUDITAGENT_DEBUG=1 shows the traceback
+        if os.environ.get("AUDITAGENT_DEBUG"):
+            raise
+        print(f"auditagent-collector: internal error: {type(exc).__name__}: {exc} "
+              "(run again with AUDITAGENT_DEBUG=1 for details)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

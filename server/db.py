@@ -53,6 +53,8 @@ enrolment_tokens = Table(
     Column("uses", Integer, nullable=False, default=0),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
     Column("note", String(500), nullable=True),
+    # Set: an administrator's re-enrol token for this one device (migration 0007).
+    Column("device_id", String(64), ForeignKey("devices.id"), nullable=True),
 )
 
 devices = Table(
@@ -180,6 +182,16 @@ exceptions = Table(
     CheckConstraint("(device_id IS NULL) <> (unit_id IS NULL)", name="ck_exceptions_target"),
 )
 
+# Failure counters and blocks for log-in and enrolment (server.throttle), one row per key.
+throttle = Table(
+    "throttle", metadata,
+    Column("key", String(400), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("window_start", DateTime(timezone=True), nullable=False),
+    Column("blocked_until", DateTime(timezone=True), nullable=True),
+    Column("blocks", Integer, nullable=False, default=0, server_default="0"),
+)
+
 audit_log = Table(
     "audit_log", metadata,
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
@@ -250,6 +262,26 @@ Index("ix_exceptions_unit", exceptions.c.unit_id)
 Index("ix_sessions_user", sessions.c.user_id)
 Index("ix_audit_log_at", audit_log.c.at)
 Index("ix_audit_log_object", audit_log.c.object_type, audit_log.c.object_id)
+
+# ------------------------------------------------------------------ API tokens (0006)
+
+# A token acts as its own user row (username "token:NAME", a password no log-in can
+# match): role and unit scope live in one place, and what it does (exception grants,
+# audit entries) names it. This table holds only the secret's hash and its lifetime.
+api_tokens = Table(
+    "api_tokens", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False, unique=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("token_sha256", String(64), nullable=False, unique=True),  # never the token itself
+    Column("prefix", String(16), nullable=False),  # "aat_" + 8 characters: tells tokens apart in lists
+    Column("created_by", Integer, ForeignKey("users.id"), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("last_used_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("note", String(500), nullable=True),
+)
 
 
 def now() -> dt.datetime:
@@ -331,3 +363,13 @@ def scratch_database(base_url: str, prefix: str = "aa_scratch") -> Iterator[str]
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def write_audit(conn: Any, actor_id: int | None, action: str, object_type: str, object_id: Any,
+                detail: dict[str, Any], now: dt.datetime) -> None:
+    """One audit-log entry, in the caller's transaction (``actor_id`` None: the system or the CLI)."""
+    import json
+
+    conn.execute(audit_log.insert().values(at=now, user_id=actor_id, action=action, object_type=object_type,
+                                           object_id=None if object_id is None else str(object_id),
+                                           detail=json.dumps(detail, ensure_ascii=False, default=str)))

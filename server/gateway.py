@@ -9,12 +9,10 @@ Out: 200 (may enter) or 403 (may not), always with ``X-Readiness-State``,
 headers on) and the same as JSON. Answered from the device's latest state
 (:func:`server.access.device_access`, the one definition of its state).
 
-Who may ask: :func:`gateway_scope`, the single dependency that authenticates the caller.
+Who may ask: an API token (server/api_tokens.py), about the devices of its units (:func:`gateway_scope`).
 """
 from __future__ import annotations
 
-import hmac
-import hashlib
 import urllib.parse
 from typing import Any
 
@@ -25,6 +23,8 @@ from starlette.concurrency import run_in_threadpool
 
 from server import access
 from server.db import now
+from server.api_tokens import require_token
+from server.auth import User
 from server.readiness import Scope
 from server.readiness_ca import certificate_device_id
 from server.store import ApiError
@@ -33,21 +33,14 @@ router = APIRouter(tags=["access"])
 MAX_CERT_CHARS = 16 * 1024
 
 
-def gateway_scope(request: Request) -> Scope:
-    """Authenticate the gateway; the unit subtree it may ask about.
+_caller = require_token("admin", "security_officer", "unit_manager")
 
-    Until API tokens (issue 15) are on main this is a gateway token given to the
-    collector (``serve --gateway-token-file``), sent as ``Authorization: Bearer …`` and
-    compared by its sha256 in constant time; it may ask about every unit. This function
-    is the one place API tokens replace."""
-    expected = getattr(request.app.state.settings, "gateway_token_sha256", None)
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if not expected or scheme.lower() != "bearer" or not token.strip():
-        raise ApiError(401, "not_authenticated", "send the gateway's token as Authorization: Bearer TOKEN")
-    if not hmac.compare_digest(hashlib.sha256(token.strip().encode()).hexdigest(), expected):
-        raise ApiError(401, "not_authenticated", "the gateway token is not valid")
-    return Scope()
+
+async def gateway_scope(user: User = Depends(_caller)) -> Scope:
+    """The gateway's API token (``auditagent-collector api-token create NAME --role …
+    [--unit PATH]``, sent as ``Authorization: Bearer aat_…``; dashboard sessions are
+    refused): it may ask about the devices of its unit subtree only."""
+    return Scope.for_user(user)
 
 
 def _answer(status: int, device_id: str | None, state: str, reason: str, unit: str | None = None) -> JSONResponse:

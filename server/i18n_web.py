@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from auditagent.textsafe import fill
+
 LANGS = ("sv", "en")
 DEFAULT = "sv"
 
@@ -30,6 +32,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "login.password": "Lösenord",
         "login.submit": "Logga in",
         "login.failed": "Fel användarnamn eller lösenord.",
+        "login.throttled": "För många misslyckade inloggningar härifrån. Försök igen om {seconds} sekunder.",
         "login.locked": "Kontot är tillfälligt spärrat efter för många misslyckade försök. Försök igen senare.",
         "login.expired": "Du har loggats ut. Logga in igen.",
         "csrf.failed": "Formuläret hade gått ut eller kom inte från den här sidan. Ladda om sidan och försök igen.",
@@ -158,6 +161,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "login.password": "Password",
         "login.submit": "Log in",
         "login.failed": "Wrong user name or password.",
+        "login.throttled": "Too many failed log-ins from here. Try again in {seconds} seconds.",
         "login.locked": "The account is locked for a while after too many failed attempts. Try again later.",
         "login.expired": "You have been logged out. Please log in again.",
         "csrf.failed": "The form had expired or did not come from this page. Reload the page and try again.",
@@ -279,8 +283,10 @@ class Translator:
         self.lang = lang if lang in LANGS else DEFAULT
 
     def __call__(self, key: str, **args: Any) -> str:
-        text = MESSAGES[self.lang].get(key) or MESSAGES["en"].get(key) or key
-        return text.format(**args) if args else text
+        text = MESSAGES[self.lang].get(key) or MESSAGES["en"].get(key)
+        if text is None:
+            return key  # an unknown key is text, never a template
+        return fill(text, args)
 
     def number(self, value: float | int | None, digits: int = 0) -> str:
         if value is None:

@@ -130,7 +130,8 @@ def _add_generation(directory: Path, organisation: str | None, activate_at: dt.d
                                      serialization.NoEncryption()))
     cert = _ca_certificate(key, number, manifest.get("organisation"), now)
     _write_public(directory / f"ca-{number}.pem", cert.public_bytes(serialization.Encoding.PEM))
-    gens.append({"number": number, "created_at": _iso(now), "activate_at": _iso(activate_at or now)})
+    # The first generation signs at once (from its backdated start, like its certificate).
+    gens.append({"number": number, "created_at": _iso(now), "activate_at": _iso(activate_at or now - BACKDATE)})
     _write_public(directory / "ca.json", json.dumps(manifest, indent=2).encode("utf-8"))
     return number
 

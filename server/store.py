@@ -30,7 +30,7 @@ from sqlalchemy.exc import IntegrityError
 
 from auditagent import report as wire
 from server.db import (device_keys, device_state, devices, enrolment_tokens, now, reports, unit_policies, units,
-                       utc)
+                       utc, write_audit)
 
 log = structlog.get_logger("auditagent.collector")
 
@@ -40,12 +40,14 @@ TOKEN_PREFIX = "aaenr_"
 @dataclass(frozen=True)
 class Limits:
     max_body_bytes: int = 256 * 1024
+    # Only a clock running ahead is refused. A report generated long ago (a laptop
+    # offline over a holiday) is history: stored, and never over a newer latest state.
     max_future_skew: dt.timedelta = dt.timedelta(minutes=10)
-    max_age: dt.timedelta = dt.timedelta(days=7)
 
 
 class ApiError(Exception):
-    """An error answered as ``{"error": {"code", "message", ...extra}}`` with ``status``."""
+    """An error answered as ``{"error": {"code", "message", ...extra}}`` with ``status``
+    (and ``headers``, e.g. Retry-After)."""
 
     def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
         super().__init__(f"{code}: {message}")
@@ -53,6 +55,7 @@ class ApiError(Exception):
         self.code = code
         self.message = message
         self.extra = extra
+        self.headers: dict[str, str] = {}
 
     def body(self) -> dict[str, Any]:
         return {"error": {"code": self.code, "message": self.message, **self.extra}}
@@ -223,28 +226,54 @@ class Store:
 
     # ------------------------------------------------------------------ tokens
 
-    def create_token(self, unit_path: str, *, expires_in: dt.timedelta = dt.timedelta(days=7), uses: int = 1,
-                     note: str | None = None) -> tuple[str, dict[str, Any]]:
-        """A new enrolment token for a unit: returns (token, row). Only its sha256 is stored."""
+    def create_token(self, unit_path: str | None, *, expires_in: dt.timedelta = dt.timedelta(days=7), uses: int = 1,
+                     note: str | None = None, device_id: str | None = None,
+                     actor_id: int | None = None) -> tuple[str, dict[str, Any]]:
+        """A new enrolment token: returns (token, row). Only its sha256 is stored. With
+        ``device_id``: a single-use re-enrol token for that one device (its unit's), which
+        lets it enrol a new key without proof of the old one (a lost or wiped key); it
+        is written to the audit log."""
         if uses < 1:
             raise ApiError(400, "bad_uses", "a token must allow at least one use")
         if expires_in.total_seconds() <= 0:
             raise ApiError(400, "bad_expiry", "a token must expire in the future")
+        if device_id is not None and uses != 1:
+            raise ApiError(400, "bad_uses", "a device's re-enrol token has exactly one use")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         with self.engine.begin() as conn:
-            unit = self.get_unit(unit_path, conn)
+            if device_id is not None:
+                dev = conn.execute(select(devices.c.unit_id, devices.c.revoked_at, units.c.path)
+                                   .join(units, units.c.id == devices.c.unit_id)
+                                   .where(devices.c.id == device_id)).first()
+                if dev is None:
+                    raise ApiError(404, "unknown_device", f"device {device_id}: not enrolled here")
+                if dev.revoked_at is not None:
+                    raise ApiError(409, "revoked_device", f"device {device_id}: revoked; enrol it as a new device")
+                if unit_path is not None and "/".join(normalise_unit_path(unit_path)) != dev.path:
+                    raise ApiError(400, "unit_mismatch", f"device {device_id} is in unit {dev.path!r}")
+                unit = {"id": dev.unit_id, "path": dev.path}
+            else:
+                if unit_path is None:
+                    raise ApiError(400, "bad_unit_path", "a token needs a unit (or a device to re-enrol)")
+                unit = self.get_unit(unit_path, conn)
             created = now()
             values = dict(unit_id=unit["id"], token_sha256=hash_token(token), created_at=created,
-                          expires_at=created + expires_in, max_uses=uses, uses=0, note=note)
-            conn.execute(insert(enrolment_tokens).values(**values))
-        return token, {**values, "unit": unit["path"]}
+                          expires_at=created + expires_in, max_uses=uses, uses=0, note=note, device_id=device_id)
+            token_id = conn.execute(insert(enrolment_tokens).values(**values)
+                                    .returning(enrolment_tokens.c.id)).scalar_one()
+            if device_id is not None:
+                write_audit(conn, actor_id, "token.create_reenrol", "device", device_id,
+                            {"token_id": token_id, "unit": unit["path"],
+                             "expires_at": values["expires_at"].isoformat(), "note": note}, created)
+        values.pop("token_sha256")
+        return token, {**values, "id": token_id, "unit": unit["path"]}
 
     def list_tokens(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(enrolment_tokens.c.id, units.c.path.label("unit"), enrolment_tokens.c.created_at,
                                        enrolment_tokens.c.expires_at, enrolment_tokens.c.uses,
                                        enrolment_tokens.c.max_uses, enrolment_tokens.c.revoked_at,
-                                       enrolment_tokens.c.note)
+                                       enrolment_tokens.c.note, enrolment_tokens.c.device_id)
                                 .join(units, units.c.id == enrolment_tokens.c.unit_id)
                                 .order_by(enrolment_tokens.c.id)).mappings().all()
             return [dict(r) for r in rows]
@@ -259,7 +288,12 @@ class Store:
     # ------------------------------------------------------------------ enrolment
 
     def enroll(self, *, token: str, public_key_pem: str, device: dict[str, Any],
-               device_id: str | None = None) -> dict[str, Any]:
+               device_id: str | None = None, rekey_proof: Any = None) -> dict[str, Any]:
+        """Register a device's key with a token. A new device gets a fresh id. Re-keying an
+        enrolled device (``device_id``) needs proof that the caller holds its current key
+        (``rekey_proof``, :func:`auditagent.report.sign_rekey`), or a re-enrol token an
+        administrator created for that device: a unit's install token alone cannot take a
+        device over (device ids are not secrets)."""
         try:
             pub = wire.load_public_key_pem(public_key_pem)
         except wire.ReportError as exc:
@@ -278,6 +312,10 @@ class Store:
                 raise ApiError(401, "invalid_token", "the enrolment token is not valid; ask IT for a new one")
             if utc(tok["expires_at"]) <= t:  # type: ignore[operator]
                 raise ApiError(401, "expired_token", "the enrolment token has expired; ask IT for a new one")
+            bound = tok["device_id"]
+            if bound is not None and device_id not in (None, bound):
+                raise ApiError(403, "token_for_other_device", "this re-enrol token was issued for another device")
+            device_id = device_id or bound
             # Use-limit decided by the database: the conditional UPDATE wins or loses atomically.
             used = conn.execute(update(enrolment_tokens)
                                 .where(enrolment_tokens.c.id == tok["id"],
@@ -293,27 +331,7 @@ class Store:
                             platform=(str(device["platform"])[:32] if device.get("platform") else None),
                             agent_version=(str(device["agent_version"])[:64] if device.get("agent_version") else None))
             if device_id:
-                dev = conn.execute(select(devices).where(devices.c.id == device_id)).mappings().first()
-                if dev is None:
-                    raise ApiError(404, "unknown_device", f"device {device_id}: not enrolled here; enrol without "
-                                                          "device_id to register it anew")
-                if dev["revoked_at"] is not None:
-                    raise ApiError(403, "revoked_device", f"device {device_id}: revoked; IT must enrol it as a new device")
-                if dev["unit_id"] != tok["unit_id"]:
-                    raise ApiError(403, "unit_mismatch", f"device {device_id}: belongs to another unit than this token")
-                if dev["current_keyid"] != kid:
-                    old = conn.execute(select(device_keys.c.id).where(device_keys.c.device_id == device_id,
-                                                                      device_keys.c.keyid == kid)).first()
-                    if old is not None:
-                        raise ApiError(409, "key_reused", f"device {device_id}: this key was retired; make a new one")
-                    conn.execute(update(device_keys).where(device_keys.c.device_id == device_id,
-                                                           device_keys.c.retired_at.is_(None)).values(retired_at=t))
-                    conn.execute(insert(device_keys).values(device_id=device_id, keyid=kid, public_key_pem=pem,
-                                                            created_at=t))
-                conn.execute(update(devices).where(devices.c.id == device_id)
-                             .values(current_keyid=kid, public_key=raw, enrolled_at=t, **identity))
-                last = conn.execute(select(device_state.c.last_sequence)
-                                    .where(device_state.c.device_id == device_id)).scalar_one()
+                last = self._rekey(conn, device_id, tok, kid, raw, pem, identity, rekey_proof, t)
                 event = "device.rekeyed"
             else:
                 device_id = str(uuid.uuid4())
@@ -325,9 +343,52 @@ class Store:
                                                          agent_version=identity["agent_version"]))
                 last = 0
                 event = "device.enrolled"
+        self._keys.pop(device_id, None)
         log.info(event, device_id=device_id, unit=unit_path, keyid=kid[:16])
         return {"device_id": device_id, "unit": unit_path, "keyid": kid,
                 "policy_url": f"/v1/devices/{device_id}/policy", "next_sequence": int(last) + 1}
+
+    def _rekey(self, conn: Any, device_id: str, tok: Any, kid: str, raw: bytes, pem: str, identity: dict[str, Any],
+               proof: Any, t: dt.datetime) -> int:
+        """Give an enrolled device a new key, if the request may (see :meth:`enroll`);
+        returns its last stored sequence."""
+        dev = conn.execute(select(devices).where(devices.c.id == device_id)).mappings().first()
+        if dev is None:
+            raise ApiError(404, "unknown_device", f"device {device_id}: not enrolled here; enrol without "
+                                                  "device_id to register it anew")
+        if dev["revoked_at"] is not None:
+            raise ApiError(403, "revoked_device", f"device {device_id}: revoked; IT must enrol it as a new device")
+        if dev["unit_id"] != tok["unit_id"]:
+            raise ApiError(403, "unit_mismatch", f"device {device_id}: belongs to another unit than this token")
+        how = "reenrol_token" if tok["device_id"] == device_id else "proof"
+        if how == "proof":
+            if proof is None:
+                raise ApiError(403, "rekey_needs_proof",
+                               f"device {device_id}: is already enrolled; enrolling it again needs a request signed "
+                               "with its current key (rekey_proof), or a re-enrol token IT creates for this device "
+                               f"(`auditagent-collector token create --device {device_id}`)")
+            try:
+                wire.verify_rekey(proof, device_id=device_id, new_keyid=kid,
+                                  current_key=wire.public_key_from_raw(bytes(dev["public_key"])), now=t,
+                                  max_skew=self.limits.max_future_skew)
+            except wire.ReportError as exc:
+                raise ApiError(403, "bad_rekey_proof", f"device {device_id}: {exc.message}") from None
+        if dev["current_keyid"] != kid:
+            old = conn.execute(select(device_keys.c.id).where(device_keys.c.device_id == device_id,
+                                                              device_keys.c.keyid == kid)).first()
+            if old is not None:
+                raise ApiError(409, "key_reused", f"device {device_id}: this key was retired; make a new one")
+            conn.execute(update(device_keys).where(device_keys.c.device_id == device_id,
+                                                   device_keys.c.retired_at.is_(None)).values(retired_at=t))
+            conn.execute(insert(device_keys).values(device_id=device_id, keyid=kid, public_key_pem=pem,
+                                                    created_at=t))
+            write_audit(conn, None, "device.rekeyed", "device", device_id,
+                        {"by": how, "token_id": tok["id"], "old_keyid": dev["current_keyid"][:16],
+                         "new_keyid": kid[:16]}, t)
+        conn.execute(update(devices).where(devices.c.id == device_id)
+                     .values(current_keyid=kid, public_key=raw, enrolled_at=t, **identity))
+        return int(conn.execute(select(device_state.c.last_sequence)
+                                .where(device_state.c.device_id == device_id)).scalar_one())
 
     # ------------------------------------------------------------------ devices
 
@@ -403,15 +464,18 @@ class Store:
                 "max_report_age_hours": max_age}
 
     def policy_for_device(self, device_id: str) -> dict[str, Any]:
-        """The signed policy of the device's unit or its nearest ancestor that has one."""
+        """The signed policy of the device's unit or its nearest ancestor that has one.
+        Unauthenticated, so an unknown device, a revoked one and one whose unit has no
+        policy all get the same 404: the answer tells no stranger which ids exist."""
+        nothing = ApiError(404, "no_policy", f"no signed policy for device {device_id[:64]!r} here; if this device "
+                                             "is enrolled, IT sets its unit's policy with `auditagent-collector "
+                                             "policy set`")
         with self.engine.connect() as conn:
             dev = conn.execute(select(devices.c.revoked_at, units.c.path)
                                .join(units, units.c.id == devices.c.unit_id)
                                .where(devices.c.id == device_id)).first()
-            if dev is None:
-                raise ApiError(404, "unknown_device", f"device {device_id}: not enrolled here")
-            if dev.revoked_at is not None:
-                raise ApiError(403, "revoked_device", f"device {device_id}: revoked")
+            if dev is None or dev.revoked_at is not None:
+                raise nothing
             parts = dev.path.split("/")
             ancestors = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
             row = conn.execute(select(unit_policies.c.envelope, unit_policies.c.payload_sha256,
@@ -421,8 +485,7 @@ class Store:
                                .where(units.c.path.in_(ancestors))
                                .order_by(units.c.depth.desc(), unit_policies.c.id.desc()).limit(1)).first()
         if row is None:
-            raise ApiError(404, "no_policy", f"no signed policy is set for unit {dev.path!r} or its parents; "
-                                             "IT sets one with `auditagent-collector policy set`")
+            raise nothing
         return {"envelope": row.envelope, "sha256": row.payload_sha256, "policy_id": row.policy_id,
                 "policy_version": row.policy_version, "unit": row.path}
 
@@ -458,14 +521,13 @@ class Store:
         p = statement["predicate"]
         generated = wire.parse_time(p["generated_at"])
         assert generated is not None  # validated
-        if generated - received > self.limits.max_future_skew or received - generated > self.limits.max_age:
+        if generated - received > self.limits.max_future_skew:
             dup = self._duplicate(device_id, statement, payload_sha)
             if dup is not None:
                 return dup
-            raise ApiError(422, "clock_skew", f"device {device_id}: generated_at {p['generated_at']} is outside the "
-                                              f"allowed window ({self.limits.max_future_skew} ahead, "
-                                              f"{self.limits.max_age} behind the collector's clock "
-                                              f"{received.isoformat()}); fix the device clock",
+            raise ApiError(422, "clock_skew", f"device {device_id}: generated_at {p['generated_at']} is more than "
+                                              f"{self.limits.max_future_skew} ahead of the collector's clock "
+                                              f"{received.isoformat()}; fix the device clock",
                            server_time=received.isoformat())
         seq = p["sequence"]
         policy = p["policy"]
@@ -518,7 +580,7 @@ class Store:
                         conn.exec_driver_sql(_LATE_DAY_SQLITE, params)
         except (_Conflict, IntegrityError):
             self._keys.pop(device_id, None)
-            return self._conflict(device_id, statement, payload_sha)
+            return self._conflict(device_id, statement, payload_sha, params)
         log.debug("report.stored", device_id=device_id, sequence=seq)
         return 201, {"report_id": p["report_id"], "status": "stored", "sequence": seq}
 
@@ -549,7 +611,11 @@ class Store:
                                                       "other content; every report needs a fresh id")
         return None
 
-    def _conflict(self, device_id: str, statement: dict[str, Any], payload_sha: str) -> tuple[int, dict[str, Any]]:
+    def _conflict(self, device_id: str, statement: dict[str, Any], payload_sha: str,
+                  params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """device_state did not advance: a resend (200 duplicate), a refusal, or a report
+        older than the latest state (a lower sequence or an earlier generated_at), which
+        is kept as history."""
         dup = self._duplicate(device_id, statement, payload_sha)
         if dup is not None:
             return dup
@@ -561,12 +627,32 @@ class Store:
             raise ApiError(403, "unknown_device", f"device {device_id}: not enrolled here")
         if dev.revoked_at is not None:
             raise ApiError(403, "revoked_device", f"device {device_id}: revoked; reports are not accepted")
+        if dev.current_keyid != params["kid"]:  # the key was rotated while this report was being stored
+            raise ApiError(403, "key_mismatch", f"device {device_id}: the device's key changed; re-sign and resend")
         seq = statement["predicate"]["sequence"]
         last = int(dev.last_sequence or 0)
-        if seq > last:  # the key was rotated while this report was being stored
-            raise ApiError(403, "key_mismatch", f"device {device_id}: the device's key changed; re-sign and resend")
-        raise ApiError(409, "replayed_sequence", f"device {device_id}: sequence {seq} is not above the last stored "
-                                                 f"sequence {last}", last_sequence=last)
+        if self._store_history(params):
+            log.debug("report.stored_history", device_id=device_id, sequence=seq)
+            return 201, {"report_id": params["report_id"], "status": "history", "sequence": seq}
+        raise ApiError(409, "replayed_sequence", f"device {device_id}: a report with sequence {seq} is already "
+                                                 f"stored (last sequence {last})", last_sequence=last)
+
+    def _store_history(self, params: dict[str, Any]) -> bool:
+        """Store a verified report that is older than the device's latest state: in
+        ``reports`` (timeline) and, if its day has no row yet, ``device_days`` (trend);
+        device_state and device_checks stay as they are. False if its sequence is
+        already stored (UNIQUE(device_id, sequence) decides)."""
+        pg = self.engine.dialect.name == "postgresql"
+        try:
+            with self.engine.begin() as conn:
+                if conn.exec_driver_sql(_HISTORY_PG if pg else _HISTORY_SQLITE, params).rowcount != 1:
+                    return False
+                conn.exec_driver_sql(_HISTORY_DAY_PG if pg else _HISTORY_DAY_SQLITE, params)
+                if params["late"]:
+                    conn.exec_driver_sql(_LATE_DAY_PG if pg else _LATE_DAY_SQLITE, params)
+        except IntegrityError:
+            return False
+        return True
 
 
 class _Conflict(Exception):
@@ -588,6 +674,7 @@ _ADVANCE = """UPDATE device_state SET last_sequence = {sequence}, last_report_id
     results = {results}, generated_at = {generated_at}, received_at = {received_at},
     failing_required = {failing_required}
   WHERE device_id = {device_id} AND last_sequence < {sequence}
+    AND (device_state.generated_at IS NULL OR device_state.generated_at <= {generated_at})
     AND EXISTS (SELECT 1 FROM devices WHERE devices.id = {device_id} AND devices.revoked_at IS NULL
                 AND devices.current_keyid = {kid})"""
 _REPORT_COLUMNS = ("report_id", "device_id", "sequence", "keyid", "generated_at", "received_at", "verdict",
@@ -597,7 +684,7 @@ _REPORT_VALUES = ("report_id", "device_id", "sequence", "kid", "generated_at", "
 
 
 def _fmt_sql(template: str, style: str) -> str:
-    names = set(_REPORT_VALUES) | {"facts", "results", "agent_version", "failing_required"}
+    names = set(_REPORT_VALUES) | {"facts", "results", "agent_version", "failing_required", "day", "ready_strict"}
     marks = {n: (f"%({n})s" if style == "pyformat" else f":{n}") for n in names}
     if style == "pyformat":  # PostgreSQL: JSON columns from text
         marks["facts"], marks["results"] = "%(facts)s::json", "%(results)s::json"
@@ -642,3 +729,16 @@ _LATE_DAY_SQLITE = ("UPDATE units SET history_version = history_version + 1 "
                     "WHERE id = (SELECT unit_id FROM devices WHERE id = :device_id)")
 _INSERT_SQL_SQLITE = _fmt_sql("INSERT INTO reports (" + ", ".join(_REPORT_COLUMNS) + ") VALUES ("
                               + ", ".join("{" + v + "}" for v in _REPORT_VALUES) + ")", "named")
+
+# A report older than the latest state (see Store._store_history): history only. The day
+# row is written only if the day has none (a newer report of that day wins).
+_ACTIVE_WITH_KEY = ("EXISTS (SELECT 1 FROM devices WHERE devices.id = {device_id} AND devices.revoked_at IS NULL "
+                    "AND devices.current_keyid = {kid})")
+_HISTORY = ("INSERT INTO reports (" + ", ".join(_REPORT_COLUMNS) + ") SELECT "
+            + ", ".join("{" + v + "}" for v in _REPORT_VALUES) + " WHERE " + _ACTIVE_WITH_KEY)
+_HISTORY_DAY = ("INSERT INTO device_days (device_id, day, ready_strict, failing_required, unit_id) "
+                "VALUES ({device_id}, {day}, {ready_strict}, {failing_required}, "
+                "(SELECT unit_id FROM devices WHERE id = {device_id})) ON CONFLICT (device_id, day) DO NOTHING")
+_HISTORY_PG, _HISTORY_SQLITE = _fmt_sql(_HISTORY, "pyformat"), _fmt_sql(_HISTORY, "named")
+_HISTORY_DAY_PG, _HISTORY_DAY_SQLITE = _fmt_sql(_HISTORY_DAY, "pyformat"), _fmt_sql(_HISTORY_DAY, "named")
+_LATE_DAY_PG = _LATE_DAY_SQLITE.replace(":device_id", "%(device_id)s")

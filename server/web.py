@@ -31,18 +31,24 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
+from auditagent.textsafe import neutralise
 from server import readiness as rd
+from server import web_auth
+from server.auth import cookies_secure
+from server.db import devices, units
 from server.i18n_web import LANGS, Translator, choose_language
 from server.store import ApiError
 from server.trend_svg import trend_svg
+from server.web_common import SECURITY_HEADERS, safe_next
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
@@ -53,38 +59,22 @@ TREND_DAYS = 90
 PER_PAGE = 50
 PLATFORMS = ("windows", "macos", "linux")
 
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; script-src 'none'; object-src 'none'; base-uri 'none'; "
-                               "form-action 'self'; frame-ancestors 'none'; img-src 'self' data:; "
-                               "style-src 'self' 'unsafe-inline'",
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
+def _shown(value: Any) -> Any:
+    """Jinja ``finalize``: plain strings neutralised (markup we built ourselves is left alone)."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return neutralise(value)
+    return value
 
 
 def make_env() -> Environment:
     # Autoescape for every template, whatever its name; nothing from an agent is ever |safe.
+    # Every value a template prints passes finalize first: control, bidi-override and
+    # invisible characters (a device's hostname, check id, evidence …) are made visible.
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(default=True,
                                                                                            default_for_string=True),
-                      trim_blocks=False, lstrip_blocks=False)
+                      trim_blocks=False, lstrip_blocks=False, finalize=_shown)
     env.globals["pct_width"] = lambda n, total: f"{(100.0 * n / total) if total else 0:.2f}"
     return env
-
-
-def safe_next(value: str | None) -> str:
-    """A local path to go to after login: '/…' only — no scheme, no host, no '//' or '/\\'."""
-    if not value or not isinstance(value, str) or len(value) > 2000:
-        return "/"
-    if not value.startswith("/") or value.startswith("//") or value.startswith("/\\"):
-        return "/"
-    if any(c in value for c in "\r\n\t\\") or any(ord(c) < 32 for c in value):
-        return "/"
-    parts = urlsplit(value)
-    if parts.scheme or parts.netloc:
-        return "/"
-    return value
 
 
 @lru_cache(maxsize=1)
@@ -114,14 +104,16 @@ def check_title(check_id: str, lang: str) -> str:
 
 
 def message_text(msg: Any, lang: str) -> str:
-    if isinstance(msg, dict) and isinstance(msg.get("code"), str):
-        from auditagent.i18n import translate
+    """A result message from a report as text: a known code in the reader's language with
+    its arguments filled in as data; an unknown code (or anything else) as plain text.
+    Never a template (see :mod:`auditagent.textsafe`); the page escapes and neutralises it."""
+    from auditagent.i18n import known, translate
 
+    if isinstance(msg, dict) and isinstance(msg.get("code"), str):
         args = msg.get("args") if isinstance(msg.get("args"), dict) else {}
-        try:
+        if known(msg["code"]):
             return translate(msg["code"], args, "sv" if lang == "sv" else "en")
-        except Exception:  # noqa: BLE001 - a message we cannot format is shown raw
-            return f"{msg['code']} {json.dumps(args, ensure_ascii=False)}"
+        return f"{msg['code']} {json.dumps(args, ensure_ascii=False)}" if args else msg["code"]
     return str(msg)
 
 
@@ -150,7 +142,6 @@ class Web:
         self.default_max_age = int(getattr(settings, "default_max_report_age_hours", None)
                                    or rd.DEFAULT_MAX_REPORT_AGE_HOURS)
         self.min_agent = getattr(settings, "min_agent_version", None)
-        self.secure_cookies = bool(getattr(settings, "secure_cookies", False))
         # Side queries of a page that need not wait for its main one (the unit page's trend).
         self.side_jobs = ThreadPoolExecutor(max_workers=4, thread_name_prefix="page-side")
 
@@ -182,7 +173,7 @@ class Web:
         resp = HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
         if ctx.set_lang_cookie:
             resp.set_cookie(LANG_COOKIE, ctx.lang, max_age=365 * 86400, httponly=True, samesite="lax",
-                            secure=self.secure_cookies, path="/")
+                            secure=cookies_secure(req), path="/")
         return resp
 
     def error_page(self, ctx: Ctx, status: int, message: str) -> HTMLResponse:
@@ -194,8 +185,6 @@ class Web:
                                 headers=SECURITY_HEADERS)
 
     def session(self, request: Request) -> tuple[Any, str] | None:
-        from server import web_auth
-
         return web_auth.session_user(self, request)
 
     async def page(self, request: Request, fn: Any, *args: Any) -> Response:
@@ -239,7 +228,7 @@ class Web:
         roots = [u for u in tree if u.depth - base == 1]
         counts = rd.StateCounts(**{s: sum(getattr(u.counts, s) for u in roots) for s in rd.STATES})
         total_n = sum(u.total for u in roots)
-        total = {"total": total_n, "counts": counts, "pct": rd._pct(counts.ready, total_n),
+        total = {"total": total_n, "counts": counts, "pct": rd.percent(counts.ready, total_n),
                  "outdated": versions.outdated}
         return self.render(ctx, "overview.html", nav="overview", rows=rows, total=total,
                            stale_hours=self.default_max_age)
@@ -280,9 +269,9 @@ class Web:
                                                   page=page, per_page=PER_PAGE, min_agent_version=self.min_agent,
                                                   default_max_age_hours=self.default_max_age).devices
             subunits = [dict(r) for r in conn.execute(
-                rd.select(rd.units.c.id, rd.units.c.path, rd.units.c.depth)
-                .where(rd._in_subtree(rd.units.c.path, unit["path"]), rd.units.c.id != unit_id)
-                .order_by(rd.units.c.path)).mappings()]
+                select(units.c.id, units.c.path, units.c.depth)
+                .where(rd.in_subtree(units.c.path, unit["path"]), units.c.id != unit_id)
+                .order_by(units.c.path)).mappings()]
             child_outdated = detail.children_outdated_agents
             crumbs = self._crumbs(conn, scope, unit["path"])
         points = trend_job.result() if trend_job is not None else self._trend_points(scope, unit_id, now)
@@ -352,8 +341,8 @@ class Web:
     def _crumbs(self, conn: Any, scope: rd.Scope, path: str) -> list[dict[str, Any]]:
         parts = path.split("/")
         paths = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
-        rows = {r.path: r for r in conn.execute(rd.select(rd.units.c.id, rd.units.c.name, rd.units.c.path)
-                                                .where(rd.units.c.path.in_(paths)))}
+        rows = {r.path: r for r in conn.execute(select(units.c.id, units.c.name, units.c.path)
+                                                .where(units.c.path.in_(paths)))}
         return [{"id": rows[p].id, "name": rows[p].name} for p in paths if p in rows and scope.contains(p)]
 
     def device_page(self, ctx: Ctx, device_id: str) -> Response:
@@ -405,8 +394,8 @@ class Web:
         with self.engine.connect() as conn:
             items = rd.list_exceptions(conn, scope, now, include_expired=show_all)
             unit_rows = [dict(r) for r in conn.execute(
-                rd.select(rd.units.c.id, rd.units.c.path).where(scope.clause(rd.units.c.path))
-                .order_by(rd.units.c.path)).mappings()]
+                select(units.c.id, units.c.path).where(scope.clause(units.c.path))
+                .order_by(units.c.path)).mappings()]
         form = form or {"check_id": (q.get("check") or "")[:200], "device": (q.get("device") or "")[:255],
                         "unit_id": (q.get("unit") or "")[:20], "justification": "",
                         "expires": (now + dt.timedelta(days=30)).date().isoformat()}
@@ -456,10 +445,10 @@ class Web:
             return rd.visible_device(conn, scope, text_)["id"]
         except rd.NotFound:
             pass
-        ids = [r.id for r in conn.execute(rd.select(rd.devices.c.id, rd.units.c.path)
-                                          .join(rd.units, rd.units.c.id == rd.devices.c.unit_id)
-                                          .where(rd.devices.c.hostname == text_, rd.devices.c.revoked_at.is_(None),
-                                                 scope.clause(rd.units.c.path)).limit(2))]
+        ids = [r.id for r in conn.execute(select(devices.c.id, units.c.path)
+                                          .join(units, units.c.id == devices.c.unit_id)
+                                          .where(devices.c.hostname == text_, devices.c.revoked_at.is_(None),
+                                                 scope.clause(units.c.path)).limit(2))]
         if len(ids) != 1:
             raise rd.Invalid("device", "no single device with that id or host name" if not ids
                              else "several devices have that host name; use the device id")
@@ -481,8 +470,6 @@ def _check_csrf(expected: str, given: str | None) -> bool:
 
 def mount(app: FastAPI, store: Any, settings: Any) -> Web:
     """Add the dashboard's routes to ``app``."""
-    from server import web_auth
-
     web = Web(app, store, settings)
     router = APIRouter(include_in_schema=False)
 

@@ -15,7 +15,8 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from server import auth
+from server import auth, throttle
+from server.web_common import SECURITY_HEADERS, safe_next
 
 
 def _now() -> dt.datetime:
@@ -36,8 +37,6 @@ def session_user(web: Any, request: Request) -> tuple[Any, str] | None:
 
 def login_page(web: Any, ctx: Any, nxt: str, *, error: str | None = None, username: str = "",
                status: int = 200) -> Response:
-    from server.web import SECURITY_HEADERS
-
     secure = auth.cookies_secure(ctx.request)
     holder = Response()
     token = auth.login_csrf_token(ctx.request, holder, secure=secure)
@@ -51,8 +50,6 @@ def login_page(web: Any, ctx: Any, nxt: str, *, error: str | None = None, userna
 
 
 def login_post(web: Any, request: Request, form: dict[str, str]) -> Response:
-    from server.web import SECURITY_HEADERS, safe_next
-
     ctx = web.ctx(request)
     nxt = safe_next(form.get("next"))
     username = (form.get("username") or "")[:100]
@@ -61,9 +58,15 @@ def login_post(web: Any, request: Request, form: dict[str, str]) -> Response:
     except auth.CsrfFailed:
         return login_page(web, ctx, nxt, error=ctx.t("csrf.failed"), username=username, status=403)
     try:
-        result = auth.login_with_engine(web.engine, username, form.get("password") or "", _now())
+        result = auth.login_with_engine(web.engine, username, form.get("password") or "", _now(),
+                                        source=throttle.source_of(request))
     except auth.LoginFailed:
         return login_page(web, ctx, nxt, error=ctx.t("login.failed"), username=username, status=401)
+    except throttle.TooManyAttempts as exc:
+        resp = login_page(web, ctx, nxt, error=ctx.t("login.throttled", seconds=exc.retry_after), username=username,
+                          status=429)
+        resp.headers.update(exc.headers)
+        return resp
     resp = RedirectResponse(nxt, status_code=303, headers=SECURITY_HEADERS)
     secure = auth.cookies_secure(request)
     auth.set_session_cookie(resp, result.token, secure=secure)
@@ -72,8 +75,6 @@ def login_post(web: Any, request: Request, form: dict[str, str]) -> Response:
 
 
 def logout_post(web: Any, request: Request, form: dict[str, str]) -> Response:
-    from server.web import SECURITY_HEADERS
-
     token = request.cookies.get(auth.COOKIE_NAME)
     sess = session_user(web, request)
     if sess is not None and not auth.csrf_ok(sess[1], form.get("csrf_token")):

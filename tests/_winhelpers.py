@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from auditagent.host import ReplayHost
-from auditagent.probes._windows_snapshot import ARGV
+from auditagent.probes.sources.windows_snapshot import ARGV
 
 PS_ARGV = list(ARGV[:-1]) + ["*"]
 

@@ -287,7 +287,10 @@ class Collector:
         return httpx.Client(base_url=self.url, verify=self.verify, **kwargs)
 
     def enroll(self, unit: str = DEFAULT_UNIT, *, token: str | None = None, key: Any = None,
-               device_id: str | None = None, hostname: str = "test-laptop") -> EnrolledDevice:
+               device_id: str | None = None, hostname: str = "test-laptop",
+               current_key: Any = None) -> EnrolledDevice:
+        """Enrol a new device; with ``device_id`` and ``current_key``, re-key that device
+        (the request carries a rekey proof signed with ``current_key``)."""
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
         from auditagent import report as wire
@@ -298,6 +301,8 @@ class Collector:
                            "platform": "linux"}}
         if device_id:
             body["device_id"] = device_id
+            if current_key is not None:
+                body["rekey_proof"] = wire.sign_rekey(device_id, key.public_key(), current_key)
         with self.client() as c:
             r = c.post("/v1/enroll", json=body)
         assert r.status_code == 201, r.text

@@ -3,6 +3,9 @@ security officer for all units, security officer for a subtree, unit manager, no
 × an object inside and outside the user's subtree → the expected status, on SQLite and
 PostgreSQL. A unit, device, report or exception outside the subtree answers 404, the
 same as a missing one; a role that may not use a route gets 403; no session, 401.
+Every case runs twice: with a log-in session (cookie + CSRF header) and with an API
+token of the same role and unit (``Authorization: Bearer``, no CSRF); "anon" with a
+token is a made-up one.
 
 ``test_every_api_route_has_cases`` fails when a route is added without a row here."""
 from __future__ import annotations
@@ -35,6 +38,19 @@ def app_fleet(collector_db_url):
         c.headers["X-CSRF-Token"] = r.json()["csrf_token"]
         clients[role] = c
     clients["anon"] = TestClient(app, base_url="https://testserver")
+    from server import api_tokens
+
+    with fleet.store.engine.begin() as conn:
+        for role in ROLES:
+            u = fleet.users[role]
+            new = api_tokens.create_api_token(conn, name=f"ac-{role}", role=u.role, unit_path=u.scope_path,
+                                              expires_in=24 * H)
+            c = TestClient(app, base_url="https://testserver")
+            c.headers["Authorization"] = f"Bearer {new.token}"
+            clients["token", role] = c
+    c = TestClient(app, base_url="https://testserver")
+    c.headers["Authorization"] = "Bearer " + api_tokens.new_token_value()
+    clients["token", "anon"] = c
     yield app, fleet, clients
     for c in clients.values():
         c.close()
@@ -81,6 +97,9 @@ CASES: dict[tuple[str, str], dict[str, tuple[int, int | None]]] = {
     ("POST", "/api/v1/users"): ADMIN_ONLY,
     ("GET", "/api/v1/audit"): {**ADMIN_ONLY, "admin": (200, None)},
     ("POST", "/api/v1/logout"): {r: (204, None) for r in ROLES} | {"anon": (401, None)},
+    ("GET", "/api/v1/api-tokens"): {**ADMIN_ONLY, "admin": (200, None)},
+    ("POST", "/api/v1/api-tokens"): ADMIN_ONLY,
+    ("POST", "/api/v1/api-tokens/{api_token_id}/revoke"): {**ADMIN_ONLY, "admin": (200, None)},
     # Public by design: the log-in itself (tested in test_auth.py).
     ("POST", "/api/v1/login"): {},
 }
@@ -99,27 +118,43 @@ def _request(fleet, method, route, which):
         body = {"path": f"Kultur/Ny enhet {uuid.uuid4().hex[:6]}"}
     elif route == "/api/v1/tokens":
         body = {"unit": EB, "expires_in": "1h"}
+    elif route == "/api/v1/api-tokens" and method == "POST":
+        body = {"name": "t" + uuid.uuid4().hex[:8], "role": "unit_manager", "unit": EB, "expires_in": "1h"}
     elif route == "/api/v1/users":
         body = {"username": "u" + uuid.uuid4().hex[:8], "role": "unit_manager", "unit": EB}
     path = route.format(unit_id=unit, device_id=dev.id, report_id=dev.report_ids[0],
                         exception_id=_exception_on(fleet, "eb1" if which == "in" else "ao1")
-                        if "{exception_id}" in route else 0)
+                        if "{exception_id}" in route else 0,
+                        api_token_id=_api_token(fleet) if "{api_token_id}" in route else 0)
     return path, body
 
 
+def _api_token(fleet) -> int:
+    """A fresh API token to revoke."""
+    from server import api_tokens
+
+    with fleet.store.engine.begin() as conn:
+        return api_tokens.create_api_token(conn, name="r" + uuid.uuid4().hex[:8], role="security_officer",
+                                           unit_path=EB).info.id
+
+
 def _cases():
-    for (method, route), table in CASES.items():
-        for role, (st_in, st_out) in table.items():
-            yield pytest.param(method, route, role, "in", st_in, id=f"{method} {route} {role} in")
-            if st_out is not None:
-                yield pytest.param(method, route, role, "out", st_out, id=f"{method} {route} {role} out")
+    for kind in ("session", "token"):
+        for (method, route), table in CASES.items():
+            for role, (st_in, st_out) in table.items():
+                if kind == "token" and route == "/api/v1/logout" and role != "anon":
+                    st_in = 409  # a token has no session to end; an administrator revokes it
+                yield pytest.param(kind, method, route, role, "in", st_in, id=f"{kind} {method} {route} {role} in")
+                if st_out is not None:
+                    yield pytest.param(kind, method, route, role, "out", st_out,
+                                       id=f"{kind} {method} {route} {role} out")
 
 
-@pytest.mark.parametrize("method,route,role,which,expected", list(_cases()))
-def test_access(app_fleet, method, route, role, which, expected):
+@pytest.mark.parametrize("kind,method,route,role,which,expected", list(_cases()))
+def test_access(app_fleet, kind, method, route, role, which, expected):
     app, fleet, clients = app_fleet
-    client = clients[role]
-    if route == "/api/v1/logout" and role != "anon":  # a session of its own, not the shared one
+    client = clients[role] if kind == "session" else clients["token", role]
+    if kind == "session" and route == "/api/v1/logout" and role != "anon":  # a session of its own
         from fastapi.testclient import TestClient
 
         client = TestClient(app, base_url="https://testserver")
@@ -138,7 +173,7 @@ def test_access(app_fleet, method, route, role, which, expected):
         assert missing.status_code == 404
         assert missing.json()["error"]["code"] == r.json()["error"]["code"] == "not_found"
     if route == "/api/v1/logout" and role != "anon":
-        assert client.get("/api/v1/me").status_code == 401
+        assert client.get("/api/v1/me").status_code == (401 if kind == "session" else 200)
 
 
 def all_routes(routes, prefix=""):
@@ -205,7 +240,8 @@ def test_envelope_download_is_verbatim(app_fleet):
 
 def test_openapi_documents_the_api(app_fleet):
     _, _, clients = app_fleet
-    doc = clients["anon"].get("/openapi.json").json()
+    assert clients["anon"].get("/openapi.json", follow_redirects=False).status_code in (303, 401)
+    doc = clients["mgr_eb"].get("/openapi.json").json()
     for path in ("/api/v1/units", "/api/v1/units/{unit_id}", "/api/v1/devices/{device_id}",
                  "/api/v1/exceptions", "/api/v1/reports/{report_id}/envelope"):
         assert path in doc["paths"], path

@@ -20,7 +20,6 @@ import http.server
 import json
 import os
 import re
-import secrets
 import shutil
 import signal
 import socket
@@ -85,12 +84,11 @@ class CaseSystem(http.server.BaseHTTPRequestHandler):
 def stack(tmp_path_factory):
     work = tmp_path_factory.mktemp("gate-nginx")
     init_ca(work / "ca", "Testkommunen")
-    token = secrets.token_urlsafe(32)
-    (work / "gateway.token").write_text(token + "\n")
-    (work / "gateway.token").chmod(0o600)
     collector = start_collector(f"sqlite:///{work / 'collector.db'}", work / "collector",
                                 extra_args=("--readiness-ca", str(work / "ca"), "--certificate-lifetime",
-                                            f"{LIFETIME_S}s", "--gateway-token-file", str(work / "gateway.token")))
+                                            f"{LIFETIME_S}s"))
+    # The gateway's API token (server/api_tokens.py).
+    token = collector.cli("api-token", "create", "case-gateway", "--role", "security_officer").stdout.split()[-1]
     case = http.server.ThreadingHTTPServer(("127.0.0.1", 0), CaseSystem)
     threading.Thread(target=case.serve_forever, daemon=True).start()
     tls = make_test_ca(work / "tls")

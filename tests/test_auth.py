@@ -78,18 +78,27 @@ def test_wrong_password_and_unknown_user_look_the_same(env):
     assert "set-cookie" not in a.headers
 
 
-def test_lockout_after_five_failures(env):
-    _, store, client = env
+def test_five_failures_block_that_address_only(env):
+    app, store, client = env
+    from fastapi.testclient import TestClient
+
     for _ in range(5):
         assert login(client(), "bob", "wrong password!").status_code == 401
-    locked = login(client(), "bob")  # the right password, but locked
-    assert locked.status_code == 401 and locked.json() == login(client(), "nobody", "x").json()
-    with store.engine.begin() as conn:
-        until = conn.execute(text("SELECT locked_until FROM users WHERE username = 'bob'")).scalar_one()
-        assert until is not None
-        conn.execute(update(users).where(users.c.username == "bob")
-                     .values(locked_until=dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)))
-    assert login(client(), "bob").status_code == 200  # 15 minutes later
+    blocked = login(client(), "bob")  # the right password, from the same address: wait
+    assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) > 60
+    assert blocked.json()["error"]["code"] == "too_many_attempts"
+    assert "set-cookie" not in blocked.headers
+    # An unknown user name is throttled the same way (no account existence is revealed).
+    for _ in range(5):
+        login(client(), "nobody-at-all", "wrong password!")
+    assert login(client(), "nobody-at-all", "x").status_code == 429
+    # Bob from his own address is not locked out by the stranger's guesses.
+    own = TestClient(app, base_url="https://testserver", client=("198.51.100.7", 5000))
+    assert login(own, "bob").status_code == 200
+    with store.engine.connect() as conn:
+        entry = conn.execute(text("SELECT detail FROM audit_log WHERE action = 'user.locked' ORDER BY id DESC")
+                             ).scalars().first()
+    assert '"scope": "address"' in entry and '"source": "testclient"' in entry
 
 
 def test_json_login_needs_json(env):

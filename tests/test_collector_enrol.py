@@ -41,7 +41,7 @@ def test_cli_unit_tree_and_token_on_last_line(collector):
     assert data["device_id"] in listed and "lap-1" in listed
     assert "Socialförvaltningen/IFO" in collector.cli("token", "list").stdout
     bad = collector.cli("token", "create", "--unit", "No/Such/Unit", check=False)
-    assert bad.returncode == 1 and "unit add" in bad.stderr
+    assert bad.returncode == 2 and "unit add" in bad.stderr
 
 
 def test_token_is_stored_only_as_a_hash(collector):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -81,6 +82,16 @@ def test_disk_encryption_in_progress_and_suspended():
     sus = facts(disk={"volumes": [vol("C:", "system", False, state="suspended", method="bitlocker")]})
     r = evaluate_check(mkcheck("disk_encryption", allow_in_progress=True), sus)
     assert r.status == "fail" and r.messages[0].code == "disk.suspended"
+
+
+@pytest.mark.parametrize("state", ["suspended", "clear_key", "waiting_activation", "deferred"])
+def test_each_unprotected_state_fails_with_its_own_translated_message(state):
+    from auditagent.i18n import translate
+    f = facts(disk={"volumes": [vol("C:", "system", False, state=state, method="bitlocker")]})
+    r = evaluate_check(mkcheck("disk_encryption", allow_in_progress=True), f)
+    assert r.status == "fail" and [m.code for m in r.messages] == [f"disk.{state}"]
+    texts = {lang: translate(f"disk.{state}", r.messages[0].args, lang) for lang in ("sv", "da", "en")}
+    assert len(set(texts.values())) == 3 and all("C:" in t and f"disk.{state}" not in t for t in texts.values())
 
 
 def test_removable_volume_not_judged():

@@ -5,7 +5,6 @@ every malformed input a precise 4xx or a refusal, never a 500."""
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import urllib.parse
 
@@ -19,10 +18,10 @@ from fastapi.testclient import TestClient
 from auditagent import report as wire
 from auditagent import tls_request
 from server import access
+from server.api_tokens import create_api_token
 from server.readiness import Scope, device_state_rows
 from server.readiness_ca import init_ca
 
-TOKEN = "gateway-token-for-tests-0123456789abcdef"
 
 
 @pytest.fixture(scope="module")
@@ -30,14 +29,15 @@ def env(collector_db_url, tmp_path_factory):
     ca_dir = tmp_path_factory.mktemp("gw") / "ca"
     init_ca(ca_dir)
     app = migrated_app(collector_db_url)
-    # The settings a `serve --readiness-ca DIR --gateway-token-file F` would give.
-    from dataclasses import replace
-
     from server.readiness_ca import ReadinessCA
 
-    app.state.settings = replace(app.state.settings, gateway_token_sha256=hashlib.sha256(TOKEN.encode()).hexdigest())
-    app.state.readiness_ca = ReadinessCA(ca_dir)
+    app.state.readiness_ca = ReadinessCA(ca_dir)  # as `serve --readiness-ca DIR` gives
+    app.state.store.add_unit("Gw/A")
+    with app.state.store.engine.begin() as conn:
+        token = create_api_token(conn, name="gateway", role="security_officer").token
+        scoped = create_api_token(conn, name="gateway-a", role="unit_manager", unit_path="Gw/A").token
     with TestClient(app) as client:
+        client.tokens = {"all": token, "Gw/A": scoped}
         yield app, client
     app.state.store.engine.dispose()
 
@@ -51,7 +51,8 @@ def enrol(app, unit: str) -> EnrolledDevice:
     return EnrolledDevice(id=e["device_id"], key=key, unit=unit, keyid=e["keyid"])
 
 
-def ask(client, token=TOKEN, **headers):
+def ask(client, token="all", **headers):
+    token = client.tokens.get(token, token) if token else None
     h = {"Authorization": f"Bearer {token}"} if token else {}
     h.update({k.replace("_", "-"): v for k, v in headers.items()})
     return client.get("/v1/gateway/check", headers=h)
@@ -80,7 +81,7 @@ def test_answers_follow_the_device_state(env):
         assert dash[dev.id] == access.device_access(conn, dev.id, now).state == "not_ready"
     # Query parameter works too; revoked is refused with its reason.
     assert client.get(f"/v1/gateway/check?device_id={dev.id}",
-                      headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 403
+                      headers={"Authorization": f"Bearer {client.tokens['all']}"}).status_code == 403
     app.state.store.revoke_device(dev.id)
     r = ask(client, X_Device_Id=dev.id)
     assert r.status_code == 403 and r.headers["x-readiness-state"] == "revoked"
@@ -120,5 +121,14 @@ def test_caller_and_input_errors(env):
     assert ask(client, X_Client_Cert="x" * 20000).status_code == 400
     r = ask(client, X_Device_Id="no-such-device")
     assert r.status_code == 403 and r.headers["x-readiness-state"] == "unknown_device"
+    # A token of another unit subtree learns nothing about this device.
+    dev = enrol(app, "Gw/Other")
+    client.post("/v1/reports", content=wire.envelope_bytes(dev.sign()))
+    assert ask(client, X_Device_Id=dev.id).status_code == 200
+    r = ask(client, token="Gw/A", X_Device_Id=dev.id)
+    assert r.status_code == 403 and r.headers["x-readiness-state"] == "unknown_device"
+    mine = enrol(app, "Gw/A/Team")
+    client.post("/v1/reports", content=wire.envelope_bytes(mine.sign()))
+    assert ask(client, token="Gw/A", X_Device_Id=mine.id).status_code == 200
     # A dashboard cookie is no gateway credential.
     assert client.get("/v1/gateway/check", headers={"X-Device-Id": "x", "Cookie": "aa_session=x"}).status_code == 401

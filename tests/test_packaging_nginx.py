@@ -147,3 +147,21 @@ def test_proxy_headers_limits_and_redirect(stack):
         assert r.status_code == 413 and r.headers["content-type"].startswith("text/html"), r.text[:300]
     r = httpx.get(stack["http"] + "/healthz", follow_redirects=False, timeout=10)
     assert r.status_code == 301 and r.headers["location"].startswith("https://")
+
+
+def test_edge_rate_limit_on_login_answers_429_with_retry_after(stack):
+    import ssl
+
+    import httpx
+
+    statuses = []
+    with httpx.Client(verify=ssl.create_default_context(cafile=str(stack["tls"].ca)), timeout=30) as c:
+        for i in range(15):  # rate 10/min, burst 10: the 12th request at the latest is stopped at the edge
+            # (other user names each time, so the collector's own per-account throttle stays out of it)
+            r = c.post(stack["url"] + "/api/v1/login", json={"username": f"nobody{i}", "password": "wrong password"})
+            statuses.append(r.status_code)
+            if r.status_code == 429 and r.headers.get("content-type", "").startswith("application/json"):
+                break
+    assert r.status_code == 429, statuses
+    assert r.json()["error"]["code"] == "too_many_requests" and r.headers["retry-after"] == "60"
+    assert set(statuses[:-1]) <= {401, 429}

@@ -16,7 +16,7 @@ KEYS = {
     "os": {"id", "name", "version", "build", "release", "edition", "kernel", "arch"},
     "disk": {"volumes"},
     "patches": {"manager", "last_update", "pending", "pending_security", "pending_security_oldest_days",
-                "pending_names", "reboot_required", "cached_at", "cache_ttl_seconds"},
+                "pending_names", "reboot_required", "offered_upgrades", "cached_at", "cache_ttl_seconds"},
     "cloud": {"clients"},
     "firewall": {"enabled", "backend", "default_inbound", "profiles", "rules"},
     "screen_lock": {"enabled", "idle_seconds", "desktop"},
@@ -113,4 +113,6 @@ def test_macos_laptop():
     assert gd["name"] == "google_drive" and gd["accounts"][0]["email_domain"] == "example.com" and gd["running"]
     assert f["firewall"]["enabled"] is True and f["firewall"]["rules"] == 6
     assert f["screen_lock"]["idle_seconds"] == 305
-    assert f["patches"]["reboot_required"] is True and f["patches"]["pending"] == 1
+    # Ventura offered to a Catalina Mac is an upgrade: neither a pending patch nor a pending restart.
+    assert (f["patches"]["reboot_required"], f["patches"]["pending"]) == (False, 0)
+    assert f["patches"]["offered_upgrades"] == ["macOS Ventura 13.3.1"]

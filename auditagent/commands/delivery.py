@@ -160,6 +160,10 @@ ENROLL_ADVICE = {
     "invalid_token": "the token is not known to the collector; check it was copied whole, or ask IT for a new one",
     "expired_token": "the token has expired; ask IT for a new one",
     "token_exhausted": "the token has been used as many times as allowed; ask IT for a new one",
+    "rekey_needs_proof": "this device is already enrolled and its current key is missing; ask IT for a re-enrol "
+                         "token for this device (auditagent-collector token create --device ID)",
+    "bad_rekey_proof": "the collector did not accept this device's signature on its new key; check the clock, or ask "
+                       "IT for a re-enrol token for this device",
 }
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 import functools
 import locale
 import os
-import string
 from importlib import resources
 from typing import Any
 
 import yaml
+
+from auditagent.textsafe import fill
 
 LANGS = ("sv", "da", "en")
 DEFAULT = "en"
@@ -43,11 +44,6 @@ def detect_language(env: dict[str, str] | None = None) -> str:
     return DEFAULT
 
 
-class _Lenient(dict):
-    def __missing__(self, key: str) -> str:
-        return "{" + key + "}"
-
-
 def _fmt_value(value: Any, lang: str) -> str:
     if isinstance(value, float):
         text = f"{value:g}"
@@ -59,10 +55,19 @@ def _fmt_value(value: Any, lang: str) -> str:
     return str(value)
 
 
+def known(code: Any) -> bool:
+    """Whether ``code`` is a message of the catalogs (English is the complete one)."""
+    return isinstance(code, str) and isinstance(catalog(DEFAULT).get(code), str)
+
+
 def translate(code: str, args: dict[str, Any] | None = None, lang: str = DEFAULT) -> str:
-    """The message for ``code`` in ``lang`` (English, then the code itself, as fallbacks)."""
-    template = catalog(lang).get(code) or catalog(DEFAULT).get(code) or code
-    values = _Lenient({k: _fmt_value(v, lang) for k, v in (args or {}).items()})
+    """The message for ``code`` in ``lang`` (English as fallback). An unknown code is
+    returned as it is, never used as a template: codes and arguments may come from a
+    device's report (see :mod:`auditagent.textsafe`)."""
+    template = catalog(lang).get(code) or catalog(DEFAULT).get(code)
+    if not isinstance(template, str):
+        return str(code)
+    values = {str(k): _fmt_value(v, lang) for k, v in (args or {}).items()}
     if "how" in values:
         values["how"] = translate(f"how.{values['how']}", None, lang)
-    return string.Formatter().vformat(template, (), values)
+    return fill(template, values)

@@ -1,9 +1,11 @@
 """Probes gather facts; policies judge them.
 
 Every probe is declared here (osquery's way: what it answers, readable without the
-code) and implemented in its own module with one function per OS (psutil's way:
-``linux(ctx)``, ``windows(ctx)``, ``macos(ctx)``). A probe returns a JSON-able dict,
-its *section* of the fact tree. Conventions every section follows (docs/facts.md):
+code) and implemented in one package per concern, one module per OS beside the parsers
+it uses (``disk_encryption/linux.py``, ``disk_encryption/windows.py``,
+``disk_encryption/windows_bitlocker.py`` …), each OS module with ``probe(ctx)``.
+``sources/`` holds what several concerns of one OS read (the PowerShell snapshot, the
+registry). A probe returns a JSON-able dict, its *section* of the fact tree. Conventions every section follows (docs/facts.md):
 
 * ``status``: ``ok`` (everything asked was seen), ``partial`` (some values are
   ``None``), ``unknown`` (nothing could be seen) or ``not_applicable``;
@@ -14,12 +16,13 @@ its *section* of the fact tree. Conventions every section follows (docs/facts.md
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from auditagent.host import Host
 
@@ -32,7 +35,7 @@ class ProbeSpec:
     platforms: tuple[str, ...] = ("linux", "windows", "macos")
 
 
-# The declarations. The module named holds one function per platform.
+# The declarations. The package named holds one module per platform, each with probe(ctx).
 PROBES: dict[str, ProbeSpec] = {
     spec.name: spec
     for spec in (
@@ -54,9 +57,11 @@ class Cache:
     def __init__(self, directory: Path | None) -> None:
         self.directory = directory
 
-    def get_or_compute(self, key: str, ttl: float, compute: Callable[[], Any]) -> tuple[Any, dict[str, Any]]:
-        """Returns (value, meta) with meta = {cached_at, cache_ttl_seconds, from_cache}."""
-        now = time.time()
+    def get_or_compute(self, key: str, ttl: float, compute: Callable[[], Any],
+                       now: float | None = None) -> tuple[Any, dict[str, Any]]:
+        """Returns (value, meta) with meta = {cached_at, cache_ttl_seconds, from_cache}.
+        ``now``: the host's clock (a replayed machine's time), else this machine's."""
+        now = time.time() if now is None else now
         path = self.directory / f"{key}.json" if self.directory else None
         if path is not None and path.is_file():
             try:
@@ -115,16 +120,27 @@ def unknown(reason: str, **extra: Any) -> dict[str, Any]:
     return {"status": "unknown", "reasons": [reason], **extra}
 
 
+def section_status(values: Iterable[Any], reasons: list[str]) -> str:
+    """``ok`` when every core value was seen, ``unknown`` when none was, else ``partial``.
+    A reason alone (e.g. a fallback that was needed) does not lower ``ok``: the values decide."""
+    seen = [v is not None for v in values]
+    if seen and all(seen):
+        return "ok"
+    if any(seen):
+        return "partial"
+    return "unknown"
+
+
 def run_probe(name: str, ctx: ProbeContext) -> dict[str, Any]:
     """One section of facts. A probe that raises is reported as unknown, never as pass."""
     spec = PROBES[name]
     platform = ctx.host.platform
     if platform not in spec.platforms:
         return {"status": "not_applicable", "reasons": [f"{name}: not checked on {platform}"]}
-    module = importlib.import_module(f"auditagent.probes.{spec.module}")
-    fn = getattr(module, platform, None)
-    if fn is None:
+    module_name = f"auditagent.probes.{spec.module}.{platform}"
+    if importlib.util.find_spec(module_name) is None:
         return unknown(f"{name}: no probe for {platform} yet")
+    fn = importlib.import_module(module_name).probe
     try:
         section = fn(ctx)
     except Exception as exc:  # noqa: BLE001 - a probe bug must not become a pass

@@ -1,0 +1,5 @@
+"""Whether a host firewall actually filters inbound traffic.
+
+One module per OS (``linux.py``, ``windows.py``, ``macos.py``), each with ``probe(ctx)``;
+the parsers a probe uses sit beside it (``<os>_<source>.py``).
+"""

@@ -1,0 +1,5 @@
+"""OS name, version, build, kernel; whether the vendor still supports it.
+
+One module per OS (``linux.py``, ``windows.py``, ``macos.py``), each with ``probe(ctx)``;
+the parsers a probe uses sit beside it (``<os>_<source>.py``).
+"""

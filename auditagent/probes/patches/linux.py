@@ -1,0 +1,240 @@
+"""Linux ``patches`` section for apt (Debian, Ubuntu, Mint …), dnf/yum (Fedora, RHEL
+family) and pacman (Arch).
+
+Package-manager queries are slow, so they go through ctx.cache (the facts carry
+when the query ran and for how long it is reused). How long a security update has
+been waiting is this agent's own observation: first-seen times are kept across runs.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import re
+from typing import Any, Callable
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from auditagent.probes import ProbeContext
+from auditagent.probes.patches.linux_parsers import (nevra_name, parse_apt_get_simulate, parse_dnf_check_update,
+                                                      parse_dnf_updateinfo, parse_dpkg_log_last,
+                                                      parse_needs_restarting, parse_pacman_log_last,
+                                                      parse_pacman_qu, parse_rpm_install_times)
+
+C_ENV = {"LC_ALL": "C", "LANG": "C", "LANGUAGE": ""}
+CACHE_TTL = 6 * 3600
+FIRST_SEEN_KEY = "patches-security-first-seen"
+NAMES_CAP = 50
+
+
+class QueryFailed(Exception):
+    """A package-manager query failed: raised inside the cache's compute so failures are never cached."""
+
+
+def _run_ok(ctx: ProbeContext, argv: list[str], ok_codes: tuple[int, ...] = (0,), timeout: float = 120) -> str:
+    res = ctx.host.run(argv, timeout=timeout, env=C_ENV)
+    if res.error or res.returncode not in ok_codes:
+        raise QueryFailed(res.why_not())
+    return res.text()
+
+
+# --------------------------------------------------------------------------- local time of logs
+
+
+def local_zone(ctx: ProbeContext) -> dt.tzinfo:
+    """The machine's zone (dpkg.log is written in local time): /etc/timezone, then the
+    /etc/localtime link; UTC when neither says."""
+    name = None
+    try:
+        name = ctx.host.read_text("/etc/timezone").strip()
+    except OSError:
+        try:
+            target = ctx.host.readlink("/etc/localtime")
+            name = target.split("zoneinfo/", 1)[1] if "zoneinfo/" in target else None
+        except OSError:
+            pass
+    try:
+        return ZoneInfo(name) if name else dt.timezone.utc
+    except (ZoneInfoNotFoundError, ValueError):
+        return dt.timezone.utc
+
+
+# --------------------------------------------------------------------------- apt
+
+
+def _apt_pending() -> Callable[[ProbeContext], dict[str, Any]]:
+    def query(ctx: ProbeContext) -> dict[str, Any]:
+        # -s: simulate (no root, no lock); dist-upgrade also counts updates needing new packages.
+        text = _run_ok(ctx, ["apt-get", "-s", "-o", "Debug::NoLocking=1", "dist-upgrade"])
+        pkgs = parse_apt_get_simulate(text)
+        return {"pending": len(pkgs), "security": sorted({p["name"] for p in pkgs if p["security"]})}
+    return query
+
+
+def _dpkg_last_update(ctx: ProbeContext, reasons: list[str]) -> str | None:
+    zone = local_zone(ctx)
+    logs = ["/var/log/dpkg.log", "/var/log/dpkg.log.1"] + [f"/var/log/dpkg.log.{i}.gz" for i in range(2, 13)]
+    for path in logs:  # newest file first: the first with an install line has the newest one
+        try:
+            data = ctx.host.read_bytes(path)
+        except OSError:
+            continue
+        if path.endswith(".gz"):
+            try:
+                data = gzip.decompress(data)
+            except (OSError, EOFError):
+                continue
+        last = parse_dpkg_log_last(data.decode("utf-8", errors="replace"))
+        if last is not None:
+            return last.replace(tzinfo=zone).astimezone(dt.timezone.utc).isoformat(timespec="seconds")
+    try:  # logs rotated away: dpkg's status database changes with every install
+        mtime = ctx.host.stat_mtime("/var/lib/dpkg/status")
+        reasons.append("last_update from /var/lib/dpkg/status time (no install in dpkg logs)")
+        return dt.datetime.fromtimestamp(mtime, dt.timezone.utc).isoformat(timespec="seconds")
+    except OSError:
+        reasons.append("last_update: no dpkg log")
+        return None
+
+
+def _kernel_reboot_needed(ctx: ProbeContext) -> bool | None:
+    """A newer kernel is installed than the one running (the modules tree says which)."""
+    try:
+        running = ctx.host.read_text("/proc/sys/kernel/osrelease").strip()
+        installed = ctx.host.listdir("/lib/modules")
+    except OSError:
+        return None
+    if running not in installed:
+        return None  # a kernel not managed by the package manager (VM, container)
+
+    def key(v: str) -> list:
+        return [(0, int(x), "") if x.isdigit() else (1, 0, x) for x in re.split(r"[.-]", v)]
+    return max(installed, key=key) != running
+
+
+def _apt_reboot(ctx: ProbeContext, reasons: list[str]) -> bool | None:
+    for path in ("/var/run/reboot-required", "/run/reboot-required"):
+        if ctx.host.exists(path):
+            return True
+    kernel = _kernel_reboot_needed(ctx)
+    if kernel is not None:
+        return kernel
+    # Without update-notifier nothing writes the flag file, so its absence proves nothing.
+    if ctx.host.exists("/usr/share/update-notifier/notify-reboot-required"):
+        return False
+    reasons.append("reboot_required: no reboot-required flag mechanism and no packaged kernel to compare")
+    return None
+
+
+# --------------------------------------------------------------------------- dnf
+
+
+def _dnf_pending(tool: str) -> Callable[[ProbeContext], dict[str, Any]]:
+    def query(ctx: ProbeContext) -> dict[str, Any]:
+        text = _run_ok(ctx, [tool, "-q", "check-update"], ok_codes=(0, 100))  # 100 = updates exist
+        pkgs = parse_dnf_check_update(text)
+        sec_text = _run_ok(ctx, [tool, "-q", "updateinfo", "list", "--security"])
+        # updateinfo lists advisories that apply to installed packages: each is pending.
+        security = sorted({nevra_name(a["package"]) for a in parse_dnf_updateinfo(sec_text)})
+        return {"pending": len(pkgs), "security": security}
+    return query
+
+
+def _rpm_last_update(ctx: ProbeContext, reasons: list[str]) -> str | None:
+    res = ctx.host.run(["rpm", "-qa", "--qf", "%{INSTALLTIME}\\n"], timeout=60, env=C_ENV)
+    newest = parse_rpm_install_times(res.text()) if res.ok else None
+    if newest is None:
+        reasons.append(f"last_update: {res.why_not()}")
+        return None
+    return dt.datetime.fromtimestamp(newest, dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _dnf_reboot(ctx: ProbeContext, tool: str, reasons: list[str]) -> bool | None:
+    res = ctx.host.run([tool, "needs-restarting", "-r"], timeout=60, env=C_ENV)
+    if res.error:
+        reasons.append(f"reboot_required: {res.why_not()}")
+        return None
+    value = parse_needs_restarting(res.text(), res.returncode)
+    if value is None:
+        reasons.append(f"reboot_required: {res.why_not()}")
+    return value
+
+
+# --------------------------------------------------------------------------- pacman
+
+
+def _pacman_pending(ctx: ProbeContext) -> dict[str, Any]:
+    res = ctx.host.run(["pacman", "-Qu"], timeout=60, env=C_ENV)
+    if res.error or res.returncode not in (0, 1):  # 1 = nothing to upgrade
+        raise QueryFailed(res.why_not())
+    return {"pending": len(parse_pacman_qu(res.text())), "security": None}
+
+
+def _pacman_last_update(ctx: ProbeContext, reasons: list[str]) -> str | None:
+    try:
+        last = parse_pacman_log_last(ctx.host.read_text("/var/log/pacman.log"))
+    except OSError:
+        last = None
+    if last is None:
+        reasons.append("last_update: no pacman log")
+        return None
+    return last.astimezone(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+# --------------------------------------------------------------------------- glue
+
+
+def _oldest_days(ctx: ProbeContext, names: list[str]) -> float | None:
+    """Days the longest-waiting pending security update has been seen by this agent."""
+    now = ctx.host.now()
+    first_seen = ctx.cache.load(FIRST_SEEN_KEY) or {}
+    if not isinstance(first_seen, dict):
+        first_seen = {}
+    current = {name: first_seen.get(name) or now.isoformat(timespec="seconds") for name in names}
+    ctx.cache.store(FIRST_SEEN_KEY, current)
+    if not current:
+        return 0.0
+    oldest = min(dt.datetime.fromisoformat(v) for v in current.values())
+    return round((now - oldest).total_seconds() / 86400, 2)
+
+
+def detect_manager(ctx: ProbeContext) -> str | None:
+    for tool, manager in (("apt-get", "apt"), ("dnf", "dnf"), ("yum", "yum"), ("pacman", "pacman")):
+        if ctx.host.which(tool):
+            return manager
+    return None
+
+
+def probe(ctx: ProbeContext) -> dict[str, Any]:
+    manager = detect_manager(ctx)
+    base: dict[str, Any] = {"manager": None, "last_update": None, "pending": None, "pending_security": None,
+                            "pending_security_oldest_days": None, "pending_names": [], "reboot_required": None,
+                            "offered_upgrades": [],
+                            "cached_at": None, "cache_ttl_seconds": None}
+    if manager is None:
+        return {"status": "unknown", "reasons": ["no supported package manager (apt, dnf, yum, pacman)"], **base}
+    reasons: list[str] = []
+    if manager == "apt":
+        query, last, reboot = _apt_pending(), _dpkg_last_update, _apt_reboot
+    elif manager in ("dnf", "yum"):
+        query, last = _dnf_pending(manager), _rpm_last_update
+        reboot = lambda c, r: _dnf_reboot(c, manager, r)  # noqa: E731
+    else:
+        query, last, reboot = _pacman_pending, _pacman_last_update, lambda c, r: _kernel_reboot_needed(c)
+    facts = dict(base, manager="dnf" if manager == "yum" else manager)
+    try:
+        value, meta = ctx.cache.get_or_compute(f"patches-{manager}", CACHE_TTL, lambda: query(ctx),
+                                            now=ctx.host.now().timestamp())
+        facts.update(pending=value["pending"], cached_at=meta["cached_at"], cache_ttl_seconds=meta["cache_ttl_seconds"])
+        security = value["security"]
+        if security is not None:
+            facts["pending_security"] = len(security)
+            facts["pending_names"] = security[:NAMES_CAP]
+            facts["pending_security_oldest_days"] = _oldest_days(ctx, security)
+        else:
+            reasons.append(f"{manager}: does not say which updates are security updates")
+    except QueryFailed as exc:
+        reasons.append(f"pending updates: {exc}")
+    facts["last_update"] = last(ctx, reasons)
+    facts["reboot_required"] = reboot(ctx, reasons)
+    seen = [facts[k] is not None for k in ("pending", "pending_security", "last_update", "reboot_required")]
+    facts["status"] = "ok" if all(seen) else "partial" if any(seen) else "unknown"
+    facts["reasons"] = reasons
+    return {"status": facts.pop("status"), "reasons": facts.pop("reasons"), **facts}

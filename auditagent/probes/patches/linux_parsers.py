@@ -1,0 +1,208 @@
+"""Pure parsers of Linux package-manager outputs and logs (apt/dpkg, dnf/yum/rpm,
+pacman, flatpak). Each takes text and returns plain data."""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+# --------------------------------------------------------------------------- apt / dpkg
+
+
+def is_security_origin(origin: str) -> bool:
+    """An apt origin/suite that carries security fixes: ``jammy-security``,
+    ``Debian-Security:12/oldstable-security``, ``bookworm-security``."""
+    o = origin.lower()
+    return "-security" in o or o.startswith("debian-security") or "/security" in o
+
+
+def parse_apt_get_simulate(text: str) -> list[dict[str, Any]]:
+    """``apt-get -s dist-upgrade`` ``Inst`` lines (stable, scripted-upon format; run with
+    LC_ALL=C for the prose around them). New packages pulled in (no ``[old]``) are not updates."""
+    out = []
+    for line in text.splitlines():
+        m = re.match(r"^Inst (\S+)(?: \[([^\]]*)\])? \((\S+) (.*?)(?: \[([^\]]+)\])?\)", line)
+        if not m or m.group(2) is None:
+            continue
+        origins = [o.strip() for o in m.group(4).split(",") if o.strip()]
+        out.append({"name": m.group(1), "from": m.group(2), "version": m.group(3), "origins": origins,
+                    "security": any(is_security_origin(o) for o in origins)})
+    return out
+
+
+def parse_apt_list_upgradable(text: str) -> list[dict[str, Any]]:
+    """``apt list --upgradable``: ``name/suite[,suite…] version arch [upgradable from: old]``."""
+    out = []
+    for line in text.splitlines():
+        m = re.match(r"^([^/\s]+)/(\S+) (\S+) (\S+) \[upgradable from: ([^\]]+)\]", line)
+        if not m:
+            continue
+        suites = sorted(set(m.group(2).split(",")))
+        out.append({"name": m.group(1), "from": m.group(5), "version": m.group(3), "origins": suites,
+                    "security": any(is_security_origin(s) for s in suites)})
+    return out
+
+
+def parse_apt_check_human(text: str) -> dict[str, int | None]:
+    """update-notifier's ``apt-check --human-readable`` (English only, for captures)."""
+    pending = re.search(r"^(\d+) updates? can be applied", text, re.M)
+    security = re.search(r"^(\d+) (?:of these )?updates? (?:is a|are) (?:standard )?security updates?", text, re.M)
+    return {"pending": int(pending.group(1)) if pending else None,
+            "security": int(security.group(1)) if security else (0 if pending else None)}
+
+
+# apt's list headers: apt 2 wording, then apt 3's (APT::Output-Version >= 30).
+_PHASING_HEADERS = ("The following upgrades have been deferred due to phasing:", "Not upgrading yet due to phasing:")
+_KEPT_HEADERS = ("The following packages have been kept back:", "Not upgrading:")
+_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.~-]*(?::[a-z0-9-]+)?$")
+
+
+def _apt_list(lines: list[str], start: int) -> list[dict[str, Any]]:
+    """The package list under a header: names several to a line (apt 2 and 3 pack them
+    into columns), or one ``name (old => new)`` a line with ``-V``. Ends at the next
+    header, summary or blank line. A list whose indentation was lost (pasted through a
+    web page) still reads, since each line must consist of package names only."""
+    out: list[dict[str, Any]] = []
+    for line in lines[start:]:
+        text = line.strip()
+        if not text or text.endswith(":"):
+            break
+        m = re.fullmatch(r"(\S+) \((\S+) => (\S+)\)", text)
+        if m:
+            out.append({"name": m.group(1), "from": m.group(2), "version": m.group(3)})
+            continue
+        names = text.split()
+        if not all(_PACKAGE.match(n) for n in names):
+            break
+        out.extend({"name": n, "from": None, "version": None} for n in names)
+    return out
+
+
+def parse_apt_phasing(text: str) -> dict[str, Any]:
+    """apt's phasing and kept-back lists and its summary, apt 2 (``N upgraded, …, M not
+    upgraded.``) or apt 3 (``Summary:`` / ``Upgrading: N, …, Not Upgrading: M``)."""
+    lines = text.splitlines()
+    deferred: list[dict[str, Any]] = []
+    kept: list[dict[str, Any]] = []
+    for i, line in enumerate(lines):
+        header = line.strip()
+        if header in _PHASING_HEADERS:
+            deferred += _apt_list(lines, i + 1)
+        elif header in _KEPT_HEADERS:
+            kept += _apt_list(lines, i + 1)
+    upgraded = not_upgraded = None
+    summary = re.search(r"(\d+) upgraded, (\d+) newly installed, (\d+) to remove and (\d+) not upgraded", text)
+    if summary:
+        upgraded, not_upgraded = int(summary.group(1)), int(summary.group(4))
+    else:
+        m = re.search(r"^\s*Upgrading: (\d+),.*?Not Upgrading: (\d+)\s*$", text, re.M)
+        if m:
+            upgraded, not_upgraded = int(m.group(1)), int(m.group(2))
+    return {"deferred": deferred, "kept_back": kept, "upgraded": upgraded, "not_upgraded": not_upgraded}
+
+
+DPKG_CHANGE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) (?:status installed|upgrade|install) ")
+
+
+def parse_dpkg_log_last(text: str) -> dt.datetime | None:
+    """Newest package install/upgrade in a dpkg.log (local time, naive)."""
+    # ISO stamps sort as text, so the newest is found without parsing every line's date.
+    stamps = [m.group(1) for m in map(DPKG_CHANGE.match, text.splitlines()) if m]
+    return dt.datetime.strptime(max(stamps), "%Y-%m-%d %H:%M:%S") if stamps else None
+
+
+def parse_reboot_required_pkgs(text: str) -> list[str]:
+    """/var/run/reboot-required.pkgs: one package per line, repeats allowed (each trigger appends)."""
+    seen: list[str] = []
+    for line in text.splitlines():
+        name = line.strip()
+        if name and name not in seen:
+            seen.append(name)
+    return seen
+
+
+# --------------------------------------------------------------------------- dnf / yum / rpm
+
+
+def parse_dnf_check_update(text: str) -> list[dict[str, str]]:
+    """``dnf/yum check-update``: ``name.arch  version  repo`` rows (exit 100 = updates exist).
+    The ``Obsoleting Packages`` section repeats packages and is not counted."""
+    out = []
+    for line in text.splitlines():
+        if line.startswith("Obsoleting"):
+            break
+        parts = line.split()
+        if len(parts) != 3 or "." not in parts[0] or line.startswith((" ", "Last metadata", "Security:")):
+            continue
+        name, _, arch = parts[0].rpartition(".")
+        if not re.match(r"^[\w:.~+^-]+$", parts[1]):
+            continue
+        out.append({"name": name, "arch": arch, "version": parts[1], "repo": parts[2]})
+    return out
+
+
+def parse_dnf_updateinfo(text: str) -> list[dict[str, str]]:
+    """``dnf updateinfo list --security``: ``ADVISORY  Severity/Sec.  nevra`` rows."""
+    out = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and "/Sec." in parts[1] or len(parts) == 3 and parts[1] == "security":
+            out.append({"advisory": parts[0], "severity": parts[1].split("/")[0], "package": parts[2]})
+    return out
+
+
+def nevra_name(nevra: str) -> str:
+    """``openssl-1:1.1.1k-9.el8_7.x86_64`` → ``openssl``."""
+    m = re.match(r"^(.+?)-(?:\d+:)?[^-]+-[^-]+$", nevra)
+    return m.group(1) if m else nevra
+
+
+def parse_needs_restarting(text: str, returncode: int | None) -> bool | None:
+    """``dnf needs-restarting -r``: exit 1 = reboot needed, 0 = not; the text agrees."""
+    if "Reboot is required" in text:
+        return True
+    if "Reboot should not be necessary" in text:
+        return False
+    return {0: False, 1: True}.get(returncode) if returncode is not None else None
+
+
+def parse_rpm_install_times(text: str) -> float | None:
+    """``rpm -qa --qf '%{INSTALLTIME}\\n'``: epoch seconds, one per package → newest."""
+    times = [int(x) for x in text.split() if x.isdigit()]
+    return float(max(times)) if times else None
+
+
+# --------------------------------------------------------------------------- pacman / flatpak
+
+
+def parse_pacman_qu(text: str) -> list[dict[str, str]]:
+    """``pacman -Qu``: ``name old -> new``."""
+    out = []
+    for line in text.splitlines():
+        m = re.match(r"^(\S+) (\S+) -> (\S+)", line.strip())
+        if m:
+            out.append({"name": m.group(1), "from": m.group(2), "version": m.group(3)})
+    return out
+
+
+def parse_pacman_log_last(text: str) -> dt.datetime | None:
+    """/var/log/pacman.log: ``[2022-12-01T10:00:00+0100] [ALPM] upgraded x (a -> b)``."""
+    last = None
+    for line in text.splitlines():
+        m = re.match(r"^\[(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4})\] \[ALPM\] (?:installed|upgraded) ", line)
+        if m:
+            stamp = dt.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S%z")
+            if last is None or stamp > last:
+                last = stamp
+    return last
+
+
+def parse_flatpak_updates(text: str) -> list[dict[str, str | None]]:
+    """``flatpak remote-ls --updates``: tab-separated name, application id, version, branch, arch."""
+    out = []
+    for line in text.splitlines():
+        cols = line.split("\t")
+        if len(cols) >= 5:
+            out.append({"name": cols[0], "application": cols[1], "version": cols[2] or None,
+                        "branch": cols[3], "arch": cols[4]})
+    return out

@@ -1,0 +1,126 @@
+"""``systeminfo`` and ``wmic qfe`` text (pure parsers).
+
+systeminfo's labels are localised (and so is part of its values: the Chinese capture
+says ``10.0.17763 暂缺 Build 17763``), and it is written in the console's OEM code page
+(cp850 Spanish, GBK Chinese). So it is read by *structure*, never by label:
+
+* the OS version is the value matching ``10.0.NNNNN`` (the only such line);
+* hot fixes are the ``[NN]: KBnnnnnnn`` lines; their declared count is the first
+  number on the line just before the first of them;
+* the OS name is the ``Microsoft Windows …`` value — only when it is plain ASCII
+  (a localised edition name is not something we can read safely);
+* dates are read only when unambiguous (day > 12, or year first): ``7/2/2023`` could be
+  either July or February, so it stays unknown.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from typing import Any
+
+
+def decode_systeminfo(data: bytes) -> str:
+    """Bytes as captured: UTF-16 with BOM, UTF-8, else an OEM code page. GBK is tried
+    before cp850 because every byte string decodes as cp850 (it cannot fail)."""
+    from auditagent.host import decode_bytes
+
+    if data.startswith((b"\xff\xfe", b"\xfe\xff", b"\xef\xbb\xbf")):
+        return decode_bytes(data)
+    for enc in ("utf-8", "gbk", "cp850"):
+        try:
+            text = data.decode(enc)
+        except UnicodeDecodeError:
+            continue
+        if enc == "gbk" and not re.search(r"[\u4e00-\u9fff]", text):
+            continue  # decoded, but not Chinese: a Latin OEM page is the better guess
+        return text
+    return data.decode("cp850", errors="replace")
+
+
+def _value(line: str) -> str:
+    """The value column of ``Label:   value`` (labels may hold ':' too, e.g. 'Virtual Memory: Max Size:')."""
+    m = re.match(r"^\S.*?:\s{2,}(.*)$", line) or re.match(r"^\S.*?:\s(.*)$", line)
+    return (m.group(1) if m else line).strip()
+
+
+def parse_date(text: str) -> _dt.date | None:
+    """An unambiguous date out of a localised date string, or None."""
+    text = text.strip()
+    m = re.match(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})", text)  # 2019/1/24, 1999-01-01
+    if m:
+        y, mo, d = map(int, m.groups())
+    else:
+        m = re.match(r"^(\d{1,2})[-/.](\d{1,2})[-/.](\d{4})", text)
+        if not m:
+            return None
+        a, b, y = map(int, m.groups())
+        if a > 12 >= b:
+            d, mo = a, b
+        elif b > 12 >= a:
+            mo, d = a, b
+        elif a == b:
+            d = mo = a
+        else:
+            return None  # 7/2/2023: month/day order is a locale setting we cannot see
+    try:
+        return _dt.date(y, mo, d)
+    except ValueError:
+        return None
+
+
+def parse_systeminfo(text: str) -> dict[str, Any]:
+    lines = [ln.rstrip("\r") for ln in text.splitlines()]
+    out: dict[str, Any] = {"name": None, "version": None, "build": None, "hotfixes": [], "hotfix_count": None,
+                           "install_date": None, "language": None, "reasons": []}
+    for line in lines:
+        m = re.search(r"\b(10\.0\.(\d{5}))\b", line)
+        if m and re.match(r"^\S", line) and out["version"] is None:
+            out["version"], out["build"] = m.group(1), m.group(2)
+    names = [_value(ln) for ln in lines if re.match(r"^\S", ln) and "Microsoft Windows" in _value(ln)
+             and _value(ln).startswith("Microsoft Windows")]
+    if names:
+        out["name"] = names[0] if names[0].isascii() else None
+        if out["name"] is None:
+            out["reasons"].append("systeminfo: OS name is localised")
+    kb_idx = [i for i, ln in enumerate(lines) if re.match(r"^\s+\[\d+\]:\s+KB\d+\s*$", ln)]
+    out["hotfixes"] = [re.search(r"KB\d+", lines[i]).group(0) for i in kb_idx]  # type: ignore[union-attr]
+    if kb_idx and kb_idx[0] > 0:
+        count = re.search(r"\d+", _value(lines[kb_idx[0] - 1]))
+        out["hotfix_count"] = int(count.group(0)) if count else None
+    if out["hotfix_count"] is not None and out["hotfix_count"] != len(out["hotfixes"]):
+        out["reasons"].append("systeminfo: hotfix count does not match the list")
+    # English labels are recognised for what structure cannot give (the install date).
+    if any(ln.startswith("OS Name:") for ln in lines):
+        out["language"] = "en"
+        for ln in lines:
+            if ln.startswith("Original Install Date:"):
+                out["install_date"] = parse_date(_value(ln))
+    return out
+
+
+def decode_wmic(data: bytes) -> str:
+    from auditagent.host import decode_bytes
+
+    return decode_bytes(data)
+
+
+def parse_wmic_qfe(text: str) -> list[dict[str, Any]]:
+    """``wmic qfe`` fixed-width table → [{HotFixID, Description, InstalledOn}]. Columns are
+    cut at the header's start positions (values can hold spaces: 'Security Update')."""
+    lines = [ln.rstrip("\r") for ln in text.splitlines() if ln.strip()]
+    if not lines or "HotFixID" not in lines[0]:
+        return []
+    header = lines[0]
+    starts = [m.start() for m in re.finditer(r"\S+", header)]
+    names = header.split()
+    rows = []
+    for ln in lines[1:]:
+        cells = {}
+        for i, (name, start) in enumerate(zip(names, starts)):
+            end = starts[i + 1] if i + 1 < len(starts) else len(ln)
+            cells[name] = ln[start:end].strip()
+        if cells.get("HotFixID"):
+            rows.append({"HotFixID": cells["HotFixID"], "Description": cells.get("Description") or None,
+                         "InstalledOn": cells.get("InstalledOn") or None})
+    return rows
+

@@ -1,0 +1,62 @@
+"""Readiness: what the dashboard, the API and the exports say about devices and units.
+
+Computed in SQL from the latest-state rows (``device_state``, ``device_checks``,
+``device_days``), on SQLite and PostgreSQL alike. Every function takes a SQLAlchemy
+Connection, a :class:`Scope` (the unit subtree the user may see; ``Scope()`` = all
+units) and ``now`` (so tests fix time). Nothing loops over devices in Python beyond the
+page being shown; loops over units (a few hundred) and days (90) are fine.
+
+Where to look:
+
+=================== ==================================================================
+``state``           how a device's state is decided (one definition) and the readiness %
+``cover``           which failing checks active exceptions excuse
+``units``           the overview tree and one unit's page
+``devices``         one device: its row, its page, its timeline, signed reports, key
+``trend``           the readiness trend per day
+``exceptions``      granting, revoking and listing exceptions
+``export``          CSV export
+``versions``        agent versions and outdated agents
+``audit``           the audit log
+``scope``           who may see what; the errors raised (404/403/422)
+``sql``             SQLite/PostgreSQL differences
+=================== ==================================================================
+"""
+from __future__ import annotations
+
+from server.readiness.state import (
+    DEFAULT_MAX_REPORT_AGE_HOURS, NEVER_REPORTED, NOT_READY, READY, STALE, STATES, StaleDevice,
+    device_state_rows, device_states, percent, stale_longest)
+from server.readiness.cover import (
+    Cover, exception_cover)
+from server.readiness.units import (
+    FailingCheck, Overview, StateCounts, UnitDetail, UnitSummary, overview, scope_units, unit_detail,
+    unit_tree)
+from server.readiness.devices import (
+    MAX_PER_PAGE, CheckResult, DeviceDetail, DevicePage, DeviceRow, SignedReport, Timeline, TimelineEntry,
+    device_detail, device_public_key, device_timeline, report_envelope)
+from server.readiness.trend import (
+    CLOSED_AFTER, TrendPoint, trend)
+from server.readiness.exceptions import (
+    MAX_EXCEPTION_DAYS, ExceptionInfo, get_exception, grant_exception, list_exceptions, revoke_exception)
+from server.readiness.export import (
+    CSV_COLUMNS, csv_cell, export_csv, export_rows)
+from server.readiness.versions import (
+    AgentVersions, agent_versions, fleet_agent_versions, version_key)
+from server.readiness.audit import (
+    AuditEntry, audit_entries)
+from server.readiness.scope import (
+    Actor, Forbidden, Invalid, NotFound, Scope, in_subtree, scope_unit_ids, visible_device, visible_unit)
+
+__all__ = [
+    'DEFAULT_MAX_REPORT_AGE_HOURS', 'NEVER_REPORTED', 'NOT_READY', 'READY', 'STALE', 'STATES', 'StaleDevice',
+    'device_state_rows', 'device_states', 'percent', 'stale_longest', 'Cover', 'exception_cover',
+    'FailingCheck', 'Overview', 'StateCounts', 'UnitDetail', 'UnitSummary', 'overview', 'scope_units',
+    'unit_detail', 'unit_tree', 'MAX_PER_PAGE', 'CheckResult', 'DeviceDetail', 'DevicePage', 'DeviceRow',
+    'SignedReport', 'Timeline', 'TimelineEntry', 'device_detail', 'device_public_key', 'device_timeline',
+    'report_envelope', 'CLOSED_AFTER', 'TrendPoint', 'trend', 'MAX_EXCEPTION_DAYS', 'ExceptionInfo',
+    'get_exception', 'grant_exception', 'list_exceptions', 'revoke_exception', 'CSV_COLUMNS', 'csv_cell',
+    'export_csv', 'export_rows', 'AgentVersions', 'agent_versions', 'fleet_agent_versions', 'version_key',
+    'AuditEntry', 'audit_entries', 'Actor', 'Forbidden', 'Invalid', 'NotFound', 'Scope', 'in_subtree',
+    'scope_unit_ids', 'visible_device', 'visible_unit',
+]

@@ -1,0 +1,115 @@
+"""Exception cover: which failing checks an active exception excuses (on the device, or
+on its unit or any ancestor unit), gathered once per request.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from sqlalchemy import String, and_, cast, exists, literal, or_, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql import ColumnElement
+
+from server.db import device_checks, device_state, exceptions, units
+from server.readiness.scope import ancestor_or_self
+from server.readiness.sql import ts_param
+
+def exception_active(now: dt.datetime, e: Any = exceptions) -> ColumnElement[bool]:
+    return and_(e.c.revoked_at.is_(None), e.c.expires_at > ts_param(now), e.c.granted_at <= ts_param(now))
+
+
+def covered_exists(conn: Connection, now: dt.datetime, check_col: Any, device_col: Any, unit_path_col: Any) -> Any:
+    """SQL EXISTS: an active exception covers ``check_col`` on this device (device-level, or
+    on its unit or any ancestor unit). Correlated: for a page of rows, not for a fleet."""
+    e = exceptions.alias("ex")
+    eu = units.alias("exu")
+    return (exists(select(literal(1)).select_from(e.outerjoin(eu, eu.c.id == e.c.unit_id))
+                   .where(e.c.check_id == check_col, exception_active(now, e),
+                          or_(e.c.device_id == device_col,
+                              and_(e.c.unit_id.is_not(None), ancestor_or_self(eu.c.path, unit_path_col))))
+                   .correlate_except(e, eu)))
+
+
+@dataclass(frozen=True)
+class Cover:
+    """What the active exceptions cover, gathered once per request (there are few): the
+    checks excepted unit-wide per unit (an exception on a unit covers its whole subtree)
+    and per device. Handed to SQL as short literal lists — bounded by the number of
+    exceptions, not of devices — so the planner sees exactly how little they select."""
+
+    unit_checks: frozenset[tuple[str, int]] = frozenset()  # (check_id, unit id)
+    device_checks: frozenset[tuple[str, str]] = frozenset()  # (check_id, device id)
+    ready_pairs: frozenset[tuple[int, str]] = frozenset()  # (unit id, failing_required) covered unit-wide
+    named_devices: frozenset[str] = frozenset()  # devices with a device exception …
+    ready_devices: frozenset[str] = frozenset()  # … and those of them whose failing checks are all covered
+
+    # Pairs are matched as one text key ("check unit", "check device"): check ids hold no
+    # space, and a list of plain values is looked up from a hash, where a list of row
+    # values would be compared one by one.
+
+    def covers_check(self, check_col: Any, device_col: Any, unit_id_col: Any) -> ColumnElement[bool]:
+        """SQL: an active exception covers this check on this device."""
+        return or_(_key(check_col, unit_id_col).in_(sorted(f"{c} {u}" for c, u in self.unit_checks)),
+                   _key(check_col, device_col).in_(sorted(f"{c} {d}" for c, d in self.device_checks)))
+
+    def covers_all(self, s: Any) -> ColumnElement[bool]:
+        """SQL on a device_state relation ``s``: every failing required check is covered."""
+        by_unit = and_(_key(s.c.failing_required, s.c.unit_id).in_(sorted(f"{f} {u}" for u, f in self.ready_pairs)),
+                       s.c.device_id.not_in(sorted(self.named_devices)))
+        return or_(by_unit, s.c.device_id.in_(sorted(self.ready_devices)))
+
+
+def _key(text_col: Any, other_col: Any) -> Any:
+    return text_col + literal(" ") + cast(other_col, String)
+
+
+def exception_cover(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | None = None) -> Cover:
+    """The :class:`Cover` of the exceptions active at ``now`` (for devices of ``unit_ids``)."""
+    e, eu = exceptions.alias("aex"), units.alias("aexu")
+    active = conn.execute(select(e.c.check_id, e.c.device_id, eu.c.path)
+                          .select_from(e.outerjoin(eu, eu.c.id == e.c.unit_id))
+                          .where(exception_active(now, e))).all()
+    if not active:
+        return Cover()
+    by_unit_path: dict[str, set[str]] = {}
+    by_device: dict[str, set[str]] = {}
+    for check_id, device_id, path in active:
+        if device_id is not None:
+            by_device.setdefault(device_id, set()).add(check_id)
+        elif path is not None:
+            by_unit_path.setdefault(path, set()).add(check_id)
+    unit_cov: dict[int, set[str]] = {}
+    if by_unit_path:
+        for uid, path in conn.execute(select(units.c.id, units.c.path)):
+            for p, checks in by_unit_path.items():
+                if path == p or path.startswith(p + "/"):
+                    unit_cov.setdefault(uid, set()).update(checks)
+    wanted = set(unit_cov) if unit_ids is None else set(unit_cov) & set(unit_ids)
+    s = device_state
+    ready_pairs = set()
+    if wanted:
+        for uid, failing in conn.execute(select(s.c.unit_id, s.c.failing_required).distinct()
+                                         .where(s.c.unit_id.in_(sorted(wanted)), s.c.failing_required != "")):
+            if set(failing.split(",")) <= unit_cov[uid]:
+                ready_pairs.add((uid, failing))
+    # Device exceptions: only those on devices of ``unit_ids`` matter to this request; of
+    # them, those in a unit with covered pairs must be kept out of the unit-wide test.
+    dev_unit: dict[str, int] = {}
+    ready_devices = set()
+    if by_device:
+        q = select(s.c.device_id, s.c.unit_id, s.c.failing_required).where(s.c.device_id.in_(sorted(by_device)))
+        if unit_ids is not None:
+            q = q.where(s.c.unit_id.in_(unit_ids))
+        for dev, uid, failing in conn.execute(q):
+            dev_unit[dev] = uid
+            if failing and set(failing.split(",")) <= unit_cov.get(uid, set()) | by_device[dev]:
+                ready_devices.add(dev)
+    pair_units = {u for u, _f in ready_pairs}
+    return Cover(unit_checks=frozenset((c, u) for u, cs in unit_cov.items() for c in cs
+                                       if unit_ids is None or u in wanted),
+                 device_checks=frozenset((c, d) for d, cs in by_device.items() for c in cs if d in dev_unit),
+                 ready_pairs=frozenset(ready_pairs),
+                 named_devices=frozenset(d for d, u in dev_unit.items() if u in pair_units),
+                 ready_devices=frozenset(ready_devices))
+

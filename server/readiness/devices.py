@@ -1,0 +1,224 @@
+"""One device: its row in a list (state, failing and excepted checks), its page (latest
+results, exceptions that apply, timeline), its signed reports and key.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from sqlalchemy import exists, func, literal, or_, select
+from sqlalchemy.engine import Connection
+
+from auditagent import report as wire
+from server.db import device_checks, device_keys, device_state, devices, exceptions, reports, units, utc
+from server.readiness.cover import covered_exists
+from server.readiness.exceptions import ExceptionInfo, list_exceptions
+from server.readiness.scope import Invalid, NotFound, Scope, visible_device
+from server.readiness.state import (DEFAULT_MAX_REPORT_AGE_HOURS, NEVER_REPORTED, NOT_READY, READY, STALE,
+                                    STATES, device_state_rows)
+from server.readiness.versions import agent_versions, version_key
+from server.store import FAILING_STATUSES
+
+MAX_PER_PAGE = 500
+
+@dataclass(frozen=True)
+class DeviceRow:
+    id: str
+    hostname: str
+    unit_id: int
+    unit_path: str
+    platform: str | None
+    os: str | None
+    agent_version: str | None
+    agent_outdated: bool
+    state: str
+    last_seen: dt.datetime | None
+    received_at: dt.datetime | None
+    failing_checks: list[str] = field(default_factory=list)  # required, not met, not excepted
+    excepted_checks: list[str] = field(default_factory=list)  # required, not met, covered by an exception
+
+
+@dataclass(frozen=True)
+class DevicePage:
+    items: list[DeviceRow]
+    total: int
+    page: int
+    per_page: int
+
+
+STATE_ORDER = {NOT_READY: 0, STALE: 1, NEVER_REPORTED: 2, READY: 3}
+
+
+def device_rows(conn: Connection, now: dt.datetime, rows: Sequence[Any], newest: str | None) -> list[DeviceRow]:
+    """DeviceRows for one page of device_state_rows results, with their failing checks."""
+    ids = [r["id"] for r in rows]
+    failing: dict[str, list[str]] = {i: [] for i in ids}
+    excepted: dict[str, list[str]] = {i: [] for i in ids}
+    if ids:
+        dc = device_checks
+        covered = covered_exists(conn, now, dc.c.check_id, dc.c.device_id, units.c.path)
+        q = (select(dc.c.device_id, dc.c.check_id, covered.label("covered"))
+             .select_from(dc.join(devices, devices.c.id == dc.c.device_id).join(units, units.c.id == devices.c.unit_id))
+             .where(dc.c.device_id.in_(ids), dc.c.severity == "required", dc.c.status.in_(FAILING_STATUSES))
+             .order_by(dc.c.check_id))
+        for r in conn.execute(q):
+            (excepted if r.covered else failing)[r.device_id].append(r.check_id)
+    out = []
+    for r in rows:
+        v = r["agent_version"]
+        out.append(DeviceRow(id=r["id"], hostname=r["hostname"], unit_id=r["unit_id"], unit_path=r["unit_path"],
+                             platform=r["platform"], os=r["os"], agent_version=v,
+                             agent_outdated=bool(newest and v and version_key(v) < version_key(newest)),
+                             state=r["state"], last_seen=utc(r["generated_at"]), received_at=utc(r["received_at"]),
+                             failing_checks=failing[r["id"]], excepted_checks=excepted[r["id"]]))
+    return out
+
+
+def device_filters(ds: Any, *, state: str | None, check: str | None, os: str | None) -> list[Any]:
+    """WHERE conditions of the devices list, on any relation with device_state_rows' columns."""
+    if state and state not in STATES:
+        raise Invalid("state", f"must be one of {', '.join(STATES)}")
+    conds: list[Any] = []
+    if state:
+        conds.append(ds.c.state == state)
+    if check:
+        conds.append(exists(select(literal(1)).where(device_checks.c.device_id == ds.c.id,
+                                                     device_checks.c.check_id == check,
+                                                     device_checks.c.status.in_(FAILING_STATUSES))))
+    if os:
+        conds.append(or_(ds.c.platform == os, ds.c.os == os))
+    return conds
+
+# ------------------------------------------------------------------ devices
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    check_id: str
+    kind: str | None
+    severity: str
+    status: str
+    messages: list[Any]
+    evidence: Any
+    excepted_by: int | None  # id of the active exception covering this failing required check
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    report_id: str
+    sequence: int
+    generated_at: dt.datetime
+    received_at: dt.datetime
+    verdict: str
+    policy_id: str
+    policy_version: str
+
+
+@dataclass(frozen=True)
+class Timeline:
+    items: list[TimelineEntry]
+    total: int
+    page: int
+    per_page: int
+
+
+@dataclass(frozen=True)
+class DeviceDetail:
+    device: DeviceRow
+    serial: str | None
+    enrolled_at: dt.datetime
+    keyid: str
+    last_sequence: int
+    policy: dict[str, Any] | None  # {id, version, sha256} of the latest report
+    facts: dict[str, Any] | None
+    results: list[CheckResult]
+    exceptions: list[ExceptionInfo]  # active ones that apply to this device
+    timeline: Timeline
+
+
+def device_detail(conn: Connection, scope: Scope, device_id: str, now: dt.datetime, *, page: int = 1,
+                  per_page: int = 50, min_agent_version: str | None = None,
+                  default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> DeviceDetail:
+    """A device's state, its latest facts and results (decoded from the stored envelope of
+    its latest report), the exceptions that apply, and its report timeline (newest first)."""
+    dev = visible_device(conn, scope, device_id)
+    ds = device_state_rows(conn, scope, now, unit_ids=[dev["unit_id"]],
+                           default_max_age_hours=default_max_age_hours).subquery("ds")
+    row = conn.execute(select(ds).where(ds.c.id == dev["id"])).mappings().one()
+    versions_newest = agent_versions(conn, Scope(dev["unit_path"]), dev["unit_path"], now,
+                                     minimum=min_agent_version).newest
+    drow = device_rows(conn, now, [row], versions_newest)[0]
+    st = conn.execute(select(device_state).where(device_state.c.device_id == dev["id"])).mappings().first()
+    applying = list_exceptions(conn, scope, now, device_id=dev["id"])
+    by_check = {e.check_id: e.id for e in applying if e.status == "active"}
+    facts = policy = None
+    results: list[CheckResult] = []
+    if st is not None and st["last_report_id"]:
+        env = conn.execute(select(reports.c.envelope).where(reports.c.report_id == st["last_report_id"])).scalar()
+        if env is not None:
+            pred = wire.decode_envelope(wire.parse_envelope(env)).statement["predicate"]
+            facts, policy = pred.get("facts"), pred.get("policy")
+            for r in pred.get("results") or []:
+                sev = r.get("severity") if r.get("severity") in ("required", "recommended") else "required"
+                failing_req = sev == "required" and r.get("status") in FAILING_STATUSES
+                results.append(CheckResult(check_id=r.get("check_id"), kind=r.get("kind"), severity=sev,
+                                           status=r.get("status"), messages=list(r.get("messages") or []),
+                                           evidence=r.get("evidence"),
+                                           excepted_by=by_check.get(r.get("check_id")) if failing_req else None))
+    return DeviceDetail(device=drow, serial=dev["serial"], enrolled_at=utc(dev["enrolled_at"]),
+                        keyid=dev["current_keyid"], last_sequence=int(st["last_sequence"]) if st else 0,
+                        policy=policy, facts=facts, results=results, exceptions=applying,
+                        timeline=device_timeline(conn, scope, dev["id"], page=page, per_page=per_page))
+
+
+def device_timeline(conn: Connection, scope: Scope, device_id: str, *, page: int = 1,
+                    per_page: int = 50) -> Timeline:
+    dev = visible_device(conn, scope, device_id)
+    page = max(1, int(page))
+    per_page = max(1, min(int(per_page), MAX_PER_PAGE))
+    total = conn.execute(select(func.count()).select_from(reports)
+                         .where(reports.c.device_id == dev["id"])).scalar_one()
+    rows = conn.execute(select(reports.c.report_id, reports.c.sequence, reports.c.generated_at,
+                               reports.c.received_at, reports.c.verdict, reports.c.policy_id,
+                               reports.c.policy_version)
+                        .where(reports.c.device_id == dev["id"]).order_by(reports.c.sequence.desc())
+                        .limit(per_page).offset((page - 1) * per_page)).all()
+    return Timeline(items=[TimelineEntry(r.report_id, int(r.sequence), utc(r.generated_at), utc(r.received_at),
+                                         r.verdict, r.policy_id, r.policy_version) for r in rows],
+                    total=int(total), page=page, per_page=per_page)
+
+
+@dataclass(frozen=True)
+class SignedReport:
+    report_id: str
+    device_id: str
+    envelope: str  # verbatim, as received
+    keyid: str
+    public_key_pem: str | None  # the key that signed it (from device_keys)
+
+
+def report_envelope(conn: Connection, scope: Scope, report_id: str) -> SignedReport:
+    """The stored envelope of one report, verbatim, and the public key that signed it."""
+    row = conn.execute(select(reports.c.report_id, reports.c.device_id, reports.c.envelope, reports.c.keyid)
+                       .where(reports.c.report_id == str(report_id)[:36])).first()
+    if row is None:
+        raise NotFound("report", report_id)
+    try:
+        visible_device(conn, scope, row.device_id)
+    except NotFound:
+        raise NotFound("report", report_id) from None
+    pem = conn.execute(select(device_keys.c.public_key_pem).where(device_keys.c.device_id == row.device_id,
+                                                                  device_keys.c.keyid == row.keyid)).scalar()
+    return SignedReport(row.report_id, row.device_id, row.envelope, row.keyid, pem)
+
+
+def device_public_key(conn: Connection, scope: Scope, device_id: str) -> tuple[str, str]:
+    """(keyid, SubjectPublicKeyInfo PEM) of the device's current key."""
+    dev = visible_device(conn, scope, device_id)
+    pem = conn.execute(select(device_keys.c.public_key_pem).where(device_keys.c.device_id == dev["id"],
+                                                                  device_keys.c.keyid == dev["current_keyid"])).scalar()
+    if pem is None:
+        pem = wire.public_key_pem(wire.public_key_from_raw(bytes(dev["public_key"])))
+    return dev["current_keyid"], pem
+

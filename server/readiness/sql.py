@@ -1,0 +1,55 @@
+"""SQL that differs between SQLite and PostgreSQL (timestamps, intervals, string
+aggregation), kept here so the queries elsewhere read the same on both.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import DateTime, Interval, bindparam, cast, func
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql import ColumnElement
+
+from server.db import utc
+
+# ------------------------------------------------------------------ dialect helpers
+
+
+def dialect(conn: Connection) -> str:
+    return conn.dialect.name
+
+
+def ts_param(value: dt.datetime) -> Any:
+    return bindparam(None, utc(value), type_=DateTime(timezone=True))
+
+
+def minus_hours(conn: Connection, ts: dt.datetime, hours: Any) -> Any:
+    """SQL timestamp ``ts - hours`` (``hours`` an integer SQL expression)."""
+    if dialect(conn) == "postgresql":
+        return ts_param(ts) - func.make_interval(0, 0, 0, 0, hours, type_=Interval)
+    # SQLite stores 'YYYY-MM-DD HH:MM:SS.ffffff' text; strftime yields the same shape (ms).
+    return func.strftime("%Y-%m-%d %H:%M:%f", ts_param(ts), func.printf("-%d hours", hours))
+
+
+def day_end(conn: Connection, day_col: Any) -> Any:
+    """SQL timestamp: midnight UTC after ``day_col``."""
+    if dialect(conn) == "postgresql":
+        return cast(day_col, DateTime) + func.make_interval(0, 0, 0, 1, type_=Interval)
+    return func.strftime("%Y-%m-%d %H:%M:%f", day_col, "+1 day")
+
+
+def agg_list(conn: Connection, col: Any) -> Any:
+    """SQL: the values of ``col`` in a group joined with ',' (order unspecified)."""
+    if dialect(conn) == "postgresql":
+        return func.string_agg(col, ",")
+    return func.group_concat(col, ",")
+
+
+def contains_item(conn: Connection, csv_col: Any, item: Any) -> ColumnElement[bool]:
+    """SQL: ``item`` is one of the comma-separated values in ``csv_col``."""
+    hay = "," + csv_col + ","
+    needle = "," + item + ","
+    if dialect(conn) == "postgresql":
+        return func.strpos(hay, needle) > 0
+    return func.instr(hay, needle) > 0
+

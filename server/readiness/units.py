@@ -1,0 +1,226 @@
+"""Unit views: the tree with each unit's roll-up (the overview), and one unit's page
+(children, checks failing most, stale devices, a filtered page of devices).
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from sqlalchemy import case, func, select
+from sqlalchemy.engine import Connection
+
+from server.db import device_checks, device_state, devices, units
+from server.readiness.cover import Cover, exception_cover
+from server.readiness.devices import DevicePage, MAX_PER_PAGE, STATE_ORDER, device_filters, device_rows
+from server.readiness.scope import Invalid, Scope, in_subtree, visible_unit
+from server.readiness.state import (DEFAULT_MAX_REPORT_AGE_HOURS, READY, STATES, StaleDevice,
+                                    device_state_rows, device_states, not_revoked, percent, stale_longest,
+                                    unit_max_age)
+from server.readiness.versions import AgentVersions, agent_versions, version_key, versions_of
+from server.store import FAILING_STATUSES
+
+# ------------------------------------------------------------------ units
+
+
+@dataclass(frozen=True)
+class StateCounts:
+    ready: int = 0
+    not_ready: int = 0
+    stale: int = 0
+    never_reported: int = 0
+
+
+@dataclass(frozen=True)
+class UnitSummary:
+    id: int
+    path: str
+    name: str
+    parent_id: int | None  # None also when the parent lies outside the user's scope
+    depth: int
+    counts: StateCounts
+    total: int
+    ready_pct: float | None
+    max_report_age_hours: int
+
+
+
+def scope_units(conn: Connection, scope: Scope, root: str | None = None) -> list[dict[str, Any]]:
+    """The units in scope (and in the subtree at ``root``), with their effective max
+    report age (NULL: the default): a few hundred rows, parents before children."""
+    ua = unit_max_age("scope_unit_age")
+    q = (select(units.c.id, units.c.path, units.c.name, units.c.parent_id, units.c.depth, ua.c.max_age_hours)
+         .join(ua, ua.c.unit_id == units.c.id).where(scope.clause(units.c.path)))
+    if root is not None:
+        q = q.where(in_subtree(units.c.path, root))
+    rows = [dict(r) for r in conn.execute(q).mappings()]
+    rows.sort(key=lambda u: u["path"].split("/"))
+    return rows
+
+@dataclass(frozen=True)
+class _Counted:
+    """Devices per (unit, state, agent version) — one pass over the device states, from
+    which roll-ups, version distributions and outdated counts are all summed in Python."""
+    rows: list[tuple[int, str, str | None, int]]
+
+    def rollup(self, unit_list: list[dict[str, Any]]) -> dict[int, dict[str, int]]:
+        """Per unit: its own devices and all below it, by state."""
+        parent = {u["id"]: u["parent_id"] for u in unit_list}
+        out: dict[int, dict[str, int]] = {u["id"]: {s: 0 for s in STATES} for u in unit_list}
+        for unit_id, state, _v, n in self.rows:
+            uid: int | None = unit_id
+            while uid is not None and uid in out:
+                out[uid][state] += n
+                uid = parent.get(uid)
+        return out
+
+    def versions(self, unit_ids: set[int] | None = None) -> dict[str | None, int]:
+        dist: dict[str | None, int] = {}
+        for unit_id, _s, v, n in self.rows:
+            if unit_ids is None or unit_id in unit_ids:
+                dist[v] = dist.get(v, 0) + n
+        return dist
+
+
+def _count_states(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | None,
+                  default_max_age_hours: int, cover: Cover | None = None) -> _Counted:
+    st = device_states(conn, now, unit_ids, cover=cover, default_max_age_hours=default_max_age_hours).subquery("st")
+    q = (select(st.c.unit_id, st.c.state, st.c.agent_version, func.count().label("n"))
+         .group_by(st.c.unit_id, st.c.state, st.c.agent_version))
+    return _Counted([(r.unit_id, r.state, r.agent_version, int(r.n)) for r in conn.execute(q)])
+
+
+def _summaries(unit_list: list[dict[str, Any]], counted: _Counted, scope: Scope,
+               default_max_age_hours: int) -> list[UnitSummary]:
+    rolled = counted.rollup(unit_list)
+    out = []
+    for u in unit_list:
+        c = rolled[u["id"]]
+        total = sum(c.values())
+        parent = u["parent_id"] if scope.unit_path is None or u["path"] != scope.unit_path else None
+        out.append(UnitSummary(id=u["id"], path=u["path"], name=u["name"], parent_id=parent, depth=u["depth"],
+                               counts=StateCounts(**c), total=total, ready_pct=percent(c[READY], total),
+                               max_report_age_hours=int(u["max_age_hours"] or default_max_age_hours)))
+    return out
+
+
+@dataclass(frozen=True)
+class Overview:
+    units: list[UnitSummary]
+    agent_versions: "AgentVersions"
+
+
+def overview(conn: Connection, scope: Scope, now: dt.datetime, *, minimum: str | None = None,
+             default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> Overview:
+    """Every unit in scope (parents before children, each counting all devices in its
+    subtree) and the agent versions of the whole scope — from one pass over the states."""
+    unit_list = scope_units(conn, scope)
+    ids = None if scope.unit_path is None else [u["id"] for u in unit_list]
+    counted = _count_states(conn, now, ids, default_max_age_hours)
+    versions = versions_of(conn, counted.versions(), minimum, whole_fleet=scope.unit_path is None)
+    return Overview(_summaries(unit_list, counted, scope, default_max_age_hours), versions)
+
+
+def unit_tree(conn: Connection, scope: Scope, now: dt.datetime, *,
+              default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> list[UnitSummary]:
+    """Every unit in scope, parents before children (sorted by path components), each
+    counting all devices in its subtree."""
+    return overview(conn, scope, now, default_max_age_hours=default_max_age_hours).units
+
+@dataclass(frozen=True)
+class FailingCheck:
+    check_id: str
+    severity: str
+    devices_failing: int  # failing and not covered by an exception
+    devices_excepted: int  # failing but covered by an active exception
+
+
+@dataclass(frozen=True)
+class UnitDetail:
+    summary: UnitSummary
+    children: list[UnitSummary]
+    failing_checks: list[FailingCheck]
+    stale_longest: list[StaleDevice]
+    devices: DevicePage
+    agent_versions: AgentVersions
+    children_outdated_agents: dict[int, int] = field(default_factory=dict)  # child unit id → devices
+
+
+def _failing_checks(conn: Connection, cover: Cover, unit_ids: Sequence[int] | None,
+                    limit: int) -> list[FailingCheck]:
+    """The checks failing most among the active devices of ``unit_ids`` (None: all)."""
+    dc, s = device_checks, device_state
+    covered = cover.covers_check(dc.c.check_id, dc.c.device_id, s.c.unit_id)
+    where = [dc.c.status.in_(FAILING_STATUSES), not_revoked(dc.c.device_id)]
+    if unit_ids is not None:
+        where.append(s.c.unit_id.in_(unit_ids))
+    # Coverage once per failing row (summing CASE on it twice evaluated it twice).
+    rows_q = (select(dc.c.check_id, dc.c.severity, case((covered, 1), else_=0).label("covered"))
+              .select_from(dc.join(s, s.c.device_id == dc.c.device_id)).where(*where)
+              .cte("failing_rows").prefix_with("MATERIALIZED", dialect="postgresql"))
+    q = (select(rows_q.c.check_id, rows_q.c.severity,
+                func.sum(1 - rows_q.c.covered).label("failing"), func.sum(rows_q.c.covered).label("excepted"))
+         .group_by(rows_q.c.check_id, rows_q.c.severity))
+    rows = [FailingCheck(r.check_id, r.severity, int(r.failing), int(r.excepted)) for r in conn.execute(q)]
+    rows.sort(key=lambda f: (f.severity != "required", -f.devices_failing, -f.devices_excepted, f.check_id))
+    return rows[:limit]
+
+def unit_detail(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, *, state: str | None = None,
+                check: str | None = None, os: str | None = None, page: int = 1, per_page: int = 50,
+                stale_limit: int = 10, failing_limit: int = 20, min_agent_version: str | None = None,
+                default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> UnitDetail:
+    """One unit: its roll-up, its children's, the checks failing most, the devices stale
+    the longest, and one page of its devices (filtered by state, failing check, OS/platform)."""
+    unit = visible_unit(conn, scope, unit_id)
+    root = unit["path"]
+    if state and state not in STATES:
+        raise Invalid("state", f"must be one of {', '.join(STATES)}")
+    page = max(1, int(page))
+    per_page = max(1, min(int(per_page), MAX_PER_PAGE))
+    # Scopes are subtrees, so a visible unit's whole subtree is visible: everything below
+    # looks at that subtree's units only.
+    sub = scope_units(conn, Scope(unit_path=root))
+    ids = [u["id"] for u in sub]
+    cover = exception_cover(conn, now, ids)
+    counted = _count_states(conn, now, ids, default_max_age_hours, cover)
+    summaries = {s.id: s for s in _summaries(sub, counted, scope, default_max_age_hours)}
+    summary = summaries[unit_id]  # parent_id None when the user's scope starts here
+    children = [summaries[u["id"]] for u in sub if u["parent_id"] == unit_id]
+    versions = versions_of(conn, counted.versions(), min_agent_version)
+    children_outdated: dict[int, int] = {}
+    for c in children:
+        below = {u["id"] for u in sub if u["path"] == c.path or u["path"].startswith(c.path + "/")}
+        children_outdated[c.id] = sum(n for v, n in counted.versions(below).items()
+                                      if v and versions.newest and version_key(v) < version_key(versions.newest))
+
+    ds = device_state_rows(conn, scope, now, unit_ids=ids, cover=cover,
+                           default_max_age_hours=default_max_age_hours).subquery("ds")
+    conds = device_filters(ds, state=state, check=check, os=os)
+    offset = (page - 1) * per_page
+    if check or os:
+        total = conn.execute(select(func.count()).select_from(ds).where(*conds)).scalar_one()
+        order = case(*[(ds.c.state == s, i) for s, i in STATE_ORDER.items()], else_=9)
+        rows = conn.execute(select(ds).where(*conds).order_by(order, ds.c.hostname, ds.c.id)
+                            .limit(per_page).offset(offset)).mappings().all()
+    else:
+        # The counts per state are known, so the page is cut from the one or two states it
+        # falls in, each read in hostname order: no sort of the whole subtree by state.
+        per_state = {st: getattr(summary.counts, st) for st in STATES if st == state or not state}
+        total = sum(per_state.values())
+        rows, start = [], 0
+        for st in sorted(per_state, key=STATE_ORDER.__getitem__):
+            lo, hi = max(offset, start), min(offset + per_page, start + per_state[st])
+            if lo < hi:
+                rows += conn.execute(select(ds).where(ds.c.state == st).order_by(ds.c.hostname, ds.c.id)
+                                     .limit(hi - lo).offset(lo - start)).mappings().all()
+            start += per_state[st]
+    stale = stale_longest(conn, now, ids, stale_limit,
+                          default_max_age_hours=default_max_age_hours) if summary.counts.stale else []
+    failing = _failing_checks(conn, cover, ids, failing_limit)
+    return UnitDetail(
+        summary=summary, children=children, failing_checks=failing,
+        stale_longest=stale,
+        devices=DevicePage(items=device_rows(conn, now, rows, versions.newest), total=int(total), page=page,
+                           per_page=per_page),
+        agent_versions=versions, children_outdated_agents=children_outdated)
+

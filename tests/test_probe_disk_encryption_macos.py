@@ -1,0 +1,92 @@
+"""macOS FileVault: every capture under macos/encryption."""
+from __future__ import annotations
+
+from conftest import shared
+
+from auditagent.host import ReplayHost
+from auditagent.probes import ProbeContext
+from auditagent.probes.disk_encryption.macos import (parse_apfs_list_plist, parse_apfs_list_text, parse_fdesetup_status, volume_facts)
+from auditagent.probes.disk_encryption.macos import probe as disk_macos
+from auditagent.probes.sources.macos_mdmclient import fde_enabled, firewall, parse_security_info
+
+ENC = "macos/encryption/"
+
+
+def test_apfs_plist_apple_silicon_filevault_on():
+    vols = volume_facts(parse_apfs_list_plist(shared(ENC + "diskutil-apfs-list-plist-apple-silicon.plist").read_bytes()))
+    by_dev = {v["device"]: v for v in vols}
+    # Helper volumes (Preboot, Recovery, VM, Update, xART, Hardware) hold no user data.
+    assert sorted(by_dev) == ["disk3s1", "disk3s5", "disk3s7"]
+    assert by_dev["disk3s1"]["mount"] == "/" and by_dev["disk3s5"]["mount"] == "/System/Volumes/Data"
+    assert all(v["encrypted"] is True and v["method"] == "filevault" for v in vols)
+    assert by_dev["disk3s7"]["role"] == "data" and by_dev["disk3s7"]["detail"]["name"] == "Nix Store"
+
+
+def test_apfs_plist_conversion_uses_fdesetup_percentage():
+    vols = parse_apfs_list_plist(shared(ENC + "diskutil-apfs-list-plist-apple-silicon.plist").read_bytes())
+    for v in vols:
+        if v["device"] == "disk3s5":
+            v["migrating"] = True
+    facts = volume_facts(vols, parse_fdesetup_status("Encryption in progress: Percent completed = 37"))
+    data = next(v for v in facts if v["device"] == "disk3s5")
+    assert (data["encrypted"], data["state"], data["percent"]) == (False, "encrypting", 37.0)
+
+
+def test_apfs_text_high_sierra_partial_capture_is_unknown():
+    vols = parse_apfs_list_text(shared(ENC + "diskutil-apfs-list-text-high-sierra-beta-partial.txt").read_text())
+    assert [(v["device"], v["name"], v["mount"]) for v in vols] == [("disk1s1", "Macintosh HD", None)]
+    # The capture is cut before the FileVault / progress lines: nothing is claimed.
+    fact = volume_facts(vols)[0]
+    assert fact["encrypted"] is None and fact["state"] is None and fact["percent"] is None
+
+
+def test_apfs_text_progress_line_when_present():
+    text = shared(ENC + "diskutil-apfs-list-text-high-sierra-beta-partial.txt").read_text()
+    text += "    |   FileVault:                 Yes (Encryption Progress: 60%)\n"
+    fact = volume_facts(parse_apfs_list_text(text))[0]
+    assert (fact["encrypted"], fact["state"], fact["percent"]) == (False, "encrypting", 60.0)
+
+
+def test_fdesetup_transcript_on():
+    assert parse_fdesetup_status(shared(ENC + "fdesetup-status-on-with-apfs-grep.txt").read_text()) == \
+        {"filevault": True, "state": "encrypted", "percent": None}
+    assert parse_fdesetup_status("FileVault is Off.")["filevault"] is False
+    assert parse_fdesetup_status("something else")["filevault"] is None
+
+
+def test_mdmclient_security_info():
+    info = parse_security_info(shared(ENC + "mdmclient-QuerySecurityInfo-fde-enabled.txt").read_text())
+    assert fde_enabled(info) is True and info["FDE_HasPersonalRecoveryKey"] == 1
+    assert firewall(info) == {"enabled": True, "block_all": False, "stealth": False}
+
+
+def test_disk_probe_fdesetup_only_and_mdmclient_fallback():
+    host = ReplayHost(platform="macos")
+    host.add_command(["fdesetup", "status"], shared(ENC + "fdesetup-status-on-with-apfs-grep.txt"))
+    s = disk_macos(ProbeContext(host))
+    assert [(v["mount"], v["encrypted"]) for v in s["volumes"]] == [("/", True)]
+    host = ReplayHost(platform="macos")
+    host.add_command(["/usr/libexec/mdmclient", "QuerySecurityInfo"],
+                     shared(ENC + "mdmclient-QuerySecurityInfo-fde-enabled.txt"))
+    s = disk_macos(ProbeContext(host))
+    assert s["volumes"][0]["encrypted"] is True and s["volumes"][0]["method"] == "filevault"
+    assert disk_macos(ProbeContext(ReplayHost(platform="macos")))["status"] == "unknown"
+
+
+
+def test_fdesetup_deferred_enablement_is_its_own_state():
+    for text in ("FileVault is Off.\nDeferred enablement appears to be active for user 'anna'.\n",
+                 "Deferred enablement appears to be active for user 'anna'.\n"):
+        assert parse_fdesetup_status(text) == {"filevault": False, "state": "deferred", "percent": None}
+        host = ReplayHost(platform="macos")
+        host.add_command(["fdesetup", "status"], text.encode())
+        s = disk_macos(ProbeContext(host))
+        (v,) = s["volumes"]
+        assert (v["encrypted"], v["state"], v["method"], s["status"]) == (False, "deferred", "filevault", "ok")
+        assert "anna" not in repr(s)  # the user named by fdesetup is not a fact
+    vols = parse_apfs_list_plist(shared(ENC + "diskutil-apfs-list-plist-apple-silicon.plist").read_bytes())
+    for v in vols:
+        v["filevault"] = False
+    facts = volume_facts(vols, parse_fdesetup_status("FileVault is Off.\nDeferred enablement appears to be active "
+                                                     "for user 'anna'."))
+    assert {v["state"] for v in facts if v["role"] == "system"} == {"deferred"}

@@ -1,0 +1,159 @@
+"""BitLocker: every capture under windows/bitlocker, plus the structured sources."""
+from __future__ import annotations
+
+import json
+
+from conftest import OWN_FIXTURES, shared
+from _winhelpers import windows_host
+
+from auditagent.probes import ProbeContext
+from auditagent.probes.disk_encryption.windows_bitlocker import (from_encryptable_volume, parse_bitlocker_format_list,
+                                                   parse_manage_bde, volume_fact)
+from auditagent.probes.disk_encryption.windows import probe as disk_windows
+
+BL = "windows/bitlocker/"
+
+
+def _text(name: str) -> str:
+    return shared(BL + name).read_text(encoding="utf-8")
+
+
+def test_get_bitlockervolume_format_list_decimal_comma():
+    recs = parse_bitlocker_format_list(_text("get-bitlockervolume-select-all-decimal-comma.txt"))
+    assert len(recs) == 1
+    r = recs[0]
+    assert (r["mount"], r["volume_type"], r["conversion"], r["protection"], r["lock"]) == \
+        ("C:", "os", "FullyEncrypted", "on", "unlocked")
+    assert r["method"] == "XtsAes128" and r["percent"] == 100.0
+    assert r["protectors"] == ["Tpm", "RecoveryPassword"]
+    fact = volume_fact(r)
+    assert fact["encrypted"] is True and fact["state"] == "encrypted" and fact["role"] == "system"
+
+
+def test_manage_bde_ws2019_used_space_only_data_volume_with_auto_unlock():
+    recs, why = parse_manage_bde(_text("manage-bde-status-data-volume-autounlock-ws2019.txt"))
+    assert why is None and len(recs) == 1
+    r = recs[0]
+    assert r["mount"] == "M:" and r["volume_type"] == "data"
+    assert r["conversion"] == "FullyEncrypted" and r["raw_conversion"] == "Used Space Only Encrypted"
+    assert r["protection"] == "on" and r["method"] == "XtsAes128" and r["autounlock"] == "Enabled"
+    assert r["protectors"] == ["RecoveryPassword", "ExternalKey"]
+    fact = volume_fact(r)
+    assert fact["encrypted"] is True and fact["role"] == "data"
+
+
+def test_manage_bde_german_fully_decrypted():
+    recs, why = parse_manage_bde(_text("manage-bde-status-de-fully-decrypted.txt"))
+    assert why is None and len(recs) == 1
+    r = recs[0]
+    assert r["source"] == "manage-bde (de)" and r["mount"] == "C:" and r["volume_type"] == "os"
+    assert r["conversion"] == "FullyDecrypted" and r["protection"] == "off" and r["lock"] == "unlocked"
+    assert r["percent"] == 0.0 and r["method"] is None and r["protectors"] == []
+    fact = volume_fact(r)
+    assert fact["encrypted"] is False and fact["state"] == "decrypted" and fact["method"] is None
+
+
+def test_manage_bde_german_in_progress_at_100_percent_is_not_yet_encrypted():
+    recs, _ = parse_manage_bde(_text("manage-bde-status-de-in-progress-100pct-protection-on.txt"))
+    r = recs[0]
+    assert r["conversion"] == "EncryptionInProgress" and r["percent"] == 100.0 and r["protection"] == "on"
+    assert r["method"] == "XtsAes128" and r["protectors"] == ["Tpm"]
+    fact = volume_fact(r)
+    # ConversionStatus decides, not the rounded percentage (Win32_EncryptableVolume docs).
+    assert fact["encrypted"] is False and fact["state"] == "encrypting"
+
+
+def test_manage_bde_fragment_encryption_in_progress_with_annotation():
+    recs, _ = parse_manage_bde(_text("manage-bde-status-encryption-in-progress-50pct-annotated.txt"))
+    r = recs[0]
+    assert r["mount"] is None  # the pasted fragment has no Volume line
+    assert r["conversion"] == "EncryptionInProgress" and r["percent"] == 50.8 and r["protection"] == "off"
+    assert r["protectors"] == ["Password", "RecoveryPassword"]
+    fact = volume_fact(r)
+    assert (fact["encrypted"], fact["state"], fact["percent"]) == (False, "encrypting", 50.8)
+
+
+def test_manage_bde_fully_encrypted_with_duplicate_protectors():
+    recs, _ = parse_manage_bde(_text("manage-bde-status-fully-encrypted-duplicate-protectors.txt"))
+    r = recs[0]
+    assert r["conversion"] == "FullyEncrypted" and r["protection"] == "on" and r["method"] == "XtsAes256"
+    assert r["protectors"] == ["RecoveryPassword", "Tpm", "RecoveryPassword"]
+    assert volume_fact(r)["encrypted"] is True
+
+
+def test_manage_bde_unrecognised_language_is_unknown_never_unencrypted():
+    # Same capture with the labels in a language we have no capture of (Swedish labels).
+    text = _text("manage-bde-status-fully-encrypted-duplicate-protectors.txt")
+    text = text.replace("Conversion Status", "Konverteringsstatus").replace("Protection Status", "Skyddsstatus")
+    recs, why = parse_manage_bde(text)
+    assert recs == [] and "unrecognised language" in why
+
+
+def test_suspended_protection_from_win32_encryptablevolume():
+    snap = json.loads((OWN_FIXTURES / "synthetic/windows/synthetic-powershell-snapshot-bitlocker-suspended.json")
+                      .read_text())
+    c, d = (from_encryptable_volume(v) for v in snap["encryptable_volumes"])
+    assert (c["conversion"], c["protection"], c["method"], c["protectors"]) == \
+        ("FullyEncrypted", "off", "XtsAes128", ["Tpm", "RecoveryPassword"])
+    assert volume_fact(c)["state"] == "suspended" and volume_fact(c)["encrypted"] is False
+    assert d["percent"] == 42.5 and volume_fact(d)["state"] == "encrypting"
+
+
+def test_probe_falls_back_to_manage_bde_german():
+    host = windows_host({"schema": 1, "bitlocker": {"error": "denied"}, "encryptable_volumes": {"error": "denied"}})
+    host.add_command(["manage-bde", "-status"], shared(BL + "manage-bde-status-de-in-progress-100pct-protection-on.txt"))
+    section = disk_windows(ProbeContext(host))
+    assert section["status"] == "ok"
+    assert [(v["mount"], v["state"], v["encrypted"]) for v in section["volumes"]] == [("C:", "encrypting", False)]
+    assert any("bitlocker: denied" in r for r in section["reasons"])
+
+
+def test_probe_unknown_language_reports_unknown():
+    host = windows_host({"schema": 1, "bitlocker": {"error": "denied"}, "encryptable_volumes": {"error": "denied"}})
+    text = _text("manage-bde-status-de-fully-decrypted.txt").replace("Konvertierungsstatus", "Konverteringsstatus")
+    host.add_command(["manage-bde", "-status"], text)
+    section = disk_windows(ProbeContext(host))
+    assert section["status"] == "unknown" and section["volumes"] == []
+    assert any("unrecognised language" in r for r in section["reasons"])
+
+
+def test_probe_removable_drive_is_not_a_volume_of_the_machine():
+    snap = json.loads((OWN_FIXTURES / "synthetic/windows/synthetic-powershell-snapshot-win11-compliant.json")
+                      .read_text())
+    section = disk_windows(ProbeContext(windows_host(snap)))
+    assert [v["mount"] for v in section["volumes"]] == ["C:"]
+
+
+def _snap_volume(**kw):
+    base = {"MountPoint": "C:", "VolumeType": "OperatingSystem", "VolumeStatus": "FullyEncrypted",
+            "ProtectionStatus": "Off", "LockStatus": "Unlocked", "EncryptionPercentage": 100,
+            "EncryptionMethod": "XtsAes128"}
+    return {**base, **kw}
+
+
+def test_key_in_the_clear_states_are_told_apart():
+    from auditagent.probes.disk_encryption.windows_bitlocker import from_bitlocker_volume
+    state = lambda rec: (volume_fact(rec)["state"], volume_fact(rec)["encrypted"])  # noqa: E731
+    # Suspend-BitLocker: protectors stay, protection off.
+    assert state(from_bitlocker_volume(_snap_volume(KeyProtector=["Tpm", "RecoveryPassword"]))) == ("suspended", False)
+    # Device Encryption before activation: encrypted, no protector at all.
+    assert state(from_bitlocker_volume(_snap_volume(KeyProtector=[]))) == ("waiting_activation", False)
+    # Protection off and the protectors not seen: the key is in the clear, cause unknown.
+    assert state(from_bitlocker_volume(_snap_volume())) == ("clear_key", False)
+    assert state(from_encryptable_volume({"DriveLetter": "C:", "VolumeType": 0, "ProtectionStatus": 0,
+                                          "ConversionStatus": 1, "KeyProtectorTypes": []})) == \
+        ("waiting_activation", False)
+    assert state(from_encryptable_volume({"DriveLetter": "C:", "VolumeType": 0, "ProtectionStatus": 1,
+                                          "ConversionStatus": 2, "EncryptionPercentage": 37,
+                                          "KeyProtectorTypes": [1]})) == ("encrypting", False)
+
+
+def test_manage_bde_none_found_is_waiting_for_activation():
+    text = "\n".join(["Volume C: [Windows]", "[OS Volume]", "",
+                      "    Conversion Status:    Used Space Only Encrypted",
+                      "    Percentage Encrypted: 100,0%", "    Encryption Method:    XTS-AES 128",
+                      "    Protection Status:    Protection Off", "    Lock Status:          Unlocked",
+                      "    Key Protectors:       None Found", ""])
+    (rec,), why = parse_manage_bde(text)
+    assert why is None and rec["protectors"] == []
+    assert volume_fact(rec)["state"] == "waiting_activation"

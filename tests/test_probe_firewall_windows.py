@@ -1,0 +1,51 @@
+"""Windows firewall profiles: every capture under windows/firewall."""
+from __future__ import annotations
+
+from _winhelpers import windows_host
+
+from conftest import shared
+
+from auditagent.probes import ProbeContext
+from auditagent.probes.firewall.windows import parse_get_netfirewallprofile, parse_netsh_show, section
+from auditagent.probes.firewall.windows import probe as fw_windows
+
+FW = "windows/firewall/"
+
+
+def test_get_netfirewallprofile_text_all_disabled():
+    profiles = parse_get_netfirewallprofile(shared(FW + "get-netfirewallprofile-all-disabled.txt").read_text())
+    assert {p: v["enabled"] for p, v in profiles.items()} == {"domain": False, "private": False, "public": False}
+    s = section(profiles, [])
+    assert s["enabled"] is False and s["default_inbound"] == "accept" and s["status"] == "ok"
+
+
+def test_netsh_current_profile_domain_off():
+    profiles, why = parse_netsh_show(shared(FW + "netsh-advfirewall-show-currentprofile-domain-off.txt").read_text())
+    assert why is None and profiles == {"domain": {"enabled": False, "inbound": "drop"}}
+    s = section(profiles, [])
+    # Only the current profile is shown: one off is enough to say "not enabled"; the others stay unseen.
+    assert s["enabled"] is False and s["profiles"] == {"domain": False, "private": None, "public": None}
+    assert s["status"] == "partial"
+
+
+def test_netsh_in_another_language_is_unknown():
+    text = shared(FW + "netsh-advfirewall-show-currentprofile-domain-off.txt").read_text()
+    text = text.replace("Domain Profile Settings:", "Domänenprofil-Einstellungen:").replace("State ", "Status ")
+    profiles, why = parse_netsh_show(text)
+    assert profiles == {} and "only read in English" in why
+    assert section(profiles, [why])["status"] == "unknown"
+
+
+def test_registry_fallback_policy_wins():
+    host = windows_host({"schema": 1, "firewall_profiles": {"error": "CIM failure"}}, registry={
+        "HKLM\\SYSTEM\\CurrentControlSet\\Services\\SharedAccess\\Parameters\\FirewallPolicy\\DomainProfile":
+            {"EnableFirewall": 1},
+        "HKLM\\SYSTEM\\CurrentControlSet\\Services\\SharedAccess\\Parameters\\FirewallPolicy\\StandardProfile":
+            {"EnableFirewall": 0},
+        "HKLM\\SOFTWARE\\Policies\\Microsoft\\WindowsFirewall\\PrivateProfile": {"EnableFirewall": 1},
+        "HKLM\\SYSTEM\\CurrentControlSet\\Services\\SharedAccess\\Parameters\\FirewallPolicy\\PublicProfile":
+            {"EnableFirewall": 1, "DefaultInboundAction": 1},
+    })
+    s = fw_windows(ProbeContext(host))
+    assert s["profiles"] == {"domain": True, "private": True, "public": True} and s["enabled"] is True
+

@@ -1,0 +1,106 @@
+"""macOS updates: every softwareupdate capture; InstallHistory.plist."""
+from __future__ import annotations
+
+import datetime as dt
+import plistlib
+
+import pytest
+from conftest import OWN_FIXTURES, shared
+
+from auditagent.host import ReplayHost
+from auditagent.probes import ProbeContext
+from auditagent.probes.patches.macos import is_security, parse_boottime, parse_install_history, parse_softwareupdate_list
+from auditagent.probes.patches.macos import probe as patches_macos
+
+UPD = "macos/updates/"
+# `sysctl -n kern.boottime` (struct timeval, then a localised date that is not read).
+BOOTED_AFTER_14_4 = b"{ sec = 1710400000, usec = 117342 } Thu Mar 14 07:06:40 2024\n"  # 2024-03-14
+BOOTED_BEFORE_14_4 = b"{ sec = 1710100000, usec = 5 } Sun Mar 10 19:46:40 2024\n"  # 2024-03-10
+
+
+@pytest.mark.parametrize("name,labels,restart,security_on_13_3,error", [
+    ("softwareupdate-list-none.txt", [], [], [], None),
+    ("softwareupdate-list-one-restart.txt", ["macOS Ventura 13.3.1-22E261"], [True], [True], None),
+    ("softwareupdate-list-multiple-clt-beta.txt",
+     ["Command Line Tools for Xcode-14.3", "macOS Ventura 13.4 Beta-22F5027f"], [False, True], [False, False], None),
+    ("softwareupdate-list-network-error.txt", [], [], [], "NSURLErrorDomain"),
+])
+def test_softwareupdate_captures(name, labels, restart, security_on_13_3, error):
+    res = parse_softwareupdate_list(shared(UPD + name).read_text())
+    assert [u["label"] for u in res["updates"]] == labels
+    assert [u["restart"] for u in res["updates"]] == restart
+    assert [is_security(u, (13, 3)) for u in res["updates"]] == security_on_13_3
+    if error:
+        assert error in res["error"]
+    else:
+        assert res["error"] is None
+
+
+def test_major_upgrade_is_not_a_missing_security_patch():
+    u = {"label": "macOS Ventura 13.3.1-22E261", "title": "macOS Ventura 13.3.1", "version": "13.3.1"}
+    assert is_security(u, (13, 3)) and not is_security(u, (12, 6, 5))
+
+
+def test_install_history_synthetic():
+    hist = parse_install_history((OWN_FIXTURES / "synthetic/macos/synthetic-InstallHistory.plist").read_bytes())
+    assert hist["last_os_update"] == dt.datetime(2024, 3, 12, 20, 41, 5)  # config-data and App Store skipped
+    assert hist["entries"] == 4
+
+
+def test_patches_network_error_is_unknown_not_zero():
+    host = ReplayHost(platform="macos")
+    host.add_command(["softwareupdate", "--list", "--no-scan"], shared(UPD + "softwareupdate-list-network-error.txt"))
+    s = patches_macos(ProbeContext(host))
+    assert s["pending"] is None and s["reboot_required"] is None and s["status"] == "unknown"
+    assert any("NSURLErrorDomain" in r for r in s["reasons"])
+
+
+def test_patches_none_pending():
+    host = ReplayHost(platform="macos")
+    host.add_command(["softwareupdate", "--list", "--no-scan"], shared(UPD + "softwareupdate-list-none.txt"))
+    host.add_file("/Library/Receipts/InstallHistory.plist",
+                  OWN_FIXTURES / "synthetic/macos/synthetic-InstallHistory.plist")
+    host.add_command(["sysctl", "-n", "kern.boottime"], BOOTED_AFTER_14_4)
+    s = patches_macos(ProbeContext(host))
+    assert (s["pending"], s["pending_security"], s["reboot_required"]) == (0, 0, False)
+    assert s["last_update"] == "2024-03-12T20:41:05+00:00" and s["status"] == "ok"
+
+
+
+def _mac(listing: str, boot: bytes | None, version: str = "14.3") -> ReplayHost:
+    host = ReplayHost(platform="macos")
+    host.add_file("/System/Library/CoreServices/SystemVersion.plist", plistlib.dumps(
+        {"ProductName": "macOS", "ProductVersion": version, "ProductBuildVersion": "23D56"}))
+    host.add_command(["softwareupdate", "--list", "--no-scan"], shared(UPD + listing))
+    host.add_file("/Library/Receipts/InstallHistory.plist",
+                  OWN_FIXTURES / "synthetic/macos/synthetic-InstallHistory.plist")
+    if boot is not None:
+        host.add_command(["sysctl", "-n", "kern.boottime"], boot)
+    return host
+
+
+def test_restart_pending_only_when_an_installed_update_awaits_it():
+    # An offered point release whose action is a restart: pending, but no restart pending.
+    s = patches_macos(ProbeContext(_mac("softwareupdate-list-one-restart.txt", BOOTED_AFTER_14_4, "13.3")))
+    assert (s["pending"], s["pending_security"], s["reboot_required"]) == (1, 1, False)
+    # macOS 14.4 installed (2024-03-12) after the last boot (2024-03-10): it awaits a restart.
+    s = patches_macos(ProbeContext(_mac("softwareupdate-list-none.txt", BOOTED_BEFORE_14_4)))
+    assert s["reboot_required"] is True
+    s = patches_macos(ProbeContext(_mac("softwareupdate-list-none.txt", None)))
+    assert s["reboot_required"] is None and any("kern.boottime" in r for r in s["reasons"])
+
+
+def test_major_upgrade_and_beta_on_offer_are_not_pending_patches():
+    # Ventura 13.3.1 offered to a Mac on Monterey 12.6.5 is an upgrade, a 13.4 beta an offer.
+    s = patches_macos(ProbeContext(_mac("softwareupdate-list-one-restart.txt", BOOTED_AFTER_14_4, "12.6.5")))
+    assert (s["pending"], s["pending_security"], s["reboot_required"]) == (0, 0, False)
+    assert s["offered_upgrades"] == ["macOS Ventura 13.3.1"] and s["status"] == "ok"
+    s = patches_macos(ProbeContext(_mac("softwareupdate-list-multiple-clt-beta.txt", BOOTED_AFTER_14_4, "13.3")))
+    assert s["pending"] == 1 and s["offered_upgrades"] == ["macOS Ventura 13.4 Beta"]
+
+
+def test_parse_boottime_forms():
+    assert parse_boottime("kern.boottime: { sec = 1232765114, usec = 823118 } Fri Jan 23 18:45:14 2009") == \
+        dt.datetime(2009, 1, 24, 2, 45, 14, tzinfo=dt.timezone.utc)
+    assert parse_boottime("{ sec = 1710400000, usec = 0 } tors 14 mars 2024") is not None
+    assert parse_boottime("sysctl: unknown oid") is None

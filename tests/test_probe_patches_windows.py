@@ -1,0 +1,116 @@
+"""Windows hot-fixes and update history: systeminfo, wmic qfe, the snapshot."""
+from __future__ import annotations
+
+import datetime as dt
+from _winhelpers import windows_host
+
+import pytest
+from conftest import shared
+
+from auditagent.probes import ProbeContext
+from auditagent.probes.patches.windows import last_installed
+from auditagent.probes.patches.windows_hotfix import parse_qfe_installed_on
+from auditagent.probes.patches.windows import probe as patches_windows
+from auditagent.probes.patches.windows_systeminfo import (decode_systeminfo, decode_wmic, parse_date, parse_systeminfo, parse_wmic_qfe)
+
+OSV = "windows/os-version/"
+CASES = [
+    # file, name, version, hotfixes, install date (only when unambiguous and labels are English)
+    ("systeminfo-win10-1803-x86-nl-format.txt", "Microsoft Windows 10 Enterprise", "10.0.17134",
+     ["KB4230204", "KB4456655", "KB4457146", "KB4457128"], dt.date(2019, 1, 26)),
+    ("systeminfo-win10-1809-education-es-cp850.txt", "Microsoft Windows 10 Education", "10.0.17763",
+     ["KB4486553", "KB4465477", "KB4465664", "KB4469041", "KB4470502", "KB4470788", "KB4480056", "KB4487038",
+      "KB4482887"], None),
+    ("systeminfo-win10-1809-ltsc-zh-cn-gbk.txt", None, "10.0.17763", ["KB4464455"], None),
+    ("systeminfo-win10-22h2-enterprise.txt", "Microsoft Windows 10 Enterprise", "10.0.19045", ["KB5022502"],
+     dt.date(1999, 1, 1)),
+    ("systeminfo-win11-22h2-home-laptop-stale.txt", "Microsoft Windows 11 Home Single Language", "10.0.22621",
+     ["KB5008215"], None),  # 7/2/2023: July or February? unknown
+    ("systeminfo-win11-23h2-enterprise-vmware.txt", "Microsoft Windows 11 Enterprise", "10.0.22631",
+     ["KB5029921", "KB5027397", "KB5031354", "KB5031592"], None),
+    ("systeminfo-win11-24h2-ltsc-hyperv.txt", "Microsoft Windows 11 Enterprise LTSC", "10.0.26100",
+     ["KB5037589", "KB5037783", "KB5039449"], dt.date(2024, 5, 24)),
+]
+
+
+@pytest.mark.parametrize("name,os_name,version,hotfixes,installed", CASES)
+def test_systeminfo_captures(name, os_name, version, hotfixes, installed):
+    info = parse_systeminfo(decode_systeminfo(shared(OSV + name).read_bytes()))
+    assert info["version"] == version and info["build"] == version.rsplit(".", 1)[1]
+    assert info["name"] == os_name
+    assert info["hotfixes"] == hotfixes and info["hotfix_count"] == len(hotfixes)
+    assert info["install_date"] == installed
+
+
+def test_systeminfo_localised_outputs_are_decoded_and_unreadable_parts_stay_unknown():
+    es = decode_systeminfo(shared(OSV + "systeminfo-win10-1809-education-es-cp850.txt").read_bytes())
+    assert "Versión del sistema operativo" in es  # cp850, not mojibake
+    zh = decode_systeminfo(shared(OSV + "systeminfo-win10-1809-ltsc-zh-cn-gbk.txt").read_bytes())
+    assert "修补程序" in zh  # GBK
+    info = parse_systeminfo(zh)
+    assert info["name"] is None and "systeminfo: OS name is localised" in info["reasons"]
+    assert info["language"] is None and info["install_date"] is None
+
+
+def test_parse_date_only_when_unambiguous():
+    assert parse_date("26-1-2019, 08:27:55") == dt.date(2019, 1, 26)
+    assert parse_date("2019/1/24, 9:46:29") == dt.date(2019, 1, 24)
+    assert parse_date("7/2/2023, 4:47:10 PM") is None
+    assert parse_date("11/3/2023, 8:10:27 AM") is None
+
+
+def test_wmic_qfe_utf16le_capture():
+    rows = parse_wmic_qfe(decode_wmic(shared("windows/updates/wmic-qfe-win10-1809-utf16le.txt").read_bytes()))
+    assert [r["HotFixID"] for r in rows] == ["KB4486553", "KB4470788", "KB4480056", "KB4487038", "KB4482887"]
+    assert rows[1]["Description"] == "Security Update"
+    last, dated = last_installed(rows)
+    assert last == "2019-03-07T00:00:00+00:00" and dated == 5  # M/d/yyyy, as Get-HotFix reads it
+
+
+def test_patches_fall_back_to_wmic_when_the_snapshot_failed():
+    host = windows_host({"schema": 1, "hotfixes": {"error": "RPC unavailable"}, "wu_pending": {"error": "x"}})
+    host.add_command(["wmic", "qfe", "get", "Description,HotFixID,InstalledOn"],
+                     shared("windows/updates/wmic-qfe-win10-1809-utf16le.txt"))
+    section = patches_windows(ProbeContext(host))
+    assert section["last_update"] == "2019-03-07T00:00:00+00:00"
+    assert section["pending"] is None and section["status"] == "partial"
+    assert section["reboot_required"] is None
+
+
+
+@pytest.mark.parametrize("value,day", [
+    ("2023-10-11", dt.date(2023, 10, 11)),                      # our snapshot, schema 2
+    ("10/11/2023", dt.date(2023, 10, 11)),                      # the WMI string itself
+    ("10/11/2023 00:00:00", dt.date(2023, 10, 11)),             # [string]$_.InstalledOn (schema 1)
+    ("10/11/2023 12:00:00 AM", dt.date(2023, 10, 11)),
+    ("/Date(1696975200000)/", dt.date(2023, 10, 11)),           # PS 5.1, local midnight in UTC+2
+    ("/Date(1697000400000)/", dt.date(2023, 10, 11)),           # PS 5.1, local midnight in UTC-5
+    ({"value": "/Date(1696975200000)/", "DateTime": "den 11 oktober 2023 00:00:00"}, dt.date(2023, 10, 11)),
+    ({"DateTime": "den 11 oktober 2023 00:00:00"}, None),        # localised prose alone is not read
+    ("2023-10-11T00:00:00+02:00", dt.date(2023, 10, 11)),       # PowerShell 7
+    ("20231011", dt.date(2023, 10, 11)),
+    ("01d9fb714b756000", dt.date(2023, 10, 10)),                # FILETIME hex
+    ("13/45/2023", None), ("", None), (None, None), ("garbage", None),
+])
+def test_qfe_installed_on_every_form(value, day):
+    assert parse_qfe_installed_on(value) == day
+
+
+def test_schema_1_time_part_and_one_unreadable_entry_keep_the_date():
+    hotfixes = [{"HotFixID": "KB5031354", "InstalledOn": "10/11/2023 00:00:00"},
+                {"HotFixID": "KB5031592", "InstalledOn": "10/12/2023 00:00:00"},
+                {"HotFixID": "KB5030000", "InstalledOn": None, "InstalledOnRaw": ""}]
+    host = windows_host({"schema": 1, "hotfixes": hotfixes, "wu_pending": []}, registry={
+        "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\WindowsUpdate\\Auto Update": {},
+        "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Component Based Servicing": {}})
+    section = patches_windows(ProbeContext(host))
+    assert section["last_update"] == "2023-10-12T00:00:00+00:00" and section["status"] == "ok"
+    assert any("1 of 3" in r for r in section["reasons"])
+
+
+def test_snapshot_script_reads_each_hotfix_on_its_own_and_writes_iso_days():
+    from auditagent.probes.sources.windows_snapshot import SCRIPT
+    block = SCRIPT[SCRIPT.index("Win32_QuickFixEngineering"):SCRIPT.index("hotfixes'] = @{ error")]
+    assert "[string]$_.InstalledOn" not in block
+    assert "ToString('yyyy-MM-dd', $inv)" in block and "CimInstanceProperties['InstalledOn']" in block
+    assert block.count("try {") >= 2  # a throwing InstalledOn loses that entry's date only
