@@ -52,7 +52,7 @@ RETRY_UNAVAILABLE = dt.timedelta(hours=24)  # a collector without a readiness CA
 
 WINDOWS_STORE = "Cert:\\LocalMachine\\My"
 MACOS_KEYCHAIN = "/Library/Keychains/System.keychain"
-MACOS_TRUSTED_APPS = ("/usr/libexec/neagent", "/usr/sbin/racoon")  # the macOS VPN (IKEv2, L2TP) may use the key
+MACOS_TRUSTED_APPS = ("/usr/libexec/neagent",)  # the built-in VPN (IKEv2) may use the key
 
 # A constant script: every value reaches it through the environment, none is spliced in.
 WINDOWS_IMPORT_SCRIPT = (

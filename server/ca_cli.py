@@ -38,15 +38,18 @@ def _dir(args: argparse.Namespace) -> Path:
     return Path(d)
 
 
-def _problem(exc: CAProblem) -> int:
+def _problem(exc: Exception) -> int:
+    """One line, exit 2: a CA folder that cannot be used is an error, not a refusal."""
+    if isinstance(exc, OSError):
+        exc = CAProblem(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
     print(f"auditagent-collector: {exc}", file=sys.stderr)
-    return 1
+    return 2
 
 
 def cmd_init(args: argparse.Namespace) -> int:
     try:
         ca = init_ca(_dir(args), args.organisation)
-    except CAProblem as exc:
+    except (CAProblem, OSError) as exc:
         return _problem(exc)
     g = ca.generations()[-1]
     print(f"readiness CA created in {ca.directory} (generation {g.number}, key {g.key_path} mode 0600)")
@@ -57,7 +60,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_rotate(args: argparse.Namespace) -> int:
     try:
         g = rotate_ca(_dir(args), parse_duration(args.overlap))
-    except CAProblem as exc:
+    except (CAProblem, OSError) as exc:
         return _problem(exc)
     print(f"generation {g.number} created; it is in the trust bundle now and signs from "
           f"{g.activate_at.isoformat()}. Update every gateway's bundle before then.")
@@ -70,7 +73,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         now = dt.datetime.now(dt.timezone.utc)
         signer = ca.signer(now).number
         trusted = {g.number for g in ca.trusted(now)}
-    except CAProblem as exc:
+    except (CAProblem, OSError) as exc:
         return _problem(exc)
     for g in ca.generations():
         role = "signing" if g.number == signer else ("pending" if g.activate_at > now else
@@ -84,7 +87,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_bundle(args: argparse.Namespace) -> int:
     try:
         pem = ReadinessCA(_dir(args)).bundle_pem()
-    except CAProblem as exc:
+    except (CAProblem, OSError) as exc:
         return _problem(exc)
     if args.out:
         Path(args.out).write_bytes(pem)

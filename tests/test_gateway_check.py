@@ -132,3 +132,21 @@ def test_caller_and_input_errors(env):
     assert ask(client, token="Gw/A", X_Device_Id=mine.id).status_code == 200
     # A dashboard cookie is no gateway credential.
     assert client.get("/v1/gateway/check", headers={"X-Device-Id": "x", "Cookie": "aa_session=x"}).status_code == 401
+
+
+def test_no_key_material_in_logs(env):
+    from structlog.testing import capture_logs
+
+    app, client = env
+    dev = enrol(app, "Gw/Logs")
+    tls_key = ec.generate_private_key(ec.SECP256R1())
+    with capture_logs() as logs:
+        client.put(f"/v1/devices/{dev.id}/tls-key", content=json.dumps(
+            tls_request.sign_request(device_id=dev.id, device_key=dev.key, tls_key=tls_key)))
+        pem = client.post("/v1/reports", content=wire.envelope_bytes(dev.sign())).json()["access"]["certificate"]
+    events = [e["event"] for e in logs]
+    assert "tls_key.registered" in events and "readiness_certificate.issued" in events
+    text = json.dumps(logs, default=str)
+    assert "BEGIN" not in text and pem.splitlines()[1] not in text
+    spki = tls_key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    assert spki.hex() not in text
