@@ -99,7 +99,7 @@ def _gate(check: Check, facts: dict[str, Any]) -> Outcome | None:
         if not isinstance(section, dict):
             return UNKNOWN, [Message("section.missing", {"section": name})], {}
         status = section.get("status")
-        reasons = "; ".join(section.get("reasons") or []) or "-"
+        reasons = list(section.get("reasons") or [])  # coded: translated when shown (i18n.reason_text)
         if status == "unknown":
             return UNKNOWN, [Message("section.unknown", {"section": name, "reasons": reasons})], \
                 {name: {"status": status, "reasons": section.get("reasons") or []}}
@@ -168,7 +168,7 @@ def eval_disk_encryption(p: dict[str, Any], facts: dict[str, Any]) -> Outcome:
             messages.append(Message("disk.not_encrypted", args))
         else:
             statuses.append(UNKNOWN)
-            messages.append(Message("disk.volume_unknown", {**args, "reason": v.get("reason") or "-"}))
+            messages.append(Message("disk.volume_unknown", {**args, "reason": v.get("reason") or []}))
     status = combine(statuses)
     if status == PASS:
         messages.insert(0, Message("disk.all_encrypted", {"count": len(chosen)}))
@@ -334,7 +334,7 @@ def eval_cloud_storage(p: dict[str, Any], facts: dict[str, Any]) -> Outcome:
     if facts["cloud"].get("status") == "partial" and status == PASS:
         status = UNKNOWN
         messages.append(Message("section.partial", {"section": "cloud",
-                                                    "reasons": "; ".join(facts["cloud"].get("reasons") or [])}))
+                                                    "reasons": list(facts["cloud"].get("reasons") or [])}))
     if status == PASS:
         names = sorted({c.get("name") for c in clients})
         messages.insert(0, Message("cloud.ok" if names else "cloud.none", {"clients": ", ".join(names)}))

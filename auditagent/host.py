@@ -50,18 +50,21 @@ class CommandResult:
         return decode_bytes(self.stdout, encoding)
 
     def why_not(self) -> str:
-        """A one-line reason this result cannot be used, for a probe's ``reasons``."""
+        """A one-line reason this result cannot be used, for a probe's ``reasons``
+        (auditagent/reasons.py: a code, the command as subject, its own words as detail)."""
+        from auditagent.reasons import reason
+
         name = self.argv[0] if self.argv else "?"
         if self.error == "not_found":
-            return f"{name}: not installed"
+            return reason("tool.not_found", name)
         if self.error == "timeout":
-            return f"{name}: timed out"
+            return reason("tool.timeout", name)
         if self.error == "permission":
-            return f"{name}: permission denied"
+            return reason("tool.denied", name)
         if self.error:
-            return f"{name}: {self.error}"
+            return reason("tool.failed", name, self.error)
         err = decode_bytes(self.stderr).strip().splitlines()
-        return f"{name}: exit {self.returncode}" + (f" ({err[-1][:160]})" if err else "")
+        return reason("tool.failed", name, f"exit {self.returncode}" + (f": {err[-1][:160]}" if err else ""))
 
 
 def decode_bytes(data: bytes, encoding: str = "utf-8") -> str:

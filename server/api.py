@@ -190,34 +190,71 @@ def api_unit(unit_id: int, request: Request, state: str | None = Query(None, des
 
 
 @router.get("/units/{unit_id}/trend", response_model=list[rd.TrendPoint], tags=["readiness"], responses=READ)
-def api_trend(unit_id: int, days: int = Query(90, ge=1, le=366), user: User = Depends(current_user),
-              conn: Connection = Depends(db)) -> list[rd.TrendPoint]:
-    """Readiness % per UTC day (oldest first)."""
-    points = rd.trend(conn, user.scope, unit_id, _now(), days)
+def api_trend(unit_id: int, request: Request, days: int = Query(90, ge=1, le=366),
+              user: User = Depends(current_user), conn: Connection = Depends(db)) -> list[rd.TrendPoint]:
+    """The subtree's devices by state (ready, not_ready, stale, never_reported) and the
+    readiness % at the end of each UTC day, oldest first; the last point is now and
+    matches the unit's summary."""
+    points = rd.trend(conn, user.scope, unit_id, _now(), days, **_kw(request))
     conn.commit()  # keeps the closed days the trend counted (its cache)
     return points
 
 
-@router.get("/units/{unit_id}/export.csv", tags=["readiness"], responses={
-    200: {"content": {"text/csv": {}}, "description": "one row per device"}, **_errors(401, 403, 404)})
-def api_export(unit_id: int, request: Request,
-               user: User = Depends(require_role("security_officer", "admin"))) -> StreamingResponse:
-    """The unit's devices (with sub-units) as CSV: state, last seen, failing checks, OS,
-    agent version. Cells that a spreadsheet would run as a formula start with '."""
+def _export_filters(state: str | None, check: str | None, os: str | None) -> rd.ExportFilters:
+    """The filters of an export, checked before the first byte is sent."""
+    if state and state not in rd.STATES:
+        raise rd.Invalid("state", f"must be one of {', '.join(rd.STATES)}")
+    return rd.ExportFilters(state=state or None, check=(check or "").strip()[:200] or None, os=os or None)
+
+
+def _export_args(request: Request, unit_id: int, user: User) -> tuple[Any, dict[str, Any], str]:
+    """(engine, export keyword arguments, the unit's path) — a 404 outside the user's scope."""
     engine = request.app.state.store.engine
-    now = _now()
     with engine.connect() as conn:
         unit = rd.visible_unit(conn, user.scope, unit_id)
-    kw = dict(_kw(request), min_agent_version=getattr(_settings(request), "min_agent_version", None))
+    return engine, dict(_kw(request), min_agent_version=getattr(_settings(request), "min_agent_version", None)), \
+        unit["path"]
+
+
+EXPORT_QUERY = {"state": Query(None, description="only devices in this state"),
+                "check": Query(None, max_length=200, description="only devices failing this check"),
+                "os": Query(None, max_length=100, description="only devices of this platform or OS")}
+
+
+@router.get("/units/{unit_id}/export.csv", tags=["readiness"], responses={
+    200: {"content": {"text/csv": {}}, "description": "one row per device"}, **_errors(401, 403, 404, 422)})
+def api_export(unit_id: int, request: Request, state: str | None = EXPORT_QUERY["state"],
+               check: str | None = EXPORT_QUERY["check"], os: str | None = EXPORT_QUERY["os"],
+               user: User = Depends(require_role("security_officer", "admin"))) -> StreamingResponse:
+    """The unit's devices (with sub-units) that pass the filters, as RFC 4180 CSV (every
+    cell quoted, column keys as header): state, last seen, failing checks, OS, agent
+    version. Cells that a spreadsheet would evaluate start with '."""
+    filters = _export_filters(state, check, os)
+    engine, kw, path = _export_args(request, unit_id, user)
+    now = _now()
 
     def body() -> Iterator[str]:
         with engine.connect() as conn:
-            yield from rd.export_csv(conn, user.scope, unit_id, now, **kw)
+            yield from rd.export_csv(conn, user.scope, unit_id, now, filters=filters, **kw)
 
-    name = "devices-" + "".join(c if c.isalnum() else "-" for c in unit["path"].encode("ascii", "replace")
-                                .decode()).strip("-")[:80] + f"-{now.date().isoformat()}.csv"
-    return StreamingResponse(body(), media_type="text/csv; charset=utf-8",
-                             headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return StreamingResponse(body(), media_type="text/csv; charset=utf-8", headers={
+        "Content-Disposition": f'attachment; filename="{rd.export_filename(path, now, "csv")}"'})
+
+
+@router.get("/units/{unit_id}/export.xlsx", tags=["readiness"], responses={
+    200: {"content": {rd.XLSX_TYPE: {}}, "description": "one row per device"}, **_errors(401, 403, 404, 422)})
+def api_export_xlsx(unit_id: int, request: Request, state: str | None = EXPORT_QUERY["state"],
+                    check: str | None = EXPORT_QUERY["check"], os: str | None = EXPORT_QUERY["os"],
+                    user: User = Depends(require_role("security_officer", "admin"))) -> Response:
+    """The same rows and columns as export.csv, as an Excel workbook (text cells are text,
+    never formulas; times are UTC date cells)."""
+    filters = _export_filters(state, check, os)
+    engine, kw, path = _export_args(request, unit_id, user)
+    now = _now()
+    with engine.connect() as conn:
+        content = rd.export_xlsx(rd.export_records(conn, user.scope, unit_id, now, filters=filters, **kw))
+    return Response(content, media_type=rd.XLSX_TYPE, headers={
+        "Content-Disposition": f'attachment; filename="{rd.export_filename(path, now, "xlsx")}"'})
 
 
 @router.get("/devices/{device_id}", response_model=rd.DeviceDetail, tags=["readiness"], responses=READ)

@@ -44,6 +44,7 @@ class Settings:
     min_agent_version: str | None = None  # agents below it are flagged outdated (else: below the newest seen)
     readiness_ca: str | None = None  # folder of the readiness CA (server/readiness_ca.py); None: no certificates
     certificate_lifetime: dt.timedelta | None = None  # None: the unit's max report age (never above 24 h)
+    readiness_target: float = 95.0  # % of ready devices a unit should reach; the overview marks units below
 
 
 class DeviceIdentity(BaseModel):

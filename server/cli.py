@@ -112,7 +112,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                               insecure_cookies=args.insecure_cookies,
                               default_max_report_age_hours=args.max_report_age_hours,
                               min_agent_version=args.min_agent_version, readiness_ca=args.readiness_ca,
-                              certificate_lifetime=certificate_lifetime(args.certificate_lifetime)))
+                              certificate_lifetime=certificate_lifetime(args.certificate_lifetime),
+                              readiness_target=args.readiness_target))
     uvicorn.run(app, host=args.host, port=args.port, ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key,
                 access_log=False, log_level=args.log_level, server_header=False, workers=1,
                 timeout_graceful_shutdown=5)
@@ -364,6 +365,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-report-age-hours", type=int, default=24,
                    help="a device whose last report is older is stale, unless its unit (or a parent) sets "
                         "its own, e.g. from the signed policy (default 24)")
+    p.add_argument("--readiness-target", type=float, default=95.0, metavar="PERCENT",
+                   help="the share of ready devices a unit should reach; the overview marks units below it "
+                        "(default 95)")
     p.add_argument("--min-agent-version", default=None,
                    help="flag agents older than this as outdated (default: older than the newest reported)")
     p.add_argument("--insecure-cookies", action="store_true",

@@ -176,6 +176,9 @@ exceptions = Table(
     Column("granted_by", Integer, ForeignKey("users.id"), nullable=False),
     Column("granted_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
+    # The date the officer picked (valid through it, in the organisation's time zone), when
+    # granted by date; expires_at is then the end of that day there.
+    Column("expires_on", Date, nullable=True),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
     Column("revoked_by", Integer, ForeignKey("users.id"), nullable=True),
     Column("revoke_reason", Text, nullable=True),
@@ -223,12 +226,14 @@ device_days = Table(
 )
 Index("ix_device_days_unit_day", device_days.c.unit_id, device_days.c.day)
 
-# Ready device-days per unit (its own devices) and closed UTC day: the trend's cache.
+# Devices by state at the end of each closed UTC day, per unit (its own devices): the trend's cache.
 unit_day_ready = Table(
     "unit_day_ready", metadata,
     Column("unit_id", Integer, ForeignKey("units.id"), primary_key=True),
     Column("day", Date, primary_key=True),
     Column("ready", Integer, nullable=False),
+    Column("not_ready", Integer, nullable=True),  # NULL: counted before 0008, count again
+    Column("stale", Integer, nullable=True),
     Column("history_version", Integer, nullable=False),  # units.history_version when counted
 )
 

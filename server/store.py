@@ -645,8 +645,14 @@ class Store:
         pg = self.engine.dialect.name == "postgresql"
         try:
             with self.engine.begin() as conn:
-                if conn.exec_driver_sql(_HISTORY_PG if pg else _HISTORY_SQLITE, params).rowcount != 1:
+                # The device's row lock (PostgreSQL) keeps a revocation or re-key out until commit.
+                active = conn.execute(select(devices.c.id).where(devices.c.id == params["device_id"],
+                                                                 devices.c.revoked_at.is_(None),
+                                                                 devices.c.current_keyid == params["kid"])
+                                      .with_for_update()).first()
+                if active is None:
                     return False
+                conn.exec_driver_sql(_HISTORY_PG if pg else _INSERT_SQL_SQLITE, params)
                 conn.exec_driver_sql(_HISTORY_DAY_PG if pg else _HISTORY_DAY_SQLITE, params)
                 if params["late"]:
                     conn.exec_driver_sql(_LATE_DAY_PG if pg else _LATE_DAY_SQLITE, params)
@@ -732,13 +738,15 @@ _INSERT_SQL_SQLITE = _fmt_sql("INSERT INTO reports (" + ", ".join(_REPORT_COLUMN
 
 # A report older than the latest state (see Store._store_history): history only. The day
 # row is written only if the day has none (a newer report of that day wins).
-_ACTIVE_WITH_KEY = ("EXISTS (SELECT 1 FROM devices WHERE devices.id = {device_id} AND devices.revoked_at IS NULL "
-                    "AND devices.current_keyid = {kid})")
-_HISTORY = ("INSERT INTO reports (" + ", ".join(_REPORT_COLUMNS) + ") SELECT "
-            + ", ".join("{" + v + "}" for v in _REPORT_VALUES) + " WHERE " + _ACTIVE_WITH_KEY)
+_HISTORY = ("INSERT INTO reports (" + ", ".join(_REPORT_COLUMNS) + ") VALUES ("
+            + ", ".join("{" + v + "}" for v in _REPORT_VALUES) + ")")
 _HISTORY_DAY = ("INSERT INTO device_days (device_id, day, ready_strict, failing_required, unit_id) "
                 "VALUES ({device_id}, {day}, {ready_strict}, {failing_required}, "
                 "(SELECT unit_id FROM devices WHERE id = {device_id})) ON CONFLICT (device_id, day) DO NOTHING")
-_HISTORY_PG, _HISTORY_SQLITE = _fmt_sql(_HISTORY, "pyformat"), _fmt_sql(_HISTORY, "named")
-_HISTORY_DAY_PG, _HISTORY_DAY_SQLITE = _fmt_sql(_HISTORY_DAY, "pyformat"), _fmt_sql(_HISTORY_DAY, "named")
+_HISTORY_PG = _fmt_sql(_HISTORY, "pyformat")
+_HISTORY_DAY_SQLITE = _fmt_sql(_HISTORY_DAY, "named")
+# PostgreSQL: each parameter once (a repeated one gets two inferred types).
+_HISTORY_DAY_PG = ("INSERT INTO device_days (device_id, day, ready_strict, failing_required, unit_id) "
+                   "SELECT d.id, %(day)s, %(ready_strict)s, %(failing_required)s, d.unit_id FROM devices d "
+                   "WHERE d.id = %(device_id)s ON CONFLICT (device_id, day) DO NOTHING")
 _LATE_DAY_PG = _LATE_DAY_SQLITE.replace(":device_id", "%(device_id)s")

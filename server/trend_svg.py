@@ -1,4 +1,5 @@
-"""The readiness trend as an inline SVG, drawn on the server (no JavaScript).
+"""The readiness trend as an inline SVG of stacked state bands, drawn on the server (no
+JavaScript).
 
 Every label is escaped (markupsafe) and the numbers are formatted here, so the SVG can
 be placed in a template as ``Markup`` without carrying any agent-supplied text.
@@ -16,51 +17,57 @@ W, H = 900, 240
 LEFT, RIGHT, TOP, BOTTOM = 44, 12, 12, 28
 
 
-def trend_svg(points: Sequence[tuple[Any, float | None]], *, days: int, end: dt.date | None = None,
-              title: str = "", desc: str = "") -> Markup:
-    """``points`` = (day, readiness 0..100 or None) pairs; the x axis spans ``days`` days
-    ending at ``end`` (default: the last point's day). Days without a value are left out
-    of the line (it joins the known days)."""
-    pts = [(as_date(d), float(v)) for d, v in points if v is not None]
+# The colours of the dashboard's bars and legend (dashboard.css).
+BAND_FILL = {"ready": "#1f7a3f", "not_ready": "#b3261e", "stale": "#a86400", "never_reported": "#6b7280"}
+
+
+def trend_bands_svg(points: Sequence[Any], bands: Sequence[str], *, days: int, title: str = "",
+                    desc: str = "") -> Markup:
+    """The fleet's states per day as stacked bands (shares of the devices counted that
+    day), ``bands`` from the bottom up; ``points`` have ``day``, ``devices`` and
+    ``count(state)``. Days without devices are left out."""
+    pts = [p for p in points if p.devices]
     if not pts:
         return Markup("")
-    end = end or max(d for d, _ in pts)
+    end = as_date(points[-1].day)
     start = end - dt.timedelta(days=days - 1)
-    pts = sorted((d, v) for d, v in pts if start <= d <= end)
-    if not pts:
-        return Markup("")
     pw, ph = W - LEFT - RIGHT, H - TOP - BOTTOM
 
-    def x(d: dt.date) -> float:
-        return LEFT + pw * ((d - start).days / max(days - 1, 1))
+    def x(d: Any) -> float:
+        return LEFT + pw * ((as_date(d) - start).days / max(days - 1, 1))
 
-    def y(v: float) -> float:
-        return TOP + ph * (1 - max(0.0, min(100.0, v)) / 100)
+    def y(share: float) -> float:
+        return TOP + ph * (1 - max(0.0, min(1.0, share)))
 
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" role="img" '
            f'aria-labelledby="trend-title trend-desc" class="trend-chart">',
            f'<title id="trend-title">{escape(title)}</title><desc id="trend-desc">{escape(desc)}</desc>']
+    below = [0.0] * len(pts)
+    for band in bands:
+        above = [b + p.count(band) / p.devices for b, p in zip(below, pts)]
+        if any(a > b for a, b in zip(above, below)):
+            if len(pts) == 1:  # one day: a bar, not an area
+                x0, x1 = x(pts[0].day) - 4, x(pts[0].day) + 4
+                poly = f"{x0:.1f},{y(below[0]):.1f} {x0:.1f},{y(above[0]):.1f} {x1:.1f},{y(above[0]):.1f} " \
+                       f"{x1:.1f},{y(below[0]):.1f}"
+            else:
+                top = [f"{x(p.day):.1f},{y(a):.1f}" for p, a in zip(pts, above)]
+                bottom = [f"{x(p.day):.1f},{y(b):.1f}" for p, b in zip(reversed(pts), reversed(below))]
+                poly = " ".join(top + bottom)
+            out.append(f'<polygon class="band band-{escape(band)}" fill="{BAND_FILL.get(band, "#999")}" '
+                       f'points="{poly}"/>')
+        below = above
     for v in (0, 25, 50, 75, 100):
-        yy = y(v)
+        yy = y(v / 100)
         out.append(f'<line class="grid" x1="{LEFT}" y1="{yy:.1f}" x2="{W - RIGHT}" y2="{yy:.1f}"/>')
         out.append(f'<text x="{LEFT - 6}" y="{yy + 4:.1f}" text-anchor="end">{v}&#160;%</text>')
     out.append(f'<line class="axis" x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{H - BOTTOM}"/>')
     out.append(f'<line class="axis" x1="{LEFT}" y1="{H - BOTTOM}" x2="{W - RIGHT}" y2="{H - BOTTOM}"/>')
-    # Date ticks: about six, on whole days.
     step = max(1, round(days / 6))
     for i in range(0, days, step):
         d = start + dt.timedelta(days=i)
         xx = x(d)
         out.append(f'<line class="axis" x1="{xx:.1f}" y1="{H - BOTTOM}" x2="{xx:.1f}" y2="{H - BOTTOM + 4}"/>')
         out.append(f'<text x="{xx:.1f}" y="{H - BOTTOM + 17}" text-anchor="middle">{escape(d.isoformat())}</text>')
-    line = " ".join(f"{x(d):.1f},{y(v):.1f}" for d, v in pts)
-    if len(pts) > 1:
-        area = f"{x(pts[0][0]):.1f},{y(0):.1f} {line} {x(pts[-1][0]):.1f},{y(0):.1f}"
-        out.append(f'<polygon class="area" points="{area}"/>')
-        out.append(f'<polyline class="line" points="{line}"/>')
-    for d, v in pts[-1:]:
-        out.append(f'<circle cx="{x(d):.1f}" cy="{y(v):.1f}" r="3.5" fill="#1f7a3f"/>')
-        out.append(f'<text x="{min(x(d), W - RIGHT - 30):.1f}" y="{max(y(v) - 8, TOP + 10):.1f}" '
-                   f'text-anchor="end" font-weight="700">{v:.0f}&#160;%</text>')
     out.append("</svg>")
     return Markup("".join(out))

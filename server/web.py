@@ -32,9 +32,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response, StreamingResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 from sqlalchemy import select
@@ -47,7 +48,7 @@ from server.auth import cookies_secure
 from server.db import devices, units
 from server.i18n_web import LANGS, Translator, choose_language
 from server.store import ApiError
-from server.trend_svg import trend_svg
+from server.trend_svg import trend_bands_svg
 from server.web_common import SECURITY_HEADERS, safe_next
 
 HERE = Path(__file__).resolve().parent
@@ -142,6 +143,9 @@ class Web:
         self.default_max_age = int(getattr(settings, "default_max_report_age_hours", None)
                                    or rd.DEFAULT_MAX_REPORT_AGE_HOURS)
         self.min_agent = getattr(settings, "min_agent_version", None)
+        self.target = float(getattr(settings, "readiness_target", None) or 95.0)
+        # Dates that are dates (an exception's last day) are in the organisation's time zone.
+        self.tz = ZoneInfo(getattr(settings, "time_zone", None) or rd.DEFAULT_TIME_ZONE)
         # Side queries of a page that need not wait for its main one (the unit page's trend).
         self.side_jobs = ThreadPoolExecutor(max_workers=4, thread_name_prefix="page-side")
 
@@ -209,12 +213,17 @@ class Web:
     # ------------------------------------------------------------------ view models
 
     def unit_row(self, u: rd.UnitSummary, outdated: int = 0) -> dict[str, Any]:
-        return {"id": u.id, "name": u.name, "path": u.path, "depth": u.depth, "total": u.total,
-                "counts": u.counts, "pct": u.ready_pct, "outdated": outdated}
+        return {"id": u.id, "name": u.name, "label": u.name, "path": u.path, "depth": u.depth, "total": u.total,
+                "counts": u.counts, "pct": u.ready_pct, "outdated": outdated, "blocking": None,
+                "below_target": False}
 
     def overview(self, ctx: Ctx) -> Response:
+        """Every unit with its roll-up, the check blocking most of its devices and whether
+        it reaches the target; in tree order, or worst first (``?sort=readiness``)."""
         scope = self.scope(ctx.user)
         now = self.now()
+        lang = ctx.lang
+        worst_first = ctx.request.query_params.get("sort") == "readiness"
         with self.engine.connect() as conn:
             ov = rd.overview(conn, scope, now, minimum=self.min_agent, default_max_age_hours=self.default_max_age)
         tree, versions = ov.units, ov.agent_versions
@@ -222,16 +231,24 @@ class Web:
         base = min((u.depth for u in tree), default=1) - 1
         rows = []
         for u in tree:
-            r = self.unit_row(u)
-            r["depth"] = u.depth - base
+            r = self.unit_row(u, ov.outdated.get(u.id, 0))
+            r["depth"] = 1 if worst_first else u.depth - base
+            blocking = ov.blocking.get(u.id)
+            r["blocking"] = None if blocking is None else {"check_id": blocking[0], "devices": blocking[1],
+                                                           "title": check_title(blocking[0], lang)}
+            r["below_target"] = u.ready_pct is not None and u.ready_pct < self.target
+            r["label"] = u.path if worst_first else u.name
             rows.append(r)
+        if worst_first:  # units with devices, least ready first; then those without
+            rows.sort(key=lambda r: (r["pct"] is None, r["pct"] if r["pct"] is not None else 0, r["path"]))
         roots = [u for u in tree if u.depth - base == 1]
         counts = rd.StateCounts(**{s: sum(getattr(u.counts, s) for u in roots) for s in rd.STATES})
         total_n = sum(u.total for u in roots)
         total = {"total": total_n, "counts": counts, "pct": rd.percent(counts.ready, total_n),
                  "outdated": versions.outdated}
         return self.render(ctx, "overview.html", nav="overview", rows=rows, total=total,
-                           stale_hours=self.default_max_age)
+                           stale_hours=self.default_max_age, worst_first=worst_first, target=self.target,
+                           below_target=sum(1 for r in rows if r["below_target"]))
 
     def unit_page(self, ctx: Ctx, unit_id: int) -> Response:
         req = ctx.request
@@ -276,14 +293,10 @@ class Web:
             crumbs = self._crumbs(conn, scope, unit["path"])
         points = trend_job.result() if trend_job is not None else self._trend_points(scope, unit_id, now)
         s = detail.summary
-        known = [p for p in points if p.ready_pct is not None and p.ready]
-        svg = Markup("")
-        if known:
-            first = next(p for p in points if p.ready)
-            svg = trend_svg([(p.day, p.ready_pct) for p in points if p.day >= first.day], days=TREND_DAYS,
-                            end=points[-1].day, title=ctx.t("trend", days=TREND_DAYS),
-                            desc=ctx.t("trend.alt", first=ctx.t.number(first.ready_pct or 0, 0),
-                                       last=ctx.t.number(points[-1].ready_pct or 0, 0)))
+        last = points[-1]
+        svg = trend_bands_svg(points, rd.BANDS, days=TREND_DAYS, title=ctx.t("trend", days=TREND_DAYS),
+                              desc=ctx.t("trend.bands.alt", ready=last.ready, not_ready=last.not_ready,
+                                         stale=last.stale, never=last.never_reported, total=last.devices))
         check_ids = sorted(set(_policy_titles()) | {f.check_id for f in detail.failing_checks})
         if check and check not in check_ids:
             check_ids.append(check)
@@ -305,8 +318,8 @@ class Web:
 
         pages = max(1, math.ceil(devices_page.total / devices_page.per_page))
         base_depth = unit["depth"]
-        csv_params = {k: v for k, v in (("state", state), ("check", check), ("os", os_)) if v}
-        csv_target = sub_id or unit_id
+        export_query = urlencode({k: v for k, v in (("state", state), ("check", check), ("os", os_)) if v})
+        export_base = f"/units/{sub_id or unit_id}/export"
         return self.render(
             ctx, "unit.html", nav="overview",
             unit={"id": unit_id, "name": unit["name"], "path": unit["path"], "crumbs": crumbs[:-1]},
@@ -314,8 +327,8 @@ class Web:
                      "outdated": detail.agent_versions.outdated},
             children=[self.unit_row(c, child_outdated.get(c.id, 0)) | {"depth": 1} for c in detail.children],
             failing=[{"check_id": f.check_id, "title": check_title(f.check_id, lang), "severity": f.severity,
-                      "devices": f.devices_failing, "excepted": f.devices_excepted}
-                     for f in detail.failing_checks if f.devices_failing or f.devices_excepted],
+                      "devices": f.devices_failing, "excepted": f.devices_excepted, "stale": f.devices_stale}
+                     for f in detail.failing_checks if f.devices_failing or f.devices_excepted or f.devices_stale],
             stale=[{"id": d.id, "hostname": d.hostname, "last_report": d.last_seen,
                     "hours": ((now - d.last_seen).total_seconds() / 3600) if d.last_seen else None}
                    for d in detail.stale_longest],
@@ -330,11 +343,43 @@ class Web:
             os_options=PLATFORMS,
             subunit_options=[{"id": u["id"], "label": "\u00a0\u00a0" * (u["depth"] - base_depth - 1)
                               + u["path"].split("/")[-1]} for u in subunits],
-            csv_url=f"/api/v1/units/{csv_target}/export.csv" + ("?" + urlencode(csv_params) if csv_params else ""))
+            can_export=bool(getattr(ctx.user, "can_export", False)),
+            csv_url=export_base + ".csv" + ("?" + export_query if export_query else ""),
+            xlsx_url=export_base + ".xlsx" + ("?" + export_query if export_query else ""))
+
+    def unit_export(self, ctx: Ctx, unit_id: int, fmt: str) -> Response:
+        """The unit page's devices, with the filters on screen, as a file for the signed-in
+        person: their language, their Excel's CSV dialect, or XLSX."""
+        if not getattr(ctx.user, "can_export", False):
+            return self.error_page(ctx, 403, ctx.t("export.forbidden"))
+        q = ctx.request.query_params
+        state = q.get("state") or None
+        if state not in rd.STATES:
+            state = None
+        filters = rd.ExportFilters(state=state, check=(q.get("check") or "").strip()[:200] or None,
+                                   os=q.get("os") or None)
+        scope = self.scope(ctx.user)
+        now = self.now()
+        kw = dict(filters=filters, min_agent_version=self.min_agent, default_max_age_hours=self.default_max_age)
+        with self.engine.connect() as conn:
+            path = rd.visible_unit(conn, scope, unit_id)["path"]
+            labels = rd.Labels(ctx.t, lambda c: check_title(c, ctx.lang))
+            headers = dict(SECURITY_HEADERS)
+            headers["Content-Disposition"] = f'attachment; filename="{rd.export_filename(path, now, fmt)}"'
+            if fmt == "xlsx":
+                content = rd.export_xlsx_for(labels, rd.export_records(conn, scope, unit_id, now, **kw),
+                                             sheet=path.split("/")[-1])
+                return Response(content, media_type=rd.XLSX_TYPE, headers=headers)
+
+        def body() -> Any:  # streamed on its own connection: memory stays flat for any fleet
+            with self.engine.connect() as conn:
+                yield from rd.export_csv_for(labels, ctx.lang, rd.export_records(conn, scope, unit_id, now, **kw))
+
+        return StreamingResponse(body(), media_type="text/csv; charset=utf-8", headers=headers)
 
     def _trend_points(self, scope: rd.Scope, unit_id: int, now: dt.datetime) -> list[rd.TrendPoint]:
         with self.engine.connect() as conn:
-            points = rd.trend(conn, scope, unit_id, now, days=TREND_DAYS)
+            points = rd.trend(conn, scope, unit_id, now, days=TREND_DAYS, default_max_age_hours=self.default_max_age)
             conn.commit()  # keeps the closed days the trend counted (its cache)
         return points
 
@@ -364,7 +409,8 @@ class Web:
                 "status": r.status, "messages": [message_text(m, lang) for m in r.messages],
                 "evidence": json.dumps(r.evidence, indent=1, ensure_ascii=False, sort_keys=True)
                 if r.evidence else "",
-                "exception": None if e is None else {"expires_at": e.expires_at, "granted_by": e.granted_by or "–",
+                "exception": None if e is None else {"valid_through": e.valid_through,
+                                                     "granted_by": e.granted_by or "–",
                                                      "justification": e.justification},
                 "can_grant": can_grant and e is None and r.severity == "required"
                 and r.status in ("fail", "unknown")})
@@ -372,6 +418,9 @@ class Web:
         results.sort(key=lambda r: (r["exception"] is not None, order.get(r["status"], 9), r["severity"] != "required"))
         dev = d.device
         policy = f"{d.policy.get('id')} {d.policy.get('version')}" if d.policy else None
+        granted = next((e for e in d.exceptions if str(e.id) == ctx.request.query_params.get("granted")), None)
+        notice = None if granted is None else ctx.t("exceptions.granted.one", check=check_title(granted.check_id, lang),
+                                                    target=dev.hostname, until=granted.valid_through.isoformat())
         latest_verdict = d.timeline.items[0].verdict if d.timeline.items else None
         return self.render(
             ctx, "device.html", nav="overview",
@@ -379,7 +428,7 @@ class Web:
                     "platform": dev.platform, "serial": d.serial, "agent_version": dev.agent_version,
                     "enrolled_at": d.enrolled_at, "last_report": dev.last_seen, "policy": policy,
                     "agent_verdict": latest_verdict, "crumbs": crumbs, "keyid": keyid, "public_key_pem": pem},
-            results=results,
+            results=results, notice=notice,
             reports=[{"report_id": i.report_id, "sequence": i.sequence, "generated_at": i.generated_at,
                       "received_at": i.received_at, "verdict": i.verdict,
                       "policy": f"{i.policy_id} {i.policy_version}"} for i in d.timeline.items])
@@ -391,27 +440,50 @@ class Web:
         scope = self.scope(ctx.user)
         now = self.now()
         lang = ctx.lang
+        form_device = None  # the device the form is for, named by its host name
         with self.engine.connect() as conn:
             items = rd.list_exceptions(conn, scope, now, include_expired=show_all)
+            wanted = (form or {}).get("device") or (q.get("device") or "")
+            if wanted:
+                try:
+                    dev = rd.visible_device(conn, scope, wanted[:64])
+                    form_device = {"id": dev["id"], "hostname": dev["hostname"]}
+                except rd.NotFound:
+                    pass
             unit_rows = [dict(r) for r in conn.execute(
                 select(units.c.id, units.c.path).where(scope.clause(units.c.path))
                 .order_by(units.c.path)).mappings()]
         form = form or {"check_id": (q.get("check") or "")[:200], "device": (q.get("device") or "")[:255],
                         "unit_id": (q.get("unit") or "")[:20], "justification": "",
-                        "expires": (now + dt.timedelta(days=30)).date().isoformat()}
+                        "expires": (now.astimezone(self.tz) + dt.timedelta(days=30)).date().isoformat()}
         rows = [{"id": e.id, "check_id": e.check_id, "check_title": check_title(e.check_id, lang),
                  "device_id": e.device_id, "device_label": e.device_hostname or e.device_id,
-                 "unit_id": e.unit_id, "unit_label": e.unit_path or "(…)", "expires_at": e.expires_at,
+                 "unit_id": e.unit_id, "unit_label": e.unit_path or "(…)", "valid_through": e.valid_through,
                  "justification": e.justification, "granted_by": e.granted_by or "–", "granted_at": e.granted_at,
                  "revoke_reason": e.revoke_reason, "state": e.status if e.status != "pending" else "active",
                  "inherited": e.inherited} for e in items]
         check_ids = sorted(set(_policy_titles()) | ({form["check_id"]} if form.get("check_id") else set()))
+        current = [r for r in rows if r["state"] == "active"]
+        ended = [r for r in rows if r["state"] != "active"]  # revoked or expired: never under "current"
         return self.render(
-            ctx, "exceptions.html", status=status, nav="exceptions", rows=rows, show_inactive=show_all,
+            ctx, "exceptions.html", status=status, nav="exceptions", rows=current, ended=ended,
+            show_inactive=show_all, form_device=form_device,
             can_grant=getattr(ctx.user, "role", None) == "security_officer", notice=notice, error=error, form=form,
             check_options=[{"id": c, "title": check_title(c, lang)} for c in check_ids],
             unit_options=[{"id": u["id"], "label": u["path"]} for u in unit_rows],
-            today=now.date().isoformat())
+            today=now.astimezone(self.tz).date().isoformat())
+
+    def granted_notice(self, ctx: Ctx, exception_id: str | None) -> str:
+        """'Exception for <check> on <target> granted, valid through <date>', or the plain notice."""
+        if not (exception_id or "").isdigit():
+            return ctx.t("exceptions.granted")
+        try:
+            with self.engine.connect() as conn:
+                e = rd.get_exception(conn, self.scope(ctx.user), int(exception_id or 0), self.now())
+        except rd.NotFound:
+            return ctx.t("exceptions.granted")
+        return ctx.t("exceptions.granted.one", check=check_title(e.check_id, ctx.lang),
+                     target=e.device_hostname or e.unit_path or "–", until=e.valid_through.isoformat())
 
     def grant(self, ctx: Ctx, form: dict[str, str]) -> Response:
         t = ctx.t
@@ -424,19 +496,20 @@ class Web:
                 day = dt.date.fromisoformat(form.get("expires", "").strip())
             except ValueError:
                 raise rd.Invalid("expires_at", "a date (YYYY-MM-DD)") from None
-            # Valid through the chosen day (end of day, UTC).
-            expires = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.timezone.utc)
             with self.engine.begin() as conn:
                 device_id = None
                 if device:
                     device_id = self._resolve_device(conn, self.scope(ctx.user), device)
                 info = rd.grant_exception(conn, ctx.user, check_id=check_id, device_id=device_id,
                                           unit_id=int(unit_id) if (unit_id.isdigit() and not device) else None,
-                                          expires_at=expires, justification=form.get("justification", ""), now=now)
+                                          expires_on=day, tz=self.tz, justification=form.get("justification", ""),
+                                          now=now)
         except ApiError as exc:
             return self.exceptions_page(ctx, status=exc.status if exc.status in (403, 404, 409, 422) else 400,
                                         error=t("error.generic", message=exc.message), form=form)
-        target = f"/devices/{info.device_id}" if info.device_id else "/exceptions?granted=1"
+        # The grant confirms itself: where the officer lands, a notice names what was granted.
+        target = (f"/devices/{info.device_id}?granted={info.id}" if info.device_id
+                  else f"/exceptions?granted={info.id}")
         return RedirectResponse(target, status_code=303, headers=SECURITY_HEADERS)
 
     def _resolve_device(self, conn: Any, scope: rd.Scope, text_: str) -> str:
@@ -510,6 +583,12 @@ def mount(app: FastAPI, store: Any, settings: Any) -> Web:
             return await web.page(request, lambda ctx: web.error_page(ctx, 404, ctx.t("not_found")))
         return await web.page(request, web.unit_page, int(unit_id))
 
+    @router.get("/units/{unit_id}/export.{fmt}")
+    async def unit_export(request: Request, unit_id: str, fmt: str) -> Response:
+        if not unit_id.isdigit() or fmt not in ("csv", "xlsx"):
+            return await web.page(request, lambda ctx: web.error_page(ctx, 404, ctx.t("not_found")))
+        return await web.page(request, web.unit_export, int(unit_id), fmt)
+
     @router.get("/devices/{device_id}")
     async def device_page(request: Request, device_id: str) -> Response:
         return await web.page(request, web.device_page, device_id[:64])
@@ -518,7 +597,7 @@ def mount(app: FastAPI, store: Any, settings: Any) -> Web:
     async def exceptions_page(request: Request) -> Response:
         def show(ctx: Ctx) -> Response:
             q = ctx.request.query_params
-            notice = ctx.t("exceptions.granted") if q.get("granted") else (
+            notice = web.granted_notice(ctx, q.get("granted")) if q.get("granted") else (
                 ctx.t("exceptions.revoked") if q.get("revoked") else None)
             return web.exceptions_page(ctx, notice=notice)
 

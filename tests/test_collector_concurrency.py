@@ -1,8 +1,8 @@
 """Two collector processes on one database receive reports of the same devices at
 once — identical resends to both, and sequences interleaved out of order. Each report
-is stored exactly once and, per device, the stored sequences only ever go up (the
-database decides: conditional UPDATE of device_state under its row lock, UNIQUE
-constraints on reports). Runs on PostgreSQL (the production scale-out path) and on
+is stored exactly once (an older one as history) and, per device, the latest state only
+ever goes up (the database decides: conditional UPDATE of device_state under its row
+lock, UNIQUE constraints on reports). Runs on PostgreSQL (the production scale-out path) and on
 SQLite."""
 from __future__ import annotations
 
@@ -71,15 +71,8 @@ def test_two_collectors_store_each_report_once(collector, tmp_path):
         assert len({r.report_id for r in rows}) == len(rows)
         for d in devices:
             seqs = [r.sequence for r in rows if r.device_id == d.id]
-            assert seqs == sorted(set(seqs)), f"device {d.id}: stored sequences not strictly increasing: {seqs}"
-            assert seqs[-1] == REPORTS_PER_DEVICE  # the newest report is never refused
-            assert states[d.id] == REPORTS_PER_DEVICE
-        # Every report either was stored or was refused only because a newer one was already there.
-        for d in devices:
-            stored = {r.sequence for r in rows if r.device_id == d.id}
-            for env in envelopes[d.id]:
-                seq = wire.decode_envelope(env).statement["predicate"]["sequence"]
-                if seq not in stored:
-                    assert any(s > seq for s in stored)
+            # Every report stored once: the late ones as history, none lost, none twice.
+            assert sorted(seqs) == list(range(1, REPORTS_PER_DEVICE + 1)), f"device {d.id}: {seqs}"
+            assert states[d.id] == REPORTS_PER_DEVICE  # the latest state is the newest report
     finally:
         second.stop()

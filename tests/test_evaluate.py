@@ -223,7 +223,7 @@ def test_unknown_section_gates_every_kind():
         f = facts(**{section: {"status": "unknown", "reasons": ["tool missing"]}})
         r = evaluate_check(mkcheck(kind), f)
         assert r.status == "unknown", kind
-        assert r.messages[0].args["reasons"] == "tool missing"
+        assert r.messages[0].args["reasons"] == ["tool missing"]
         assert evaluate_check(mkcheck(kind), facts()).status == "unknown", kind  # section absent
 
 

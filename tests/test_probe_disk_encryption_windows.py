@@ -86,7 +86,7 @@ def test_manage_bde_unrecognised_language_is_unknown_never_unencrypted():
     text = _text("manage-bde-status-fully-encrypted-duplicate-protectors.txt")
     text = text.replace("Conversion Status", "Konverteringsstatus").replace("Protection Status", "Skyddsstatus")
     recs, why = parse_manage_bde(text)
-    assert recs == [] and "unrecognised language" in why
+    assert recs == [] and why.startswith("output.language: manage-bde")
 
 
 def test_suspended_protection_from_win32_encryptablevolume():
@@ -105,7 +105,7 @@ def test_probe_falls_back_to_manage_bde_german():
     section = disk_windows(ProbeContext(host))
     assert section["status"] == "ok"
     assert [(v["mount"], v["state"], v["encrypted"]) for v in section["volumes"]] == [("C:", "encrypting", False)]
-    assert any("bitlocker: denied" in r for r in section["reasons"])
+    assert any(r.startswith("source.failed: bitlocker") for r in section["reasons"])
 
 
 def test_probe_unknown_language_reports_unknown():
@@ -114,7 +114,7 @@ def test_probe_unknown_language_reports_unknown():
     host.add_command(["manage-bde", "-status"], text)
     section = disk_windows(ProbeContext(host))
     assert section["status"] == "unknown" and section["volumes"] == []
-    assert any("unrecognised language" in r for r in section["reasons"])
+    assert any(r.startswith("output.language: manage-bde") for r in section["reasons"])
 
 
 def test_probe_removable_drive_is_not_a_volume_of_the_machine():
@@ -157,3 +157,17 @@ def test_manage_bde_none_found_is_waiting_for_activation():
     (rec,), why = parse_manage_bde(text)
     assert why is None and rec["protectors"] == []
     assert volume_fact(rec)["state"] == "waiting_activation"
+
+
+def test_public_manage_bde_protection_off_states():
+    pub = OWN_FIXTURES / "public/windows"
+    (rec,), why = parse_manage_bde((pub / "manage-bde-status-used-space-only-protection-off-none-found.txt").read_text())
+    assert why is None and (rec["conversion"], rec["protection"], rec["percent"], rec["protectors"]) == \
+        ("FullyEncrypted", "off", 100.0, [])
+    fact = volume_fact(rec)
+    assert (fact["state"], fact["encrypted"]) == ("waiting_activation", False)
+    (rec,), why = parse_manage_bde((pub / "manage-bde-status-encryption-in-progress-protection-off-password.txt")
+                                   .read_text())
+    assert (rec["conversion"], rec["percent"], rec["protectors"]) == \
+        ("EncryptionInProgress", 50.8, ["Password", "RecoveryPassword"])
+    assert (volume_fact(rec)["state"], volume_fact(rec)["encrypted"]) == ("encrypting", False)

@@ -52,7 +52,7 @@ def test_missing_os_release_is_partial_with_reason():
     host = ReplayHost().add_file("/proc/sys/kernel/osrelease", "6.1.0\n")
     s = linux(ProbeContext(host))
     assert s["status"] == "partial" and s["id"] is None and s["arch"] is None
-    assert "os-release: not found" in s["reasons"]
+    assert "file.missing: os-release" in s["reasons"]
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/sys/kernel/osrelease"), reason="needs Linux /proc")

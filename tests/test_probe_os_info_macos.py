@@ -34,3 +34,13 @@ def test_system_version_plist_preferred():
         ("macOS", "14.4.1", "23E224", "Sonoma", "ok")
     assert not any(c[0] == "sw_vers" for c in host.calls)
 
+
+
+def test_sw_vers_high_sierra_first_release():
+    from conftest import OWN_FIXTURES
+    text = (OWN_FIXTURES / "public/macos/sw_vers-high-sierra-10.13.txt").read_text()
+    assert parse_sw_vers(text) == {"ProductName": "Mac OS X", "ProductVersion": "10.13", "BuildVersion": "17A405"}
+    host = ReplayHost(platform="macos")
+    host.add_command(["sw_vers"], text.encode())
+    s = os_macos(ProbeContext(host))
+    assert (s["version"], s["build"], s["release"]) == ("10.13", "17A405", "High Sierra")

@@ -132,11 +132,15 @@ def test_probe_apt_pending_security_cache_and_first_seen(tmp_path):
     assert s["last_update"] == "2024-04-30T07:00:05+00:00"  # dpkg.log is local time (CEST)
     assert s["reboot_required"] is True and s["pending_security_oldest_days"] == 0.0
     assert s["cache_ttl_seconds"] == 6 * 3600 and s["cached_at"]
-    # three days later, from the cache (apt not asked again), the same update is still waiting
+    # three hours later (the host's clock), from the cache: apt is not asked again
+    soon = apt_host(t0 + dt.timedelta(hours=3))
+    s1 = linux(ProbeContext(soon, cache=cache))
+    assert APT_SIM not in [list(c) for c in soon.calls] and s1["cached_at"] == s["cached_at"]
+    # three days later the cache has expired, apt is asked, and the update has waited 3 days
     later = apt_host(t0 + dt.timedelta(days=3))
     s2 = linux(ProbeContext(later, cache=cache))
-    assert APT_SIM not in [list(c) for c in later.calls]
-    assert s2["pending_security_oldest_days"] == 3.0 and s2["cached_at"] == s["cached_at"]
+    assert APT_SIM in [list(c) for c in later.calls]
+    assert s2["pending_security_oldest_days"] == 3.0 and s2["cached_at"] != s["cached_at"]
 
 
 def test_probe_apt_failure_is_not_cached_and_reported(tmp_path):

@@ -87,7 +87,7 @@ def test_restart_pending_only_when_an_installed_update_awaits_it():
     s = patches_macos(ProbeContext(_mac("softwareupdate-list-none.txt", BOOTED_BEFORE_14_4)))
     assert s["reboot_required"] is True
     s = patches_macos(ProbeContext(_mac("softwareupdate-list-none.txt", None)))
-    assert s["reboot_required"] is None and any("kern.boottime" in r for r in s["reasons"])
+    assert s["reboot_required"] is None and "tool.not_found: sysctl" in s["reasons"]
 
 
 def test_major_upgrade_and_beta_on_offer_are_not_pending_patches():
@@ -104,3 +104,26 @@ def test_parse_boottime_forms():
         dt.datetime(2009, 1, 24, 2, 45, 14, tzinfo=dt.timezone.utc)
     assert parse_boottime("{ sec = 1710400000, usec = 0 } tors 14 mars 2024") is not None
     assert parse_boottime("sysctl: unknown oid") is None
+
+
+def test_public_softwareupdate_upgrade_and_beta_are_offers():
+    pub = OWN_FIXTURES / "public/macos"
+    res = parse_softwareupdate_list((pub / "softwareupdate-list-ventura-point-safari-and-sequoia-upgrade.txt").read_text())
+    assert [u["title"] for u in res["updates"]] == ["Safari", "macOS Ventura 13.7.4", "macOS Sequoia 15.3.1"]
+    assert [u["restart"] for u in res["updates"]] == [False, True, True] and res["error"] is None
+    on_ventura = (13, 7, 2)
+    assert [is_security(u, on_ventura) for u in res["updates"]] == [True, True, False]
+    host = ReplayHost(platform="macos")
+    host.add_file("/System/Library/CoreServices/SystemVersion.plist", plistlib.dumps(
+        {"ProductName": "macOS", "ProductVersion": "13.7.2", "ProductBuildVersion": "22H313"}))
+    host.add_command(["softwareupdate", "--list", "--no-scan"],
+                     pub / "softwareupdate-list-ventura-point-safari-and-sequoia-upgrade.txt")
+    host.add_file("/Library/Receipts/InstallHistory.plist",
+                  OWN_FIXTURES / "synthetic/macos/synthetic-InstallHistory.plist")
+    host.add_command(["sysctl", "-n", "kern.boottime"], BOOTED_AFTER_14_4)
+    s = patches_macos(ProbeContext(host))
+    assert (s["pending"], s["pending_security"], s["reboot_required"]) == (2, 2, False)
+    assert s["offered_upgrades"] == ["macOS Sequoia 15.3.1"]
+    beta = parse_softwareupdate_list((pub / "softwareupdate-list-big-sur-beta-restart.txt").read_text())
+    (u,) = beta["updates"]
+    assert u["restart"] and not is_security(u, (11, 0, 1))

@@ -89,7 +89,7 @@ def test_probe_installed_but_not_running_desktop_uses_session_files():
 
 def test_probe_no_desktop_is_not_applicable():
     s = linux(ProbeContext(ReplayHost(homes=["/root"])))
-    assert s == {"status": "not_applicable", "reasons": ["no graphical desktop installed or running"],
+    assert s == {"status": "not_applicable", "reasons": ["desktop.none"],
                  "enabled": None, "idle_seconds": None, "desktop": None}
 
 

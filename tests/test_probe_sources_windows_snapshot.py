@@ -24,14 +24,14 @@ def test_one_failing_source_does_not_hide_the_others():
     assert data is None and "0x800106ba" in why
     rows, why = source_list(snap, "hotfixes")  # one element written bare by ConvertTo-Json
     assert why is None and rows == [{"HotFixID": "KB1", "InstalledOn": "1/2/2024"}]
-    assert source(snap, "bitlocker")[1] == "powershell snapshot: no bitlocker section"
+    assert source(snap, "bitlocker")[1] == "value.missing: powershell bitlocker"
 
 
 def test_not_json_and_not_run():
     assert "error" in parse_snapshot("Get-CimInstance : Access denied")
     host = windows_host(None)  # powershell.exe absent
     data, why = source(snapshot(host), "os")
-    assert data is None and "not installed" in why
+    assert data is None and why == "tool.not_found: powershell.exe"
 
 
 def test_powershell_runs_once_per_check():

@@ -60,14 +60,38 @@ def known(code: Any) -> bool:
     return isinstance(code, str) and isinstance(catalog(DEFAULT).get(code), str)
 
 
+def reason_text(text: str, lang: str = DEFAULT) -> str:
+    """A probe's reason (auditagent/reasons.py) in ``lang``: the code translated with its
+    subject; the detail (the OS's own, untranslated words) is left to IT's views. A string
+    that is not a coded reason comes back as it is (tests/test_reasons.py keeps the probes
+    from emitting one)."""
+    from auditagent.reasons import parse
+
+    parsed = parse(text)
+    if parsed is None:
+        return text
+    code, subject, _detail = parsed
+    template = catalog(lang).get(f"reason.{code}") or catalog(DEFAULT).get(f"reason.{code}")
+    if not isinstance(template, str):
+        return text
+    return fill(template, {"subject": subject or ""})
+
+
+def _reasons_value(value: Any, lang: str) -> str:
+    items = value if isinstance(value, list) else [value] if value else []
+    return "; ".join(reason_text(str(r), lang) for r in items) or "-"
+
+
 def translate(code: str, args: dict[str, Any] | None = None, lang: str = DEFAULT) -> str:
     """The message for ``code`` in ``lang`` (English as fallback). An unknown code is
     returned as it is, never used as a template: codes and arguments may come from a
-    device's report (see :mod:`auditagent.textsafe`)."""
+    device's report (see :mod:`auditagent.textsafe`). Arguments named ``reasons``/``reason``
+    are probe reasons and are translated too."""
     template = catalog(lang).get(code) or catalog(DEFAULT).get(code)
     if not isinstance(template, str):
         return str(code)
-    values = {str(k): _fmt_value(v, lang) for k, v in (args or {}).items()}
+    values = {str(k): _reasons_value(v, lang) if k in ("reasons", "reason") else _fmt_value(v, lang)
+              for k, v in (args or {}).items()}
     if "how" in values:
         values["how"] = translate(f"how.{values['how']}", None, lang)
     return fill(template, values)

@@ -9,8 +9,8 @@ registry). A probe returns a JSON-able dict, its *section* of the fact tree. Con
 
 * ``status``: ``ok`` (everything asked was seen), ``partial`` (some values are
   ``None``), ``unknown`` (nothing could be seen) or ``not_applicable``;
-* ``reasons``: short English strings saying why something is unknown (missing tool,
-  no permission, timeout) — never a guess dressed as a value;
+* ``reasons``: coded strings saying why something is unknown (``tool.not_found:
+  fdesetup``; auditagent/reasons.py, translated for staff) — never a guess dressed as a value;
 * a value of ``None`` means *not seen*. A probe never reports a pass it did not see.
 """
 from __future__ import annotations
@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from auditagent.host import Host
+from auditagent.reasons import reason
 
 
 @dataclass(frozen=True)
@@ -136,15 +137,15 @@ def run_probe(name: str, ctx: ProbeContext) -> dict[str, Any]:
     spec = PROBES[name]
     platform = ctx.host.platform
     if platform not in spec.platforms:
-        return {"status": "not_applicable", "reasons": [f"{name}: not checked on {platform}"]}
+        return {"status": "not_applicable", "reasons": [reason("not_checked_here", name)]}
     module_name = f"auditagent.probes.{spec.module}.{platform}"
     if importlib.util.find_spec(module_name) is None:
-        return unknown(f"{name}: no probe for {platform} yet")
+        return unknown(reason("probe.none", name))
     fn = importlib.import_module(module_name).probe
     try:
         section = fn(ctx)
     except Exception as exc:  # noqa: BLE001 - a probe bug must not become a pass
-        return unknown(f"{name}: probe failed ({type(exc).__name__}: {exc})")
+        return unknown(reason("probe.failed", name, f"{type(exc).__name__}: {exc}"))
     section.setdefault("status", "ok")
     section.setdefault("reasons", [])
     return section

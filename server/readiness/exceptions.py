@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import and_, insert, literal, or_, select, update
 from sqlalchemy.engine import Connection
 
-from server.db import devices, exceptions, units, users, utc
+from server.db import as_date, devices, exceptions, units, users, utc
 from server.readiness.audit import record_audit
 from server.readiness.scope import (Actor, Forbidden, Invalid, NotFound, Scope, ancestor_or_self, in_subtree,
                                     visible_device, visible_unit)
@@ -18,6 +18,23 @@ from server.readiness.sql import ts_param
 from server.store import ApiError
 
 MAX_EXCEPTION_DAYS = 180
+DEFAULT_TIME_ZONE = "Europe/Stockholm"
+
+
+def _default_tz() -> dt.tzinfo:
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(DEFAULT_TIME_ZONE)
+
+
+def end_of_day(day: dt.date, tz: dt.tzinfo) -> dt.datetime:
+    """The instant an exception valid through ``day`` (in the organisation's time zone) stops."""
+    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tz).astimezone(dt.timezone.utc)
+
+
+def last_day(expires_at: dt.datetime, tz: dt.tzinfo) -> dt.date:
+    """The last day (in ``tz``) an exception that stops at ``expires_at`` covers."""
+    return (expires_at.astimezone(tz) - dt.timedelta(microseconds=1)).date()
 _CHECK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$")
 
 
@@ -33,7 +50,8 @@ class ExceptionInfo:
     justification: str
     granted_by: str | None
     granted_at: dt.datetime
-    expires_at: dt.datetime
+    expires_at: dt.datetime  # the instant it stops covering
+    valid_through: dt.date  # the last day it covers: the date the officer picked
     revoked_at: dt.datetime | None
     revoked_by: str | None
     revoke_reason: str | None
@@ -68,7 +86,8 @@ def _history_changed(conn: Connection, *, unit_path: str | None = None, device_i
 
 
 def grant_exception(conn: Connection, user: Actor, *, check_id: str, device_id: str | None = None,
-                    unit_id: int | None = None, expires_at: dt.datetime, justification: str,
+                    unit_id: int | None = None, expires_at: dt.datetime | None = None,
+                    expires_on: dt.date | None = None, tz: dt.tzinfo | None = None, justification: str,
                     now: dt.datetime) -> ExceptionInfo:
     """A security officer excepts one check on a device or on a unit's whole subtree, until
     ``expires_at`` (at most 180 days ahead), with a justification; written to the audit log
@@ -86,6 +105,11 @@ def grant_exception(conn: Connection, user: Actor, *, check_id: str, device_id: 
         raise Invalid("justification", "say why (at least 10 characters)")
     if len(justification) > 4000:
         raise Invalid("justification", "at most 4000 characters")
+    if (expires_at is None) == (expires_on is None):
+        raise Invalid("expires_at", "give exactly one of expires_at and expires_on")
+    if expires_on is not None:  # a date: valid through that day in the organisation's time zone
+        expires_at = end_of_day(expires_on, tz or _default_tz())
+    assert expires_at is not None
     if expires_at.tzinfo is None:
         raise Invalid("expires_at", "must carry a time zone")
     now = utc(now)  # type: ignore[assignment]
@@ -104,10 +128,11 @@ def grant_exception(conn: Connection, user: Actor, *, check_id: str, device_id: 
                      device_id=device_id if unit_id is None else None)
     new_id = conn.execute(insert(exceptions).values(
         check_id=check_id, device_id=device_id, unit_id=unit_id, justification=justification, granted_by=user.id,
-        granted_at=now, expires_at=expires_at).returning(exceptions.c.id)).scalar_one()
+        granted_at=now, expires_at=expires_at, expires_on=expires_on).returning(exceptions.c.id)).scalar_one()
     record_audit(conn, user.id, "exception.grant", "exception", new_id,
-           {"check_id": check_id, **target_desc, "expires_at": expires_at.isoformat(),
-            "justification": justification}, now)
+                 {"check_id": check_id, **target_desc, "expires_at": expires_at.isoformat(),
+                  **({"expires_on": expires_on.isoformat()} if expires_on else {}),
+                  "justification": justification}, now)
     return get_exception(conn, scope, new_id, now)
 
 
@@ -131,7 +156,7 @@ def revoke_exception(conn: Connection, user: Actor, exception_id: int, reason: s
     if res.rowcount != 1:
         raise ApiError(409, "already_revoked", f"exception {exception_id}: already revoked")
     record_audit(conn, user.id, "exception.revoke", "exception", exception_id,
-           {"check_id": current.check_id, "device_id": current.device_id, "unit_id": current.unit_id,
+                 {"check_id": current.check_id, "device_id": current.device_id, "unit_id": current.unit_id,
             "reason": reason}, now)
     return get_exception(conn, scope, exception_id, now)
 
@@ -157,7 +182,10 @@ def _info(row: Any, scope: Scope, now: dt.datetime) -> ExceptionInfo:
         id=row["id"], check_id=row["check_id"], device_id=row["device_id"], device_hostname=row["device_hostname"],
         unit_id=None if inherited else row["unit_id"], unit_path=None if inherited else row["unit_path"],
         inherited=inherited, justification=row["justification"], granted_by=row["granted_by_name"],
-        granted_at=utc(row["granted_at"]), expires_at=utc(row["expires_at"]), revoked_at=utc(row["revoked_at"]),
+        granted_at=utc(row["granted_at"]), expires_at=utc(row["expires_at"]),
+        valid_through=as_date(row["expires_on"]) if row["expires_on"] is not None
+        else last_day(utc(row["expires_at"]), _default_tz()),  # type: ignore[arg-type]
+        revoked_at=utc(row["revoked_at"]),
         revoked_by=row["revoked_by_name"], revoke_reason=row["revoke_reason"], status=_exception_status(row, now))
 
 

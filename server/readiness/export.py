@@ -1,69 +1,151 @@
-"""Exports of a unit's devices (rows, CSV).
-"""
+"""Exports of a unit's devices: the rows (one per device, the filters on screen applied)
+and how they are written for a machine (the API: RFC 4180 CSV, column keys, raw values)
+or for a person (their language's headers and values; ';' and a BOM for Swedish and
+Danish Excel; XLSX). The file formats themselves are :mod:`server.spreadsheet`'s."""
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
-from typing import Any, Iterator
+import itertools
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from server.readiness.devices import device_rows
+from server import spreadsheet
+from server.readiness.devices import DeviceRow, device_filters, device_rows
 from server.readiness.scope import Scope, scope_unit_ids, visible_unit
 from server.readiness.state import DEFAULT_MAX_REPORT_AGE_HOURS, device_state_rows
 from server.readiness.versions import agent_versions
 
-# ------------------------------------------------------------------ CSV export
+EXPORT_COLUMNS = ("device_id", "hostname", "unit", "state", "last_seen", "received_at", "failing_checks",
+                  "excepted_checks", "platform", "os", "agent_version", "agent_outdated")
+CSV_COLUMNS = EXPORT_COLUMNS  # the name the API has always documented
+LIST_COLUMNS = frozenset({"failing_checks", "excepted_checks"})
+TIME_COLUMNS = frozenset({"last_seen", "received_at"})
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
-CSV_COLUMNS = ("device_id", "hostname", "unit", "state", "last_seen", "received_at", "failing_checks",
-               "excepted_checks", "platform", "os", "agent_version", "agent_outdated")
+
+@dataclass(frozen=True)
+class ExportFilters:
+    """The device filters of the unit page, applied to the export the same way."""
+
+    state: str | None = None
+    check: str | None = None
+    os: str | None = None
+
+
+def _values(d: DeviceRow) -> tuple[Any, ...]:
+    return (d.id, d.hostname, d.unit_path, d.state, d.last_seen, d.received_at, list(d.failing_checks),
+            list(d.excepted_checks), d.platform, d.os, d.agent_version, d.agent_outdated)
+
+
+def export_records(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, *,
+                   filters: ExportFilters = ExportFilters(), min_agent_version: str | None = None, batch: int = 500,
+                   default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> Iterator[tuple[Any, ...]]:
+    """One tuple of typed values (see EXPORT_COLUMNS) per active device in the unit's
+    subtree that passes ``filters``, by device id; keyset-paginated in batches, so memory
+    stays flat for any fleet."""
+    unit = visible_unit(conn, scope, unit_id)
+    root = unit["path"]
+    newest = agent_versions(conn, scope, root, now, minimum=min_agent_version).newest
+    ds = device_state_rows(conn, scope, now, unit_ids=scope_unit_ids(conn, Scope(unit_path=root)),
+                           default_max_age_hours=default_max_age_hours).subquery("ds")
+    conds = device_filters(ds, state=filters.state, check=filters.check, os=filters.os)
+    last = ""
+    while True:
+        rows = conn.execute(select(ds).where(ds.c.id > last, *conds)
+                            .order_by(ds.c.id).limit(batch)).mappings().all()
+        if not rows:
+            return
+        for d in device_rows(conn, now, rows, newest):
+            yield _values(d)
+        last = rows[-1]["id"]
 
 
 def csv_cell(value: Any) -> str:
-    """One CSV cell; text a spreadsheet would run as a formula (= + - @, tab, CR) gets a
-    leading apostrophe."""
+    """One cell of the machine export: '' for none, yes/no, ISO 8601 UTC times, lists
+    joined with ';'; text a spreadsheet would evaluate is made inert."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, dt.datetime):
         return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
-    text = str(value)
-    if text and text[0] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + text
-    return text
+    if isinstance(value, (list, tuple)):
+        return ";".join(spreadsheet.inert(str(v)) for v in value)
+    return spreadsheet.inert(str(value))
 
 
-def export_rows(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, *,
-                min_agent_version: str | None = None, batch: int = 500,
-                default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> Iterator[list[str]]:
-    """Header, then one row per active device in the unit's subtree (keyset-paginated in
-    batches, so memory stays flat for any fleet)."""
-    unit = visible_unit(conn, scope, unit_id)
-    root = unit["path"]
-    newest = agent_versions(conn, scope, root, now, minimum=min_agent_version).newest
-    yield list(CSV_COLUMNS)
-    ds = device_state_rows(conn, scope, now, unit_ids=scope_unit_ids(conn, Scope(unit_path=root)),
-                           default_max_age_hours=default_max_age_hours).subquery("ds")
-    last = ""
-    while True:
-        rows = conn.execute(select(ds).where(ds.c.id > last)
-                            .order_by(ds.c.id).limit(batch)).mappings().all()
-        if not rows:
-            return
-        for d in device_rows(conn, now, rows, newest):
-            yield [csv_cell(v) for v in (d.id, d.hostname, d.unit_path, d.state, d.last_seen, d.received_at,
-                                         ";".join(d.failing_checks), ";".join(d.excepted_checks), d.platform,
-                                         d.os, d.agent_version, d.agent_outdated)]
-        last = rows[-1]["id"]
+def export_rows(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, **kwargs: Any) -> Iterator[list[str]]:
+    """The machine export: the column keys, then one row of :func:`csv_cell` text per device."""
+    yield list(EXPORT_COLUMNS)
+    for values in export_records(conn, scope, unit_id, now, **kwargs):
+        yield [csv_cell(v) for v in values]
 
 
-def export_csv(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, **kwargs: Any) -> Iterator[str]:
-    """The export as CSV text chunks (one line each, RFC 4180 quoting, CRLF)."""
-    for row in export_rows(conn, scope, unit_id, now, **kwargs):
-        buf = io.StringIO()
-        csv.writer(buf).writerow(row)
-        yield buf.getvalue()
+def export_csv(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, *,
+               style: spreadsheet.CsvStyle = spreadsheet.RFC4180, **kwargs: Any) -> Iterator[str]:
+    """The machine export as CSV text chunks (every cell quoted, CRLF)."""
+    return spreadsheet.csv_lines(export_rows(conn, scope, unit_id, now, **kwargs), style)
 
+
+# ------------------------------------------------------------------ for a person
+
+
+def csv_style_for(lang: str) -> spreadsheet.CsvStyle:
+    """Swedish and Danish Excel split on ';' and need a BOM to read UTF-8; English on ','."""
+    return spreadsheet.NORDIC_EXCEL if lang in ("sv", "da") else spreadsheet.RFC4180
+
+
+class Labels:
+    """Headers and values in a person's language, from the dashboard's catalogue
+    (``t``: key → text) and the check titles (``check_title``: id → title)."""
+
+    def __init__(self, t: Callable[..., str], check_title: Callable[[str], str]) -> None:
+        self.t = t
+        self.check_title = check_title
+
+    def header(self) -> list[str]:
+        return [self.t(f"export.col.{c}") for c in EXPORT_COLUMNS]
+
+    def value(self, column: str, value: Any, *, text_times: bool) -> Any:
+        if value is None:
+            return ""
+        if column == "state":
+            return self.t(f"state.{value}")
+        if isinstance(value, bool):
+            return self.t("yes" if value else "no")
+        if column in LIST_COLUMNS:
+            return "; ".join(f"{self.check_title(c)} ({c})" if self.check_title(c) != c else c for c in value)
+        if column in TIME_COLUMNS and text_times:
+            return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
+        return value
+
+    def rows(self, records: Iterator[tuple[Any, ...]], *, text_times: bool) -> Iterator[list[Any]]:
+        for rec in records:
+            yield [self.value(c, v, text_times=text_times) for c, v in zip(EXPORT_COLUMNS, rec)]
+
+
+def export_csv_for(labels: Labels, lang: str, records: Iterator[tuple[Any, ...]]) -> Iterator[str]:
+    """A person's CSV: translated header and values, in their Excel's dialect."""
+    rows = labels.rows(records, text_times=True)
+    return spreadsheet.csv_lines(itertools.chain([labels.header()], (list(map(str, r)) for r in rows)), csv_style_for(lang))
+
+
+def export_xlsx_for(labels: Labels, records: Iterator[tuple[Any, ...]], *, sheet: str) -> bytes:
+    """A person's XLSX: translated header and values, times as date cells (UTC)."""
+    return spreadsheet.xlsx_bytes(labels.header(), labels.rows(records, text_times=False), sheet=sheet)
+
+
+def export_xlsx(records: Iterator[tuple[Any, ...]], *, sheet: str = "devices") -> bytes:
+    """The machine XLSX: column keys, raw values (lists joined with ';')."""
+    rows = ([";".join(v) if isinstance(v, list) else v for v in rec] for rec in records)
+    return spreadsheet.xlsx_bytes(list(EXPORT_COLUMNS), rows, sheet=sheet)
+
+
+
+def export_filename(unit_path: str, now: dt.datetime, ext: str) -> str:
+    """devices-<unit path in ASCII>-<date>.<ext>: safe in a Content-Disposition header."""
+    stem = "".join(c if c.isalnum() else "-" for c in unit_path.encode("ascii", "replace").decode()).strip("-")[:80]
+    return f"devices-{stem}-{now.date().isoformat()}.{ext}"

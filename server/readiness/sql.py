@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import DateTime, Interval, bindparam, cast, func
+from sqlalchemy import Date, DateTime, Integer, Interval, bindparam, cast, func, literal, type_coerce
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement
 
@@ -53,3 +53,16 @@ def contains_item(conn: Connection, csv_col: Any, item: Any) -> ColumnElement[bo
         return func.strpos(hay, needle) > 0
     return func.instr(hay, needle) > 0
 
+
+
+EPOCH = dt.date(2000, 1, 1)
+_EPOCH_JULIAN = 2451544.5  # SQLite's julianday('2000-01-01')
+
+
+def day_number(day: Any, conn: Connection | None = None) -> Any:
+    """Days since 2000-01-01: of a date (Python), or of a DATE column (SQL, with ``conn``)."""
+    if conn is None:
+        return (day - EPOCH).days
+    if dialect(conn) == "postgresql":
+        return type_coerce(day - literal(EPOCH, Date), Integer)
+    return cast(func.julianday(day) - _EPOCH_JULIAN, Integer)

@@ -1,10 +1,20 @@
-"""The readiness trend of a unit's subtree, one point per UTC day.
+"""The readiness trend of a unit's subtree: the fleet's state at the end of each UTC day.
 
-Rule (documented simplification): a device counts on day D if it was enrolled by the
-end of D (and is not revoked now); it is ready on D if it reported on D (UTC) and the
-day's last report had no failing required check, or every one of them was covered by an
-exception active at the end of D (for today: at ``now``). A day without a report counts
-as not ready.
+Rule (also written under the chart): a day's point is the state of every device at the
+end of that day, by the one definition of :mod:`.state`, judged from its latest report
+*before* that moment — not from whether it reported that day. A device counts from the
+day it was enrolled (revoked devices are left out, as everywhere). It is
+
+* *never reported* if it had sent no report by then;
+* *stale* if that report was older than its unit's max report age then — so laptops
+  switched off over a weekend show as stale, not as a collapse of readiness;
+* *not ready* / *ready* by that report's required checks and the exceptions active at
+  the end of the day.
+
+Today's point is *now*: the same counts as the tiles and the unit tree. Reports are
+placed on days, so a report counts as fresh for ``ceil(max age / 24 h)`` whole days
+including its own (exact for ages in whole days, such as the default 24 h); the max age
+is the unit's current one.
 
 A closed day is counted once per unit and kept in ``unit_day_ready`` until something that
 can change it bumps the unit's ``history_version``.
@@ -12,81 +22,109 @@ can change it bumps the unit's ``history_version``.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Date, and_, bindparam, case, cast, func, or_, select
+from sqlalchemy import Date, DateTime, Integer, and_, case, cast, func, literal, or_, select, union_all
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
-from server.db import unit_day_ready, as_date, device_days, devices, exceptions, units, utc
+from server.db import as_date, device_days, devices, exceptions, unit_day_ready, units, utc
+from server.readiness.cover import exception_cover
 from server.readiness.scope import Scope, ancestor_or_self, in_subtree, visible_unit
-from server.readiness.sql import contains_item, day_end, dialect, ts_param
-from server.readiness.state import not_revoked, percent
+from server.readiness.sql import contains_item, day_number, dialect, ts_param
+from server.readiness.state import (DEFAULT_MAX_REPORT_AGE_HOURS, NEVER_REPORTED, NOT_READY, READY, STALE,
+                                    device_states, not_revoked, percent, unit_max_age)
 
-# ------------------------------------------------------------------ trend
+BANDS = (READY, NOT_READY, STALE, NEVER_REPORTED)  # bottom to top in the chart
 
 
 @dataclass(frozen=True)
 class TrendPoint:
     day: dt.date
-    ready_pct: float | None
+    ready_pct: float | None  # ready / devices, as the tiles count it
     ready: int
     devices: int
+    not_ready: int = 0
+    stale: int = 0
+    never_reported: int = 0
+
+    def count(self, state: str) -> int:
+        return int(getattr(self, state))
 
 
 CLOSED_AFTER = dt.timedelta(hours=1)  # a UTC day is cached once it ended this long ago
 
 
-def _ready_device_days(conn: Connection, now: dt.datetime, today: dt.date, unit_ids: list[int],
-                       first: dt.date, last: dt.date) -> dict[tuple[int, dt.date], int]:
-    """Ready device-days per (unit, day) of the units' own devices (not revoked), days
-    ``first``..``last``: the day's last report had no failing required check, or every one
-    was covered by an exception active at the end of the day (for today: at ``now``)."""
+def fresh_days(max_age_hours: int) -> int:
+    """How many whole days, its own included, a report stays fresh on the day scale."""
+    return max(1, math.ceil(max_age_hours / 24))
+
+
+def _day_states(conn: Connection, unit_ids: list[int], fresh: int, first: dt.date,
+                last: dt.date) -> dict[tuple[int, dt.date], dict[str, int]]:
+    """Devices per (unit, closed day ``first``..``last``, state) of the units' own devices
+    (not revoked) that had reported by the day's end: each judged from its latest report
+    day on or before the day (a span of device_days rows), fresh for ``fresh`` days."""
     if not unit_ids or last < first:
         return {}
     dd = device_days
-    e = exceptions.alias("te")
-    eu = units.alias("teu")
-    cutoff = case((dd.c.day == bindparam("today", today, type_=Date), ts_param(now)), else_=day_end(conn, dd.c.day))
+    days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+    ends = [dt.datetime.combine(d + dt.timedelta(days=1), dt.time(), dt.timezone.utc) for d in days]
+    # The days as a small table (SQLite has no VALUES with column names in FROM).
+    cal = union_all(*[select(literal(d, Date).label("day"), literal(day_number(d), Integer).label("n"),
+                             literal(e, DateTime(timezone=True)).label("ends"))
+                      for d, e in zip(days, ends)]).cte("cal")
+    n = day_number(dd.c.day, conn)
+    # Each report day of a device is its latest one until its next report day.
+    spans = (select(dd.c.device_id, dd.c.unit_id, dd.c.failing_required, n.label("n"),
+                    func.lead(n).over(partition_by=dd.c.device_id, order_by=dd.c.day).label("next_n"))
+             .where(dd.c.unit_id.in_(unit_ids), dd.c.day <= last, not_revoked(dd.c.device_id))
+             .subquery("spans"))
+    sp = (select(spans).where(or_(spans.c.next_n.is_(None), spans.c.next_n > day_number(first)))
+          .cte("live_spans").prefix_with("MATERIALIZED", dialect="postgresql"))
+    # Exceptions that reach into the period: only devices they may cover get the costly test.
+    e, eu = exceptions.alias("te"), units.alias("teu")
+    cutoff = cal.c.ends
     covered_n = (select(func.count(func.distinct(e.c.check_id)))
                  .select_from(e.outerjoin(eu, eu.c.id == e.c.unit_id))
-                 .where(contains_item(conn, dd.c.failing_required, e.c.check_id),
+                 .where(contains_item(conn, sp.c.failing_required, e.c.check_id),
                         e.c.granted_at <= cutoff, e.c.expires_at > cutoff,
                         or_(e.c.revoked_at.is_(None), e.c.revoked_at > cutoff),
-                        or_(e.c.device_id == dd.c.device_id,
+                        or_(e.c.device_id == sp.c.device_id,
                             and_(e.c.unit_id.is_not(None), ancestor_or_self(eu.c.path, units.c.path))))
                  .correlate_except(e, eu).scalar_subquery())
-    n_failing = func.length(dd.c.failing_required) - func.length(func.replace(dd.c.failing_required, ",", "")) + 1
-    # The per-row count of covering exceptions is only worth running for devices that had
-    # any exception in the period: found once per device (hashed IN), not per device-day.
+    n_failing = func.length(sp.c.failing_required) - func.length(func.replace(sp.c.failing_required, ",", "")) + 1
     period_start = ts_param(dt.datetime.combine(first, dt.time(), dt.timezone.utc))
+    period_end = ts_param(ends[-1])
     pe, peu = exceptions.alias("pe"), units.alias("peu")
     period_ex = (select(pe.c.device_id, peu.c.path.label("unit_path"))
                  .select_from(pe.outerjoin(peu, peu.c.id == pe.c.unit_id))
-                 .where(pe.c.granted_at <= ts_param(now), pe.c.expires_at > period_start,
+                 .where(pe.c.granted_at <= period_end, pe.c.expires_at > period_start,
                         or_(pe.c.revoked_at.is_(None), pe.c.revoked_at > period_start))
                  .cte("trend_exceptions").prefix_with("MATERIALIZED", dialect="postgresql"))
     xu = units.alias("xu")
     excepted_device_ids = select(period_ex.c.device_id).where(period_ex.c.device_id.is_not(None))
     excepted_unit_ids = (select(xu.c.id).select_from(period_ex.join(xu, ancestor_or_self(period_ex.c.unit_path,
-                                                                                           xu.c.path)))
+                                                                                          xu.c.path)))
                          .where(period_ex.c.unit_path.is_not(None)))
-    may_be_excepted = or_(dd.c.device_id.in_(excepted_device_ids), dd.c.unit_id.in_(excepted_unit_ids))
-    ready = or_(dd.c.ready_strict == True, dd.c.failing_required == "",  # noqa: E712
-                and_(may_be_excepted, covered_n >= n_failing))
-    # Day rows carry their device's unit: no join of every day row to devices. The unit ids
-    # are passed as a list, so the planner sees how few rows they select (the (unit_id, day)
-    # index) — a path-prefix condition it cannot estimate.
-    q = (select(dd.c.unit_id, dd.c.day, func.count().label("n"))
-         .select_from(dd.join(units, units.c.id == dd.c.unit_id))
-         .where(dd.c.unit_id.in_(unit_ids), dd.c.day >= first, dd.c.day <= last,
-                not_revoked(dd.c.device_id), ready)
-         .group_by(dd.c.unit_id, dd.c.day))
-    return {(r.unit_id, as_date(r.day)): int(r.n) for r in conn.execute(q)}
+    may_be_excepted = or_(sp.c.device_id.in_(excepted_device_ids), sp.c.unit_id.in_(excepted_unit_ids))
+    state = case((cal.c.n >= sp.c.n + fresh, STALE),
+                 (sp.c.failing_required == "", READY),
+                 (and_(may_be_excepted, covered_n >= n_failing), READY),
+                 else_=NOT_READY)
+    q = (select(sp.c.unit_id, cal.c.day, state.label("state"), func.count().label("k"))
+         .select_from(sp.join(cal, and_(cal.c.n >= sp.c.n, or_(sp.c.next_n.is_(None), cal.c.n < sp.c.next_n)))
+                      .join(units, units.c.id == sp.c.unit_id))
+         .group_by(sp.c.unit_id, cal.c.day, state))
+    out: dict[tuple[int, dt.date], dict[str, int]] = {}
+    for r in conn.execute(q):
+        out.setdefault((r.unit_id, as_date(r.day)), {})[r.state] = int(r.k)
+    return out
 
 
-def _store_day_ready(conn: Connection, rows: list[dict[str, Any]]) -> None:
+def _store_day_states(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Upsert counted closed days into the cache, in a savepoint: a reader racing another
     one for the same rows loses nothing but its copy. Kept when the caller commits."""
     if dialect(conn) == "postgresql":
@@ -95,8 +133,8 @@ def _store_day_ready(conn: Connection, rows: list[dict[str, Any]]) -> None:
         from sqlalchemy.dialects.sqlite import insert as upsert  # type: ignore[assignment]
     stmt = upsert(unit_day_ready)
     stmt = stmt.on_conflict_do_update(index_elements=[unit_day_ready.c.unit_id, unit_day_ready.c.day],
-                                      set_={"ready": stmt.excluded.ready,
-                                            "history_version": stmt.excluded.history_version})
+                                      set_={c: stmt.excluded[c] for c in ("ready", "not_ready", "stale",
+                                                                          "history_version")})
     try:
         with conn.begin_nested():
             for i in range(0, len(rows), 1000):
@@ -105,17 +143,28 @@ def _store_day_ready(conn: Connection, rows: list[dict[str, Any]]) -> None:
         pass
 
 
-def trend(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, days: int = 90) -> list[TrendPoint]:
-    """Readiness % per UTC day over the last ``days`` days (oldest first), for the unit's
-    subtree — see the module docstring for the rule."""
+def _now_counts(conn: Connection, now: dt.datetime, unit_ids: list[int], default_max_age_hours: int) -> dict[str, int]:
+    """The subtree's devices by state at ``now``: exactly what the tiles count."""
+    st = device_states(conn, now, unit_ids, cover=exception_cover(conn, now, unit_ids),
+                       default_max_age_hours=default_max_age_hours).subquery("st")
+    return {r.state: int(r.n) for r in conn.execute(select(st.c.state, func.count().label("n"))
+                                                    .group_by(st.c.state))}
+
+
+def trend(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, days: int = 90, *,
+          default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> list[TrendPoint]:
+    """The subtree's devices by state at the end of each UTC day over the last ``days``
+    days (oldest first; the last point is ``now``) — see the module docstring for the rule."""
     unit = visible_unit(conn, scope, unit_id)
     root = unit["path"]
     days = max(1, min(int(days), 366))
     today = utc(now).date()  # type: ignore[union-attr]
     first = today - dt.timedelta(days=days - 1)
-    sub = {r.id: int(r.history_version) for r in conn.execute(
-        select(units.c.id, units.c.history_version).where(in_subtree(units.c.path, root)))}
-    # Denominator: devices enrolled by each day's end (enrolments per day, cumulated over days).
+    ages = unit_max_age("trend_unit_age")
+    sub = {r.id: (int(r.history_version), fresh_days(int(r.max_age_hours or default_max_age_hours)))
+           for r in conn.execute(select(units.c.id, units.c.history_version, ages.c.max_age_hours)
+                                 .join(ages, ages.c.unit_id == units.c.id).where(in_subtree(units.c.path, root)))}
+    # Devices counted on each day: enrolled by its end (enrolments per day, cumulated).
     enrol_day = cast(devices.c.enrolled_at, Date) if dialect(conn) == "postgresql" else func.date(devices.c.enrolled_at)
     per_day: dict[dt.date, int] = {}
     before = 0
@@ -126,38 +175,61 @@ def trend(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, days: 
             before += int(r.n)
         else:
             per_day[as_date(r.d)] = int(r.n)
-    # Numerator: ready device-days per day, summed over the subtree's units: closed days from
-    # the per-unit cache (unit_day_ready), counted afresh only where missing or outdated.
-    closed_until = min(today, (utc(now) - CLOSED_AFTER).date())  # type: ignore[operator]  # days before it are closed
-    ready_by_day: dict[dt.date, int] = {}
+    # Closed days from the per-unit cache, counted afresh only where missing or outdated;
+    # the day just ended (within CLOSED_AFTER) is counted but not kept.
+    closed_until = min(today, (utc(now) - CLOSED_AFTER).date())  # type: ignore[operator]
+    by_day: dict[dt.date, dict[str, int]] = {}
+
+    def add(day: dt.date, counts: dict[str, int]) -> None:
+        into = by_day.setdefault(day, {})
+        for k, v in counts.items():
+            into[k] = into.get(k, 0) + v
+
     have: set[tuple[int, dt.date]] = set()
     if first < closed_until:
         for r in conn.execute(select(unit_day_ready).where(unit_day_ready.c.unit_id.in_(list(sub)),
                                                            unit_day_ready.c.day >= first,
-                                                           unit_day_ready.c.day < closed_until)):
-            if int(r.history_version) == sub.get(r.unit_id):
-                day = as_date(r.day)
-                have.add((r.unit_id, day))
-                ready_by_day[day] = ready_by_day.get(day, 0) + int(r.ready)
-        closed_days = [first + dt.timedelta(days=i) for i in range((closed_until - first).days)]
-        missing = {u: [d for d in closed_days if (u, d) not in have] for u in sub}
+                                                           unit_day_ready.c.day < closed_until,
+                                                           unit_day_ready.c.not_ready.is_not(None))):
+            if int(r.history_version) == sub[r.unit_id][0]:
+                have.add((r.unit_id, as_date(r.day)))
+                add(as_date(r.day), {READY: int(r.ready), NOT_READY: int(r.not_ready), STALE: int(r.stale)})
+    closed_days = [first + dt.timedelta(days=i) for i in range(max(0, (closed_until - first).days))]
+    open_days = [d for d in (first + dt.timedelta(days=i) for i in range(days)) if closed_until <= d < today]
+    fresh_rows = []
+    for fresh in sorted({f for _v, f in sub.values()}):
+        group = [u for u, (_v, f) in sub.items() if f == fresh]
+        missing = {u: [d for d in closed_days if (u, d) not in have] for u in group}
         missing = {u: ds for u, ds in missing.items() if ds}
         if missing:
-            lo, hi = min(min(ds) for ds in missing.values()), max(max(ds) for ds in missing.values())
-            counted = _ready_device_days(conn, now, today, sorted(missing), lo, hi)
-            fresh = [{"unit_id": u, "day": d, "ready": counted.get((u, d), 0), "history_version": sub[u]}
-                     for u, ds in missing.items() for d in ds]
-            for row in fresh:
-                ready_by_day[row["day"]] = ready_by_day.get(row["day"], 0) + row["ready"]
-            _store_day_ready(conn, fresh)
-    for (_u, day), n in _ready_device_days(conn, now, today, list(sub), max(first, closed_until), today).items():
-        ready_by_day[day] = ready_by_day.get(day, 0) + n
+            lo = min(min(ds) for ds in missing.values())
+            hi = max(max(ds) for ds in missing.values())
+            counted = _day_states(conn, sorted(missing), fresh, lo, hi)
+            for u, ds in missing.items():
+                for d in ds:
+                    c = counted.get((u, d), {})
+                    add(d, c)
+                    fresh_rows.append({"unit_id": u, "day": d, "ready": c.get(READY, 0),
+                                       "not_ready": c.get(NOT_READY, 0), "stale": c.get(STALE, 0),
+                                       "history_version": sub[u][0]})
+        if open_days:
+            for (_u, d), c in _day_states(conn, group, fresh, open_days[0], open_days[-1]).items():
+                add(d, c)
+    if fresh_rows:
+        _store_day_states(conn, fresh_rows)
     out = []
     total = int(before)
-    for i in range(days):
+    for i in range(days - 1):
         d = first + dt.timedelta(days=i)
         total += per_day.get(d, 0)
-        r = ready_by_day.get(d, 0)
-        out.append(TrendPoint(day=d, ready_pct=percent(r, total), ready=r, devices=total))
+        c = by_day.get(d, {})
+        reported = c.get(READY, 0) + c.get(NOT_READY, 0) + c.get(STALE, 0)
+        out.append(TrendPoint(day=d, ready_pct=percent(c.get(READY, 0), total), ready=c.get(READY, 0),
+                              devices=total, not_ready=c.get(NOT_READY, 0), stale=c.get(STALE, 0),
+                              never_reported=max(0, total - reported)))
+    c = _now_counts(conn, now, list(sub), default_max_age_hours)
+    n = sum(c.values())
+    out.append(TrendPoint(day=today, ready_pct=percent(c.get(READY, 0), n), ready=c.get(READY, 0), devices=n,
+                          not_ready=c.get(NOT_READY, 0), stale=c.get(STALE, 0),
+                          never_reported=c.get(NEVER_REPORTED, 0)))
     return out
-

@@ -16,7 +16,7 @@ from server.readiness.devices import DevicePage, MAX_PER_PAGE, STATE_ORDER, devi
 from server.readiness.scope import Invalid, Scope, in_subtree, visible_unit
 from server.readiness.state import (DEFAULT_MAX_REPORT_AGE_HOURS, READY, STATES, StaleDevice,
                                     device_state_rows, device_states, not_revoked, percent, stale_longest,
-                                    unit_max_age)
+                                    is_stale, unit_max_age)
 from server.readiness.versions import AgentVersions, agent_versions, version_key, versions_of
 from server.store import FAILING_STATUSES
 
@@ -74,6 +74,18 @@ class _Counted:
                 uid = parent.get(uid)
         return out
 
+    def outdated(self, unit_list: list[dict[str, Any]], newest: str | None) -> dict[int, int]:
+        """Per unit: devices in its subtree running an agent older than ``newest``."""
+        parent = {u["id"]: u["parent_id"] for u in unit_list}
+        out = {u["id"]: 0 for u in unit_list}
+        for unit_id, _s, v, n in self.rows:
+            if newest and v and version_key(v) < version_key(newest):
+                uid: int | None = unit_id
+                while uid is not None and uid in out:
+                    out[uid] += n
+                    uid = parent.get(uid)
+        return out
+
     def versions(self, unit_ids: set[int] | None = None) -> dict[str | None, int]:
         dist: dict[str | None, int] = {}
         for unit_id, _s, v, n in self.rows:
@@ -108,6 +120,8 @@ def _summaries(unit_list: list[dict[str, Any]], counted: _Counted, scope: Scope,
 class Overview:
     units: list[UnitSummary]
     agent_versions: "AgentVersions"
+    outdated: dict[int, int] = field(default_factory=dict)  # unit id → devices (subtree) on an older agent
+    blocking: dict[int, tuple[str, int]] = field(default_factory=dict)  # unit id → (check, devices)
 
 
 def overview(conn: Connection, scope: Scope, now: dt.datetime, *, minimum: str | None = None,
@@ -116,9 +130,12 @@ def overview(conn: Connection, scope: Scope, now: dt.datetime, *, minimum: str |
     subtree) and the agent versions of the whole scope — from one pass over the states."""
     unit_list = scope_units(conn, scope)
     ids = None if scope.unit_path is None else [u["id"] for u in unit_list]
-    counted = _count_states(conn, now, ids, default_max_age_hours)
+    cover = exception_cover(conn, now, ids)
+    counted = _count_states(conn, now, ids, default_max_age_hours, cover)
     versions = versions_of(conn, counted.versions(), minimum, whole_fleet=scope.unit_path is None)
-    return Overview(_summaries(unit_list, counted, scope, default_max_age_hours), versions)
+    return Overview(_summaries(unit_list, counted, scope, default_max_age_hours), versions,
+                    outdated=counted.outdated(unit_list, versions.newest),
+                    blocking=blocking_checks(conn, now, unit_list, cover, ids, default_max_age_hours))
 
 
 def unit_tree(conn: Connection, scope: Scope, now: dt.datetime, *,
@@ -133,6 +150,7 @@ class FailingCheck:
     severity: str
     devices_failing: int  # failing and not covered by an exception
     devices_excepted: int  # failing but covered by an active exception
+    devices_stale: int = 0  # failing in a stale device's latest report: counted apart
 
 
 @dataclass(frozen=True)
@@ -146,24 +164,56 @@ class UnitDetail:
     children_outdated_agents: dict[int, int] = field(default_factory=dict)  # child unit id → devices
 
 
-def _failing_checks(conn: Connection, cover: Cover, unit_ids: Sequence[int] | None,
-                    limit: int) -> list[FailingCheck]:
-    """The checks failing most among the active devices of ``unit_ids`` (None: all)."""
+def _failing_rows(conn: Connection, now: dt.datetime, cover: Cover, unit_ids: Sequence[int] | None,
+                  default_max_age_hours: int) -> Any:
+    """CTE: one row per failing check of an active device of ``unit_ids`` (None: all) —
+    check_id, severity, unit_id, covered (1 if an active exception covers it), stale (1 if
+    the device's latest report is stale: then its checks say nothing about it now)."""
     dc, s = device_checks, device_state
+    cut = unit_max_age("failing_cutoff", now=now, conn=conn, default_max_age_hours=default_max_age_hours)
     covered = cover.covers_check(dc.c.check_id, dc.c.device_id, s.c.unit_id)
     where = [dc.c.status.in_(FAILING_STATUSES), not_revoked(dc.c.device_id)]
     if unit_ids is not None:
         where.append(s.c.unit_id.in_(unit_ids))
     # Coverage once per failing row (summing CASE on it twice evaluated it twice).
-    rows_q = (select(dc.c.check_id, dc.c.severity, case((covered, 1), else_=0).label("covered"))
-              .select_from(dc.join(s, s.c.device_id == dc.c.device_id)).where(*where)
-              .cte("failing_rows").prefix_with("MATERIALIZED", dialect="postgresql"))
-    q = (select(rows_q.c.check_id, rows_q.c.severity,
-                func.sum(1 - rows_q.c.covered).label("failing"), func.sum(rows_q.c.covered).label("excepted"))
-         .group_by(rows_q.c.check_id, rows_q.c.severity))
-    rows = [FailingCheck(r.check_id, r.severity, int(r.failing), int(r.excepted)) for r in conn.execute(q)]
+    return (select(dc.c.check_id, dc.c.severity, s.c.unit_id, case((covered, 1), else_=0).label("covered"),
+                   case((is_stale(s, cut), 1), else_=0).label("stale"))
+            .select_from(dc.join(s, s.c.device_id == dc.c.device_id).join(cut, cut.c.unit_id == s.c.unit_id))
+            .where(*where).cte("failing_rows").prefix_with("MATERIALIZED", dialect="postgresql"))
+
+
+def _failing_checks(conn: Connection, now: dt.datetime, cover: Cover, unit_ids: Sequence[int] | None,
+                    limit: int, default_max_age_hours: int) -> list[FailingCheck]:
+    """The checks failing most among the active devices of ``unit_ids`` (None: all):
+    counted of devices judged on a fresh report (not ready); stale ones apart."""
+    r = _failing_rows(conn, now, cover, unit_ids, default_max_age_hours)
+    fresh = 1 - r.c.stale
+    q = (select(r.c.check_id, r.c.severity, func.sum(fresh * (1 - r.c.covered)).label("failing"),
+                func.sum(fresh * r.c.covered).label("excepted"), func.sum(r.c.stale).label("stale"))
+         .group_by(r.c.check_id, r.c.severity))
+    rows = [FailingCheck(x.check_id, x.severity, int(x.failing), int(x.excepted), int(x.stale))
+            for x in conn.execute(q)]
     rows.sort(key=lambda f: (f.severity != "required", -f.devices_failing, -f.devices_excepted, f.check_id))
     return rows[:limit]
+
+
+def blocking_checks(conn: Connection, now: dt.datetime, unit_list: list[dict[str, Any]], cover: Cover,
+                    unit_ids: Sequence[int] | None, default_max_age_hours: int) -> dict[int, tuple[str, int]]:
+    """Per unit: the required check that keeps most of its subtree's devices not ready
+    (fresh report, not covered) and how many — the overview's "why"."""
+    r = _failing_rows(conn, now, cover, unit_ids, default_max_age_hours)
+    q = (select(r.c.unit_id, r.c.check_id, func.count().label("n"))
+         .where(r.c.severity == "required", r.c.stale == 0, r.c.covered == 0)
+         .group_by(r.c.unit_id, r.c.check_id))
+    parent = {u["id"]: u["parent_id"] for u in unit_list}
+    per: dict[int, dict[str, int]] = {}
+    for x in conn.execute(q):
+        uid: int | None = x.unit_id
+        while uid is not None and uid in parent:
+            per.setdefault(uid, {})[x.check_id] = per.get(uid, {}).get(x.check_id, 0) + int(x.n)
+            uid = parent.get(uid)
+    return {u: min(c.items(), key=lambda kv: (-kv[1], kv[0])) for u, c in per.items() if c}
+
 
 def unit_detail(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, *, state: str | None = None,
                 check: str | None = None, os: str | None = None, page: int = 1, per_page: int = 50,
@@ -216,7 +266,7 @@ def unit_detail(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, 
             start += per_state[st]
     stale = stale_longest(conn, now, ids, stale_limit,
                           default_max_age_hours=default_max_age_hours) if summary.counts.stale else []
-    failing = _failing_checks(conn, cover, ids, failing_limit)
+    failing = _failing_checks(conn, now, cover, ids, failing_limit, default_max_age_hours)
     return UnitDetail(
         summary=summary, children=children, failing_checks=failing,
         stale_longest=stale,

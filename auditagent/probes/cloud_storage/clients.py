@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable
 
 from auditagent.probes import ProbeContext
+from auditagent.reasons import reason
 
 
 def new_client(name: str) -> dict[str, Any]:
@@ -49,7 +50,7 @@ def read_client_configs(ctx: ProbeContext, clients: dict[str, dict[str, Any]],
         except FileNotFoundError:
             continue
         except OSError as exc:
-            reasons.append(f"{shorten_home(path, homes)}: {exc.__class__.__name__}")
+            reasons.append(reason("file.unreadable", shorten_home(path, homes), exc.__class__.__name__))
             continue
         c = clients.setdefault(name, new_client(name))
         c["installed"] = True
@@ -58,4 +59,4 @@ def read_client_configs(ctx: ProbeContext, clients: dict[str, dict[str, Any]],
             for acc in parser(text):
                 add_account(c, acc)
         except ValueError:
-            reasons.append(f"{shorten_home(path, homes)}: not readable as {name} config")
+            reasons.append(reason("output.unrecognised", shorten_home(path, homes), f"not a {name} config"))

@@ -15,6 +15,7 @@ from auditagent.probes import ProbeContext
 from auditagent.probes.cloud_storage.configs import (account, email_domain, parse_dropbox_info_json, parse_nextcloud_cfg,
                                               parse_onedrive_config_file, parse_onedrive_display_config,
                                               parse_qt_ini, parse_syncthing_config, server_url)
+from auditagent.reasons import reason
 
 C_ENV = {"LC_ALL": "C", "LANG": "C"}
 DESKTOP_DIRS = ("/usr/share/applications", "/usr/local/share/applications",
@@ -94,7 +95,7 @@ def _read(ctx: ProbeContext, path: str, reasons: list[str], home: str) -> str | 
     except IsADirectoryError:
         return None
     except OSError as exc:
-        reasons.append(f"{tilde(path, home)}: {exc.strerror or 'unreadable'}")
+        reasons.append(reason("file.unreadable", tilde(path, home), exc.strerror))
         return None
 
 
@@ -109,7 +110,7 @@ def _dropbox(ctx, home, found, reasons):
         try:
             found.accounts += parse_dropbox_info_json(text)
         except ValueError:
-            reasons.append(f"dropbox: {tilde(path, home)} is not valid JSON")
+            reasons.append(reason("output.unrecognised", tilde(path, home), "not valid JSON"))
 
 
 def _nextcloud_like(app_dir: str, cfg_name: str, flatpak_id: str | None):
@@ -157,7 +158,7 @@ def _syncthing(ctx, home, found, reasons):
         try:
             counts = parse_syncthing_config(text)
         except Exception:  # noqa: BLE001 - ElementTree raises several kinds on bad XML
-            reasons.append(f"syncthing: {tilde(path, home)} is not valid XML")
+            reasons.append(reason("output.unrecognised", tilde(path, home), "not valid XML"))
             continue
         for key, value in counts.items():
             found.detail[key] = found.detail.get(key, 0) + value
@@ -234,7 +235,7 @@ def probe(ctx: ProbeContext) -> dict[str, Any]:
         procs = host.processes()
     except Exception as exc:  # noqa: BLE001 - psutil may be missing or denied
         procs = []
-        reasons.append(f"process list: {exc}")
+        reasons.append(reason("processes.unreadable", None, exc))
     desktop_files = _desktop_files(ctx, homes)
     for spec in CLIENTS:
         for proc in procs:
@@ -267,6 +268,6 @@ def probe(ctx: ProbeContext) -> dict[str, Any]:
         _gnome_online_accounts(ctx, home, by_name, reasons)
         _rclone_drive(ctx, home, by_name, reasons)
     if not homes:
-        reasons.append("no home folders found: client configurations not read")
+        reasons.append(reason("homes.none"))
     clients = [by_name[s.name].fact() for s in CLIENTS if s.name in by_name]
     return {"status": "partial" if reasons else "ok", "reasons": reasons, "clients": clients}

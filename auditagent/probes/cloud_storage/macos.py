@@ -16,6 +16,7 @@ from auditagent.probes import ProbeContext
 from auditagent.probes.cloud_storage.configs import account, email_domain, parse_dropbox_info_json, parse_nextcloud_cfg
 from auditagent.probes.cloud_storage.clients import (add_account, add_evidence, new_client, read_client_configs,
                                                    shorten_home)
+from auditagent.reasons import reason
 
 APPS = {"OneDrive.app": "onedrive", "Dropbox.app": "dropbox", "Google Drive.app": "google_drive",
         "Box.app": "box", "MEGAsync.app": "megasync", "pCloud Drive.app": "pcloud", "Jottacloud.app": "jottacloud",
@@ -74,7 +75,7 @@ def probe(ctx: ProbeContext) -> dict[str, Any]:
         except (FileNotFoundError, NotADirectoryError):
             entries = []
         except OSError as exc:
-            reasons.append(f"~/Library/CloudStorage: {exc.__class__.__name__}")
+            reasons.append(reason("file.unreadable", "~/Library/CloudStorage", exc.__class__.__name__))
             entries = []
         for entry in entries:
             parsed = parse_cloudstorage_folder(entry)
@@ -98,7 +99,7 @@ def probe(ctx: ProbeContext) -> dict[str, Any]:
         procs = ctx.host.processes()
     except Exception as exc:  # noqa: BLE001
         procs = []
-        reasons.append(f"processes: {exc}")
+        reasons.append(reason("processes.unreadable", None, exc))
     for p in procs:
         name = PROCESSES.get((p.name or "").lower())
         if name:

@@ -16,6 +16,7 @@ from auditagent.probes.cloud_storage.configs import account, email_domain, parse
 from auditagent.probes.cloud_storage.clients import (add_account, add_evidence, new_client, read_client_configs,
                                                    shorten_home)
 from auditagent.probes.sources.windows_registry import dword, subkeys, user_roots, values
+from auditagent.reasons import reason
 
 UNINSTALL = "SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Uninstall"
 UNINSTALL_WOW = "SOFTWARE\\WOW6432Node\\Microsoft\\Windows\\CurrentVersion\\Uninstall"
@@ -103,7 +104,7 @@ def probe(ctx: ProbeContext) -> dict[str, Any]:
         procs = ctx.host.processes()
     except Exception as exc:  # noqa: BLE001 - psutil errors vary by platform
         procs = []
-        reasons.append(f"processes: {exc}")
+        reasons.append(reason("processes.unreadable", None, exc))
     for p in procs:
         name = PROCESSES.get((p.name or "").lower())
         if name:

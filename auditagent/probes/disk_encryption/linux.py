@@ -15,6 +15,7 @@ from auditagent.probes.disk_encryption.linux_block import BlockGraph, Layer
 from auditagent.probes.disk_encryption.linux_parsers import (Mount, lsblk_encryption, parse_cryptsetup_status,
                                                    parse_fscrypt_status, parse_lsattr_dir, parse_lsblk_json,
                                                    parse_mountinfo, parse_proc_mounts, parse_proc_swaps)
+from auditagent.reasons import reason
 
 C_ENV = {"LC_ALL": "C", "LANG": "C"}
 # Filesystems that live on a local block device. Pseudo, memory, overlay and network
@@ -104,7 +105,7 @@ def _fscrypt_of(ctx: ProbeContext, path: str, reasons: list[str]) -> tuple[bool 
     encrypted = parse_lsattr_dir(res.text()) if res.ok else None
     detail: dict[str, Any] = {}
     if encrypted is None:
-        reasons.append(f"fscrypt check of {path}: {res.why_not()}")
+        reasons.append(res.why_not())
     elif encrypted and ctx.host.which("fscrypt"):
         st = ctx.host.run(["fscrypt", "status", path], timeout=10, env=C_ENV)
         if st.ok:
@@ -129,7 +130,7 @@ def _from_sysfs(ctx: ProbeContext, graph: BlockGraph, mounts: list[Mount], reaso
         if kname and kname.startswith(("loop", "ram")):
             continue  # images and ramdisks: not a volume of this machine
         if layer is None:
-            reasons.append(f"{m.mountpoint}: device {m.source} ({m.fstype}) not found in sysfs")
+            reasons.append(reason("volume.device_unknown", m.mountpoint, f"{m.source} ({m.fstype}) not in sysfs"))
         vol = _volume(m.mountpoint, graph.dev_path(kname) if kname else m.source, role_for(m.mountpoint), layer,
                       fstype=m.fstype)
         if layer is not None:
@@ -168,7 +169,7 @@ def _swaps(ctx: ProbeContext, graph: BlockGraph | None, mounts: list[Mount], vol
     try:
         swaps = parse_proc_swaps(ctx.host.read_text("/proc/swaps"))
     except OSError:
-        reasons.append("/proc/swaps: unreadable")
+        reasons.append(reason("file.unreadable", "/proc/swaps"))
         return []
     out = []
     for sw in swaps:
@@ -177,7 +178,7 @@ def _swaps(ctx: ProbeContext, graph: BlockGraph | None, mounts: list[Mount], vol
             base = next((v for v in volumes if holder and v["mount"] == holder.mountpoint), None)
             if base is None:
                 out.append({**_volume("[SWAP]", None, "swap", None, file=sw.filename)})
-                reasons.append(f"swap file {sw.filename}: filesystem not identified")
+                reasons.append(reason("volume.device_unknown", sw.filename, "swap file's filesystem"))
             else:
                 out.append({**base, "mount": "[SWAP]", "role": "swap",
                             "detail": {**base["detail"], "file": sw.filename}})
@@ -187,7 +188,7 @@ def _swaps(ctx: ProbeContext, graph: BlockGraph | None, mounts: list[Mount], vol
         kname = graph.kname_for(sw.filename)
         layer = graph.layer(kname) if kname else None
         if layer is None:
-            reasons.append(f"swap {sw.filename}: device not found in sysfs")
+            reasons.append(reason("volume.device_unknown", sw.filename, "not in sysfs"))
         out.append(_volume("[SWAP]", graph.dev_path(kname) if kname else sw.filename, "swap", layer))
     return out
 
@@ -232,14 +233,14 @@ def probe(ctx: ProbeContext) -> dict[str, Any]:
     reasons: list[str] = []
     mounts = _read_mounts(ctx)
     if mounts is None:
-        reasons.append("/proc/self/mountinfo and /proc/mounts unreadable")
+        reasons.append(reason("file.unreadable", "/proc/self/mountinfo"))
         mounts = []
     graph = BlockGraph(ctx.host)
     if graph.available():
         volumes = _from_sysfs(ctx, graph, mounts, reasons)
         volumes += _swaps(ctx, graph, mounts, volumes, reasons)
     else:
-        reasons.append("sysfs /sys/class/block not readable; using lsblk")
+        reasons.append(reason("file.unreadable", "/sys/class/block", "lsblk used instead"))
         volumes = _from_lsblk(ctx, mounts, reasons) or []
         volumes += _swaps(ctx, None, mounts, volumes, reasons)
     volumes += _homes(ctx, mounts, volumes, reasons)

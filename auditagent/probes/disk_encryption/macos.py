@@ -14,6 +14,7 @@ from typing import Any
 from auditagent.probes import ProbeContext
 from auditagent.probes.sources.macos_mdmclient import fde_enabled, parse_security_info
 from auditagent.probes import section_status
+from auditagent.reasons import reason
 
 # APFS roles that hold no user data (boot helpers, recovery, swap files, firmware).
 HELPER_ROLES = {"Preboot", "Recovery", "VM", "Update", "xART", "Hardware", "Baseband", "iSCPreboot", "Backup",
@@ -158,7 +159,7 @@ def probe(ctx: ProbeContext) -> dict[str, Any]:
     if res.ok:
         fde = parse_fdesetup_status(res.text())
         if fde["filevault"] is None:
-            reasons.append("fdesetup: output not recognised")
+            reasons.append(reason("output.unrecognised", "fdesetup"))
     else:
         reasons.append(res.why_not())
     vols: list[dict[str, Any]] = []
@@ -167,7 +168,7 @@ def probe(ctx: ProbeContext) -> dict[str, Any]:
         try:
             vols = parse_apfs_list_plist(res.stdout)
         except Exception as exc:  # noqa: BLE001 - plistlib raises several types
-            reasons.append(f"diskutil apfs list -plist: unreadable ({type(exc).__name__})")
+            reasons.append(reason("output.unrecognised", "diskutil apfs list -plist", type(exc).__name__))
     else:
         reasons.append(res.why_not())
         res = ctx.host.run(["diskutil", "apfs", "list"], timeout=30)
@@ -189,7 +190,7 @@ def probe(ctx: ProbeContext) -> dict[str, Any]:
             else:
                 reasons.append(res.why_not())
         if enabled is None and state is None:
-            return {"status": "unknown", "reasons": reasons or ["FileVault state not seen"], "volumes": []}
+            return {"status": "unknown", "reasons": reasons or [reason("value.missing", "FileVault")], "volumes": []}
         encrypted = bool(enabled) and state == "encrypted"
         volumes = [{"mount": "/", "device": None, "role": "system", "fixed": True,
                     "encrypted": encrypted if state is not None else None,
@@ -197,5 +198,5 @@ def probe(ctx: ProbeContext) -> dict[str, Any]:
                     "state": state, "percent": percent, "stack": [], "detail": {"source": "fdesetup/mdmclient"}}]
     status = section_status([v["encrypted"] for v in volumes], reasons)
     if status != "ok" and not any("FileVault" in r for r in reasons):
-        reasons.append("FileVault state not seen for every volume")
+        reasons.append(reason("volume.not_every", "FileVault"))
     return {"status": status, "reasons": reasons, "volumes": volumes}

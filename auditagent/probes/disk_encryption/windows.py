@@ -12,17 +12,18 @@ from auditagent.probes import section_status
 from auditagent.probes.disk_encryption.windows_bitlocker import (Record, from_bitlocker_volume, from_encryptable_volume,
                                                    parse_manage_bde, volume_fact)
 from auditagent.probes.sources.windows_snapshot import snapshot, source_list
+from auditagent.reasons import reason
 
 
 def _records(ctx: ProbeContext, snap: dict[str, Any], reasons: list[str]) -> list[Record]:
     vols, why = source_list(snap, "bitlocker")
     if vols is not None:
         return [from_bitlocker_volume(v) for v in vols]
-    reasons.append(why or "bitlocker: not seen")
+    reasons.append(why or reason("value.missing", "bitlocker"))
     vols, why = source_list(snap, "encryptable_volumes")
     if vols is not None:
         return [from_encryptable_volume(v) for v in vols]
-    reasons.append(why or "encryptable_volumes: not seen")
+    reasons.append(why or reason("value.missing", "encryptable_volumes"))
     result = ctx.host.run(["manage-bde", "-status"], timeout=60)
     if not result.ok:
         reasons.append(result.why_not())
@@ -70,7 +71,7 @@ def probe(ctx: ProbeContext) -> dict[str, Any]:
             volumes.append({"mount": letter, "device": None, "role": "system" if letter == system_drive else "data",
                             "fixed": True, "encrypted": None, "method": None, "state": None, "percent": None,
                             "stack": [], "detail": {}})
-            reasons.append(f"{letter}: not listed by BitLocker")
+            reasons.append(reason("volume.not_listed", letter))
     if not volumes:
         return {"status": "unknown", "reasons": reasons or ["no BitLocker volume information"], "volumes": []}
     status = section_status([v["encrypted"] for v in volumes], reasons)

@@ -20,6 +20,7 @@ import re
 from typing import Any
 
 from auditagent.probes.sources.windows_format_list import parse_format_list
+from auditagent.reasons import reason
 
 Record = dict[str, Any]
 
@@ -186,7 +187,7 @@ def parse_manage_bde(text: str) -> tuple[list[Record], str | None]:
     (as pasted in issues) gives one record with ``mount`` None."""
     lang = detect_manage_bde_language(text)
     if lang is None:
-        return [], "manage-bde: output in an unrecognised language (only English and German are read)"
+        return [], reason("output.language", "manage-bde", "only English and German are read")
     labels = _LABELS[lang]
     blocks: list[tuple[str | None, str | None, list[str]]] = []
     mount: str | None = None
@@ -247,7 +248,7 @@ def parse_manage_bde(text: str) -> tuple[list[Record], str | None]:
             autounlock=fields.get("autounlock"),
         ))
     if not records:
-        return [], "manage-bde: no volume status found"
+        return [], reason("output.unrecognised", "manage-bde")
     return records, None
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from auditagent.host import CommandResult
 from auditagent.probes import ProbeContext
+from auditagent.reasons import reason
 
 C_ENV = {"LC_ALL": "C", "LANG": "C", "LANGUAGE": ""}
 DROP_VERDICTS = ("drop", "reject")
@@ -237,7 +238,7 @@ def _iptables_verdict(ctx: ProbeContext, v4cmd: str, v6cmd: str, reasons: list[s
         if res.ok:
             results[fam] = parse_iptables_save(res.text())
         elif res.error != "not_found":
-            reasons.append(res.why_not() if not _permission(res) else f"{cmd}: permission denied (needs root)")
+            reasons.append(res.why_not() if not _permission(res) else reason("tool.denied", cmd, "needs root"))
     if "v4" not in results:
         return None
     return analyse_iptables(results.get("v4"), results.get("v6"))
@@ -255,9 +256,9 @@ def probe(ctx: ProbeContext) -> dict[str, Any]:
             verdict = analyse_nft_ruleset(json.loads(nft.text() or "{}"))
             ruleset_backend = "nftables"
         except ValueError:
-            reasons.append("nft: unrecognised JSON output")
+            reasons.append(reason("output.unrecognised", "nft"))
     elif nft.error != "not_found":
-        reasons.append("nft: permission denied (needs root)" if _permission(nft) else nft.why_not())
+        reasons.append(reason("tool.denied", "nft", "needs root") if _permission(nft) else nft.why_not())
 
     # Legacy iptables tables are invisible to nft; look when nft showed nothing filtering.
     if verdict is None or not verdict.filters:
@@ -273,7 +274,7 @@ def probe(ctx: ProbeContext) -> dict[str, Any]:
     ufw = host.run(["ufw", "status", "verbose"], timeout=15, env=C_ENV)
     ufw_state = parse_ufw_status(ufw.text()) if ufw.ok else None
     if not ufw.ok and ufw.error != "not_found":
-        reasons.append("ufw: permission denied (needs root)" if _permission(ufw) else ufw.why_not())
+        reasons.append(reason("tool.denied", "ufw", "needs root") if _permission(ufw) else ufw.why_not())
     fwd = host.run(["firewall-cmd", "--state"], timeout=15, env=C_ENV)
     firewalld_running = parse_firewalld_state(fwd.text()) if fwd.error is None else None
     trusted_zone = False
@@ -293,7 +294,7 @@ def probe(ctx: ProbeContext) -> dict[str, Any]:
         default = verdict.default_inbound(ipv6) if verdict.input_chains else "accept"
         rules: int | None = verdict.rules
         if ufw_state and ufw_state["active"] and not verdict.filters:
-            reasons.append("ufw says active but the kernel ruleset does not filter inbound")
+            reasons.append(reason("firewall.ufw_not_filtering"))
     elif ufw_state is not None and ufw_state["active"] is not None:
         # The kernel ruleset was not readable: the frontend's statement is the best seen.
         enabled = bool(ufw_state["active"] and ufw_state["default_incoming"] == "drop" or
@@ -307,11 +308,11 @@ def probe(ctx: ProbeContext) -> dict[str, Any]:
             default = "drop" if enabled else "accept"
         else:  # firewalld off says nothing about rulesets we could not read
             enabled = default = None
-            reasons.append("firewalld not running; kernel ruleset not readable")
+            reasons.append(reason("tool.failed", "firewalld", "not running; kernel ruleset not readable"))
     else:
         enabled = default = rules = None
         if not reasons:
-            reasons.append("no firewall tool found (nft, iptables, ufw, firewall-cmd)")
+            reasons.append(reason("firewall.no_tool"))
 
     if enabled is None:
         status = "unknown"

@@ -17,6 +17,7 @@ from auditagent.probes.sources.macos_mdmclient import firewall as mdm_firewall
 from auditagent.probes.sources.macos_mdmclient import parse_security_info
 from auditagent.probes.os_info.macos import version_tuple
 from auditagent.probes import section_status
+from auditagent.reasons import reason
 
 ALF_PLIST = "/Library/Preferences/com.apple.alf.plist"
 SOCKETFILTERFW = "/usr/libexec/ApplicationFirewall/socketfilterfw"
@@ -76,13 +77,13 @@ def probe(ctx: ProbeContext) -> dict[str, Any]:
         except FileNotFoundError:
             pass
         except Exception as exc:  # noqa: BLE001 - plistlib raises several types
-            reasons.append(f"{ALF_PLIST}: unreadable ({type(exc).__name__})")
+            reasons.append(reason("file.unreadable", ALF_PLIST, type(exc).__name__))
     if state is None:
         res = ctx.host.run([SOCKETFILTERFW, "--getglobalstate", "--getblockall", "--getstealthmode"], timeout=10)
         if res.ok:
             state = parse_socketfilterfw(res.text())
             if state is None:
-                reasons.append("socketfilterfw: output not recognised")
+                reasons.append(reason("output.unrecognised", "socketfilterfw"))
         else:
             reasons.append(res.why_not())
     if state is None:

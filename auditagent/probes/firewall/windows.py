@@ -17,6 +17,7 @@ from auditagent.probes import section_status
 from auditagent.probes.sources.windows_format_list import parse_format_list
 from auditagent.probes.sources.windows_registry import dword, values
 from auditagent.probes.sources.windows_snapshot import snapshot, source_list
+from auditagent.reasons import reason
 
 PROFILE_NAMES = {"domain": "domain", "private": "private", "public": "public",
                  "standard": "private"}  # the registry calls the private profile "Standard"
@@ -74,7 +75,7 @@ def parse_netsh_show(text: str) -> tuple[dict[str, dict[str, Any]], str | None]:
             out[current]["inbound"] = {"blockinbound": "drop", "blockinboundalways": "drop",
                                        "allowinbound": "accept"}.get(m.group(1).lower())
     if not out:
-        return {}, "netsh: output not recognised (netsh is only read in English)"
+        return {}, reason("output.language", "netsh", "netsh is only read in English")
     return out, None
 
 
@@ -122,8 +123,8 @@ def probe(ctx: ProbeContext) -> dict[str, Any]:
     objs, why = source_list(snapshot(ctx.host), "firewall_profiles")
     profiles = from_profiles(objs) if objs else {}
     if not profiles:
-        reasons.append(why or "firewall_profiles: empty")
+        reasons.append(why or reason("value.missing", "firewall_profiles"))
         profiles = from_registry(ctx)
         if not profiles:
-            reasons.append("registry: firewall profile keys not readable")
+            reasons.append(reason("registry.unreadable", "firewall profiles"))
     return section(profiles, reasons)

@@ -6,6 +6,7 @@ import shlex
 from typing import Any
 
 from auditagent.probes import ProbeContext
+from auditagent.reasons import reason
 
 OS_RELEASE_PATHS = ("/etc/os-release", "/usr/lib/os-release")
 
@@ -64,7 +65,7 @@ def probe(ctx: ProbeContext) -> dict[str, Any]:
         except OSError:
             continue
     if release is None:
-        reasons.append("os-release: not found")
+        reasons.append(reason("file.missing", "os-release"))
         release = {}
     facts: dict[str, Any] = os_facts(release)
     facts["kernel"] = _first_line(ctx, "/proc/sys/kernel/osrelease")
@@ -73,13 +74,13 @@ def probe(ctx: ProbeContext) -> dict[str, Any]:
         res = ctx.host.run(["uname", "-m"], timeout=5)
         facts["arch"] = res.text().strip() or None if res.ok else None
     if facts["kernel"] is None:
-        reasons.append("kernel release: /proc/sys/kernel/osrelease unreadable")
+        reasons.append(reason("file.unreadable", "/proc/sys/kernel/osrelease"))
     if facts["arch"] is None:
-        reasons.append("arch: not seen")
+        reasons.append(reason("value.missing", "arch"))
     if not release:
         status = "unknown" if facts["kernel"] is None else "partial"
     else:
         status = "ok" if facts["id"] and facts["version"] and facts["kernel"] else "partial"
         if facts["version"] is None:
-            reasons.append("os-release: no VERSION_ID")  # rolling releases (Arch) have none
+            reasons.append(reason("value.missing", "os-release VERSION_ID"))  # rolling releases (Arch) have none
     return {"status": status, "reasons": reasons, **facts}

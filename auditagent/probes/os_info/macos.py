@@ -13,6 +13,7 @@ from typing import Any
 from auditagent.host import Host
 from auditagent.probes import ProbeContext
 from auditagent.probes import section_status
+from auditagent.reasons import reason
 
 SYSTEM_VERSION = "/System/Library/CoreServices/SystemVersion.plist"
 RELEASES = {"10.12": "Sierra", "10.13": "High Sierra", "10.14": "Mojave", "10.15": "Catalina", "11": "Big Sur",
@@ -58,9 +59,9 @@ def version_info(host: Host) -> tuple[dict[str, Any], list[str]]:
         try:
             info = parse_system_version_plist(host.read_bytes(SYSTEM_VERSION))
         except FileNotFoundError:
-            reasons.append(f"{SYSTEM_VERSION}: missing")
+            reasons.append(reason("file.missing", SYSTEM_VERSION))
         except Exception as exc:  # noqa: BLE001 - plistlib raises several types
-            reasons.append(f"{SYSTEM_VERSION}: unreadable ({type(exc).__name__})")
+            reasons.append(reason("file.unreadable", SYSTEM_VERSION, type(exc).__name__))
         if not info.get("ProductVersion") or info.get("ProductVersion") == "10.16":
             res = host.run(["sw_vers"], timeout=10, env={"SYSTEM_VERSION_COMPAT": "0"})
             if res.ok:

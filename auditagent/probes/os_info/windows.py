@@ -12,6 +12,7 @@ from auditagent.probes import ProbeContext
 from auditagent.probes import section_status
 from auditagent.probes.sources.windows_registry import dword, values
 from auditagent.probes.sources.windows_snapshot import snapshot, source
+from auditagent.reasons import reason
 
 CURRENT_VERSION = "HKLM\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion"
 ENVIRONMENT = "HKLM\\SYSTEM\\CurrentControlSet\\Control\\Session Manager\\Environment"
@@ -66,7 +67,7 @@ def probe(ctx: ProbeContext) -> dict[str, Any]:
     arch = env.get("PROCESSOR_ARCHITECTURE") or ctx.host.getenv("PROCESSOR_ARCHITEW6432") \
         or ctx.host.getenv("PROCESSOR_ARCHITECTURE")
     if reg is None:
-        reasons.append(f"registry: {CURRENT_VERSION} not readable")
+        reasons.append(reason("registry.unreadable", CURRENT_VERSION))
         reg = {}
         osinfo, why = source(snapshot(ctx.host), "os")
         if isinstance(osinfo, dict):  # CIM fallback: no UBR, no display version
@@ -79,6 +80,6 @@ def probe(ctx: ProbeContext) -> dict[str, Any]:
     section["status"] = section_status([section[k] for k in ("name", "version", "build", "release", "edition")],
                                        reasons)
     if section["status"] != "ok" and not reasons:
-        reasons.append("registry: some CurrentVersion values are missing")
+        reasons.append(reason("value.missing", CURRENT_VERSION))
     section["reasons"] = reasons
     return section

@@ -18,6 +18,7 @@ from auditagent.probes.patches.linux_parsers import (nevra_name, parse_apt_get_s
                                                       parse_dnf_updateinfo, parse_dpkg_log_last,
                                                       parse_needs_restarting, parse_pacman_log_last,
                                                       parse_pacman_qu, parse_rpm_install_times)
+from auditagent.reasons import reason
 
 C_ENV = {"LC_ALL": "C", "LANG": "C", "LANGUAGE": ""}
 CACHE_TTL = 6 * 3600
@@ -87,10 +88,10 @@ def _dpkg_last_update(ctx: ProbeContext, reasons: list[str]) -> str | None:
             return last.replace(tzinfo=zone).astimezone(dt.timezone.utc).isoformat(timespec="seconds")
     try:  # logs rotated away: dpkg's status database changes with every install
         mtime = ctx.host.stat_mtime("/var/lib/dpkg/status")
-        reasons.append("last_update from /var/lib/dpkg/status time (no install in dpkg logs)")
+        reasons.append(reason("patches.dpkg_status_time"))
         return dt.datetime.fromtimestamp(mtime, dt.timezone.utc).isoformat(timespec="seconds")
     except OSError:
-        reasons.append("last_update: no dpkg log")
+        reasons.append(reason("file.missing", "/var/log/dpkg.log"))
         return None
 
 
@@ -119,7 +120,7 @@ def _apt_reboot(ctx: ProbeContext, reasons: list[str]) -> bool | None:
     # Without update-notifier nothing writes the flag file, so its absence proves nothing.
     if ctx.host.exists("/usr/share/update-notifier/notify-reboot-required"):
         return False
-    reasons.append("reboot_required: no reboot-required flag mechanism and no packaged kernel to compare")
+    reasons.append(reason("patches.reboot_unknowable"))
     return None
 
 
@@ -141,7 +142,7 @@ def _rpm_last_update(ctx: ProbeContext, reasons: list[str]) -> str | None:
     res = ctx.host.run(["rpm", "-qa", "--qf", "%{INSTALLTIME}\\n"], timeout=60, env=C_ENV)
     newest = parse_rpm_install_times(res.text()) if res.ok else None
     if newest is None:
-        reasons.append(f"last_update: {res.why_not()}")
+        reasons.append(res.why_not())
         return None
     return dt.datetime.fromtimestamp(newest, dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -149,11 +150,11 @@ def _rpm_last_update(ctx: ProbeContext, reasons: list[str]) -> str | None:
 def _dnf_reboot(ctx: ProbeContext, tool: str, reasons: list[str]) -> bool | None:
     res = ctx.host.run([tool, "needs-restarting", "-r"], timeout=60, env=C_ENV)
     if res.error:
-        reasons.append(f"reboot_required: {res.why_not()}")
+        reasons.append(res.why_not())
         return None
     value = parse_needs_restarting(res.text(), res.returncode)
     if value is None:
-        reasons.append(f"reboot_required: {res.why_not()}")
+        reasons.append(res.why_not())
     return value
 
 
@@ -173,7 +174,7 @@ def _pacman_last_update(ctx: ProbeContext, reasons: list[str]) -> str | None:
     except OSError:
         last = None
     if last is None:
-        reasons.append("last_update: no pacman log")
+        reasons.append(reason("file.missing", "/var/log/pacman.log"))
         return None
     return last.astimezone(dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -209,7 +210,7 @@ def probe(ctx: ProbeContext) -> dict[str, Any]:
                             "offered_upgrades": [],
                             "cached_at": None, "cache_ttl_seconds": None}
     if manager is None:
-        return {"status": "unknown", "reasons": ["no supported package manager (apt, dnf, yum, pacman)"], **base}
+        return {"status": "unknown", "reasons": [reason("patches.no_manager")], **base}
     reasons: list[str] = []
     if manager == "apt":
         query, last, reboot = _apt_pending(), _dpkg_last_update, _apt_reboot
@@ -229,9 +230,9 @@ def probe(ctx: ProbeContext) -> dict[str, Any]:
             facts["pending_names"] = security[:NAMES_CAP]
             facts["pending_security_oldest_days"] = _oldest_days(ctx, security)
         else:
-            reasons.append(f"{manager}: does not say which updates are security updates")
+            reasons.append(reason("patches.no_security_info", manager))
     except QueryFailed as exc:
-        reasons.append(f"pending updates: {exc}")
+        reasons.append(reason("tool.failed", manager, exc))
     facts["last_update"] = last(ctx, reasons)
     facts["reboot_required"] = reboot(ctx, reasons)
     seen = [facts[k] is not None for k in ("pending", "pending_security", "last_update", "reboot_required")]

@@ -22,6 +22,7 @@ from typing import Any
 from auditagent.probes import ProbeContext
 from auditagent.probes.os_info.macos import version_tuple
 from auditagent.probes.patches.section import iso_date, patches_section, pending_oldest_days
+from auditagent.reasons import reason
 
 INSTALL_HISTORY = "/Library/Receipts/InstallHistory.plist"
 OS_INSTALLERS = {"softwareupdated", "software update", "macos installer", "os x installer"}
@@ -144,11 +145,11 @@ def probe(ctx: ProbeContext) -> dict[str, Any]:
         hist = parse_install_history(ctx.host.read_bytes(INSTALL_HISTORY))
         last_update = iso_date(hist["last_os_update"])
         if last_update is None:
-            reasons.append("InstallHistory.plist: no Software Update installation recorded")
+            reasons.append(reason("history.no_os_update"))
     except FileNotFoundError:
-        reasons.append(f"{INSTALL_HISTORY}: missing")
+        reasons.append(reason("file.missing", INSTALL_HISTORY))
     except Exception as exc:  # noqa: BLE001 - plistlib raises several types
-        reasons.append(f"{INSTALL_HISTORY}: unreadable ({type(exc).__name__})")
+        reasons.append(reason("file.unreadable", INSTALL_HISTORY, type(exc).__name__))
     listing, meta = _pending(ctx)
     pending = pending_security = oldest = None
     names: list[str] = []
@@ -177,6 +178,6 @@ def _reboot(ctx: ProbeContext, hist: dict[str, Any] | None, reasons: list[str]) 
     res = ctx.host.run(["sysctl", "-n", "kern.boottime"], timeout=10)
     booted = parse_boottime(res.text()) if res.ok else None
     if booted is None:
-        reasons.append(f"sysctl kern.boottime: {res.why_not() if not res.ok else 'not recognised'}")
+        reasons.append(res.why_not() if not res.ok else reason("output.unrecognised", "sysctl kern.boottime"))
         return None
     return restart_awaited(hist, booted)

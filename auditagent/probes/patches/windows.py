@@ -16,6 +16,7 @@ from auditagent.probes.sources.windows_registry import subkeys
 from auditagent.probes.sources.windows_snapshot import snapshot, source_list
 from auditagent.probes.patches.windows_hotfix import dated
 from auditagent.probes.patches.windows_systeminfo import decode_wmic, parse_wmic_qfe
+from auditagent.reasons import reason
 
 # WSUS/WUA update classification "Security Updates" (UpdateClassification GUID).
 SECURITY_UPDATES_CATEGORY = "0fa1201d-4330-4fa8-8ae9-b877473b6441"
@@ -49,7 +50,7 @@ def probe(ctx: ProbeContext) -> dict[str, Any]:
     reasons: list[str] = []
     hotfixes, why = source_list(snap, "hotfixes")
     if hotfixes is None:
-        reasons.append(why or "hotfixes: not seen")
+        reasons.append(why or reason("value.missing", "hotfixes"))
         result = ctx.host.run(["wmic", "qfe", "get", "Description,HotFixID,InstalledOn"], timeout=60)
         if result.ok:
             hotfixes = parse_wmic_qfe(decode_wmic(result.stdout))
@@ -59,15 +60,15 @@ def probe(ctx: ProbeContext) -> dict[str, Any]:
     if hotfixes:
         last_update, readable = last_installed(hotfixes)
         if last_update is None:
-            reasons.append("hotfixes: no readable InstalledOn date")
+            reasons.append(reason("hotfixes.no_date"))
         elif readable < len(hotfixes):
             # The newest readable date stands; the entries without one are said, not guessed.
-            reasons.append(f"hotfixes: {len(hotfixes) - readable} of {len(hotfixes)} without a readable InstalledOn")
+            reasons.append(reason("hotfixes.undated", f"{len(hotfixes) - readable}/{len(hotfixes)}"))
     pending = pending_security = oldest = None
     names: list[str] = []
     updates, why = source_list(snap, "wu_pending")
     if updates is None:
-        reasons.append(why or "wu_pending: not seen")
+        reasons.append(why or reason("value.missing", "wu_pending"))
     else:
         security = [u for u in updates if is_security(u)]
         pending, pending_security = len(updates), len(security)
@@ -75,7 +76,7 @@ def probe(ctx: ProbeContext) -> dict[str, Any]:
         oldest = pending_oldest_days(ctx.cache, "windows_pending_security_seen", names, ctx.host.now())
     reboot = reboot_required(ctx)
     if reboot is None:
-        reasons.append("registry: Windows Update reboot keys not readable")
+        reasons.append(reason("registry.unreadable", "Windows Update reboot keys"))
     # Queried on every run (an offline search): nothing cached.
     return patches_section(manager="windows_update", last_update=last_update, pending=pending,
                            pending_security=pending_security, oldest_days=oldest, names=names, reboot=reboot,

@@ -18,6 +18,8 @@ import datetime as _dt
 import re
 from typing import Any
 
+from auditagent.reasons import reason
+
 
 def decode_systeminfo(data: bytes) -> str:
     """Bytes as captured: UTF-16 with BOM, UTF-8, else an OEM code page. GBK is tried
@@ -81,14 +83,14 @@ def parse_systeminfo(text: str) -> dict[str, Any]:
     if names:
         out["name"] = names[0] if names[0].isascii() else None
         if out["name"] is None:
-            out["reasons"].append("systeminfo: OS name is localised")
+            out["reasons"].append(reason("output.language", "systeminfo", "OS name is localised"))
     kb_idx = [i for i, ln in enumerate(lines) if re.match(r"^\s+\[\d+\]:\s+KB\d+\s*$", ln)]
     out["hotfixes"] = [re.search(r"KB\d+", lines[i]).group(0) for i in kb_idx]  # type: ignore[union-attr]
     if kb_idx and kb_idx[0] > 0:
         count = re.search(r"\d+", _value(lines[kb_idx[0] - 1]))
         out["hotfix_count"] = int(count.group(0)) if count else None
     if out["hotfix_count"] is not None and out["hotfix_count"] != len(out["hotfixes"]):
-        out["reasons"].append("systeminfo: hotfix count does not match the list")
+        out["reasons"].append(reason("output.unrecognised", "systeminfo", "hotfix count does not match the list"))
     # English labels are recognised for what structure cannot give (the install date).
     if any(ln.startswith("OS Name:") for ln in lines):
         out["language"] = "en"

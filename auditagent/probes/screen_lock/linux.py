@@ -12,6 +12,7 @@ import posixpath
 from typing import Any
 
 from auditagent.probes import ProbeContext
+from auditagent.reasons import reason
 
 C_ENV = {"LC_ALL": "C", "LANG": "C"}
 GNOME_SCHEMAS = ("org.gnome.desktop.screensaver", "org.gnome.desktop.session", "org.gnome.desktop.lockdown")
@@ -151,7 +152,7 @@ def _gnome_for_home(ctx: ProbeContext, home: str) -> tuple[dict[str, Any] | None
         try:
             ctx.host.read_bytes(db)
         except PermissionError:
-            return None, f"gsettings: cannot read {db} (permission denied)"
+            return None, reason("file.unreadable", db, "permission denied")
         except OSError:
             pass
     settings: dict[str, dict[str, Any]] = {}
@@ -173,7 +174,7 @@ def _kde_for_home(ctx: ProbeContext, home: str) -> tuple[dict[str, Any] | None, 
         except FileNotFoundError:
             continue
         except OSError as exc:
-            return None, f"{path}: {exc.strerror or 'unreadable'}"
+            return None, reason("file.unreadable", path, exc.strerror)
     return kde_lock(*texts), None
 
 
@@ -189,11 +190,11 @@ def _worst(results: list[dict[str, Any]]) -> dict[str, Any]:
 def probe(ctx: ProbeContext) -> dict[str, Any]:
     desktops, users = _desktops(ctx)
     if not desktops:
-        return {"status": "not_applicable", "reasons": ["no graphical desktop installed or running"],
+        return {"status": "not_applicable", "reasons": [reason("desktop.none")],
                 "enabled": None, "idle_seconds": None, "desktop": None}
     desktop = desktops[0]
     if desktop not in ("gnome", "kde"):
-        return {"status": "unknown", "reasons": ["desktop environment not supported by this probe"],
+        return {"status": "unknown", "reasons": [reason("desktop.unsupported")],
                 "enabled": None, "idle_seconds": None, "desktop": None}
     reasons: list[str] = []
     results = []

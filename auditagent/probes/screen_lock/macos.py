@@ -22,6 +22,7 @@ import re
 from typing import Any
 
 from auditagent.probes import ProbeContext
+from auditagent.reasons import reason
 from auditagent.probes import section_status
 
 MANAGED = "/Library/Managed Preferences"
@@ -75,12 +76,12 @@ def probe(ctx: ProbeContext) -> dict[str, Any]:
     res = ctx.host.run(["pmset", "-g"], timeout=10)
     display = parse_pmset_displaysleep(res.text()) if res.ok else None
     if display is None:
-        reasons.append("pmset: display sleep not seen" if res.ok else res.why_not())
+        reasons.append(reason("value.missing", "pmset displaysleep") if res.ok else res.why_not())
     res = ctx.host.run(["sysadminctl", "-screenLock", "status"], timeout=10)
     lock = parse_sysadminctl_screenlock(res.stdout.decode(errors="replace") + res.stderr.decode(errors="replace")) \
         if not res.error else None
     if lock is None:
-        reasons.append("sysadminctl: screen lock state not seen" if not res.error else res.why_not())
+        reasons.append(reason("value.missing", "sysadminctl screenLock") if not res.error else res.why_not())
     results = []
     homes = ctx.host.home_dirs()
     for home in homes or [None]:

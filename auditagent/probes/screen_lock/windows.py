@@ -18,6 +18,7 @@ from typing import Any
 from auditagent.probes import ProbeContext
 from auditagent.probes import section_status
 from auditagent.probes.sources.windows_registry import dword, user_roots, values
+from auditagent.reasons import reason
 
 MACHINE_POLICY = "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Policies\\System"
 USER_DESKTOP = "{}\\Control Panel\\Desktop"
@@ -60,13 +61,13 @@ def probe(ctx: ProbeContext) -> dict[str, Any]:
     machine = values(ctx.host, MACHINE_POLICY)
     limit = dword((machine or {}).get("InactivityTimeoutSecs"))
     if machine is None:
-        reasons.append(f"registry: {MACHINE_POLICY} not readable")
+        reasons.append(reason("registry.unreadable", MACHINE_POLICY))
     users = []
     for root in user_roots(ctx.host):
         desktop = values(ctx.host, USER_DESKTOP.format(root))
         policy = values(ctx.host, USER_POLICY.format(root))
         if desktop is None and policy is None:
-            reasons.append(f"registry: {root}\\Control Panel\\Desktop not readable")
+            reasons.append(reason("registry.unreadable", f"{root}\\Control Panel\\Desktop"))
         users.append(screensaver_lock(desktop, policy))
     enabled, idle = evaluate(limit if limit and limit > 0 else None, users)
     status = section_status([enabled] + ([idle] if enabled else []), reasons)

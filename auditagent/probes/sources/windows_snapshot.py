@@ -23,6 +23,7 @@ import json
 from typing import Any
 
 from auditagent.host import Host
+from auditagent.reasons import reason
 
 SNAPSHOT_TIMEOUT = 120.0  # Windows Update's offline search and Defender can each take seconds
 
@@ -110,12 +111,13 @@ def parse_snapshot(text: str) -> dict[str, Any]:
     """The script's JSON, or ``{"error": ...}`` when it is not JSON at all."""
     start = text.find("{")
     if start < 0:
-        return {"error": "no JSON in PowerShell output"}
+        return {"error": reason("output.unrecognised", "powershell.exe", "no JSON")}
     try:
         data = json.loads(text[start:])
     except ValueError as exc:
-        return {"error": f"PowerShell output is not JSON ({exc.msg})"}
-    return data if isinstance(data, dict) else {"error": "PowerShell output is not a JSON object"}
+        return {"error": reason("output.unrecognised", "powershell.exe", exc.msg)}
+    return data if isinstance(data, dict) else {"error": reason("output.unrecognised", "powershell.exe",
+                                                                "not a JSON object")}
 
 
 def snapshot(host: Host) -> dict[str, Any]:
@@ -134,12 +136,12 @@ def source(snap: dict[str, Any], key: str) -> tuple[Any, str | None]:
     """(data, None) or (None, reason). Lists always come back as lists: ConvertTo-Json
     writes a one-element array as the bare element on some PowerShell versions."""
     if "error" in snap and key not in snap:
-        return None, f"powershell: {snap['error']}"
+        return None, str(snap["error"])
     if key not in snap:
-        return None, f"powershell snapshot: no {key} section"
+        return None, reason("value.missing", f"powershell {key}")
     data = snap[key]
     if isinstance(data, dict) and set(data) == {"error"}:
-        return None, f"{key}: {str(data['error']).strip()[:200]}"
+        return None, reason("source.failed", key, data["error"])
     return data, None
 
 

@@ -2,16 +2,16 @@
 (server/access.py): the public key (DER SubjectPublicKeyInfo) and the time the device
 signed its registration (a later registration replaces it; an older one is refused).
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 """
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

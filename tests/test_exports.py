@@ -1,0 +1,168 @@
+"""Exports that are safe to open and say what the screen says: the machine CSV/XLSX of
+the API (RFC 4180, column keys) and a person's CSV/XLSX from the dashboard (their
+language; ';' and a BOM for Swedish and Danish Excel), each honouring the filters on
+screen — on SQLite and PostgreSQL, over the real app."""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import zipfile
+
+import pytest
+
+from readiness_fleet import EB, IFO, PASSWORD, build_fleet
+from server import readiness as rd
+from server import spreadsheet
+
+FORMULA_STARTS = ("=", "+", "-", "@")
+
+
+@pytest.fixture(scope="module")
+def app_fleet(collector_db_url):
+    from fastapi.testclient import TestClient
+
+    from collector_fixtures import migrated_app
+
+    app = migrated_app(collector_db_url, max_overflow=4)
+    fleet = build_fleet(app.state.store)
+    clients = {}
+    for role in ("so_all", "so_ifo", "mgr_eb"):
+        c = TestClient(app, base_url="https://testserver")
+        r = c.post("/api/v1/login", json={"username": role, "password": PASSWORD})
+        assert r.status_code == 200, r.text
+        clients[role] = c
+    yield app, fleet, clients
+    for c in clients.values():
+        c.close()
+    app.state.store.engine.dispose()
+
+
+def _csv(text: str, delimiter: str = ",") -> list[list[str]]:
+    return list(csv.reader(io.StringIO(text), delimiter=delimiter))
+
+
+def _xlsx(content: bytes) -> tuple[list[list[object]], str]:
+    from openpyxl import load_workbook
+
+    wb = load_workbook(io.BytesIO(content))
+    ws = wb.worksheets[0]
+    with zipfile.ZipFile(io.BytesIO(content)) as z:
+        sheet_xml = z.read("xl/worksheets/sheet1.xml").decode()
+    return [[c.value for c in row] for row in ws.iter_rows()], sheet_xml
+
+
+def test_inert_cells_are_never_formulas():
+    for evil in ("=1+1", "+1", "-2", "@SUM(A1)", " =1+1", "\t=1", "\r=1", "\uff1d1+1"):
+        assert spreadsheet.inert(evil).startswith("'"), evil
+    # a list joined with ';' (Swedish/Danish Excel's separator) cannot smuggle a formula in a later part
+    assert spreadsheet.inert("disk-encrypted;=1+1") == "disk-encrypted;'=1+1"
+    assert spreadsheet.inert("a, -2") == "a, '-2"
+    assert spreadsheet.inert("plain text a=b") == "plain text a=b"
+    line = "".join(spreadsheet.csv_lines([["a", "b;=1+1", 'q"uote']], spreadsheet.NORDIC_EXCEL))
+    assert line == '\ufeff"a";"b;\'=1+1";"q""uote"\r\n'  # every cell quoted, BOM first
+
+
+def test_api_csv_is_rfc4180_every_cell_quoted_and_guarded(app_fleet):
+    _app, fleet, clients = app_fleet
+    r = clients["so_all"].get(f"/api/v1/units/{fleet.units[EB]}/export.csv")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    assert not r.text.startswith("\ufeff")
+    lines = r.text.split("\r\n")
+    assert lines[0] == ",".join(f'"{c}"' for c in rd.EXPORT_COLUMNS)
+    for line in lines[1:]:
+        if line:
+            assert line.startswith('"') and line.endswith('"')
+    rows = _csv(r.text)
+    assert rows[0] == list(rd.EXPORT_COLUMNS) and len(rows) == 8
+    for row in rows[1:]:
+        for cell in row:
+            for part in cell.replace(",", ";").split(";"):
+                assert not part.lstrip().startswith(FORMULA_STARTS), (row, cell)
+    evil = next(r_ for r_ in rows[1:] if "script" in r_[1])
+    assert evil[1].startswith("'=")
+
+
+def test_api_export_honours_filters(app_fleet):
+    _app, fleet, clients = app_fleet
+    so = clients["so_all"]
+    base = f"/api/v1/units/{fleet.units[EB]}/export.csv"
+    by_state = {st: len(_csv(so.get(base, params={"state": st}).text)) - 1 for st in rd.STATES}
+    with fleet.store.engine.connect() as conn:  # the API judges at the real clock
+        unit = next(u for u in rd.unit_tree(conn, rd.Scope(), dt.datetime.now(dt.timezone.utc)) if u.path == EB)
+    assert by_state == {st: getattr(unit.counts, st) for st in rd.STATES} and sum(by_state.values()) == 7
+    failing_disk = _csv(so.get(base, params={"check": "disk-encrypted"}).text)[1:]
+    assert sorted(r[1] for r in failing_disk) == ["eb2-laptop", "eb3-laptop"]
+    assert len(_csv(so.get(base, params={"os": "windows"}).text)) == 1  # header only
+    assert so.get(base, params={"state": "bogus"}).status_code == 422
+
+
+def test_api_xlsx_same_columns_filters_and_no_formula(app_fleet):
+    _app, fleet, clients = app_fleet
+    so = clients["so_all"]
+    r = so.get(f"/api/v1/units/{fleet.units[EB]}/export.xlsx", params={"state": "ready"})
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("application/vnd.openxmlformats-officedocument.spreadsheetml")
+    rows, xml = _xlsx(r.content)
+    assert rows[0] == list(rd.EXPORT_COLUMNS)
+    assert len(rows) >= 2
+    assert "<f>" not in xml and "<f " not in xml  # no formula cell anywhere
+    evil = next(row for row in rows[1:] if "script" in str(row[1]))
+    assert evil[1] == fleet.devices["eb7"].hostname  # stored as the text it is, not run
+    csv_rows = _csv(so.get(f"/api/v1/units/{fleet.units[EB]}/export.csv", params={"state": "ready"}).text)
+    assert sorted(str(r_[0]) for r_ in rows[1:]) == sorted(r_[0] for r_ in csv_rows[1:])
+
+
+def test_xlsx_with_control_characters_from_a_device_is_not_a_500():
+    content = spreadsheet.xlsx_bytes(["h"], [["bad\x00\x07name"], ["=1+1"]])
+    rows, xml = _xlsx(content)
+    assert rows[1][0] == "bad\ufffd\ufffdname" and rows[2][0] == "=1+1" and "<f>" not in xml
+
+
+@pytest.mark.parametrize("lang,delim,bom", [("sv", ";", True), ("da", ";", True), ("en", ",", False)])
+def test_dashboard_csv_in_the_users_language(app_fleet, lang, delim, bom):
+    from server.i18n_web import LANGS, Translator
+
+    if lang not in LANGS:
+        pytest.skip(f"the dashboard does not offer {lang} yet")
+    t = Translator(lang)
+    _app, fleet, clients = app_fleet
+    so = clients["so_all"]
+    r = so.get(f"/units/{fleet.units[EB]}/export.csv", params={"lang": lang, "state": "ready"})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/csv")
+    assert r.text.startswith("\ufeff") == bom
+    rows = _csv(r.text.removeprefix("\ufeff"), delim)
+    assert rows[0] == [t(f"export.col.{c}") for c in rd.EXPORT_COLUMNS]
+    assert len(rows) >= 2 and {row[3] for row in rows[1:]} == {t("state.ready")}
+    if lang == "sv":
+        assert rows[0][0] == "Dator-id" and rows[1][3] == "Redo"
+
+
+def test_dashboard_xlsx_translated_and_filtered(app_fleet):
+    _app, fleet, clients = app_fleet
+    r = clients["so_all"].get(f"/units/{fleet.units[EB]}/export.xlsx",
+                              params={"lang": "sv", "check": "disk-encrypted"})
+    assert r.status_code == 200
+    rows, xml = _xlsx(r.content)
+    assert rows[0][0] == "Dator-id" and "<f>" not in xml
+    assert sorted(row[1] for row in rows[1:]) == ["eb2-laptop", "eb3-laptop"]
+    assert {row[3] for row in rows[1:]} == {"Inte redo"}
+
+
+def test_unit_page_links_carry_the_filters(app_fleet):
+    _app, fleet, clients = app_fleet
+    html = clients["so_all"].get(f"/units/{fleet.units[EB]}", params={"state": "not_ready", "os": "linux",
+                                                                     "lang": "en"}).text
+    assert f'href="/units/{fleet.units[EB]}/export.csv?state=not_ready&amp;os=linux"' in html
+    assert f'href="/units/{fleet.units[EB]}/export.xlsx?state=not_ready&amp;os=linux"' in html
+
+
+def test_exports_keep_to_scope_and_role(app_fleet):
+    _app, fleet, clients = app_fleet
+    ao = fleet.units["Socialförvaltningen/Äldreomsorg"]
+    assert clients["so_ifo"].get(f"/api/v1/units/{ao}/export.xlsx").status_code == 404
+    assert clients["so_ifo"].get(f"/units/{ao}/export.csv").status_code == 404
+    assert clients["so_ifo"].get(f"/units/{fleet.units[IFO]}/export.xlsx").status_code == 200
+    assert clients["mgr_eb"].get(f"/units/{fleet.units[EB]}/export.csv").status_code == 403
+    assert clients["mgr_eb"].get(f"/api/v1/units/{fleet.units[EB]}/export.xlsx").status_code == 403

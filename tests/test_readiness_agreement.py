@@ -1,0 +1,123 @@
+"""One definition of a device's state, seen the same from every view: a fleet with
+reports across days and a weekend, exceptions (device and unit, one revoked), a revoked
+device and a unit's max report age changed — and the tile, the tree's root, today's
+trend point, the API and the export's rows agree by state, on SQLite and PostgreSQL.
+The trend's closed days show the fleet's state at each day's end: a weekend without
+reports is stale, not a collapse of readiness."""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+
+import pytest
+
+from readiness_fleet import EB, IFO, NOW, PASSWORD, SOC, build_fleet
+from server import readiness as rd
+
+H = dt.timedelta(hours=1)
+D = NOW.date()
+
+
+@pytest.fixture(scope="module")
+def app_fleet(collector_db_url):
+    from fastapi.testclient import TestClient
+
+    from collector_fixtures import migrated_app
+
+    app = migrated_app(collector_db_url, max_overflow=4)
+    fleet = build_fleet(app.state.store)
+    store, so = fleet.store, fleet.users["so_all"]
+    # History: bu3 reports every weekday for two weeks, nothing over the weekend before NOW.
+    for back in range(16, 0, -1):
+        day = D - dt.timedelta(days=back)
+        if day.weekday() < 5:
+            fleet.report("bu3", (NOW - dt.datetime.combine(day, dt.time(9), dt.timezone.utc)) / H)
+    fleet.report("bu3", 0.5)
+    with store.engine.begin() as conn:
+        # A device exception that makes eb2 ready, a unit one on BU's firewall, one revoked.
+        rd.grant_exception(conn, so, check_id="disk-encrypted", device_id=fleet.devices["eb2"].id,
+                           expires_at=NOW + 24 * 20 * H, justification="encryption ordered, awaiting disk", now=NOW - H)
+        rd.grant_exception(conn, so, check_id="firewall", unit_id=fleet.units[IFO + "/Barn och unga"],
+                           expires_at=NOW + 24 * 20 * H, justification="central firewall replaces it", now=NOW - H)
+        e = rd.grant_exception(conn, so, check_id="os-patched", device_id=fleet.devices["ao3"].id,
+                               expires_at=NOW + 24 * 20 * H, justification="patch window next week", now=NOW - H)
+        rd.revoke_exception(conn, so, e.id, "no longer needed", NOW - H / 2)
+    store.set_unit_max_age(SOC + "/Äldreomsorg", 48)  # a policy change: AO's max age 72 h → 48 h
+    store.revoke_device(fleet.devices["bu2"].id, "lost")
+    yield app, fleet
+    app.state.store.engine.dispose()
+
+
+STATE_WORDS = {"ready": "ready", "not_ready": "not_ready", "stale": "stale", "never_reported": "never_reported"}
+
+
+def _by_state(rows):
+    out = {s: 0 for s in rd.STATES}
+    for r in rows:
+        out[r] += 1
+    return out
+
+
+@pytest.mark.parametrize("unit", [SOC, IFO, EB])
+def test_every_view_agrees_by_state(app_fleet, unit):
+    app, fleet = app_fleet
+    store = fleet.store
+    uid = fleet.units.get(unit) or next(u["id"] for u in store.list_units() if u["path"] == unit)
+    with store.engine.connect() as conn:
+        ov = rd.overview(conn, rd.Scope(), NOW)
+        tile = next(u for u in ov.units if u.path == unit)
+        tree_row = next(u for u in rd.unit_tree(conn, rd.Scope(), NOW) if u.path == unit)
+        detail = rd.unit_detail(conn, rd.Scope(), uid, NOW)
+        today = rd.trend(conn, rd.Scope(), uid, NOW, days=14)[-1]
+        export = list(rd.export_records(conn, rd.Scope(), uid, NOW))
+    want = {s: getattr(tile.counts, s) for s in rd.STATES}
+    assert sum(want.values()) == tile.total > 0
+    assert {s: getattr(tree_row.counts, s) for s in rd.STATES} == want
+    assert {s: getattr(detail.summary.counts, s) for s in rd.STATES} == want
+    assert {s: today.count(s) for s in rd.STATES} == want and today.day == D
+    assert today.ready_pct == tile.ready_pct == detail.summary.ready_pct
+    assert _by_state(r[rd.EXPORT_COLUMNS.index("state")] for r in export) == want
+    assert detail.devices.total == tile.total
+
+
+def test_api_agrees_with_the_tiles(app_fleet):
+    from fastapi.testclient import TestClient
+
+    app, fleet = app_fleet
+    # The API judges at its own "now"; compare it with the views at that moment.
+    c = TestClient(app, base_url="https://testserver")
+    assert c.post("/api/v1/login", json={"username": "so_all", "password": PASSWORD}).status_code == 200
+    uid = fleet.units[EB]
+    unit = c.get(f"/api/v1/units/{uid}").json()
+    trend = c.get(f"/api/v1/units/{uid}/trend", params={"days": 7}).json()
+    rows = list(csv.reader(io.StringIO(c.get(f"/api/v1/units/{uid}/export.csv").text)))
+    c.close()
+    counts = unit["summary"]["counts"] if "summary" in unit else unit["counts"]
+    assert {s: trend[-1][s] for s in rd.STATES} == {s: counts[s] for s in rd.STATES}
+    assert _by_state(r[3] for r in rows[1:]) == {s: counts[s] for s in rd.STATES}
+
+
+def test_a_weekend_without_reports_is_stale_not_a_collapse(app_fleet):
+    _app, fleet = app_fleet
+    with fleet.store.engine.connect() as conn:
+        points = {p.day: p for p in rd.trend(conn, rd.Scope(), fleet.units[IFO + "/Barn och unga"], NOW, days=14)}
+    bu3 = fleet.devices["bu3"]
+    assert bu3  # bu3 reports weekdays only; bu1 failing firewall (excepted unit-wide only from NOW-1h)
+    for day, p in points.items():
+        if day == D:
+            continue
+        assert p.ready + p.not_ready + p.stale + p.never_reported == p.devices
+        if day.weekday() >= 5:  # Saturday, Sunday: bu3's latest report is Friday's, stale
+            assert p.ready == 0 and p.stale >= 1, (day, p)
+        else:
+            assert p.ready == 1, (day, p)  # bu3 on a weekday: fresh and passing
+
+
+def test_closed_days_judge_from_the_latest_report_before_the_day_ended(app_fleet):
+    _app, fleet = app_fleet
+    with fleet.store.engine.connect() as conn:
+        eb = rd.trend(conn, rd.Scope(), fleet.units[EB], NOW, days=3)
+    # By hand (EB, 7 devices, 24 h max age): two days ago only eb1 had reported (passing);
+    # yesterday eb1's latest failed disk-encrypted and eb4 passed; today = the tiles.
+    assert [(p.ready, p.not_ready, p.stale, p.never_reported) for p in eb[:2]] == [(1, 0, 0, 6), (1, 1, 0, 5)]
