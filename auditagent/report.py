@@ -522,6 +522,29 @@ def payload_sha256(envelope: dict[str, Any]) -> str:
     return hashlib.sha256(b64decode(envelope.get("payload"), "envelope.payload")).hexdigest()
 
 
+# ------------------------------------------------------------------ other signed payloads
+
+
+def sign_payload(payload_type: str, payload: bytes, private_key: Ed25519PrivateKey) -> dict[str, Any]:
+    """A DSSE envelope of another payload type signed with the device key (e.g. the TLS
+    key registration of auditagent.tls_request)."""
+    return _sign(payload_type, payload, private_key)
+
+
+def open_payload(envelope: Any, payload_type: str, public_key: Ed25519PublicKey, *,
+                 expected_keyid: str | None = None) -> bytes:
+    """Verify a DSSE envelope of ``payload_type`` signed by ``public_key``; its payload."""
+    ptype, payload, sigs = _decode_dsse(envelope, payload_type)
+    _verify_sigs(ptype, payload, sigs, public_key, expected_keyid)
+    return payload
+
+
+def envelope_keyids(envelope: Any, payload_type: str) -> tuple[bytes, tuple[str, ...]]:
+    """(payload, keyids) of a DSSE envelope of ``payload_type``, shape checked, NOT verified."""
+    _, payload, sigs = _decode_dsse(envelope, payload_type)
+    return payload, tuple(k for k, _ in sigs)
+
+
 # ------------------------------------------------------------------ re-keying
 
 

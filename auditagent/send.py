@@ -272,7 +272,9 @@ def classify(r: Response) -> Outcome:
     if 200 <= r.status < 300:
         data = r.json() if r.body else None
         status = data.get("status") if isinstance(data, dict) else None
-        return Outcome(DUPLICATE if status == "duplicate" else DELIVERED, r.status, status or "stored")
+        # ``access``: the readiness certificate, or why there is none (auditagent.access_cert).
+        extra = {"access": data["access"]} if isinstance(data, dict) and isinstance(data.get("access"), dict) else {}
+        return Outcome(DUPLICATE if status == "duplicate" else DELIVERED, r.status, status or "stored", extra=extra)
     if 300 <= r.status < 400:
         return Outcome(FATAL, r.status, "redirect",
                        f"the collector answered {r.status} with a redirect to {r.headers.get('location', '?')}; "

@@ -5,6 +5,7 @@ precise 4xx status.
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +45,8 @@ class Settings:
     metrics_token_sha256: str | None = None  # /metrics for a scraper with this token (server/metrics.py)
     oidc: Any = None  # server.oidc.OidcConfig: single sign-on; None = password log-in only
     notify: Any = None  # server.notify.config.NotifyConfig: SMTP and webhook settings; None = no delivery
+    readiness_ca: str | None = None  # folder of the readiness CA (server/readiness_ca.py); None: no certificates
+    certificate_lifetime: dt.timedelta | None = None  # None: the unit's max report age (never above 24 h)
     readiness_target: float = 95.0  # % of ready devices a unit should reach; the overview marks units below
     time_zone: str = "Europe/Stockholm"  # the organisation's zone: times and dates on the dashboard (stored UTC)
 
@@ -230,6 +233,10 @@ def create_app(settings: Settings) -> FastAPI:
     from server.notify import outbox
 
     metrics.install(app, engine, settings, queue_depth=outbox.depth)
+    from server import access_api
+    from server.readiness_ca import load_ca_from_env
+
+    app.state.readiness_ca = load_ca_from_env(settings.readiness_ca)
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
@@ -273,6 +280,10 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.add_exception_handler(auth.NotAuthenticated, api.not_authenticated_handler)  # type: ignore[arg-type]
     app.include_router(api.router)
+    app.include_router(access_api.router)
+    from server import gateway
+
+    app.include_router(gateway.router)
     from server import api_tokens
 
     app.include_router(api_tokens.router)
@@ -329,7 +340,8 @@ def create_app(settings: Settings) -> FastAPI:
         (append-only, verbatim) with the device's latest state, in one transaction."""
 
     # This route is documented here and served by the lean endpoint (server/report_endpoint.py).
-    _route(app, "/v1/reports", "POST").app = ReportEndpoint(store, max_body)
+    _route(app, "/v1/reports", "POST").app = ReportEndpoint(
+        store, max_body, after=lambda body, status, result: access_api.after_report(app, body, status, result))
 
     @app.get("/v1/devices/{device_id}/policy", tags=["devices"], responses=_errors(404))
     def device_policy(device_id: str, request: Request) -> Response:

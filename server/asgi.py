@@ -24,6 +24,8 @@ def settings_to_env(settings: Settings, *, oidc_config: str | None = None) -> st
     data["oidc_config"] = oidc_config
     data["limits"] = {k: (v.total_seconds() if isinstance(v, dt.timedelta) else v)
                       for k, v in data["limits"].items()}
+    if settings.certificate_lifetime is not None:
+        data["certificate_lifetime"] = settings.certificate_lifetime.total_seconds()
     return json.dumps(data)
 
 
@@ -34,6 +36,8 @@ def settings_from_env(text: str) -> Settings:
         from server import oidc
 
         data["oidc"] = oidc.load_config(oidc_config)
+    if data.get("certificate_lifetime") is not None:
+        data["certificate_lifetime"] = dt.timedelta(seconds=data["certificate_lifetime"])
     limits = {k: (dt.timedelta(seconds=v) if isinstance(getattr(Limits, k, None), dt.timedelta) else v)
               for k, v in data.pop("limits").items()}
     return Settings(limits=Limits(**limits), **data)

@@ -86,6 +86,8 @@ def _json_default(value: Any) -> Any:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from server.ca_cli import certificate_lifetime
+
     from server import migrate
     from server.app import Settings, create_app
     from server.logs import configure_logging
@@ -123,6 +125,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                         default_max_report_age_hours=args.max_report_age_hours,
                         min_agent_version=args.min_agent_version,
                         readiness_target=args.readiness_target, time_zone=args.timezone,
+                        readiness_ca=args.readiness_ca,
+                        certificate_lifetime=certificate_lifetime(args.certificate_lifetime),
                         metrics_token_sha256=metrics.read_token_file(args.metrics_token_file),
                         oidc=oidc.load_config(args.oidc_config) if args.oidc_config else None,
                         notify=notify_config.load_config(args.notify_config) if args.notify_config else None)
@@ -403,6 +407,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--oidc-config", default=None, metavar="FILE",
                    help="single sign-on with OpenID Connect (Entra ID): YAML with issuer, client, claim → role/unit "
                         "mappings; see docs/entra-id.md")
+    p.add_argument("--readiness-ca", default=None, metavar="DIR",
+                   help="issue readiness certificates from the CA in DIR (`ca init`; default $AUDITAGENT_READINESS_CA)")
+    p.add_argument("--certificate-lifetime", default=None, metavar="DURATION",
+                   help="lifetime of readiness certificates, e.g. 8h (default: the unit's max report age; at most 24h)")
     p.set_defaults(func=cmd_serve)
 
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", metavar="ACTION")
@@ -496,7 +504,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", type=int)
     p.set_defaults(func=cmd_api_token_revoke)
 
+    from server.ca_cli import add_parser as add_ca_parser
     from server.preview import add_parser as add_preview_parser
+
+    add_ca_parser(sub, common)
 
     add_preview_parser(sub)
     return parser

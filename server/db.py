@@ -237,6 +237,16 @@ unit_day_ready = Table(
     Column("history_version", Integer, nullable=False),  # units.history_version when counted
 )
 
+# The TLS key a device registered for its readiness certificates (0006; server/access.py).
+device_tls_keys = Table(
+    "device_tls_keys", metadata,
+    Column("device_id", String(64), ForeignKey("devices.id"), primary_key=True),
+    Column("public_key", LargeBinary, nullable=False),  # DER SubjectPublicKeyInfo
+    Column("key_sha256", String(64), nullable=False),
+    Column("requested_at", DateTime(timezone=True), nullable=False),  # signed by the device
+    Column("registered_at", DateTime(timezone=True), nullable=False),
+)
+
 Index("ix_devices_unit", devices.c.unit_id)
 _REVOKED = text("revoked_at IS NOT NULL")
 Index("ix_devices_revoked", devices.c.id, postgresql_where=_REVOKED, sqlite_where=_REVOKED)

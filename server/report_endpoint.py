@@ -8,7 +8,7 @@ route of the same path stays for the OpenAPI document."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from starlette.concurrency import run_in_threadpool
 
@@ -17,14 +17,21 @@ from server.store import ApiError, Store
 _JSON = (b"content-type", b"application/json")
 
 
+# What may add to an accepted report's answer (the readiness certificate, server/access_api.py).
+AfterReport = Callable[[bytes, int, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
 class ReportEndpoint:
-    def __init__(self, store: Store, max_body: int) -> None:
+    def __init__(self, store: Store, max_body: int, after: AfterReport | None = None) -> None:
         self.store = store
         self.max_body = max_body
+        self.after = after
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         body = await self._body(scope, receive)
         status, result = await run_in_threadpool(self.store.ingest, body)
+        if self.after is not None:
+            result = await self.after(body, status, result)
         payload = json.dumps(result, separators=(",", ":")).encode()
         await send({"type": "http.response.start", "status": status,
                     "headers": [_JSON, (b"content-length", str(len(payload)).encode())]})

@@ -39,7 +39,7 @@ COLLECTOR_ARGS: dict[str, list[str]] = {
     "api-token revoke": ["1"],
 }
 # Commands that keep their data elsewhere (checked separately below).
-COLLECTOR_OWN_STORAGE = {"preview"}
+COLLECTOR_OWN_STORAGE = {"preview", "ca init", "ca rotate", "ca show", "ca bundle"}
 
 AGENT_NEEDS_ENROLMENT = {"run": [], "report": ["--out", "{tmp}/r.json"], "keys show": [], "resend": []}
 AGENT_OTHER = {"check", "status", "enroll", "verify", "capture", "policy validate", "policy keygen", "policy sign",
@@ -213,6 +213,14 @@ def test_preview_with_an_unusable_data_folder(tmp_path):
     blocker.write_text("")
     assert_one_line_error(run("collector", ["preview", "--data-dir", str(blocker / "data")], tmp_path),
                           str(blocker / "data"))
+
+
+@pytest.mark.parametrize("name", ["ca init", "ca rotate", "ca show", "ca bundle"])
+def test_readiness_ca_with_an_unusable_folder(name, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert_one_line_error(run("collector", [*name.split(), "--dir", str(blocker / "ca")], tmp_path),
+                          str(blocker / "ca"))
 
 
 @pytest.mark.parametrize("name", sorted(AGENT_NEEDS_ENROLMENT))

@@ -290,6 +290,13 @@ def _make_client(agent: Agent, enrollment: Any):
         return None, str(exc)
 
 
+def _access_run(agent: Agent, enrollment: Any, key: Any):
+    from auditagent.access_cert import AccessRun
+
+    return AccessRun(state=agent.paths.state, keys=agent.paths.keys, device_id=enrollment.device_id, device_key=key,
+                     host=host_from_args(agent.args), log=agent.log)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from auditagent.delivery import build_report, make_spool, save_delivery_state, sequence_counter
     from auditagent.report import now_iso
@@ -333,8 +340,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                                             "policy_integrity": outcome.integrity}
             summary = None
             if client is not None and not args.no_send:
-                summary = deliver_spool(spool, client.send_report, attempts=agent.config.send_attempts,
+                gate = _access_run(agent, enrollment, key)
+                gate.register_if_needed(client)
+                summary = deliver_spool(spool, gate.capture(client.send_report), attempts=agent.config.send_attempts,
                                         max_delay=agent.config.send_max_delay, log=agent.log)
+                gate.finish()
                 state_update["last_attempt_at"] = now_iso()
                 state_update["last_run"] = summary.to_dict()
                 if summary.last_delivered:
@@ -435,6 +445,7 @@ def status_dict(agent: Agent) -> dict[str, Any]:
         "last_error": delivery.get("last_error"),
         "policy": delivery.get("policy") or (cached_meta(agent.paths) or None),
         "policy_integrity": delivery.get("policy_integrity"),
+        "access": _access_status(agent.paths.state),
         "spool": {"depth": len(entries), "bytes": sum(e.size for e in entries),
                   "oldest_sequence": entries[0].sequence if entries else None,
                   "rejected": len(spool.rejected()), "evicted_untold": spool.eviction_note()["evicted"],
@@ -443,6 +454,18 @@ def status_dict(agent: Agent) -> dict[str, Any]:
                       for e in spool.rejected()],
                   "max_reports": agent.config.spool_max_reports, "max_bytes": agent.config.spool_max_bytes},
     }
+
+
+def _access_status(state: Path) -> dict[str, Any] | None:
+    """The readiness certificate and the collector's last answer (auditagent.access_cert)."""
+    from auditagent.access_cert import load_state
+
+    st = load_state(state)
+    if not st:
+        return None
+    cert, last = st.get("certificate") or {}, st.get("last") or {}
+    return {"not_after": cert.get("not_after"), "installed": cert.get("installed"), "granted": last.get("granted"),
+            "reason": last.get("reason"), "error": st.get("error")}
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -482,6 +505,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     if s["policy_integrity"]:
         lines.append(f"INTEGRITY:    the last policy from the collector was refused: "
                      f"{s['policy_integrity'].get('detail', '')}")
+    acc = s["access"]
+    if acc:
+        lines.append("access:       " + (f"certificate until {acc['not_after']}" if acc.get("not_after") else "none")
+                     + (f"; last answer: {acc['reason']}" if acc.get("reason") else ""))
     lines.append(f"state folder: {s['state']}")
     print("\n".join(lines))
     return 0
