@@ -37,6 +37,20 @@ def redact(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
+class StderrLogger:
+    """Writes each line to ``sys.stderr`` as it is *at that moment*: a logger made while a
+    test harness (or a daemon's redirect) had replaced stderr never writes to a closed file."""
+
+    def msg(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    log = debug = info = warning = warn = error = critical = exception = fatal = msg
+
+
+def stderr_logger_factory(*_args: Any) -> StderrLogger:
+    return StderrLogger()
+
+
 def configure(level: str | None = None, fmt: str | None = None, stream: Any = None) -> None:
     level = (level or os.environ.get("AUDITAGENT_LOG_LEVEL") or "info").lower()
     fmt = (fmt or os.environ.get("AUDITAGENT_LOG_FORMAT") or "keyvalue").lower()
@@ -50,7 +64,7 @@ def configure(level: str | None = None, fmt: str | None = None, stream: Any = No
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(LEVELS.get(level, 20)),
-        logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=stream) if stream is not None else stderr_logger_factory,
         cache_logger_on_first_use=False,
     )
 

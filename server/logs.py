@@ -7,6 +7,8 @@ import sys
 
 import structlog
 
+from auditagent.log import stderr_logger_factory
+
 
 def configure_logging(level: str = "warning") -> None:
     lvl = getattr(logging, level.upper(), logging.WARNING)
@@ -20,6 +22,6 @@ def configure_logging(level: str = "warning") -> None:
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=stderr_logger_factory,
         cache_logger_on_first_use=True,
     )

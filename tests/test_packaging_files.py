@@ -382,3 +382,15 @@ def test_packages_workflow_builds_and_tests_every_os():
         assert script in scripts, script
         assert (REPO / script).is_file(), script
     assert jobs["msi"]["needs"] == "windows-payload" and jobs["msi-install"]["needs"] == "msi"
+
+
+def test_every_package_folder_is_in_the_distribution():
+    """pyproject.toml lists packages by name (the shipped policies need a package-dir);
+    a package folder left out works in an editable install and is missing from every
+    built package (the probes' per-concern folders once were)."""
+    import tomllib
+
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    folders = {".".join(p.parent.relative_to(REPO).parts) for top in ("auditagent", "server")
+               for p in (REPO / top).rglob("__init__.py")}
+    assert folders - listed == set()

@@ -43,6 +43,7 @@ EXPECT: list[tuple[tuple[str, ...], list[str]]] = [
     (("auditagent", "run"), [r"report 1 \((ready|not_ready)\) spooled; sent 1; 0 waiting in the spool"]),
     (("auditagent", "status"), [r"enrolled: +yes", rf"unit {UNIT}", r"last sent: +report 1 ",
                                 r"policy: +casework-confidential \S+ \(from collector\)"]),
+    (("auditagent", "resend"), [r"resent 0 report\(s\): delivered 0, refused 0, 0 waiting"]),
     (("auditagent", "report"), [r"signed report \S+ \(sequence 2, (ready|not_ready)\) written to report.json; not sent"]),
     (("auditagent", "keys", "show"), []),
     (("auditagent", "verify"), [r"✔ report.json: signature valid", r"✔ subject device:\S+, digest = sha256",
