@@ -32,15 +32,16 @@ import json
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import pkcs12
 
 from auditagent.durable import atomic_write, ensure_dir
 from auditagent.keys import KeyProblem, restrict_to_owner
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 TLS_KEY = "tls.key"
 ACCESS_DIR = "access"
@@ -130,6 +131,8 @@ class CertificateRefused(Exception):
 
 def check_certificate(pem: str, tls_key: ec.EllipticCurvePrivateKey, device_id: str,
                       now: dt.datetime) -> x509.Certificate:
+    from cryptography import x509  # only when a certificate arrives: the hourly run seldom needs it
+
     try:
         cert = x509.load_pem_x509_certificate(pem.encode("ascii"))
     except (ValueError, UnicodeEncodeError):
@@ -150,6 +153,8 @@ def check_certificate(pem: str, tls_key: ec.EllipticCurvePrivateKey, device_id: 
 
 def thumbprint(cert: x509.Certificate) -> str:
     """SHA-1 of the DER certificate, upper-case hex: how Windows and macOS name it."""
+    from cryptography.hazmat.primitives import hashes
+
     return cert.fingerprint(hashes.SHA1()).hex().upper()  # noqa: S303 - an identifier, not a security use
 
 
@@ -165,6 +170,9 @@ class Installed:
 
 def pkcs12_bytes(cert: x509.Certificate, key: ec.EllipticCurvePrivateKey, password: bytes) -> bytes:
     # SHA1/3DES PBE: what Import-PfxCertificate on older Windows and macOS `security import` read.
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
     encryption = (serialization.PrivateFormat.PKCS12.encryption_builder().kdf_rounds(50000)
                   .key_cert_algorithm(pkcs12.PBES.PBESv1SHA1And3KeyTripleDESCBC).hmac_hash(hashes.SHA1())
                   .build(password))
@@ -239,7 +247,6 @@ class AccessRun:
 
     def register_if_needed(self, client: Any) -> None:
         from auditagent import report as wire
-        from auditagent import tls_request
 
         st = load_state(self.state)
         sha = public_sha256(self.tls_key)
@@ -248,6 +255,8 @@ class AccessRun:
         until = st.get("unavailable_until")
         if until and wire.parse_time(until) and wire.parse_time(until) > self.now():  # type: ignore[operator]
             return
+        from auditagent import tls_request  # x509: only when the key is (re-)registered
+
         envelope = tls_request.sign_request(device_id=self.device_id, device_key=self.device_key, tls_key=self.tls_key)
         try:
             r = client.request("PUT", f"/v1/devices/{self.device_id}/tls-key",

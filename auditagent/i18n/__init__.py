@@ -4,10 +4,7 @@ from __future__ import annotations
 import functools
 import locale
 import os
-from importlib import resources
 from typing import Any
-
-import yaml
 
 from auditagent.textsafe import fill
 
@@ -17,6 +14,10 @@ DEFAULT = "en"
 
 @functools.cache
 def catalog(lang: str) -> dict[str, str]:
+    from importlib import resources  # both only when a message is shown: the hourly run shows none
+
+    import yaml
+
     text = resources.files(__name__).joinpath(f"{lang}.yaml").read_text(encoding="utf-8")
     return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
 

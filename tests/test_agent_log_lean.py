@@ -1,0 +1,102 @@
+"""The agent's own log lines (structlog's formats, without importing structlog) and the
+lean import set of the hourly ``auditagent run`` (issue 13 item 6)."""
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+from conftest import REPO
+
+from auditagent.log import configure, get_logger
+
+
+def test_keyvalue_lines_in_structlog_order_with_bound_context():
+    stream = io.StringIO()
+    configure(level="info", fmt="keyvalue", stream=stream)
+    get_logger(command="run").bind(device_id="d-1").info("report_sent", sequence=3, status="stored", gone=None)
+    line = stream.getvalue().strip()
+    assert line.startswith("timestamp='") and line.index("level='info'") < line.index("event='report_sent'")
+    assert line.endswith("event='report_sent' command='run' device_id='d-1' sequence=3 status='stored' gone=None")
+    ts = line.split("'")[1]
+    assert ts.endswith("Z") and "T" in ts
+
+
+def test_json_lines_and_level_filter():
+    stream = io.StringIO()
+    configure(level="warning", fmt="json", stream=stream)
+    log = get_logger(command="run")
+    log.info("policy", note="not shown")
+    log.warning("access", error="TLS key not registered", path=REPO)  # not JSON-able: repr, as structlog does
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1
+    entry = json.loads(lines[0])
+    assert entry["event"] == "access" and entry["level"] == "warning" and entry["command"] == "run"
+    assert entry["path"] == repr(REPO)
+    configure(level="info", fmt="keyvalue")
+
+
+def test_secrets_redacted_in_bound_context_too():
+    stream = io.StringIO()
+    configure(level="info", stream=stream)
+    get_logger(api_key="k-123").error("enroll", authorization="Bearer abc", detail=b"bytes")
+    out = stream.getvalue()
+    assert "k-123" not in out and "Bearer abc" not in out and "api_key='[redacted]'" in out
+    assert "detail='bytes'" in out
+    configure(level="info")
+
+
+def test_the_hourly_run_path_imports_no_heavy_library():
+    # What `auditagent run` imports to check, sign, spool and send (its modules, then the
+    # functions it calls import lazily only what they use).
+    code = ("import sys\nfrom auditagent.cli import build_parser\nbuild_parser(['run'])\n"
+            "import auditagent.delivery, auditagent.send, auditagent.access_cert, auditagent.policy_cache, "
+            "auditagent.log, auditagent.audit\n"
+            "from auditagent.send import Client, TransportSettings\n"
+            "Client(TransportSettings(server='https://collector.example'))\n"
+            "heavy = ('requests', 'urllib3', 'structlog', 'asyncio', 'cryptography.x509', 'importlib.resources')\n"
+            "print(sorted(m for m in heavy if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_client_reconnects_when_the_collector_closed_the_kept_alive_connection():
+    """http.client keeps one connection; a collector (or proxy) that closes it between
+    runs' requests must not turn the next send into a connection failure."""
+    import socket
+    import threading
+
+    from auditagent.send import Client, TransportSettings
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    served = []
+
+    def serve():
+        for _ in range(2):
+            conn, _ = srv.accept()
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(4096)
+                served.append(data.split(b"\r\n", 1)[0])
+                # Answers as keep-alive, then closes anyway.
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n"
+                             b"Set-Cookie: a=1\r\nSet-Cookie: b=2\r\n\r\n{}")
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    client = Client(TransportSettings(server=f"http://127.0.0.1:{srv.getsockname()[1]}", timeout=5))
+    try:
+        first = client.request("GET", "/v1/one")
+        second = client.request("GET", "/v1/two")
+    finally:
+        client.close()
+        t.join(5)
+        srv.close()
+    assert first.status == 200 and second.status == 200 and first.json() == {}
+    assert first.headers["set-cookie"] == "a=1, b=2"
+    assert served == [b"GET /v1/one HTTP/1.1", b"GET /v1/two HTTP/1.1"]
