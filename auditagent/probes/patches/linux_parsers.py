@@ -126,12 +126,18 @@ def parse_reboot_required_pkgs(text: str) -> list[str]:
 
 def parse_dnf_check_update(text: str) -> list[dict[str, str]]:
     """``dnf/yum check-update``: ``name.arch  version  repo`` rows (exit 100 = updates exist).
-    The ``Obsoleting Packages`` section repeats packages and is not counted."""
+    A name too long for its column is printed alone, the rest of its row indented on the
+    next line (yum and dnf 4); the two lines are one package. The ``Obsoleting Packages``
+    section repeats packages and is not counted."""
     out = []
+    held: str | None = None  # a lone ``name.arch`` waiting for its wrapped version and repo
     for line in text.splitlines():
         if line.startswith("Obsoleting"):
             break
         parts = line.split()
+        if held is not None and line[:1].isspace() and len(parts) == 2:
+            parts, line = [held] + parts, held
+        held = parts[0] if len(parts) == 1 and "." in parts[0] and not line[:1].isspace() else None
         if len(parts) != 3 or "." not in parts[0] or line.startswith((" ", "Last metadata", "Security:")):
             continue
         name, _, arch = parts[0].rpartition(".")
@@ -141,13 +147,24 @@ def parse_dnf_check_update(text: str) -> list[dict[str, str]]:
     return out
 
 
+# dnf 5's advisory list row: name, type, severity, package, issued date and time. In a narrow
+# terminal libsmartcols cuts the type and severity columns ("secu", "Importan").
+_DNF5_ADVISORY = re.compile(r"^(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s*$")
+
+
 def parse_dnf_updateinfo(text: str) -> list[dict[str, str]]:
-    """``dnf updateinfo list --security``: ``ADVISORY  Severity/Sec.  nevra`` rows."""
+    """Security advisories of ``dnf updateinfo list --security``: dnf 4 / yum rows
+    ``ADVISORY  Severity/Sec.  nevra``, or dnf 5's ``Name Type Severity Package Issued``
+    table (Fedora 41 on), of which only rows of type security count."""
     out = []
     for line in text.splitlines():
         parts = line.split()
         if len(parts) == 3 and "/Sec." in parts[1] or len(parts) == 3 and parts[1] == "security":
             out.append({"advisory": parts[0], "severity": parts[1].split("/")[0], "package": parts[2]})
+            continue
+        m = _DNF5_ADVISORY.match(line)
+        if m and len(m.group(2)) >= 4 and "security".startswith(m.group(2)):
+            out.append({"advisory": m.group(1), "severity": m.group(3), "package": m.group(4)})
     return out
 
 
