@@ -124,6 +124,67 @@ class _MemoMixin:
         return self._memo[key]
 
 
+def _split_cmdline(data: str) -> tuple[str, ...]:
+    """/proc/PID/cmdline as psutil splits it: NUL-separated, or (a process that rewrote its
+    title, as postgres and chromium do) one string to split at spaces."""
+    if not data:
+        return ()
+    sep = "\0" if data.endswith("\0") else " "
+    if data.endswith(sep):
+        data = data[:-1]
+    parts = data.split(sep)
+    if sep == "\0" and len(parts) == 1 and " " in data:
+        parts = data.split(" ")
+    return tuple(parts)
+
+
+def linux_proc_processes(proc: str = "/proc") -> list[ProcessInfo]:
+    """The process list straight from /proc, as psutil's process_iter would give it (name
+    from ``comm``, lengthened from the command line when the kernel cut it at 15 characters;
+    exe from the ``exe`` link, None where it may not be read; the real uid's user name), at
+    a fraction of psutil's cost: on Linux the hourly run spent a third of its CPU here."""
+    import pwd
+
+    users: dict[int, str | None] = {}
+    out = []
+    for entry in os.listdir(proc):
+        if not entry.isdigit():
+            continue
+        base = f"{proc}/{entry}"
+        try:
+            with open(f"{base}/comm", "rb") as fh:
+                name = os.fsdecode(fh.read().rstrip(b"\n"))
+            with open(f"{base}/cmdline", "rb") as fh:
+                raw = fh.read()
+            with open(f"{base}/status", "rb") as fh:
+                status = fh.read()
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+        cmdline = _split_cmdline(os.fsdecode(raw))
+        if len(name) >= 15 and cmdline:
+            longer = os.path.basename(cmdline[0])
+            if longer.startswith(name):
+                name = longer
+        try:
+            exe: str | None = os.readlink(f"{base}/exe")
+            if exe.endswith(" (deleted)") and not os.path.exists(exe):
+                exe = exe[:-len(" (deleted)")]
+        except OSError:
+            exe = None
+        uid = None
+        for line in status.splitlines():
+            if line.startswith(b"Uid:"):
+                uid = int(line.split()[1])
+                break
+        if uid is not None and uid not in users:
+            try:
+                users[uid] = pwd.getpwuid(uid).pw_name
+            except KeyError:
+                users[uid] = str(uid)
+        out.append(ProcessInfo(int(entry), name, exe or None, cmdline, users.get(uid) if uid is not None else None))
+    return out
+
+
 class RealHost(_MemoMixin):
     """This machine."""
 
@@ -187,6 +248,8 @@ class RealHost(_MemoMixin):
         return self.memo("processes", self._processes)
 
     def _processes(self) -> list[ProcessInfo]:
+        if self.platform == "linux" and os.path.isdir("/proc/self"):
+            return linux_proc_processes()
         import psutil
 
         out = []

@@ -100,3 +100,58 @@ def test_client_reconnects_when_the_collector_closed_the_kept_alive_connection()
     assert first.status == 200 and second.status == 200 and first.json() == {}
     assert first.headers["set-cookie"] == "a=1, b=2"
     assert served == [b"GET /v1/one HTTP/1.1", b"GET /v1/two HTTP/1.1"]
+
+
+def test_proc_process_list_agrees_with_psutil_on_this_machine(tmp_path):
+    """The /proc reader (no psutil import in the hourly run) gives what psutil gives, for
+    processes that do not change between the two snapshots: a child with a long name and
+    several arguments, and this test process itself."""
+    import os
+    import shutil
+
+    import psutil
+
+    from auditagent.host import linux_proc_processes
+
+    long_name = tmp_path / "a-sleeper-with-a-long-name"
+    shutil.copy("/bin/sleep", long_name)
+    child = subprocess.Popen([str(long_name), "30", "--"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        ours = {p.pid: p for p in linux_proc_processes()}
+        for pid in (child.pid, os.getpid()):
+            info = psutil.Process(pid).as_dict(["name", "exe", "cmdline", "username"])
+            mine = ours[pid]
+            assert (mine.name, mine.exe, mine.cmdline, mine.username) == \
+                (info["name"], info["exe"] or None, tuple(info["cmdline"]), info["username"])
+        assert ours[child.pid].name == "a-sleeper-with-a-long-name"  # beyond comm's 15 characters
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_proc_process_list_edge_cases(tmp_path):
+    import os
+
+    from auditagent.host import linux_proc_processes
+
+    def fake(pid: str, comm: bytes, cmdline: bytes, uid: int = 0, exe: str | None = None) -> None:
+        d = tmp_path / pid
+        d.mkdir()
+        (d / "comm").write_bytes(comm + b"\n")
+        (d / "cmdline").write_bytes(cmdline)
+        (d / "status").write_bytes(b"Name:\tx\nUid:\t%d\t%d\t%d\t%d\n" % (uid, uid, uid, uid))
+        if exe:
+            os.symlink(exe, d / "exe")
+
+    fake("10", b"postgres", b"postgres: 15/main: checkpointer  ", exe="/usr/lib/postgresql/15/bin/postgres")
+    fake("11", b"kworker/0:1", b"")
+    fake("12", b"onedriver-launc", b"/usr/bin/onedriver-launcher\0--wrapper\0", exe="/gone/x (deleted)")
+    (tmp_path / "13").mkdir()  # vanished between listdir and open: skipped
+    (tmp_path / "self").mkdir()
+    fake("14", b"sync", b"sync\0", uid=4242424)
+    procs = {p.pid: p for p in linux_proc_processes(str(tmp_path))}
+    assert sorted(procs) == [10, 11, 12, 14]
+    assert procs[10].cmdline == ("postgres:", "15/main:", "checkpointer", "") and procs[10].username == "root"
+    assert (procs[11].cmdline, procs[11].exe) == ((), None)
+    assert procs[12].name == "onedriver-launcher" and procs[12].exe == "/gone/x"
+    assert procs[14].username == "4242424"
