@@ -9,7 +9,8 @@ from conftest import OWN_FIXTURES, shared
 
 from auditagent.host import ReplayHost
 from auditagent.probes import ProbeContext
-from auditagent.probes.patches.macos import is_security, parse_boottime, parse_install_history, parse_softwareupdate_list
+from auditagent.probes.patches.macos import (is_security, parse_boottime, parse_install_history, parse_old_detail,
+                                            parse_softwareupdate_list)
 from auditagent.probes.patches.macos import probe as patches_macos
 
 UPD = "macos/updates/"
@@ -185,3 +186,20 @@ def test_public_ventura_point_release_and_sonoma_upgrade():
     assert (s["pending"], s["pending_security"], s["reboot_required"]) == (2, 2, False)
     assert s["pending_names"] == ["Safari", "macOS Ventura 13.6"]
     assert s["offered_upgrades"] == ["macOS Sonoma 14.0"]
+
+
+def test_public_catalina_command_line_tools_are_not_security():
+    res = parse_softwareupdate_list(_pub_patches("softwareupdate-list-catalina-two-command-line-tools.txt"))
+    assert [(u["label"], u["version"], u["recommended"], u["restart"]) for u in res["updates"]] == [
+        ("Command Line Tools for Xcode-11.2", "11.2", True, False),
+        ("Command Line Tools for Xcode-11.3", "11.3", True, False)]
+    assert not any(is_security(u, (10, 15, 2)) for u in res["updates"])
+
+
+def test_public_mojave_detail_lines():
+    # Only the detail lines were posted (no "   * <label>" lines): each is read on its own.
+    lines = _pub_patches("softwareupdate-detail-lines-mojave-10.14.6-safari-and-security-update-2020-005.txt")
+    safari, secupd = (parse_old_detail(line) for line in lines.splitlines())
+    assert safari == {"title": "Safari", "version": "14.0", "recommended": True, "restart": False}
+    assert secupd == {"title": "Security Update 2020-005", "version": "10.14.6", "recommended": True, "restart": True}
+    assert is_security(secupd, (10, 14, 6)) and is_security(safari, (10, 14, 6))

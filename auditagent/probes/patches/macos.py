@@ -40,6 +40,16 @@ _LABEL_OLD = re.compile(r"^\s*[*-]\s+(\S.*?)\s*$")
 _DETAIL_OLD = re.compile(r"^\s*(?P<title>.+?),?\s+\((?P<version>[^()]*)\),\s*\d+K,?\s*(?P<flags>.*)$")
 
 
+def parse_old_detail(line: str) -> dict[str, Any] | None:
+    """A pre-Catalina detail line: "Security Update 2020-005 (10.14.6), 1633218K [recommended] [restart]"."""
+    d = _DETAIL_OLD.match(line)
+    if not d:
+        return None
+    flags = d.group("flags").lower()
+    return {"title": d.group("title").strip(), "version": d.group("version").strip() or None,
+            "recommended": "[recommended]" in flags, "restart": "[restart]" in flags or "[shut down]" in flags}
+
+
 def _update(label: str) -> dict[str, Any]:
     return {"label": label, "title": None, "version": None, "recommended": None, "restart": False}
 
@@ -63,13 +73,9 @@ def parse_softwareupdate_list(text: str) -> dict[str, Any]:
             u["recommended"] = fields.get("Recommended", "").strip().upper() == "YES"
             u["restart"] = fields.get("Action", "").strip().lower() in ("restart", "shut down")
             continue
-        d = _DETAIL_OLD.match(line) if old_label else None
-        if d:
-            u = updates[-1]
-            flags = d.group("flags").lower()
-            u.update(title=d.group("title").strip(), version=d.group("version").strip() or None,
-                     recommended="[recommended]" in flags,
-                     restart="[restart]" in flags or "[shut down]" in flags)
+        detail = parse_old_detail(line) if old_label else None
+        if detail:
+            updates[-1].update(detail)
             old_label = False
             continue
         m = _LABEL_OLD.match(line) if "found the following" in text else None
