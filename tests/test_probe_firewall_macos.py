@@ -86,3 +86,12 @@ def test_public_blocking_all_state_2_wording():
     state = parse_socketfilterfw(output)
     assert state == {"enabled": True, "block_all": True, "stealth": None}
     assert section(state, [])["default_inbound"] == "drop"
+
+
+def test_public_tahoe_stealth_wording():
+    # A test report's table quotes each output in backticks; the two outputs are taken from it.
+    rows = _pub_fw("socketfilterfw-tahoe-26.3-table-state-0-stealth-is-off.md")
+    output = "\n".join(line.split("`")[1] for line in rows.splitlines())
+    assert parse_socketfilterfw(output) == {"enabled": False, "block_all": None, "stealth": False}
+    # the report names "Firewall stealth mode is on" as the other state seen on 26.3
+    assert parse_socketfilterfw("Firewall is enabled. (State = 1)\nFirewall stealth mode is on")["stealth"] is True

@@ -46,9 +46,10 @@ def parse_socketfilterfw(text: str) -> dict[str, Any] | None:
         m = re.match(r"^(?:Firewall has block all state set to|Block all) (enabled|disabled)", line, re.I)
         if m:
             out["block_all"] = m.group(1).lower() == "enabled"
-        m = re.match(r"^Stealth mode (enabled|disabled)", line)
+        # "Stealth mode enabled" (up to Sonoma) or "Firewall stealth mode is on" (Tahoe)
+        m = re.match(r"^(?:Firewall )?[Ss]tealth mode (?:is )?(enabled|disabled|on|off)\b", line)
         if m:
-            out["stealth"] = m.group(1) == "enabled"
+            out["stealth"] = m.group(1) in ("enabled", "on")
     return out if out["enabled"] is not None else None
 
 
