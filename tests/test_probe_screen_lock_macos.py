@@ -46,6 +46,7 @@ def _pub_lock(name: str) -> str:
     ("pmset-g-displaysleep-10-destroyfvkey.txt", 600),
     ("pmset-g-currently-in-use-displaysleep-5.txt", 300),
     ("pmset-g-displaysleep-2-partial.txt", 120),
+    ("pmset-g-macbook-lowpowermode-displaysleep-10.txt", 600),
 ])
 def test_public_pmset_displaysleep(name, seconds):
     # "displaysleep" only: "disksleep", "sleep 1 (sleep prevented by …)" and the like are other timers.
