@@ -119,3 +119,21 @@ def test_public_apfs_plist_mojave_single_volume_and_extra_encrypted_volumes():
                    ("disk1s6", None, "data", True, "apfs", "encrypted"),
                    ("disk1s7", None, "data", True, "apfs", "encrypted")]
     assert s["status"] == "ok" and s["reasons"] == []
+
+
+def test_public_apfs_text_mojave_partial_is_unknown_not_unencrypted():
+    vols = parse_apfs_list_text(_pub_disk("diskutil-apfs-list-text-mojave-10.14.5-partial.txt").decode())
+    assert [(v["device"], v["filevault"]) for v in vols] == [("disk1s1", None)]
+    (fact,) = volume_facts(vols)
+    assert fact["encrypted"] is None and fact["state"] is None
+
+
+def test_public_truncated_apfs_plist_falls_back_to_fdesetup():
+    # The sample ends without "</plist>": plistlib refuses it; fdesetup still answers.
+    host = ReplayHost(platform="macos")
+    host.add_command(["fdesetup", "status"], _pub_disk("fdesetup-status-on-master-keychain-catalina-10.15.6.txt"))
+    host.add_command(["diskutil", "apfs", "list", "-plist"],
+                     _pub_disk("diskutil-apfs-list-plist-apple-silicon-isc-container-only-trimmed.plist"))
+    s = disk_macos(ProbeContext(host))
+    assert [(v["mount"], v["encrypted"], v["state"]) for v in s["volumes"]] == [("/", True, "encrypted")]
+    assert any(r.startswith("output.unrecognised: diskutil apfs list -plist") for r in s["reasons"])
