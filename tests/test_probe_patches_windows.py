@@ -114,3 +114,42 @@ def test_snapshot_script_reads_each_hotfix_on_its_own_and_writes_iso_days():
     assert "[string]$_.InstalledOn" not in block
     assert "ToString('yyyy-MM-dd', $inv)" in block and "CimInstanceProperties['InstalledOn']" in block
     assert block.count("try {") >= 2  # a throwing InstalledOn loses that entry's date only
+
+
+# --------------------------------------------------------------------------- public captures
+# `wmic qfe get Caption,Description,HotFixID,InstalledOn` as posted; InstalledOn is the WMI
+# string (M/d/yyyy in every locale). Newest dates read off each table by hand.
+
+import pytest as _pytest  # noqa: E402
+
+from conftest import OWN_FIXTURES  # noqa: E402
+
+from auditagent.probes.patches.windows import last_installed  # noqa: E402
+
+
+@_pytest.mark.parametrize("name, count, newest, last_row", [
+    ("wmic-qfe-get-caption-description-2025-http-and-https.txt", 6, "2025-03-24",
+     {"HotFixID": "KB5053606", "Description": "Security Update", "InstalledOn": "3/24/2025"}),
+    ("wmic-qfe-get-2019-2020-indented.txt", 7, "2020-01-03",
+     {"HotFixID": "KB4530684", "Description": "Update", "InstalledOn": "1/3/2020"}),
+    ("wmic-qfe-get-win7-prompt-echo-hotfix.txt", 3, "2021-01-04",
+     {"HotFixID": "KB976902", "Description": "Update", "InstalledOn": "11/21/2010"}),
+    ("wmic-qfe-get-2017-snip.txt", 4, "2017-07-15",
+     {"HotFixID": "KB4025342", "Description": "Security Update", "InstalledOn": "7/15/2017"}),
+    ("wmic-qfe-get-ws2019-one-row-blank-line.txt", 1, "2018-10-29",
+     {"HotFixID": "KB4464455", "Description": "Update", "InstalledOn": "10/29/2018"}),
+    ("wmic-qfe-get-2013-security-updates.txt", 5, "2013-11-26",
+     {"HotFixID": "KB2742614", "Description": "Security Update", "InstalledOn": "11/23/2013"}),
+])
+def test_public_wmic_qfe_tables(name, count, newest, last_row):
+    rows = parse_wmic_qfe((OWN_FIXTURES / "public/windows/hotfixes" / name).read_text(encoding="utf-8"))
+    assert len(rows) == count and rows[-1] == last_row
+    assert last_installed(rows) == (f"{newest}T00:00:00+00:00", count)
+
+
+def test_public_wmic_qfe_hotfix_description_and_prompt_lines():
+    rows = parse_wmic_qfe((OWN_FIXTURES / "public/windows/hotfixes/wmic-qfe-get-win7-prompt-echo-hotfix.txt")
+                          .read_text(encoding="utf-8"))
+    # The prompt and the echoed command both name HotFixID, but not as a column of their own.
+    assert [r["HotFixID"] for r in rows] == ["KB2534111", "KB2999226", "KB976902"]
+    assert rows[0]["Description"] == "Hotfix"
