@@ -153,3 +153,39 @@ def test_public_wmic_qfe_hotfix_description_and_prompt_lines():
     # The prompt and the echoed command both name HotFixID, but not as a column of their own.
     assert [r["HotFixID"] for r in rows] == ["KB2534111", "KB2999226", "KB976902"]
     assert rows[0]["Description"] == "Hotfix"
+
+
+def _pub_qfe(name: str) -> list[dict]:
+    return parse_wmic_qfe((OWN_FIXTURES / "public/windows/hotfixes" / name).read_text(encoding="utf-8"))
+
+
+def test_public_wmic_qfe_full_column_tables():
+    rows = _pub_qfe("wmic-qfe-full-columns-server-undated-row.txt")
+    assert [(r["HotFixID"], r["InstalledOn"]) for r in rows] == \
+        [("KB3199986", "11/21/2016"), ("KB5001078", "3/25/2021"), ("KB4103723", None)]
+    # One entry without a date leaves the other two standing.
+    assert last_installed(rows) == ("2021-03-25T00:00:00+00:00", 2)
+    rows = _pub_qfe("wmic-qfe-list-win10-1903-user-installed.txt")
+    assert [r["HotFixID"] for r in rows] == ["KB4552931", "KB4497165", "KB4497727", "KB4537759", "KB4552152",
+                                             "KB4540673"]
+    assert rows[2] == {"HotFixID": "KB4497727", "Description": "Security Update", "InstalledOn": "4/1/2019"}
+    assert last_installed(rows) == ("2020-05-27T00:00:00+00:00", 6)
+
+
+def test_public_format_table_of_qfe_underline_is_not_a_hotfix():
+    rows = _pub_qfe("get-hotfix-ft-autosize-server-en-us.txt")
+    assert [r["HotFixID"] for r in rows] == ["KB3199986", "KB4054590", "KB5001078", "KB3200970"]
+    assert last_installed(rows) == ("2021-04-13T00:00:00+00:00", 4)
+    rows = _pub_qfe("get-ciminstance-qfe-table-en-us-ec2.txt")
+    assert [r["HotFixID"] for r in rows][-1] == "KB4013418" and len(rows) == 6  # "..." is no row either
+    assert last_installed(rows) == ("2017-06-15T00:00:00+00:00", 6)
+
+
+def test_public_get_hotfix_in_a_day_first_culture_is_not_guessed():
+    # The display text of PowerShell's DateTime in that console's culture ("27-10-2022",
+    # "09-04-2021"): not a form the parser reads, so no date rather than a month/day swap.
+    rows = _pub_qfe("get-hotfix-day-first-culture-dd-mm-yyyy.txt")
+    assert len(rows) == 8 and rows[1] == {"HotFixID": "KB5000736", "Description": "Update",
+                                          "InstalledOn": "09-04-2021 00:00:00"}
+    assert all(parse_qfe_installed_on(r["InstalledOn"]) is None for r in rows)
+    assert last_installed(rows) == (None, 0)

@@ -107,7 +107,8 @@ def decode_wmic(data: bytes) -> str:
 
 
 def parse_wmic_qfe(text: str) -> list[dict[str, Any]]:
-    """``wmic qfe`` fixed-width table → [{HotFixID, Description, InstalledOn}]. Columns are
+    """``wmic qfe`` fixed-width table (or PowerShell's Format-Table of the same class, as
+    ``Get-HotFix`` prints it) → [{HotFixID, Description, InstalledOn}]. Columns are
     cut at the header's start positions (values can hold spaces: 'Security Update'). The
     header is the first line naming the HotFixID column as a word of its own: a transcript's
     prompt or echoed command line above it ("...>wmic qfe get Caption,...,HotFixID") is skipped."""
@@ -120,6 +121,8 @@ def parse_wmic_qfe(text: str) -> list[dict[str, Any]]:
     names = header.split()
     rows = []
     for ln in lines[at + 1:]:
+        if not ln.strip(" -"):
+            continue  # Format-Table's underline row (Get-HotFix, Get-CimInstance): not a hot fix
         cells = {}
         for i, (name, start) in enumerate(zip(names, starts)):
             end = starts[i + 1] if i + 1 < len(starts) else len(ln)
