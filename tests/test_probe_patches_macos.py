@@ -141,14 +141,18 @@ def _unquote_markdown(text: str) -> str:
         .replace("**", "")
 
 
-def test_public_mojave_old_format_is_read():
+@pytest.mark.parametrize("name,label,current", [
     # Mojave (10.14.6) and earlier: "   * <label>" then "\t<title> (<version>), <size>K [recommended]".
-    res = parse_softwareupdate_list(_unquote_markdown(
-        _pub_patches("softwareupdate-list-mojave-10.14.6-old-format-safari-markdown-quoted.txt")))
+    ("softwareupdate-list-mojave-10.14.6-old-format-safari-markdown-quoted.txt", "Safari14.0MojaveAuto-14.0", (10, 14, 6)),
+    # Catalina: "* Label: <label>" then "\tTitle: …, Version: …, Size: …, Recommended: YES,"
+    ("softwareupdate-list-catalina-10.15.6-safari-markdown-quoted.txt", "Safari14.0CatalinaAuto-14.0", (10, 15, 6)),
+])
+def test_public_safari_14_in_both_formats(name, label, current):
+    res = parse_softwareupdate_list(_unquote_markdown(_pub_patches(name)))
     assert res["error"] is None
-    assert res["updates"] == [{"label": "Safari14.0MojaveAuto-14.0", "title": "Safari", "version": "14.0",
-                               "recommended": True, "restart": False}]
-    assert is_security(res["updates"][0], (10, 14, 6))
+    assert res["updates"] == [{"label": label, "title": "Safari", "version": "14.0", "recommended": True,
+                               "restart": False}]
+    assert is_security(res["updates"][0], current)
 
 
 def test_public_mojave_old_format_counts_as_pending():
@@ -159,14 +163,6 @@ def test_public_mojave_old_format_counts_as_pending():
         _pub_patches("softwareupdate-list-mojave-10.14.6-old-format-safari-markdown-quoted.txt")).encode())
     s = patches_macos(ProbeContext(host))
     assert (s["pending"], s["pending_security"], s["pending_names"]) == (1, 1, ["Safari"])
-
-
-def test_public_catalina_label_title_format():
-    res = parse_softwareupdate_list(_unquote_markdown(
-        _pub_patches("softwareupdate-list-catalina-10.15.6-safari-markdown-quoted.txt")))
-    assert res["error"] is None
-    assert res["updates"] == [{"label": "Safari14.0CatalinaAuto-14.0", "title": "Safari", "version": "14.0",
-                               "recommended": True, "restart": False}]
 
 
 def test_public_ventura_point_release_and_sonoma_upgrade():
