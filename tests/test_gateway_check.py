@@ -134,9 +134,15 @@ def test_caller_and_input_errors(env):
     assert client.get("/v1/gateway/check", headers={"X-Device-Id": "x", "Cookie": "aa_session=x"}).status_code == 401
 
 
-def test_no_key_material_in_logs(env):
+def test_no_key_material_in_logs(env, monkeypatch):
+    import structlog
     from structlog.testing import capture_logs
 
+    import server.access
+
+    # A fresh logger: the collector caches its loggers on first use (server/logs.py), and a
+    # logger cached by an earlier test would write past capture_logs.
+    monkeypatch.setattr(server.access, "log", structlog.get_logger("auditagent.collector"))
     app, client = env
     dev = enrol(app, "Gw/Logs")
     tls_key = ec.generate_private_key(ec.SECP256R1())
