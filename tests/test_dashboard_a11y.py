@@ -212,6 +212,35 @@ def test_axe_finds_what_it_should(contexts: Any, site: Any, axe_source: str) -> 
         page.close()
 
 
+BLOCKING_JS = """() => [...document.querySelectorAll('.tree td.blocking a.clip')].map(a => {
+  const line = parseFloat(getComputedStyle(a).lineHeight) || 20;
+  return {text: a.textContent, title: a.title, name: a.getAttribute('aria-label') || a.textContent,
+          height: a.getBoundingClientRect().height, line: line, cut: a.scrollHeight > a.clientHeight + 1,
+          row: a.closest('tr').getBoundingClientRect().height};
+})"""
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_blocking_check_column_keeps_rows_short(contexts: Any, site: Any, lang: str) -> None:
+    """At 1366 px the most common blocker takes at most two lines per unit: a longer check
+    title is cut with an ellipsis, the whole title stays the link's text (its accessible name)
+    and its tooltip."""
+    page = contexts[(lang, True)].new_page()
+    try:
+        page.set_viewport_size({"width": 1366, "height": 900})
+        page.goto(f"{site.url}/?lang={lang}")
+        cells = page.evaluate(BLOCKING_JS)
+        name = page.locator(".tree td.blocking a.clip").first.evaluate("a => a.textContent")
+        assert page.get_by_role("link", name=name, exact=True).count() >= 1
+    finally:
+        page.close()
+    assert cells, "no blocking checks on the overview"
+    assert any(c["cut"] for c in cells), "no long title was cut: the test shows nothing"
+    for c in cells:
+        assert c["title"] == c["text"] == c["name"] and len(c["text"]) > 3
+        assert c["height"] <= 2.5 * c["line"], c
+
+
 # ------------------------------------------------------------------ the committee report on paper
 
 REPORT_TEXT = {
