@@ -43,7 +43,7 @@ from starlette.concurrency import run_in_threadpool
 from auditagent.textsafe import neutralise
 from server import audit_trail
 from server import readiness as rd
-from server import web_auth
+from server import web_auth, web_subscriptions
 from server.auth import cookies_secure
 from server.db import devices, units
 from server.i18n_web import (DEFAULT_ZONE, LANG_NAMES, LANGS, Translator, choose_language, local_midnight_after,
@@ -765,6 +765,8 @@ def mount(app: FastAPI, store: Any, settings: Any) -> Web:
             return handler(ctx, *args, form)
 
         return await web.page(request, run)
+
+    web_subscriptions.add_routes(router, web, posted)
 
     @router.post("/exceptions")
     async def grant(request: Request) -> Response:
