@@ -19,6 +19,7 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from auditagent.i18n.plural import count_in, plural_key
 from auditagent.textsafe import fill
 
 LANGS = ("sv", "da", "en")
@@ -77,6 +78,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "unit": "Enhet",
         "units": "Enheter",
         "devices": "Datorer",
+        "devices.count.one": "{count} dator",
+        "devices.count.other": "{count} datorer",
         "readiness": "Beredskap",
         "readiness.total": "Beredskap totalt",
         "distribution": "Fördelning",
@@ -205,7 +208,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "audit.system": "systemet",
         "audit.from": "Från och med",
         "audit.to": "Till och med",
-        "audit.more": "Visar de {n} senaste händelserna. Begränsa urvalet för att se äldre.",
+        "audit.more.one": "Visar den senaste händelsen. Begränsa urvalet för att se äldre.",
+        "audit.more.other": "Visar de {n} senaste händelserna. Begränsa urvalet för att se äldre.",
         "action.exception.grant": "Undantag beviljat",
         "action.exception.revoke": "Undantag återkallat",
         "action.user.create": "Användare tillagd",
@@ -272,6 +276,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "unit": "Enhed",
         "units": "Enheder",
         "devices": "Computere",
+        "devices.count.one": "{count} computer",
+        "devices.count.other": "{count} computere",
         "readiness": "Parathed",
         "readiness.total": "Samlet parathed",
         "distribution": "Fordeling",
@@ -400,7 +406,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "audit.system": "systemet",
         "audit.from": "Fra og med",
         "audit.to": "Til og med",
-        "audit.more": "Viser de {n} seneste hændelser. Afgræns udvalget for at se ældre.",
+        "audit.more.one": "Viser den seneste hændelse. Afgræns udvalget for at se ældre.",
+        "audit.more.other": "Viser de {n} seneste hændelser. Afgræns udvalget for at se ældre.",
         "action.exception.grant": "Undtagelse givet",
         "action.exception.revoke": "Undtagelse trukket tilbage",
         "action.user.create": "Bruger oprettet",
@@ -483,6 +490,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "unit": "Unit",
         "units": "Units",
         "devices": "Devices",
+        "devices.count.one": "{count} device",
+        "devices.count.other": "{count} devices",
         "readiness": "Readiness",
         "readiness.total": "Overall readiness",
         "distribution": "Distribution",
@@ -611,7 +620,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "audit.system": "the system",
         "audit.from": "From",
         "audit.to": "To (inclusive)",
-        "audit.more": "Showing the {n} latest entries. Narrow the selection to see older ones.",
+        "audit.more.one": "Showing the latest entry. Narrow the selection to see older ones.",
+        "audit.more.other": "Showing the {n} latest entries. Narrow the selection to see older ones.",
         "action.exception.grant": "Exception granted",
         "action.exception.revoke": "Exception revoked",
         "action.user.create": "User added",
@@ -660,7 +670,7 @@ READINESS_MESSAGES: dict[str, dict[str, str]] = {
         "target.units_below": "enheter under målet {target}",
         "sort.tree": "I trädordning",
         "sort.worst_first": "Sämst först",
-        "exceptions.granted.one": "Undantag beviljat: {check} på {target}, gäller till och med {until}.",
+        "exceptions.granted.named": "Undantag beviljat: {check} på {target}, gäller till och med {until}.",
         "exceptions.ended": "Återkallade och utgångna",
         "exceptions.ended.none": "Inga återkallade eller utgångna undantag.",
         "target.device.named": "Datorn {hostname} (id {id})",
@@ -690,7 +700,7 @@ READINESS_MESSAGES: dict[str, dict[str, str]] = {
         "target.units_below": "enheder under målet {target}",
         "sort.tree": "I træets rækkefølge",
         "sort.worst_first": "Dårligst først",
-        "exceptions.granted.one": "Undtagelse givet: {check} på {target}, gælder til og med {until}.",
+        "exceptions.granted.named": "Undtagelse givet: {check} på {target}, gælder til og med {until}.",
         "exceptions.ended": "Tilbagekaldte og udløbne",
         "exceptions.ended.none": "Ingen tilbagekaldte eller udløbne undtagelser.",
         "target.device.named": "Computeren {hostname} (id {id})",
@@ -726,7 +736,7 @@ READINESS_MESSAGES: dict[str, dict[str, str]] = {
         "target.units_below": "units below the {target} target",
         "sort.tree": "Tree order",
         "sort.worst_first": "Worst first",
-        "exceptions.granted.one": "Exception granted: {check} on {target}, valid through {until}.",
+        "exceptions.granted.named": "Exception granted: {check} on {target}, valid through {until}.",
         "exceptions.ended": "Revoked and expired",
         "exceptions.ended.none": "No revoked or expired exceptions.",
         "target.device.named": "The device {hostname} (id {id})",
@@ -788,11 +798,11 @@ SUBSCRIPTION_MESSAGES: dict[str, dict[str, str]] = {
         "subscriptions.events": "Händelser",
         "subscriptions.channel": "Skickas till",
         "subscriptions.channel.email": "E-post",
-        "subscriptions.channel.webhook": "Webhook",
+        "subscriptions.channel.webhook": "Webhook-anrop",
         "subscriptions.lang": "Språk i sammanfattningen",
         "subscriptions.last_digest": "Senast skickad",
         "subscriptions.delete": "Avsluta",
-        "subscriptions.delete.one": "Avsluta prenumerationen på {unit}",
+        "subscriptions.delete.named": "Avsluta prenumerationen på {unit}",
         "subscriptions.add": "Ny prenumeration",
         "subscriptions.exception_days": "Undantag som upphör inom (dagar)",
         "subscriptions.target_pct": "Mål för beredskap (%)",
@@ -838,11 +848,11 @@ SUBSCRIPTION_MESSAGES: dict[str, dict[str, str]] = {
         "subscriptions.events": "Hændelser",
         "subscriptions.channel": "Sendes til",
         "subscriptions.channel.email": "E-mail",
-        "subscriptions.channel.webhook": "Webhook",
+        "subscriptions.channel.webhook": "Webhook-kald",
         "subscriptions.lang": "Sprog i oversigten",
         "subscriptions.last_digest": "Senest sendt",
         "subscriptions.delete": "Afmeld",
-        "subscriptions.delete.one": "Afmeld abonnementet på {unit}",
+        "subscriptions.delete.named": "Afmeld abonnementet på {unit}",
         "subscriptions.add": "Nyt abonnement",
         "subscriptions.exception_days": "Undtagelser, der udløber inden for (dage)",
         "subscriptions.target_pct": "Mål for parathed (%)",
@@ -887,12 +897,12 @@ SUBSCRIPTION_MESSAGES: dict[str, dict[str, str]] = {
         "subscriptions.none": "You do not subscribe to any digests.",
         "subscriptions.events": "Events",
         "subscriptions.channel": "Sent to",
-        "subscriptions.channel.email": "E-mail",
-        "subscriptions.channel.webhook": "Webhook",
+        "subscriptions.channel.email": "Email",
+        "subscriptions.channel.webhook": "Webhook call",
         "subscriptions.lang": "Language of the digest",
         "subscriptions.last_digest": "Last sent",
         "subscriptions.delete": "Unsubscribe",
-        "subscriptions.delete.one": "Unsubscribe from {unit}",
+        "subscriptions.delete.named": "Unsubscribe from {unit}",
         "subscriptions.add": "New subscription",
         "subscriptions.exception_days": "Exceptions ending within (days)",
         "subscriptions.target_pct": "Readiness target (%)",
@@ -925,7 +935,56 @@ SUBSCRIPTION_MESSAGES: dict[str, dict[str, str]] = {
                                                    "server's settings.",
     },
 }
-for _extra in (READINESS_MESSAGES, SIGN_ON_MESSAGES, SUBSCRIPTION_MESSAGES):
+
+# The daily digest (server.notify), in the subscriber's language; counts in both forms.
+DIGEST_MESSAGES: dict[str, dict[str, str]] = {
+    "sv": {
+        "digest.subject": "auditagent: dagens sammanfattning för {unit}",
+        "digest.intro": "Sammanfattning för {unit} ({day}). Beredskap nu: {pct}.",
+        "digest.not_ready.one": "{count} dator är inte längre redo:",
+        "digest.not_ready.other": "{count} datorer är inte längre redo:",
+        "digest.silent.one": "{count} dator har slutat rapportera:",
+        "digest.silent.other": "{count} datorer har slutat rapportera:",
+        "digest.exception_expiring.one": "{count} undantag upphör inom {days} dagar:",
+        "digest.exception_expiring.other": "{count} undantag upphör inom {days} dagar:",
+        "digest.below_target": "Enhetens beredskap {pct} är under målet {target} %.",
+        "digest.exception_line": "{check} på {where}, upphör {until}",
+        "digest.more.one": "… och {n} till.",
+        "digest.more.other": "… och {n} till.",
+        "digest.footer": "Öppna instrumentpanelen för detaljer. Du får detta eftersom du prenumererar på {unit}.",
+    },
+    "da": {
+        "digest.subject": "auditagent: dagens oversigt for {unit}",
+        "digest.intro": "Oversigt for {unit} ({day}). Parathed nu: {pct}.",
+        "digest.not_ready.one": "{count} computer er ikke længere klar:",
+        "digest.not_ready.other": "{count} computere er ikke længere klar:",
+        "digest.silent.one": "{count} computer er holdt op med at rapportere:",
+        "digest.silent.other": "{count} computere er holdt op med at rapportere:",
+        "digest.exception_expiring.one": "{count} undtagelse udløber inden for {days} dage:",
+        "digest.exception_expiring.other": "{count} undtagelser udløber inden for {days} dage:",
+        "digest.below_target": "Enhedens parathed {pct} er under målet på {target} %.",
+        "digest.exception_line": "{check} på {where}, udløber {until}",
+        "digest.more.one": "… og {n} mere.",
+        "digest.more.other": "… og {n} mere.",
+        "digest.footer": "Åbn dashboardet for detaljer. Du får dette, fordi du abonnerer på {unit}.",
+    },
+    "en": {
+        "digest.subject": "auditagent: today's digest for {unit}",
+        "digest.intro": "Digest for {unit} ({day}). Readiness now: {pct}.",
+        "digest.not_ready.one": "{count} device is no longer ready:",
+        "digest.not_ready.other": "{count} devices are no longer ready:",
+        "digest.silent.one": "{count} device stopped reporting:",
+        "digest.silent.other": "{count} devices stopped reporting:",
+        "digest.exception_expiring.one": "{count} exception ends within {days} days:",
+        "digest.exception_expiring.other": "{count} exceptions end within {days} days:",
+        "digest.below_target": "The unit's readiness {pct} is below its target of {target} %.",
+        "digest.exception_line": "{check} on {where}, ends {until}",
+        "digest.more.one": "… and {n} more.",
+        "digest.more.other": "… and {n} more.",
+        "digest.footer": "Open the dashboard for details. You get this because you subscribe to {unit}.",
+    },
+}
+for _extra in (READINESS_MESSAGES, SIGN_ON_MESSAGES, SUBSCRIPTION_MESSAGES, DIGEST_MESSAGES):
     for _lang, _msgs in _extra.items():
         _catalogue = MESSAGES.setdefault(_lang, {})
         for _key, _text in _msgs.items():
@@ -944,6 +1003,9 @@ class Translator:
 
     def __call__(self, key: str, **args: Any) -> str:
         text = MESSAGES[self.lang].get(key) or MESSAGES["en"].get(key)
+        if text is None and count_in(args) is not None:  # a count message: its form for the count
+            form = plural_key(key, count_in(args))
+            text = MESSAGES[self.lang].get(form) or MESSAGES["en"].get(form)
         if text is None:
             return key  # an unknown key is text, never a template
         return fill(text, args)

@@ -429,7 +429,7 @@ class Web:
         dev = d.device
         policy = f"{d.policy.get('id')} {d.policy.get('version')}" if d.policy else None
         granted = next((e for e in d.exceptions if str(e.id) == ctx.request.query_params.get("granted")), None)
-        notice = None if granted is None else ctx.t("exceptions.granted.one", check=check_title(granted.check_id, lang),
+        notice = None if granted is None else ctx.t("exceptions.granted.named", check=check_title(granted.check_id, lang),
                                                     target=dev.hostname, until=ctx.t.day(granted.valid_through))
         latest_verdict = d.timeline.items[0].verdict if d.timeline.items else None
         return self.render(
@@ -492,7 +492,7 @@ class Web:
                 e = rd.get_exception(conn, self.scope(ctx.user), int(exception_id or 0), self.now())
         except rd.NotFound:
             return ctx.t("exceptions.granted")
-        return ctx.t("exceptions.granted.one", check=check_title(e.check_id, ctx.lang),
+        return ctx.t("exceptions.granted.named", check=check_title(e.check_id, ctx.lang),
                      target=e.device_hostname or e.unit_path or "–", until=ctx.t.day(e.valid_through))
 
     def grant(self, ctx: Ctx, form: dict[str, str]) -> Response:
