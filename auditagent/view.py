@@ -51,8 +51,10 @@ def _titles(policy: Policy) -> dict[str, dict[str, str]]:
 
 def summary_line(evaluation: Evaluation, lang: str) -> str:
     c = evaluation.counts
-    return translate("heading.summary", {"passed": c["pass"], "failed": c["fail"], "unknown": c["unknown"],
-                                         "na": c["not_applicable"]}, lang)
+    parts = {name: translate(f"summary.{name}", {"count": c[status]}, lang)
+             for name, status in (("passed", "pass"), ("failed", "fail"), ("unknown", "unknown"),
+                                  ("na", "not_applicable"))}
+    return translate("heading.summary", parts, lang)
 
 
 def render_text(policy: Policy, evaluation: Evaluation, lang: str, colour: bool = False) -> str:

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection
 from server import auth, oidc, throttle
 from server import readiness as rd
 from server.auth import User, current_user, require_role
+from server.db import write_audit
 from server.error_models import error_responses as _errors
 from server.store import ApiError, parse_duration
 from server.strict_json import StrictJsonRoute
@@ -333,7 +334,7 @@ def api_unit_create(body: UnitCreate, request: Request, user: User = Depends(req
     if body.max_report_age_hours is not None:
         unit = store.set_unit_max_age(unit["path"], body.max_report_age_hours)
     with store.engine.begin() as conn:
-        auth._audit(conn, user.id, "unit.create", "unit", unit["id"], {"path": unit["path"]}, _now())
+        write_audit(conn, user.id, "unit.create", "unit", unit["id"], {"path": unit["path"]}, _now())
     return UnitCreated(id=unit["id"], path=unit["path"], max_report_age_hours=unit.get("max_report_age_hours"))
 
 
@@ -348,7 +349,7 @@ def api_token_create(body: TokenCreate, request: Request,
     store = request.app.state.store
     token, row = store.create_token(body.unit, expires_in=expires_in, uses=body.uses, note=body.note)
     with store.engine.begin() as conn:
-        auth._audit(conn, user.id, "token.create", "unit", row["unit_id"],
+        write_audit(conn, user.id, "token.create", "unit", row["unit_id"],
                     {"unit": row["unit"], "uses": row["max_uses"], "expires_at": row["expires_at"].isoformat()},
                     _now())
     return TokenCreated(token=token, unit=row["unit"], max_uses=row["max_uses"], expires_at=row["expires_at"])

@@ -30,7 +30,7 @@ from sqlalchemy.engine import Connection
 
 from server import auth
 from server.error_models import error_responses as _errors
-from server.db import ROLES, api_tokens, units, users, utc
+from server.db import ROLES, api_tokens, units, users, utc, write_audit
 from server.store import ApiError, parse_duration
 
 TOKEN_PREFIX = "aat_"
@@ -95,7 +95,7 @@ def create_api_token(conn: Connection, *, name: str, role: str, unit_path: str |
     ).scalar_one()
     info = get_api_token(conn, token_id)
     assert info is not None
-    auth._audit(conn, actor_id, "api_token.create", "api_token", token_id,
+    write_audit(conn, actor_id, "api_token.create", "api_token", token_id,
                 {"name": name, "role": role, "unit": info.unit, "expires_at": info.expires_at.isoformat()}, now)
     return NewApiToken(token=token, info=info)
 
@@ -139,7 +139,7 @@ def revoke_api_token(conn: Connection, token_id: int, *, actor_id: int | None = 
         return None
     conn.execute(update(api_tokens).where(api_tokens.c.id == token_id).values(revoked_at=now))
     conn.execute(update(users).where(users.c.id == row.user_id).values(disabled_at=now))
-    auth._audit(conn, actor_id, "api_token.revoke", "api_token", token_id, {"name": row.name}, now)
+    write_audit(conn, actor_id, "api_token.revoke", "api_token", token_id, {"name": row.name}, now)
     return get_api_token(conn, token_id)
 
 

@@ -9,17 +9,17 @@ closed.
 """
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
+import itertools
 import json
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from sqlalchemy import String, and_, cast, func, select
 from sqlalchemy.engine import Connection
 
 from server import readiness as rd
+from server import spreadsheet
 from server.db import audit_log, devices, exceptions, units, users, utc
 
 PAGE_LIMIT = 500
@@ -93,18 +93,48 @@ def audit_trail(conn: Connection, scope: rd.Scope, flt: AuditFilter = AuditFilte
             for r in conn.execute(_query(scope, flt).limit(limit))]
 
 
-CSV_COLUMNS = ("at_utc", "at_local", "user", "action", "unit", "object_type", "object_id", "detail")
+def action_label(t: Callable[..., str], action: str) -> str:
+    """An action as the reader's words (the code itself for one the catalogue lacks)."""
+    key = "action." + action
+    return t(key) if t.has(key) else action
 
 
-def audit_csv(conn: Connection, scope: rd.Scope, flt: AuditFilter, local: Any = str) -> Iterator[str]:
-    """The same entries as CSV text lines (RFC 4180, CRLF; formula-looking cells defused);
-    ``local`` writes the time for a reader (the dashboard's :meth:`Translator.when`)."""
-    def line(cells: Any) -> str:
-        buf = io.StringIO()
-        csv.writer(buf).writerow([rd.csv_cell(c) for c in cells])
-        return buf.getvalue()
+def detail_pairs(entry: AuditRow) -> list[tuple[str, str]]:
+    """An entry's detail as (key, text) pairs, as the page and the exports show it: empty
+    values and the unit (its own column) left out."""
+    return [(k, v if isinstance(v, str) else json.dumps(v, ensure_ascii=False))
+            for k, v in sorted(entry.detail.items())
+            if v not in (None, "") and not (k == "unit" and v == entry.unit_path)]
 
-    yield line(CSV_COLUMNS)
-    for r in audit_trail(conn, scope, flt, limit=EXPORT_LIMIT):
-        yield line((r.at, local(r.at), r.user or "", r.action, r.unit_path or "", r.object_type, r.object_id,
-                    json.dumps(r.detail, ensure_ascii=False, sort_keys=True)))
+
+# The exports for a person: the page's columns (their headers' keys), the time also in UTC
+# (a date cell in XLSX), and the action's code for filtering in a spreadsheet.
+EXPORT_HEADERS = ("audit.at", "audit.at", "audit.who", "audit.action", "unit", "audit.object", "audit.detail",
+                  "audit.action_code")
+
+
+def export_header(t: Any) -> list[str]:
+    head = [t(k) for k in EXPORT_HEADERS]
+    head[0], head[1] = f"{head[0]} ({t.zone_name})", f"{head[1]} (UTC)"
+    return head
+
+
+def export_rows(entries: Iterable[AuditRow], t: Any, *, text_times: bool) -> Iterator[list[Any]]:
+    """One row per entry in the reader's language (``t``: the dashboard's Translator)."""
+    for r in entries:
+        at_utc = r.at.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S") if text_times else r.at
+        yield [t.when(r.at), at_utc, r.user or t("audit.system"), action_label(t, r.action), r.unit_path or "",
+               f"{r.object_type} {r.object_id or ''}".strip(), "; ".join(f"{k}: {v}" for k, v in detail_pairs(r)),
+               r.action]
+
+
+def audit_export(conn: Connection, scope: rd.Scope, flt: AuditFilter, t: Any, fmt: str) -> str | bytes:
+    """The entries the page shows (filters applied, newest first, up to EXPORT_LIMIT) as a
+    person's CSV (their Excel's dialect: ';' and a BOM for Swedish and Danish) or XLSX, with
+    the same spreadsheet writers as the device exports."""
+    entries = audit_trail(conn, scope, flt, limit=EXPORT_LIMIT)
+    if fmt == "xlsx":
+        return spreadsheet.xlsx_bytes(export_header(t), export_rows(entries, t, text_times=False),
+                                      sheet=t("audit.title"))
+    rows = (list(map(str, r)) for r in export_rows(entries, t, text_times=True))
+    return "".join(spreadsheet.csv_lines(itertools.chain([export_header(t)], rows), rd.csv_style_for(t.lang)))

@@ -203,9 +203,6 @@ def get_user(conn: Connection, user_id: int) -> User | None:
     return _to_user(row) if row else None
 
 
-_audit = write_audit  # (conn, actor_id, action, object_type, object_id, detail, now)
-
-
 def resolve_scope(conn: Connection, role: str, unit_path: str | None) -> int | None:
     """The unit id a principal of ``role`` is limited to (None: all units), or a 4xx
     ApiError: the role must exist, an administrator has no unit, a unit manager needs
@@ -243,8 +240,8 @@ def create_user(conn: Connection, *, username: str, role: str, password: str, un
     new_id = conn.execute(insert(users).values(
         username=username, password_hash=hash_password(password), role=role, scope_unit_id=unit_id,
         lang=lang, failed_logins=0, created_at=now).returning(users.c.id)).scalar_one()
-    _audit(conn, actor_id, "user.create", "user", new_id, {"username": username, "role": role, "unit": unit_path},
-           now)
+    write_audit(conn, actor_id, "user.create", "user", new_id, {"username": username, "role": role, "unit": unit_path},
+                now)
     user = get_user(conn, new_id)
     assert user is not None
     return user
@@ -267,7 +264,7 @@ def disable_user(conn: Connection, username: str, *, actor_id: int | None = None
         return False
     conn.execute(update(users).where(users.c.id == uid).values(disabled_at=now))
     conn.execute(delete(sessions).where(sessions.c.user_id == uid))
-    _audit(conn, actor_id, "user.disable", "user", uid, {"username": username}, now)
+    write_audit(conn, actor_id, "user.disable", "user", uid, {"username": username}, now)
     return True
 
 
@@ -352,9 +349,9 @@ def _count_failure(conn: Connection, row: Any, keys: list[str], source: str, now
     if blocked["pair"] or blocked["account"]:
         until = max(u for u in (blocked["pair"], blocked["account"]) if u)
         values["locked_until"] = until
-        _audit(conn, None, "user.locked", "user", row["id"],
-               {"username": row["username"], "until": until.isoformat(), "source": source,
-                "scope": "account" if blocked["account"] else "address"}, now)
+        write_audit(conn, None, "user.locked", "user", row["id"],
+                    {"username": row["username"], "until": until.isoformat(), "source": source,
+                     "scope": "account" if blocked["account"] else "address"}, now)
     conn.execute(update(users).where(users.c.id == row["id"]).values(**values))
 
 

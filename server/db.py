@@ -432,9 +432,13 @@ def scratch_database(base_url: str, prefix: str = "aa_scratch") -> Iterator[str]
 
 def write_audit(conn: Any, actor_id: int | None, action: str, object_type: str, object_id: Any,
                 detail: dict[str, Any], now: dt.datetime) -> None:
-    """One audit-log entry, in the caller's transaction (``actor_id`` None: the system or the CLI)."""
+    """One audit-log entry, in the caller's transaction (``actor_id`` None: the system or the CLI).
+
+    Every writer of the audit log calls this (users, tokens, devices, policies, exceptions,
+    subscriptions), so an entry has one shape: ``at`` in UTC, ``object_id`` as text, ``detail``
+    as JSON."""
     import json
 
-    conn.execute(audit_log.insert().values(at=now, user_id=actor_id, action=action, object_type=object_type,
+    conn.execute(audit_log.insert().values(at=utc(now), user_id=actor_id, action=action, object_type=object_type,
                                            object_id=None if object_id is None else str(object_id),
                                            detail=json.dumps(detail, ensure_ascii=False, default=str)))

@@ -19,6 +19,7 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from auditagent.i18n.plural import count_in, plural_key
 from auditagent.textsafe import fill
 
 LANGS = ("sv", "da", "en")
@@ -77,6 +78,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "unit": "Enhet",
         "units": "Enheter",
         "devices": "Datorer",
+        "devices.count.one": "{count} dator",
+        "devices.count.other": "{count} datorer",
         "readiness": "Beredskap",
         "readiness.total": "Beredskap totalt",
         "distribution": "Fördelning",
@@ -200,12 +203,13 @@ MESSAGES: dict[str, dict[str, str]] = {
         "audit.who": "Vem",
         "audit.action": "Händelse",
         "audit.object": "Gäller",
+        "audit.action_code": "Händelsekod",
         "audit.detail": "Detaljer",
         "audit.system": "systemet",
         "audit.from": "Från och med",
         "audit.to": "Till och med",
-        "audit.export": "Exportera CSV",
-        "audit.more": "Visar de {n} senaste händelserna. Begränsa urvalet för att se äldre.",
+        "audit.more.one": "Visar den senaste händelsen. Begränsa urvalet för att se äldre.",
+        "audit.more.other": "Visar de {n} senaste händelserna. Begränsa urvalet för att se äldre.",
         "action.exception.grant": "Undantag beviljat",
         "action.exception.revoke": "Undantag återkallat",
         "action.user.create": "Användare tillagd",
@@ -272,6 +276,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "unit": "Enhed",
         "units": "Enheder",
         "devices": "Computere",
+        "devices.count.one": "{count} computer",
+        "devices.count.other": "{count} computere",
         "readiness": "Parathed",
         "readiness.total": "Samlet parathed",
         "distribution": "Fordeling",
@@ -395,12 +401,13 @@ MESSAGES: dict[str, dict[str, str]] = {
         "audit.who": "Hvem",
         "audit.action": "Hændelse",
         "audit.object": "Gælder",
+        "audit.action_code": "Hændelseskode",
         "audit.detail": "Detaljer",
         "audit.system": "systemet",
         "audit.from": "Fra og med",
         "audit.to": "Til og med",
-        "audit.export": "Eksportér CSV",
-        "audit.more": "Viser de {n} seneste hændelser. Afgræns udvalget for at se ældre.",
+        "audit.more.one": "Viser den seneste hændelse. Afgræns udvalget for at se ældre.",
+        "audit.more.other": "Viser de {n} seneste hændelser. Afgræns udvalget for at se ældre.",
         "action.exception.grant": "Undtagelse givet",
         "action.exception.revoke": "Undtagelse trukket tilbage",
         "action.user.create": "Bruger oprettet",
@@ -483,6 +490,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "unit": "Unit",
         "units": "Units",
         "devices": "Devices",
+        "devices.count.one": "{count} device",
+        "devices.count.other": "{count} devices",
         "readiness": "Readiness",
         "readiness.total": "Overall readiness",
         "distribution": "Distribution",
@@ -606,12 +615,13 @@ MESSAGES: dict[str, dict[str, str]] = {
         "audit.who": "Who",
         "audit.action": "Event",
         "audit.object": "Concerns",
+        "audit.action_code": "Event code",
         "audit.detail": "Details",
         "audit.system": "the system",
         "audit.from": "From",
         "audit.to": "To (inclusive)",
-        "audit.export": "Export CSV",
-        "audit.more": "Showing the {n} latest entries. Narrow the selection to see older ones.",
+        "audit.more.one": "Showing the latest entry. Narrow the selection to see older ones.",
+        "audit.more.other": "Showing the {n} latest entries. Narrow the selection to see older ones.",
         "action.exception.grant": "Exception granted",
         "action.exception.revoke": "Exception revoked",
         "action.user.create": "User added",
@@ -660,7 +670,7 @@ READINESS_MESSAGES: dict[str, dict[str, str]] = {
         "target.units_below": "enheter under målet {target}",
         "sort.tree": "I trädordning",
         "sort.worst_first": "Sämst först",
-        "exceptions.granted.one": "Undantag beviljat: {check} på {target}, gäller till och med {until}.",
+        "exceptions.granted.named": "Undantag beviljat: {check} på {target}, gäller till och med {until}.",
         "exceptions.ended": "Återkallade och utgångna",
         "exceptions.ended.none": "Inga återkallade eller utgångna undantag.",
         "target.device.named": "Datorn {hostname} (id {id})",
@@ -690,7 +700,7 @@ READINESS_MESSAGES: dict[str, dict[str, str]] = {
         "target.units_below": "enheder under målet {target}",
         "sort.tree": "I træets rækkefølge",
         "sort.worst_first": "Dårligst først",
-        "exceptions.granted.one": "Undtagelse givet: {check} på {target}, gælder til og med {until}.",
+        "exceptions.granted.named": "Undtagelse givet: {check} på {target}, gælder til og med {until}.",
         "exceptions.ended": "Tilbagekaldte og udløbne",
         "exceptions.ended.none": "Ingen tilbagekaldte eller udløbne undtagelser.",
         "target.device.named": "Computeren {hostname} (id {id})",
@@ -726,7 +736,7 @@ READINESS_MESSAGES: dict[str, dict[str, str]] = {
         "target.units_below": "units below the {target} target",
         "sort.tree": "Tree order",
         "sort.worst_first": "Worst first",
-        "exceptions.granted.one": "Exception granted: {check} on {target}, valid through {until}.",
+        "exceptions.granted.named": "Exception granted: {check} on {target}, valid through {until}.",
         "exceptions.ended": "Revoked and expired",
         "exceptions.ended.none": "No revoked or expired exceptions.",
         "target.device.named": "The device {hostname} (id {id})",
@@ -772,7 +782,209 @@ SIGN_ON_MESSAGES: dict[str, dict[str, str]] = {
         "oidc.disabled": "Din konto i auditagent er deaktiveret.",
     },
 }
-for _extra in (READINESS_MESSAGES, SIGN_ON_MESSAGES):
+
+# The notifications page: each user's own daily digests.
+SUBSCRIPTION_MESSAGES: dict[str, dict[str, str]] = {
+    "sv": {
+        "nav.subscriptions": "Aviseringar",
+        "subscriptions.title": "Mina aviseringar",
+        "subscriptions.lead": "En sammanfattning per dag för en enhet och dess underenheter: datorer som inte "
+                              "längre är redo eller har slutat rapportera, undantag som snart upphör och "
+                              "beredskap under målet. Du kan välja bland de enheter du har behörighet till.",
+        "subscriptions.no_delivery": "Utskick är inte konfigurerat på den här servern ännu; aviseringarna "
+                                     "skickas när IT har ställt in e-post.",
+        "subscriptions.mine": "Dina prenumerationer",
+        "subscriptions.none": "Du prenumererar inte på några sammanfattningar.",
+        "subscriptions.events": "Händelser",
+        "subscriptions.channel": "Skickas till",
+        "subscriptions.channel.email": "E-post",
+        "subscriptions.channel.webhook": "Webhook-anrop",
+        "subscriptions.lang": "Språk i sammanfattningen",
+        "subscriptions.last_digest": "Senast skickad",
+        "subscriptions.delete": "Avsluta",
+        "subscriptions.delete.named": "Avsluta prenumerationen på {unit}",
+        "subscriptions.add": "Ny prenumeration",
+        "subscriptions.exception_days": "Undantag som upphör inom (dagar)",
+        "subscriptions.target_pct": "Mål för beredskap (%)",
+        "subscriptions.target": "E-postadress eller webhook-adress (https://…)",
+        "subscriptions.submit": "Prenumerera",
+        "subscriptions.saved": "Prenumerationen är sparad. Sammanfattningen kommer en gång om dagen när något har hänt.",
+        "subscriptions.created": "Prenumerationen på {unit} är sparad.",
+        "subscriptions.secret": "Webhookens hemlighet visas bara nu. Spara den hos mottagaren: den verifierar "
+                                "signaturen i X-Auditagent-Signature.",
+        "subscriptions.deleted": "Prenumerationen är avslutad.",
+        "subscriptions.not_found": "Den prenumerationen finns inte bland dina.",
+        "subscriptions.unit_unknown": "Välj en enhet i listan: du kan bara prenumerera på enheter du har behörighet till.",
+        "subscriptions.event.not_ready": "Datorer som inte längre är redo",
+        "subscriptions.event.silent": "Datorer som slutat rapportera",
+        "subscriptions.event.exception_expiring": "Undantag som upphör inom {days} dagar",
+        "subscriptions.event.below_target": "Beredskap under {target} %",
+        "subscriptions.event.not_ready.choice": "Datorer som inte längre är redo",
+        "subscriptions.event.silent.choice": "Datorer som slutat rapportera",
+        "subscriptions.event.exception_expiring.choice": "Undantag som snart upphör",
+        "subscriptions.event.below_target.choice": "Enhetens beredskap under målet",
+        "subscriptions.invalid.unit_id": "Välj en enhet i listan.",
+        "subscriptions.invalid.events": "Välj minst en händelse.",
+        "subscriptions.invalid.target": "Ange en e-postadress (till exempel it-sakerhet@kommun.se) eller en "
+                                        "https://-adress för en webhook.",
+        "subscriptions.invalid.channel": "Välj e-post eller webhook.",
+        "subscriptions.invalid.exception_days": "Ange antal dagar från 1 till 90.",
+        "subscriptions.invalid.target_pct": "Ange ett mål från 1 till 100 % när du vill veta om beredskapen "
+                                            "är under målet.",
+        "subscriptions.invalid.lang": "Välj svenska, danska eller engelska.",
+        "subscriptions.error.webhook_not_allowed": "Webhooks får bara gå till servrar som IT har godkänt i "
+                                                   "serverns inställningar.",
+    },
+    "da": {
+        "nav.subscriptions": "Notifikationer",
+        "subscriptions.title": "Mine notifikationer",
+        "subscriptions.lead": "En daglig oversigt for en enhed og dens underenheder: computere, der ikke længere "
+                              "er klar eller er holdt op med at rapportere, undtagelser, der snart udløber, og "
+                              "parathed under målet. Du kan vælge mellem de enheder, du har adgang til.",
+        "subscriptions.no_delivery": "Udsendelse er ikke sat op på denne server endnu; notifikationerne sendes, "
+                                     "når IT har sat e-mail op.",
+        "subscriptions.mine": "Dine abonnementer",
+        "subscriptions.none": "Du abonnerer ikke på nogen oversigter.",
+        "subscriptions.events": "Hændelser",
+        "subscriptions.channel": "Sendes til",
+        "subscriptions.channel.email": "E-mail",
+        "subscriptions.channel.webhook": "Webhook-kald",
+        "subscriptions.lang": "Sprog i oversigten",
+        "subscriptions.last_digest": "Senest sendt",
+        "subscriptions.delete": "Afmeld",
+        "subscriptions.delete.named": "Afmeld abonnementet på {unit}",
+        "subscriptions.add": "Nyt abonnement",
+        "subscriptions.exception_days": "Undtagelser, der udløber inden for (dage)",
+        "subscriptions.target_pct": "Mål for parathed (%)",
+        "subscriptions.target": "E-mailadresse eller webhook-adresse (https://…)",
+        "subscriptions.submit": "Abonnér",
+        "subscriptions.saved": "Abonnementet er gemt. Oversigten kommer én gang om dagen, når der er sket noget.",
+        "subscriptions.created": "Abonnementet på {unit} er gemt.",
+        "subscriptions.secret": "Webhookens hemmelighed vises kun nu. Gem den hos modtageren: den verificerer "
+                                "signaturen i X-Auditagent-Signature.",
+        "subscriptions.deleted": "Abonnementet er afmeldt.",
+        "subscriptions.not_found": "Det abonnement findes ikke blandt dine.",
+        "subscriptions.unit_unknown": "Vælg en enhed på listen: du kan kun abonnere på enheder, du har adgang til.",
+        "subscriptions.event.not_ready": "Computere, der ikke længere er klar",
+        "subscriptions.event.silent": "Computere, der er holdt op med at rapportere",
+        "subscriptions.event.exception_expiring": "Undtagelser, der udløber inden for {days} dage",
+        "subscriptions.event.below_target": "Parathed under {target} %",
+        "subscriptions.event.not_ready.choice": "Computere, der ikke længere er klar",
+        "subscriptions.event.silent.choice": "Computere, der er holdt op med at rapportere",
+        "subscriptions.event.exception_expiring.choice": "Undtagelser, der snart udløber",
+        "subscriptions.event.below_target.choice": "Enhedens parathed under målet",
+        "subscriptions.invalid.unit_id": "Vælg en enhed på listen.",
+        "subscriptions.invalid.events": "Vælg mindst én hændelse.",
+        "subscriptions.invalid.target": "Angiv en e-mailadresse (fx it-sikkerhed@kommune.dk) eller en "
+                                        "https://-adresse til en webhook.",
+        "subscriptions.invalid.channel": "Vælg e-mail eller webhook.",
+        "subscriptions.invalid.exception_days": "Angiv et antal dage fra 1 til 90.",
+        "subscriptions.invalid.target_pct": "Angiv et mål fra 1 til 100 %, når du vil vide, om paratheden er "
+                                            "under målet.",
+        "subscriptions.invalid.lang": "Vælg svensk, dansk eller engelsk.",
+        "subscriptions.error.webhook_not_allowed": "Webhooks må kun gå til servere, som IT har godkendt i "
+                                                   "serverens indstillinger.",
+    },
+    "en": {
+        "nav.subscriptions": "Notifications",
+        "subscriptions.title": "My notifications",
+        "subscriptions.lead": "A daily digest for a unit and its sub-units: devices no longer ready or no longer "
+                              "reporting, exceptions about to end, and readiness below target. You can choose "
+                              "among the units you may see.",
+        "subscriptions.no_delivery": "Delivery is not configured on this server yet; digests are sent once IT "
+                                     "has set up e-mail.",
+        "subscriptions.mine": "Your subscriptions",
+        "subscriptions.none": "You do not subscribe to any digests.",
+        "subscriptions.events": "Events",
+        "subscriptions.channel": "Sent to",
+        "subscriptions.channel.email": "Email",
+        "subscriptions.channel.webhook": "Webhook call",
+        "subscriptions.lang": "Language of the digest",
+        "subscriptions.last_digest": "Last sent",
+        "subscriptions.delete": "Unsubscribe",
+        "subscriptions.delete.named": "Unsubscribe from {unit}",
+        "subscriptions.add": "New subscription",
+        "subscriptions.exception_days": "Exceptions ending within (days)",
+        "subscriptions.target_pct": "Readiness target (%)",
+        "subscriptions.target": "E-mail address or webhook address (https://…)",
+        "subscriptions.submit": "Subscribe",
+        "subscriptions.saved": "The subscription is saved. The digest comes once a day when something has happened.",
+        "subscriptions.created": "The subscription to {unit} is saved.",
+        "subscriptions.secret": "The webhook's secret is shown only now. Keep it at the receiver: it verifies "
+                                "the signature in X-Auditagent-Signature.",
+        "subscriptions.deleted": "You are unsubscribed.",
+        "subscriptions.not_found": "That subscription is not one of yours.",
+        "subscriptions.unit_unknown": "Choose a unit from the list: you can subscribe only to units you may see.",
+        "subscriptions.event.not_ready": "Devices no longer ready",
+        "subscriptions.event.silent": "Devices that stopped reporting",
+        "subscriptions.event.exception_expiring": "Exceptions ending within {days} days",
+        "subscriptions.event.below_target": "Readiness below {target} %",
+        "subscriptions.event.not_ready.choice": "Devices no longer ready",
+        "subscriptions.event.silent.choice": "Devices that stopped reporting",
+        "subscriptions.event.exception_expiring.choice": "Exceptions about to end",
+        "subscriptions.event.below_target.choice": "The unit's readiness below target",
+        "subscriptions.invalid.unit_id": "Choose a unit from the list.",
+        "subscriptions.invalid.events": "Choose at least one event.",
+        "subscriptions.invalid.target": "Give an e-mail address (e.g. it-security@council.example) or an "
+                                        "https:// address for a webhook.",
+        "subscriptions.invalid.channel": "Choose e-mail or webhook.",
+        "subscriptions.invalid.exception_days": "Give a number of days from 1 to 90.",
+        "subscriptions.invalid.target_pct": "Give a target from 1 to 100 % to hear when readiness is below it.",
+        "subscriptions.invalid.lang": "Choose Swedish, Danish or English.",
+        "subscriptions.error.webhook_not_allowed": "Webhooks may go only to servers IT has allowed in the "
+                                                   "server's settings.",
+    },
+}
+
+# The daily digest (server.notify), in the subscriber's language; counts in both forms.
+DIGEST_MESSAGES: dict[str, dict[str, str]] = {
+    "sv": {
+        "digest.subject": "auditagent: dagens sammanfattning för {unit}",
+        "digest.intro": "Sammanfattning för {unit} ({day}). Beredskap nu: {pct}.",
+        "digest.not_ready.one": "{count} dator är inte längre redo:",
+        "digest.not_ready.other": "{count} datorer är inte längre redo:",
+        "digest.silent.one": "{count} dator har slutat rapportera:",
+        "digest.silent.other": "{count} datorer har slutat rapportera:",
+        "digest.exception_expiring.one": "{count} undantag upphör inom {days} dagar:",
+        "digest.exception_expiring.other": "{count} undantag upphör inom {days} dagar:",
+        "digest.below_target": "Enhetens beredskap {pct} är under målet {target} %.",
+        "digest.exception_line": "{check} på {where}, upphör {until}",
+        "digest.more.one": "… och {n} till.",
+        "digest.more.other": "… och {n} till.",
+        "digest.footer": "Öppna instrumentpanelen för detaljer. Du får detta eftersom du prenumererar på {unit}.",
+    },
+    "da": {
+        "digest.subject": "auditagent: dagens oversigt for {unit}",
+        "digest.intro": "Oversigt for {unit} ({day}). Parathed nu: {pct}.",
+        "digest.not_ready.one": "{count} computer er ikke længere klar:",
+        "digest.not_ready.other": "{count} computere er ikke længere klar:",
+        "digest.silent.one": "{count} computer er holdt op med at rapportere:",
+        "digest.silent.other": "{count} computere er holdt op med at rapportere:",
+        "digest.exception_expiring.one": "{count} undtagelse udløber inden for {days} dage:",
+        "digest.exception_expiring.other": "{count} undtagelser udløber inden for {days} dage:",
+        "digest.below_target": "Enhedens parathed {pct} er under målet på {target} %.",
+        "digest.exception_line": "{check} på {where}, udløber {until}",
+        "digest.more.one": "… og {n} mere.",
+        "digest.more.other": "… og {n} mere.",
+        "digest.footer": "Åbn dashboardet for detaljer. Du får dette, fordi du abonnerer på {unit}.",
+    },
+    "en": {
+        "digest.subject": "auditagent: today's digest for {unit}",
+        "digest.intro": "Digest for {unit} ({day}). Readiness now: {pct}.",
+        "digest.not_ready.one": "{count} device is no longer ready:",
+        "digest.not_ready.other": "{count} devices are no longer ready:",
+        "digest.silent.one": "{count} device stopped reporting:",
+        "digest.silent.other": "{count} devices stopped reporting:",
+        "digest.exception_expiring.one": "{count} exception ends within {days} days:",
+        "digest.exception_expiring.other": "{count} exceptions end within {days} days:",
+        "digest.below_target": "The unit's readiness {pct} is below its target of {target} %.",
+        "digest.exception_line": "{check} on {where}, ends {until}",
+        "digest.more.one": "… and {n} more.",
+        "digest.more.other": "… and {n} more.",
+        "digest.footer": "Open the dashboard for details. You get this because you subscribe to {unit}.",
+    },
+}
+for _extra in (READINESS_MESSAGES, SIGN_ON_MESSAGES, SUBSCRIPTION_MESSAGES, DIGEST_MESSAGES):
     for _lang, _msgs in _extra.items():
         _catalogue = MESSAGES.setdefault(_lang, {})
         for _key, _text in _msgs.items():
@@ -791,6 +1003,9 @@ class Translator:
 
     def __call__(self, key: str, **args: Any) -> str:
         text = MESSAGES[self.lang].get(key) or MESSAGES["en"].get(key)
+        if text is None and count_in(args) is not None:  # a count message: its form for the count
+            form = plural_key(key, count_in(args))
+            text = MESSAGES[self.lang].get(form) or MESSAGES["en"].get(form)
         if text is None:
             return key  # an unknown key is text, never a template
         return fill(text, args)

@@ -57,7 +57,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from server import auth
-from server.db import ROLES, oidc_identities, oidc_pending, units, users, utc
+from server.db import ROLES, oidc_identities, oidc_pending, units, users, utc, write_audit
 from server.store import normalise_unit_path
 
 PENDING_TTL = dt.timedelta(minutes=10)
@@ -355,7 +355,7 @@ def provision(conn: Connection, config: OidcConfig, claims: dict[str, Any], now:
             failed_logins=0, created_at=now).returning(users.c.id)).scalar_one()
         conn.execute(insert(oidc_identities).values(issuer=config.issuer, subject=subject, user_id=link,
                                                     created_at=now))
-        auth._audit(conn, None, "user.create_sso", "user", link, dict(detail, username=name), now)
+        write_audit(conn, None, "user.create_sso", "user", link, dict(detail, username=name), now)
     else:
         row = conn.execute(select(users.c.role, users.c.scope_unit_id, users.c.disabled_at)
                            .where(users.c.id == link)).first()
@@ -363,7 +363,7 @@ def provision(conn: Connection, config: OidcConfig, claims: dict[str, Any], now:
             raise Refused("oidc.disabled")
         if (row.role, row.scope_unit_id) != (mapping.role, unit_id):
             conn.execute(update(users).where(users.c.id == link).values(role=mapping.role, scope_unit_id=unit_id))
-            auth._audit(conn, None, "user.sso_role", "user", link, detail, now)
+            write_audit(conn, None, "user.sso_role", "user", link, detail, now)
     user = auth.get_user(conn, link)
     assert user is not None
     return user

@@ -43,7 +43,7 @@ from starlette.concurrency import run_in_threadpool
 from auditagent.textsafe import neutralise
 from server import audit_trail
 from server import readiness as rd
-from server import web_auth
+from server import web_auth, web_subscriptions
 from server.auth import cookies_secure
 from server.db import devices, units
 from server.i18n_web import (DEFAULT_ZONE, LANG_NAMES, LANGS, Translator, choose_language, local_midnight_after,
@@ -429,7 +429,7 @@ class Web:
         dev = d.device
         policy = f"{d.policy.get('id')} {d.policy.get('version')}" if d.policy else None
         granted = next((e for e in d.exceptions if str(e.id) == ctx.request.query_params.get("granted")), None)
-        notice = None if granted is None else ctx.t("exceptions.granted.one", check=check_title(granted.check_id, lang),
+        notice = None if granted is None else ctx.t("exceptions.granted.named", check=check_title(granted.check_id, lang),
                                                     target=dev.hostname, until=ctx.t.day(granted.valid_through))
         latest_verdict = d.timeline.items[0].verdict if d.timeline.items else None
         return self.render(
@@ -492,7 +492,7 @@ class Web:
                 e = rd.get_exception(conn, self.scope(ctx.user), int(exception_id or 0), self.now())
         except rd.NotFound:
             return ctx.t("exceptions.granted")
-        return ctx.t("exceptions.granted.one", check=check_title(e.check_id, ctx.lang),
+        return ctx.t("exceptions.granted.named", check=check_title(e.check_id, ctx.lang),
                      target=e.device_hostname or e.unit_path or "–", until=ctx.t.day(e.valid_through))
 
     def grant(self, ctx: Ctx, form: dict[str, str]) -> Response:
@@ -640,30 +640,28 @@ class Web:
             unit_rows = [dict(r) for r in conn.execute(
                 select(units.c.id, units.c.path).where(scope.clause(units.c.path))
                 .order_by(units.c.path)).mappings()]
-        rows = [{"at": e.at, "user": e.user, "action": t("action." + e.action) if t.has("action." + e.action)
-                 else e.action, "action_code": e.action, "unit": e.unit_path, "object": f"{e.object_type} {e.object_id or ''}",
-                 "detail": [(k, v if isinstance(v, str) else json.dumps(v, ensure_ascii=False))
-                            for k, v in sorted(e.detail.items())
-                            if v not in (None, "") and not (k == "unit" and v == e.unit_path)]} for e in entries]
-        export = {k: v for k, v in values.items() if v}
+        rows = [{"at": e.at, "user": e.user, "action": audit_trail.action_label(t, e.action), "action_code": e.action,
+                 "unit": e.unit_path, "object": f"{e.object_type} {e.object_id or ''}",
+                 "detail": audit_trail.detail_pairs(e)} for e in entries]
+        export = "?" + urlencode({k: v for k, v in values.items() if v}) if any(values.values()) else ""
         return self.render(
             ctx, "audit.html", status=200 if ok else 422, nav="audit", rows=rows, filters=values,
             error=None if ok else t("invalid.since"), full=len(rows) >= audit_trail.PAGE_LIMIT,
             limit=audit_trail.PAGE_LIMIT, unit_options=[{"id": u["id"], "label": u["path"]} for u in unit_rows],
             action_options=[{"id": a, "label": t("action." + a)} for a in audit_trail.ACTIONS],
-            export_url="/audit/export.csv" + ("?" + urlencode(export) if export else ""))
+            csv_url="/audit/export.csv" + export, xlsx_url="/audit/export.xlsx" + export)
 
-    def audit_export(self, ctx: Ctx) -> Response:
+    def audit_export(self, ctx: Ctx, fmt: str) -> Response:
+        """The audit page's entries, with its filters, as the reader's CSV or XLSX."""
         if (refused := self._audit_refused(ctx)) is not None:
             return refused
         flt, _, ok = self._audit_filter(ctx)
         if not ok:
             return self.error_page(ctx, 422, ctx.t("invalid.since"))
-        scope = self.scope(ctx.user)
         with self.engine.connect() as conn:
-            body = "".join(audit_trail.audit_csv(conn, scope, flt, local=ctx.t.when))
-        name = f"audit-log-{local_today(self.now(), self.zone).isoformat()}.csv"
-        return Response(body, media_type="text/csv; charset=utf-8",
+            body = audit_trail.audit_export(conn, self.scope(ctx.user), flt, ctx.t, fmt)
+        name = f"audit-log-{local_today(self.now(), self.zone).isoformat()}.{fmt}"
+        return Response(body, media_type=rd.XLSX_TYPE if fmt == "xlsx" else "text/csv; charset=utf-8",
                         headers={**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{name}"'})
 
     def revoke(self, ctx: Ctx, exception_id: int, form: dict[str, str]) -> Response:
@@ -752,9 +750,11 @@ def mount(app: FastAPI, store: Any, settings: Any) -> Web:
     async def audit_page(request: Request) -> Response:
         return await web.page(request, web.audit_page)
 
-    @router.get("/audit/export.csv")
-    async def audit_export(request: Request) -> Response:
-        return await web.page(request, web.audit_export)
+    @router.get("/audit/export.{fmt}")
+    async def audit_export(request: Request, fmt: str) -> Response:
+        if fmt not in ("csv", "xlsx"):
+            return await web.page(request, lambda ctx: web.error_page(ctx, 404, ctx.t("not_found")))
+        return await web.page(request, web.audit_export, fmt)
 
     async def posted(request: Request, handler: Any, *args: Any) -> Response:
         form = await form_data(request)
@@ -765,6 +765,8 @@ def mount(app: FastAPI, store: Any, settings: Any) -> Web:
             return handler(ctx, *args, form)
 
         return await web.page(request, run)
+
+    web_subscriptions.add_routes(router, web, posted)
 
     @router.post("/exceptions")
     async def grant(request: Request) -> Response:

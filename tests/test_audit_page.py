@@ -81,6 +81,8 @@ def test_subtree_officer_sees_only_their_units(audit_env) -> None:
     assert r.status_code == 404 and "ao1" not in r.text
     csv_text = client("so_ifo").get("/audit/export.csv").text
     assert "Äldreomsorg" not in csv_text and "Kultur" not in csv_text
+    sheet = _xlsx_rows(client("so_ifo").get("/audit/export.xlsx").content)
+    assert len(sheet) > 1 and not any("Äldreomsorg" in str(c) or "Kultur" in str(c) for row in sheet for c in row)
 
 
 def test_unit_managers_and_strangers_are_kept_out(audit_env) -> None:
@@ -88,11 +90,13 @@ def test_unit_managers_and_strangers_are_kept_out(audit_env) -> None:
     r = client("mgr_eb").get("/audit?lang=sv")
     assert r.status_code == 403 and "Bara säkerhetssamordnare och administratörer" in r.text
     assert client("mgr_eb").get("/audit/export.csv").status_code == 403
+    assert client("mgr_eb").get("/audit/export.xlsx").status_code == 403
+    assert client("admin").get("/audit/export.pdf").status_code == 404
     assert 'href="/audit"' not in client("mgr_eb").get("/").text  # no menu entry either
     from fastapi.testclient import TestClient
 
     anon = TestClient(client("admin").app, base_url="https://testserver")
-    for path in ("/audit", "/audit/export.csv"):
+    for path in ("/audit", "/audit/export.csv", "/audit/export.xlsx"):
         r = anon.get(path, follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"].startswith("/login")
 
@@ -120,21 +124,61 @@ def test_bad_date_is_a_translated_422(audit_env) -> None:
     assert client("admin").get("/audit?action=drop%20table").status_code == 200  # unknown action: no filter
 
 
+def _xlsx_rows(content: bytes) -> list[tuple]:
+    from openpyxl import load_workbook
+
+    return list(load_workbook(io.BytesIO(content), read_only=True).worksheets[0].iter_rows(values_only=True))
+
+
 def test_export_matches_the_page_and_is_spreadsheet_safe(audit_env) -> None:
     fleet, client = audit_env
     c = client("so_all")
-    query = f"unit={fleet.units[AO]}"
+    query = f"unit={fleet.units[AO]}&lang=en"
     page_actions = _actions(c.get(f"/audit?{query}").text)
     r = c.get(f"/audit/export.csv?{query}")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
-    assert "attachment" in r.headers["content-disposition"]
+    assert "attachment" in r.headers["content-disposition"] and ".csv" in r.headers["content-disposition"]
+    assert not r.text.startswith("\ufeff")  # English: plain RFC 4180
     rows = list(csv.DictReader(io.StringIO(r.text)))
-    assert [row["action"] for row in rows] == page_actions
-    grant = next(row for row in rows if row["action"] == "exception.grant")
-    assert grant["unit"] == AO and grant["user"] == "so_all"
-    assert grant["at_utc"].endswith("Z") and grant["at_local"].endswith(("CET", "CEST"))
+    assert [row["Event code"] for row in rows] == page_actions
+    grant = next(row for row in rows if row["Event code"] == "exception.grant")
+    assert grant["Event"] == "Exception granted" and grant["Unit"] == AO and grant["Who"] == "so_all"
+    assert grant["Time (Europe/Stockholm)"].endswith(("CET", "CEST")) and len(grant["Time (UTC)"]) == 19
     for row in rows:
         for value in row.values():
             assert not value.startswith(("=", "+", "@")), value
-    assert '=HYPERLINK' in r.text  # the text is kept, inside the JSON detail cell
-    assert 'href="/audit/export.csv?unit=' in c.get(f"/audit?{query}").text  # the link keeps the filters
+    assert 'justification: =HYPERLINK' in r.text  # the text is kept, inside the detail cell, inert there
+    page = c.get(f"/audit?{query}").text
+    assert 'href="/audit/export.csv?unit=' in page and 'href="/audit/export.xlsx?unit=' in page  # filters kept
+
+
+@pytest.mark.parametrize("lang", ["sv", "da"])
+def test_nordic_csv_opens_in_excel(audit_env, lang: str) -> None:
+    """Swedish and Danish Excel: ';' between cells, a UTF-8 BOM, translated headers and actions."""
+    fleet, client = audit_env
+    r = client("so_all").get(f"/audit/export.csv?unit={fleet.units[AO]}&action=exception.grant&lang={lang}")
+    assert r.status_code == 200 and r.content.startswith("\ufeff".encode())
+    rows = list(csv.reader(io.StringIO(r.text.lstrip("\ufeff")), delimiter=";"))
+    header, body = rows[0], rows[1:]
+    assert header[:4] == {"sv": ["Tid (Europe/Stockholm)", "Tid (UTC)", "Vem", "Händelse"],
+                          "da": ["Tidspunkt (Europe/Stockholm)", "Tidspunkt (UTC)", "Hvem", "Hændelse"]}[lang]
+    assert body and {row[3] for row in body} == {{"sv": "Undantag beviljat", "da": "Undtagelse givet"}[lang]}
+    assert all(row[4] == AO for row in body)
+
+
+def test_xlsx_export_agrees_with_the_csv(audit_env) -> None:
+    fleet, client = audit_env
+    c = client("so_all")
+    query = f"unit={fleet.units[AO]}&lang=da"
+    r = c.get(f"/audit/export.xlsx?{query}")
+    assert r.status_code == 200 and r.headers["content-type"] == rd.XLSX_TYPE
+    assert ".xlsx" in r.headers["content-disposition"]
+    sheet = _xlsx_rows(r.content)
+    text = list(csv.reader(io.StringIO(c.get(f"/audit/export.csv?{query}").text.lstrip("\ufeff")), delimiter=";"))
+    assert list(sheet[0]) == text[0]
+    assert [row[7] for row in sheet[1:]] == [row[7] for row in text[1:]] == _actions(c.get(f"/audit?{query}").text)
+    for cells, line in zip(sheet[1:], text[1:]):
+        assert isinstance(cells[1], dt.datetime) and cells[1].strftime("%Y-%m-%d %H:%M:%S") == line[1]
+        assert [str(v or "") for v in cells[2:]] == line[2:]
+    hyperlink = next(v for row in sheet for v in row if isinstance(v, str) and "HYPERLINK" in v)
+    assert not hyperlink.startswith("=")  # a text cell, never a formula

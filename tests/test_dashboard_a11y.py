@@ -69,12 +69,16 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
                            expires_at=now + dt.timedelta(days=20),
                            justification="Skärmlåset styrs av kioskprofilen på avdelningens bärbara datorer; "
                                          "ses över i maj tillsammans med leverantören.")
+        from server.notify import subscriptions
+
+        subscriptions.subscribe(conn, officer, unit_id=unit_id, channel="email", target="it-sakerhet@kommun.se",
+                                events=["not_ready", "silent", "exception_expiring"], lang="sv", now=now)
     engine.dispose()
     collector = start_collector(db_url, work / "run", extra_args=("--insecure-cookies",))
     collector.paths = {  # type: ignore[attr-defined]
         "login": "/login", "overview": "/", "unit": f"/units/{unit_id}", "device": f"/devices/{failing}",
         "exceptions": "/exceptions?all=1", "audit": "/audit", "report": f"/units/{unit_id}/report",
-        "error": "/units/999999",
+        "error": "/units/999999", "subscriptions": "/subscriptions",
     }
     try:
         yield collector
@@ -82,7 +86,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         collector.stop()
 
 
-PAGES = ("login", "overview", "unit", "device", "exceptions", "audit", "report", "error")
+PAGES = ("login", "overview", "unit", "device", "exceptions", "audit", "report", "error", "subscriptions")
 
 OVERFLOW_JS = """() => {
   const w = document.documentElement.clientWidth;
@@ -211,6 +215,63 @@ def test_axe_finds_what_it_should(contexts: Any, site: Any, axe_source: str) -> 
     finally:
         page.close()
 
+
+BLOCKING_JS = """() => [...document.querySelectorAll('.tree td.blocking a.clip')].map(a => {
+  const line = parseFloat(getComputedStyle(a).lineHeight) || 20;
+  return {text: a.textContent, title: a.title, name: a.getAttribute('aria-label') || a.textContent,
+          height: a.getBoundingClientRect().height, line: line, cut: a.scrollHeight > a.clientHeight + 1,
+          row: a.closest('tr').getBoundingClientRect().height};
+})"""
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_blocking_check_column_keeps_rows_short(contexts: Any, site: Any, lang: str) -> None:
+    """At 1366 px the most common blocker takes at most two lines per unit: a longer check
+    title is cut with an ellipsis, the whole title stays the link's text (its accessible name)
+    and its tooltip."""
+    page = contexts[(lang, True)].new_page()
+    try:
+        page.set_viewport_size({"width": 1366, "height": 900})
+        page.goto(f"{site.url}/?lang={lang}")
+        cells = page.evaluate(BLOCKING_JS)
+        name = page.locator(".tree td.blocking a.clip").first.evaluate("a => a.textContent")
+        assert page.get_by_role("link", name=name, exact=True).count() >= 1
+    finally:
+        page.close()
+    assert cells, "no blocking checks on the overview"
+    assert any(c["cut"] for c in cells), "no long title was cut: the test shows nothing"
+    for c in cells:
+        assert c["title"] == c["text"] == c["name"] and len(c["text"]) > 3
+        assert c["height"] <= 2.5 * c["line"], c
+
+
+
+@pytest.mark.parametrize("lang, saved", [("sv", "Prenumerationen är sparad"), ("da", "Abonnementet er gemt"),
+                                         ("en", "The subscription is saved")])
+def test_officer_subscribes_and_unsubscribes_in_the_browser(contexts: Any, site: Any, lang: str,
+                                                            saved: str) -> None:
+    """The notifications form as a person uses it: choose a unit, events and language, submit,
+    see the subscription listed, unsubscribe again."""
+    page = contexts[(lang, True)].new_page()
+    try:
+        page.goto(f"{site.url}/subscriptions?lang={lang}")
+        before = page.locator("#subscriptions tbody tr").count()
+        page.select_option("#s-unit", label=SUB)
+        page.uncheck("#s-event-silent")
+        page.check("#s-event-below_target")
+        page.fill("#s-target-pct", "90")
+        page.fill("#s-target", f"sakerhet-{lang}@kommun.se")
+        page.select_option("#s-lang", "da")
+        page.click("#s-submit")
+        assert saved in page.inner_text("#notice")
+        row = page.locator("#subscriptions tbody tr", has_text=f"sakerhet-{lang}@kommun.se")
+        assert row.count() == 1 and "Dansk" in row.inner_text() and "90" in row.inner_text()
+        assert page.locator("#subscriptions tbody tr").count() == before + 1
+        row.locator("button").click()
+        assert page.locator("#notice").count() == 1
+        assert page.locator("#subscriptions tbody tr", has_text=f"sakerhet-{lang}@kommun.se").count() == 0
+    finally:
+        page.close()
 
 # ------------------------------------------------------------------ the committee report on paper
 

@@ -13,11 +13,12 @@ was refused, or the policy failed its integrity check); 2 error.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from auditagent.commands import CommandError, add_common
 from auditagent.commands.check import agent_paths, host_from_args
@@ -297,16 +298,31 @@ def _access_run(agent: Agent, enrollment: Any, key: Any):
                      host=host_from_args(agent.args), log=agent.log)
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from auditagent.delivery import build_report, make_spool, save_delivery_state, sequence_counter
-    from auditagent.report import now_iso
-    from auditagent.send import deliver_spool
+@contextlib.contextmanager
+def _outbox(args: argparse.Namespace) -> Iterator[tuple[Agent, Any, Any, Any]]:
+    """(agent, enrollment, device key, spool) with the agent's lock held: what sending
+    reports (run, resend) sets up first."""
+    from auditagent.delivery import make_spool
 
     agent = Agent(args)
     enrollment = agent.enrollment()
     with agent.lock():
-        key = agent.private_key(enrollment)
-        spool = make_spool(agent.paths, agent.config, agent.log)
+        yield agent, enrollment, agent.private_key(enrollment), make_spool(agent.paths, agent.config, agent.log)
+
+
+def _deliver(agent: Agent, spool: Any, send: Any) -> Any:
+    """Deliver the outbox with the configured retries (a DeliverySummary)."""
+    from auditagent.send import deliver_spool
+
+    return deliver_spool(spool, send, attempts=agent.config.send_attempts, max_delay=agent.config.send_max_delay,
+                         log=agent.log)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from auditagent.delivery import build_report, save_delivery_state, sequence_counter
+    from auditagent.report import now_iso
+
+    with _outbox(args) as (agent, enrollment, key, spool):
         spool.recover()
         counter = sequence_counter(agent.paths.state)
         counter.advance_to(spool.highest_sequence())
@@ -342,8 +358,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             if client is not None and not args.no_send:
                 gate = _access_run(agent, enrollment, key)
                 gate.register_if_needed(client)
-                summary = deliver_spool(spool, gate.capture(client.send_report), attempts=agent.config.send_attempts,
-                                        max_delay=agent.config.send_max_delay, log=agent.log)
+                summary = _deliver(agent, spool, gate.capture(client.send_report))
                 gate.finish()
                 state_update["last_attempt_at"] = now_iso()
                 state_update["last_run"] = summary.to_dict()
@@ -515,15 +530,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_resend(args: argparse.Namespace) -> int:
-    from auditagent.delivery import make_spool, resign_spooled, save_delivery_state
+    from auditagent.delivery import resign_spooled, save_delivery_state
     from auditagent.report import now_iso
-    from auditagent.send import deliver_spool
 
-    agent = Agent(args)
-    enrollment = agent.enrollment()
-    with agent.lock():
-        key = agent.private_key(enrollment)
-        spool = make_spool(agent.paths, agent.config, agent.log)
+    with _outbox(args) as (agent, enrollment, key, spool):
         chosen = [e for e in spool.rejected() if not args.report_ids or e.report_id in args.report_ids]
         missing = set(args.report_ids) - {e.report_id for e in chosen}
         if missing:
@@ -536,8 +546,7 @@ def cmd_resend(args: argparse.Namespace) -> int:
         if client is None:
             raise CommandError(f"{len(chosen)} report(s) back in the outbox, not sent: {transport_error}")
         try:
-            summary = deliver_spool(spool, client.send_report, attempts=agent.config.send_attempts,
-                                    max_delay=agent.config.send_max_delay, log=agent.log)
+            summary = _deliver(agent, spool, client.send_report)
         finally:
             client.close()
         save_delivery_state(agent.paths.state, {"last_attempt_at": now_iso(), "last_run": summary.to_dict()})

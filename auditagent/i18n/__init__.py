@@ -6,6 +6,7 @@ import locale
 import os
 from typing import Any
 
+from auditagent.i18n.plural import count_in, plural_key
 from auditagent.textsafe import fill
 
 LANGS = ("sv", "da", "en")
@@ -58,7 +59,7 @@ def _fmt_value(value: Any, lang: str) -> str:
 
 def known(code: Any) -> bool:
     """Whether ``code`` is a message of the catalogs (English is the complete one)."""
-    return isinstance(code, str) and isinstance(catalog(DEFAULT).get(code), str)
+    return isinstance(code, str) and any(isinstance(catalog(DEFAULT).get(k), str) for k in (code, f"{code}.other"))
 
 
 def reason_text(text: str, lang: str = DEFAULT) -> str:
@@ -97,6 +98,8 @@ def translate(code: str, args: dict[str, Any] | None = None, lang: str = DEFAULT
 
     code, args = prepare(str(code), dict(args or {}), lang, find)
     template = find(code)
+    if template is None and count_in(args) is not None:  # a count message: its form for the count
+        template = find(plural_key(code, count_in(args)))
     if template is None:
         return str(code)
     values = {str(k): _reasons_value(v, lang) if k in ("reasons", "reason") else _fmt_value(v, lang)

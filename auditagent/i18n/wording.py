@@ -9,15 +9,13 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from auditagent.i18n.plural import plural_key
+
 # Arguments holding a number of days / seconds, per message code.
 _DAYS_AGO = {"patches.last_update_ok": "days", "patches.last_update_old": "days"}
 _DAY_COUNTS = {"patches.last_update_old": ("max",), "patches.pending_security_old": ("days", "max"),
                "av.signatures_old": ("days", "max")}
 _SECONDS = {"screen.ok": ("seconds",), "screen.too_long": ("seconds", "max")}
-
-
-def _plural(n: int, one: str, many: str) -> str:
-    return one if n == 1 else many
 
 
 def days_ago(days: Any, lang: str, lookup: Callable[[str], str]) -> str:
@@ -29,7 +27,7 @@ def days_ago(days: Any, lang: str, lookup: Callable[[str], str]) -> str:
         return lookup("time.today")
     if n == 1:
         return lookup("time.yesterday")
-    return lookup("time.days_ago").format(n=n)
+    return lookup(plural_key("time.days_ago", n)).format(n=n)
 
 
 def count_days(days: Any, lookup: Callable[[str], str]) -> str:
@@ -37,7 +35,7 @@ def count_days(days: Any, lookup: Callable[[str], str]) -> str:
         n = int(days)
     except (TypeError, ValueError):
         return str(days)
-    return lookup("time.day" if n == 1 else "time.days").format(n=n)
+    return lookup(plural_key("time.day", n)).format(n=n)
 
 
 def duration(seconds: Any, lookup: Callable[[str], str]) -> str:
@@ -51,12 +49,12 @@ def duration(seconds: Any, lookup: Callable[[str], str]) -> str:
         if s >= 60:
             m, rest = divmod(s, 60)
             return lookup("time.minutes_seconds").format(m=m, s=rest)
-        return lookup("time.second" if s == 1 else "time.seconds").format(n=s)
+        return lookup(plural_key("time.second", s)).format(n=s)
     minutes = round(s / 60)
     if minutes < 60 or minutes % 60:
-        return lookup("time.minute" if minutes == 1 else "time.minutes").format(n=minutes)
+        return lookup(plural_key("time.minute", minutes)).format(n=minutes)
     hours = minutes // 60
-    return lookup("time.hour" if hours == 1 else "time.hours").format(n=hours)
+    return lookup(plural_key("time.hour", hours)).format(n=hours)
 
 
 def os_label(name: Any, version: Any) -> str:

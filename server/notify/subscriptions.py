@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 
 from server import readiness as rd
 from server.db import notify_subscriptions as subs
-from server.db import units, utc
+from server.db import units, utc, write_audit
 from server.notify.config import NotifyConfig
 from server.notify.events import BELOW_TARGET, CHANNELS, EVENTS
 from server.notify.messages import LANGS
@@ -88,10 +88,9 @@ def subscribe(conn: Connection, user: Any, *, unit_id: int, channel: str, target
         user_id=user.id, unit_id=unit_id, channel=channel, target=target, secret=secret, events=",".join(wanted),
         exception_days=int(exception_days), target_pct=target_pct, lang=lang, created_at=now)
         .returning(subs.c.id)).scalar_one()
-    from server.auth import _audit
 
-    _audit(conn, user.id, "subscription.create", "subscription", sid,
-           {"unit_id": unit_id, "channel": channel, "events": wanted}, now)
+    write_audit(conn, user.id, "subscription.create", "subscription", sid,
+                {"unit_id": unit_id, "channel": channel, "events": wanted}, now)
     info = next(s for s in list_subscriptions(conn, user.id) if s.id == sid)
     return info, secret
 
@@ -107,7 +106,6 @@ def list_subscriptions(conn: Connection, user_id: int) -> list[SubscriptionInfo]
 
 def unsubscribe(conn: Connection, user: Any, subscription_id: int, now: dt.datetime | None = None) -> None:
     """Delete the user's own subscription (and its undelivered digests); 404 otherwise."""
-    from server.auth import _audit
     from server.db import notify_outbox
 
     owned = conn.execute(select(subs.c.id).where(subs.c.id == subscription_id, subs.c.user_id == user.id)).first()
@@ -115,5 +113,5 @@ def unsubscribe(conn: Connection, user: Any, subscription_id: int, now: dt.datet
         raise ApiError(404, "not_found", f"subscription {subscription_id}: not found")
     conn.execute(delete(notify_outbox).where(notify_outbox.c.subscription_id == subscription_id))
     conn.execute(delete(subs).where(subs.c.id == subscription_id))
-    _audit(conn, user.id, "subscription.delete", "subscription", subscription_id, {},
-           utc(now) or dt.datetime.now(dt.timezone.utc))
+    write_audit(conn, user.id, "subscription.delete", "subscription", subscription_id, {},
+                utc(now) or dt.datetime.now(dt.timezone.utc))

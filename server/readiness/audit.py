@@ -1,5 +1,4 @@
-"""The audit log: writing an entry in the caller's transaction, reading entries back.
-"""
+"""The audit log read back (entries are written by :func:`server.db.write_audit`)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -7,17 +6,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from server.db import audit_log, users, utc
-
-
-def record_audit(conn: Connection, user_id: int | None, action: str, object_type: str, object_id: Any,
-                 detail: dict[str, Any], now: dt.datetime) -> None:
-    conn.execute(insert(audit_log).values(at=utc(now), user_id=user_id, action=action, object_type=object_type,
-                                          object_id=None if object_id is None else str(object_id),
-                                          detail=json.dumps(detail, ensure_ascii=False, default=str)))
 
 
 @dataclass(frozen=True)

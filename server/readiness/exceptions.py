@@ -10,8 +10,7 @@ from typing import Any
 from sqlalchemy import and_, insert, literal, or_, select, update
 from sqlalchemy.engine import Connection
 
-from server.db import as_date, devices, exceptions, units, users, utc
-from server.readiness.audit import record_audit
+from server.db import as_date, devices, exceptions, units, users, utc, write_audit
 from server.readiness.scope import (Actor, Forbidden, Invalid, NotFound, Scope, ancestor_or_self, in_subtree,
                                     visible_device, visible_unit)
 from server.readiness.sql import ts_param
@@ -129,10 +128,10 @@ def grant_exception(conn: Connection, user: Actor, *, check_id: str, device_id: 
     new_id = conn.execute(insert(exceptions).values(
         check_id=check_id, device_id=device_id, unit_id=unit_id, justification=justification, granted_by=user.id,
         granted_at=now, expires_at=expires_at, expires_on=expires_on).returning(exceptions.c.id)).scalar_one()
-    record_audit(conn, user.id, "exception.grant", "exception", new_id,
-                 {"check_id": check_id, **target_desc, "expires_at": expires_at.isoformat(),
-                  **({"expires_on": expires_on.isoformat()} if expires_on else {}),
-                  "justification": justification}, now)
+    write_audit(conn, user.id, "exception.grant", "exception", new_id,
+                {"check_id": check_id, **target_desc, "expires_at": expires_at.isoformat(),
+                 **({"expires_on": expires_on.isoformat()} if expires_on else {}),
+                 "justification": justification}, now)
     return get_exception(conn, scope, new_id, now)
 
 
@@ -155,9 +154,9 @@ def revoke_exception(conn: Connection, user: Actor, exception_id: int, reason: s
                        .values(revoked_at=utc(now), revoked_by=user.id, revoke_reason=reason))
     if res.rowcount != 1:
         raise ApiError(409, "already_revoked", f"exception {exception_id}: already revoked")
-    record_audit(conn, user.id, "exception.revoke", "exception", exception_id,
-                 {"check_id": current.check_id, "device_id": current.device_id, "unit_id": current.unit_id,
-            "reason": reason}, now)
+    write_audit(conn, user.id, "exception.revoke", "exception", exception_id,
+                {"check_id": current.check_id, "device_id": current.device_id, "unit_id": current.unit_id,
+                 "reason": reason}, now)
     return get_exception(conn, scope, exception_id, now)
 
 
