@@ -122,6 +122,12 @@ device_state = Table(
     # (sorted ids, comma-joined; '' when none).
     Column("unit_id", Integer, nullable=True),
     Column("failing_required", Text, nullable=False, default="", server_default=""),
+    # Kept at ingest from the previous state (0012): the earliest failing_since of the
+    # failing required checks, the earliest grace deadline among them, and those of them
+    # without grace (comma-joined, sorted; '' when none).
+    Column("failing_since", DateTime(timezone=True), nullable=True),
+    Column("due_until", DateTime(timezone=True), nullable=True),
+    Column("failing_hard", Text, nullable=False, default="", server_default=""),
 )
 
 unit_policies = Table(
@@ -213,6 +219,10 @@ device_checks = Table(
     Column("check_id", String(200), primary_key=True),
     Column("severity", String(16), nullable=False),
     Column("status", String(16), nullable=False),
+    # When the check started failing in its current unbroken run (NULL while met), and
+    # the run's grace deadline (NULL: none), both carried over from the previous report (0012).
+    Column("failing_since", DateTime(timezone=True), nullable=True),
+    Column("due_until", DateTime(timezone=True), nullable=True),
 )
 
 # One row per device and UTC day it reported (the day's last report wins): the trend.
