@@ -269,6 +269,8 @@ Index("ix_device_checks_check_status", device_checks.c.check_id, device_checks.c
 _FAILING = text("status IN ('fail', 'unknown')")
 Index("ix_device_checks_failing", device_checks.c.device_id, device_checks.c.check_id, device_checks.c.severity,
       postgresql_where=_FAILING, sqlite_where=_FAILING)
+Index("ix_device_checks_failing_since", device_checks.c.failing_since, postgresql_where=_FAILING,
+      sqlite_where=_FAILING)
 Index("ix_device_state_generated", device_state.c.generated_at)
 Index("ix_device_days_day", device_days.c.day)
 Index("ix_exceptions_check", exceptions.c.check_id, exceptions.c.expires_at)

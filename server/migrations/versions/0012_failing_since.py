@@ -27,6 +27,7 @@ branch_labels = None
 depends_on = None
 
 TS = sa.DateTime(timezone=True)
+FAILING = sa.text("status IN ('fail', 'unknown')")
 
 
 def upgrade() -> None:
@@ -41,9 +42,13 @@ def upgrade() -> None:
                "WHERE ds.device_id = device_checks.device_id) WHERE status IN ('fail', 'unknown')")
     op.execute("UPDATE device_state SET failing_since = generated_at, failing_hard = failing_required "
                "WHERE failing_required <> ''")
+    # The unit page's "failing longest", oldest first, off an index of the failing rows.
+    op.create_index("ix_device_checks_failing_since", "device_checks", ["failing_since"],
+                    postgresql_where=FAILING, sqlite_where=FAILING)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_device_checks_failing_since", "device_checks")
     with op.batch_alter_table("device_state") as batch:
         batch.drop_column("failing_hard")
         batch.drop_column("due_until")
