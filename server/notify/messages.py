@@ -28,7 +28,9 @@ def render_text(digest: dict[str, Any]) -> tuple[str, str]:
             lines.append(t(f"digest.{event}", count=ev[event]["count"]))
             for d in ev[event]["devices"]:
                 state = t(f"state.{d['state']}").lower() if t.has(f"state.{d['state']}") else d["state"]
-                lines.append(f"  - {d['hostname']} ({d['unit']}): {state}")
+                # due: the grace deadline, written as an exception's end is
+                due = ", " + t("due_until", when=t.when(d["due_until"])) if d.get("due_until") else ""
+                lines.append(f"  - {d['hostname']} ({d['unit']}): {state}{due}")
             if ev[event]["count"] > len(ev[event]["devices"]):
                 lines.append("  " + t("digest.more", n=ev[event]["count"] - len(ev[event]["devices"])))
             lines.append("")
