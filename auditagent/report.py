@@ -580,6 +580,13 @@ def open_payload(envelope: Any, payload_type: str, public_key: Ed25519PublicKey,
     return payload
 
 
+def envelope_signatures(envelope: Any, payload_type: str) -> tuple[bytes, tuple[tuple[str, bytes], ...]]:
+    """(payload, ((keyid, raw signature), ...)) of a DSSE envelope of ``payload_type``,
+    shape checked, NOT verified."""
+    _, payload, sigs = _decode_dsse(envelope, payload_type)
+    return payload, sigs
+
+
 def envelope_keyids(envelope: Any, payload_type: str) -> tuple[bytes, tuple[str, ...]]:
     """(payload, keyids) of a DSSE envelope of ``payload_type``, shape checked, NOT verified."""
     _, payload, sigs = _decode_dsse(envelope, payload_type)

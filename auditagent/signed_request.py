@@ -13,20 +13,16 @@ strips a prefix sees the same path the agent signed. The binding to method, path
 device means a captured header opens nothing else; ``issued_at`` bounds its replay.
 
 The collector reads the claim *before* it knows the device (:func:`parse`), then
-spends the same work on every claim (:meth:`SignedRequest.signature_matches` verifies
-exactly one signature, against a stand-in key when the device is unknown), so a caller
-without the key cannot tell an unknown, a revoked and an enrolled device apart.
+spends the same work on every claim (server/device_auth.py), so a caller without the
+key cannot tell an unknown, a revoked and an enrolled device apart.
 """
 from __future__ import annotations
 
 import base64
 import binascii
 import datetime as dt
-import hmac
 from dataclasses import dataclass
 from typing import Any
-
-from cryptography.exceptions import InvalidSignature
 
 from auditagent import report as wire
 
@@ -61,16 +57,6 @@ class SignedRequest:
     signature: bytes
     payload: bytes
 
-    def signature_matches(self, public_key: Any, expected_keyid: str) -> bool:
-        """True if the one signature is ``public_key``'s and verifies. Always verifies
-        once, whatever the keyid says, so a wrong keyid costs what a wrong signature does."""
-        try:
-            public_key.verify(self.signature, wire.pae(PAYLOAD_TYPE, self.payload))
-            valid = True
-        except InvalidSignature:
-            valid = False
-        return hmac.compare_digest(self.keyid.encode(), expected_keyid.encode()) and valid
-
 
 def parse(header: str | None) -> SignedRequest:
     """The claim in an ``Authorization`` header; ReportError with code ``missing`` (no
@@ -104,9 +90,8 @@ def parse(header: str | None) -> SignedRequest:
 
 
 def _one_signature(envelope: Any) -> tuple[bytes, tuple[str, bytes]]:
-    payload, keyids = wire.envelope_keyids(envelope, PAYLOAD_TYPE)
-    if len(keyids) != 1:
-        raise wire.ReportError("malformed_envelope", f"envelope.signatures: {len(keyids)} signatures; a signed request "
+    payload, sigs = wire.envelope_signatures(envelope, PAYLOAD_TYPE)
+    if len(sigs) != 1:
+        raise wire.ReportError("malformed_envelope", f"envelope.signatures: {len(sigs)} signatures; a signed request "
                                                      "carries exactly one")
-    sig = wire.b64decode(envelope["signatures"][0].get("sig"), "envelope.signatures[0].sig")
-    return payload, (keyids[0], sig)
+    return payload, sigs[0]

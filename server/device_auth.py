@@ -1,5 +1,6 @@
-"""A device proving who it is on a request (auditagent.signed_request), for endpoints
-that answer a device about itself.
+"""A device proving who it is: a request signed with its key (auditagent.signed_request,
+the policy fetch) or a signed body (the TLS key registration), for endpoints that answer
+a device about itself.
 
 Everything a caller can get wrong without knowing anything about devices (no header,
 a malformed one, one signed for another path, a clock far off) gets its own precise
@@ -10,7 +11,9 @@ query and one signature verification (against a stand-in key when there is no de
 from __future__ import annotations
 
 import datetime as dt
+import hmac
 
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
@@ -59,11 +62,26 @@ def authenticate(engine: Engine, device_id: str, header: str | None, *, method: 
         raise _unauthorised("clock_skew", f"Authorization payload.issued_at {claim.issued_at.isoformat()} is outside "
                                           f"the window of the collector's clock {now.isoformat()}; fix the device "
                                           "clock", server_time=now.isoformat())
+    require_signed_by(engine, device_id, signed_request.PAYLOAD_TYPE, claim.payload, ((claim.keyid, claim.signature),))
+
+
+def require_signed_by(engine: Engine, device_id: str, payload_type: str, payload: bytes,
+                      signatures: tuple[tuple[str, bytes], ...]) -> None:
+    """Return if one of ``signatures`` (keyid, raw Ed25519 signature over the DSSE
+    encoding of ``payload``) is by the current key of ``device_id``, enrolled and not
+    revoked; else :func:`not_authenticated`, after one query and one verification
+    whatever the case (a stand-in key when there is no such device)."""
     with engine.connect() as conn:
         dev = conn.execute(select(devices.c.current_keyid, devices.c.public_key, devices.c.revoked_at)
                            .where(devices.c.id == device_id)).first()
     raw = bytes(dev.public_key) if dev is not None else _STAND_IN_RAW
-    proven = claim.signature_matches(wire.public_key_from_raw(raw),
-                                     dev.current_keyid if dev is not None else _STAND_IN_KEYID)
-    if not proven or dev is None or dev.revoked_at is not None:
+    expected = dev.current_keyid if dev is not None else _STAND_IN_KEYID
+    kid, sig = next(((k, s) for k, s in signatures if hmac.compare_digest(k.encode(), expected.encode())),
+                    signatures[0])
+    try:
+        wire.public_key_from_raw(raw).verify(sig, wire.pae(payload_type, payload))
+        valid = True
+    except InvalidSignature:
+        valid = False
+    if not (valid and kid == expected and dev is not None and dev.revoked_at is None):
         raise not_authenticated()
