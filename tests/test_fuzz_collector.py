@@ -7,9 +7,9 @@ and the collector's policy loader (``policy set``).
 Invariant: every answer is 2xx or 4xx, never 5xx, and a 4xx changes nothing stored.
 
 CI runs a short profile (``AUDITAGENT_FUZZ_EXAMPLES``, default 25 per property); the
-long run is the same tests with more examples, e.g.::
+long run is the same tests with more examples, as the README says::
 
-    AUDITAGENT_FUZZ_EXAMPLES=2000 .venv/bin/python -m pytest -q -s tests/test_fuzz_collector.py
+    eval "$(bash .ci/start-postgres.sh)" && AUDITAGENT_FUZZ_EXAMPLES=2000 nice .venv/bin/python -m pytest -q -s tests/test_fuzz_collector.py
 
 which prints how many cases each property ran.
 """
