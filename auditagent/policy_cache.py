@@ -148,8 +148,10 @@ def _policy_key(config: Any) -> Any:
         raise PolicyError(exc.problems) from None
 
 
-def refresh(*, paths: Any, config: Any, enrollment: Any, client: Any, log: Any, now: str) -> PolicyOutcome:
-    """For ``auditagent run``: fetch the unit's signed policy and decide which policy judges this report."""
+def refresh(*, paths: Any, config: Any, enrollment: Any, client: Any, log: Any, now: str,
+            device_key: Any = None) -> PolicyOutcome:
+    """For ``auditagent run``: fetch the unit's signed policy (the request signed with
+    ``device_key``) and decide which policy judges this report."""
     key = _policy_key(config)
     if config.policy is not None:
         return PolicyOutcome(load_local_policy(config.policy, key), "local")
@@ -172,7 +174,7 @@ def refresh(*, paths: Any, config: Any, enrollment: Any, client: Any, log: Any, 
             return PolicyOutcome(cached, "cache", integrity, [note])
         return PolicyOutcome(None, "shipped", integrity, [note])
 
-    if enrollment is None or client is None:
+    if enrollment is None or client is None or device_key is None:
         return fallback(None, "not fetched (not enrolled or no collector)")
     # A cached copy that no longer verifies (edited on disk) is dropped and fetched anew —
     # and the collector is told, since someone changed the agent's state.
@@ -188,7 +190,7 @@ def refresh(*, paths: Any, config: Any, enrollment: Any, client: Any, log: Any, 
     from auditagent.send import ConnectionProblem, TransportError
 
     try:
-        r = client.get_policy(enrollment.device_id, etag)
+        r = client.get_policy(enrollment.device_id, etag, device_key)
     except (ConnectionProblem, TransportError) as exc:
         log.warning("policy_fetch_failed", error=str(exc))
         return fallback(None, f"collector unreachable, cached policy used ({exc})")
@@ -202,11 +204,19 @@ def refresh(*, paths: Any, config: Any, enrollment: Any, client: Any, log: Any, 
                                                          "policy used"])
         log.warning("policy_fetch_failed", http_status=r.status, code=code)
         return fallback(None, f"policy fetch failed ({r.status} {code})")
+    if r.status == 401:
+        # The collector did not take this device's signature (revoked, re-keyed elsewhere,
+        # a clock far off): never a reason to trust anything else; the last verified policy judges.
+        code, message = r.error()
+        log.error("policy_request_refused", http_status=r.status, code=code, message=message)
+        return fallback(None, f"the collector refused the signed policy request ({code}: {message})")
     if r.status != 200:
         code, message = r.error()
         log.warning("policy_fetch_failed", http_status=r.status, code=code, message=message)
         return fallback(None, f"policy fetch failed ({r.status} {code})")
-    where = f"{enrollment.server}/v1/devices/{enrollment.device_id}/policy"
+    from auditagent.signed_request import policy_path
+
+    where = enrollment.server.rstrip("/") + policy_path(enrollment.device_id)
     envelope = r.json()
     try:
         policy, _ = verify_policy_envelope(envelope, key, where)

@@ -185,7 +185,7 @@ def build_statement(*, device_id: str, public_key: Ed25519PublicKey | str, predi
         "_type": STATEMENT_TYPE,
         "subject": [{"name": SUBJECT_PREFIX + device_id, "digest": {"sha256": digest}}],
         "predicateType": PREDICATE_TYPE,
-        "predicate": predicate,
+        "predicate": wire_safe(predicate, depth=2),  # where the predicate sits in the Statement
     }
 
 
@@ -261,14 +261,55 @@ def _check_tree(value: Any, depth: int = 0, where: str = "$") -> None:
         raise _JsonRefused(f"{where}: number out of range")
 
 
-def _check_text(text: str, where: str) -> None:
+def text_refusal(text: str) -> str | None:
+    """Why the strict wire refuses this string (a NUL, a lone surrogate), or None: the
+    one definition of wire-refused text, for :func:`strict_loads` (the collector) and
+    :func:`wire_text` (the agent, before it signs)."""
     if "\x00" in text:
-        raise _JsonRefused(f"{where}: NUL character in a string")
+        return "NUL character in a string"
     if not text.isascii():
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:
-            raise _JsonRefused(f"{where}: lone surrogate (\\ud800-\\udfff) in a string") from None
+            return "lone surrogate (\\ud800-\\udfff) in a string"
+    return None
+
+
+_REFUSED_CHAR = re.compile("[\x00\ud800-\udfff]")  # what text_refusal finds, char by char
+DROPPED_TOO_DEEP = f"<dropped: nested deeper than {MAX_JSON_DEPTH} levels>"
+
+
+def wire_text(text: str) -> str:
+    """``text`` with each character the wire refuses shown as ``<U+XXXX>`` (as the
+    collector shows control characters), so a fact holding a NUL (a registry value, a
+    command's output) still travels, visibly."""
+    if text_refusal(text) is None:
+        return text
+    return _REFUSED_CHAR.sub(lambda m: f"<U+{ord(m.group()):04X}>", text)
+
+
+def wire_safe(value: Any, depth: int = 0) -> Any:
+    """A JSON-able value the strict wire accepts: wire-refused text neutralised
+    (:func:`wire_text`, keys too), NaN and infinities as null, anything nested deeper
+    than :data:`MAX_JSON_DEPTH` replaced by :data:`DROPPED_TOO_DEEP`. What a device
+    builds is never a report the collector refuses forever."""
+    if isinstance(value, (dict, list, tuple)) and value and depth >= MAX_JSON_DEPTH:
+        return DROPPED_TOO_DEEP  # its members would sit deeper than the wire takes
+    if isinstance(value, str):
+        return wire_text(value)
+    if isinstance(value, dict):
+        return {wire_text(str(k)): wire_safe(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [wire_safe(v, depth + 1) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _check_text(text: str, where: str) -> None:
+    why = text_refusal(text)
+    if why:
+        raise _JsonRefused(f"{where}: {why}")
 
 
 def strict_loads(raw: bytes | str, what: str = "body") -> Any:
@@ -537,6 +578,13 @@ def open_payload(envelope: Any, payload_type: str, public_key: Ed25519PublicKey,
     ptype, payload, sigs = _decode_dsse(envelope, payload_type)
     _verify_sigs(ptype, payload, sigs, public_key, expected_keyid)
     return payload
+
+
+def envelope_signatures(envelope: Any, payload_type: str) -> tuple[bytes, tuple[tuple[str, bytes], ...]]:
+    """(payload, ((keyid, raw signature), ...)) of a DSSE envelope of ``payload_type``,
+    shape checked, NOT verified."""
+    _, payload, sigs = _decode_dsse(envelope, payload_type)
+    return payload, sigs
 
 
 def envelope_keyids(envelope: Any, payload_type: str) -> tuple[bytes, tuple[str, ...]]:

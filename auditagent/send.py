@@ -254,11 +254,18 @@ class Client:
             return Outcome(FATAL, None, "tls", str(exc))
         return classify(r)
 
-    def get_policy(self, device_id: str, etag: str | None) -> Response:
-        headers = {"Accept": "application/json"}
+    def get_policy(self, device_id: str, etag: str | None, device_key: Any) -> Response:
+        """The unit's signed policy; the request is signed with the device key (the
+        collector answers nobody else)."""
+        from auditagent import signed_request
+
+        path = signed_request.policy_path(device_id)
+        headers = {"Accept": "application/json",
+                   "Authorization": signed_request.authorization(device_id=device_id, method="GET", path=path,
+                                                                 device_key=device_key)}
         if etag:
             headers["If-None-Match"] = etag
-        return self.request("GET", f"/v1/devices/{device_id}/policy", headers=headers)
+        return self.request("GET", path, headers=headers)
 
 
 class PinMismatch(Exception):

@@ -10,7 +10,8 @@ self-check, the dashboard, the exports and anything else that shows such text.
   ``<U+202E>``: C0/C1 controls (but tab and newline), the Unicode bidi embeddings,
   overrides and isolates, zero-width and other invisible formatting characters, and
   lone surrogates. A hostname like ``"pc-\\u202egpj.exe"`` can then not pass itself off
-  as another on a page, in a terminal or in a spreadsheet.
+  as another on a page, in a terminal or in a spreadsheet. :func:`json_shown` does the
+  same for JSON text, as escapes, so what is shown still parses to the exact value.
 
 Standard library only: this module ships on laptops.
 """
@@ -56,9 +57,26 @@ def neutralise(text: Any) -> str:
     return "".join(f"<U+{ord(ch):04X}>" if _unsafe(ch) else ch for ch in s)
 
 
+def _json_escape(ch: str) -> str:
+    o = ord(ch)
+    if o > 0xFFFF:  # JSON writes these as a surrogate pair
+        o -= 0x10000
+        return f"\\u{0xD800 + (o >> 10):04x}\\u{0xDC00 + (o & 0x3FF):04x}"
+    return f"\\u{o:04x}"
+
+
+def json_shown(json_text: str) -> str:
+    """JSON text with each character :func:`neutralise` would mark written as a ``\\uXXXX``
+    escape instead: the very same JSON value, safe on a terminal or a page. (Outside
+    strings JSON text is plain ASCII, so every such character is inside a string.)"""
+    if json_text.isascii():
+        return json_text  # json.dumps already escaped every control character in it
+    return "".join(_json_escape(ch) if _unsafe(ch) else ch for ch in json_text)
+
+
 def is_clean(text: str) -> bool:
     """True if :func:`neutralise` would leave ``text`` unchanged."""
     return neutralise(text) == text
 
 
-__all__ = ["fill", "neutralise", "is_clean"]
+__all__ = ["fill", "neutralise", "json_shown", "is_clean"]

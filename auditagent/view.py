@@ -1,7 +1,9 @@
 """The staff self-check, shown: terminal text, a standalone HTML page, or JSON.
 
 Verdict first, then each check with a one-line reason and, when it is not OK, the
-steps to fix it — in the person's language.
+steps to fix it — in the person's language. Facts (host names, accounts, evidence) and
+policy text are shown neutralised (:mod:`auditagent.textsafe`): no escape sequence or
+bidi override from them reaches the terminal or the page.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from typing import Any
 from auditagent.evaluate import Evaluation, Result
 from auditagent.i18n import translate
 from auditagent.policy import Policy
+from auditagent.textsafe import json_shown, neutralise
 
 SYMBOLS = {"pass": "✔", "fail": "✘", "unknown": "?", "not_applicable": "–"}
 COLOURS = {"pass": "32", "fail": "31", "unknown": "33", "not_applicable": "90"}
@@ -72,24 +75,26 @@ def render_text(policy: Policy, evaluation: Evaluation, lang: str, colour: bool 
     def paint(text: str, code: str) -> str:
         return f"\x1b[{code}m{text}\x1b[0m" if colour else text
 
+    n = neutralise  # every piece of text, before our own colour codes go round it
     titles = _titles(policy)
     ok = evaluation.verdict == "ready"
     lines = [paint(translate(f"verdict.{evaluation.verdict}", None, lang), "1;32" if ok else "1;31"), ""]
-    lines.append(f"{translate('heading.policy', None, lang)}: {policy.title.get(lang, policy.id)} "
-                 f"({translate('heading.version', None, lang)} {policy.version}) · "
+    lines.append(f"{translate('heading.policy', None, lang)}: {n(policy.title.get(lang, policy.id))} "
+                 f"({translate('heading.version', None, lang)} {n(policy.version)}) · "
                  f"{translate('heading.checked_at', None, lang)}: {local_time(evaluation.collected_at, lang)}")
     lines.append("")
     for r in evaluation.results:
         title = titles.get(r.check_id, {}).get(lang, r.check_id)
         sev = "" if r.severity == "required" else f" ({translate('severity.' + r.severity, None, lang)})"
-        lines.append(f" {paint(SYMBOLS[r.status], COLOURS[r.status])} {title}{sev}: {reason(r, lang)}")
+        lines.append(f" {paint(SYMBOLS[r.status], COLOURS[r.status])} {n(title)}{sev}: {n(reason(r, lang))}")
         if r.status in ("fail", "unknown") and r.check_id in deadlines:
             lines.append("     " + paint(fix_by(deadlines[r.check_id], lang), "1;33"))
         if r.status in ("fail", "unknown"):
             steps = r.remediation.get(lang) or r.remediation.get("en") or []
             if steps:
                 lines.append(f"     {translate('heading.how_to_fix', None, lang)}:")
-                lines.extend(f"       {i}. " + "".join(paint(t, "1;36") if cmd else t for cmd, t in step_parts(step))
+                lines.extend(f"       {i}. " + "".join(paint(n(t), "1;36") if cmd else n(t)
+                                                     for cmd, t in step_parts(step))
                              for i, step in enumerate(steps, 1))
                 if r.other_remediation:
                     lines.append(f"     {translate('heading.other_systems_hint', None, lang)}")
@@ -161,7 +166,7 @@ def remediation_label(key: str, lang: str, siblings: tuple[str, ...] = ()) -> st
 def _html_others(r: Result, lang: str) -> str:
     if not r.other_remediation:
         return ""
-    e = html.escape
+    e = _e
     keys = tuple(r.other_remediation) + ((r.remediation_key,) if r.remediation_key else ())
     blocks = "".join(
         f"<h3>{e(remediation_label(key, lang, keys))}</h3><ol>"
@@ -170,13 +175,24 @@ def _html_others(r: Result, lang: str) -> str:
     return f'<details class="others"><summary>{e(translate("heading.other_systems", None, lang))}</summary>{blocks}</details>'
 
 
+def _e(value: Any) -> str:
+    """Text for the page: neutralised, then escaped."""
+    return html.escape(neutralise(value))
+
+
 def _html_step(step: str) -> str:
-    return "".join(f"<code>{html.escape(t)}</code>" if cmd else html.escape(t) for cmd, t in step_parts(step))
+    return "".join(f"<code>{_e(t)}</code>" if cmd else _e(t) for cmd, t in step_parts(step))
+
+
+def json_for_people(document: Any) -> str:
+    """JSON as shown on a terminal or page: readable, with every character that could
+    hide or restyle text written as an escape (still the same JSON value)."""
+    return json_shown(json.dumps(document, indent=2, ensure_ascii=False, sort_keys=True))
 
 
 def report_text(document: dict[str, Any]) -> str:
     """The one way a report (Statement) is shown to a person: `run --dry-run` and the page."""
-    return json.dumps(document, indent=2, ensure_ascii=False, sort_keys=True)
+    return json_for_people(document)
 
 
 def page_name(lang: str) -> str:
@@ -191,7 +207,7 @@ def render_html(policy: Policy, facts: dict[str, Any], evaluation: Evaluation, l
     ``statement``: the exact Statement `auditagent run` would sign (an enrolled computer);
     without it, the facts and results it would carry. ``languages``: the sibling pages
     (``selfcheck.<lang>.html``) to link to."""
-    e = html.escape
+    e = _e
     titles = _titles(policy)
     deadlines = deadlines or {}
     items = []

@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 
 from auditagent import report as wire
 from auditagent import tls_request
+from server import device_auth
 from server.db import device_state, device_tls_keys, devices, utc
 from server.readiness import DEFAULT_MAX_REPORT_AGE_HOURS, DUE, READY, Cover, device_states, exception_cover
 from server.readiness.state import unit_max_age
@@ -36,7 +37,7 @@ log = structlog.get_logger("auditagent.collector")
 # The states that open the door (docs/remote-access.md): ready, and due until its deadline.
 GRANTING_STATES = frozenset({READY, DUE})
 REVOKED, UNKNOWN_DEVICE = "revoked", "unknown_device"
-MAX_REQUEST_AGE = dt.timedelta(hours=1)  # a TLS key registration signed longer ago is refused
+MAX_REQUEST_AGE = device_auth.MAX_REQUEST_AGE  # a TLS key registration signed longer ago is refused
 
 
 @dataclass(frozen=True)
@@ -132,19 +133,12 @@ def register_tls_key(engine: Engine, device_id: str, body: bytes, now: dt.dateti
     Returns (201 new | 200 unchanged, key sha256); ApiError for every refusal, nothing stored."""
     try:
         envelope = wire.parse_envelope(body)
-        wire.envelope_keyids(envelope, tls_request.PAYLOAD_TYPE)
+        payload, signatures = wire.envelope_signatures(envelope, tls_request.PAYLOAD_TYPE)
     except wire.ReportError as exc:
         raise _request_error(exc) from None
-    with engine.connect() as conn:
-        dev = conn.execute(select(devices.c.current_keyid, devices.c.public_key, devices.c.revoked_at)
-                           .where(devices.c.id == device_id)).first()
-    if dev is None:
-        raise ApiError(404, "unknown_device", f"device {device_id}: not enrolled here")
-    if dev.revoked_at is not None:
-        raise ApiError(403, "revoked_device", f"device {device_id}: revoked; it gets no certificate")
+    # Unknown, revoked and not signed by the device's current key: one answer (device_auth).
+    device_auth.require_signed_by(engine, device_id, tls_request.PAYLOAD_TYPE, payload, signatures)
     try:
-        payload = wire.open_payload(envelope, tls_request.PAYLOAD_TYPE, wire.public_key_from_raw(bytes(dev.public_key)),
-                                    expected_keyid=dev.current_keyid)
         req = tls_request.parse_payload(payload)
     except wire.ReportError as exc:
         raise _request_error(exc) from None

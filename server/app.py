@@ -20,6 +20,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from auditagent import __version__
 from auditagent import report as wire
+from auditagent import signed_request
+from server import device_auth
 from server.db import make_engine, now
 from server.error_models import error_responses as _errors
 from server.migrate import head_revision
@@ -134,6 +136,14 @@ REPORT_BODY_DOC = {
             },
         }}},
     }
+}
+
+
+POLICY_AUTH_DOC = {
+    "parameters": [{"name": "Authorization", "in": "header", "required": True, "schema": {"type": "string"},
+                    "description": signed_request.SCHEME + " <base64url of a DSSE envelope, payloadType "
+                                   + signed_request.PAYLOAD_TYPE + ", over {device_id, method, path, issued_at}, "
+                                   "signed with the device key>"}],
 }
 
 
@@ -343,10 +353,15 @@ def create_app(settings: Settings) -> FastAPI:
     _route(app, "/v1/reports", "POST").app = ReportEndpoint(
         store, max_body, after=lambda body, status, result: access_api.after_report(app, body, status, result))
 
-    @app.get("/v1/devices/{device_id}/policy", tags=["devices"], responses=_errors(404))
+    @app.get("/v1/devices/{device_id}/policy", tags=["devices"], responses=_errors(400, 401, 404),
+             openapi_extra=POLICY_AUTH_DOC)
     def device_policy(device_id: str, request: Request) -> Response:
         """The current signed policy (DSSE envelope) of the device's unit, inherited from the
-        nearest ancestor unit that has one. ETag is the sha256 of the policy YAML."""
+        nearest ancestor unit that has one. ETag is the sha256 of the policy YAML. Only for
+        a request signed with the device's current key (auditagent.signed_request): an
+        unknown, a revoked and an unproven device all get the same 401 not_authenticated."""
+        device_auth.authenticate(store.engine, device_id, request.headers.get("authorization"), method="GET",
+                                 path=signed_request.policy_path(device_id), now=now(), limits=settings.limits)
         pol = store.policy_for_device(device_id)
         etag = f'"{pol["sha256"]}"'
         headers = {"ETag": etag, "Cache-Control": "no-cache"}

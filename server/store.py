@@ -513,8 +513,8 @@ class Store:
 
     def policy_for_device(self, device_id: str) -> dict[str, Any]:
         """The signed policy of the device's unit or its nearest ancestor that has one.
-        Unauthenticated, so an unknown device, a revoked one and one whose unit has no
-        policy all get the same 404: the answer tells no stranger which ids exist."""
+        The endpoint asks only after the device proved its key (server/device_auth.py);
+        a revoked or unknown device still gets no policy here."""
         nothing = ApiError(404, "no_policy", f"no signed policy for device {device_id[:64]!r} here; if this device "
                                              "is enrolled, IT sets its unit's policy with `auditagent-collector "
                                              "policy set`")

@@ -159,6 +159,15 @@ class EnrolledDevice:
 
         return wire.sign_envelope(self.statement(sequence, **overrides), self.key)
 
+    def policy_headers(self, *, key: Any = None, issued_at: str | None = None) -> dict[str, str]:
+        """The headers the agent sends for this device's policy, signed with ``key``
+        (default: the device's own)."""
+        from auditagent import signed_request
+
+        return {"Authorization": signed_request.authorization(
+            device_id=self.id, method="GET", path=signed_request.policy_path(self.id), device_key=key or self.key,
+            issued_at=issued_at)}
+
 
 # ------------------------------------------------------------------ the collector process
 

@@ -19,10 +19,6 @@ import datetime as dt
 import http.server
 import json
 import os
-import re
-import shutil
-import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -34,6 +30,7 @@ import httpx
 import pytest
 from collector_fixtures import free_port, make_test_ca, start_collector
 from conftest import REPO
+from nginx_harness import adapt, needs_nginx, running_nginx
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -41,17 +38,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from server.readiness_ca import ReadinessCA, build_client_certificate, init_ca
 
 CONF = REPO / "packaging" / "gateway" / "nginx-readiness-gate.conf"
-NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
 GATE = REPO / "tests" / "fixtures" / "hosts" / "linux-gate"
 LIFETIME_S = 8
 
-pytestmark = [pytest.mark.skipif(NGINX is None, reason="nginx not installed (apt install nginx)"),
-              pytest.mark.timeout(400)]
+pytestmark = [needs_nginx, pytest.mark.timeout(400)]
 
 
-def adapt(conf: str, *, port: int, ask_port: int, case_port: int, collector_port: int, tls, ca_bundle: Path,
-          token: str) -> str:
-    swaps = [
+def adapt_gate(conf: str, *, port: int, ask_port: int, case_port: int, collector_port: int, tls, ca_bundle: Path,
+               token: str) -> str:
+    return adapt(conf, [
         (r"listen 443 ssl;", f"listen 127.0.0.1:{port} ssl;"),
         (r"listen 8443 ssl;", f"listen 127.0.0.1:{ask_port} ssl;"),
         (r"server 127\.0\.0\.1:9000;", f"server 127.0.0.1:{case_port};"),
@@ -61,11 +56,7 @@ def adapt(conf: str, *, port: int, ask_port: int, case_port: int, collector_port
         (r"proxy_pass https://audit\.example\.org/v1/gateway/check;",
          f"proxy_pass http://127.0.0.1:{collector_port}/v1/gateway/check;"),
         (r"Bearer GATEWAY_API_TOKEN", f"Bearer {token}"),
-    ]
-    for pattern, repl in swaps:
-        conf, n = re.subn(pattern, repl, conf)
-        assert n >= 1, f"nginx-readiness-gate.conf changed shape: {pattern!r} matched {n} times"
-    return conf
+    ], CONF.name, exactly_once=False)
 
 
 class CaseSystem(http.server.BaseHTTPRequestHandler):
@@ -96,49 +87,13 @@ def stack(tmp_path_factory):
     with httpx.Client(timeout=30) as h:  # what a gateway's timer fetches
         bundle.write_bytes(h.get(collector.url + "/v1/readiness-ca.pem").raise_for_status().content)
     port, ask_port = free_port(), free_port()
-    prefix = work / "prefix"
-    for d in ("logs", "tmp", "conf"):
-        (prefix / d).mkdir(parents=True)
-    (prefix / "conf" / "gate.conf").write_text(adapt(CONF.read_text(), port=port, ask_port=ask_port,
-                                                     case_port=case.server_address[1], collector_port=collector.port,
-                                                     tls=tls, ca_bundle=bundle, token=token))
-    user = "user root root;\n" if os.geteuid() == 0 else ""
-    (prefix / "conf" / "nginx.conf").write_text(f"""{user}worker_processes 1;
-daemon off;
-pid {prefix}/nginx.pid;
-error_log {prefix}/logs/error.log warn;
-events {{ worker_connections 64; }}
-http {{
-    access_log {prefix}/logs/access.log;
-    client_body_temp_path {prefix}/tmp/body;
-    proxy_temp_path {prefix}/tmp/proxy;
-    fastcgi_temp_path {prefix}/tmp/fastcgi;
-    uwsgi_temp_path {prefix}/tmp/uwsgi;
-    scgi_temp_path {prefix}/tmp/scgi;
-    include {prefix}/conf/gate.conf;
-}}
-""")
-    conf = str(prefix / "conf" / "nginx.conf")
-    check = subprocess.run([NGINX, "-t", "-p", str(prefix), "-c", conf], capture_output=True, text=True, check=False)
-    assert check.returncode == 0, check.stderr
-    with open(prefix / "logs" / "stderr.log", "wb") as err:
-        proc = subprocess.Popen([NGINX, "-p", str(prefix), "-c", conf], stdout=subprocess.DEVNULL, stderr=err)
+    site = adapt_gate(CONF.read_text(), port=port, ask_port=ask_port, case_port=case.server_address[1],
+                      collector_port=collector.port, tls=tls, ca_bundle=bundle, token=token)
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", ask_port)) == 0:
-                    break
-            assert proc.poll() is None, (prefix / "logs" / "error.log").read_text()
-            time.sleep(0.1)
-        yield {"gate": f"https://127.0.0.1:{port}", "ask": f"https://127.0.0.1:{ask_port}", "tls": tls,
-               "collector": collector, "ca": ReadinessCA(work / "ca"), "work": work, "token": token}
+        with running_nginx(work / "prefix", site, wait_port=ask_port, site_name="gate.conf"):
+            yield {"gate": f"https://127.0.0.1:{port}", "ask": f"https://127.0.0.1:{ask_port}", "tls": tls,
+                   "collector": collector, "ca": ReadinessCA(work / "ca"), "work": work, "token": token}
     finally:
-        proc.send_signal(signal.SIGQUIT)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
         case.shutdown()
         collector.stop()
 

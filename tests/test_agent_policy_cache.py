@@ -27,7 +27,8 @@ class FakeClient:
         self.answers = list(answers)
         self.etags: list[str | None] = []
 
-    def get_policy(self, device_id, etag):
+    def get_policy(self, device_id, etag, device_key):
+        assert device_key is DEVICE_KEY  # the request is signed with the device's own key
         self.etags.append(etag)
         answer = self.answers.pop(0)
         if isinstance(answer, Exception):
@@ -48,9 +49,10 @@ class Setup:
 
     def refresh(self, client):
         return refresh(paths=self.paths, config=self.config, enrollment=ENROLLMENT, client=client,
-                       log=get_logger(), now="2026-01-01T00:00:00Z")
+                       log=get_logger(), now="2026-01-01T00:00:00Z", device_key=DEVICE_KEY)
 
 
+DEVICE_KEY = Ed25519PrivateKey.generate()
 ENROLLMENT = Enrollment(device_id="dev-1", server="https://c.example", keyid="k", enrolled_at="x")
 
 
@@ -85,6 +87,17 @@ def test_no_policy_for_the_unit_clears_the_cache(setup):
     setup.refresh(FakeClient(ok(setup.envelope)))
     out = setup.refresh(FakeClient(Response(404, {}, b'{"error": {"code": "no_policy", "message": "none"}}')))
     assert out.source == "shipped" and not (setup.paths.state / "policy" / "current.signed.json").exists()
+
+
+def test_a_refused_signed_request_keeps_the_verified_cache(setup):
+    """401 (revoked, re-keyed elsewhere, clock far off): the last verified policy judges,
+    the cache stays, and the collector's words are in the note."""
+    setup.refresh(FakeClient(ok(setup.envelope)))
+    body = b'{"error": {"code": "not_authenticated", "message": "enrol it again"}}'
+    out = setup.refresh(FakeClient(Response(401, {}, body)))
+    assert out.source == "cache" and out.policy.id == "e2e-os" and out.integrity is None
+    assert "not_authenticated: enrol it again" in out.notes[0]
+    assert (setup.paths.state / "policy" / "current.signed.json").exists()
 
 
 def test_signed_by_another_key_is_refused_and_not_cached(setup):

@@ -328,18 +328,67 @@ def test_docs_need_a_login_and_load_nothing_from_elsewhere(collector):
     assert "cdn" not in r.text.lower()
 
 
-def test_policy_endpoint_does_not_tell_devices_apart(collector):
-    known = collector.enroll(unit="Policyless-Unit")
-    revoked = collector.enroll(unit="Policyless-Unit")
+def _answer(r):
+    """What a caller sees of an answer: status, every header but Date, the body bytes."""
+    return r.status_code, tuple(sorted((k, v) for k, v in r.headers.items() if k != "date")), r.content
+
+
+def _policy_set(collector, tmp_path, unit):
+    org = Ed25519PrivateKey.generate()
+    signed, pub = tmp_path / "probe.signed.json", tmp_path / "probe-org.pub.pem"
+    signed.write_text(json.dumps(wire.sign_policy(b"id: probe\nversion: 1.0.0\n", org)))
+    pub.write_text(wire.public_key_pem(org.public_key()))
+    collector.cli("unit", "add", unit)
+    collector.cli("policy", "set", "--unit", unit, str(signed), "--public-key", str(pub))
+    return org
+
+
+def test_policy_endpoint_does_not_tell_devices_apart(collector, tmp_path):
+    """Probe an id nobody enrolled, a revoked device and an enrolled one (with a policy,
+    and without one) as a stranger: no header, a header signed with the stranger's key,
+    and for the revoked device its own real key. Every probe of a kind gets the same
+    bytes; only the enrolled device with its key gets the policy."""
+    from collector_fixtures import EnrolledDevice
+
+    org = _policy_set(collector, tmp_path, "Probe-Unit")
+    known = collector.enroll(unit="Probe-Unit")
+    revoked = collector.enroll(unit="Probe-Unit")
+    lonely = collector.enroll(unit="Probe-Policyless-Unit")
     collector.cli("device", "revoke", revoked.id)
-    answers = []
-    with collector.client() as c:
-        for device_id in (known.id, revoked.id, "00000000-0000-4000-8000-000000000000"):
-            r = c.get(f"/v1/devices/{device_id}/policy")
-            body = r.json()
-            body["error"]["message"] = body["error"]["message"].replace(device_id, "ID")
-            answers.append((r.status_code, body))
-    assert answers[0] == answers[1] == answers[2] and answers[0][0] == 404
+    stranger = Ed25519PrivateKey.generate()
+    unknown = EnrolledDevice(id="00000000-0000-4000-8000-000000000000", key=stranger, unit="?",
+                             keyid=wire.keyid(stranger.public_key()))
+    targets = (known, revoked, lonely, unknown)
+    with Unchanged(collector), collector.client() as c:
+        def probe(device, headers):
+            return _answer(c.get(f"/v1/devices/{device.id}/policy", headers=headers))
+
+        bare = [probe(d, {}) for d in targets]
+        forged = [probe(d, d.policy_headers(key=stranger)) for d in targets]
+        forged.append(probe(revoked, revoked.policy_headers()))  # its real key, but revoked
+        own = c.get(f"/v1/devices/{known.id}/policy", headers=known.policy_headers())
+    assert len(set(bare)) == 1 and len(set(forged)) == 1, "the answers tell devices apart"
+    assert bare[0][0] == forged[0][0] == 401
+    assert json.loads(bare[0][2])["error"]["code"] == "signed_request_required"
+    assert json.loads(forged[0][2])["error"]["code"] == "not_authenticated"
+    assert ("www-authenticate", "AuditAgent-DSSE") in forged[0][1]
+    assert own.status_code == 200 and wire.verify_policy(own.json(), org.public_key()).startswith(b"id: probe")
+
+
+def test_a_captured_policy_request_opens_nothing_else(collector):
+    """A header seen in transit: replayed for another device, or hours later, or
+    mangled, is refused with a precise 4xx that says nothing about any device."""
+    a, b = collector.enroll(), collector.enroll()
+    old = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=2)).replace(microsecond=0).isoformat()
+    with Unchanged(collector), collector.client() as c:
+        refused(c.get(f"/v1/devices/{b.id}/policy", headers=a.policy_headers()), 401, "request_mismatch")
+        err = refused(c.get(f"/v1/devices/{a.id}/policy", headers=a.policy_headers(issued_at=old)), 401, "clock_skew")
+        assert "server_time" in err
+        for junk in ("AuditAgent-DSSE !!!", "AuditAgent-DSSE " + "A" * 5000, "AuditAgent-DSSE e30"):
+            refused(c.get(f"/v1/devices/{a.id}/policy", headers={"Authorization": junk}), 400,
+                    "malformed_signed_request")
+        refused(c.get(f"/v1/devices/{a.id}/policy", headers={"Authorization": "Bearer x"}), 401,
+                "signed_request_required")
 
 
 def test_database_outage_answers_json_503_with_retry_after(collector_db_url, tmp_path):

@@ -128,24 +128,24 @@ def test_signed_policy_served_with_etag_and_inherited(collector, tmp_path):
     assert "casework 1.0.0" in out
     device = collector.enroll("Policy-Org/IFO/Team")  # inherits from the root unit
     with collector.client() as c:
-        r = c.get(f"/v1/devices/{device.id}/policy")
+        r = c.get(f"/v1/devices/{device.id}/policy", headers=device.policy_headers())
         assert r.status_code == 200, r.text
         etag = r.headers["etag"]
         assert wire.verify_policy(r.json(), org.public_key()) == yaml_v1
         assert etag.strip('"') == wire.payload_sha256(r.json())
-        r304 = c.get(f"/v1/devices/{device.id}/policy", headers={"If-None-Match": etag})
+        r304 = c.get(f"/v1/devices/{device.id}/policy", headers={"If-None-Match": etag, **device.policy_headers()})
         assert r304.status_code == 304 and r304.headers["etag"] == etag
         # A nearer unit's policy wins; the ETag changes with it.
         yaml_v2 = b"id: casework-ifo\nversion: 2.0.0\n"
         signed.write_text(json.dumps(wire.sign_policy(yaml_v2, org)))
         collector.cli("policy", "set", "--unit", "Policy-Org/IFO", str(signed))
-        r = c.get(f"/v1/devices/{device.id}/policy", headers={"If-None-Match": etag})
+        r = c.get(f"/v1/devices/{device.id}/policy", headers={"If-None-Match": etag, **device.policy_headers()})
         assert r.status_code == 200 and r.headers["etag"] != etag
         assert wire.verify_policy(r.json(), org.public_key()) == yaml_v2
-        # A device of a unit without any policy, and an unknown device.
+        # A device of a unit without any policy (it proved its key, so it may hear that).
         lonely = collector.enroll("No-Policy-Unit")
-        assert c.get(f"/v1/devices/{lonely.id}/policy").json()["error"]["code"] == "no_policy"
-        assert c.get("/v1/devices/nobody/policy").status_code == 404
+        r = c.get(f"/v1/devices/{lonely.id}/policy", headers=lonely.policy_headers())
+        assert r.status_code == 404 and r.json()["error"]["code"] == "no_policy"
     # A policy signed by someone else is refused when the org key is given.
     signed.write_text(json.dumps(wire.sign_policy(yaml_v1, Ed25519PrivateKey.generate())))
     bad = collector.cli("policy", "set", "--unit", "Policy-Org", str(signed), "--public-key", str(org_pub), check=False)

@@ -345,3 +345,54 @@ def test_optional_spool_and_integrity(key):
                              "sha256": "0" * 64}, facts={}, results=[], verdict="not_ready", sequence=1)
     assert "spool" not in p and "integrity" not in p
     assert wire.parse_time(p["generated_at"]) is not None
+
+
+# ------------------------------------------------------------------ what the agent builds, the wire takes
+
+
+def _nested(depth: int):
+    value: object = {"leaf": "x"}
+    for _ in range(depth):
+        value = {"n": value}
+    return value
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.recursive(st.none() | st.booleans() | st.floats() | st.integers() | st.text(),
+                    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=6), kids, max_size=4),
+                    max_leaves=30))
+def test_wire_safe_values_are_accepted_and_accepted_values_unchanged(value):
+    """One definition of wire-refused text: whatever wire_safe returns, strict_loads takes;
+    what strict_loads already took, wire_safe leaves as it is."""
+    safe = wire.wire_safe(value)
+    text = json.dumps(safe, ensure_ascii=False)
+    assert wire.strict_loads(text.encode("utf-8", "surrogatepass")) == safe
+    try:
+        wire.strict_loads(json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+    except wire.ReportError:
+        return
+    assert safe == value or value != value  # NaN never equals itself
+
+
+@pytest.mark.parametrize("depth", [30, 31, 32, 33, 40])
+def test_wire_safe_cuts_only_what_is_too_deep(depth):
+    value = _nested(depth)
+    safe = wire.wire_safe(value)
+    wire.strict_loads(json.dumps(safe))
+    accepted = depth + 1 <= wire.MAX_JSON_DEPTH  # the leaf string sits one below the innermost object
+    assert (safe == value) == accepted
+    assert accepted or wire.DROPPED_TOO_DEEP in json.dumps(safe)
+
+
+def test_a_statement_with_refused_text_is_built_signed_and_verified():
+    key = Ed25519PrivateKey.generate()
+    pred = wire.build_predicate(device={"id": "dev-nul", "hostname": "pc\x00", "serial": None, "os": "Win\ud800"},
+                                agent_version="0.1.0", policy={"id": "p", "version": "1", "sha256": "ab" * 32},
+                                facts={"os": {"edition": "Enterprise\x00", "ratio": float("nan")}},
+                                results=[{"check_id": "c\x00", "status": "pass"}], verdict="ready", sequence=1)
+    statement = wire.build_statement(device_id="dev-nul", public_key=key.public_key(), predicate=pred)
+    envelope = wire.parse_envelope(wire.envelope_bytes(wire.sign_envelope(statement, key)))
+    p = wire.verify_envelope(envelope, key.public_key())["predicate"]
+    assert p["device"]["hostname"] == "pc<U+0000>" and p["device"]["os"] == "Win<U+D800>"
+    assert p["facts"]["os"] == {"edition": "Enterprise<U+0000>", "ratio": None}
+    assert p["results"][0]["check_id"] == "c<U+0000>"

@@ -159,8 +159,10 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         from auditagent.view import as_json
 
-        json.dump(as_json(policy, facts, evaluation, lang, due), sys.stdout, indent=2, ensure_ascii=False)
-        sys.stdout.write("\n")
+        from auditagent.textsafe import json_shown
+
+        sys.stdout.write(json_shown(json.dumps(as_json(policy, facts, evaluation, lang, due), indent=2,
+                                               ensure_ascii=False)) + "\n")
         return code
     if args.html is not None:
         return write_pages(args, paths, policy, facts, evaluation, lang, code, due)

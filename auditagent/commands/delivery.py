@@ -247,7 +247,7 @@ def _check(agent: Agent, policy_outcome: Any):
     return policy, facts, evaluation
 
 
-def _policy_for_run(agent: Agent, enrollment: Any, client: Any, fetch: bool):
+def _policy_for_run(agent: Agent, enrollment: Any, client: Any, fetch: bool, key: Any = None):
     from auditagent.config import ConfigError
     from auditagent.policy import PolicyError
     from auditagent.policy_cache import PolicyOutcome, load_local_policy, refresh
@@ -256,7 +256,7 @@ def _policy_for_run(agent: Agent, enrollment: Any, client: Any, fetch: bool):
     try:
         if fetch:
             outcome = refresh(paths=agent.paths, config=agent.config, enrollment=enrollment, client=client,
-                              log=agent.log, now=now_iso())
+                              log=agent.log, now=now_iso(), device_key=key)
         else:
             from auditagent.policy_cache import load_cached
 
@@ -340,7 +340,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if transport_error:
             agent.log.error("transport_refused", error=transport_error)
         try:
-            outcome = _policy_for_run(agent, enrollment, client, fetch=client is not None)
+            outcome = _policy_for_run(agent, enrollment, client, fetch=client is not None, key=key)
             policy, facts, evaluation = _check(agent, outcome)
             note = spool.eviction_note()
             spool_info = {**note, "pending": spool.depth()}

@@ -133,8 +133,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
     except NotVerified as exc:
         print(f"✘ NOT VERIFIED: {exc}")
         return 1
+    from auditagent.textsafe import json_shown, neutralise
+
+    # What a device signed is shown, never obeyed: no escape sequence or bidi override reaches the terminal.
     if args.json:
-        print(json.dumps(statement, indent=2, ensure_ascii=False))
+        print(json_shown(json.dumps(statement, indent=2, ensure_ascii=False)))
         return 0
-    print("\n".join(lines + summary_lines(statement)))
+    print(neutralise("\n".join(lines + summary_lines(statement))))
     return 0
