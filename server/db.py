@@ -97,7 +97,6 @@ reports = Table(
     Column("policy_id", String(200), nullable=False),
     Column("policy_version", String(64), nullable=False),
     Column("policy_sha256", String(64), nullable=False),
-    Column("payload_sha256", String(64), nullable=False),
     # The signed bytes, compactly (server/report_pack.py): the payload's body without its
     # facts and results (those are in report_blobs, once each per month), and the raw
     # Ed25519 signature by ``keyid``; the envelope is rebuilt from them for download.
@@ -274,7 +273,6 @@ _REVOKED = text("revoked_at IS NOT NULL")
 Index("ix_devices_revoked", devices.c.id, postgresql_where=_REVOKED, sqlite_where=_REVOKED)
 Index("ix_device_state_unit", device_state.c.unit_id)
 Index("ix_device_state_agent_version", device_state.c.agent_version)
-Index("ix_reports_device_received", reports.c.device_id, reports.c.received_at)
 Index("ix_unit_policies_unit", unit_policies.c.unit_id, unit_policies.c.id)
 Index("ix_enrolment_tokens_unit", enrolment_tokens.c.unit_id)
 Index("ix_device_checks_check_status", device_checks.c.check_id, device_checks.c.status)

@@ -29,9 +29,9 @@ from sqlalchemy.engine import Connection
 # receipt) and ``blobs``: the segments to store, [(sha256, zlib data)] (those this
 # process has not stored this month yet).
 _REPORT_COLUMNS = ("report_id", "device_id", "sequence", "keyid", "generated_at", "received_at", "verdict",
-                   "policy_id", "policy_version", "policy_sha256", "payload_sha256", "body", "signature")
+                   "policy_id", "policy_version", "policy_sha256", "body", "signature")
 _REPORT_VALUES = ("report_id", "device_id", "sequence", "kid", "generated_at", "received_at", "verdict",
-                  "policy_id", "policy_version", "policy_sha256", "payload_sha256", "body", "signature")
+                  "policy_id", "policy_version", "policy_sha256", "body", "signature")
 _STATE_SET = ("last_sequence = {sequence}, last_report_id = {report_id}, verdict = {verdict}, "
               "policy_id = {policy_id}, policy_version = {policy_version}, policy_sha256 = {policy_sha256}, "
               "agent_version = {agent_version}, "
@@ -60,7 +60,7 @@ def _fill(template: str, marks: dict[str, str]) -> str:
 _PG_BATCH_TYPES = {
     "device_id": "text", "kid": "text", "sequence": "bigint", "report_id": "text", "verdict": "text",
     "policy_id": "text", "policy_version": "text", "policy_sha256": "text", "agent_version": "text",
-    "generated_at": "timestamptz", "received_at": "timestamptz", "payload_sha256": "text", "body": "text",
+    "generated_at": "timestamptz", "received_at": "timestamptz", "body": "text",
     "signature": "text", "checks": "json", "day": "date", "ready_strict": "boolean",
     "failing_required": "text", "late": "boolean", "month": "date", "blobs": "json",
 }

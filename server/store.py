@@ -37,6 +37,7 @@ from server.db import (device_keys, device_state, devices, enrolment_tokens, now
 from server import partitions, report_pack
 from server.group_commit import GroupCommit
 from server.key_cache import LRUCache
+from server.report_read import SIGNED_COLUMNS, payload_of
 from server.report_write import store_batch_for, store_history
 
 log = structlog.get_logger("auditagent.collector")
@@ -537,7 +538,7 @@ class Store:
             raise ApiError(REPORT_ERROR_STATUS.get(exc.code, 400), exc.code, exc.message) from None
         device_id = decoded.device_id
         received = received_at or now()
-        payload_sha = hashlib.sha256(decoded.payload).hexdigest()
+        payload = decoded.payload
         # The device's current key, from a per-process cache or the database. The cache can
         # be stale (revoked or re-keyed by another process): the conditional UPDATE below
         # re-checks both in the database, so a stale entry can only cause a refusal.
@@ -558,7 +559,7 @@ class Store:
         generated = wire.parse_time(p["generated_at"])
         assert generated is not None  # validated
         if generated - received > self.limits.max_future_skew:
-            dup = self._duplicate(device_id, statement, payload_sha)
+            dup = self._duplicate(device_id, statement, payload)
             if dup is not None:
                 return dup
             raise ApiError(422, "clock_skew", f"device {device_id}: generated_at {p['generated_at']} is more than "
@@ -580,7 +581,7 @@ class Store:
         params = dict(device_id=device_id, kid=kid, sequence=seq, report_id=p["report_id"], verdict=p["verdict"],
                       policy_id=policy["id"], policy_version=policy["version"], policy_sha256=policy["sha256"],
                       agent_version=p["agent_version"], generated_at=generated, received_at=received,
-                      payload_sha256=payload_sha, body=packed.body, signature=_verified_signature(decoded, kid, raw_key),
+                      body=packed.body, signature=_verified_signature(decoded, kid, raw_key),
                       month=month, blobs=blobs)
         # The latest results as rows (device_checks) and the report's UTC day (device_days),
         # written in the same transaction, only if device_state actually advanced.
@@ -603,7 +604,7 @@ class Store:
             stored = False
         if not stored:
             self._keys.pop(device_id)
-            return self._conflict(device_id, statement, payload_sha, params)
+            return self._conflict(device_id, statement, payload, params)
         self._remember_blobs(params)
         log.debug("report.stored", device_id=device_id, sequence=seq)
         return 201, {"report_id": p["report_id"], "status": "stored", "sequence": seq}
@@ -621,24 +622,27 @@ class Store:
         self._keys.put(device_id, entry)
         return entry
 
-    def _duplicate(self, device_id: str, statement: dict[str, Any], payload_sha: str) -> tuple[int, dict[str, Any]] | None:
+    def _duplicate(self, device_id: str, statement: dict[str, Any], payload: bytes) -> tuple[int, dict[str, Any]] | None:
+        """A resend of a stored report (the same signed bytes): 200; a report id stored with
+        other content: 409; None if the id is not stored."""
         rid = (statement.get("predicate") or {}).get("report_id")
         with self.engine.connect() as conn:
-            row = conn.execute(select(reports.c.device_id, reports.c.payload_sha256, reports.c.sequence)
+            row = conn.execute(select(reports.c.device_id, reports.c.sequence, *SIGNED_COLUMNS)
                                .where(reports.c.report_id == rid)).first()
-        if row is not None and row.device_id == device_id and row.payload_sha256 == payload_sha:
+            same = row is not None and row.device_id == device_id and payload_of(conn, row) == payload
+        if same:
             return 200, {"report_id": rid, "status": "duplicate", "sequence": row.sequence}
         if row is not None:
             raise ApiError(409, "report_id_conflict", f"device {device_id}: report id {rid} is already stored with "
                                                       "other content; every report needs a fresh id")
         return None
 
-    def _conflict(self, device_id: str, statement: dict[str, Any], payload_sha: str,
+    def _conflict(self, device_id: str, statement: dict[str, Any], payload: bytes,
                   params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """device_state did not advance: a resend (200 duplicate), a refusal, or a report
         older than the latest state (a lower sequence or an earlier generated_at), which
         is kept as history."""
-        dup = self._duplicate(device_id, statement, payload_sha)
+        dup = self._duplicate(device_id, statement, payload)
         if dup is not None:
             return dup
         with self.engine.connect() as conn:

@@ -24,7 +24,7 @@ depends_on = None
 
 _BATCH = 500
 _COLUMNS = ("id", "report_id", "device_id", "sequence", "keyid", "generated_at", "received_at", "verdict",
-            "policy_id", "policy_version", "policy_sha256", "payload_sha256")
+            "policy_id", "policy_version", "policy_sha256")
 
 
 def _signed_bytes(envelope_text: str, keyid: str) -> tuple[bytes, bytes]:
@@ -61,7 +61,7 @@ def _typed(table: str, *extra: str) -> sa.TableClause:
 
 
 def _reports_old(table: str) -> sa.TableClause:
-    return _typed(table, "envelope")
+    return _typed(table, "envelope", "payload_sha256")
 
 
 def _blobs_table() -> sa.TableClause:
@@ -129,6 +129,7 @@ def upgrade() -> None:
 
 
 def _upgrade_sqlite(bind, blobs_t) -> None:
+    op.drop_index("ix_reports_device_received", table_name="reports")  # no query reads by it
     with op.batch_alter_table("reports") as batch:
         batch.add_column(sa.Column("body", sa.LargeBinary, nullable=True))
         batch.add_column(sa.Column("signature", sa.LargeBinary, nullable=True))
@@ -149,6 +150,7 @@ def _upgrade_sqlite(bind, blobs_t) -> None:
         last = rows[-1].id
     with op.batch_alter_table("reports") as batch:
         batch.drop_column("envelope")
+        batch.drop_column("payload_sha256")  # a resend is recognised by its signed bytes
         batch.alter_column("body", nullable=False)
         batch.alter_column("signature", nullable=False)
 
@@ -171,13 +173,12 @@ def _upgrade_pg(bind, blobs_t) -> None:
         "device_id VARCHAR(64) NOT NULL REFERENCES devices (id), sequence BIGINT NOT NULL, "
         "keyid VARCHAR(64) NOT NULL, generated_at TIMESTAMPTZ NOT NULL, received_at TIMESTAMPTZ NOT NULL, "
         "verdict VARCHAR(16) NOT NULL, policy_id VARCHAR(200) NOT NULL, policy_version VARCHAR(64) NOT NULL, "
-        "policy_sha256 VARCHAR(64) NOT NULL, payload_sha256 VARCHAR(64) NOT NULL, body BYTEA NOT NULL, "
+        "policy_sha256 VARCHAR(64) NOT NULL, body BYTEA NOT NULL, "
         "signature BYTEA NOT NULL, CONSTRAINT reports_pkey PRIMARY KEY (id, received_at), "
         "CONSTRAINT ck_reports_sequence CHECK (sequence >= 1)) PARTITION BY RANGE (received_at)")
     op.execute(f"ALTER SEQUENCE {seq} OWNED BY reports.id")
     op.create_index("ix_reports_report_id", "reports", ["report_id"])
     op.create_index("ix_reports_device_sequence", "reports", ["device_id", "sequence"])
-    op.create_index("ix_reports_device_received", "reports", ["device_id", "received_at"])
     today = dt.datetime.now(dt.timezone.utc).date()
     oldest = bind.exec_driver_sql("SELECT min(received_at) FROM reports_unpartitioned").scalar()
     month = partitions.month_of(oldest) if oldest is not None else partitions.month_of(today)
@@ -206,6 +207,15 @@ def _upgrade_pg(bind, blobs_t) -> None:
         bind.execute(pg_insert(blobs_t).on_conflict_do_nothing(), _blob_rows(blobs))
         last_id = rows[-1].id
     op.execute("DROP TABLE reports_unpartitioned")
+
+
+def _envelope_columns(envelope_text: str) -> dict[str, str]:
+    import hashlib
+
+    from auditagent.report import b64decode
+
+    payload = b64decode(json.loads(envelope_text)["payload"], "payload")
+    return {"envelope": envelope_text, "payload_sha256": hashlib.sha256(payload).hexdigest()}
 
 
 def downgrade() -> None:
@@ -257,20 +267,23 @@ def downgrade() -> None:
         op.execute(f"ALTER SEQUENCE {seq} OWNED BY reports.id")
         op.create_index("ix_reports_device_received", "reports", ["device_id", "received_at"])
         op.execute(_PG_TRIGGER)
-        full = _typed("reports", "envelope")
+        full = _typed("reports", "envelope", "payload_sha256")
         for i in range(0, len(rows), _BATCH):
-            bind.execute(sa.insert(full), [{**{c: getattr(r, c) for c in _COLUMNS}, "envelope": envelope(r)}
+            bind.execute(sa.insert(full), [{**{c: getattr(r, c) for c in _COLUMNS}, **_envelope_columns(envelope(r))}
                                            for r in rows[i:i + _BATCH]])
     else:
         with op.batch_alter_table("reports") as batch:
             batch.add_column(sa.Column("envelope", sa.Text, nullable=True))
-        upd = sa.table("reports", sa.column("id"), sa.column("envelope"))
+            batch.add_column(sa.Column("payload_sha256", sa.String(64), nullable=True))
+        upd = sa.table("reports", sa.column("id"), sa.column("envelope"), sa.column("payload_sha256"))
         for r in rows:
-            bind.execute(upd.update().where(upd.c.id == r.id).values(envelope=envelope(r)))
+            bind.execute(upd.update().where(upd.c.id == r.id).values(**_envelope_columns(envelope(r))))
         with op.batch_alter_table("reports") as batch:
             batch.drop_column("body")
             batch.drop_column("signature")
             batch.alter_column("envelope", nullable=False)
+            batch.alter_column("payload_sha256", nullable=False)
+        op.create_index("ix_reports_device_received", "reports", ["device_id", "received_at"])
         op.execute(_SQLITE_NO_UPDATE)
         op.execute(_SQLITE_NO_DELETE_0001)
     op.drop_table("report_blobs")
