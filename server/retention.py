@@ -76,7 +76,7 @@ def apply(engine: Engine, retention: Retention, today: dt.date) -> Applied:
                         name = partitions.partition_name(table, month)
                         conn.exec_driver_sql(f"DROP TABLE {name}")
                         dropped.append(name)
-        # The database lets a report be deleted only before this (migration 0012's trigger).
+        # The database lets a report be deleted only before this (migration 0013's trigger).
         before = conn.execute(select(retention_state.c.reports_before)).scalar()
         if before is None:
             conn.execute(insert(retention_state).values(id=1, reports_before=start))

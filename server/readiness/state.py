@@ -6,14 +6,26 @@ never_reported   enrolled, no report stored yet
 stale            its latest report was generated more than the unit's max report age ago
                  (``units.max_report_age_hours`` of the unit or its nearest ancestor that
                  sets one, else the collector default, 24 h)
-not_ready        a required check is not met (status fail or unknown) and no active
+due              a required check is not met and not covered, but every such check is
+                 inside its grace period: its failing run started under a policy that
+                 gives the check ``grace_hours``, and ``now`` is before the earliest
+                 deadline (failing since + grace) of the device's failing checks
+not_ready        a required check is not met (status fail or unknown), no active
                  exception covers it (for that device, or for its unit or any ancestor)
+                 and it has no grace left
 ready            otherwise: every required check passes (or is not applicable) or is
                  covered by an active exception
 ================ ==========================================================================
 
-Revoked devices are left out everywhere. Readiness % = ready / all devices (of every
-state) × 100, one decimal (:func:`percent`); None for a unit without devices.
+Revoked devices are left out everywhere. Readiness % = (ready + due) / all devices (of
+every state) × 100, one decimal (:func:`percent`, :func:`ready_share`); None for a unit
+without devices. *Due* is counted with the ready ones but shown apart.
+
+The state is a function of time: a due device becomes not ready when its deadline passes
+without a passing report, judged at the moment asked — nothing needs to run at the
+deadline. The deadline is kept at ingest (``device_state.due_until``, the earliest of
+its failing required checks'; ``failing_hard``, those without grace); once the earliest
+deadline has passed the device is not ready unless exceptions cover every failing check.
 
 The state is computed from device_state alone (it carries the device's unit and its
 failing required checks); the few active exceptions come from :mod:`.cover`.
@@ -33,8 +45,9 @@ from server.readiness.cover import Cover, exception_cover
 from server.readiness.scope import Scope, ancestor_or_self, scope_unit_ids
 from server.readiness.sql import minus_hours, ts_param
 
-READY, NOT_READY, STALE, NEVER_REPORTED = "ready", "not_ready", "stale", "never_reported"
-STATES = (READY, NOT_READY, STALE, NEVER_REPORTED)
+READY, DUE, NOT_READY, STALE, NEVER_REPORTED = "ready", "due", "not_ready", "stale", "never_reported"
+STATES = (READY, DUE, NOT_READY, STALE, NEVER_REPORTED)
+COUNTED_READY = (READY, DUE)  # the states the readiness percentage counts
 DEFAULT_MAX_REPORT_AGE_HOURS = 24
 
 # ------------------------------------------------------------------ the device state (one definition)
@@ -94,7 +107,8 @@ def device_states(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | 
                   default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> Select:
     """SELECT of every active device (of ``unit_ids``; None: all) with its state, from
     device_state alone: columns id, unit_id, unit_path, agent_version, generated_at,
-    received_at, last_report_id, state. Use it as a subquery."""
+    received_at, last_report_id, state, failing_since, due_until (shown only where the
+    state is due or not ready). Use it as a subquery."""
     s = device_state
     cut = unit_max_age("unit_cutoff", now=now, conn=conn, default_max_age_hours=default_max_age_hours)
     if cover is None:
@@ -104,9 +118,11 @@ def device_states(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | 
         (is_stale(s, cut), STALE),
         (s.c.failing_required == "", READY),
         (cover.covers_all(s), READY),
+        (and_(s.c.due_until > ts_param(now), or_(s.c.failing_hard == "", cover.covers_all(s, hard=True))), DUE),
         else_=NOT_READY)
     q = (select(s.c.device_id.label("id"), s.c.unit_id, cut.c.path.label("unit_path"), s.c.agent_version,
-                s.c.generated_at, s.c.received_at, s.c.last_report_id, state.label("state"))
+                s.c.generated_at, s.c.received_at, s.c.last_report_id, state.label("state"),
+                s.c.failing_since, s.c.due_until)
          .select_from(s.join(cut, cut.c.unit_id == s.c.unit_id))
          .where(not_revoked(s.c.device_id)))
     if unit_ids is not None:
@@ -124,7 +140,7 @@ def device_state_rows(conn: Connection, scope: Scope, now: dt.datetime, *, unit_
     st = device_states(conn, now, unit_ids, cover=cover, default_max_age_hours=default_max_age_hours).subquery("st")
     return (select(st.c.id, st.c.unit_id, st.c.unit_path, devices.c.hostname, devices.c.platform, devices.c.os,
                    st.c.agent_version, devices.c.enrolled_at, st.c.generated_at, st.c.received_at,
-                   st.c.last_report_id, st.c.state)
+                   st.c.last_report_id, st.c.state, st.c.failing_since, st.c.due_until)
             .select_from(st.join(devices, devices.c.id == st.c.id)))
 
 
@@ -145,6 +161,11 @@ def stale_longest(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | 
 
 def percent(ready: int, total: int) -> float | None:
     return round(100.0 * ready / total, 1) if total else None
+
+
+def ready_share(counts: dict[str, int]) -> float | None:
+    """The readiness % of devices counted by state: ready and due over all."""
+    return percent(sum(counts.get(s, 0) for s in COUNTED_READY), sum(counts.values()))
 
 @dataclass(frozen=True)
 class StaleDevice:

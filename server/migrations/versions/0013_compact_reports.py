@@ -6,8 +6,8 @@ PostgreSQL ``reports`` and ``report_blobs`` become partitioned by month (server/
 so retention (server/retention.py) drops whole months. Every stored report is converted;
 the envelope rebuilt from the new form verifies with the same signature.
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 """
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ import json
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0012"
-down_revision = "0011"
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 

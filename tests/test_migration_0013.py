@@ -1,8 +1,8 @@
-"""Migration 0012 on a database that has reports (SQLite and PostgreSQL): every stored
+"""Migration 0013 on a database that has reports (SQLite and PostgreSQL): every stored
 envelope is converted to the compact form (body + raw signature, facts and results once
 in report_blobs), the envelope rebuilt from it is the very text stored before and still
 verifies; reports stay append-only; on PostgreSQL the table is partitioned by month.
-And back down to 0011: the envelopes are the same text again."""
+And back down to 0012: the envelopes are the same text again."""
 from __future__ import annotations
 
 import datetime as dt
@@ -42,7 +42,7 @@ def test_upgrade_converts_reports_and_downgrade_restores_them(collector_db_url):
     device_id = str(uuid.uuid4())
     envs = _envelopes(device_id, key)
     try:
-        migrate.upgrade(engine, "0011")
+        migrate.upgrade(engine, "0012")
         with engine.begin() as conn:
             conn.execute(text("INSERT INTO units (id, parent_id, name, path, depth, created_at) "
                               "VALUES (1, NULL, 'A', 'A', 1, :t)"), {"t": NOW})
@@ -89,7 +89,7 @@ def test_upgrade_converts_reports_and_downgrade_restores_them(collector_db_url):
         with engine.connect() as conn:
             cfg = migrate.alembic_config()
             cfg.attributes["connection"] = conn
-            command.downgrade(cfg, "0011")
+            command.downgrade(cfg, "0012")
             conn.commit()
         with engine.connect() as conn:
             back = conn.execute(text("SELECT envelope FROM reports ORDER BY sequence")).scalars().all()
