@@ -156,18 +156,26 @@ def postgres_procs(db_name: str) -> list[psutil.Process]:
 
 
 def storage(url: str, kind: str) -> dict[str, int]:
-    """Bytes on disk per table (with indexes and TOAST), measured in the database."""
-    from sqlalchemy import text
+    """Bytes on disk per table (with indexes and TOAST; all partitions of a partitioned
+    table), measured in the database, and the row counts the per-unit figures divide by."""
+    from sqlalchemy import inspect, text
 
     from server.db import make_engine
 
     engine = make_engine(url, pool_size=1, max_overflow=0)
-    tables = ("reports", "device_state", "device_checks", "device_days")
+    tables = ("reports", "report_blobs", "device_state", "device_checks", "device_days")
     out = {}
     with engine.connect() as conn:
+        present = set(inspect(conn).get_table_names())
         if kind == "postgresql":
             for t in tables:
-                out[t] = conn.execute(text("SELECT pg_total_relation_size(:t)"), {"t": t}).scalar()
+                if t not in present:
+                    out[t] = 0
+                    continue
+                parts = conn.execute(text("SELECT sum(pg_total_relation_size(relid))::bigint "
+                                          "FROM pg_partition_tree(:t)"), {"t": t}).scalar()  # NULL: not partitioned
+                out[t] = parts if parts is not None else conn.execute(
+                    text("SELECT pg_total_relation_size(:t)"), {"t": t}).scalar()
         else:
             rows = conn.exec_driver_sql("SELECT name, tbl_name FROM sqlite_master WHERE type IN ('table','index')").all()
             sizes = dict(conn.exec_driver_sql("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name").all())
@@ -175,8 +183,25 @@ def storage(url: str, kind: str) -> dict[str, int]:
                 out[t] = sum(sizes.get(name, 0) for name, tbl in rows if tbl == t)
         out["_reports"] = conn.exec_driver_sql("SELECT COUNT(*) FROM reports").scalar()
         out["_devices"] = conn.exec_driver_sql("SELECT COUNT(*) FROM device_state").scalar()
+        out["_days"] = conn.exec_driver_sql("SELECT COUNT(*) FROM device_days").scalar()
     engine.dispose()
     return out
+
+
+def per_device_year(st: dict[str, int], *, reports_months: int = 13, days_years: int = 3) -> dict[str, float]:
+    """Bytes per device from the measured sizes, at one report an hour: per year of
+    reports, and held at steady state under the default retention. The run's devices
+    repeat their facts and results (as most hourly reports do), all in one month, so the
+    blobs measured are one month's; each month of receipt stores them once again."""
+    n, d, days = max(st["_reports"], 1), max(st["_devices"], 1), max(st["_days"], 1)
+    per_report = st["reports"] / n
+    blobs_month = st["report_blobs"] / d
+    day_row = st["device_days"] / days
+    state = (st["device_state"] + st["device_checks"]) / d
+    year_of_reports = per_report * 24 * 365 + blobs_month * 12
+    return {"per_report": per_report, "blobs_per_device_month": blobs_month, "day_row": day_row, "state": state,
+            "year": year_of_reports + day_row * 365 + state,
+            "retained": year_of_reports * reports_months / 12 + day_row * 365 * days_years + state}
 
 
 def wait_healthy(port: int, proc: subprocess.Popen) -> None:
@@ -254,13 +279,11 @@ def run(kind: str, pg_url: str | None, templates: list[dict[str, Any]], devices:
 
 
 def storage_line(st: dict[str, int]) -> str:
-    n, d = max(st["_reports"], 1), max(st["_devices"], 1)
-    per_report = st["reports"] / n
-    per_device = (st["device_state"] + st["device_checks"]) / d
-    year = (per_report + st["device_days"] / n) * 24 * 365 + per_device  # hourly reports, no retention
-    return (f"storage: reports {per_report:,.0f} B/report, device_state+checks {per_device:,.0f} B/device, "
-            f"device_days {st['device_days'] / n:,.0f} B/report -> {year / 1e6:,.1f} MB/device/year "
-            f"at one report an hour ({n} reports, {d} devices)")
+    y = per_device_year(st)
+    return (f"storage: reports {y['per_report']:,.0f} B/report, facts/results blobs {y['blobs_per_device_month']:,.0f} "
+            f"B/device/month, device_days {y['day_row']:,.0f} B/day, device_state+checks {y['state']:,.0f} B/device "
+            f"-> {y['year'] / 1e6:,.1f} MB/device/year at one report an hour; {y['retained'] / 1e6:,.1f} MB/device "
+            f"held with 13 months of reports and 3 years of days ({st['_reports']} reports, {st['_devices']} devices)")
 
 
 def main() -> int:

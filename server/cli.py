@@ -506,8 +506,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     from server.ca_cli import add_parser as add_ca_parser
     from server.preview import add_parser as add_preview_parser
+    from server.retention_cli import add_parser as add_retention_parser
 
     add_ca_parser(sub, common)
+    add_retention_parser(sub, common, _engine)
 
     add_preview_parser(sub)
     return parser

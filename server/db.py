@@ -97,10 +97,32 @@ reports = Table(
     Column("policy_id", String(200), nullable=False),
     Column("policy_version", String(64), nullable=False),
     Column("policy_sha256", String(64), nullable=False),
-    Column("payload_sha256", String(64), nullable=False),
-    Column("envelope", Text, nullable=False),  # verbatim, as received
-    UniqueConstraint("report_id", name="uq_reports_report_id"),
-    UniqueConstraint("device_id", "sequence", name="uq_reports_device_sequence"),
+    # The signed bytes, compactly (server/report_pack.py): the payload's body without its
+    # facts and results (those are in report_blobs, once each per month), and the raw
+    # Ed25519 signature by ``keyid``; the envelope is rebuilt from them for download.
+    Column("body", LargeBinary, nullable=False),
+    Column("signature", LargeBinary, nullable=False),
+    # SQLite: report_id and (device_id, sequence) are UNIQUE. PostgreSQL partitions the table
+    # by month of received_at (migration 0013), where a UNIQUE index would have to include
+    # it: there the advisory locks and NOT EXISTS checks of report_write.py decide, with plain indexes.
+)
+
+# How far retention has removed reports: the database refuses UPDATE of a report, and
+# DELETE of one received at or after ``reports_before`` (one row, id 1; server/retention.py).
+retention_state = Table(
+    "retention_state", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("reports_before", DateTime(timezone=True), nullable=False),
+)
+
+# The facts and results a report's body refers to, by sha256, stored once per month of
+# receipt (so retention drops a month of them together with that month's reports;
+# partitioned like reports on PostgreSQL). ``data`` is zlib-compressed.
+report_blobs = Table(
+    "report_blobs", metadata,
+    Column("month", Date, primary_key=True),
+    Column("sha256", LargeBinary, primary_key=True),
+    Column("data", LargeBinary, nullable=False),
 )
 
 device_state = Table(
@@ -113,11 +135,10 @@ device_state = Table(
     Column("policy_version", String(64), nullable=True),
     Column("policy_sha256", String(64), nullable=True),
     Column("agent_version", String(64), nullable=True),
-    Column("facts", JSON, nullable=True),
-    Column("results", JSON, nullable=True),
     Column("generated_at", DateTime(timezone=True), nullable=True),
     Column("received_at", DateTime(timezone=True), nullable=True),
-    # Copies that let the state of every device be computed from this table alone: the
+    # The latest facts and results are read from the latest report (last_report_id), not
+    # copied here. Copies that let the state of every device be computed from this table alone: the
     # device's unit (it never changes) and the latest report's required checks not met
     # (sorted ids, comma-joined; '' when none).
     Column("unit_id", Integer, nullable=True),
@@ -262,7 +283,6 @@ _REVOKED = text("revoked_at IS NOT NULL")
 Index("ix_devices_revoked", devices.c.id, postgresql_where=_REVOKED, sqlite_where=_REVOKED)
 Index("ix_device_state_unit", device_state.c.unit_id)
 Index("ix_device_state_agent_version", device_state.c.agent_version)
-Index("ix_reports_device_received", reports.c.device_id, reports.c.received_at)
 Index("ix_unit_policies_unit", unit_policies.c.unit_id, unit_policies.c.id)
 Index("ix_enrolment_tokens_unit", enrolment_tokens.c.unit_id)
 Index("ix_device_checks_check_status", device_checks.c.check_id, device_checks.c.status)

@@ -4,7 +4,7 @@ Each request thread hands its prepared report to :meth:`GroupCommit.store` and b
 until the transaction holding it has COMMITTED, so a 2xx still means durable (no
 ``synchronous_commit=off``). One writer thread per process takes whatever has queued up
 while the previous commit was in flight (at most ``max_batch``, at most one report per
-device, so one statement never touches a row twice) and stores it with one multi-row
+device and report id, so one statement never touches a row twice) and stores it with one multi-row
 statement: under load, one WAL flush carries hundreds of reports; when idle, a report
 commits alone at once (no artificial wait).
 
@@ -75,10 +75,12 @@ class GroupCommit:
             batch, seen, later = [], set(), []
             while self._queue and len(batch) < self._max_batch:
                 entry = self._queue.popleft()
-                device = entry[0]["device_id"]
-                (later if device in seen else batch).append(entry)
-                seen.add(device)
-            self._queue.extendleft(reversed(later))  # a device's second report waits for the next batch
+                keys = {("device", entry[0]["device_id"]), ("report", entry[0].get("report_id"))}
+                (later if keys & seen else batch).append(entry)
+                seen |= keys
+            # A device's second report (or a second claim to a report id) waits for the next
+            # batch, whose statement sees the first one committed.
+            self._queue.extendleft(reversed(later))
             return batch
 
     def _run(self) -> None:

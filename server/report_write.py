@@ -6,7 +6,11 @@ device's row lock and advances ``last_sequence`` only if the report's sequence i
 it AND the device is still active with this key AND the report id is not stored yet;
 otherwise it touches no row and nothing of that report is stored. UNIQUE(device_id,
 sequence) and UNIQUE(report_id) on ``reports`` back it up (a violation undoes the whole
-transaction; the group commit then redoes each report alone). The latest results
+transaction; the group commit then redoes each report alone). On PostgreSQL, where
+``reports`` is partitioned by month and a UNIQUE index would have to include the month,
+the same NOT EXISTS conditions under the device's row lock decide alone. The report's
+facts and results segments (server/report_pack.py) go to ``report_blobs`` (ON CONFLICT DO
+NOTHING: stored once per month), only for reports stored. The latest results
 (``device_checks``) and the report's UTC day (``device_days``) are written in the same
 transaction, only for the devices whose state advanced.
 
@@ -20,25 +24,29 @@ from typing import Any, Sequence
 
 from sqlalchemy.engine import Connection
 
-# A prepared report (built by Store.ingest): the columns below, plus ``facts``,
-# ``results`` and ``checks`` as JSON text, ``check_list`` as rows.
+# A prepared report (built by Store.ingest): the columns below (``body`` and ``signature``
+# as bytes), plus ``checks`` as JSON text and ``check_list`` as rows, ``month`` (of
+# receipt) and ``blobs``: the segments to store, [(sha256, zlib data)] (those this
+# process has not stored this month yet).
 _REPORT_COLUMNS = ("report_id", "device_id", "sequence", "keyid", "generated_at", "received_at", "verdict",
-                   "policy_id", "policy_version", "policy_sha256", "payload_sha256", "envelope")
+                   "policy_id", "policy_version", "policy_sha256", "body", "signature")
 _REPORT_VALUES = ("report_id", "device_id", "sequence", "kid", "generated_at", "received_at", "verdict",
-                  "policy_id", "policy_version", "policy_sha256", "payload_sha256", "envelope")
+                  "policy_id", "policy_version", "policy_sha256", "body", "signature")
 _STATE_SET = ("last_sequence = {sequence}, last_report_id = {report_id}, verdict = {verdict}, "
               "policy_id = {policy_id}, policy_version = {policy_version}, policy_sha256 = {policy_sha256}, "
-              "agent_version = {agent_version}, facts = {facts}, results = {results}, "
+              "agent_version = {agent_version}, "
               "generated_at = {generated_at}, received_at = {received_at}, failing_required = {failing_required}")
 _ACTIVE_WITH_KEY = ("EXISTS (SELECT 1 FROM devices WHERE devices.id = {device_id} AND devices.revoked_at IS NULL "
                     "AND devices.current_keyid = {kid})")
 # A report older than the latest state (lower sequence or earlier generated_at) does not
 # advance it: the store keeps it as history (store_history).
+_NOT_STORED = ("NOT EXISTS (SELECT 1 FROM reports WHERE reports.report_id = {report_id}) "
+               "AND NOT EXISTS (SELECT 1 FROM reports WHERE reports.device_id = {device_id} "
+               "AND reports.sequence = {sequence})")
 _STATE_WHERE = ("device_state.device_id = {device_id} AND device_state.last_sequence < {sequence} "
                 "AND (device_state.generated_at IS NULL OR device_state.generated_at <= {generated_at}) "
-                "AND " + _ACTIVE_WITH_KEY + " "
-                "AND NOT EXISTS (SELECT 1 FROM reports WHERE reports.report_id = {report_id})")
-_NAMES = set(_REPORT_VALUES) | {"facts", "results", "agent_version", "failing_required", "day", "ready_strict"}
+                "AND " + _ACTIVE_WITH_KEY + " AND " + _NOT_STORED)
+_NAMES = set(_REPORT_VALUES) | {"agent_version", "failing_required", "day", "ready_strict"}
 
 
 def _fill(template: str, marks: dict[str, str]) -> str:
@@ -82,19 +90,30 @@ _DEVICE_RUN_SQLITE = _DEVICE_RUN.format(  # group_concat keeps the order of an o
 _PG_BATCH_TYPES = {
     "device_id": "text", "kid": "text", "sequence": "bigint", "report_id": "text", "verdict": "text",
     "policy_id": "text", "policy_version": "text", "policy_sha256": "text", "agent_version": "text",
-    "facts": "json", "results": "json", "generated_at": "timestamptz", "received_at": "timestamptz",
-    "payload_sha256": "text", "envelope": "text", "checks": "json", "day": "date", "ready_strict": "boolean",
-    "failing_required": "text", "late": "boolean",
+    "generated_at": "timestamptz", "received_at": "timestamptz", "body": "text",
+    "signature": "text", "checks": "json", "day": "date", "ready_strict": "boolean",
+    "failing_required": "text", "late": "boolean", "month": "date", "blobs": "json",
 }
-_B = {n: f"b.{n}" for n in _NAMES}
+_BYTES = ("body", "signature", "sha", "data")  # bytea, carried as hex in the JSON batch
+_B = {n: f"decode(b.{n}, 'hex')" if n in _BYTES else f"b.{n}" for n in _NAMES}
 _ADVANCED = "b JOIN advanced a ON a.device_id = b.device_id JOIN devices d ON d.id = b.device_id"
+
+
+def _blobs_of(joined: str) -> str:
+    """The CTE storing the segments of the reports in ``joined`` (once per month and digest)."""
+    return ("blobs AS (INSERT INTO report_blobs (month, sha256, data) SELECT DISTINCT ON (b.month, x.sha) "
+            "b.month, decode(x.sha, 'hex'), decode(x.data, 'hex') FROM " + joined
+            + " CROSS JOIN LATERAL json_to_recordset(b.blobs) AS x(sha text, data text) ON CONFLICT DO NOTHING), ")
+
+
 BATCH_SQL_PG = (
     "WITH b AS (SELECT * FROM json_to_recordset(%(batch)s::json) AS b("
     + ", ".join(f"{n} {t}" for n, t in _PG_BATCH_TYPES.items()) + ")), "
     "advanced AS (UPDATE device_state SET " + _fill(_STATE_SET, _B) + " FROM b WHERE "
     + _fill(_STATE_WHERE, _B) + " RETURNING device_state.device_id), "
     "stored AS (INSERT INTO reports (" + ", ".join(_REPORT_COLUMNS) + ") SELECT "
-    + ", ".join(f"b.{v}" for v in _REPORT_VALUES) + " FROM " + _ADVANCED + " RETURNING reports.device_id), "
+    + ", ".join(_B[v] for v in _REPORT_VALUES) + " FROM " + _ADVANCED + " RETURNING reports.device_id), "
+    + _blobs_of(_ADVANCED) +
     "new_checks AS (SELECT b.device_id, x.check_id, x.severity, x.status, x.failing_since, x.due_until FROM "
     + _ADVANCED + " CROSS JOIN LATERAL json_to_recordset(b.checks) AS x(check_id text, severity text, "
     "status text, failing_since timestamptz, due_until timestamptz)), "
@@ -112,23 +131,40 @@ BATCH_SQL_PG = (
     "late_day AS (UPDATE units SET history_version = units.history_version + 1 "
     "WHERE units.id IN (SELECT d.unit_id FROM " + _ADVANCED + " WHERE b.late)) "
     "SELECT device_id FROM stored")
-_JSON_COLUMNS = ("facts", "results", "checks")  # already JSON text: spliced in, not encoded again
-_SCALARS = tuple(n for n in _PG_BATCH_TYPES if n not in _JSON_COLUMNS)
+_JSON_COLUMNS = ("checks",)  # already JSON text: spliced in, not encoded again
+_SCALARS = tuple(n for n in _PG_BATCH_TYPES if n not in _JSON_COLUMNS and n != "blobs")
 
 
 def _batch_json(items: Sequence[dict[str, Any]]) -> str:
     rows = []
     for it in items:
-        head = json.dumps({n: it[n] for n in _SCALARS}, ensure_ascii=False, separators=(",", ":"), default=_iso)
-        rows.append(head[:-1] + "".join(f',"{n}":{it[n]}' for n in _JSON_COLUMNS) + "}")
+        head = json.dumps({n: it[n] for n in _SCALARS}, ensure_ascii=False, separators=(",", ":"), default=_plain)
+        blobs = ",".join(f'{{"sha":"{sha.hex()}","data":"{data.hex()}"}}' for sha, data in it["blobs"])
+        rows.append(head[:-1] + "".join(f',"{n}":{it[n]}' for n in _JSON_COLUMNS) + f',"blobs":[{blobs}]}}')
     return "[" + ",".join(rows) + "]"
 
 
-def _iso(value: Any) -> str:
-    return value.isoformat()
+def _plain(value: Any) -> str:
+    return value.hex() if isinstance(value, bytes) else value.isoformat()
+
+
+# Transaction-scoped advisory locks on each report's id and device (two-key form, a
+# namespace of our own), taken in one sorted order before the statement that checks
+# NOT EXISTS: READ COMMITTED gives that statement a snapshot taken after any concurrent
+# transaction storing the same id or device has committed, so the check is exact without
+# a UNIQUE index across partitions (and sorted keys cannot deadlock).
+_LOCK_NAMESPACE = 0x61756469  # 'audi'
+_LOCK_PG = ("SELECT pg_advisory_xact_lock(%(ns)s, k) FROM "
+            "(SELECT DISTINCT hashtext(x) AS k FROM unnest(%(keys)s::text[]) AS x ORDER BY 1) AS keys")
+
+
+def lock_reports_pg(conn: Connection, items: Sequence[dict[str, Any]]) -> None:
+    keys = [f"r:{it['report_id']}" for it in items] + [f"d:{it['device_id']}" for it in items]
+    conn.exec_driver_sql(_LOCK_PG, {"ns": _LOCK_NAMESPACE, "keys": keys}).all()
 
 
 def store_batch_pg(conn: Connection, items: Sequence[dict[str, Any]]) -> list[bool]:
+    lock_reports_pg(conn, items)
     stored = {r[0] for r in conn.exec_driver_sql(BATCH_SQL_PG, {"batch": _batch_json(items)})}
     if stored:  # one more statement per batch: the devices' runs, from the checks just written
         conn.exec_driver_sql(DEVICE_RUN_PG, {"ids": sorted(stored)})
@@ -150,6 +186,7 @@ _UPSERT_DAY_SQLITE = ("INSERT INTO device_days (device_id, day, ready_strict, fa
                       "(SELECT unit_id FROM devices WHERE id = :device_id)) "
                       "ON CONFLICT (device_id, day) DO UPDATE SET ready_strict = excluded.ready_strict, "
                       "failing_required = excluded.failing_required")
+_BLOB_SQLITE = "INSERT OR IGNORE INTO report_blobs (month, sha256, data) VALUES (?, ?, ?)"
 _LATE_DAY_SQLITE = ("UPDATE units SET history_version = history_version + 1 "
                     "WHERE id = (SELECT unit_id FROM devices WHERE id = :device_id)")
 
@@ -170,6 +207,12 @@ def _sqlite_params(it: dict[str, Any]) -> dict[str, Any]:
             "day": it["day"].isoformat(), "ready_strict": 1 if it["ready_strict"] else 0}
 
 
+def _store_blobs_sqlite(conn: Connection, it: dict[str, Any]) -> None:
+    if it["blobs"]:
+        month = it["month"].isoformat()
+        conn.exec_driver_sql(_BLOB_SQLITE, [(month, sha, data) for sha, data in it["blobs"]])
+
+
 def store_batch_sqlite(conn: Connection, items: Sequence[dict[str, Any]]) -> list[bool]:
     out = []
     for it in items:
@@ -178,6 +221,7 @@ def store_batch_sqlite(conn: Connection, items: Sequence[dict[str, Any]]) -> lis
             out.append(False)
             continue
         conn.exec_driver_sql(_INSERT_SQLITE, params)
+        _store_blobs_sqlite(conn, it)
         conn.exec_driver_sql(_DELETE_CHECKS_SQLITE, {"device_id": it["device_id"], "checks": it["checks"]})
         if it["check_list"]:
             conn.exec_driver_sql(_UPSERT_CHECK_SQLITE, [
@@ -196,7 +240,7 @@ def store_batch_sqlite(conn: Connection, items: Sequence[dict[str, Any]]) -> lis
 # A report older than the latest state: stored in ``reports`` (the timeline) and, if its
 # day has no row yet, ``device_days`` (the trend); device_state and device_checks stay.
 _HISTORY = ("INSERT INTO reports (" + ", ".join(_REPORT_COLUMNS) + ") SELECT "
-            + ", ".join("{" + v + "}" for v in _REPORT_VALUES) + " WHERE " + _ACTIVE_WITH_KEY)
+            + ", ".join("{" + v + "}" for v in _REPORT_VALUES) + " WHERE " + _ACTIVE_WITH_KEY + " AND " + _NOT_STORED)
 _HISTORY_DAY = ("INSERT INTO device_days (device_id, day, ready_strict, failing_required, unit_id) "
                 "VALUES ({device_id}, {day}, {ready_strict}, {failing_required}, "
                 "(SELECT unit_id FROM devices WHERE id = {device_id})) ON CONFLICT (device_id, day) DO NOTHING")
@@ -207,8 +251,9 @@ HISTORY_SQL_PG = (
     "WITH b AS (SELECT * FROM json_to_recordset(%(batch)s::json) AS b("
     + ", ".join(f"{n} {t}" for n, t in _PG_BATCH_TYPES.items()) + ")), "
     "stored AS (INSERT INTO reports (" + ", ".join(_REPORT_COLUMNS) + ") SELECT "
-    + ", ".join(f"b.{v}" for v in _REPORT_VALUES) + " FROM b WHERE " + _fill(_ACTIVE_WITH_KEY, _B)
-    + " RETURNING reports.device_id), "
+    + ", ".join(_B[v] for v in _REPORT_VALUES) + " FROM b WHERE " + _fill(_ACTIVE_WITH_KEY, _B)
+    + " AND " + _fill(_NOT_STORED, _B) + " RETURNING reports.device_id), "
+    + _blobs_of(_STORED) +
     "day_row AS (INSERT INTO device_days (device_id, day, ready_strict, failing_required, unit_id) "
     "SELECT b.device_id, b.day, b.ready_strict, b.failing_required, d.unit_id FROM " + _STORED + " "
     "ON CONFLICT (device_id, day) DO NOTHING), "
@@ -223,16 +268,18 @@ _LOCK_ACTIVE_PG = ("SELECT id FROM devices WHERE id = %(device_id)s AND revoked_
 
 def store_history(conn: Connection, item: dict[str, Any]) -> bool:
     """Store ``item`` as history in the caller's transaction; False if the device is no
-    longer active with this key (UNIQUE(device_id, sequence) raises on a stored sequence)."""
+    longer active with this key or its sequence or report id is stored already."""
     if conn.dialect.name == "postgresql":
         # The device row locked against revocation and re-key until this commits (NO KEY:
         # foreign-key checks of concurrent inserts into reports do not wait on it).
         if conn.exec_driver_sql(_LOCK_ACTIVE_PG, item).first() is None:
             return False
+        lock_reports_pg(conn, [item])
         return conn.exec_driver_sql(HISTORY_SQL_PG, {"batch": _batch_json([item])}).first() is not None
     params = _sqlite_params(item)
     if conn.exec_driver_sql(_HISTORY_SQLITE, params).rowcount != 1:
         return False
+    _store_blobs_sqlite(conn, item)
     conn.exec_driver_sql(_HISTORY_DAY_SQLITE, params)
     if item["late"]:
         conn.exec_driver_sql(_LATE_DAY_SQLITE, params)

@@ -34,8 +34,10 @@ from sqlalchemy.exc import IntegrityError
 from auditagent import report as wire
 from server.db import (device_keys, device_state, devices, enrolment_tokens, now, reports, unit_policies, units,
                        utc, write_audit)
+from server import partitions, report_pack
 from server.group_commit import GroupCommit
 from server.key_cache import LRUCache
+from server.report_read import SIGNED_COLUMNS, payload_of
 from server.report_write import store_batch_for, store_history
 
 log = structlog.get_logger("auditagent.collector")
@@ -134,6 +136,20 @@ def _public_key(raw: bytes) -> Any:
     return wire.public_key_from_raw(raw)
 
 
+def _verified_signature(decoded: wire.Decoded, kid: str, raw_key: bytes) -> bytes:
+    """The signature by ``kid`` that verified (verify_decoded accepted one of them)."""
+    mine = [sig for k, sig in decoded.signatures if k == kid]
+    if len(mine) > 1:
+        message = wire.pae(decoded.payload_type, decoded.payload)
+        for sig in mine:
+            try:
+                _public_key(raw_key).verify(sig, message)
+                return sig
+            except InvalidSignature:
+                continue
+    return mine[0]
+
+
 FAILING_STATUSES = ("fail", "unknown")  # a required check with any other status (pass, not_applicable) is met
 
 
@@ -198,10 +214,14 @@ class Store:
     limits: Limits = field(default_factory=Limits)
     # Devices' current keys (id, raw key), least recently used dropped first.
     key_cache_size: int = 200_000
+    # (month, sha256) of report segments this process has committed to report_blobs.
+    blob_cache_size: int = 400_000
     _keys: LRUCache[tuple[str, bytes]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._keys = LRUCache(self.key_cache_size)
+        self._blobs: LRUCache[bool] = LRUCache(self.blob_cache_size)
+        self._partitions_month: dt.date | None = None
         self._writer = GroupCommit(self.engine, store_batch_for(self.engine.dialect.name))
 
     # ------------------------------------------------------------------ health
@@ -549,7 +569,7 @@ class Store:
             raise ApiError(REPORT_ERROR_STATUS.get(exc.code, 400), exc.code, exc.message) from None
         device_id = decoded.device_id
         received = received_at or now()
-        payload_sha = hashlib.sha256(decoded.payload).hexdigest()
+        payload = decoded.payload
         # The device's current key, from a per-process cache or the database. The cache can
         # be stale (revoked or re-keyed by another process): the conditional UPDATE below
         # re-checks both in the database, so a stale entry can only cause a refusal.
@@ -570,7 +590,7 @@ class Store:
         generated = wire.parse_time(p["generated_at"])
         assert generated is not None  # validated
         if generated - received > self.limits.max_future_skew:
-            dup = self._duplicate(device_id, statement, payload_sha)
+            dup = self._duplicate(device_id, statement, payload)
             if dup is not None:
                 return dup
             raise ApiError(422, "clock_skew", f"device {device_id}: generated_at {p['generated_at']} is more than "
@@ -582,13 +602,18 @@ class Store:
         # One transaction. The conditional UPDATE takes the device's row lock and succeeds only
         # if this sequence is above the stored one AND the device is still active with this
         # key: the database decides, so concurrent collectors cannot break the sequence rule.
+        # The signed bytes, compactly: the payload's body and its facts/results segments
+        # (server/report_pack.py), and the signature that verified.
+        packed = report_pack.pack(decoded.payload, p)
+        month = partitions.month_of(received)
+        self._partitions_ahead()
+        blobs = [(sha, report_pack.compress_segment(seg)) for sha, seg in packed.segments.items()
+                 if (month, sha) not in self._blobs]
         params = dict(device_id=device_id, kid=kid, sequence=seq, report_id=p["report_id"], verdict=p["verdict"],
                       policy_id=policy["id"], policy_version=policy["version"], policy_sha256=policy["sha256"],
-                      agent_version=p["agent_version"],
-                      facts=json.dumps(p["facts"], ensure_ascii=False, separators=(",", ":")),
-                      results=json.dumps(p["results"], ensure_ascii=False, separators=(",", ":")),
-                      generated_at=generated, received_at=received, payload_sha256=payload_sha,
-                      envelope=body.decode("utf-8"))
+                      agent_version=p["agent_version"], generated_at=generated, received_at=received,
+                      body=packed.body, signature=_verified_signature(decoded, kid, raw_key),
+                      month=month, blobs=blobs)
         # The latest results as rows (device_checks) and the report's UTC day (device_days),
         # written in the same transaction, only if device_state actually advanced.
         _rows, failing = check_rows(p["results"])
@@ -611,7 +636,8 @@ class Store:
             stored = False
         if not stored:
             self._keys.pop(device_id)
-            return self._conflict(device_id, statement, payload_sha, params)
+            return self._conflict(device_id, statement, payload, params)
+        self._remember_blobs(params)
         log.debug("report.stored", device_id=device_id, sequence=seq)
         return 201, {"report_id": p["report_id"], "status": "stored", "sequence": seq}
 
@@ -628,24 +654,27 @@ class Store:
         self._keys.put(device_id, entry)
         return entry
 
-    def _duplicate(self, device_id: str, statement: dict[str, Any], payload_sha: str) -> tuple[int, dict[str, Any]] | None:
+    def _duplicate(self, device_id: str, statement: dict[str, Any], payload: bytes) -> tuple[int, dict[str, Any]] | None:
+        """A resend of a stored report (the same signed bytes): 200; a report id stored with
+        other content: 409; None if the id is not stored."""
         rid = (statement.get("predicate") or {}).get("report_id")
         with self.engine.connect() as conn:
-            row = conn.execute(select(reports.c.device_id, reports.c.payload_sha256, reports.c.sequence)
+            row = conn.execute(select(reports.c.device_id, reports.c.sequence, *SIGNED_COLUMNS)
                                .where(reports.c.report_id == rid)).first()
-        if row is not None and row.device_id == device_id and row.payload_sha256 == payload_sha:
+            same = row is not None and row.device_id == device_id and payload_of(conn, row) == payload
+        if same:
             return 200, {"report_id": rid, "status": "duplicate", "sequence": row.sequence}
         if row is not None:
             raise ApiError(409, "report_id_conflict", f"device {device_id}: report id {rid} is already stored with "
                                                       "other content; every report needs a fresh id")
         return None
 
-    def _conflict(self, device_id: str, statement: dict[str, Any], payload_sha: str,
+    def _conflict(self, device_id: str, statement: dict[str, Any], payload: bytes,
                   params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """device_state did not advance: a resend (200 duplicate), a refusal, or a report
         older than the latest state (a lower sequence or an earlier generated_at), which
         is kept as history."""
-        dup = self._duplicate(device_id, statement, payload_sha)
+        dup = self._duplicate(device_id, statement, payload)
         if dup is not None:
             return dup
         with self.engine.connect() as conn:
@@ -673,6 +702,31 @@ class Store:
         already stored (UNIQUE(device_id, sequence) decides)."""
         try:
             with self.engine.begin() as conn:
-                return store_history(conn, params)
+                stored = store_history(conn, params)
         except IntegrityError:
             return False
+        if stored:
+            self._remember_blobs(params)
+        return stored
+
+    def _partitions_ahead(self) -> None:
+        """The coming months' partitions, checked once a month per process (a report of a
+        month without one lands in the default partition, so a failure here refuses nothing)."""
+        month = partitions.month_of(now())
+        if month == self._partitions_month:
+            return
+        try:
+            partitions.ensure_ahead(self.engine, month)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("partitions.ensure_failed", error=type(exc).__name__)
+            return
+        self._partitions_month = month
+
+    def _remember_blobs(self, params: dict[str, Any]) -> None:
+        """The segments just committed: later reports this month need not send them."""
+        for sha, _ in params["blobs"]:
+            self._blobs.put((params["month"], sha), True)
+
+    def forget_blobs(self) -> None:
+        """After retention dropped months: what this process remembers may be gone."""
+        self._blobs = LRUCache(self.blob_cache_size)

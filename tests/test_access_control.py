@@ -243,7 +243,7 @@ def test_listings_only_show_the_subtree(app_fleet):
     assert detail["summary"]["parent_id"] is None
 
 
-def test_envelope_download_is_verbatim(app_fleet):
+def test_envelope_download_is_the_stored_report(app_fleet):
     _, fleet, clients = app_fleet
     dev = fleet.devices["eb1"]
     r = clients["mgr_eb"].get(f"/api/v1/reports/{dev.report_ids[0]}/envelope")
@@ -251,8 +251,13 @@ def test_envelope_download_is_verbatim(app_fleet):
     with fleet.store.engine.connect() as conn:
         from sqlalchemy import text
 
-        stored = conn.execute(text("SELECT envelope FROM reports WHERE report_id = :r"),
-                              {"r": dev.report_ids[0]}).scalar_one()
+        from sqlalchemy import select
+
+        from server.db import reports
+        from server.report_read import SIGNED_COLUMNS, envelope_of
+
+        row = conn.execute(select(*SIGNED_COLUMNS).where(reports.c.report_id == dev.report_ids[0])).one()
+        stored = envelope_of(conn, row)
     assert r.text == stored
     pem = clients["mgr_eb"].get(f"/api/v1/devices/{dev.id}/public-key")
     assert pem.text.startswith("-----BEGIN PUBLIC KEY-----")

@@ -91,12 +91,15 @@ def unique_unit() -> str:
 
 def stored(collector, device_id: str) -> list[dict]:
     """The reports the collector stored for the device, oldest first (from its database)."""
-    from sqlalchemy import text
+    from sqlalchemy import select
+
+    from server.db import reports
+    from server.report_read import SIGNED_COLUMNS, envelope_of
 
     with collector.engine.connect() as conn:
-        rows = conn.execute(text("SELECT report_id, sequence, envelope FROM reports WHERE device_id = :d "
-                                 "ORDER BY sequence"), {"d": device_id}).mappings().all()
-    return [dict(r) for r in rows]
+        rows = conn.execute(select(reports.c.report_id, reports.c.sequence, *SIGNED_COLUMNS)
+                            .where(reports.c.device_id == device_id).order_by(reports.c.sequence)).all()
+        return [{"report_id": r.report_id, "sequence": r.sequence, "envelope": envelope_of(conn, r)} for r in rows]
 
 
 def predicate_of(envelope_text: str) -> dict:

@@ -18,6 +18,7 @@ from server.readiness.scope import Invalid, NotFound, Scope, visible_device
 from server.readiness.state import (DEFAULT_MAX_REPORT_AGE_HOURS, DUE, NEVER_REPORTED, NOT_READY, READY, STALE,
                                     STATES, device_state_rows)
 from server.readiness.versions import agent_versions, version_key
+from server.report_read import SIGNED_COLUMNS, envelope_of, payload_of
 from server.store import FAILING_STATUSES
 
 MAX_PER_PAGE = 500
@@ -166,9 +167,9 @@ def device_detail(conn: Connection, scope: Scope, device_id: str, now: dt.dateti
     facts = policy = None
     results: list[CheckResult] = []
     if st is not None and st["last_report_id"]:
-        env = conn.execute(select(reports.c.envelope).where(reports.c.report_id == st["last_report_id"])).scalar()
-        if env is not None:
-            pred = wire.decode_envelope(wire.parse_envelope(env)).statement["predicate"]
+        latest = conn.execute(select(*SIGNED_COLUMNS).where(reports.c.report_id == st["last_report_id"])).first()
+        if latest is not None:  # (gone if retention removed it)
+            pred = wire.strict_loads(payload_of(conn, latest), "stored report")["predicate"]
             facts, policy = pred.get("facts"), pred.get("policy")
             for r in pred.get("results") or []:
                 sev = r.get("severity") if r.get("severity") in ("required", "recommended") else "required"
@@ -206,14 +207,15 @@ def device_timeline(conn: Connection, scope: Scope, device_id: str, *, page: int
 class SignedReport:
     report_id: str
     device_id: str
-    envelope: str  # verbatim, as received
+    envelope: str  # rebuilt from the signed bytes kept (server/report_read.py)
     keyid: str
     public_key_pem: str | None  # the key that signed it (from device_keys)
 
 
 def report_envelope(conn: Connection, scope: Scope, report_id: str) -> SignedReport:
-    """The stored envelope of one report, verbatim, and the public key that signed it."""
-    row = conn.execute(select(reports.c.report_id, reports.c.device_id, reports.c.envelope, reports.c.keyid)
+    """The stored envelope of one report (the signed bytes as received, in the agent's
+    envelope form) and the public key that signed it."""
+    row = conn.execute(select(reports.c.report_id, reports.c.device_id, *SIGNED_COLUMNS)
                        .where(reports.c.report_id == str(report_id)[:36])).first()
     if row is None:
         raise NotFound("report", report_id)
@@ -223,7 +225,7 @@ def report_envelope(conn: Connection, scope: Scope, report_id: str) -> SignedRep
         raise NotFound("report", report_id) from None
     pem = conn.execute(select(device_keys.c.public_key_pem).where(device_keys.c.device_id == row.device_id,
                                                                   device_keys.c.keyid == row.keyid)).scalar()
-    return SignedReport(row.report_id, row.device_id, row.envelope, row.keyid, pem)
+    return SignedReport(row.report_id, row.device_id, envelope_of(conn, row), row.keyid, pem)
 
 
 def device_public_key(conn: Connection, scope: Scope, device_id: str) -> tuple[str, str]:
