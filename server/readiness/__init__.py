@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from server.readiness.state import (
     DEFAULT_MAX_REPORT_AGE_HOURS, NEVER_REPORTED, NOT_READY, READY, STALE, STATES, StaleDevice,
-    device_state_rows, device_states, percent, stale_longest)
+    device_state_rows, device_states, percent, stale_longest, state_counts, state_of)
 from server.readiness.cover import (
     Cover, exception_cover)
 from server.readiness.units import (
@@ -51,7 +51,7 @@ from server.readiness.scope import (
 
 __all__ = [
     'DEFAULT_MAX_REPORT_AGE_HOURS', 'NEVER_REPORTED', 'NOT_READY', 'READY', 'STALE', 'STATES', 'StaleDevice',
-    'device_state_rows', 'device_states', 'percent', 'stale_longest', 'Cover', 'exception_cover',
+    'device_state_rows', 'device_states', 'percent', 'stale_longest', 'state_counts', 'state_of', 'Cover', 'exception_cover',
     'FailingCheck', 'Overview', 'StateCounts', 'UnitDetail', 'UnitSummary', 'overview', 'scope_units',
     'unit_detail', 'unit_tree', 'MAX_PER_PAGE', 'CheckResult', 'DeviceDetail', 'DevicePage', 'DeviceRow',
     'SignedReport', 'Timeline', 'TimelineEntry', 'device_detail', 'device_public_key', 'device_timeline',

@@ -41,18 +41,22 @@ DEFAULT_MAX_REPORT_AGE_HOURS = 24
 
 
 def unit_max_age(name: str = "unit_age", *, now: dt.datetime | None = None, conn: Connection | None = None,
-                 default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> Any:
+                 default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS,
+                 unit_ids: Sequence[int] | None = None) -> Any:
     """CTE (unit_id, path, max_age_hours-or-NULL[, cutoff]): each unit's own or nearest
     ancestor's max report age; with ``now``, also the time before which its devices'
-    latest report is stale — computed once per unit, not once per device."""
+    latest report is stale — computed once per unit (of ``unit_ids``; None: all), not
+    once per device."""
     u = units.alias("mu")
     a = units.alias("ma")
     hours = (select(a.c.max_report_age_hours)
              .where(a.c.max_report_age_hours.is_not(None), ancestor_or_self(a.c.path, u.c.path))
              .order_by(a.c.depth.desc()).limit(1).scalar_subquery())
     # Materialised: 1 row per unit, computed once, not once per device joined to it.
-    ages = (select(u.c.id.label("unit_id"), u.c.path.label("path"), hours.label("max_age_hours"))
-            .cte(name if now is None else name + "_hours").prefix_with("MATERIALIZED", dialect="postgresql"))
+    ages = select(u.c.id.label("unit_id"), u.c.path.label("path"), hours.label("max_age_hours"))
+    if unit_ids is not None:  # one device's unit (a gateway's question) needs no fleet-wide pass
+        ages = ages.where(u.c.id.in_(list(unit_ids)))
+    ages = (ages.cte(name if now is None else name + "_hours").prefix_with("MATERIALIZED", dialect="postgresql"))
     if now is None:
         return ages
     assert conn is not None
@@ -89,6 +93,52 @@ def is_stale(s: Any, cut: Any) -> ColumnElement[bool]:
     return and_(s.c.last_report_id.is_not(None), s.c.generated_at < cut.c.cutoff)
 
 
+def state_of(*, never: Any, stale: Any, failing_required: Any, unit_id: Any, device_id: Any,
+             cover: Cover) -> ColumnElement[str]:
+    """THE rule (the table above) as SQL over its inputs: whether the device never
+    reported, whether its latest report is stale, its failing required checks, its unit
+    and id (for the exceptions that cover them). Applied to one device's row
+    (:func:`device_states`) or to a group of devices alike in all of them
+    (:func:`state_counts`)."""
+    return case(
+        (never, NEVER_REPORTED),
+        (stale, STALE),
+        (failing_required == "", READY),
+        (cover.covers_all(failing_required, unit_id, device_id), READY),
+        else_=NOT_READY)
+
+
+def state_counts(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | None = None, *,
+                 cover: Cover | None = None,
+                 default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> list[tuple[int, str, str | None, int]]:
+    """Active devices (of ``unit_ids``; None: all) per (unit, state, agent version) — the
+    same counts as grouping :func:`device_states`, but :func:`state_of` is applied once
+    per group of devices with the same inputs (unit, version, failing checks, never
+    reported, stale), not once per device: a fleet has a few thousand such groups. Devices
+    with their own exception keep their id as a group of one."""
+    s = device_state
+    if cover is None:
+        cover = exception_cover(conn, now, unit_ids)
+    own = cover.own_devices
+    never = case((s.c.last_report_id.is_(None), 1), else_=0)
+    stale = case((stale_clause(conn, s, now, default_max_age_hours=default_max_age_hours), 1), else_=0)
+    who = case((s.c.device_id.in_(own), s.c.device_id), else_=literal("")) if own else literal("")
+    rows = (select(s.c.unit_id, s.c.agent_version, s.c.failing_required, never.label("never"),
+                   stale.label("stale"), who.label("device_id"))
+            .where(not_revoked(s.c.device_id)))
+    rows = rows.where(s.c.unit_id.is_not(None) if unit_ids is None else s.c.unit_id.in_(unit_ids))
+    r = rows.subquery("state_inputs")
+    keys = (r.c.unit_id, r.c.agent_version, r.c.failing_required, r.c.never, r.c.stale, r.c.device_id)
+    g = select(*keys, func.count().label("n")).group_by(*keys).subquery("state_groups")
+    st = (select(g.c.unit_id, g.c.agent_version, g.c.n,
+                 state_of(never=g.c.never == 1, stale=g.c.stale == 1, failing_required=g.c.failing_required,
+                          unit_id=g.c.unit_id, device_id=g.c.device_id, cover=cover).label("state"))
+          .subquery("group_states"))
+    q = (select(st.c.unit_id, st.c.state, st.c.agent_version, func.sum(st.c.n).label("n"))
+         .group_by(st.c.unit_id, st.c.state, st.c.agent_version))
+    return [(int(x.unit_id), str(x.state), x.agent_version, int(x.n)) for x in conn.execute(q)]
+
+
 def device_states(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | None = None, *,
                   cover: Cover | None = None,
                   default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> Select:
@@ -96,15 +146,13 @@ def device_states(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | 
     device_state alone: columns id, unit_id, unit_path, agent_version, generated_at,
     received_at, last_report_id, state. Use it as a subquery."""
     s = device_state
-    cut = unit_max_age("unit_cutoff", now=now, conn=conn, default_max_age_hours=default_max_age_hours)
+    cut = unit_max_age("unit_cutoff", now=now, conn=conn, default_max_age_hours=default_max_age_hours,
+                       unit_ids=unit_ids)
     if cover is None:
         cover = exception_cover(conn, now, unit_ids)
-    state = case(
-        (s.c.last_report_id.is_(None), NEVER_REPORTED),
-        (is_stale(s, cut), STALE),
-        (s.c.failing_required == "", READY),
-        (cover.covers_all(s), READY),
-        else_=NOT_READY)
+    state = state_of(never=s.c.last_report_id.is_(None), stale=is_stale(s, cut),
+                     failing_required=s.c.failing_required, unit_id=s.c.unit_id, device_id=s.c.device_id,
+                     cover=cover)
     q = (select(s.c.device_id.label("id"), s.c.unit_id, cut.c.path.label("unit_path"), s.c.agent_version,
                 s.c.generated_at, s.c.received_at, s.c.last_report_id, state.label("state"))
          .select_from(s.join(cut, cut.c.unit_id == s.c.unit_id))
@@ -133,7 +181,8 @@ def stale_longest(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | 
     """The devices (of ``unit_ids``) whose latest report is oldest among the stale ones.
     Staleness needs no exception: read straight off the generated_at index."""
     s = device_state
-    cut = unit_max_age("stale_cutoff", now=now, conn=conn, default_max_age_hours=default_max_age_hours)
+    cut = unit_max_age("stale_cutoff", now=now, conn=conn, default_max_age_hours=default_max_age_hours,
+                       unit_ids=unit_ids)
     q = (select(s.c.device_id, devices.c.hostname, cut.c.path, s.c.generated_at, s.c.received_at)
          .select_from(s.join(cut, cut.c.unit_id == s.c.unit_id).join(devices, devices.c.id == s.c.device_id))
          .where(is_stale(s, cut), devices.c.revoked_at.is_(None))

@@ -31,11 +31,10 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from server.db import as_date, device_days, devices, exceptions, unit_day_ready, units, utc
-from server.readiness.cover import exception_cover
 from server.readiness.scope import Scope, ancestor_or_self, in_subtree, visible_unit
 from server.readiness.sql import contains_item, day_number, dialect, ts_param
 from server.readiness.state import (DEFAULT_MAX_REPORT_AGE_HOURS, NEVER_REPORTED, NOT_READY, READY, STALE,
-                                    device_states, not_revoked, percent, unit_max_age)
+                                    not_revoked, percent, state_counts, unit_max_age)
 
 BANDS = (READY, NOT_READY, STALE, NEVER_REPORTED)  # bottom to top in the chart
 
@@ -145,10 +144,10 @@ def _store_day_states(conn: Connection, rows: list[dict[str, Any]]) -> None:
 
 def _now_counts(conn: Connection, now: dt.datetime, unit_ids: list[int], default_max_age_hours: int) -> dict[str, int]:
     """The subtree's devices by state at ``now``: exactly what the tiles count."""
-    st = device_states(conn, now, unit_ids, cover=exception_cover(conn, now, unit_ids),
-                       default_max_age_hours=default_max_age_hours).subquery("st")
-    return {r.state: int(r.n) for r in conn.execute(select(st.c.state, func.count().label("n"))
-                                                    .group_by(st.c.state))}
+    out: dict[str, int] = {}
+    for _u, state, _v, n in state_counts(conn, now, unit_ids, default_max_age_hours=default_max_age_hours):
+        out[state] = out.get(state, 0) + n
+    return out
 
 
 def trend(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, days: int = 90, *,

@@ -15,8 +15,8 @@ from server.readiness.cover import Cover, exception_cover
 from server.readiness.devices import DevicePage, MAX_PER_PAGE, STATE_ORDER, device_filters, device_rows
 from server.readiness.scope import Invalid, Scope, in_subtree, visible_unit
 from server.readiness.state import (DEFAULT_MAX_REPORT_AGE_HOURS, READY, STATES, StaleDevice,
-                                    device_state_rows, device_states, not_revoked, percent, stale_longest,
-                                    stale_clause, unit_max_age)
+                                    device_state_rows, not_revoked, percent, stale_longest,
+                                    stale_clause, state_counts, unit_max_age)
 from server.readiness.versions import AgentVersions, agent_versions, version_key, versions_of
 from server.store import FAILING_STATUSES
 
@@ -96,10 +96,7 @@ class _Counted:
 
 def _count_states(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | None,
                   default_max_age_hours: int, cover: Cover | None = None) -> _Counted:
-    st = device_states(conn, now, unit_ids, cover=cover, default_max_age_hours=default_max_age_hours).subquery("st")
-    q = (select(st.c.unit_id, st.c.state, st.c.agent_version, func.count().label("n"))
-         .group_by(st.c.unit_id, st.c.state, st.c.agent_version))
-    return _Counted([(r.unit_id, r.state, r.agent_version, int(r.n)) for r in conn.execute(q)])
+    return _Counted(state_counts(conn, now, unit_ids, cover=cover, default_max_age_hours=default_max_age_hours))
 
 
 def _summaries(unit_list: list[dict[str, Any]], counted: _Counted, scope: Scope,
