@@ -38,18 +38,24 @@ RFC4180 = CsvStyle(",", False)  # machines, the API, English Excel
 NORDIC_EXCEL = CsvStyle(";", True)  # Swedish and Danish Excel: ';' is their list separator
 
 
-def csv_lines(rows: Iterable[Sequence[str]], style: CsvStyle = RFC4180) -> Iterator[str]:
-    """The rows as CSV text, one chunk per line: every cell quoted, CRLF line ends."""
-    first = True
+CSV_CHUNK = 64 * 1024  # characters per chunk handed to the server: one send per chunk, not per row
+
+
+def csv_lines(rows: Iterable[Sequence[str]], style: CsvStyle = RFC4180, *, chunk: int = CSV_CHUNK) -> Iterator[str]:
+    """The rows as CSV text (every cell quoted, CRLF line ends), in chunks of whole lines
+    of about ``chunk`` characters."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, delimiter=style.delimiter, quoting=csv.QUOTE_ALL, lineterminator="\r\n")
+    if style.bom:
+        buf.write("\ufeff")
     for row in rows:
-        buf = io.StringIO()
-        csv.writer(buf, delimiter=style.delimiter, quoting=csv.QUOTE_ALL, lineterminator="\r\n").writerow(
-            [inert(c) for c in row])
-        line = buf.getvalue()
-        if first and style.bom:
-            line = "\ufeff" + line
-        first = False
-        yield line
+        writer.writerow([inert(c) for c in row])
+        if buf.tell() >= chunk:
+            yield buf.getvalue()
+            buf.seek(0)
+            buf.truncate()
+    if buf.tell():
+        yield buf.getvalue()
 
 
 def xlsx_bytes(header: Sequence[str], rows: Iterable[Sequence[Any]], *, sheet: str = "Devices") -> bytes:

@@ -24,7 +24,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from sqlalchemy import and_, case, exists, func, literal, or_, select
+from sqlalchemy import and_, case, exists, func, literal, or_, select, union_all
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement, Select
 
@@ -113,29 +113,37 @@ def state_counts(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | N
                  default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> list[tuple[int, str, str | None, int]]:
     """Active devices (of ``unit_ids``; None: all) per (unit, state, agent version) — the
     same counts as grouping :func:`device_states`, but :func:`state_of` is applied once
-    per group of devices with the same inputs (unit, version, failing checks, never
-    reported, stale), not once per device: a fleet has a few thousand such groups. Devices
-    with their own exception keep their id as a group of one."""
+    per group of devices with the same inputs, not once per device: devices are grouped
+    by (unit, version, failing checks) — a fleet has a few thousand such groups — each
+    split into its never-reported, stale and fresh ones. Devices with their own exception
+    are judged one by one (there are few)."""
     s = device_state
     if cover is None:
         cover = exception_cover(conn, now, unit_ids)
     own = cover.own_devices
     never = case((s.c.last_report_id.is_(None), 1), else_=0)
     stale = case((stale_clause(conn, s, now, default_max_age_hours=default_max_age_hours), 1), else_=0)
-    who = case((s.c.device_id.in_(own), s.c.device_id), else_=literal("")) if own else literal("")
-    rows = (select(s.c.unit_id, s.c.agent_version, s.c.failing_required, never.label("never"),
-                   stale.label("stale"), who.label("device_id"))
-            .where(not_revoked(s.c.device_id)))
-    rows = rows.where(s.c.unit_id.is_not(None) if unit_ids is None else s.c.unit_id.in_(unit_ids))
-    r = rows.subquery("state_inputs")
-    keys = (r.c.unit_id, r.c.agent_version, r.c.failing_required, r.c.never, r.c.stale, r.c.device_id)
-    g = select(*keys, func.count().label("n")).group_by(*keys).subquery("state_groups")
-    st = (select(g.c.unit_id, g.c.agent_version, g.c.n,
-                 state_of(never=g.c.never == 1, stale=g.c.stale == 1, failing_required=g.c.failing_required,
+    where = [not_revoked(s.c.device_id),
+             s.c.unit_id.is_not(None) if unit_ids is None else s.c.unit_id.in_(unit_ids)]
+    keys = (s.c.unit_id, s.c.agent_version, s.c.failing_required)
+    alike = (select(*keys, literal("").label("device_id"), func.sum(never).label("never"),
+                    func.sum(stale).label("stale"), func.count().label("n"))
+             .where(*where, s.c.device_id.not_in(own)).group_by(*keys))
+    groups: Any = alike
+    if own:
+        groups = union_all(alike, select(*keys, s.c.device_id, never.label("never"), stale.label("stale"),
+                                         literal(1).label("n")).where(*where, s.c.device_id.in_(own)))
+    g = groups.subquery("state_groups")
+    # Each group three times: its never-reported, its stale and its fresh devices.
+    part = union_all(*[select(literal(a).label("never"), literal(b).label("stale")) for a, b in ((1, 0), (0, 1), (0, 0))]
+                     ).subquery("state_part")
+    n = case((part.c.never == 1, g.c.never), (part.c.stale == 1, g.c.stale), else_=g.c.n - g.c.never - g.c.stale)
+    st = (select(g.c.unit_id, g.c.agent_version, n.label("n"),
+                 state_of(never=part.c.never == 1, stale=part.c.stale == 1, failing_required=g.c.failing_required,
                           unit_id=g.c.unit_id, device_id=g.c.device_id, cover=cover).label("state"))
-          .subquery("group_states"))
+          .select_from(g.join(part, literal(True))).subquery("group_states"))
     q = (select(st.c.unit_id, st.c.state, st.c.agent_version, func.sum(st.c.n).label("n"))
-         .group_by(st.c.unit_id, st.c.state, st.c.agent_version))
+         .where(st.c.n > 0).group_by(st.c.unit_id, st.c.state, st.c.agent_version))
     return [(int(x.unit_id), str(x.state), x.agent_version, int(x.n)) for x in conn.execute(q)]
 
 
