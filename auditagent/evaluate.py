@@ -41,11 +41,14 @@ class Result:
     # The platform's other entries (e.g. other Linux distributions): policy key → language → steps.
     other_remediation: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     remediation_key: str | None = None  # the policy's entry ``remediation`` came from (linux.debian …)
+    grace_hours: int | None = None  # the policy's grace period for this check (sent, like the severity)
 
     def to_dict(self, with_remediation: bool = True) -> dict[str, Any]:
         d: dict[str, Any] = {"check_id": self.check_id, "kind": self.kind, "severity": self.severity,
                              "status": self.status, "messages": [m.to_dict() for m in self.messages],
                              "evidence": self.evidence}
+        if self.grace_hours:
+            d["grace_hours"] = self.grace_hours
         if with_remediation:
             d["remediation"] = self.remediation
             if self.other_remediation:
@@ -93,7 +96,8 @@ def evaluate_check(check: Check, facts: dict[str, Any]) -> Result:
     status, messages, evidence = outcome
     os_facts = facts.get("os") if isinstance(facts.get("os"), dict) else None
     key, steps, others = check.remediation_choice(platform, os_facts)
-    return Result(check.id, check.kind, check.severity, status, tuple(messages), evidence, steps, others, key)
+    return Result(check.id, check.kind, check.severity, status, tuple(messages), evidence, steps, others, key,
+                  check.grace_hours)
 
 
 def _gate(check: Check, facts: dict[str, Any]) -> Outcome | None:

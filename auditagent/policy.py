@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from auditagent.kinds import FACT_VALUE_SHAPE, KINDS, PLATFORMS
-from auditagent.schema import (F, Ctx, Either, Raw, Enum, Identifier, ListOf, Map, MapOf, NonNegInt, Problem,
+from auditagent.schema import (F, Ctx, Either, Raw, Enum, Identifier, ListOf, Map, MapOf, NonNegInt, Problem, Scalar,
                                SchemaError, Str, Version, compose, find_node, join, mapping_items, node_line, scalar_value, suggest)
 
 LANGS = ("sv", "da", "en")
@@ -51,6 +51,10 @@ class RemediationMap(MapOf):
         return out
 
 
+MAX_GRACE_HOURS = 24 * 365
+GraceHours = Scalar((int,), f"a whole number of hours (1 to {MAX_GRACE_HOURS})",
+                    lambda v: None if 1 <= v <= MAX_GRACE_HOURS else f"must be from 1 to {MAX_GRACE_HOURS} hours")
+
 CHECK_FIELDS = {
     "id": F(Identifier, required=True),
     "kind": F(Enum(*KINDS), required=True),
@@ -63,6 +67,9 @@ CHECK_FIELDS = {
                          "distribution, e.g. linux.debian, linux.fedora.40 (matched on os.id, then os.id_like)"),
     "references": F(ListOf(Reference)),
     "platforms": F(ListOf(Enum(*PLATFORMS), min_items=1), doc="only on these OSes; not_applicable elsewhere"),
+    "grace_hours": F(GraceHours, doc="a required check that newly fails leaves the device *due* (counted as "
+                                     "ready, shown apart) for this many hours before it is not ready; a check "
+                                     "already failing when grace is added gets none"),
 }
 # In a policy that extends another, a check with a known id may restate only what changes.
 OVERRIDE_FIELDS = {k: F(v.type) for k, v in CHECK_FIELDS.items()}
@@ -93,6 +100,7 @@ class Check:
     references: tuple[Any, ...] = ()
     platforms: tuple[str, ...] | None = None
     source: str = ""  # file:line
+    grace_hours: int | None = None  # hours a newly failing run stays *due* before it blocks
 
     def remediation_for(self, platform: str, os_facts: dict[str, Any] | None = None) -> dict[str, list[str]]:
         return self.remediation_choice(platform, os_facts)[1]
@@ -125,6 +133,8 @@ class Check:
             d["references"] = list(self.references)
         if self.platforms:
             d["platforms"] = list(self.platforms)
+        if self.grace_hours:
+            d["grace_hours"] = self.grace_hours
         return d
 
 
@@ -216,6 +226,10 @@ def _parse_check(node: yaml.Node, path: str, ctx: Ctx, override: bool) -> dict[s
         for key, spec in CHECK_FIELDS.items():
             if spec.required and key not in out:
                 ctx.error(node, f"{path}.{key}", "is required")
+    if out.get("grace_hours") is not None and out.get("severity") == "recommended":
+        ctx.error(find_node(node, "grace_hours"), f"{path}.grace_hours",
+                  "only a required check can block, so only it can have a grace period; remove grace_hours "
+                  "or make the check required")
     out["_line"] = node_line(node)
     out["_pnode"] = pnode
     return out
@@ -374,7 +388,7 @@ def parse_policy(text: str, filename: str = "<policy>", *, base: Path | None = N
                                  rationale=raw["rationale"], parameters=params, remediation=raw["remediation"],
                                  references=tuple(raw.get("references") or ()),
                                  platforms=tuple(raw["platforms"]) if raw.get("platforms") else None,
-                                 source=f"{filename}:{raw['_line']}"))
+                                 source=f"{filename}:{raw['_line']}", grace_hours=raw.get("grace_hours")))
         if not checks_node.value and not parents:
             ctx.error(checks_node, "checks", "a policy needs at least one check")
 

@@ -5,6 +5,7 @@ steps to fix it — in the person's language.
 """
 from __future__ import annotations
 
+import datetime as dt
 import html
 import json
 from typing import Any
@@ -32,6 +33,13 @@ def local_time(iso: str, lang: str) -> str:
                                       "hour": f"{t.hour:02d}", "minute": f"{t.minute:02d}"}, lang)
 
 
+def fix_by(due: Any, lang: str) -> str:
+    """"åtgärda senast 3 december": a grace deadline as this computer's local date."""
+    t = due.astimezone()
+    date = translate("date.day_month", {"day": t.day, "month": translate(f"month.{t.month}", None, lang)}, lang)
+    return translate("grace.fix_by", {"date": date}, lang)
+
+
 def step_parts(step: str) -> list[tuple[bool, str]]:
     """A fix step split into (is_command, text): commands are written in `backticks` in the policy."""
     parts = step.split("`")
@@ -55,7 +63,10 @@ def summary_line(evaluation: Evaluation, lang: str) -> str:
                                          "na": c["not_applicable"]}, lang)
 
 
-def render_text(policy: Policy, evaluation: Evaluation, lang: str, colour: bool = False) -> str:
+def render_text(policy: Policy, evaluation: Evaluation, lang: str, colour: bool = False,
+                deadlines: dict[str, Any] | None = None) -> str:
+    """``deadlines``: check id → its grace deadline (:mod:`auditagent.grace`), shown under it."""
+    deadlines = deadlines or {}
     def paint(text: str, code: str) -> str:
         return f"\x1b[{code}m{text}\x1b[0m" if colour else text
 
@@ -70,6 +81,8 @@ def render_text(policy: Policy, evaluation: Evaluation, lang: str, colour: bool 
         title = titles.get(r.check_id, {}).get(lang, r.check_id)
         sev = "" if r.severity == "required" else f" ({translate('severity.' + r.severity, None, lang)})"
         lines.append(f" {paint(SYMBOLS[r.status], COLOURS[r.status])} {title}{sev}: {reason(r, lang)}")
+        if r.status in ("fail", "unknown") and r.check_id in deadlines:
+            lines.append("     " + paint(fix_by(deadlines[r.check_id], lang), "1;33"))
         if r.status in ("fail", "unknown"):
             steps = r.remediation.get(lang) or r.remediation.get("en") or []
             if steps:
@@ -82,13 +95,17 @@ def render_text(policy: Policy, evaluation: Evaluation, lang: str, colour: bool 
     return "\n".join(lines) + "\n"
 
 
-def as_json(policy: Policy, facts: dict[str, Any], evaluation: Evaluation, lang: str) -> dict[str, Any]:
+def as_json(policy: Policy, facts: dict[str, Any], evaluation: Evaluation, lang: str,
+            deadlines: dict[str, Any] | None = None) -> dict[str, Any]:
+    deadlines = deadlines or {}
     data = evaluation.to_dict()
     titles = _titles(policy)
     for r, rd in zip(evaluation.results, data["results"]):
         rd["title"] = titles.get(r.check_id, {}).get(lang, r.check_id)
         rd["reason"] = reason(r, lang)
         rd["remediation"] = r.remediation.get(lang) or r.remediation.get("en") or []
+        if r.status in ("fail", "unknown") and r.check_id in deadlines:
+            rd["due_until"] = deadlines[r.check_id].astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
     data["lang"] = lang
     data["facts"] = facts
     return data
@@ -165,7 +182,8 @@ def page_name(lang: str) -> str:
 
 
 def render_html(policy: Policy, facts: dict[str, Any], evaluation: Evaluation, lang: str, *,
-                statement: dict[str, Any] | None = None, languages: tuple[str, ...] = ()) -> str:
+                statement: dict[str, Any] | None = None, languages: tuple[str, ...] = (),
+                deadlines: dict[str, Any] | None = None) -> str:
     """A standalone page (no scripts, no external resources); every value escaped.
 
     ``statement``: the exact Statement `auditagent run` would sign (an enrolled computer);
@@ -173,6 +191,7 @@ def render_html(policy: Policy, facts: dict[str, Any], evaluation: Evaluation, l
     (``selfcheck.<lang>.html``) to link to."""
     e = html.escape
     titles = _titles(policy)
+    deadlines = deadlines or {}
     items = []
     for r in evaluation.results:
         title = titles.get(r.check_id, {}).get(lang, r.check_id)
@@ -186,7 +205,9 @@ def render_html(policy: Policy, facts: dict[str, Any], evaluation: Evaluation, l
             f'{SYMBOLS[r.status]}</span><strong>{e(title)}</strong> '
             f'<span class="sev">{e(translate("status." + r.status, None, lang))} · '
             f'{e(translate("severity." + r.severity, None, lang))}</span>'
-            f'<div>{e(reason(r, lang))}</div>{fix}</li>')
+            f'<div>{e(reason(r, lang))}</div>'
+            + (f'<p class="due"><strong>{e(fix_by(deadlines[r.check_id], lang))}</strong></p>'
+               if r.status in ("fail", "unknown") and r.check_id in deadlines else "") + f'{fix}</li>')
     if statement is not None:
         lead, shown = translate("html.report_lead", None, lang), report_text(statement)
     else:

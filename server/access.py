@@ -5,7 +5,10 @@ Access follows the one definition of a device's state (:func:`server.readiness.d
 a device gets in only in a state of :data:`GRANTING_STATES`. A device that is not
 ready gets no certificate, and the one it has simply expires — within the lifetime
 (default: its unit's max report age, at most 24 h), and never after its latest report
-turns stale.
+turns stale. A *due* device (a required check failing inside its policy's grace period)
+is let in: the grace period is the time the organisation gave to fix it, and it is
+counted with the ready ones. Its certificate never outlives the grace deadline, so the
+door closes at the deadline by itself unless a passing report comes first.
 """
 from __future__ import annotations
 
@@ -23,16 +26,15 @@ from sqlalchemy.exc import IntegrityError
 from auditagent import report as wire
 from auditagent import tls_request
 from server.db import device_state, device_tls_keys, devices, utc
-from server.readiness import DEFAULT_MAX_REPORT_AGE_HOURS, READY, Cover, device_states, exception_cover
+from server.readiness import DEFAULT_MAX_REPORT_AGE_HOURS, DUE, READY, Cover, device_states, exception_cover
 from server.readiness.state import unit_max_age
 from server.readiness_ca import MAX_LIFETIME, ReadinessCA, acceptable_public_key
 from server.store import REPORT_ERROR_STATUS, ApiError, Limits
 
 log = structlog.get_logger("auditagent.collector")
 
-# The states that open the door. A grace-period state ("due"), once server.readiness
-# defines one, belongs here too.
-GRANTING_STATES = frozenset({READY})
+# The states that open the door (docs/remote-access.md): ready, and due until its deadline.
+GRANTING_STATES = frozenset({READY, DUE})
 REVOKED, UNKNOWN_DEVICE = "revoked", "unknown_device"
 MAX_REQUEST_AGE = dt.timedelta(hours=1)  # a TLS key registration signed longer ago is refused
 
@@ -48,6 +50,7 @@ class Access:
     unit: str | None = None
     policy_sha256: str | None = None
     fresh_until: dt.datetime | None = None  # when its latest report turns stale
+    due_until: dt.datetime | None = None  # due: when its grace period ends (and access with it)
     max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS
 
     def body(self) -> dict[str, Any]:
@@ -69,7 +72,7 @@ def device_access(conn: Connection, device_id: str, now: dt.datetime, *,
     st = device_states(conn, now, [dev.unit_id], cover=cover,
                        default_max_age_hours=default_max_age_hours).subquery("acc_st")
     cols = [st.c.state, st.c.unit_path, st.c.generated_at, device_state.c.policy_sha256,
-            device_state.c.failing_required]
+            device_state.c.failing_required, st.c.due_until]
     joined = st.join(device_state, device_state.c.device_id == st.c.id)
     if freshness:
         ages = unit_max_age("acc_age", unit_ids=[dev.unit_id])
@@ -82,8 +85,12 @@ def device_access(conn: Connection, device_id: str, now: dt.datetime, *,
     generated = utc(row.generated_at)
     fresh_until = generated + dt.timedelta(hours=hours) if generated and freshness else None
     state = str(row.state)
-    if state in GRANTING_STATES:
+    due_until = utc(row.due_until) if state == DUE else None
+    if state == READY:
         reason = "ready"
+    elif state == DUE:
+        reason = (f"due: required checks not met, within their grace period until "
+                  f"{due_until.isoformat() if due_until else '?'}: " + (row.failing_required or "?").replace(",", ", "))
     elif state == "not_ready":
         reason = "required checks not met: " + (row.failing_required or "?").replace(",", ", ")
     elif state == "stale":
@@ -93,7 +100,8 @@ def device_access(conn: Connection, device_id: str, now: dt.datetime, *,
     else:
         reason = state
     return Access(device_id, state in GRANTING_STATES, state, reason, unit=row.unit_path,
-                  policy_sha256=row.policy_sha256, fresh_until=fresh_until, max_age_hours=hours)
+                  policy_sha256=row.policy_sha256, fresh_until=fresh_until, max_age_hours=hours,
+                  due_until=due_until)
 
 
 @dataclass
@@ -199,8 +207,9 @@ def issue_for(conn: Connection, ca: ReadinessCA, device_id: str, now: dt.datetim
     if spki is None:
         return {**out, "granted": False, "reason": "no TLS key registered (the agent registers one on its next run)"}
     not_after = now + certificate_lifetime(lifetime, access)
-    if access.fresh_until is not None:
-        not_after = min(not_after, access.fresh_until)
+    for limit in (access.fresh_until, access.due_until):  # stale, or the grace deadline: whichever first
+        if limit is not None:
+            not_after = min(not_after, limit)
     cert = ca.issue(serialization.load_der_public_key(bytes(spki)), device_id=device_id, unit=access.unit or "",
                     policy_sha256=access.policy_sha256, not_after=not_after, now=now)
     serial = format(cert.serial_number, "x")

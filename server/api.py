@@ -195,8 +195,8 @@ def api_unit(unit_id: int, request: Request, state: str | None = Query(None, des
 @router.get("/units/{unit_id}/trend", response_model=list[rd.TrendPoint], tags=["readiness"], responses=READ)
 def api_trend(unit_id: int, request: Request, days: int = Query(90, ge=1, le=366),
               user: User = Depends(current_user), conn: Connection = Depends(db)) -> list[rd.TrendPoint]:
-    """The subtree's devices by state (ready, not_ready, stale, never_reported) and the
-    readiness % at the end of each UTC day, oldest first; the last point is now and
+    """The subtree's devices by state (ready, due, not_ready, stale, never_reported) and the
+    readiness % ((ready + due) / devices) at the end of each UTC day, oldest first; the last point is now and
     matches the unit's summary."""
     points = rd.trend(conn, user.scope, unit_id, _now(), days, **_kw(request))
     conn.commit()  # keeps the closed days the trend counted (its cache)

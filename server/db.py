@@ -122,6 +122,12 @@ device_state = Table(
     # (sorted ids, comma-joined; '' when none).
     Column("unit_id", Integer, nullable=True),
     Column("failing_required", Text, nullable=False, default="", server_default=""),
+    # Kept at ingest from the previous state (0012): the earliest failing_since of the
+    # failing required checks, the earliest grace deadline among them, and those of them
+    # without grace (comma-joined, sorted; '' when none).
+    Column("failing_since", DateTime(timezone=True), nullable=True),
+    Column("due_until", DateTime(timezone=True), nullable=True),
+    Column("failing_hard", Text, nullable=False, default="", server_default=""),
 )
 
 unit_policies = Table(
@@ -213,6 +219,10 @@ device_checks = Table(
     Column("check_id", String(200), primary_key=True),
     Column("severity", String(16), nullable=False),
     Column("status", String(16), nullable=False),
+    # When the check started failing in its current unbroken run (NULL while met), and
+    # the run's grace deadline (NULL: none), both carried over from the previous report (0012).
+    Column("failing_since", DateTime(timezone=True), nullable=True),
+    Column("due_until", DateTime(timezone=True), nullable=True),
 )
 
 # One row per device and UTC day it reported (the day's last report wins): the trend.
@@ -259,6 +269,8 @@ Index("ix_device_checks_check_status", device_checks.c.check_id, device_checks.c
 _FAILING = text("status IN ('fail', 'unknown')")
 Index("ix_device_checks_failing", device_checks.c.device_id, device_checks.c.check_id, device_checks.c.severity,
       postgresql_where=_FAILING, sqlite_where=_FAILING)
+Index("ix_device_checks_failing_since", device_checks.c.failing_since, postgresql_where=_FAILING,
+      sqlite_where=_FAILING)
 Index("ix_device_state_generated", device_state.c.generated_at)
 Index("ix_device_days_day", device_days.c.day)
 Index("ix_exceptions_check", exceptions.c.check_id, exceptions.c.expires_at)

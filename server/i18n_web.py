@@ -664,8 +664,8 @@ READINESS_MESSAGES: dict[str, dict[str, str]] = {
         "exceptions.ended": "Återkallade och utgångna",
         "exceptions.ended.none": "Inga återkallade eller utgångna undantag.",
         "target.device.named": "Datorn {hostname} (id {id})",
-        "trend.rule": "Varje dag visar hur datorerna stod vid dagens slut (UTC), bedömda på sin senaste rapport före dess: redo, inte redo, inaktuell (senaste rapporten äldre än enhetens maxålder, till exempel en dator som varit avstängd under helgen) eller aldrig rapporterat. Dagens punkt är just nu och stämmer med siffrorna ovan.",
-        "trend.bands.alt": "Staplat diagram: datorernas status per dag. Nu: {ready} redo, {not_ready} inte redo, {stale} inaktuella och {never} som aldrig rapporterat, av {total}.",
+        "trend.rule": "Varje dag visar hur datorerna stod vid dagens slut (UTC), bedömda på sin senaste rapport före dess: redo, inte redo, inaktuell (senaste rapporten äldre än enhetens maxålder, till exempel en dator som varit avstängd under helgen) eller aldrig rapporterat. ”Åtgärd krävs” (ett fel inom sin respittid) räknas som redo och visas i dagens punkt; tidigare dagar visar en sådan dator som inte redo. Dagens punkt är just nu och stämmer med siffrorna ovan.",
+        "trend.bands.alt": "Staplat diagram: datorernas status per dag. Nu: {ready} redo, {due} med åtgärd krävs, {not_ready} inte redo, {stale} inaktuella och {never} som aldrig rapporterat, av {total}.",
         "export_xlsx": "Exportera Excel (XLSX)",
         "export.col.device_id": "Dator-id",
         "export.col.hostname": "Datornamn",
@@ -694,8 +694,8 @@ READINESS_MESSAGES: dict[str, dict[str, str]] = {
         "exceptions.ended": "Tilbagekaldte og udløbne",
         "exceptions.ended.none": "Ingen tilbagekaldte eller udløbne undtagelser.",
         "target.device.named": "Computeren {hostname} (id {id})",
-        "trend.rule": "Hver dag viser, hvordan computerne stod ved dagens slutning (UTC), vurderet ud fra deres seneste rapport inden da: klar, ikke klar, forældet (den seneste rapport er ældre end enhedens maksimale alder, fx en computer der har været slukket i weekenden) eller aldrig rapporteret. Dagens punkt er lige nu og svarer til tallene ovenfor.",
-        "trend.bands.alt": "Stablet diagram: computernes status pr. dag. Nu: {ready} klar, {not_ready} ikke klar, {stale} forældede og {never} der aldrig har rapporteret, ud af {total}.",
+        "trend.rule": "Hver dag viser, hvordan computerne stod ved dagens slutning (UTC), vurderet ud fra deres seneste rapport inden da: klar, ikke klar, forældet (den seneste rapport er ældre end enhedens maksimale alder, fx en computer der har været slukket i weekenden) eller aldrig rapporteret. ”Handling kræves” (en fejl inden for sin frist) tælles som klar og vises i dagens punkt; tidligere dage viser en sådan computer som ikke klar. Dagens punkt er lige nu og svarer til tallene ovenfor.",
+        "trend.bands.alt": "Stablet diagram: computernes status pr. dag. Nu: {ready} klar, {due} med handling kræves, {not_ready} ikke klar, {stale} forældede og {never} der aldrig har rapporteret, ud af {total}.",
         "trend": "Parathed de seneste {days} dage",
         "export_csv": "Eksportér CSV",
         "export_xlsx": "Eksportér Excel (XLSX)",
@@ -730,8 +730,8 @@ READINESS_MESSAGES: dict[str, dict[str, str]] = {
         "exceptions.ended": "Revoked and expired",
         "exceptions.ended.none": "No revoked or expired exceptions.",
         "target.device.named": "The device {hostname} (id {id})",
-        "trend.rule": "Each day shows the devices as they stood at the end of that day (UTC), judged by their latest report before then: ready, not ready, stale (the latest report older than the unit's maximum age, such as a laptop switched off over the weekend) or never reported. Today's point is now and matches the figures above.",
-        "trend.bands.alt": "Stacked chart: the devices' state per day. Now: {ready} ready, {not_ready} not ready, {stale} stale and {never} never reported, of {total}.",
+        "trend.rule": "Each day shows the devices as they stood at the end of that day (UTC), judged by their latest report before then: ready, not ready, stale (the latest report older than the unit's maximum age, such as a laptop switched off over the weekend) or never reported. “Due” (a failure inside its grace period) counts as ready and shows on today's point; earlier days show such a device as not ready. Today's point is now and matches the figures above.",
+        "trend.bands.alt": "Stacked chart: the devices' state per day. Now: {ready} ready, {due} due, {not_ready} not ready, {stale} stale and {never} never reported, of {total}.",
         "export_xlsx": "Export Excel (XLSX)",
         "export.col.device_id": "Device id",
         "export.col.hostname": "Host name",
@@ -772,7 +772,46 @@ SIGN_ON_MESSAGES: dict[str, dict[str, str]] = {
         "oidc.disabled": "Din konto i auditagent er deaktiveret.",
     },
 }
-for _extra in (READINESS_MESSAGES, SIGN_ON_MESSAGES):
+# Keys of failing-since and the grace period's "due" state (issue 11 items 2-3).
+GRACE_MESSAGES: dict[str, dict[str, str]] = {
+    "sv": {
+        "state.due": "Åtgärd krävs",
+        "state.due.help": "fel inom respitiden, räknas som redo",
+        "failing_since": "Fel sedan",
+        "failing_since.short": "sedan {when}",
+        "failing_since.oldest": "Äldsta fel sedan",
+        "failing_longest": "Längst utan åtgärd",
+        "failing_longest.none": "Ingen obligatorisk kontroll misslyckas.",
+        "due_until": "åtgärda senast {when}",
+        "export.col.failing_since": "Fel sedan (UTC)",
+        "export.col.due_until": "Åtgärda senast (UTC)",
+    },
+    "da": {
+        "state.due": "Handling kræves",
+        "state.due.help": "fejl inden for fristen, tælles som klar",
+        "failing_since": "Fejl siden",
+        "failing_since.short": "siden {when}",
+        "failing_since.oldest": "Ældste fejl siden",
+        "failing_longest": "Længst uden udbedring",
+        "failing_longest.none": "Ingen obligatorisk kontrol fejler.",
+        "due_until": "udbedres senest {when}",
+        "export.col.failing_since": "Fejl siden (UTC)",
+        "export.col.due_until": "Udbedres senest (UTC)",
+    },
+    "en": {
+        "state.due": "Due",
+        "state.due.help": "failing within its grace period, counted as ready",
+        "failing_since": "Failing since",
+        "failing_since.short": "since {when}",
+        "failing_since.oldest": "Oldest failing since",
+        "failing_longest": "Failing longest",
+        "failing_longest.none": "No required check is failing.",
+        "due_until": "fix by {when}",
+        "export.col.failing_since": "Failing since (UTC)",
+        "export.col.due_until": "Fix by (UTC)",
+    },
+}
+for _extra in (READINESS_MESSAGES, SIGN_ON_MESSAGES, GRACE_MESSAGES):
     for _lang, _msgs in _extra.items():
         _catalogue = MESSAGES.setdefault(_lang, {})
         for _key, _text in _msgs.items():

@@ -45,6 +45,36 @@ def _fill(template: str, marks: dict[str, str]) -> str:
     return template.format(**marks)
 
 
+# ------------------------------------------------------------------ failing since, grace (0012)
+
+# A check's failing run, carried over from its previous row (the device's latest stored
+# state, never a scan of history): still failing → the run's start and deadline stay;
+# newly failing → this report's time and its policy's deadline (precomputed per row);
+# met → neither. Both dialects, one rule. In an upsert's SET, ``device_checks.*`` is the
+# previous row and ``EXCLUDED.*`` the new one.
+_NOT_MET = "IN ('fail', 'unknown')"  # = server.store.FAILING_STATUSES
+_UPSERT_CHECK = (
+    "INSERT INTO device_checks (device_id, check_id, severity, status, failing_since, due_until) {rows} "
+    "ON CONFLICT (device_id, check_id) DO UPDATE SET severity = EXCLUDED.severity, status = EXCLUDED.status, "
+    f"failing_since = CASE WHEN EXCLUDED.status {_NOT_MET} THEN COALESCE(CASE WHEN device_checks.status {_NOT_MET} "
+    "THEN device_checks.failing_since END, EXCLUDED.failing_since) END, "
+    f"due_until = CASE WHEN EXCLUDED.status {_NOT_MET} THEN CASE WHEN device_checks.status {_NOT_MET} "
+    "AND device_checks.failing_since IS NOT NULL THEN device_checks.due_until ELSE EXCLUDED.due_until END END")
+# Then the device's own: its failing required checks' earliest start and deadline, and
+# those of them without grace (what makes it not ready at once).
+_REQ_FAILING = ("FROM device_checks dc WHERE dc.device_id = device_state.device_id AND dc.severity = 'required' "
+                f"AND dc.status {_NOT_MET}")
+_DEVICE_RUN = ("UPDATE device_state SET failing_since = (SELECT MIN(dc.failing_since) " + _REQ_FAILING + "), "
+               "due_until = (SELECT MIN(dc.due_until) " + _REQ_FAILING + "), failing_hard = COALESCE(({hard}), '') "
+               "WHERE device_state.device_id {which}")
+DEVICE_RUN_PG = _DEVICE_RUN.format(
+    hard="SELECT string_agg(dc.check_id, ',' ORDER BY dc.check_id) " + _REQ_FAILING + " AND dc.due_until IS NULL",
+    which="= ANY(%(ids)s)")
+_DEVICE_RUN_SQLITE = _DEVICE_RUN.format(  # group_concat keeps the order of an ordered subquery
+    hard="SELECT group_concat(check_id, ',') FROM (SELECT dc.check_id " + _REQ_FAILING
+         + " AND dc.due_until IS NULL ORDER BY dc.check_id)", which="= :device_id")
+
+
 # ------------------------------------------------------------------ PostgreSQL
 
 # One statement for the whole batch: the batch arrives as one JSON array, turned into rows
@@ -65,14 +95,14 @@ BATCH_SQL_PG = (
     + _fill(_STATE_WHERE, _B) + " RETURNING device_state.device_id), "
     "stored AS (INSERT INTO reports (" + ", ".join(_REPORT_COLUMNS) + ") SELECT "
     + ", ".join(f"b.{v}" for v in _REPORT_VALUES) + " FROM " + _ADVANCED + " RETURNING reports.device_id), "
-    "new_checks AS (SELECT b.device_id, x.check_id, x.severity, x.status FROM " + _ADVANCED
-    + " CROSS JOIN LATERAL json_to_recordset(b.checks) AS x(check_id text, severity text, status text)), "
+    "new_checks AS (SELECT b.device_id, x.check_id, x.severity, x.status, x.failing_since, x.due_until FROM "
+    + _ADVANCED + " CROSS JOIN LATERAL json_to_recordset(b.checks) AS x(check_id text, severity text, "
+    "status text, failing_since timestamptz, due_until timestamptz)), "
     "gone AS (DELETE FROM device_checks USING advanced a WHERE device_checks.device_id = a.device_id "
     "AND NOT EXISTS (SELECT 1 FROM new_checks n WHERE n.device_id = device_checks.device_id "
     "AND n.check_id = device_checks.check_id)), "
-    "upserted AS (INSERT INTO device_checks (device_id, check_id, severity, status) "
-    "SELECT device_id, check_id, severity, status FROM new_checks "
-    "ON CONFLICT (device_id, check_id) DO UPDATE SET severity = EXCLUDED.severity, status = EXCLUDED.status), "
+    "upserted AS (" + _UPSERT_CHECK.format(rows="SELECT device_id, check_id, severity, status, failing_since, "
+                                           "due_until FROM new_checks") + "), "
     "day_row AS (INSERT INTO device_days (device_id, day, ready_strict, failing_required, unit_id) "
     "SELECT b.device_id, b.day, b.ready_strict, b.failing_required, d.unit_id FROM " + _ADVANCED + " "
     "ON CONFLICT (device_id, day) DO UPDATE SET ready_strict = EXCLUDED.ready_strict, "
@@ -100,6 +130,8 @@ def _iso(value: Any) -> str:
 
 def store_batch_pg(conn: Connection, items: Sequence[dict[str, Any]]) -> list[bool]:
     stored = {r[0] for r in conn.exec_driver_sql(BATCH_SQL_PG, {"batch": _batch_json(items)})}
+    if stored:  # one more statement per batch: the devices' runs, from the checks just written
+        conn.exec_driver_sql(DEVICE_RUN_PG, {"ids": sorted(stored)})
     return [it["device_id"] in stored for it in items]
 
 
@@ -110,8 +142,9 @@ _N = {n: f":{n}" for n in _NAMES}
 _ADVANCE_SQLITE = "UPDATE device_state SET " + _fill(_STATE_SET, _N) + " WHERE " + _fill(_STATE_WHERE, _N)
 _INSERT_SQLITE = ("INSERT INTO reports (" + ", ".join(_REPORT_COLUMNS) + ") VALUES ("
                   + ", ".join(f":{v}" for v in _REPORT_VALUES) + ")")
-_DELETE_CHECKS_SQLITE = "DELETE FROM device_checks WHERE device_id = :device_id"
-_INSERT_CHECK_SQLITE = "INSERT INTO device_checks (device_id, check_id, severity, status) VALUES (?, ?, ?, ?)"
+_DELETE_CHECKS_SQLITE = ("DELETE FROM device_checks WHERE device_id = :device_id AND check_id NOT IN "
+                         "(SELECT json_extract(value, '$.check_id') FROM json_each(:checks))")
+_UPSERT_CHECK_SQLITE = _UPSERT_CHECK.format(rows="VALUES (?, ?, ?, ?, ?, ?)")
 _UPSERT_DAY_SQLITE = ("INSERT INTO device_days (device_id, day, ready_strict, failing_required, unit_id) "
                       "VALUES (:device_id, :day, :ready_strict, :failing_required, "
                       "(SELECT unit_id FROM devices WHERE id = :device_id)) "
@@ -128,6 +161,10 @@ def _sqlite_time(t: Any) -> str:
     return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
+def _sqlite_time_or_none(t: Any) -> str | None:
+    return None if t is None else _sqlite_time(t)
+
+
 def _sqlite_params(it: dict[str, Any]) -> dict[str, Any]:
     return {**it, "generated_at": _sqlite_time(it["generated_at"]), "received_at": _sqlite_time(it["received_at"]),
             "day": it["day"].isoformat(), "ready_strict": 1 if it["ready_strict"] else 0}
@@ -141,10 +178,12 @@ def store_batch_sqlite(conn: Connection, items: Sequence[dict[str, Any]]) -> lis
             out.append(False)
             continue
         conn.exec_driver_sql(_INSERT_SQLITE, params)
-        conn.exec_driver_sql(_DELETE_CHECKS_SQLITE, {"device_id": it["device_id"]})
+        conn.exec_driver_sql(_DELETE_CHECKS_SQLITE, {"device_id": it["device_id"], "checks": it["checks"]})
         if it["check_list"]:
-            conn.exec_driver_sql(_INSERT_CHECK_SQLITE, [(it["device_id"], c["check_id"], c["severity"], c["status"])
-                                                        for c in it["check_list"]])
+            conn.exec_driver_sql(_UPSERT_CHECK_SQLITE, [
+                (it["device_id"], c["check_id"], c["severity"], c["status"], _sqlite_time_or_none(c["failing_since"]),
+                 _sqlite_time_or_none(c["due_until"])) for c in it["check_list"]])
+        conn.exec_driver_sql(_DEVICE_RUN_SQLITE, {"device_id": it["device_id"]})
         conn.exec_driver_sql(_UPSERT_DAY_SQLITE, params)
         if it["late"]:
             conn.exec_driver_sql(_LATE_DAY_SQLITE, params)

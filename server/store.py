@@ -153,6 +153,37 @@ def check_rows(results: list[dict[str, Any]]) -> tuple[list[dict[str, str]], lis
     return rows, failing
 
 
+MAX_GRACE_HOURS = 24 * 365  # = auditagent.policy's bound on grace_hours
+
+
+def grace_hours(result: Any) -> int | None:
+    """A result's ``grace_hours`` (the policy's, carried in the report like its severity),
+    or None: absent, not a whole number, or out of range — no grace, failing closed."""
+    g = result.get("grace_hours") if isinstance(result, dict) else None
+    if isinstance(g, int) and not isinstance(g, bool) and 1 <= g <= MAX_GRACE_HOURS:
+        return g
+    return None
+
+
+def check_runs(results: list[dict[str, Any]], generated: dt.datetime) -> list[dict[str, Any]]:
+    """:func:`check_rows` with what a check's run would be if it started with this report:
+    ``failing_since`` (this report's time, if not met) and ``due_until`` (that + the
+    policy's grace_hours). The write keeps the previous row's run where it continues."""
+    graces = {r["check_id"][:200]: grace_hours(r) for r in results
+              if isinstance(r, dict) and isinstance(r.get("check_id"), str)}
+    out = []
+    for row in check_rows(results)[0]:
+        failing = row["status"] in FAILING_STATUSES
+        g = graces.get(row["check_id"]) if failing else None
+        out.append({**row, "failing_since": generated if failing else None,
+                    "due_until": generated + dt.timedelta(hours=g) if g else None})
+    return out
+
+
+def _iso(value: dt.datetime) -> str:
+    return value.isoformat()
+
+
 def _device_os(value: Any) -> str | None:
     if value is None:
         return None
@@ -560,8 +591,9 @@ class Store:
                       envelope=body.decode("utf-8"))
         # The latest results as rows (device_checks) and the report's UTC day (device_days),
         # written in the same transaction, only if device_state actually advanced.
-        check_list, failing = check_rows(p["results"])
-        params.update(checks=json.dumps(check_list, separators=(",", ":")),
+        _rows, failing = check_rows(p["results"])
+        check_list = check_runs(p["results"], generated)
+        params.update(checks=json.dumps(check_list, separators=(",", ":"), default=_iso),
                       day=generated.astimezone(dt.timezone.utc).date(), ready_strict=not failing,
                       failing_required=",".join(failing))
         # A report whose UTC day had already ended when it arrived changes a closed day of

@@ -18,7 +18,7 @@ LEFT, RIGHT, TOP, BOTTOM = 44, 12, 12, 28
 
 
 # The colours of the dashboard's bars and legend (dashboard.css).
-BAND_FILL = {"ready": "#1b6e38", "not_ready": "#b3261e", "stale": "#8a4f00", "never_reported": "#5f6673"}
+BAND_FILL = {"ready": "#1b6e38", "due": "#6a3d9a", "not_ready": "#b3261e", "stale": "#8a4f00", "never_reported": "#5f6673"}
 
 
 def trend_bands_svg(points: Sequence[Any], bands: Sequence[str], *, days: int, title: str = "",

@@ -77,6 +77,7 @@ def make_env() -> Environment:
                                                                                            default_for_string=True),
                       trim_blocks=False, lstrip_blocks=False, finalize=_shown)
     env.globals["pct_width"] = lambda n, total: f"{(100.0 * n / total) if total else 0:.2f}"
+    env.globals["STATES"] = rd.STATES  # the order every page shows the states in
     return env
 
 
@@ -253,7 +254,7 @@ class Web:
         roots = [u for u in tree if u.depth - base == 1]
         counts = rd.StateCounts(**{s: sum(getattr(u.counts, s) for u in roots) for s in rd.STATES})
         total_n = sum(u.total for u in roots)
-        total = {"total": total_n, "counts": counts, "pct": rd.percent(counts.ready, total_n),
+        total = {"total": total_n, "counts": counts, "pct": rd.ready_share(counts.__dict__),
                  "outdated": versions.outdated}
         return self.render(ctx, "overview.html", nav="overview", rows=rows, total=total,
                            stale_hours=self.default_max_age, worst_first=worst_first, target=self.target,
@@ -305,7 +306,8 @@ class Web:
         last = points[-1]
         svg = trend_bands_svg(points, rd.BANDS, days=TREND_DAYS, title=ctx.t("trend", days=TREND_DAYS), day_label=ctx.t.day,
                               desc=ctx.t("trend.bands.alt", ready=last.ready, not_ready=last.not_ready,
-                                         stale=last.stale, never=last.never_reported, total=last.devices))
+                                         stale=last.stale, never=last.never_reported, total=last.devices,
+                                         due=last.due))
         check_ids = sorted(set(_policy_titles()) | {f.check_id for f in detail.failing_checks})
         if check and check not in check_ids:
             check_ids.append(check)
@@ -336,15 +338,20 @@ class Web:
                      "outdated": detail.agent_versions.outdated},
             children=[self.unit_row(c, child_outdated.get(c.id, 0)) | {"depth": 1} for c in detail.children],
             failing=[{"check_id": f.check_id, "title": check_title(f.check_id, lang), "severity": f.severity,
-                      "devices": f.devices_failing, "excepted": f.devices_excepted, "stale": f.devices_stale}
+                      "devices": f.devices_failing, "excepted": f.devices_excepted, "stale": f.devices_stale,
+                      "since": f.failing_since}
                      for f in detail.failing_checks if f.devices_failing or f.devices_excepted or f.devices_stale],
+            failing_longest=[{"device_id": r.device_id, "hostname": r.hostname, "title": check_title(r.check_id, lang),
+                              "failing_since": r.failing_since, "due_until": r.due_until}
+                             for r in detail.failing_longest],
             stale=[{"id": d.id, "hostname": d.hostname, "last_report": d.last_seen,
                     "hours": ((now - d.last_seen).total_seconds() / 3600) if d.last_seen else None}
                    for d in detail.stale_longest],
             devices=[{"id": d.id, "hostname": d.hostname, "state": d.state, "os": d.os or d.platform,
                       "unit_name": d.unit_path.split("/")[-1], "last_report": d.last_seen,
                       "failing": [check_title(c, lang) for c in d.failing_checks],
-                      "excepted": [check_title(c, lang) for c in d.excepted_checks]}
+                      "excepted": [check_title(c, lang) for c in d.excepted_checks],
+                      "failing_since": d.failing_since, "due_until": d.due_until}
                      for d in devices_page.items],
             device_total=devices_page.total, page=devices_page.page, pages=pages, filters=filters,
             filter_url=filter_url, trend_svg=svg, trend_days=TREND_DAYS,
@@ -423,7 +430,8 @@ class Web:
                                                      "granted_by": e.granted_by or "–",
                                                      "justification": e.justification},
                 "can_grant": can_grant and e is None and r.severity == "required"
-                and r.status in ("fail", "unknown")})
+                and r.status in ("fail", "unknown"),
+                "failing_since": r.failing_since, "due_until": r.due_until})
         order = {"fail": 0, "unknown": 1, "pass": 2, "not_applicable": 3}
         results.sort(key=lambda r: (r["exception"] is not None, order.get(r["status"], 9), r["severity"] != "required"))
         dev = d.device
@@ -437,7 +445,8 @@ class Web:
             device={"id": dev.id, "hostname": dev.hostname, "state": dev.state, "os": dev.os,
                     "platform": dev.platform, "serial": d.serial, "agent_version": dev.agent_version,
                     "enrolled_at": d.enrolled_at, "last_report": dev.last_seen, "policy": policy,
-                    "agent_verdict": latest_verdict, "crumbs": crumbs, "keyid": keyid, "public_key_pem": pem},
+                    "agent_verdict": latest_verdict, "crumbs": crumbs, "keyid": keyid, "public_key_pem": pem,
+                    "failing_since": dev.failing_since, "due_until": dev.due_until},
             results=results, notice=notice,
             reports=[{"report_id": i.report_id, "sequence": i.sequence, "generated_at": i.generated_at,
                       "received_at": i.received_at, "verdict": i.verdict,
@@ -576,7 +585,7 @@ class Web:
         svg = Markup("") if last is None else trend_bands_svg(
             points, rd.BANDS, days=days, title=t("report.trend"), day_label=t.day,
             desc=t("trend.bands.alt", ready=last.ready, not_ready=last.not_ready, stale=last.stale,
-                   never=last.never_reported, total=last.devices))
+                   never=last.never_reported, total=last.devices, due=last.due))
         blocking = sorted((f for f in detail.failing_checks if f.severity == "required" and f.devices_failing),
                           key=lambda f: (-f.devices_failing, f.check_id))[:10]
         return self.render(

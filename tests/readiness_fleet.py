@@ -37,10 +37,12 @@ CHECKS = {"disk-encrypted": "required", "os-patched": "required", "firewall": "r
           "screen-lock": "recommended"}
 
 
-def results(fail: dict[str, str] | None = None) -> list[dict[str, Any]]:
-    fail = fail or {}
+def results(fail: dict[str, str] | None = None, grace: dict[str, int] | None = None) -> list[dict[str, Any]]:
+    """Each check's result; ``grace``: the policy's grace_hours of some checks (the agent
+    copies them into every result, as it does the severity)."""
+    fail, grace = fail or {}, grace or {}
     return [{"check_id": c, "kind": "test", "severity": sev, "status": fail.get(c, "pass"), "messages": [],
-             "evidence": {}} for c, sev in CHECKS.items()]
+             "evidence": {}, **({"grace_hours": grace[c]} if c in grace else {})} for c, sev in CHECKS.items()]
 
 
 @dataclass
@@ -62,7 +64,8 @@ class Fleet:
 
     def report(self, name: str, hours_ago: float, fail: dict[str, str] | None = None, *,
                agent_version: str = "0.1.0", hostname: str | None = None,
-               delay: dt.timedelta = dt.timedelta(minutes=1)) -> str:
+               delay: dt.timedelta = dt.timedelta(minutes=1), grace: dict[str, int] | None = None,
+               status: str | None = None) -> str:
         d = self.devices[name]
         d.seq += 1
         generated = NOW - dt.timedelta(hours=hours_ago)
@@ -70,13 +73,13 @@ class Fleet:
             device={"id": d.id, "hostname": hostname or d.hostname, "serial": "SN", "os": "Debian GNU/Linux 12",
                     "platform": "linux"},
             agent_version=agent_version, policy={"id": "baseline", "version": "1", "sha256": "ab" * 32},
-            facts={"disk": {"encrypted": "disk-encrypted" not in (fail or {})}}, results=results(fail),
+            facts={"disk": {"encrypted": "disk-encrypted" not in (fail or {})}}, results=results(fail, grace),
             verdict="not_ready" if any(CHECKS[c] == "required" for c in (fail or {})) else "ready",
             sequence=d.seq, generated_at=generated.isoformat().replace("+00:00", "Z"))
         env = wire.sign_envelope(wire.build_statement(device_id=d.id, public_key=d.key.public_key(), predicate=pred),
                                  d.key)
-        status, body = self.store.ingest(wire.envelope_bytes(env), received_at=generated + delay)
-        assert status == 201, body
+        code, body = self.store.ingest(wire.envelope_bytes(env), received_at=generated + delay)
+        assert code == 201 and status in (None, body["status"]), body
         d.report_ids.append(pred["report_id"])
         return pred["report_id"]
 

@@ -108,7 +108,7 @@ def outgoing_statement(paths: Any, policy: Policy, facts: dict[str, Any], evalua
 
 
 def write_pages(args: argparse.Namespace, paths: Any, policy: Policy, facts: dict[str, Any], evaluation: Any,
-                lang: str, code: int) -> int:
+                lang: str, code: int, deadlines: dict[str, Any] | None = None) -> int:
     """``--html``: one page per language (selfcheck.sv.html …, linked to each other) in one
     folder; opens the person's and says in words what was done."""
     from auditagent.i18n import translate
@@ -123,7 +123,8 @@ def write_pages(args: argparse.Namespace, paths: Any, policy: Policy, facts: dic
         folder.mkdir(parents=True, exist_ok=True)
         for other in LANGS:
             (folder / page_name(other)).write_text(
-                render_html(policy, facts, evaluation, other, statement=statement, languages=LANGS),
+                render_html(policy, facts, evaluation, other, statement=statement, languages=LANGS,
+                            deadlines=deadlines),
                 encoding="utf-8")
     except OSError as exc:
         raise CommandError(f"cannot write the self-check pages into {folder}: {exc.strerror or exc}") from None
@@ -154,16 +155,29 @@ def run(args: argparse.Namespace) -> int:
     facts, evaluation = run_check(policy, host, cache)
     lang = args.lang or detect_language()
     code = 0 if evaluation.verdict == "ready" else 1
+    due = grace_deadlines(paths, evaluation)
     if args.json:
         from auditagent.view import as_json
 
-        json.dump(as_json(policy, facts, evaluation, lang), sys.stdout, indent=2, ensure_ascii=False)
+        json.dump(as_json(policy, facts, evaluation, lang, due), sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
         return code
     if args.html is not None:
-        return write_pages(args, paths, policy, facts, evaluation, lang, code)
+        return write_pages(args, paths, policy, facts, evaluation, lang, code, due)
     from auditagent.view import render_text
 
     colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-    sys.stdout.write(render_text(policy, evaluation, lang, colour))
+    sys.stdout.write(render_text(policy, evaluation, lang, colour, due))
     return code
+
+
+def grace_deadlines(paths: Any, evaluation: Any) -> dict[str, Any]:
+    """Each failing check's grace deadline as it stands if this computer reported now:
+    a run already reported keeps its deadline; a new one starts now (auditagent.grace)."""
+    import datetime as dt
+
+    from auditagent.grace import deadlines, load_runs, next_runs
+
+    state = getattr(paths, "state", None)
+    previous = load_runs(state) if state is not None else {}
+    return deadlines(next_runs(previous, evaluation.results, dt.datetime.now(dt.timezone.utc)))

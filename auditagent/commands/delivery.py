@@ -297,6 +297,16 @@ def _access_run(agent: Agent, enrollment: Any, key: Any):
                      host=host_from_args(agent.args), log=agent.log)
 
 
+def _record_runs(state: Any, evaluation: Any, generated_at: str) -> None:
+    """The failing runs (and grace deadlines) as of the report just spooled, for the self-check."""
+    import datetime as dt
+
+    from auditagent.grace import load_runs, next_runs, save_runs
+
+    at = dt.datetime.fromisoformat(generated_at.replace("Z", "+00:00"))
+    save_runs(state, next_runs(load_runs(state), evaluation.results, at))
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from auditagent.delivery import build_report, make_spool, save_delivery_state, sequence_counter
     from auditagent.report import now_iso
@@ -330,6 +340,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                       f"{policy.version} from {outcome.source})", file=sys.stderr)
                 return 0
             spool.add(built.data, built.sequence, built.report_id)
+            _record_runs(agent.paths.state, evaluation, built.statement["predicate"]["generated_at"])
             agent.log.info("report_spooled", report_id=built.report_id, sequence=built.sequence,
                            verdict=built.verdict, policy_id=policy.id, policy_source=outcome.source)
             state_update: dict[str, Any] = {"last_report": {"report_id": built.report_id, "sequence": built.sequence,

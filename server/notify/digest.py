@@ -15,10 +15,24 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from server import readiness as rd
+from server.db import utc
 from server.notify.events import BELOW_TARGET, EXCEPTION_EXPIRING, NOT_READY, SILENT
 
 MAX_LISTED = 200  # devices or exceptions per event in one digest; the count says how many in all
-ALERT_STATES = frozenset(s for s in (rd.NOT_READY, getattr(rd, "DUE", None)) if s)
+ALERT_STATES = frozenset({rd.NOT_READY, rd.DUE})
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None else utc(value).isoformat()  # type: ignore[union-attr]
+
+
+def _alerts(previous: str | None, state: str) -> bool:
+    """Worth telling: a device newly failing (due: it has until its deadline; not ready),
+    and a due device whose grace ran out (due → not ready). Not a not-ready device
+    whose checks without grace were fixed while one with grace still fails (not ready → due)."""
+    if state == rd.NOT_READY:
+        return previous != rd.NOT_READY
+    return state == rd.DUE and previous not in ALERT_STATES
 
 
 def transitions(previous: dict[str, str] | None, current: dict[str, str]) -> dict[str, list[str]]:
@@ -26,7 +40,7 @@ def transitions(previous: dict[str, str] | None, current: dict[str, str]) -> dic
     ``previous``; nothing on the first digest (no previous snapshot to compare with)."""
     if previous is None:
         return {NOT_READY: [], SILENT: []}
-    became = [d for d, s in current.items() if s in ALERT_STATES and previous.get(d) not in ALERT_STATES]
+    became = [d for d, s in current.items() if _alerts(previous.get(d), s)]
     silent = [d for d, s in current.items() if s == rd.STALE and previous.get(d) not in (rd.STALE, None)]
     return {NOT_READY: sorted(became), SILENT: sorted(silent)}
 
@@ -39,7 +53,8 @@ def build(conn: Connection, sub: Any, user: Any, now: dt.datetime, *,
     unit_ids = rd.scope_unit_ids(conn, sub_scope)
     q = rd.device_state_rows(conn, sub_scope, now, unit_ids=unit_ids,
                              default_max_age_hours=default_max_age_hours).subquery("ds")
-    rows = {r["id"]: r for r in conn.execute(select(q.c.id, q.c.hostname, q.c.unit_path, q.c.state)).mappings()}
+    rows = {r["id"]: r for r in conn.execute(select(q.c.id, q.c.hostname, q.c.unit_path, q.c.state,
+                                                    q.c.due_until)).mappings()}
     current = {d: r["state"] for d, r in rows.items()}
     wanted = set(sub["events"].split(","))
     changed = transitions(sub["snapshot"], current)
@@ -49,7 +64,9 @@ def build(conn: Connection, sub: Any, user: Any, now: dt.datetime, *,
             ids = changed[event]
             events[event] = {"count": len(ids), "devices": [
                 {"device_id": d, "hostname": rows[d]["hostname"], "unit": rows[d]["unit_path"],
-                 "state": current[d], "previous": (sub["snapshot"] or {}).get(d)} for d in ids[:MAX_LISTED]]}
+                 "state": current[d], "previous": (sub["snapshot"] or {}).get(d),
+                 **({"due_until": _iso(rows[d]["due_until"])} if current[d] == rd.DUE else {})}
+                for d in ids[:MAX_LISTED]]}
     if EXCEPTION_EXPIRING in wanted:
         until = now + dt.timedelta(days=int(sub["exception_days"]))
         ending = [e for e in rd.list_exceptions(conn, sub_scope, now)

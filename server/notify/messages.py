@@ -23,6 +23,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "exception_line": "{check} på {where}, upphör {until}",
         "state.ready": "redo", "state.not_ready": "inte redo", "state.due": "åtgärd krävs",
         "state.stale": "inaktuell", "state.never_reported": "aldrig rapporterat",
+        "due_until": "åtgärda senast {until}",
         "more": "… och {n} till.",
         "footer": "Öppna instrumentpanelen för detaljer. Du får detta eftersom du prenumererar på {unit}.",
     },
@@ -36,6 +37,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "exception_line": "{check} på {where}, udløber {until}",
         "state.ready": "klar", "state.not_ready": "ikke klar", "state.due": "handling kræves",
         "state.stale": "forældet", "state.never_reported": "aldrig rapporteret",
+        "due_until": "udbedres senest {until}",
         "more": "… og {n} mere.",
         "footer": "Åbn dashboardet for detaljer. Du får dette, fordi du abonnerer på {unit}.",
     },
@@ -49,6 +51,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "exception_line": "{check} on {where}, ends {until}",
         "state.ready": "ready", "state.not_ready": "not ready", "state.due": "due",
         "state.stale": "stale", "state.never_reported": "never reported",
+        "due_until": "fix by {until}",
         "more": "… and {n} more.",
         "footer": "Open the dashboard for details. You get this because you subscribe to {unit}.",
     },
@@ -73,7 +76,11 @@ def render_text(digest: dict[str, Any]) -> tuple[str, str]:
         if event in ev:
             lines.append(m[event].format(count=ev[event]["count"]))
             for d in ev[event]["devices"]:
-                lines.append(f"  - {d['hostname']} ({d['unit']}): {m.get('state.' + d['state'], d['state'])}")
+                due = ""
+                if d.get("due_until"):  # due: the grace deadline, in the same form as an exception's end
+                    due = ", " + m["due_until"].format(
+                        until=dt.datetime.fromisoformat(d["due_until"]).strftime("%Y-%m-%d %H:%M UTC"))
+                lines.append(f"  - {d['hostname']} ({d['unit']}): {m.get('state.' + d['state'], d['state'])}{due}")
             if ev[event]["count"] > len(ev[event]["devices"]):
                 lines.append("  " + m["more"].format(n=ev[event]["count"] - len(ev[event]["devices"])))
             lines.append("")

@@ -25,12 +25,13 @@ Where to look:
 from __future__ import annotations
 
 from server.readiness.state import (
-    DEFAULT_MAX_REPORT_AGE_HOURS, NEVER_REPORTED, NOT_READY, READY, STALE, STATES, StaleDevice,
-    device_state_rows, device_states, percent, stale_longest, state_counts, state_of)
+    COUNTED_READY, DEFAULT_MAX_REPORT_AGE_HOURS, DUE, NEVER_REPORTED, NOT_READY, READY, STALE, STATES, StaleDevice,
+    device_state_rows, device_states, percent, ready_share, stale_longest, state_counts,
+    state_of)
 from server.readiness.cover import (
     Cover, exception_cover)
 from server.readiness.units import (
-    FailingCheck, Overview, StateCounts, UnitDetail, UnitSummary, overview, scope_units, unit_detail,
+    FailingCheck, FailingRun, Overview, StateCounts, UnitDetail, UnitSummary, overview, scope_units, unit_detail,
     unit_tree)
 from server.readiness.devices import (
     MAX_PER_PAGE, CheckResult, DeviceDetail, DevicePage, DeviceRow, SignedReport, Timeline, TimelineEntry,
@@ -50,9 +51,9 @@ from server.readiness.scope import (
     Actor, Forbidden, Invalid, NotFound, Scope, in_subtree, scope_unit_ids, visible_device, visible_unit)
 
 __all__ = [
-    'DEFAULT_MAX_REPORT_AGE_HOURS', 'NEVER_REPORTED', 'NOT_READY', 'READY', 'STALE', 'STATES', 'StaleDevice',
-    'device_state_rows', 'device_states', 'percent', 'stale_longest', 'state_counts', 'state_of', 'Cover', 'exception_cover',
-    'FailingCheck', 'Overview', 'StateCounts', 'UnitDetail', 'UnitSummary', 'overview', 'scope_units',
+    'COUNTED_READY', 'DEFAULT_MAX_REPORT_AGE_HOURS', 'DUE', 'NEVER_REPORTED', 'NOT_READY', 'READY', 'STALE', 'STATES', 'StaleDevice',
+    'device_state_rows', 'device_states', 'percent', 'ready_share', 'stale_longest', 'state_counts', 'state_of', 'Cover', 'exception_cover',
+    'FailingCheck', 'FailingRun', 'Overview', 'StateCounts', 'UnitDetail', 'UnitSummary', 'overview', 'scope_units',
     'unit_detail', 'unit_tree', 'MAX_PER_PAGE', 'CheckResult', 'DeviceDetail', 'DevicePage', 'DeviceRow',
     'SignedReport', 'Timeline', 'TimelineEntry', 'device_detail', 'device_public_key', 'device_timeline',
     'report_envelope', 'BANDS', 'CLOSED_AFTER', 'fresh_days', 'TrendPoint', 'trend', 'DEFAULT_TIME_ZONE', 'MAX_EXCEPTION_DAYS', 'end_of_day', 'last_day', 'ExceptionInfo',

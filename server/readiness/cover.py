@@ -43,6 +43,7 @@ class Cover:
     ready_pairs: frozenset[tuple[int, str]] = frozenset()  # (unit id, failing_required) covered unit-wide
     named_devices: frozenset[str] = frozenset()  # devices with a device exception …
     ready_devices: frozenset[str] = frozenset()  # … and those of them whose failing checks are all covered
+    hard_devices: frozenset[str] = frozenset()  # … and those whose failing checks without grace are all covered
 
     # Pairs are matched as one text key ("check unit", "check device"): check ids hold no
     # space, and a list of plain values is looked up from a hash, where a list of row
@@ -53,16 +54,17 @@ class Cover:
         return or_(_key(check_col, unit_id_col).in_(sorted(f"{c} {u}" for c, u in self.unit_checks)),
                    _key(check_col, device_col).in_(sorted(f"{c} {d}" for c, d in self.device_checks)))
 
-    def covers_all(self, failing_required: Any, unit_id: Any, device_id: Any) -> ColumnElement[bool]:
-        """SQL: every failing required check (a device_state row's columns) is covered."""
-        by_unit = and_(_key(failing_required, unit_id).in_(sorted(f"{f} {u}" for u, f in self.ready_pairs)),
+    def covers_all(self, failing: Any, unit_id: Any, device_id: Any, *, hard: bool = False) -> ColumnElement[bool]:
+        """SQL over a device_state row's columns: every check in ``failing`` (its failing
+        required checks; ``hard``: those without grace, ``failing_hard``) is covered."""
+        by_unit = and_(_key(failing, unit_id).in_(sorted(f"{f} {u}" for u, f in self.ready_pairs)),
                        device_id.not_in(sorted(self.named_devices)))
-        return or_(by_unit, device_id.in_(sorted(self.ready_devices)))
+        return or_(by_unit, device_id.in_(sorted(self.hard_devices if hard else self.ready_devices)))
 
     @property
     def own_devices(self) -> list[str]:
         """The devices whose own exceptions bear on their state (judged one by one)."""
-        return sorted(self.named_devices | self.ready_devices)
+        return sorted(self.named_devices | self.ready_devices | self.hard_devices)
 
 
 def _key(text_col: Any, other_col: Any) -> Any:
@@ -93,28 +95,33 @@ def exception_cover(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] 
     wanted = set(unit_cov) if unit_ids is None else set(unit_cov) & set(unit_ids)
     s = device_state
     ready_pairs = set()
-    if wanted:
-        for uid, failing in conn.execute(select(s.c.unit_id, s.c.failing_required).distinct()
-                                         .where(s.c.unit_id.in_(sorted(wanted)), s.c.failing_required != "")):
-            if set(failing.split(",")) <= unit_cov[uid]:
-                ready_pairs.add((uid, failing))
+    if wanted:  # the sets of failing checks, all of them or those without grace, that the unit covers
+        for col in (s.c.failing_required, s.c.failing_hard):
+            for uid, failing in conn.execute(select(s.c.unit_id, col).distinct()
+                                             .where(s.c.unit_id.in_(sorted(wanted)), col != "")):
+                if set(failing.split(",")) <= unit_cov[uid]:
+                    ready_pairs.add((uid, failing))
     # Device exceptions: only those on devices of ``unit_ids`` matter to this request; of
     # them, those in a unit with covered pairs must be kept out of the unit-wide test.
     dev_unit: dict[str, int] = {}
-    ready_devices = set()
+    ready_devices, hard_devices = set(), set()
     if by_device:
-        q = select(s.c.device_id, s.c.unit_id, s.c.failing_required).where(s.c.device_id.in_(sorted(by_device)))
+        q = (select(s.c.device_id, s.c.unit_id, s.c.failing_required, s.c.failing_hard)
+             .where(s.c.device_id.in_(sorted(by_device))))
         if unit_ids is not None:
             q = q.where(s.c.unit_id.in_(unit_ids))
-        for dev, uid, failing in conn.execute(q):
+        for dev, uid, failing, hard in conn.execute(q):
             dev_unit[dev] = uid
-            if failing and set(failing.split(",")) <= unit_cov.get(uid, set()) | by_device[dev]:
+            covered = unit_cov.get(uid, set()) | by_device[dev]
+            if failing and set(failing.split(",")) <= covered:
                 ready_devices.add(dev)
+            if hard and set(hard.split(",")) <= covered:
+                hard_devices.add(dev)
     pair_units = {u for u, _f in ready_pairs}
     return Cover(unit_checks=frozenset((c, u) for u, cs in unit_cov.items() for c in cs
                                        if unit_ids is None or u in wanted),
                  device_checks=frozenset((c, d) for d, cs in by_device.items() for c in cs if d in dev_unit),
                  ready_pairs=frozenset(ready_pairs),
                  named_devices=frozenset(d for d, u in dev_unit.items() if u in pair_units),
-                 ready_devices=frozenset(ready_devices))
+                 ready_devices=frozenset(ready_devices), hard_devices=frozenset(hard_devices))
 

@@ -15,7 +15,7 @@ from server.db import device_checks, device_keys, device_state, devices, excepti
 from server.readiness.cover import covered_exists
 from server.readiness.exceptions import ExceptionInfo, list_exceptions
 from server.readiness.scope import Invalid, NotFound, Scope, visible_device
-from server.readiness.state import (DEFAULT_MAX_REPORT_AGE_HOURS, NEVER_REPORTED, NOT_READY, READY, STALE,
+from server.readiness.state import (DEFAULT_MAX_REPORT_AGE_HOURS, DUE, NEVER_REPORTED, NOT_READY, READY, STALE,
                                     STATES, device_state_rows)
 from server.readiness.versions import agent_versions, version_key
 from server.store import FAILING_STATUSES
@@ -37,6 +37,10 @@ class DeviceRow:
     received_at: dt.datetime | None
     failing_checks: list[str] = field(default_factory=list)  # required, not met, not excepted
     excepted_checks: list[str] = field(default_factory=list)  # required, not met, covered by an exception
+    # Only while due or not ready: since when its required checks fail (the earliest run),
+    # and the grace deadline, if due.
+    failing_since: dt.datetime | None = None
+    due_until: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,7 @@ class DevicePage:
     per_page: int
 
 
-STATE_ORDER = {NOT_READY: 0, STALE: 1, NEVER_REPORTED: 2, READY: 3}
+STATE_ORDER = {NOT_READY: 0, DUE: 1, STALE: 2, NEVER_REPORTED: 3, READY: 4}
 
 
 def device_rows(conn: Connection, now: dt.datetime, rows: Sequence[Any], newest: str | None) -> list[DeviceRow]:
@@ -71,7 +75,9 @@ def device_rows(conn: Connection, now: dt.datetime, rows: Sequence[Any], newest:
                              platform=r["platform"], os=r["os"], agent_version=v,
                              agent_outdated=bool(newest and v and version_key(v) < version_key(newest)),
                              state=r["state"], last_seen=utc(r["generated_at"]), received_at=utc(r["received_at"]),
-                             failing_checks=failing[r["id"]], excepted_checks=excepted[r["id"]]))
+                             failing_checks=failing[r["id"]], excepted_checks=excepted[r["id"]],
+                             failing_since=utc(r["failing_since"]) if r["state"] in (DUE, NOT_READY) else None,
+                             due_until=utc(r["due_until"]) if r["state"] == DUE else None))
     return out
 
 
@@ -102,6 +108,8 @@ class CheckResult:
     messages: list[Any]
     evidence: Any
     excepted_by: int | None  # id of the active exception covering this failing required check
+    failing_since: dt.datetime | None = None  # not met since (the current run's start)
+    due_until: dt.datetime | None = None  # the run's grace deadline, if it has one
 
 
 @dataclass(frozen=True)
@@ -152,6 +160,9 @@ def device_detail(conn: Connection, scope: Scope, device_id: str, now: dt.dateti
     st = conn.execute(select(device_state).where(device_state.c.device_id == dev["id"])).mappings().first()
     applying = list_exceptions(conn, scope, now, device_id=dev["id"])
     by_check = {e.check_id: e.id for e in applying if e.status == "active"}
+    runs = {r.check_id: (utc(r.failing_since), utc(r.due_until)) for r in conn.execute(
+        select(device_checks.c.check_id, device_checks.c.failing_since, device_checks.c.due_until)
+        .where(device_checks.c.device_id == dev["id"]))}
     facts = policy = None
     results: list[CheckResult] = []
     if st is not None and st["last_report_id"]:
@@ -165,7 +176,9 @@ def device_detail(conn: Connection, scope: Scope, device_id: str, now: dt.dateti
                 results.append(CheckResult(check_id=r.get("check_id"), kind=r.get("kind"), severity=sev,
                                            status=r.get("status"), messages=list(r.get("messages") or []),
                                            evidence=r.get("evidence"),
-                                           excepted_by=by_check.get(r.get("check_id")) if failing_req else None))
+                                           excepted_by=by_check.get(r.get("check_id")) if failing_req else None,
+                                           failing_since=runs.get(r.get("check_id"), (None, None))[0],
+                                           due_until=runs.get(r.get("check_id"), (None, None))[1]))
     return DeviceDetail(device=drow, serial=dev["serial"], enrolled_at=utc(dev["enrolled_at"]),
                         keyid=dev["current_keyid"], last_sequence=int(st["last_sequence"]) if st else 0,
                         policy=policy, facts=facts, results=results, exceptions=applying,

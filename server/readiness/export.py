@@ -19,10 +19,11 @@ from server.readiness.state import DEFAULT_MAX_REPORT_AGE_HOURS, device_state_ro
 from server.readiness.versions import agent_versions
 
 EXPORT_COLUMNS = ("device_id", "hostname", "unit", "state", "last_seen", "received_at", "failing_checks",
-                  "excepted_checks", "platform", "os", "agent_version", "agent_outdated")
+                  "excepted_checks", "platform", "os", "agent_version", "agent_outdated", "failing_since",
+                  "due_until")
 CSV_COLUMNS = EXPORT_COLUMNS  # the name the API has always documented
 LIST_COLUMNS = frozenset({"failing_checks", "excepted_checks"})
-TIME_COLUMNS = frozenset({"last_seen", "received_at"})
+TIME_COLUMNS = frozenset({"last_seen", "received_at", "failing_since", "due_until"})
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
@@ -37,7 +38,8 @@ class ExportFilters:
 
 def _values(d: DeviceRow) -> tuple[Any, ...]:
     return (d.id, d.hostname, d.unit_path, d.state, d.last_seen, d.received_at, list(d.failing_checks),
-            list(d.excepted_checks), d.platform, d.os, d.agent_version, d.agent_outdated)
+            list(d.excepted_checks), d.platform, d.os, d.agent_version, d.agent_outdated, d.failing_since,
+            d.due_until)
 
 
 def export_records(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, *,

@@ -6,14 +6,26 @@ never_reported   enrolled, no report stored yet
 stale            its latest report was generated more than the unit's max report age ago
                  (``units.max_report_age_hours`` of the unit or its nearest ancestor that
                  sets one, else the collector default, 24 h)
-not_ready        a required check is not met (status fail or unknown) and no active
+due              a required check is not met and not covered, but every such check is
+                 inside its grace period: its failing run started under a policy that
+                 gives the check ``grace_hours``, and ``now`` is before the earliest
+                 deadline (failing since + grace) of the device's failing checks
+not_ready        a required check is not met (status fail or unknown), no active
                  exception covers it (for that device, or for its unit or any ancestor)
+                 and it has no grace left
 ready            otherwise: every required check passes (or is not applicable) or is
                  covered by an active exception
 ================ ==========================================================================
 
-Revoked devices are left out everywhere. Readiness % = ready / all devices (of every
-state) × 100, one decimal (:func:`percent`); None for a unit without devices.
+Revoked devices are left out everywhere. Readiness % = (ready + due) / all devices (of
+every state) × 100, one decimal (:func:`percent`, :func:`ready_share`); None for a unit
+without devices. *Due* is counted with the ready ones but shown apart.
+
+The state is a function of time: a due device becomes not ready when its deadline passes
+without a passing report, judged at the moment asked — nothing needs to run at the
+deadline. The deadline is kept at ingest (``device_state.due_until``, the earliest of
+its failing required checks'; ``failing_hard``, those without grace); once the earliest
+deadline has passed the device is not ready unless exceptions cover every failing check.
 
 The state is computed from device_state alone (it carries the device's unit and its
 failing required checks); the few active exceptions come from :mod:`.cover`.
@@ -33,8 +45,9 @@ from server.readiness.cover import Cover, exception_cover
 from server.readiness.scope import Scope, ancestor_or_self, scope_unit_ids
 from server.readiness.sql import minus_hours, ts_param
 
-READY, NOT_READY, STALE, NEVER_REPORTED = "ready", "not_ready", "stale", "never_reported"
-STATES = (READY, NOT_READY, STALE, NEVER_REPORTED)
+READY, DUE, NOT_READY, STALE, NEVER_REPORTED = "ready", "due", "not_ready", "stale", "never_reported"
+STATES = (READY, DUE, NOT_READY, STALE, NEVER_REPORTED)
+COUNTED_READY = (READY, DUE)  # the states the readiness percentage counts
 DEFAULT_MAX_REPORT_AGE_HOURS = 24
 
 # ------------------------------------------------------------------ the device state (one definition)
@@ -93,11 +106,12 @@ def is_stale(s: Any, cut: Any) -> ColumnElement[bool]:
     return and_(s.c.last_report_id.is_not(None), s.c.generated_at < cut.c.cutoff)
 
 
-def state_of(*, never: Any, stale: Any, failing_required: Any, unit_id: Any, device_id: Any,
-             cover: Cover) -> ColumnElement[str]:
+def state_of(*, never: Any, stale: Any, due_open: Any, failing_required: Any, failing_hard: Any, unit_id: Any,
+             device_id: Any, cover: Cover) -> ColumnElement[str]:
     """THE rule (the table above) as SQL over its inputs: whether the device never
-    reported, whether its latest report is stale, its failing required checks, its unit
-    and id (for the exceptions that cover them). Applied to one device's row
+    reported, whether its latest report is stale, whether its earliest grace deadline is
+    still ahead, its failing required checks (all, and those without grace), its unit and
+    id (for the exceptions that cover them). Applied to one device's row
     (:func:`device_states`) or to a group of devices alike in all of them
     (:func:`state_counts`)."""
     return case(
@@ -105,6 +119,7 @@ def state_of(*, never: Any, stale: Any, failing_required: Any, unit_id: Any, dev
         (stale, STALE),
         (failing_required == "", READY),
         (cover.covers_all(failing_required, unit_id, device_id), READY),
+        (and_(due_open, or_(failing_hard == "", cover.covers_all(failing_hard, unit_id, device_id, hard=True))), DUE),
         else_=NOT_READY)
 
 
@@ -115,31 +130,36 @@ def state_counts(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | N
     same counts as grouping :func:`device_states`, but :func:`state_of` is applied once
     per group of devices with the same inputs, not once per device: devices are grouped
     by (unit, version, failing checks) — a fleet has a few thousand such groups — each
-    split into its never-reported, stale and fresh ones. Devices with their own exception
-    are judged one by one (there are few)."""
+    split into its never-reported, stale, fresh-within-grace and other fresh ones.
+    Devices with their own exception are judged one by one (there are few)."""
     s = device_state
     if cover is None:
         cover = exception_cover(conn, now, unit_ids)
     own = cover.own_devices
     never = case((s.c.last_report_id.is_(None), 1), else_=0)
     stale = case((stale_clause(conn, s, now, default_max_age_hours=default_max_age_hours), 1), else_=0)
+    # stale_clause implies a report: a device is at most one of never, stale, fresh-due.
+    due = case((and_(s.c.last_report_id.is_not(None), s.c.due_until > ts_param(now),
+                     ~stale_clause(conn, s, now, default_max_age_hours=default_max_age_hours)), 1), else_=0)
     where = [not_revoked(s.c.device_id),
              s.c.unit_id.is_not(None) if unit_ids is None else s.c.unit_id.in_(unit_ids)]
-    keys = (s.c.unit_id, s.c.agent_version, s.c.failing_required)
+    keys = (s.c.unit_id, s.c.agent_version, s.c.failing_required, s.c.failing_hard)
     alike = (select(*keys, literal("").label("device_id"), func.sum(never).label("never"),
-                    func.sum(stale).label("stale"), func.count().label("n"))
+                    func.sum(stale).label("stale"), func.sum(due).label("due"), func.count().label("n"))
              .where(*where, s.c.device_id.not_in(own)).group_by(*keys))
     groups: Any = alike
     if own:
         groups = union_all(alike, select(*keys, s.c.device_id, never.label("never"), stale.label("stale"),
-                                         literal(1).label("n")).where(*where, s.c.device_id.in_(own)))
+                                         due.label("due"), literal(1).label("n")).where(*where, s.c.device_id.in_(own)))
     g = groups.subquery("state_groups")
-    # Each group three times: its never-reported, its stale and its fresh devices.
-    part = union_all(*[select(literal(a).label("never"), literal(b).label("stale")) for a, b in ((1, 0), (0, 1), (0, 0))]
-                     ).subquery("state_part")
-    n = case((part.c.never == 1, g.c.never), (part.c.stale == 1, g.c.stale), else_=g.c.n - g.c.never - g.c.stale)
+    # Each group four times: its never-reported, stale, fresh-within-grace and other fresh devices.
+    part = union_all(*[select(literal(a).label("never"), literal(b).label("stale"), literal(c).label("due"))
+                       for a, b, c in ((1, 0, 0), (0, 1, 0), (0, 0, 1), (0, 0, 0))]).subquery("state_part")
+    n = case((part.c.never == 1, g.c.never), (part.c.stale == 1, g.c.stale), (part.c.due == 1, g.c.due),
+             else_=g.c.n - g.c.never - g.c.stale - g.c.due)
     st = (select(g.c.unit_id, g.c.agent_version, n.label("n"),
-                 state_of(never=part.c.never == 1, stale=part.c.stale == 1, failing_required=g.c.failing_required,
+                 state_of(never=part.c.never == 1, stale=part.c.stale == 1, due_open=part.c.due == 1,
+                          failing_required=g.c.failing_required, failing_hard=g.c.failing_hard,
                           unit_id=g.c.unit_id, device_id=g.c.device_id, cover=cover).label("state"))
           .select_from(g.join(part, literal(True))).subquery("group_states"))
     q = (select(st.c.unit_id, st.c.state, st.c.agent_version, func.sum(st.c.n).label("n"))
@@ -152,17 +172,19 @@ def device_states(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | 
                   default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> Select:
     """SELECT of every active device (of ``unit_ids``; None: all) with its state, from
     device_state alone: columns id, unit_id, unit_path, agent_version, generated_at,
-    received_at, last_report_id, state. Use it as a subquery."""
+    received_at, last_report_id, state, failing_since, due_until (shown only where the
+    state is due or not ready). Use it as a subquery."""
     s = device_state
     cut = unit_max_age("unit_cutoff", now=now, conn=conn, default_max_age_hours=default_max_age_hours,
                        unit_ids=unit_ids)
     if cover is None:
         cover = exception_cover(conn, now, unit_ids)
-    state = state_of(never=s.c.last_report_id.is_(None), stale=is_stale(s, cut),
-                     failing_required=s.c.failing_required, unit_id=s.c.unit_id, device_id=s.c.device_id,
-                     cover=cover)
+    state = state_of(never=s.c.last_report_id.is_(None), stale=is_stale(s, cut), due_open=s.c.due_until > ts_param(now),
+                     failing_required=s.c.failing_required, failing_hard=s.c.failing_hard, unit_id=s.c.unit_id,
+                     device_id=s.c.device_id, cover=cover)
     q = (select(s.c.device_id.label("id"), s.c.unit_id, cut.c.path.label("unit_path"), s.c.agent_version,
-                s.c.generated_at, s.c.received_at, s.c.last_report_id, state.label("state"))
+                s.c.generated_at, s.c.received_at, s.c.last_report_id, state.label("state"),
+                s.c.failing_since, s.c.due_until)
          .select_from(s.join(cut, cut.c.unit_id == s.c.unit_id))
          .where(not_revoked(s.c.device_id)))
     if unit_ids is not None:
@@ -180,7 +202,7 @@ def device_state_rows(conn: Connection, scope: Scope, now: dt.datetime, *, unit_
     st = device_states(conn, now, unit_ids, cover=cover, default_max_age_hours=default_max_age_hours).subquery("st")
     return (select(st.c.id, st.c.unit_id, st.c.unit_path, devices.c.hostname, devices.c.platform, devices.c.os,
                    st.c.agent_version, devices.c.enrolled_at, st.c.generated_at, st.c.received_at,
-                   st.c.last_report_id, st.c.state)
+                   st.c.last_report_id, st.c.state, st.c.failing_since, st.c.due_until)
             .select_from(st.join(devices, devices.c.id == st.c.id)))
 
 
@@ -202,6 +224,11 @@ def stale_longest(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | 
 
 def percent(ready: int, total: int) -> float | None:
     return round(100.0 * ready / total, 1) if total else None
+
+
+def ready_share(counts: dict[str, int]) -> float | None:
+    """The readiness % of devices counted by state: ready and due over all."""
+    return percent(sum(counts.get(s, 0) for s in COUNTED_READY), sum(counts.values()))
 
 @dataclass(frozen=True)
 class StaleDevice:

@@ -11,6 +11,10 @@ day it was enrolled (revoked devices are left out, as everywhere). It is
 * *not ready* / *ready* by that report's required checks and the exceptions active at
   the end of the day.
 
+*Due* (a failing check inside its grace period) is judged from the deadline kept on the
+device's latest state, so it shows on today's point (exactly as the tiles); a closed day
+counts a device that was due then as not ready (the day rows keep no deadline).
+
 Today's point is *now*: the same counts as the tiles and the unit tree. Reports are
 placed on days, so a report counts as fresh for ``ceil(max age / 24 h)`` whole days
 including its own (exact for ages in whole days, such as the default 24 h); the max age
@@ -33,18 +37,20 @@ from sqlalchemy.exc import DBAPIError
 from server.db import as_date, device_days, devices, exceptions, unit_day_ready, units, utc
 from server.readiness.scope import Scope, ancestor_or_self, in_subtree, visible_unit
 from server.readiness.sql import contains_item, day_number, dialect, ts_param
-from server.readiness.state import (DEFAULT_MAX_REPORT_AGE_HOURS, NEVER_REPORTED, NOT_READY, READY, STALE,
-                                    not_revoked, percent, state_counts, unit_max_age)
+from server.readiness.state import (DEFAULT_MAX_REPORT_AGE_HOURS, DUE, NEVER_REPORTED, NOT_READY, READY, STALE,
+                                    not_revoked, percent, ready_share, state_counts,
+                                    unit_max_age)
 
-BANDS = (READY, NOT_READY, STALE, NEVER_REPORTED)  # bottom to top in the chart
+BANDS = (READY, DUE, NOT_READY, STALE, NEVER_REPORTED)  # bottom to top in the chart
 
 
 @dataclass(frozen=True)
 class TrendPoint:
     day: dt.date
-    ready_pct: float | None  # ready / devices, as the tiles count it
+    ready_pct: float | None  # (ready + due) / devices, as the tiles count it
     ready: int
     devices: int
+    due: int = 0
     not_ready: int = 0
     stale: int = 0
     never_reported: int = 0
@@ -228,7 +234,7 @@ def trend(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, days: 
                               never_reported=max(0, total - reported)))
     c = _now_counts(conn, now, list(sub), default_max_age_hours)
     n = sum(c.values())
-    out.append(TrendPoint(day=today, ready_pct=percent(c.get(READY, 0), n), ready=c.get(READY, 0), devices=n,
-                          not_ready=c.get(NOT_READY, 0), stale=c.get(STALE, 0),
+    out.append(TrendPoint(day=today, ready_pct=ready_share(c), ready=c.get(READY, 0), devices=n,
+                          due=c.get(DUE, 0), not_ready=c.get(NOT_READY, 0), stale=c.get(STALE, 0),
                           never_reported=c.get(NEVER_REPORTED, 0)))
     return out

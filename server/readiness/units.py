@@ -7,16 +7,16 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from sqlalchemy import case, func, select
+from sqlalchemy import DateTime, and_, case, func, select, type_coerce
 from sqlalchemy.engine import Connection
 
-from server.db import device_checks, device_state, devices, units
+from server.db import device_checks, device_state, devices, units, utc
 from server.readiness.cover import Cover, exception_cover
 from server.readiness.devices import DevicePage, MAX_PER_PAGE, STATE_ORDER, device_filters, device_rows
 from server.readiness.scope import Invalid, Scope, in_subtree, visible_unit
-from server.readiness.state import (DEFAULT_MAX_REPORT_AGE_HOURS, READY, STATES, StaleDevice,
-                                    device_state_rows, not_revoked, percent, stale_longest,
-                                    stale_clause, state_counts, unit_max_age)
+from server.readiness.state import (DEFAULT_MAX_REPORT_AGE_HOURS, STATES, StaleDevice, device_state_rows,
+                                    not_revoked, ready_share, stale_longest, stale_clause,
+                                    state_counts, unit_max_age)
 from server.readiness.versions import AgentVersions, agent_versions, version_key, versions_of
 from server.store import FAILING_STATUSES
 
@@ -26,6 +26,7 @@ from server.store import FAILING_STATUSES
 @dataclass(frozen=True)
 class StateCounts:
     ready: int = 0
+    due: int = 0  # failing, inside a grace period: counted with the ready ones in the %
     not_ready: int = 0
     stale: int = 0
     never_reported: int = 0
@@ -108,7 +109,7 @@ def _summaries(unit_list: list[dict[str, Any]], counted: _Counted, scope: Scope,
         total = sum(c.values())
         parent = u["parent_id"] if scope.unit_path is None or u["path"] != scope.unit_path else None
         out.append(UnitSummary(id=u["id"], path=u["path"], name=u["name"], parent_id=parent, depth=u["depth"],
-                               counts=StateCounts(**c), total=total, ready_pct=percent(c[READY], total),
+                               counts=StateCounts(**c), total=total, ready_pct=ready_share(c),
                                max_report_age_hours=int(u["max_age_hours"] or default_max_age_hours)))
     return out
 
@@ -149,6 +150,17 @@ class FailingCheck:
     devices_failing: int  # failing and not covered by an exception
     devices_excepted: int  # failing but covered by an active exception
     devices_stale: int = 0  # failing in a stale device's latest report: counted apart
+    failing_since: dt.datetime | None = None  # the oldest run among the devices_failing
+
+
+@dataclass(frozen=True)
+class FailingRun:
+    """A required check failing on a device (fresh report, not covered), since when."""
+    device_id: str
+    hostname: str
+    check_id: str
+    failing_since: dt.datetime | None
+    due_until: dt.datetime | None  # its grace deadline, if the run has one
 
 
 @dataclass(frozen=True)
@@ -160,6 +172,7 @@ class UnitDetail:
     devices: DevicePage
     agent_versions: AgentVersions
     children_outdated_agents: dict[int, int] = field(default_factory=dict)  # child unit id → devices
+    failing_longest: list[FailingRun] = field(default_factory=list)  # oldest first
 
 
 def _failing_checks(conn: Connection, now: dt.datetime, cover: Cover, unit_ids: Sequence[int] | None,
@@ -174,17 +187,37 @@ def _failing_checks(conn: Connection, now: dt.datetime, cover: Cover, unit_ids: 
         where.append(s.c.unit_id.in_(unit_ids))
     # Coverage and staleness once per failing row (summing CASE on them evaluated them twice).
     r = (select(dc.c.check_id, dc.c.severity, case((covered, 1), else_=0).label("covered"),
-                case((stale, 1), else_=0).label("stale"))
+                case((stale, 1), else_=0).label("stale"), dc.c.failing_since)
          .select_from(dc.join(s, s.c.device_id == dc.c.device_id)).where(*where)
          .cte("failing_rows").prefix_with("MATERIALIZED", dialect="postgresql"))
     fresh = 1 - r.c.stale
     q = (select(r.c.check_id, r.c.severity, func.sum(fresh * (1 - r.c.covered)).label("failing"),
-                func.sum(fresh * r.c.covered).label("excepted"), func.sum(r.c.stale).label("stale"))
+                func.sum(fresh * r.c.covered).label("excepted"), func.sum(r.c.stale).label("stale"),
+                type_coerce(func.min(case((and_(r.c.stale == 0, r.c.covered == 0), r.c.failing_since))),
+                            DateTime(timezone=True)).label("since"))
          .group_by(r.c.check_id, r.c.severity))
-    rows = [FailingCheck(x.check_id, x.severity, int(x.failing), int(x.excepted), int(x.stale))
+    rows = [FailingCheck(x.check_id, x.severity, int(x.failing), int(x.excepted), int(x.stale), utc(x.since))
             for x in conn.execute(q)]
     rows.sort(key=lambda f: (f.severity != "required", -f.devices_failing, -f.devices_excepted, f.check_id))
     return rows[:limit]
+
+
+def failing_longest(conn: Connection, now: dt.datetime, cover: Cover, unit_ids: Sequence[int] | None,
+                    limit: int, default_max_age_hours: int) -> list[FailingRun]:
+    """The required checks failing longest on the active devices of ``unit_ids`` (fresh
+    report, not covered by an exception), oldest first: read off the failing-since index."""
+    dc, s = device_checks, device_state
+    q = (select(dc.c.device_id, devices.c.hostname, dc.c.check_id, dc.c.failing_since, dc.c.due_until)
+         .select_from(dc.join(s, s.c.device_id == dc.c.device_id).join(devices, devices.c.id == dc.c.device_id))
+         .where(dc.c.status.in_(FAILING_STATUSES), dc.c.severity == "required", dc.c.failing_since.is_not(None),
+                devices.c.revoked_at.is_(None),
+                ~stale_clause(conn, s, now, default_max_age_hours=default_max_age_hours),
+                ~cover.covers_check(dc.c.check_id, dc.c.device_id, s.c.unit_id))
+         .order_by(dc.c.failing_since, dc.c.device_id, dc.c.check_id).limit(limit))
+    if unit_ids is not None:
+        q = q.where(s.c.unit_id.in_(unit_ids))
+    return [FailingRun(r.device_id, r.hostname, r.check_id, utc(r.failing_since), utc(r.due_until))
+            for r in conn.execute(q)]
 
 
 def blocking_checks(conn: Connection, now: dt.datetime, unit_list: list[dict[str, Any]], cover: Cover,
@@ -282,10 +315,12 @@ def unit_detail(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, 
     stale = stale_longest(conn, now, ids, stale_limit,
                           default_max_age_hours=default_max_age_hours) if summary.counts.stale else []
     failing = _failing_checks(conn, now, cover, ids, failing_limit, default_max_age_hours)
+    longest = failing_longest(conn, now, cover, ids, stale_limit, default_max_age_hours) \
+        if summary.counts.not_ready or summary.counts.due else []
     return UnitDetail(
         summary=summary, children=children, failing_checks=failing,
         stale_longest=stale,
         devices=DevicePage(items=device_rows(conn, now, rows, versions.newest), total=int(total), page=page,
                            per_page=per_page),
-        agent_versions=versions, children_outdated_agents=children_outdated)
+        agent_versions=versions, children_outdated_agents=children_outdated, failing_longest=longest)
 
