@@ -320,7 +320,7 @@ def unit_detail(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, 
     return UnitDetail(
         summary=summary, children=children, failing_checks=failing,
         stale_longest=stale,
-        devices=DevicePage(items=device_rows(conn, now, rows, versions.newest), total=int(total), page=page,
+        devices=DevicePage(items=device_rows(conn, now, rows, versions.newest, cover=cover), total=int(total), page=page,
                            per_page=per_page),
         agent_versions=versions, children_outdated_agents=children_outdated, failing_longest=longest)
 
