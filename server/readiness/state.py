@@ -40,7 +40,7 @@ from sqlalchemy import and_, case, exists, func, literal, or_, select, union_all
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement, Select
 
-from server.db import device_state, devices, units, utc
+from server.db import device_state, devices, unit_max_age_history, units, utc
 from server.readiness.cover import Cover, exception_cover
 from server.readiness.scope import Scope, ancestor_or_self, scope_unit_ids
 from server.readiness.sql import minus_hours, ts_param
@@ -76,6 +76,35 @@ def unit_max_age(name: str = "unit_age", *, now: dt.datetime | None = None, conn
     return (select(ages, minus_hours(conn, now, func.coalesce(ages.c.max_age_hours, default_max_age_hours))
                    .label("cutoff"))
             .cte(name).prefix_with("MATERIALIZED", dialect="postgresql"))
+
+def max_age_in_force(conn: Connection, unit_paths: dict[int, str], instants: Sequence[dt.datetime], *,
+                     default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> dict[int, list[int]]:
+    """Per unit (id → path): the max report age in force at each of ``instants`` — the same
+    rule as :func:`unit_max_age` (own, else the nearest ancestor's, else the default),
+    applied to each unit's history of settings (``unit_max_age_history``) instead of
+    today's. A few rows: one per change."""
+    h = unit_max_age_history
+    changes: dict[str, list[tuple[dt.datetime, int | None]]] = {}
+    for path, hours, at in conn.execute(select(units.c.path, h.c.max_report_age_hours, h.c.from_at)
+                                        .join(units, units.c.id == h.c.unit_id).order_by(h.c.from_at, h.c.id)):
+        changes.setdefault(path, []).append((utc(at), hours))  # type: ignore[arg-type]
+
+    def setting(path: str, t: dt.datetime) -> int | None:
+        value = None
+        for at, hours in changes.get(path, ()):
+            if at > t:
+                break
+            value = hours
+        return value
+
+    out: dict[int, list[int]] = {}
+    for uid, path in unit_paths.items():
+        parts = path.split("/")
+        chain = ["/".join(parts[:i]) for i in range(len(parts), 0, -1)]  # self first, then ancestors
+        out[uid] = [next((v for v in (setting(p, t) for p in chain) if v is not None), default_max_age_hours)
+                    for t in instants]
+    return out
+
 
 def not_revoked(device_col: Any) -> Any:
     """SQL: the device is not revoked (an anti-join on the few revoked ones, partial index)."""
