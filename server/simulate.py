@@ -33,6 +33,10 @@ from typing import Any, Callable
 
 from sqlalchemy import update
 
+from auditagent.host import CommandResult
+from auditagent.probes import not_applicable
+from auditagent.probes.patches.section import patches_section
+from auditagent.reasons import reason
 from server.db import devices as devices_table
 from server.store import Store
 
@@ -60,6 +64,7 @@ APPROVED_TENANT = "00000000-0000-0000-0000-000000000000"  # the casework policy'
 APPROVED_NEXTCLOUD = "https://moln.example.se"
 AGENT_VERSION = "0.1.0"
 OLD_AGENT_VERSIONS = ("0.0.9", "0.0.8")
+MACOS_NEWEST = ("macOS Tahoe 26.1", "26.1")  # softwareupdate's title, version
 
 
 @dataclass(frozen=True)
@@ -186,6 +191,14 @@ def _profile(rng: random.Random, n: int, unit: str, spec: FleetSpec) -> _Profile
         upgrade_day=rng.uniform(0, spec.days) if os_.get("release") == "23H2" and rng.random() < 0.6 else None)
 
 
+def _offered_upgrades(os_: dict[str, Any]) -> list[str]:
+    """A Mac below the newest major release is offered it (softwareupdate's title and version,
+    as the macOS probe keeps them): a choice, not a pending update."""
+    if os_["id"] != "macos" or int(os_["version"].split(".")[0]) >= int(MACOS_NEWEST[1].split(".")[0]):
+        return []
+    return [MACOS_NEWEST[0]]
+
+
 def _iso(t: dt.datetime) -> str:
     return t.astimezone(dt.timezone.utc).replace(microsecond=0).isoformat()
 
@@ -217,20 +230,22 @@ def synth_facts(p: _Profile, day: float, t: dt.datetime, rng: random.Random) -> 
                     "detail": {}},
                    {"mount": "[SWAP]", "device": "/dev/zram0", "role": "swap", "fixed": True, "encrypted": True,
                     "method": "ram", "state": None, "percent": None, "stack": ["zram0"], "detail": {}}]
-    disk = {"status": "unknown" if (platform == "linux" and p.unknown_disk) else "ok",
-            "reasons": ["cryptsetup: permission denied"] if p.unknown_disk else [], "volumes": volumes}
+    disk = {"status": "ok", "reasons": [], "volumes": volumes}
+    if platform == "linux" and p.unknown_disk:
+        # What the Linux probe says in a sandbox without /sys/class/block where lsblk is refused.
+        disk = {"status": "unknown", "volumes": [], "reasons": [
+            reason("file.unreadable", "/sys/class/block", "lsblk used instead"),
+            CommandResult(argv=("lsblk",), returncode=None, error="permission").why_not()]}
     # Updates: installed every `update_every` days; security updates wait in between.
     since = (day - p.update_phase) % p.update_every
     last_update = t - dt.timedelta(days=since)
     pending_sec = 0 if since < 3 else int(1 + since // 4)
-    patches = {"status": "ok", "reasons": [],
-               "manager": {"windows": "windows_update", "macos": "softwareupdate"}.get(
-                   platform, "dnf" if os_["id"] == "fedora" else "apt"),
-               "last_update": _iso(last_update), "pending": pending_sec + (1 if since > 1 else 0),
-               "pending_security": pending_sec,
-               "pending_security_oldest_days": round(max(since - 2, 0.0), 1) if pending_sec else None,
-               "pending_names": [], "reboot_required": bool(p.reboot_lag and since < 2), "cached_at": None,
-               "cache_ttl_seconds": None}
+    patches = patches_section(
+        manager={"windows": "windows_update", "macos": "softwareupdate"}.get(
+            platform, "dnf" if os_["id"] == "fedora" else "apt"),
+        last_update=_iso(last_update), pending=pending_sec + (1 if since > 1 else 0), pending_security=pending_sec,
+        oldest_days=round(max(since - 2, 0.0), 1) if pending_sec else None, names=[],
+        reboot=bool(p.reboot_lag and since < 2), reasons=[], offered_upgrades=_offered_upgrades(os_))
     clients: list[dict[str, Any]] = []
     if platform == "windows":
         clients.append({"name": "onedrive", "installed": True, "running": True,
@@ -269,7 +284,7 @@ def synth_facts(p: _Profile, day: float, t: dt.datetime, rng: random.Random) -> 
         anti = {"status": "ok", "reasons": [], "product": "Microsoft Defender", "realtime": True,
                 "signature_age_days": round(rng.uniform(3.5, 9) if p.signature_stale else rng.uniform(0.1, 1.5), 2)}
     else:
-        anti = {"status": "not_applicable", "reasons": [f"antimalware: not checked on {platform}"]}
+        anti = not_applicable("antimalware")
     return {"collected_at": _iso(t), "platform": platform, "os": {"status": "ok", "reasons": [], **os_},
             "disk": disk, "patches": patches, "cloud": {"status": "ok", "reasons": [], "clients": clients},
             "firewall": firewall, "screen_lock": screen, "antimalware": anti}

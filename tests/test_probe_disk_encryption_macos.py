@@ -90,3 +90,50 @@ def test_fdesetup_deferred_enablement_is_its_own_state():
     facts = volume_facts(vols, parse_fdesetup_status("FileVault is Off.\nDeferred enablement appears to be active "
                                                      "for user 'anna'."))
     assert {v["state"] for v in facts if v["role"] == "system"} == {"deferred"}
+
+
+def _pub_disk(name: str) -> bytes:
+    from conftest import OWN_FIXTURES
+    return (OWN_FIXTURES / "public/macos/disk_encryption" / name).read_bytes()
+
+
+def test_public_fdesetup_on_with_master_keychain_line():
+    # The institutional-key line that follows does not change the state (nor is it a second state).
+    for name in ("fdesetup-status-on-master-keychain-catalina-10.15.6.txt", "fdesetup-status-on-master-keychain-2014.txt"):
+        assert parse_fdesetup_status(_pub_disk(name).decode()) == \
+            {"filevault": True, "state": "encrypted", "percent": None}
+
+
+def test_public_apfs_plist_mojave_single_volume_and_extra_encrypted_volumes():
+    # Before Catalina the system is one volume with no role ("Macintosh HD"): the mount table says it is "/".
+    host = ReplayHost(platform="macos")
+    host.add_command(["fdesetup", "status"], _pub_disk("fdesetup-status-on-master-keychain-catalina-10.15.6.txt"))
+    host.add_command(["diskutil", "apfs", "list", "-plist"],
+                     _pub_disk("diskutil-apfs-list-plist-mojave-filevault-single-volume-edenfs.plist"))
+    host.add_command(["mount"], b"/dev/disk1s1 on / (apfs, local, journaled)\n")
+    s = disk_macos(ProbeContext(host))
+    got = [(v["device"], v["mount"], v["role"], v["encrypted"], v["method"], v["state"]) for v in s["volumes"]]
+    # Preboot, Recovery and VM are helpers; the three edenfs volumes are APFS-encrypted without FileVault.
+    assert got == [("disk1s1", "/", "system", True, "filevault", "encrypted"),
+                   ("disk1s5", None, "data", True, "apfs", "encrypted"),
+                   ("disk1s6", None, "data", True, "apfs", "encrypted"),
+                   ("disk1s7", None, "data", True, "apfs", "encrypted")]
+    assert s["status"] == "ok" and s["reasons"] == []
+
+
+def test_public_apfs_text_mojave_partial_is_unknown_not_unencrypted():
+    vols = parse_apfs_list_text(_pub_disk("diskutil-apfs-list-text-mojave-10.14.5-partial.txt").decode())
+    assert [(v["device"], v["filevault"]) for v in vols] == [("disk1s1", None)]
+    (fact,) = volume_facts(vols)
+    assert fact["encrypted"] is None and fact["state"] is None
+
+
+def test_public_truncated_apfs_plist_falls_back_to_fdesetup():
+    # The sample ends without "</plist>": plistlib refuses it; fdesetup still answers.
+    host = ReplayHost(platform="macos")
+    host.add_command(["fdesetup", "status"], _pub_disk("fdesetup-status-on-master-keychain-catalina-10.15.6.txt"))
+    host.add_command(["diskutil", "apfs", "list", "-plist"],
+                     _pub_disk("diskutil-apfs-list-plist-apple-silicon-isc-container-only-trimmed.plist"))
+    s = disk_macos(ProbeContext(host))
+    assert [(v["mount"], v["encrypted"], v["state"]) for v in s["volumes"]] == [("/", True, "encrypted")]
+    assert any(r.startswith("output.unrecognised: diskutil apfs list -plist") for r in s["reasons"])

@@ -171,3 +171,63 @@ def test_public_manage_bde_protection_off_states():
     assert (rec["conversion"], rec["percent"], rec["protectors"]) == \
         ("EncryptionInProgress", 50.8, ["Password", "RecoveryPassword"])
     assert (volume_fact(rec)["state"], volume_fact(rec)["encrypted"]) == ("encrypting", False)
+
+
+# --------------------------------------------------------------------------- public captures (windows/bitlocker)
+
+PUB_BL = OWN_FIXTURES / "public/windows/bitlocker"
+
+
+def _pub_bl(name: str) -> str:
+    return (PUB_BL / name).read_text(encoding="utf-8")
+
+
+def test_public_get_bitlockervolume_encrypted_and_protection_off():
+    (rec,) = parse_bitlocker_format_list(_pub_bl("get-bitlockervolume-fl-fully-encrypted-protection-off-tpm-only.txt"))
+    assert (rec["mount"], rec["conversion"], rec["protection"], rec["protectors"]) == \
+        ("C:", "FullyEncrypted", "off", ["Tpm"])
+    fact = volume_fact(rec)
+    # A TPM protector is there, protection is off: the key sits in the clear until resumed.
+    assert (fact["state"], fact["encrypted"], fact["role"]) == ("suspended", False, "system")
+    for name, protectors in (("get-bitlockervolume-fl-mslearn-example-decimal-comma.txt", ["RecoveryPassword", "Tpm"]),
+                             ("get-bitlockervolume-fl-mslearn-operations-guide.txt", ["Tpm", "RecoveryPassword"])):
+        (rec,) = parse_bitlocker_format_list(_pub_bl(name))
+        assert (rec["mount"], rec["volume_type"], rec["conversion"], rec["protection"], rec["lock"]) == \
+            ("C:", "os", "FullyEncrypted", "on", "unlocked"), name
+        assert rec["method"] == "XtsAes128" and rec["percent"] == 100.0 and rec["protectors"] == protectors
+        assert volume_fact(rec)["state"] == "encrypted"
+
+
+def test_public_manage_bde_used_space_only_protection_on_mslearn():
+    (rec,), why = parse_manage_bde(_pub_bl("manage-bde-status-mslearn-used-space-only-protection-on.txt"))
+    assert why is None and (rec["mount"], rec["volume_type"], rec["raw_conversion"]) == \
+        ("C:", "os", "Used Space Only Encrypted")
+    assert rec["protectors"] == ["Tpm", "RecoveryPassword"] and rec["method"] == "XtsAes128"
+    assert (volume_fact(rec)["state"], volume_fact(rec)["encrypted"]) == ("encrypted", True)
+
+
+def test_public_manage_bde_three_decrypted_volumes_and_closing_prompt():
+    recs, why = parse_manage_bde(_pub_bl("manage-bde-status-three-volumes-fully-decrypted-10.0.25267.txt"))
+    assert why is None
+    assert [(r["mount"], r["volume_type"], r["autounlock"]) for r in recs] == \
+        [("C:", "os", None), ("J:", "data", "Disabled"), ("K:", "data", "Disabled")]
+    for r in recs:
+        # "None Found", then the transcript's closing "C:\Windows\System32>": no protector at all.
+        assert (r["conversion"], r["protection"], r["percent"], r["method"], r["protectors"]) == \
+            ("FullyDecrypted", "off", 0.0, None, [])
+        assert volume_fact(r)["state"] == "decrypted"
+
+
+def test_public_manage_bde_closing_prompt_does_not_turn_waiting_activation_into_suspended():
+    # The public Device Encryption block (None Found) as a console would end it: with the prompt.
+    text = (OWN_FIXTURES / "public/windows/manage-bde-status-used-space-only-protection-off-none-found.txt").read_text()
+    (rec,), _ = parse_manage_bde(text + "\nC:\\Windows\\system32>\n")
+    assert rec["protectors"] == [] and volume_fact(rec)["state"] == "waiting_activation"
+
+
+def test_public_manage_bde_fallback_through_the_probe():
+    host = windows_host({"schema": 2, "bitlocker": {"error": "x"}, "encryptable_volumes": {"error": "y"}})
+    host.add_command(["manage-bde", "-status"], PUB_BL / "manage-bde-status-three-volumes-fully-decrypted-10.0.25267.txt")
+    s = disk_windows(ProbeContext(host))
+    assert [(v["mount"], v["role"], v["encrypted"], v["state"]) for v in s["volumes"]] == \
+        [("C:", "system", False, "decrypted"), ("J:", "data", False, "decrypted"), ("K:", "data", False, "decrypted")]

@@ -49,3 +49,56 @@ def test_registry_fallback_policy_wins():
     s = fw_windows(ProbeContext(host))
     assert s["profiles"] == {"domain": True, "private": True, "public": True} and s["enabled"] is True
 
+
+
+# --------------------------------------------------------------------------- public captures
+
+from conftest import OWN_FIXTURES  # noqa: E402
+
+PUB_FW = OWN_FIXTURES / "public/windows/firewall"
+
+
+def _pub(name: str) -> str:
+    return (PUB_FW / name).read_text(encoding="utf-8")
+
+
+def test_public_netsh_allprofiles_all_off_under_gpo():
+    profiles, why = parse_netsh_show(_pub("netsh-advfirewall-show-allprofiles-all-off-gpo-store.txt"))
+    assert why is None
+    assert profiles == {p: {"enabled": False, "inbound": "drop"} for p in ("domain", "private", "public")}
+    s = section(profiles, [])
+    # BlockInbound is the policy, but every profile is OFF: nothing filters.
+    assert (s["enabled"], s["default_inbound"], s["status"]) == (False, "accept", "ok")
+
+
+def test_public_netsh_firewallpolicy_only_shows_no_state():
+    profiles, why = parse_netsh_show(_pub("netsh-advfirewall-show-allprofiles-firewallpolicy-only.txt"))
+    assert why is None
+    assert profiles == {p: {"enabled": None, "inbound": "drop"} for p in ("domain", "private", "public")}
+    s = section(profiles, [])
+    assert s["enabled"] is None and s["profiles"] is None and s["status"] == "unknown"
+
+
+def test_public_get_netfirewallprofile_all_enabled_not_configured_means_block():
+    profiles = parse_get_netfirewallprofile(_pub("get-netfirewallprofile-all-enabled-notconfigured-server.txt"))
+    assert profiles == {p: {"enabled": True, "inbound": "drop"} for p in ("domain", "private", "public")}
+    s = section(profiles, [])
+    assert (s["enabled"], s["default_inbound"], s["status"]) == (True, "drop", "ok")
+
+
+def test_public_get_netfirewallprofile_domain_inbound_allow():
+    profiles = parse_get_netfirewallprofile(_pub("get-netfirewallprofile-domain-inbound-allow.txt"))
+    assert profiles == {"domain": {"enabled": True, "inbound": "accept"},
+                        "private": {"enabled": True, "inbound": "drop"},
+                        "public": {"enabled": True, "inbound": "drop"}}
+    s = section(profiles, [])
+    assert s["enabled"] is True and s["default_inbound"] == "accept"
+
+
+def test_public_get_netfirewallprofile_single_profiles():
+    wrapped = parse_get_netfirewallprofile(_pub("get-netfirewallprofile-private-wrapped-logfilename.txt"))
+    assert wrapped == {"private": {"enabled": True, "inbound": "drop"}}
+    assert section(wrapped, [])["enabled"] is None and section(wrapped, [])["status"] == "partial"
+    off = parse_get_netfirewallprofile(_pub("get-netfirewallprofile-evil-winrm-domain-off-snip.txt"))
+    assert off == {"domain": {"enabled": False, "inbound": None}}
+    assert section(off, [])["enabled"] is False

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import plistlib
 
+import pytest
+
 from conftest import shared
 
 from auditagent.host import ReplayHost
@@ -44,3 +46,49 @@ def test_sw_vers_high_sierra_first_release():
     host.add_command(["sw_vers"], text.encode())
     s = os_macos(ProbeContext(host))
     assert (s["version"], s["build"], s["release"]) == ("10.13", "17A405", "High Sierra")
+
+
+
+def _pub(name: str):
+    from conftest import OWN_FIXTURES
+    return OWN_FIXTURES / "public/macos/os_info" / name
+
+
+def test_public_sw_vers_big_sur_tabs():
+    text = _pub("sw_vers-big-sur-11.0.1-tabs.txt").read_text()
+    assert parse_sw_vers(text) == {"ProductName": "macOS", "ProductVersion": "11.0.1", "BuildVersion": "20B29"}
+    host = ReplayHost(platform="macos")  # no SystemVersion.plist: sw_vers answers
+    host.add_command(["sw_vers"], text.encode())
+    s = os_macos(ProbeContext(host))
+    assert (s["name"], s["version"], s["build"], s["release"], s["status"]) == \
+        ("macOS", "11.0.1", "20B29", "Big Sur", "ok")
+
+
+def test_public_sw_vers_rapid_security_response_extra():
+    # `sw_vers | grep ProductVersion` on 13.3.1 (a): two tabs after ProductVersion, the RSR letter apart.
+    assert parse_sw_vers(_pub("sw_vers-grep-productversion-ventura-13.3.1-rsr-a.txt").read_text()) == \
+        {"ProductVersion": "13.3.1", "ProductVersionExtra": "(a)"}
+
+
+@pytest.mark.parametrize("name,fields", [
+    ("SystemVersion.plist-macos-14.7.4-sonoma.xml", ("macOS", "14.7.4", "23H420", "Sonoma")),
+    ("SystemVersion.plist-macos-15.4-beta-24E5238a.xml", ("macOS", "15.4", "24E5238a", "Sequoia")),
+    ("SystemVersion.plist-mac-os-x-10.7.5-lion.xml", ("Mac OS X", "10.7.5", "11G63", None)),
+])
+def test_public_system_version_plists(name, fields):
+    host = ReplayHost(platform="macos")
+    host.add_file("/System/Library/CoreServices/SystemVersion.plist", _pub(name).read_bytes())
+    s = os_macos(ProbeContext(host))
+    assert (s["name"], s["version"], s["build"], s["release"]) == fields
+    assert s["status"] == "ok" and not any(c[0] == "sw_vers" for c in host.calls)
+
+
+def test_public_compat_plist_10_16_without_sw_vers_is_unknown_not_10_16():
+    # What a program built against an old SDK reads on 14.7.4; sw_vers is not there to correct it.
+    host = ReplayHost(platform="macos")
+    host.add_file("/System/Library/CoreServices/SystemVersion.plist",
+                  _pub("SystemVersionCompat.plist-macos-14.7.4-reports-10.16.xml").read_bytes())
+    s = os_macos(ProbeContext(host))
+    assert any(c[0] == "sw_vers" for c in host.calls)
+    assert s["version"] is None and s["status"] == "unknown"
+    assert s["reasons"] and s["reasons"][0].startswith("tool.")

@@ -9,7 +9,8 @@ from conftest import OWN_FIXTURES, shared
 
 from auditagent.host import ReplayHost
 from auditagent.probes import ProbeContext
-from auditagent.probes.patches.macos import is_security, parse_boottime, parse_install_history, parse_softwareupdate_list
+from auditagent.probes.patches.macos import (is_security, parse_boottime, parse_install_history, parse_old_detail,
+                                            parse_softwareupdate_list)
 from auditagent.probes.patches.macos import probe as patches_macos
 
 UPD = "macos/updates/"
@@ -127,3 +128,74 @@ def test_public_softwareupdate_upgrade_and_beta_are_offers():
     beta = parse_softwareupdate_list((pub / "softwareupdate-list-big-sur-beta-restart.txt").read_text())
     (u,) = beta["updates"]
     assert u["restart"] and not is_security(u, (11, 0, 1))
+
+
+def _pub_patches(name: str) -> str:
+    return (OWN_FIXTURES / "public/macos/patches" / name).read_text()
+
+
+def _unquote_markdown(text: str) -> str:
+    """The issue quoted the output as Markdown ("> " before each line, ** for bold): undone here,
+    the file stays as posted."""
+    return "\n".join(line[2:] if line.startswith("> ") else line.lstrip(">") for line in text.splitlines()) \
+        .replace("**", "")
+
+
+@pytest.mark.parametrize("name,label,current", [
+    # Mojave (10.14.6) and earlier: "   * <label>" then "\t<title> (<version>), <size>K [recommended]".
+    ("softwareupdate-list-mojave-10.14.6-old-format-safari-markdown-quoted.txt", "Safari14.0MojaveAuto-14.0", (10, 14, 6)),
+    # Catalina: "* Label: <label>" then "\tTitle: …, Version: …, Size: …, Recommended: YES,"
+    ("softwareupdate-list-catalina-10.15.6-safari-markdown-quoted.txt", "Safari14.0CatalinaAuto-14.0", (10, 15, 6)),
+])
+def test_public_safari_14_in_both_formats(name, label, current):
+    res = parse_softwareupdate_list(_unquote_markdown(_pub_patches(name)))
+    assert res["error"] is None
+    assert res["updates"] == [{"label": label, "title": "Safari", "version": "14.0", "recommended": True,
+                               "restart": False}]
+    assert is_security(res["updates"][0], current)
+
+
+def test_public_mojave_old_format_counts_as_pending():
+    host = ReplayHost(platform="macos")
+    host.add_file("/System/Library/CoreServices/SystemVersion.plist", plistlib.dumps(
+        {"ProductName": "Mac OS X", "ProductVersion": "10.14.6", "ProductBuildVersion": "18G6032"}))
+    host.add_command(["softwareupdate", "--list", "--no-scan"], _unquote_markdown(
+        _pub_patches("softwareupdate-list-mojave-10.14.6-old-format-safari-markdown-quoted.txt")).encode())
+    s = patches_macos(ProbeContext(host))
+    assert (s["pending"], s["pending_security"], s["pending_names"]) == (1, 1, ["Safari"])
+
+
+def test_public_ventura_point_release_and_sonoma_upgrade():
+    text = _pub_patches("softwareupdate-list-ventura-safari-17-ventura-13.6-and-sonoma-14.0-upgrade.txt")
+    res = parse_softwareupdate_list(text)
+    assert [(u["title"], u["version"], u["restart"]) for u in res["updates"]] == [
+        ("Safari", "17.0", False), ("macOS Ventura 13.6", "13.6", True), ("macOS Sonoma 14.0", "14.0", True)]
+    host = ReplayHost(platform="macos")
+    host.add_file("/System/Library/CoreServices/SystemVersion.plist", plistlib.dumps(
+        {"ProductName": "macOS", "ProductVersion": "13.5.2", "ProductBuildVersion": "22G91"}))
+    host.add_command(["softwareupdate", "--list", "--no-scan"], text.encode())
+    host.add_file("/Library/Receipts/InstallHistory.plist",
+                  OWN_FIXTURES / "synthetic/macos/synthetic-InstallHistory.plist")
+    host.add_command(["sysctl", "-n", "kern.boottime"], BOOTED_AFTER_14_4)
+    s = patches_macos(ProbeContext(host))
+    # Safari and 13.6 are missing patches; Sonoma is an offer; nothing installed awaits a restart.
+    assert (s["pending"], s["pending_security"], s["reboot_required"]) == (2, 2, False)
+    assert s["pending_names"] == ["Safari", "macOS Ventura 13.6"]
+    assert s["offered_upgrades"] == ["macOS Sonoma 14.0"]
+
+
+def test_public_catalina_command_line_tools_are_not_security():
+    res = parse_softwareupdate_list(_pub_patches("softwareupdate-list-catalina-two-command-line-tools.txt"))
+    assert [(u["label"], u["version"], u["recommended"], u["restart"]) for u in res["updates"]] == [
+        ("Command Line Tools for Xcode-11.2", "11.2", True, False),
+        ("Command Line Tools for Xcode-11.3", "11.3", True, False)]
+    assert not any(is_security(u, (10, 15, 2)) for u in res["updates"])
+
+
+def test_public_mojave_detail_lines():
+    # Only the detail lines were posted (no "   * <label>" lines): each is read on its own.
+    lines = _pub_patches("softwareupdate-detail-lines-mojave-10.14.6-safari-and-security-update-2020-005.txt")
+    safari, secupd = (parse_old_detail(line) for line in lines.splitlines())
+    assert safari == {"title": "Safari", "version": "14.0", "recommended": True, "restart": False}
+    assert secupd == {"title": "Security Update 2020-005", "version": "10.14.6", "recommended": True, "restart": True}
+    assert is_security(secupd, (10, 14, 6)) and is_security(safari, (10, 14, 6))

@@ -114,3 +114,78 @@ def test_snapshot_script_reads_each_hotfix_on_its_own_and_writes_iso_days():
     assert "[string]$_.InstalledOn" not in block
     assert "ToString('yyyy-MM-dd', $inv)" in block and "CimInstanceProperties['InstalledOn']" in block
     assert block.count("try {") >= 2  # a throwing InstalledOn loses that entry's date only
+
+
+# --------------------------------------------------------------------------- public captures
+# `wmic qfe get Caption,Description,HotFixID,InstalledOn` as posted; InstalledOn is the WMI
+# string (M/d/yyyy in every locale). Newest dates read off each table by hand.
+
+import pytest as _pytest  # noqa: E402
+
+from conftest import OWN_FIXTURES  # noqa: E402
+
+from auditagent.probes.patches.windows import last_installed  # noqa: E402
+
+
+@_pytest.mark.parametrize("name, count, newest, last_row", [
+    ("wmic-qfe-get-caption-description-2025-http-and-https.txt", 6, "2025-03-24",
+     {"HotFixID": "KB5053606", "Description": "Security Update", "InstalledOn": "3/24/2025"}),
+    ("wmic-qfe-get-2019-2020-indented.txt", 7, "2020-01-03",
+     {"HotFixID": "KB4530684", "Description": "Update", "InstalledOn": "1/3/2020"}),
+    ("wmic-qfe-get-win7-prompt-echo-hotfix.txt", 3, "2021-01-04",
+     {"HotFixID": "KB976902", "Description": "Update", "InstalledOn": "11/21/2010"}),
+    ("wmic-qfe-get-2017-snip.txt", 4, "2017-07-15",
+     {"HotFixID": "KB4025342", "Description": "Security Update", "InstalledOn": "7/15/2017"}),
+    ("wmic-qfe-get-ws2019-one-row-blank-line.txt", 1, "2018-10-29",
+     {"HotFixID": "KB4464455", "Description": "Update", "InstalledOn": "10/29/2018"}),
+    ("wmic-qfe-get-2013-security-updates.txt", 5, "2013-11-26",
+     {"HotFixID": "KB2742614", "Description": "Security Update", "InstalledOn": "11/23/2013"}),
+])
+def test_public_wmic_qfe_tables(name, count, newest, last_row):
+    rows = parse_wmic_qfe((OWN_FIXTURES / "public/windows/hotfixes" / name).read_text(encoding="utf-8"))
+    assert len(rows) == count and rows[-1] == last_row
+    assert last_installed(rows) == (f"{newest}T00:00:00+00:00", count)
+
+
+def test_public_wmic_qfe_hotfix_description_and_prompt_lines():
+    rows = parse_wmic_qfe((OWN_FIXTURES / "public/windows/hotfixes/wmic-qfe-get-win7-prompt-echo-hotfix.txt")
+                          .read_text(encoding="utf-8"))
+    # The prompt and the echoed command both name HotFixID, but not as a column of their own.
+    assert [r["HotFixID"] for r in rows] == ["KB2534111", "KB2999226", "KB976902"]
+    assert rows[0]["Description"] == "Hotfix"
+
+
+def _pub_qfe(name: str) -> list[dict]:
+    return parse_wmic_qfe((OWN_FIXTURES / "public/windows/hotfixes" / name).read_text(encoding="utf-8"))
+
+
+def test_public_wmic_qfe_full_column_tables():
+    rows = _pub_qfe("wmic-qfe-full-columns-server-undated-row.txt")
+    assert [(r["HotFixID"], r["InstalledOn"]) for r in rows] == \
+        [("KB3199986", "11/21/2016"), ("KB5001078", "3/25/2021"), ("KB4103723", None)]
+    # One entry without a date leaves the other two standing.
+    assert last_installed(rows) == ("2021-03-25T00:00:00+00:00", 2)
+    rows = _pub_qfe("wmic-qfe-list-win10-1903-user-installed.txt")
+    assert [r["HotFixID"] for r in rows] == ["KB4552931", "KB4497165", "KB4497727", "KB4537759", "KB4552152",
+                                             "KB4540673"]
+    assert rows[2] == {"HotFixID": "KB4497727", "Description": "Security Update", "InstalledOn": "4/1/2019"}
+    assert last_installed(rows) == ("2020-05-27T00:00:00+00:00", 6)
+
+
+def test_public_format_table_of_qfe_underline_is_not_a_hotfix():
+    rows = _pub_qfe("get-hotfix-ft-autosize-server-en-us.txt")
+    assert [r["HotFixID"] for r in rows] == ["KB3199986", "KB4054590", "KB5001078", "KB3200970"]
+    assert last_installed(rows) == ("2021-04-13T00:00:00+00:00", 4)
+    rows = _pub_qfe("get-ciminstance-qfe-table-en-us-ec2.txt")
+    assert [r["HotFixID"] for r in rows][-1] == "KB4013418" and len(rows) == 6  # "..." is no row either
+    assert last_installed(rows) == ("2017-06-15T00:00:00+00:00", 6)
+
+
+def test_public_get_hotfix_in_a_day_first_culture_is_not_guessed():
+    # The display text of PowerShell's DateTime in that console's culture ("27-10-2022",
+    # "09-04-2021"): not a form the parser reads, so no date rather than a month/day swap.
+    rows = _pub_qfe("get-hotfix-day-first-culture-dd-mm-yyyy.txt")
+    assert len(rows) == 8 and rows[1] == {"HotFixID": "KB5000736", "Description": "Update",
+                                          "InstalledOn": "09-04-2021 00:00:00"}
+    assert all(parse_qfe_installed_on(r["InstalledOn"]) is None for r in rows)
+    assert last_installed(rows) == (None, 0)

@@ -125,6 +125,11 @@ def unknown(reason: str, **extra: Any) -> dict[str, Any]:
     return {"status": "unknown", "reasons": [reason], **extra}
 
 
+def not_applicable(name: str) -> dict[str, Any]:
+    """The section of a check that does not apply to this OS."""
+    return {"status": "not_applicable", "reasons": [reason("not_checked_here", name)]}
+
+
 def section_status(values: Iterable[Any], reasons: list[str]) -> str:
     """``ok`` when every core value was seen, ``unknown`` when none was, else ``partial``.
     A reason alone (e.g. a fallback that was needed) does not lower ``ok``: the values decide."""
@@ -141,7 +146,7 @@ def run_probe(name: str, ctx: ProbeContext) -> dict[str, Any]:
     spec = PROBES[name]
     platform = ctx.host.platform
     if platform not in spec.platforms:
-        return {"status": "not_applicable", "reasons": [reason("not_checked_here", name)]}
+        return not_applicable(name)
     module_name = f"auditagent.probes.{spec.module}.{platform}"
     if importlib.util.find_spec(module_name) is None:
         return unknown(reason("probe.none", name))

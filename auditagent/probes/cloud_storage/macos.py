@@ -3,13 +3,16 @@
 * installed: /Applications/<Name>.app (and ~/Applications);
 * running: process names;
 * accounts: ~/Library/CloudStorage — File Provider folders are named
-  ``<Provider>-<account>``: ``OneDrive-Personal``, ``OneDrive-<Organisation>`` (business,
-  the organisation's name), ``GoogleDrive-anna@example.com`` (the e-mail: only its domain
+  ``<Provider>-<account>``: ``OneDrive-Personal`` (the word in the Mac's language:
+  ``OneDrive-Personligt``, ``OneDrive-个人`` …), ``OneDrive-<Organisation>`` and
+  ``OneDrive-SharedLibraries-<Organisation>`` (work; the display name is not a tenant id,
+  so the tenant stays unknown), ``GoogleDrive-anna@example.com`` (the e-mail: only its domain
   is kept), ``Dropbox``, ``Box-Box``; Dropbox's ~/.dropbox/info.json; Nextcloud/ownCloud
   config; iCloud Drive when ~/Library/Mobile Documents/com~apple~CloudDocs exists.
 """
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 from auditagent.probes import ProbeContext
@@ -32,16 +35,30 @@ CONSUMER_DOMAINS = {"gmail.com", "googlemail.com", "outlook.com", "hotmail.com",
                     "me.com", "mac.com"}
 
 
+# OneDrive names a personal account's folder "OneDrive-" + "Personal" in the Mac's language
+# (seen on real Macs: see tests/fixtures/public/macos/cloud_storage). A business account's
+# folder carries the organisation's display name, which is not its tenant id.
+ONEDRIVE_PERSONAL = {"personal", "personligt", "personlig", "persönlich", "个人", "個人用"}
+
+
+def _onedrive_account(rest: str) -> dict[str, Any]:
+    if rest.casefold() in ONEDRIVE_PERSONAL:
+        return account(kind="personal")
+    if rest.startswith("SharedLibraries-"):
+        return account(kind="business")  # SharePoint libraries exist only for work accounts
+    # An organisation's name, or "Personal" in a language not listed: unknown fails closed.
+    return account()
+
+
 def parse_cloudstorage_folder(name: str) -> tuple[str, dict[str, Any]] | None:
     """One ~/Library/CloudStorage entry → (client, account) or None if not a known provider."""
+    name = unicodedata.normalize("NFC", name)  # a file name may come decomposed (NFD)
     provider, _, rest = name.partition("-")
     client = PROVIDERS.get(provider.lower())
     if client is None:
         return None
     if client == "onedrive":
-        if rest.lower() == "personal":
-            return client, account(kind="personal")
-        return client, account(kind="business" if rest else None, tenant=rest or None)
+        return client, _onedrive_account(rest)
     if client == "google_drive":
         domain = email_domain(rest)
         kind = "personal" if domain in CONSUMER_DOMAINS else None

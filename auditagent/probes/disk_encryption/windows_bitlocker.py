@@ -221,10 +221,14 @@ def parse_manage_bde(text: str) -> tuple[list[Record], str | None]:
             key = labels.get(m.group(1).strip()) if m else None
             if key:
                 fields[key] = m.group(2)  # type: ignore[union-attr]
-                in_protectors = key == "protectors"
+                # The list follows only an empty "Key Protectors:"; "None Found" ends it, and
+                # so does any line that is not indented (a transcript's closing prompt).
+                in_protectors = key == "protectors" and not m.group(2).strip()  # type: ignore[union-attr]
                 continue
-            if in_protectors and raw.strip():
+            if in_protectors and raw.strip() and raw[:1] in (" ", "\t"):
                 protectors.append(raw.strip())
+            elif in_protectors and raw.strip():
+                in_protectors = False
         if "conversion" not in fields:
             continue
         conv_text = fields["conversion"].strip().lower()

@@ -39,14 +39,17 @@ def parse_socketfilterfw(text: str) -> dict[str, Any] | None:
         if m:
             out["enabled"] = m.group(1) == "enabled"
             continue
-        if re.match(r"^Firewall is blocking all", line):  # older releases' wording for state 2
+        if re.match(r"^Firewall is blocking all", line):  # a wording of state 2 (seen up to Sequoia)
             out["enabled"], out["block_all"] = True, True
-        m = re.match(r"^Firewall has block all state set to (enabled|disabled)", line)
+        # --getblockall: "Firewall has block all state set to disabled." or "Block all DISABLED!".
+        # "State = 2" alone does not say block all: Ventura prints it with block all disabled.
+        m = re.match(r"^(?:Firewall has block all state set to|Block all) (enabled|disabled)", line, re.I)
         if m:
-            out["block_all"] = m.group(1) == "enabled"
-        m = re.match(r"^Stealth mode (enabled|disabled)", line)
+            out["block_all"] = m.group(1).lower() == "enabled"
+        # "Stealth mode enabled" (up to Sonoma) or "Firewall stealth mode is on" (Tahoe)
+        m = re.match(r"^(?:Firewall )?[Ss]tealth mode (?:is )?(enabled|disabled|on|off)\b", line)
         if m:
-            out["stealth"] = m.group(1) == "enabled"
+            out["stealth"] = m.group(1) in ("enabled", "on")
     return out if out["enabled"] is not None else None
 
 

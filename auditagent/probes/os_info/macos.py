@@ -69,6 +69,8 @@ def version_info(host: Host) -> tuple[dict[str, Any], list[str]]:
                 reasons = []
             else:
                 reasons.append(res.why_not())
+                if info.get("ProductVersion") == "10.16":
+                    info = {}  # the compatibility copy's answer: the real version is not known
         return info, reasons
 
     return host.memo("macos_version", compute)

@@ -32,15 +32,38 @@ _SECURITY_TITLE = re.compile(r"^(macOS|Mac OS X|OS X|Security Update|Safari|Back
                              r"|Security Response", re.I)
 
 
+# Catalina and later: "* Label: <label>" then "\tTitle: <t>, Version: <v>, Size: <n>KiB, Recommended: YES,
+# Action: restart,". Mojave and earlier: "   * <label>" then "\t<title> (<version>), <n>K [recommended]
+# [restart]". "-" in place of "*" marks an update that is not recommended.
+_LABEL_NEW = re.compile(r"^\s*[*-]\s*Label:\s*(.+?)\s*$")
+_LABEL_OLD = re.compile(r"^\s*[*-]\s+(\S.*?)\s*$")
+_DETAIL_OLD = re.compile(r"^\s*(?P<title>.+?),?\s+\((?P<version>[^()]*)\),\s*\d+K,?\s*(?P<flags>.*)$")
+
+
+def parse_old_detail(line: str) -> dict[str, Any] | None:
+    """A pre-Catalina detail line: "Security Update 2020-005 (10.14.6), 1633218K [recommended] [restart]"."""
+    d = _DETAIL_OLD.match(line)
+    if not d:
+        return None
+    flags = d.group("flags").lower()
+    return {"title": d.group("title").strip(), "version": d.group("version").strip() or None,
+            "recommended": "[recommended]" in flags, "restart": "[restart]" in flags or "[shut down]" in flags}
+
+
+def _update(label: str) -> dict[str, Any]:
+    return {"label": label, "title": None, "version": None, "recommended": None, "restart": False}
+
+
 def parse_softwareupdate_list(text: str) -> dict[str, Any]:
     """→ {updates: [{label, title, version, recommended, restart}], error: str|None}."""
     updates: list[dict[str, Any]] = []
     error = None
+    old_label = False  # the last line was a pre-Catalina label: its detail line follows
     for line in text.splitlines():
-        m = re.match(r"^\s*\*\s*Label:\s*(.+?)\s*$", line)
+        m = _LABEL_NEW.match(line)
         if m:
-            updates.append({"label": m.group(1), "title": None, "version": None, "recommended": None,
-                            "restart": False})
+            updates.append(_update(m.group(1)))
+            old_label = False
             continue
         if updates and line.strip().startswith("Title:"):
             fields = dict(re.findall(r"(\w+):\s*([^,]*),", line.strip() + ","))
@@ -49,6 +72,18 @@ def parse_softwareupdate_list(text: str) -> dict[str, Any]:
             u["version"] = fields.get("Version", "").strip() or None
             u["recommended"] = fields.get("Recommended", "").strip().upper() == "YES"
             u["restart"] = fields.get("Action", "").strip().lower() in ("restart", "shut down")
+            continue
+        detail = parse_old_detail(line) if old_label else None
+        if detail:
+            updates[-1].update(detail)
+            old_label = False
+            continue
+        m = _LABEL_OLD.match(line) if "found the following" in text else None
+        if m:
+            updates.append(_update(m.group(1)))
+            old_label = True
+            continue
+        old_label = False
         if error is None and re.search(r"\berror\b", line, re.I):
             error = "softwareupdate: " + line.strip()[:200]
     if "found the following new or updated software" in text or "No new software available" in text:

@@ -107,16 +107,22 @@ def decode_wmic(data: bytes) -> str:
 
 
 def parse_wmic_qfe(text: str) -> list[dict[str, Any]]:
-    """``wmic qfe`` fixed-width table → [{HotFixID, Description, InstalledOn}]. Columns are
-    cut at the header's start positions (values can hold spaces: 'Security Update')."""
+    """``wmic qfe`` fixed-width table (or PowerShell's Format-Table of the same class, as
+    ``Get-HotFix`` prints it) → [{HotFixID, Description, InstalledOn}]. Columns are
+    cut at the header's start positions (values can hold spaces: 'Security Update'). The
+    header is the first line naming the HotFixID column as a word of its own: a transcript's
+    prompt or echoed command line above it ("...>wmic qfe get Caption,...,HotFixID") is skipped."""
     lines = [ln.rstrip("\r") for ln in text.splitlines() if ln.strip()]
-    if not lines or "HotFixID" not in lines[0]:
+    at = next((i for i, ln in enumerate(lines) if "HotFixID" in ln.split()), None)
+    if at is None:
         return []
-    header = lines[0]
+    header = lines[at]
     starts = [m.start() for m in re.finditer(r"\S+", header)]
     names = header.split()
     rows = []
-    for ln in lines[1:]:
+    for ln in lines[at + 1:]:
+        if not ln.strip(" -"):
+            continue  # Format-Table's underline row (Get-HotFix, Get-CimInstance): not a hot fix
         cells = {}
         for i, (name, start) in enumerate(zip(names, starts)):
             end = starts[i + 1] if i + 1 < len(starts) else len(ln)

@@ -11,9 +11,12 @@ An idle Mac locks when the screen saver starts (``idleTime``) or the display sle
   (what ``defaults -currentHost read com.apple.screensaver idleTime`` reads);
 * ``sysadminctl -screenLock status`` (it prints to stderr) and ``pmset -g``.
 
-No real capture of sysadminctl or pmset exists; only their plain forms are read
-(``screenLock delay is N seconds``, ``screenLock is immediate``, ``screenLock is off``;
-``displaysleep N``) — anything else leaves the value unknown.
+``pmset -g`` is read from real captures (``displaysleep N`` in minutes, 0 = never). No
+real capture of ``sysadminctl -screenLock status`` is public; it logs through NSLog
+(``2024-… sysadminctl[pid:tid] screenLock delay is immediate``), and only the forms that
+admins' scripts (the CIS benchmark checks) match are read — ``screenLock delay is N
+seconds``, ``screenLock delay is immediate``, ``screenLock is off``; anything else leaves
+the value unknown.
 """
 from __future__ import annotations
 
@@ -33,7 +36,7 @@ def parse_sysadminctl_screenlock(text: str) -> int | None | bool:
     m = re.search(r"screenLock delay is (\d+) seconds?", text)
     if m:
         return int(m.group(1))
-    if re.search(r"screenLock is immediate", text):
+    if re.search(r"screenLock delay is immediate", text):
         return 0
     if re.search(r"screenLock is off", text):
         return False

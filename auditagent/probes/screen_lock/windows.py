@@ -17,7 +17,7 @@ from typing import Any
 
 from auditagent.probes import ProbeContext
 from auditagent.probes import section_status
-from auditagent.probes.sources.windows_registry import dword, user_roots, values
+from auditagent.probes.sources.windows_registry import RegistryValues, dword, user_roots, values
 from auditagent.reasons import reason
 
 MACHINE_POLICY = "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Policies\\System"
@@ -29,7 +29,7 @@ def screensaver_lock(desktop: dict[str, Any] | None, policy: dict[str, Any] | No
     """Seconds until a secure screen saver locks, False if it does not lock, None if unseen."""
     if desktop is None and not policy:
         return None
-    merged = dict(desktop or {})
+    merged = RegistryValues(desktop)  # names without regard to case, as Windows reads them
     merged.update(policy or {})
     active = dword(merged.get("ScreenSaveActive"))
     secure = dword(merged.get("ScreenSaverIsSecure"))
