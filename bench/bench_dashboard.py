@@ -13,7 +13,9 @@ What it generates (in a fresh database, dropped at the end), in bulk SQL
   on the 168 leaf teams;
 * 100,000 devices with their latest state (``device_state``: 4 % stale, 1 % never
   reported) and latest results (``device_checks``: 7 checks each → 700,000 rows,
-  ~30 % of devices failing at least one required check);
+  ~30 % of devices failing at least one required check), with what ingest keeps of each
+  failing run: since when (0–20 days) and, for os-updates (72 h of grace), its deadline —
+  so some devices are *due* and the pages show failing-since;
 * 30 days of history in ``device_days`` (one row per device and day: 3,000,000 rows) —
   the table the trend reads;
 * a few hundred active exceptions (device- and unit-level), which every state
@@ -60,6 +62,7 @@ TARGET_MS = 50.0  # pages (issue 13 item 4)
 EXPORT_TARGET_MS = 1000.0  # a 25k-device unit's export
 CHECKS = [("disk-encryption-full", 0.04), ("os-updates", 0.10), ("os-supported", 0.08), ("firewall", 0.02),
           ("screen-lock", 0.06), ("antimalware", 0.02), ("cloud-storage", 0.05)]
+GRACE_CHECK, GRACE_HOURS = "os-updates", 72  # the policy's one check with a grace period
 ADMINS = ["Socialförvaltningen", "Arbetsmarknadsförvaltningen", "Hälso- och sjukvård", "Utbildningsförvaltningen"]
 
 
@@ -142,24 +145,25 @@ def generate(engine: Any, *, n_devices: int, n_units: int, days: int) -> dict[st
                         ELSE 'pass' END
             FROM generate_series(1, :n) AS i CROSS JOIN (VALUES {values}) AS c(check_id, share)
             WHERE i % 100 <> 0"""), params)
-        # What ingest keeps on device_state with the checks: the required ones not met.
+        # Failing since (runs of 0–20 days) and grace: os-updates has 72 h of grace, so
+        # its runs younger than that are due, older ones past their deadline.
+        conn.execute(text(f"""
+            UPDATE device_checks SET failing_since = ds.generated_at - make_interval(hours => abs(hashtext(
+                       device_checks.device_id || device_checks.check_id)) % 480),
+                   due_until = CASE WHEN device_checks.check_id = '{GRACE_CHECK}' THEN ds.generated_at
+                       - make_interval(hours => abs(hashtext(device_checks.device_id || device_checks.check_id)) % 480)
+                       + interval '{GRACE_HOURS} hours' END
+            FROM device_state ds WHERE ds.device_id = device_checks.device_id
+              AND device_checks.status IN ('fail', 'unknown')"""))
+        # What ingest keeps on device_state with the checks: the required ones not met, the
+        # earliest run and deadline among them, and those without grace.
         conn.execute(text("""
-            UPDATE device_state SET failing_required = f.ids
-            FROM (SELECT device_id, string_agg(check_id, ',' ORDER BY check_id) AS ids FROM device_checks
-                  WHERE severity = 'required' AND status IN ('fail', 'unknown') GROUP BY device_id) AS f
-            WHERE f.device_id = device_state.device_id"""))
-        # Failing since and grace (kept at ingest): every failing run has a start; a tenth
-        # of the failing devices are inside a 72 h grace period (due), the rest fail hard.
-        conn.execute(text("""
-            UPDATE device_checks SET failing_since = :now - make_interval(hours => 1 + abs(hashtext(device_id)) % 400),
-                   due_until = CASE WHEN abs(hashtext(device_id)) % 10 = 0
-                                    THEN :now + make_interval(hours => 1 + abs(hashtext(device_id)) % 71) END
-            WHERE status IN ('fail', 'unknown')"""), params)
-        conn.execute(text("""
-            UPDATE device_state SET failing_since = f.since, due_until = f.due, failing_hard = f.hard
-            FROM (SELECT device_id, min(failing_since) AS since, min(due_until) AS due,
-                         coalesce(string_agg(check_id, ',' ORDER BY check_id)
-                                  FILTER (WHERE due_until IS NULL), '') AS hard
+            UPDATE device_state SET failing_required = f.ids, failing_since = f.since, due_until = f.due,
+                   failing_hard = f.hard
+            FROM (SELECT device_id, string_agg(check_id, ',' ORDER BY check_id) AS ids,
+                         min(failing_since) AS since, min(due_until) AS due,
+                         coalesce(string_agg(check_id, ',' ORDER BY check_id) FILTER (WHERE due_until IS NULL), '')
+                         AS hard
                   FROM device_checks WHERE severity = 'required' AND status IN ('fail', 'unknown')
                   GROUP BY device_id) AS f
             WHERE f.device_id = device_state.device_id"""))
@@ -235,7 +239,10 @@ def measure_direct(engine: Any, info: dict[str, Any], runs: int) -> dict[str, fl
     out: dict[str, float] = {}
     with engine.connect() as conn:
         now = dt.datetime.now(dt.timezone.utc)
-        sizes = {u.id: u.total for u in rd.unit_tree(conn, scope, now)}
+        tree = rd.unit_tree(conn, scope, now)
+        sizes = {u.id: u.total for u in tree}
+        by_state = {st: sum(getattr(u.counts, st) for u in tree if u.depth == 1) for st in rd.STATES}
+        print("  devices by state: " + ", ".join(f"{st} {n:,}" for st, n in by_state.items()))
         device = conn.execute(select(device_state.c.device_id).where(device_state.c.last_report_id.is_not(None))
                               .order_by(device_state.c.device_id).limit(1)).scalar_one()
         print(f"  drill-down units: administration #{admin_id} ({sizes[admin_id]:,} devices), "
@@ -254,6 +261,8 @@ def measure_direct(engine: Any, info: dict[str, Any], runs: int) -> dict[str, fl
             ("unit_detail administration", lambda: rd.unit_detail(conn, scope, admin_id, now), runs),
             ("unit_detail administration, state=not_ready",
              lambda: rd.unit_detail(conn, scope, admin_id, now, state="not_ready"), runs),
+            ("unit_detail administration, state=due",
+             lambda: rd.unit_detail(conn, scope, admin_id, now, state="due"), runs),
             ("unit_detail team", lambda: rd.unit_detail(conn, scope, leaf_id, now), runs),
             ("device_detail (device page)", lambda: rd.device_detail(conn, scope, device, now), runs),
             ("trend administration 90 days, warm", lambda: rd.trend(conn, scope, admin_id, now, 90), runs),

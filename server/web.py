@@ -447,7 +447,7 @@ class Web:
                     "enrolled_at": d.enrolled_at, "last_report": dev.last_seen, "policy": policy,
                     "agent_verdict": latest_verdict, "crumbs": crumbs, "keyid": keyid, "public_key_pem": pem,
                     "failing_since": dev.failing_since, "due_until": dev.due_until},
-            results=results, notice=notice,
+            results=results, notice=notice, now=now,
             reports=[{"report_id": i.report_id, "sequence": i.sequence, "generated_at": i.generated_at,
                       "received_at": i.received_at, "verdict": i.verdict,
                       "policy": f"{i.policy_id} {i.policy_version}"} for i in d.timeline.items])

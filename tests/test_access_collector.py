@@ -102,6 +102,35 @@ def test_not_ready_device_gets_none_with_the_reason(gate):
     assert acc == {"granted": False, "state": "not_ready", "reason": "required checks not met: disk-encrypted"}
 
 
+def test_a_due_device_gets_a_certificate_that_ends_at_its_deadline(gate):
+    """Due (inside a grace period) opens the door, but never past the grace deadline; a
+    run that started without grace gets none later (docs/remote-access.md)."""
+    dev = gate.enroll("Testförvaltningen/Gate/Due")
+    register(gate, dev)
+    started = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=23)).replace(microsecond=0)
+    graced = [{"check_id": "os-patched", "status": "fail", "severity": "required", "grace_hours": 24}]
+    r = send(gate, dev, results=graced, verdict="not_ready", generated_at=started.isoformat().replace("+00:00", "Z"))
+    acc = r.json()["access"]
+    deadline = started + dt.timedelta(hours=24)
+    assert acc["granted"] is True and acc["state"] == "due", acc
+    assert deadline.isoformat() in acc["reason"] and "os-patched" in acc["reason"]
+    cert = x509.load_pem_x509_certificate(acc["certificate"].encode())
+    assert cert.not_valid_after_utc == deadline  # not the 2 h lifetime: the deadline comes first
+    # A grace that ran out without a passing report (started 3 h ago, 2 h of grace): not ready.
+    late = gate.enroll("Testförvaltningen/Gate/Due")
+    register(gate, late)
+    three = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=3)).replace(microsecond=0)
+    acc = send(gate, late, results=[{**graced[0], "grace_hours": 2}], verdict="not_ready",
+               generated_at=three.isoformat().replace("+00:00", "Z")).json()["access"]
+    assert acc == {"granted": False, "state": "not_ready", "reason": "required checks not met: os-patched"}
+    # A policy adding grace to a check already failing grants none afterwards.
+    other = gate.enroll("Testförvaltningen/Gate/Due")
+    register(gate, other)
+    assert send(gate, other, **FAILING).json()["access"]["state"] == "not_ready"
+    acc = send(gate, other, results=[{**FAILING["results"][0], "grace_hours": 72}], verdict="not_ready").json()
+    assert acc["access"] == {"granted": False, "state": "not_ready", "reason": "required checks not met: disk-encrypted"}
+
+
 def test_ready_without_a_registered_key_gets_none(gate):
     dev = gate.enroll("Testförvaltningen/Gate/C")
     acc = send(gate, dev).json()["access"]

@@ -87,3 +87,24 @@ def test_a_grace_the_collector_cannot_trust_is_no_grace(bad):
     row = check_runs([{"check_id": "x", "severity": "required", "status": "fail", "grace_hours": bad}], NOW)[0]
     assert row == {"check_id": "x", "severity": "required", "status": "fail", "failing_since": NOW,
                    "due_until": None}
+
+
+def test_exceptions_cover_the_checks_without_grace(fleet):
+    """A unit-wide exception on the check without grace leaves the graced one to decide: due."""
+    from readiness_fleet import BU, EB
+    from server import readiness as rd
+
+    with fleet.store.engine.begin() as conn:
+        rd.grant_exception(conn, fleet.users["so_all"], check_id="firewall", unit_id=fleet.units[BU],
+                           expires_at=NOW + 240 * H, justification="central firewall", now=NOW - H)
+    fleet.report("bu3", 0.25, {"firewall": "fail", "os-patched": "fail"}, grace={"os-patched": 48})
+    fleet.report("eb4", 0.25, {"firewall": "fail", "os-patched": "fail"}, grace={"os-patched": 48})  # no exception
+    fleet.report("eb6", 0.25, {"os-patched": "fail"}, grace={"os-patched": 2})
+    with fleet.store.engine.connect() as conn:
+        state = {name: rd.device_detail(conn, rd.Scope(), fleet.devices[name].id, NOW).device.state
+                 for name in ("bu3", "eb4", "eb6")}
+        later = rd.device_detail(conn, rd.Scope(), fleet.devices["eb6"].id, NOW + 2 * H).device.state
+        tiles = {u.path: u for u in rd.overview(conn, rd.Scope(), NOW).units}
+    assert state == {"bu3": "due", "eb4": "not_ready", "eb6": "due"}
+    assert later == "not_ready"  # eb6's 2 h of grace ran out
+    assert tiles[BU].counts.due >= 1 and tiles[EB].counts.due >= 1

@@ -322,3 +322,20 @@ def test_subscriptions_api(fleet):
         assert http.delete(f"/api/v1/subscriptions/{sid}").status_code == 204
         assert http.delete(f"/api/v1/subscriptions/{sid}").status_code == 404
     app.state.store.engine.dispose()
+
+
+def test_becoming_due_and_its_grace_running_out_are_both_told():
+    """A device newly failing inside a grace period is told (it has until its deadline);
+    when the grace runs out (due → not ready) it is told again; a not-ready device whose
+    checks without grace were fixed while one with grace still fails (→ due) is not."""
+    from server.notify.digest import transitions
+    from server.notify.events import NOT_READY as BECAME
+    from server.notify.messages import render_text
+
+    prev = {"a": "ready", "b": "due", "c": "not_ready", "d": "due", "e": "stale"}
+    now = {"a": "due", "b": "not_ready", "c": "due", "d": "due", "e": "not_ready"}
+    assert transitions(prev, now)[BECAME] == ["a", "b", "e"]
+    digest = {"lang": "sv", "unit": "IFO", "day": "2026-12-01", "ready_pct": 90.0, "events": {BECAME: {
+        "count": 1, "devices": [{"device_id": "a", "hostname": "a-laptop", "unit": "IFO", "state": "due",
+                                 "previous": "ready", "due_until": "2026-12-03T10:00:00+00:00"}]}}}
+    assert "a-laptop (IFO): åtgärd krävs, åtgärda senast 2026-12-03 10:00 UTC" in render_text(digest)[1]

@@ -45,11 +45,18 @@ def app_fleet(collector_db_url):
         rd.revoke_exception(conn, so, e.id, "no longer needed", NOW - H / 2)
     store.set_unit_max_age(SOC + "/Äldreomsorg", 48)  # a policy change: AO's max age 72 h → 48 h
     store.revoke_device(fleet.devices["bu2"].id, "lost")
+    # Grace periods. eb5: os-patched newly failing under 72 h of grace → due.
+    fleet.report("eb5", 3, {"os-patched": "fail"}, grace={"os-patched": 72})
+    # eb2: os-patched newly failing with 48 h of grace; disk-encrypted (no grace) is
+    # covered by its device exception → due.
+    fleet.report("eb2", 0.5, {"disk-encrypted": "fail", "os-patched": "fail"}, grace={"os-patched": 48})
+    # eb3: already failing before its policy gained a grace period → no grace: not ready.
+    fleet.report("eb3", 0.75, {"disk-encrypted": "fail", "os-patched": "unknown"},
+                 grace={"disk-encrypted": 72, "os-patched": 72})
+    # ao2: firewall failing for 30 h with 24 h of grace: the deadline (NOW − 6 h) passed → not ready.
+    fleet.report("ao2", 30, {"firewall": "fail"}, grace={"firewall": 24})
     yield app, fleet
     app.state.store.engine.dispose()
-
-
-STATE_WORDS = {"ready": "ready", "not_ready": "not_ready", "stale": "stale", "never_reported": "never_reported"}
 
 
 def _by_state(rows):
@@ -79,6 +86,41 @@ def test_every_view_agrees_by_state(app_fleet, unit):
     assert today.ready_pct == tile.ready_pct == detail.summary.ready_pct
     assert _by_state(r[rd.EXPORT_COLUMNS.index("state")] for r in export) == want
     assert detail.devices.total == tile.total
+    assert tile.ready_pct == rd.percent(want["ready"] + want["due"], tile.total)  # due counts with ready
+    if unit != EB:
+        return
+    assert want["due"] == 2 and want["not_ready"] == 1  # eb2, eb5 due; eb3 not ready (no retroactive grace)
+    # Failing since, the same in the device rows, the export and the device page.
+    col = rd.EXPORT_COLUMNS.index
+    by_host = {r[col("hostname")]: r for r in export}
+    with store.engine.connect() as conn:
+        for name in ("eb2", "eb3", "eb5"):
+            page = rd.device_detail(conn, rd.Scope(), fleet.devices[name].id, NOW).device
+            row = by_host[f"{name}-laptop"]
+            assert (row[col("state")], row[col("failing_since")], row[col("due_until")]) == \
+                (page.state, page.failing_since, page.due_until)
+    assert by_host["eb5-laptop"][col("failing_since")] == NOW - 3 * H
+    assert by_host["eb5-laptop"][col("due_until")] == NOW + 69 * H
+    assert by_host["eb2-laptop"][col("due_until")] == NOW + 47.5 * H
+    assert by_host["eb3-laptop"][col("failing_since")] == NOW - 3 * H and by_host["eb3-laptop"][col("due_until")] is None
+    # The unit page's failing-longest list: oldest first, only fresh, uncovered, required checks.
+    runs = [(r.hostname, r.check_id, r.failing_since) for r in detail.failing_longest]
+    assert [x[2] for x in runs] == sorted(x[2] for x in runs) and len(runs) == 4
+    assert ("eb3-laptop", "disk-encrypted", NOW - 3 * H) in runs and ("eb5-laptop", "os-patched", NOW - 3 * H) in runs
+    assert not any(h == "eb2-laptop" and c == "disk-encrypted" for h, c, _ in runs)  # covered by its exception
+    oldest = {f.check_id: f.failing_since for f in detail.failing_checks}
+    assert oldest["os-patched"] == NOW - 3 * H
+
+
+def test_due_is_a_function_of_time(app_fleet):
+    """No job runs at the deadline: the same stored state, judged at two moments."""
+    _app, fleet = app_fleet
+    ao2 = fleet.devices["ao2"].id
+    with fleet.store.engine.connect() as conn:
+        before = rd.device_detail(conn, rd.Scope(), ao2, NOW - 10 * H).device
+        after = rd.device_detail(conn, rd.Scope(), ao2, NOW).device
+    assert (before.state, before.due_until) == ("due", NOW - 6 * H)
+    assert (after.state, after.due_until, after.failing_since) == ("not_ready", None, NOW - 30 * H)
 
 
 def test_api_agrees_with_the_tiles(app_fleet):
@@ -107,7 +149,7 @@ def test_a_weekend_without_reports_is_stale_not_a_collapse(app_fleet):
     for day, p in points.items():
         if day == D:
             continue
-        assert p.ready + p.not_ready + p.stale + p.never_reported == p.devices
+        assert p.ready + p.due + p.not_ready + p.stale + p.never_reported == p.devices
         if day.weekday() >= 5:  # Saturday, Sunday: bu3's latest report is Friday's, stale
             assert p.ready == 0 and p.stale >= 1, (day, p)
         else:

@@ -112,7 +112,7 @@ class CheckResult:
     evidence: Any
     excepted_by: int | None  # id of the active exception covering this failing required check
     failing_since: dt.datetime | None = None  # not met since (the current run's start)
-    due_until: dt.datetime | None = None  # the run's grace deadline, if it has one
+    due_until: dt.datetime | None = None  # the run's grace deadline, if it has one (past or ahead)
 
 
 @dataclass(frozen=True)

@@ -160,7 +160,7 @@ class FailingRun:
     hostname: str
     check_id: str
     failing_since: dt.datetime | None
-    due_until: dt.datetime | None  # its grace deadline, if the run has one
+    due_until: dt.datetime | None  # its grace deadline, if the run has one still ahead
 
 
 @dataclass(frozen=True)
@@ -216,8 +216,13 @@ def failing_longest(conn: Connection, now: dt.datetime, cover: Cover, unit_ids: 
          .order_by(dc.c.failing_since, dc.c.device_id, dc.c.check_id).limit(limit))
     if unit_ids is not None:
         q = q.where(s.c.unit_id.in_(unit_ids))
-    return [FailingRun(r.device_id, r.hostname, r.check_id, utc(r.failing_since), utc(r.due_until))
+    return [FailingRun(r.device_id, r.hostname, r.check_id, utc(r.failing_since), _ahead(utc(r.due_until), now))
             for r in conn.execute(q)]
+
+
+def _ahead(deadline: dt.datetime | None, now: dt.datetime) -> dt.datetime | None:
+    """A grace deadline still ahead of ``now`` (one that has passed grants nothing)."""
+    return deadline if deadline is not None and deadline > now else None
 
 
 def blocking_checks(conn: Connection, now: dt.datetime, unit_list: list[dict[str, Any]], cover: Cover,
