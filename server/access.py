@@ -76,7 +76,7 @@ def device_access(conn: Connection, device_id: str, now: dt.datetime, *,
             device_state.c.failing_required, st.c.due_until]
     joined = st.join(device_state, device_state.c.device_id == st.c.id)
     if freshness:
-        ages = unit_max_age("acc_age")
+        ages = unit_max_age("acc_age", unit_ids=[dev.unit_id])
         cols.append(ages.c.max_age_hours)
         joined = joined.join(ages, ages.c.unit_id == st.c.unit_id)
     row = conn.execute(select(*cols).select_from(joined).where(st.c.id == device_id)).first()

@@ -17,7 +17,8 @@ import uuid
 from typing import Any, Iterator
 
 from sqlalchemy import (JSON, BigInteger, Boolean, CheckConstraint, Column, Date, DateTime, ForeignKey, Index, Integer,
-                        LargeBinary, MetaData, String, Table, Text, UniqueConstraint, create_engine, event, text)
+                        LargeBinary, MetaData, String, Table, Text, UniqueConstraint, create_engine, event, select, text,
+                        update)
 from sqlalchemy.engine import Engine
 
 DEFAULT_DB_URL = "sqlite:///./auditagent-collector.db"
@@ -268,6 +269,17 @@ unit_day_ready = Table(
     Column("history_version", Integer, nullable=False),  # units.history_version when counted
 )
 
+# Each change of a unit's max report age (0013): a past day of the trend judges freshness
+# by the max age in force at that day's end, not by today's.
+unit_max_age_history = Table(
+    "unit_max_age_history", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("unit_id", Integer, ForeignKey("units.id"), nullable=False),
+    Column("max_report_age_hours", Integer, nullable=True),  # NULL: the unit stopped setting its own
+    Column("from_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_unit_max_age_history_unit", unit_max_age_history.c.unit_id, unit_max_age_history.c.from_at)
+
 # The TLS key a device registered for its readiness certificates (0006; server/access.py).
 device_tls_keys = Table(
     "device_tls_keys", metadata,
@@ -460,6 +472,20 @@ def scratch_database(base_url: str, prefix: str = "aa_scratch") -> Iterator[str]
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def set_max_report_age(conn: Any, unit_id: int, hours: int | None, at: dt.datetime) -> None:
+    """Set a unit's max report age (None: inherit) from ``at`` on, keeping the change in
+    its history when it is one."""
+    before = conn.execute(select(units.c.max_report_age_hours).where(units.c.id == unit_id)).scalar_one()
+    conn.execute(update(units).where(units.c.id == unit_id).values(max_report_age_hours=hours))
+    if before != hours:
+        conn.execute(unit_max_age_history.insert().values(unit_id=unit_id, max_report_age_hours=hours, from_at=at))
+        # Days already counted by the trend stay right unless ``at`` is in the past: redo
+        # the subtree's (a rare event; see server.readiness.trend).
+        path = conn.execute(select(units.c.path).where(units.c.id == unit_id)).scalar_one()
+        conn.execute(update(units).where((units.c.path == path) | units.c.path.startswith(path + "/", autoescape=True))
+                     .values(history_version=units.c.history_version + 1))
 
 
 def write_audit(conn: Any, actor_id: int | None, action: str, object_type: str, object_id: Any,

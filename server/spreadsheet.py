@@ -17,9 +17,14 @@ _FORMULA = re.compile(r"^[\s\u00a0]*[=+\-@\uff1d\uff0b\uff0d\uff20]|^[\t\r\n]")
 _INNER = re.compile(r"([;,\t\r\n][\s\u00a0]*)(?=[=+\-@\uff1d\uff0b\uff0d\uff20])")
 
 
+_EITHER = re.compile(_FORMULA.pattern + r"|[;,\t\r\n][\s\u00a0]*[=+\-@\uff1d\uff0b\uff0d\uff20]")
+
+
 def inert(text: str) -> str:
     """``text`` as a spreadsheet shows it but never evaluates: a leading apostrophe where
     the cell would start a formula, and one after every separator where a part of it would."""
+    if _EITHER.search(text) is None:  # nearly every cell: one scan, nothing to change
+        return text
     if _FORMULA.match(text):
         text = "'" + text
     return _INNER.sub(r"\1'", text)
@@ -38,18 +43,25 @@ RFC4180 = CsvStyle(",", False)  # machines, the API, English Excel
 NORDIC_EXCEL = CsvStyle(";", True)  # Swedish and Danish Excel: ';' is their list separator
 
 
-def csv_lines(rows: Iterable[Sequence[str]], style: CsvStyle = RFC4180) -> Iterator[str]:
-    """The rows as CSV text, one chunk per line: every cell quoted, CRLF line ends."""
-    first = True
+CSV_CHUNK = 64 * 1024  # characters per chunk handed to the server: one send per chunk, not per row
+
+
+def csv_lines(rows: Iterable[Sequence[str]], style: CsvStyle = RFC4180, *, chunk: int = CSV_CHUNK,
+              made_inert: bool = False) -> Iterator[str]:
+    """The rows as CSV text (every cell quoted, CRLF line ends), in chunks of whole lines
+    of about ``chunk`` characters; ``made_inert``: the cells went through :func:`inert` already."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, delimiter=style.delimiter, quoting=csv.QUOTE_ALL, lineterminator="\r\n")
+    if style.bom:
+        buf.write("\ufeff")
     for row in rows:
-        buf = io.StringIO()
-        csv.writer(buf, delimiter=style.delimiter, quoting=csv.QUOTE_ALL, lineterminator="\r\n").writerow(
-            [inert(c) for c in row])
-        line = buf.getvalue()
-        if first and style.bom:
-            line = "\ufeff" + line
-        first = False
-        yield line
+        writer.writerow(row if made_inert else [inert(c) for c in row])
+        if buf.tell() >= chunk:
+            yield buf.getvalue()
+            buf.seek(0)
+            buf.truncate()
+    if buf.tell():
+        yield buf.getvalue()
 
 
 def xlsx_bytes(header: Sequence[str], rows: Iterable[Sequence[Any]], *, sheet: str = "Devices") -> bytes:

@@ -32,8 +32,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from auditagent import report as wire
-from server.db import (device_keys, device_state, devices, enrolment_tokens, now, reports, unit_policies, units,
-                       utc, write_audit)
+from server.db import (device_keys, device_state, devices, enrolment_tokens, now, reports, set_max_report_age,
+                       unit_policies, units, utc, write_audit)
 from server import partitions, report_pack
 from server.group_commit import GroupCommit
 from server.key_cache import LRUCache
@@ -263,15 +263,17 @@ class Store:
             raise ApiError(404, "unknown_unit", f"unit {p!r} does not exist; create it with `unit add`")
         return dict(row)
 
-    def set_unit_max_age(self, path: str, hours: int | None, conn: Any = None) -> dict[str, Any]:
-        """Set (or clear, with None) the unit's max report age; sub-units without their own inherit it."""
+    def set_unit_max_age(self, path: str, hours: int | None, conn: Any = None, *,
+                         at: dt.datetime | None = None) -> dict[str, Any]:
+        """Set (or clear, with None) the unit's max report age from ``at`` (default: now)
+        on; sub-units without their own inherit it."""
         if hours is not None and not 1 <= int(hours) <= 24 * 365:
             raise ApiError(422, "invalid", "max_report_age_hours: between 1 and 8760")
         if conn is None:
             with self.engine.begin() as c:
-                return self.set_unit_max_age(path, hours, c)
+                return self.set_unit_max_age(path, hours, c, at=at)
         unit = self.get_unit(path, conn)
-        conn.execute(update(units).where(units.c.id == unit["id"]).values(max_report_age_hours=hours))
+        set_max_report_age(conn, unit["id"], hours, at or now())
         return {**unit, "max_report_age_hours": hours}
 
     def list_units(self) -> list[dict[str, Any]]:
@@ -523,7 +525,7 @@ class Store:
                                                       envelope=json.dumps(envelope, separators=(",", ":")),
                                                       created_at=now()))
             if max_age is not None:  # the signed policy says when its devices go stale
-                conn.execute(update(units).where(units.c.id == unit["id"]).values(max_report_age_hours=max_age))
+                set_max_report_age(conn, unit["id"], max_age, now())
             write_audit(conn, actor_id, "policy.set", "unit", unit["id"],
                         {"unit": unit["path"], "policy_id": policy_id, "policy_version": policy_version,
                          "sha256": sha}, now())

@@ -163,3 +163,35 @@ def test_closed_days_judge_from_the_latest_report_before_the_day_ended(app_fleet
     # By hand (EB, 7 devices, 24 h max age): two days ago only eb1 had reported (passing);
     # yesterday eb1's latest failed disk-encrypted and eb4 passed; today = the tiles.
     assert [(p.ready, p.not_ready, p.stale, p.never_reported) for p in eb[:2]] == [(1, 0, 0, 6), (1, 1, 0, 5)]
+
+
+@pytest.fixture(scope="module")
+def due_fleet(app_fleet):
+    """The fleet with devices inside a grace period too: ao1 due (72 h grace on os-patched),
+    eb3 failing one check with grace and one without (not ready, not due)."""
+    app, fleet = app_fleet
+    fleet.report("ao1", 2, {"os-patched": "fail"}, grace={"os-patched": 72})
+    fleet.report("eb3", 2, {"os-patched": "fail", "firewall": "fail"}, grace={"os-patched": 72})
+    return app, fleet
+
+
+@pytest.mark.parametrize("later_h", [0, 6, 30, 60, 80, 24 * 30])
+def test_grouped_state_counts_equal_the_per_device_definition(due_fleet, later_h):
+    """The overview's fast count (state_of applied once per group of alike devices) is the
+    per-device definition summed — at several moments, so staleness, grace deadlines and
+    the exceptions' expiry move devices between states, for the whole fleet and for each
+    unit alone."""
+    from sqlalchemy import func, select
+
+    app, fleet = due_fleet
+    now = NOW + later_h * H
+    with fleet.store.engine.connect() as conn:
+        for unit_ids in [None] + [[u] for u in sorted(fleet.units.values())]:
+            st = rd.device_states(conn, now, unit_ids).subquery("st")
+            want = {(int(r.unit_id), r.state, r.agent_version): int(r.n) for r in conn.execute(
+                select(st.c.unit_id, st.c.state, st.c.agent_version, func.count().label("n"))
+                .group_by(st.c.unit_id, st.c.state, st.c.agent_version))}
+            got = {(u, s, v): n for u, s, v, n in rd.state_counts(conn, now, unit_ids)}
+            assert got == want
+            if unit_ids is None and later_h == 0:  # the fleet shows every state the rule decides by time
+                assert {s for _u, s, _v in got} >= {"ready", "due", "not_ready", "stale"}

@@ -54,13 +54,17 @@ class Cover:
         return or_(_key(check_col, unit_id_col).in_(sorted(f"{c} {u}" for c, u in self.unit_checks)),
                    _key(check_col, device_col).in_(sorted(f"{c} {d}" for c, d in self.device_checks)))
 
-    def covers_all(self, s: Any, *, hard: bool = False) -> ColumnElement[bool]:
-        """SQL on a device_state relation ``s``: every failing required check is covered
-        (``hard``: every one of them without grace, ``failing_hard``)."""
-        col = s.c.failing_hard if hard else s.c.failing_required
-        by_unit = and_(_key(col, s.c.unit_id).in_(sorted(f"{f} {u}" for u, f in self.ready_pairs)),
-                       s.c.device_id.not_in(sorted(self.named_devices)))
-        return or_(by_unit, s.c.device_id.in_(sorted(self.hard_devices if hard else self.ready_devices)))
+    def covers_all(self, failing: Any, unit_id: Any, device_id: Any, *, hard: bool = False) -> ColumnElement[bool]:
+        """SQL over a device_state row's columns: every check in ``failing`` (its failing
+        required checks; ``hard``: those without grace, ``failing_hard``) is covered."""
+        by_unit = and_(_key(failing, unit_id).in_(sorted(f"{f} {u}" for u, f in self.ready_pairs)),
+                       device_id.not_in(sorted(self.named_devices)))
+        return or_(by_unit, device_id.in_(sorted(self.hard_devices if hard else self.ready_devices)))
+
+    @property
+    def own_devices(self) -> list[str]:
+        """The devices whose own exceptions bear on their state (judged one by one)."""
+        return sorted(self.named_devices | self.ready_devices | self.hard_devices)
 
 
 def _key(text_col: Any, other_col: Any) -> Any:

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 
 from auditagent import report as wire
 from server.db import device_checks, device_keys, device_state, devices, exceptions, reports, units, utc
-from server.readiness.cover import covered_exists
+from server.readiness.cover import Cover, covered_exists
 from server.readiness.exceptions import ExceptionInfo, list_exceptions
 from server.readiness.scope import Invalid, NotFound, Scope, visible_device
 from server.readiness.state import (DEFAULT_MAX_REPORT_AGE_HOURS, DUE, NEVER_REPORTED, NOT_READY, READY, STALE,
@@ -55,14 +55,17 @@ class DevicePage:
 STATE_ORDER = {NOT_READY: 0, DUE: 1, STALE: 2, NEVER_REPORTED: 3, READY: 4}
 
 
-def device_rows(conn: Connection, now: dt.datetime, rows: Sequence[Any], newest: str | None) -> list[DeviceRow]:
-    """DeviceRows for one page of device_state_rows results, with their failing checks."""
+def device_rows(conn: Connection, now: dt.datetime, rows: Sequence[Any], newest: str | None, *,
+                cover: Cover | None = None) -> list[DeviceRow]:
+    """DeviceRows for one page of device_state_rows results, with their failing checks
+    (``cover``: the active exceptions, when the caller holds them; else looked up per check)."""
     ids = [r["id"] for r in rows]
     failing: dict[str, list[str]] = {i: [] for i in ids}
     excepted: dict[str, list[str]] = {i: [] for i in ids}
     if ids:
         dc = device_checks
-        covered = covered_exists(conn, now, dc.c.check_id, dc.c.device_id, units.c.path)
+        covered = (covered_exists(conn, now, dc.c.check_id, dc.c.device_id, units.c.path) if cover is None
+                   else cover.covers_check(dc.c.check_id, dc.c.device_id, devices.c.unit_id))
         q = (select(dc.c.device_id, dc.c.check_id, covered.label("covered"))
              .select_from(dc.join(devices, devices.c.id == dc.c.device_id).join(units, units.c.id == devices.c.unit_id))
              .where(dc.c.device_id.in_(ids), dc.c.severity == "required", dc.c.status.in_(FAILING_STATUSES))

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from server import spreadsheet
+from server.readiness.cover import exception_cover
 from server.readiness.devices import DeviceRow, device_filters, device_rows
 from server.readiness.scope import Scope, scope_unit_ids, visible_unit
 from server.readiness.state import DEFAULT_MAX_REPORT_AGE_HOURS, device_state_rows
@@ -46,28 +47,31 @@ def export_records(conn: Connection, scope: Scope, unit_id: int, now: dt.datetim
                    filters: ExportFilters = ExportFilters(), min_agent_version: str | None = None, batch: int = 500,
                    default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> Iterator[tuple[Any, ...]]:
     """One tuple of typed values (see EXPORT_COLUMNS) per active device in the unit's
-    subtree that passes ``filters``, by device id; keyset-paginated in batches, so memory
-    stays flat for any fleet."""
+    subtree that passes ``filters``, by device id; streamed in batches, so memory stays
+    flat for any fleet."""
     unit = visible_unit(conn, scope, unit_id)
     root = unit["path"]
     newest = agent_versions(conn, scope, root, now, minimum=min_agent_version).newest
-    ds = device_state_rows(conn, scope, now, unit_ids=scope_unit_ids(conn, Scope(unit_path=root)),
+    ids = scope_unit_ids(conn, Scope(unit_path=root))
+    cover = exception_cover(conn, now, ids)
+    ds = device_state_rows(conn, scope, now, unit_ids=ids, cover=cover,
                            default_max_age_hours=default_max_age_hours).subquery("ds")
     conds = device_filters(ds, state=filters.state, check=filters.check, os=filters.os)
-    last = ""
-    while True:
-        rows = conn.execute(select(ds).where(ds.c.id > last, *conds)
-                            .order_by(ds.c.id).limit(batch)).mappings().all()
-        if not rows:
-            return
-        for d in device_rows(conn, now, rows, newest):
+    # One query, read through a server-side cursor in batches (the states are computed
+    # once, not once per page); each batch's failing checks in one more lookup.
+    # (Options on the statement: on the connection they would stream every later query too.)
+    result = conn.execute(select(ds).where(*conds).order_by(ds.c.id)
+                          .execution_options(stream_results=True, yield_per=batch))
+    for part in result.mappings().partitions(batch):
+        for d in device_rows(conn, now, part, newest, cover=cover):
             yield _values(d)
-        last = rows[-1]["id"]
 
 
 def csv_cell(value: Any) -> str:
     """One cell of the machine export: '' for none, yes/no, ISO 8601 UTC times, lists
     joined with ';'; text a spreadsheet would evaluate is made inert."""
+    if type(value) is str:  # most cells: first, without the checks below
+        return spreadsheet.inert(value)
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -89,7 +93,7 @@ def export_rows(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, 
 def export_csv(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, *,
                style: spreadsheet.CsvStyle = spreadsheet.RFC4180, **kwargs: Any) -> Iterator[str]:
     """The machine export as CSV text chunks (every cell quoted, CRLF)."""
-    return spreadsheet.csv_lines(export_rows(conn, scope, unit_id, now, **kwargs), style)
+    return spreadsheet.csv_lines(export_rows(conn, scope, unit_id, now, **kwargs), style, made_inert=True)
 
 
 # ------------------------------------------------------------------ for a person

@@ -36,11 +36,11 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from sqlalchemy import and_, case, exists, func, literal, or_, select
+from sqlalchemy import and_, case, exists, func, literal, or_, select, union_all
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement, Select
 
-from server.db import device_state, devices, units, utc
+from server.db import device_state, devices, unit_max_age_history, units, utc
 from server.readiness.cover import Cover, exception_cover
 from server.readiness.scope import Scope, ancestor_or_self, scope_unit_ids
 from server.readiness.sql import minus_hours, ts_param
@@ -54,24 +54,57 @@ DEFAULT_MAX_REPORT_AGE_HOURS = 24
 
 
 def unit_max_age(name: str = "unit_age", *, now: dt.datetime | None = None, conn: Connection | None = None,
-                 default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> Any:
+                 default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS,
+                 unit_ids: Sequence[int] | None = None) -> Any:
     """CTE (unit_id, path, max_age_hours-or-NULL[, cutoff]): each unit's own or nearest
     ancestor's max report age; with ``now``, also the time before which its devices'
-    latest report is stale — computed once per unit, not once per device."""
+    latest report is stale — computed once per unit (of ``unit_ids``; None: all), not
+    once per device."""
     u = units.alias("mu")
     a = units.alias("ma")
     hours = (select(a.c.max_report_age_hours)
              .where(a.c.max_report_age_hours.is_not(None), ancestor_or_self(a.c.path, u.c.path))
              .order_by(a.c.depth.desc()).limit(1).scalar_subquery())
     # Materialised: 1 row per unit, computed once, not once per device joined to it.
-    ages = (select(u.c.id.label("unit_id"), u.c.path.label("path"), hours.label("max_age_hours"))
-            .cte(name if now is None else name + "_hours").prefix_with("MATERIALIZED", dialect="postgresql"))
+    ages = select(u.c.id.label("unit_id"), u.c.path.label("path"), hours.label("max_age_hours"))
+    if unit_ids is not None:  # one device's unit (a gateway's question) needs no fleet-wide pass
+        ages = ages.where(u.c.id.in_(list(unit_ids)))
+    ages = (ages.cte(name if now is None else name + "_hours").prefix_with("MATERIALIZED", dialect="postgresql"))
     if now is None:
         return ages
     assert conn is not None
     return (select(ages, minus_hours(conn, now, func.coalesce(ages.c.max_age_hours, default_max_age_hours))
                    .label("cutoff"))
             .cte(name).prefix_with("MATERIALIZED", dialect="postgresql"))
+
+def max_age_in_force(conn: Connection, unit_paths: dict[int, str], instants: Sequence[dt.datetime], *,
+                     default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> dict[int, list[int]]:
+    """Per unit (id → path): the max report age in force at each of ``instants`` — the same
+    rule as :func:`unit_max_age` (own, else the nearest ancestor's, else the default),
+    applied to each unit's history of settings (``unit_max_age_history``) instead of
+    today's. A few rows: one per change."""
+    h = unit_max_age_history
+    changes: dict[str, list[tuple[dt.datetime, int | None]]] = {}
+    for path, hours, at in conn.execute(select(units.c.path, h.c.max_report_age_hours, h.c.from_at)
+                                        .join(units, units.c.id == h.c.unit_id).order_by(h.c.from_at, h.c.id)):
+        changes.setdefault(path, []).append((utc(at), hours))  # type: ignore[arg-type]
+
+    def setting(path: str, t: dt.datetime) -> int | None:
+        value = None
+        for at, hours in changes.get(path, ()):
+            if at > t:
+                break
+            value = hours
+        return value
+
+    out: dict[int, list[int]] = {}
+    for uid, path in unit_paths.items():
+        parts = path.split("/")
+        chain = ["/".join(parts[:i]) for i in range(len(parts), 0, -1)]  # self first, then ancestors
+        out[uid] = [next((v for v in (setting(p, t) for p in chain) if v is not None), default_max_age_hours)
+                    for t in instants]
+    return out
+
 
 def not_revoked(device_col: Any) -> Any:
     """SQL: the device is not revoked (an anti-join on the few revoked ones, partial index)."""
@@ -102,6 +135,67 @@ def is_stale(s: Any, cut: Any) -> ColumnElement[bool]:
     return and_(s.c.last_report_id.is_not(None), s.c.generated_at < cut.c.cutoff)
 
 
+def state_of(*, never: Any, stale: Any, due_open: Any, failing_required: Any, failing_hard: Any, unit_id: Any,
+             device_id: Any, cover: Cover) -> ColumnElement[str]:
+    """THE rule (the table above) as SQL over its inputs: whether the device never
+    reported, whether its latest report is stale, whether its earliest grace deadline is
+    still ahead, its failing required checks (all, and those without grace), its unit and
+    id (for the exceptions that cover them). Applied to one device's row
+    (:func:`device_states`) or to a group of devices alike in all of them
+    (:func:`state_counts`)."""
+    return case(
+        (never, NEVER_REPORTED),
+        (stale, STALE),
+        (failing_required == "", READY),
+        (cover.covers_all(failing_required, unit_id, device_id), READY),
+        (and_(due_open, or_(failing_hard == "", cover.covers_all(failing_hard, unit_id, device_id, hard=True))), DUE),
+        else_=NOT_READY)
+
+
+def state_counts(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | None = None, *,
+                 cover: Cover | None = None,
+                 default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> list[tuple[int, str, str | None, int]]:
+    """Active devices (of ``unit_ids``; None: all) per (unit, state, agent version) — the
+    same counts as grouping :func:`device_states`, but :func:`state_of` is applied once
+    per group of devices with the same inputs, not once per device: devices are grouped
+    by (unit, version, failing checks) — a fleet has a few thousand such groups — each
+    split into its never-reported, stale, fresh-within-grace and other fresh ones.
+    Devices with their own exception are judged one by one (there are few)."""
+    s = device_state
+    if cover is None:
+        cover = exception_cover(conn, now, unit_ids)
+    own = cover.own_devices
+    never = case((s.c.last_report_id.is_(None), 1), else_=0)
+    stale = case((stale_clause(conn, s, now, default_max_age_hours=default_max_age_hours), 1), else_=0)
+    # stale_clause implies a report: a device is at most one of never, stale, fresh-due.
+    due = case((and_(s.c.last_report_id.is_not(None), s.c.due_until > ts_param(now),
+                     ~stale_clause(conn, s, now, default_max_age_hours=default_max_age_hours)), 1), else_=0)
+    where = [not_revoked(s.c.device_id),
+             s.c.unit_id.is_not(None) if unit_ids is None else s.c.unit_id.in_(unit_ids)]
+    keys = (s.c.unit_id, s.c.agent_version, s.c.failing_required, s.c.failing_hard)
+    alike = (select(*keys, literal("").label("device_id"), func.sum(never).label("never"),
+                    func.sum(stale).label("stale"), func.sum(due).label("due"), func.count().label("n"))
+             .where(*where, s.c.device_id.not_in(own)).group_by(*keys))
+    groups: Any = alike
+    if own:
+        groups = union_all(alike, select(*keys, s.c.device_id, never.label("never"), stale.label("stale"),
+                                         due.label("due"), literal(1).label("n")).where(*where, s.c.device_id.in_(own)))
+    g = groups.subquery("state_groups")
+    # Each group four times: its never-reported, stale, fresh-within-grace and other fresh devices.
+    part = union_all(*[select(literal(a).label("never"), literal(b).label("stale"), literal(c).label("due"))
+                       for a, b, c in ((1, 0, 0), (0, 1, 0), (0, 0, 1), (0, 0, 0))]).subquery("state_part")
+    n = case((part.c.never == 1, g.c.never), (part.c.stale == 1, g.c.stale), (part.c.due == 1, g.c.due),
+             else_=g.c.n - g.c.never - g.c.stale - g.c.due)
+    st = (select(g.c.unit_id, g.c.agent_version, n.label("n"),
+                 state_of(never=part.c.never == 1, stale=part.c.stale == 1, due_open=part.c.due == 1,
+                          failing_required=g.c.failing_required, failing_hard=g.c.failing_hard,
+                          unit_id=g.c.unit_id, device_id=g.c.device_id, cover=cover).label("state"))
+          .select_from(g.join(part, literal(True))).subquery("group_states"))
+    q = (select(st.c.unit_id, st.c.state, st.c.agent_version, func.sum(st.c.n).label("n"))
+         .where(st.c.n > 0).group_by(st.c.unit_id, st.c.state, st.c.agent_version))
+    return [(int(x.unit_id), str(x.state), x.agent_version, int(x.n)) for x in conn.execute(q)]
+
+
 def device_states(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | None = None, *,
                   cover: Cover | None = None,
                   default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> Select:
@@ -110,16 +204,13 @@ def device_states(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | 
     received_at, last_report_id, state, failing_since, due_until (shown only where the
     state is due or not ready). Use it as a subquery."""
     s = device_state
-    cut = unit_max_age("unit_cutoff", now=now, conn=conn, default_max_age_hours=default_max_age_hours)
+    cut = unit_max_age("unit_cutoff", now=now, conn=conn, default_max_age_hours=default_max_age_hours,
+                       unit_ids=unit_ids)
     if cover is None:
         cover = exception_cover(conn, now, unit_ids)
-    state = case(
-        (s.c.last_report_id.is_(None), NEVER_REPORTED),
-        (is_stale(s, cut), STALE),
-        (s.c.failing_required == "", READY),
-        (cover.covers_all(s), READY),
-        (and_(s.c.due_until > ts_param(now), or_(s.c.failing_hard == "", cover.covers_all(s, hard=True))), DUE),
-        else_=NOT_READY)
+    state = state_of(never=s.c.last_report_id.is_(None), stale=is_stale(s, cut), due_open=s.c.due_until > ts_param(now),
+                     failing_required=s.c.failing_required, failing_hard=s.c.failing_hard, unit_id=s.c.unit_id,
+                     device_id=s.c.device_id, cover=cover)
     q = (select(s.c.device_id.label("id"), s.c.unit_id, cut.c.path.label("unit_path"), s.c.agent_version,
                 s.c.generated_at, s.c.received_at, s.c.last_report_id, state.label("state"),
                 s.c.failing_since, s.c.due_until)
@@ -149,7 +240,8 @@ def stale_longest(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | 
     """The devices (of ``unit_ids``) whose latest report is oldest among the stale ones.
     Staleness needs no exception: read straight off the generated_at index."""
     s = device_state
-    cut = unit_max_age("stale_cutoff", now=now, conn=conn, default_max_age_hours=default_max_age_hours)
+    cut = unit_max_age("stale_cutoff", now=now, conn=conn, default_max_age_hours=default_max_age_hours,
+                       unit_ids=unit_ids)
     q = (select(s.c.device_id, devices.c.hostname, cut.c.path, s.c.generated_at, s.c.received_at)
          .select_from(s.join(cut, cut.c.unit_id == s.c.unit_id).join(devices, devices.c.id == s.c.device_id))
          .where(is_stale(s, cut), devices.c.revoked_at.is_(None))

@@ -18,7 +18,9 @@ counts a device that was due then as not ready (the day rows keep no deadline).
 Today's point is *now*: the same counts as the tiles and the unit tree. Reports are
 placed on days, so a report counts as fresh for ``ceil(max age / 24 h)`` whole days
 including its own (exact for ages in whole days, such as the default 24 h); the max age
-is the unit's current one.
+is the one in force at the end of that day (the unit's own, else its nearest ancestor's,
+else the default — as :mod:`.state` decides it, from each unit's history of settings), so
+a policy change today does not rewrite how last month looked.
 
 A closed day is counted once per unit and kept in ``unit_day_ready`` until something that
 can change it bumps the unit's ``history_version``.
@@ -35,11 +37,11 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from server.db import as_date, device_days, devices, exceptions, unit_day_ready, units, utc
-from server.readiness.cover import exception_cover
 from server.readiness.scope import Scope, ancestor_or_self, in_subtree, visible_unit
 from server.readiness.sql import contains_item, day_number, dialect, ts_param
 from server.readiness.state import (DEFAULT_MAX_REPORT_AGE_HOURS, DUE, NEVER_REPORTED, NOT_READY, READY, STALE,
-                                    device_states, not_revoked, percent, ready_share, unit_max_age)
+                                    max_age_in_force, not_revoked, percent, ready_share,
+                                    state_counts)
 
 BANDS = (READY, DUE, NOT_READY, STALE, NEVER_REPORTED)  # bottom to top in the chart
 
@@ -62,6 +64,11 @@ class TrendPoint:
 CLOSED_AFTER = dt.timedelta(hours=1)  # a UTC day is cached once it ended this long ago
 
 
+def _day_end(day: dt.date) -> dt.datetime:
+    """The moment a day of the trend ends (UTC midnight after it)."""
+    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.timezone.utc)
+
+
 def fresh_days(max_age_hours: int) -> int:
     """How many whole days, its own included, a report stays fresh on the day scale."""
     return max(1, math.ceil(max_age_hours / 24))
@@ -76,7 +83,7 @@ def _day_states(conn: Connection, unit_ids: list[int], fresh: int, first: dt.dat
         return {}
     dd = device_days
     days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
-    ends = [dt.datetime.combine(d + dt.timedelta(days=1), dt.time(), dt.timezone.utc) for d in days]
+    ends = [_day_end(d) for d in days]
     # The days as a small table (SQLite has no VALUES with column names in FROM).
     cal = union_all(*[select(literal(d, Date).label("day"), literal(day_number(d), Integer).label("n"),
                              literal(e, DateTime(timezone=True)).label("ends"))
@@ -150,10 +157,10 @@ def _store_day_states(conn: Connection, rows: list[dict[str, Any]]) -> None:
 
 def _now_counts(conn: Connection, now: dt.datetime, unit_ids: list[int], default_max_age_hours: int) -> dict[str, int]:
     """The subtree's devices by state at ``now``: exactly what the tiles count."""
-    st = device_states(conn, now, unit_ids, cover=exception_cover(conn, now, unit_ids),
-                       default_max_age_hours=default_max_age_hours).subquery("st")
-    return {r.state: int(r.n) for r in conn.execute(select(st.c.state, func.count().label("n"))
-                                                    .group_by(st.c.state))}
+    out: dict[str, int] = {}
+    for _u, state, _v, n in state_counts(conn, now, unit_ids, default_max_age_hours=default_max_age_hours):
+        out[state] = out.get(state, 0) + n
+    return out
 
 
 def trend(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, days: int = 90, *,
@@ -165,10 +172,14 @@ def trend(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, days: 
     days = max(1, min(int(days), 366))
     today = utc(now).date()  # type: ignore[union-attr]
     first = today - dt.timedelta(days=days - 1)
-    ages = unit_max_age("trend_unit_age")
-    sub = {r.id: (int(r.history_version), fresh_days(int(r.max_age_hours or default_max_age_hours)))
-           for r in conn.execute(select(units.c.id, units.c.history_version, ages.c.max_age_hours)
-                                 .join(ages, ages.c.unit_id == units.c.id).where(in_subtree(units.c.path, root)))}
+    sub_rows = conn.execute(select(units.c.id, units.c.path, units.c.history_version)
+                            .where(in_subtree(units.c.path, root))).all()
+    sub = {r.id: int(r.history_version) for r in sub_rows}
+    # Each past day is judged by the max age in force at its end (its unit's history).
+    past = [first + dt.timedelta(days=i) for i in range(days - 1)]
+    in_force = max_age_in_force(conn, {r.id: r.path for r in sub_rows}, [_day_end(d) for d in past],
+                                default_max_age_hours=default_max_age_hours)
+    fresh_on = {(u, d): fresh_days(h) for u, hs in in_force.items() for d, h in zip(past, hs)}
     # Devices counted on each day: enrolled by its end (enrolments per day, cumulated).
     enrol_day = cast(devices.c.enrolled_at, Date) if dialect(conn) == "postgresql" else func.date(devices.c.enrolled_at)
     per_day: dict[dt.date, int] = {}
@@ -196,15 +207,14 @@ def trend(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, days: 
                                                            unit_day_ready.c.day >= first,
                                                            unit_day_ready.c.day < closed_until,
                                                            unit_day_ready.c.not_ready.is_not(None))):
-            if int(r.history_version) == sub[r.unit_id][0]:
+            if int(r.history_version) == sub[r.unit_id]:
                 have.add((r.unit_id, as_date(r.day)))
                 add(as_date(r.day), {READY: int(r.ready), NOT_READY: int(r.not_ready), STALE: int(r.stale)})
     closed_days = [first + dt.timedelta(days=i) for i in range(max(0, (closed_until - first).days))]
     open_days = [d for d in (first + dt.timedelta(days=i) for i in range(days)) if closed_until <= d < today]
     fresh_rows = []
-    for fresh in sorted({f for _v, f in sub.values()}):
-        group = [u for u, (_v, f) in sub.items() if f == fresh]
-        missing = {u: [d for d in closed_days if (u, d) not in have] for u in group}
+    for fresh in sorted(set(fresh_on.values())):
+        missing = {u: [d for d in closed_days if (u, d) not in have and fresh_on[(u, d)] == fresh] for u in sub}
         missing = {u: ds for u, ds in missing.items() if ds}
         if missing:
             lo = min(min(ds) for ds in missing.values())
@@ -216,10 +226,12 @@ def trend(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, days: 
                     add(d, c)
                     fresh_rows.append({"unit_id": u, "day": d, "ready": c.get(READY, 0),
                                        "not_ready": c.get(NOT_READY, 0), "stale": c.get(STALE, 0),
-                                       "history_version": sub[u][0]})
-        if open_days:
-            for (_u, d), c in _day_states(conn, group, fresh, open_days[0], open_days[-1]).items():
-                add(d, c)
+                                       "history_version": sub[u]})
+        group = sorted({u for u in sub for d in open_days if fresh_on[(u, d)] == fresh})
+        if group:
+            for (u, d), c in _day_states(conn, group, fresh, open_days[0], open_days[-1]).items():
+                if fresh_on[(u, d)] == fresh:
+                    add(d, c)
     if fresh_rows:
         _store_day_states(conn, fresh_rows)
     out = []

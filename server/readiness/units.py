@@ -15,8 +15,8 @@ from server.readiness.cover import Cover, exception_cover
 from server.readiness.devices import DevicePage, MAX_PER_PAGE, STATE_ORDER, device_filters, device_rows
 from server.readiness.scope import Invalid, Scope, in_subtree, visible_unit
 from server.readiness.state import (DEFAULT_MAX_REPORT_AGE_HOURS, STATES, StaleDevice, device_state_rows,
-                                    device_states, not_revoked, ready_share, stale_longest, stale_clause,
-                                    unit_max_age)
+                                    not_revoked, ready_share, stale_longest, stale_clause,
+                                    state_counts, unit_max_age)
 from server.readiness.versions import AgentVersions, agent_versions, version_key, versions_of
 from server.store import FAILING_STATUSES
 
@@ -97,10 +97,7 @@ class _Counted:
 
 def _count_states(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | None,
                   default_max_age_hours: int, cover: Cover | None = None) -> _Counted:
-    st = device_states(conn, now, unit_ids, cover=cover, default_max_age_hours=default_max_age_hours).subquery("st")
-    q = (select(st.c.unit_id, st.c.state, st.c.agent_version, func.count().label("n"))
-         .group_by(st.c.unit_id, st.c.state, st.c.agent_version))
-    return _Counted([(r.unit_id, r.state, r.agent_version, int(r.n)) for r in conn.execute(q)])
+    return _Counted(state_counts(conn, now, unit_ids, cover=cover, default_max_age_hours=default_max_age_hours))
 
 
 def _summaries(unit_list: list[dict[str, Any]], counted: _Counted, scope: Scope,
@@ -328,7 +325,7 @@ def unit_detail(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, 
     return UnitDetail(
         summary=summary, children=children, failing_checks=failing,
         stale_longest=stale,
-        devices=DevicePage(items=device_rows(conn, now, rows, versions.newest), total=int(total), page=page,
+        devices=DevicePage(items=device_rows(conn, now, rows, versions.newest, cover=cover), total=int(total), page=page,
                            per_page=per_page),
         agent_versions=versions, children_outdated_agents=children_outdated, failing_longest=longest)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,7 @@ class AgentVersions:
     outdated: int  # devices in the subtree below ``newest``
 
 
+@functools.lru_cache(maxsize=1024)  # pure, and a fleet runs a handful of versions
 def version_key(v: str | None) -> tuple[Any, ...]:
     """Sort key for agent versions: numeric parts compare as numbers ('0.10.0' > '0.9.1')."""
     if not v:
