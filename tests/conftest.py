@@ -16,6 +16,16 @@ SHARED_FIXTURES = Path(os.environ.get("AUDITAGENT_SHARED_FIXTURES", REPO.parent 
 OWN_FIXTURES = REPO / "tests" / "fixtures"
 
 
+@pytest.fixture(autouse=True)
+def _structlog_defaults():
+    """A CLI run in-process configures structlog for the whole process (JSON, warning level and
+    up); reset after each test so that one test's logging set-up never hides another's events."""
+    yield
+    import structlog
+
+    structlog.reset_defaults()
+
+
 def shared(rel: str) -> Path:
     """Path of a capture under ../shared/fixtures; the test fails loudly if it is missing."""
     path = SHARED_FIXTURES / rel

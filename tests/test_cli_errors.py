@@ -37,9 +37,10 @@ COLLECTOR_ARGS: dict[str, list[str]] = {
     "api-token create": ["siem-export", "--role", "security_officer", "--unit", "Socialförvaltningen"],
     "api-token list": [],
     "api-token revoke": ["1"],
+    "retention apply": [],
 }
 # Commands that keep their data elsewhere (checked separately below).
-COLLECTOR_OWN_STORAGE = {"preview", "ca init", "ca rotate", "ca show", "ca bundle"}
+COLLECTOR_OWN_STORAGE = {"preview", "ca init", "ca rotate", "ca show", "ca bundle", "retention show"}  # show: no database
 
 AGENT_NEEDS_ENROLMENT = {"run": [], "report": ["--out", "{tmp}/r.json"], "keys show": [], "resend": []}
 AGENT_OTHER = {"check", "status", "enroll", "verify", "capture", "policy validate", "policy keygen", "policy sign",
