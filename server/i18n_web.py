@@ -15,17 +15,15 @@ uses; a date that is a date (an exception's last day, a trend day) by
 from __future__ import annotations
 
 import datetime as dt
-from functools import lru_cache
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from auditagent.i18n.plural import count_in, plural_key
 from auditagent.textsafe import fill
+from server.local_time import DEFAULT_ZONE, time_zone
 
 LANGS = ("sv", "da", "en")
 DEFAULT = "sv"
 LANG_NAMES = {"sv": "Svenska", "da": "Dansk", "en": "English"}
-DEFAULT_ZONE = "Europe/Stockholm"
 # Accept-Language codes read as one of ours: Norwegian (bokmål, nynorsk) as Danish.
 ALIASES = {"nb": "da", "nn": "da", "no": "da"}
 
@@ -1122,24 +1120,6 @@ class Translator:
             return f"{int(hours)} h"
         d = int(hours // 24)
         return f"{d} d {int(hours - d * 24)} h"
-
-
-@lru_cache(maxsize=8)
-def time_zone(name: str) -> ZoneInfo:
-    """The IANA zone ``name`` (ValueError for an unknown one)."""
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown time zone {name!r} (an IANA name such as Europe/Stockholm)") from exc
-
-
-def local_midnight_after(day: dt.date, zone: str) -> dt.datetime:
-    """The UTC instant a local date ends: an exception 'valid through 31 May' ends there."""
-    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), time_zone(zone)).astimezone(dt.timezone.utc)
-
-
-def local_today(now: dt.datetime, zone: str) -> dt.date:
-    return now.astimezone(time_zone(zone)).date()
 
 
 def parse_accept_language(header: str | None) -> str | None:

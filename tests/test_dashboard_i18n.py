@@ -10,8 +10,8 @@ import string
 
 import pytest
 
-from server.i18n_web import (LANGS, MESSAGES, Translator, choose_language, local_midnight_after, local_today,
-                             parse_accept_language, time_zone)
+from server.i18n_web import LANGS, MESSAGES, Translator, choose_language, parse_accept_language
+from server.local_time import local_midnight_after, local_today, time_zone
 
 SUMMER = dt.datetime(2026, 6, 1, 12, 5, tzinfo=dt.timezone.utc)
 WINTER = dt.datetime(2026, 1, 15, 23, 30, tzinfo=dt.timezone.utc)
