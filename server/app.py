@@ -224,7 +224,7 @@ def _route(app: FastAPI, path: str, method: str) -> Any:
 
 def create_app(settings: Settings) -> FastAPI:
     engine = make_engine(settings.db_url, pool_size=settings.pool_size, max_overflow=settings.max_overflow)
-    store = Store(engine, settings.limits)
+    store = Store(engine, settings.limits, time_zone=settings.time_zone)
     head = head_revision()
     max_body = settings.limits.max_body_bytes
 

@@ -267,6 +267,7 @@ unit_day_ready = Table(
     Column("not_ready", Integer, nullable=True),  # NULL: counted before 0008, count again
     Column("stale", Integer, nullable=True),
     Column("history_version", Integer, nullable=False),  # units.history_version when counted
+    Column("zone", String(64), nullable=True),  # the time zone of the day (0015); NULL: a UTC day, count again
 )
 
 # Each change of a unit's max report age (0013): a past day of the trend judges freshness

@@ -396,7 +396,8 @@ class Web:
     def _trend_points(self, scope: rd.Scope, unit_id: int, now: dt.datetime,
                       days: int = TREND_DAYS) -> list[rd.TrendPoint]:
         with self.engine.connect() as conn:
-            points = rd.trend(conn, scope, unit_id, now, days=days, default_max_age_hours=self.default_max_age)
+            points = rd.trend(conn, scope, unit_id, now, days=days, default_max_age_hours=self.default_max_age,
+                              zone=self.zone)
             conn.commit()  # keeps the closed days the trend counted (its cache)
         return points
 
