@@ -176,3 +176,27 @@ def test_todays_point_is_the_tiles_just_after_local_midnight(store):
     assert {s: today.count(s) for s in rd.STATES} == want and want["ready"] == 2
     assert today.ready_pct == tile.ready_pct
     assert state(t[dt.date(2026, 1, 20)]) == (1, 0, 0, 1)  # "b" reported after 20 January ended
+
+
+@pytest.mark.parametrize("zone, enrolled, first_day", [
+    (DEFAULT_ZONE, "2026-01-14T23:30:00", dt.date(2026, 1, 15)),  # 00:30 CET
+    (DEFAULT_ZONE, "2026-01-14T22:30:00", dt.date(2026, 1, 14)),  # 23:30 CET
+    ("Asia/Kolkata", "2026-01-14T18:40:00", dt.date(2026, 1, 15)),  # 00:10 IST: half-hour offset
+    ("Asia/Kolkata", "2026-01-14T18:20:00", dt.date(2026, 1, 14)),  # 23:50 IST
+])
+def test_a_device_counts_from_the_local_day_it_was_enrolled(store, zone, enrolled, first_day):
+    u = Unit(store, f"Tz/Enrol {zone.replace('/', ' ')} {enrolled}", ["old", "new"])
+    with store.engine.begin() as conn:
+        conn.execute(update(devices).where(devices.c.id == u.devs["new"][0]).values(enrolled_at=at(enrolled)))
+    t = u.trend(at("2026-01-16T12:00:00"), 3, zone=zone)
+    assert {d: p.devices for d, p in t.items() if d < dt.date(2026, 1, 16)} == {
+        d: 2 if d >= first_day else 1 for d in (dt.date(2026, 1, 14), dt.date(2026, 1, 15))}
+
+
+@pytest.mark.parametrize("lang", ["sv", "da", "en"])
+def test_the_rule_under_the_chart_names_the_zone_of_its_days(lang):
+    from server.i18n_web import Translator
+
+    t = Translator(lang, "Europe/Copenhagen")
+    rule = t("trend.rule", zone=t.zone_name)
+    assert "Europe/Copenhagen" in rule and "UTC" not in rule

@@ -41,7 +41,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from server.db import as_date, device_days, devices, exceptions, unit_day_ready, units, utc
-from server.local_time import DEFAULT_ZONE, Zone, local_day, local_midnight_after, zone_name
+from server.local_time import DEFAULT_ZONE, Zone, as_tz, local_day, local_midnight_after, zone_name
 from server.readiness.scope import Scope, ancestor_or_self, in_subtree, visible_unit
 from server.readiness.sql import contains_item, day_number, dialect, ts_param
 from server.readiness.state import (DEFAULT_MAX_REPORT_AGE_HOURS, DUE, NEVER_REPORTED, NOT_READY, READY, STALE,
@@ -168,6 +168,13 @@ def _now_counts(conn: Connection, now: dt.datetime, unit_ids: list[int], default
     return out
 
 
+def _whole_hours(zone: Zone) -> bool:
+    """Whether the zone is a whole number of hours off UTC, summer and winter."""
+    tz = as_tz(zone)
+    return all(dt.datetime(2026, m, 1, tzinfo=tz).utcoffset().total_seconds() % 3600 == 0  # type: ignore[union-attr]
+               for m in (1, 7))
+
+
 def _enrolled_per_day(conn: Connection, unit_ids: list[int], zone: Zone) -> dict[dt.date, int]:
     """Devices (not revoked) of the units by the local day they were enrolled."""
     live = devices.c.unit_id.in_(unit_ids), devices.c.revoked_at.is_(None)
@@ -177,11 +184,12 @@ def _enrolled_per_day(conn: Connection, unit_ids: list[int], zone: Zone) -> dict
         for r in conn.execute(select(d.label("d"), func.count().label("n")).where(*live).group_by(d)):
             out[as_date(r.d)] = int(r.n)
         return out
-    # SQLite keeps UTC text and knows no zones: per UTC minute (every zone's offset is
-    # whole minutes), placed on local days here.
-    minute = func.substr(devices.c.enrolled_at, 1, 16)
-    for r in conn.execute(select(minute.label("m"), func.count().label("n")).where(*live).group_by(minute)):
-        at = dt.datetime.strptime(r.m, "%Y-%m-%d %H:%M").replace(tzinfo=dt.timezone.utc)
+    # SQLite keeps UTC text and knows no zones: counted per UTC hour (per minute where the
+    # zone's offset is not whole hours), placed on local days here.
+    width, fmt = (13, "%Y-%m-%d %H") if _whole_hours(zone) else (16, "%Y-%m-%d %H:%M")
+    bucket = func.substr(devices.c.enrolled_at, 1, width)
+    for r in conn.execute(select(bucket.label("m"), func.count().label("n")).where(*live).group_by(bucket)):
+        at = dt.datetime.strptime(r.m, fmt).replace(tzinfo=dt.timezone.utc)
         day = local_day(at, zone)
         out[day] = out.get(day, 0) + int(r.n)
     return out
