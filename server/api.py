@@ -24,6 +24,7 @@ from server import readiness as rd
 from server.auth import User, current_user, require_role
 from server.db import write_audit
 from server.error_models import error_responses as _errors
+from server.local_time import DEFAULT_ZONE
 from server.store import ApiError, parse_duration
 from server.strict_json import StrictJsonRoute
 
@@ -197,9 +198,10 @@ def api_unit(unit_id: int, request: Request, state: str | None = Query(None, des
 def api_trend(unit_id: int, request: Request, days: int = Query(90, ge=1, le=366),
               user: User = Depends(current_user), conn: Connection = Depends(db)) -> list[rd.TrendPoint]:
     """The subtree's devices by state (ready, due, not_ready, stale, never_reported) and the
-    readiness % ((ready + due) / devices) at the end of each UTC day, oldest first; the last point is now and
-    matches the unit's summary."""
-    points = rd.trend(conn, user.scope, unit_id, _now(), days, **_kw(request))
+    readiness % ((ready + due) / devices) at the end of each day in the organisation's time zone, oldest first;
+    the last point is now and matches the unit's summary."""
+    zone = getattr(_settings(request), "time_zone", None) or DEFAULT_ZONE
+    points = rd.trend(conn, user.scope, unit_id, _now(), days, zone=zone, **_kw(request))
     conn.commit()  # keeps the closed days the trend counted (its cache)
     return points
 

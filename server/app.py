@@ -23,6 +23,7 @@ from auditagent import report as wire
 from auditagent import signed_request
 from server import device_auth
 from server.db import make_engine, now
+from server.local_time import DEFAULT_ZONE
 from server.error_models import error_responses as _errors
 from server.migrate import head_revision
 from server.report_endpoint import ReportEndpoint
@@ -50,7 +51,7 @@ class Settings:
     readiness_ca: str | None = None  # folder of the readiness CA (server/readiness_ca.py); None: no certificates
     certificate_lifetime: dt.timedelta | None = None  # None: the unit's max report age (never above 24 h)
     readiness_target: float = 95.0  # % of ready devices a unit should reach; the overview marks units below
-    time_zone: str = "Europe/Stockholm"  # the organisation's zone: times and dates on the dashboard (stored UTC)
+    time_zone: str = DEFAULT_ZONE  # the organisation's zone: times and dates on the dashboard (stored UTC)
 
 
 class DeviceIdentity(BaseModel):
@@ -223,7 +224,7 @@ def _route(app: FastAPI, path: str, method: str) -> Any:
 
 def create_app(settings: Settings) -> FastAPI:
     engine = make_engine(settings.db_url, pool_size=settings.pool_size, max_overflow=settings.max_overflow)
-    store = Store(engine, settings.limits)
+    store = Store(engine, settings.limits, time_zone=settings.time_zone)
     head = head_revision()
     max_body = settings.limits.max_body_bytes
 

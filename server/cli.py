@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from server.db import DB_ENV, DEFAULT_DB_URL, make_engine, resolve_db_url
+from server.local_time import DEFAULT_ZONE
 from server.store import ApiError, Limits, Store, parse_duration
 
 
@@ -110,7 +111,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     engine = make_engine(url, pool_size=1, max_overflow=0)
     migrate.upgrade(engine)
     engine.dispose()
-    from server.i18n_web import time_zone
+    from server.local_time import time_zone
 
     try:
         time_zone(args.timezone)
@@ -390,7 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default 95)")
     p.add_argument("--min-agent-version", default=None,
                    help="flag agents older than this as outdated (default: older than the newest reported)")
-    p.add_argument("--timezone", default=os.environ.get("AUDITAGENT_TIMEZONE") or "Europe/Stockholm",
+    p.add_argument("--timezone", default=os.environ.get("AUDITAGENT_TIMEZONE") or DEFAULT_ZONE,
                    help="the organisation's time zone for the dashboard's times and dates (IANA name; "
                         "Europe/Copenhagen for Danish installs; default $AUDITAGENT_TIMEZONE or Europe/Stockholm)")
     p.add_argument("--insecure-cookies", action="store_true",

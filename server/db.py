@@ -247,7 +247,7 @@ device_checks = Table(
     Column("due_until", DateTime(timezone=True), nullable=True),
 )
 
-# One row per device and UTC day it reported (the day's last report wins): the trend.
+# One row per device and local day (the organisation's zone) it reported (the day's last report wins): the trend.
 device_days = Table(
     "device_days", metadata,
     Column("device_id", String(64), ForeignKey("devices.id"), primary_key=True),
@@ -258,7 +258,7 @@ device_days = Table(
 )
 Index("ix_device_days_unit_day", device_days.c.unit_id, device_days.c.day)
 
-# Devices by state at the end of each closed UTC day, per unit (its own devices): the trend's cache.
+# Devices by state at the end of each closed local day, per unit (its own devices) and zone: the trend's cache.
 unit_day_ready = Table(
     "unit_day_ready", metadata,
     Column("unit_id", Integer, ForeignKey("units.id"), primary_key=True),
@@ -267,6 +267,7 @@ unit_day_ready = Table(
     Column("not_ready", Integer, nullable=True),  # NULL: counted before 0008, count again
     Column("stale", Integer, nullable=True),
     Column("history_version", Integer, nullable=False),  # units.history_version when counted
+    Column("zone", String(64), nullable=True),  # the time zone of the day (0015); NULL: a UTC day, count again
 )
 
 # Each change of a unit's max report age (0013): a past day of the trend judges freshness

@@ -15,17 +15,15 @@ uses; a date that is a date (an exception's last day, a trend day) by
 from __future__ import annotations
 
 import datetime as dt
-from functools import lru_cache
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from auditagent.i18n.plural import count_in, plural_key
 from auditagent.textsafe import fill
+from server.local_time import DEFAULT_ZONE, time_zone
 
 LANGS = ("sv", "da", "en")
 DEFAULT = "sv"
 LANG_NAMES = {"sv": "Svenska", "da": "Dansk", "en": "English"}
-DEFAULT_ZONE = "Europe/Stockholm"
 # Accept-Language codes read as one of ours: Norwegian (bokmål, nynorsk) as Danish.
 ALIASES = {"nb": "da", "nn": "da", "no": "da"}
 
@@ -674,7 +672,7 @@ READINESS_MESSAGES: dict[str, dict[str, str]] = {
         "exceptions.ended": "Återkallade och utgångna",
         "exceptions.ended.none": "Inga återkallade eller utgångna undantag.",
         "target.device.named": "Datorn {hostname} (id {id})",
-        "trend.rule": "Varje dag visar hur datorerna stod vid dagens slut (UTC), bedömda på sin senaste rapport före dess: redo, inte redo, inaktuell (senaste rapporten äldre än enhetens maxålder, till exempel en dator som varit avstängd under helgen) eller aldrig rapporterat. ”Åtgärd krävs” (ett fel inom sin respittid) räknas som redo och visas i dagens punkt; tidigare dagar visar en sådan dator som inte redo. Dagens punkt är just nu och stämmer med siffrorna ovan.",
+        "trend.rule": "Varje dag visar hur datorerna stod vid dagens slut (midnatt, {zone}), bedömda på sin senaste rapport före dess: redo, inte redo, inaktuell (senaste rapporten äldre än enhetens maxålder, till exempel en dator som varit avstängd under helgen) eller aldrig rapporterat. ”Åtgärd krävs” (ett fel inom sin respittid) räknas som redo och visas i dagens punkt; tidigare dagar visar en sådan dator som inte redo. Dagens punkt är just nu och stämmer med siffrorna ovan.",
         "trend.bands.alt": "Staplat diagram: datorernas status per dag. Nu: {ready} redo, {due} med åtgärd krävs, {not_ready} inte redo, {stale} inaktuella och {never} som aldrig rapporterat, av {total}.",
         "export_xlsx": "Exportera Excel (XLSX)",
         "export.col.device_id": "Dator-id",
@@ -704,7 +702,7 @@ READINESS_MESSAGES: dict[str, dict[str, str]] = {
         "exceptions.ended": "Tilbagekaldte og udløbne",
         "exceptions.ended.none": "Ingen tilbagekaldte eller udløbne undtagelser.",
         "target.device.named": "Computeren {hostname} (id {id})",
-        "trend.rule": "Hver dag viser, hvordan computerne stod ved dagens slutning (UTC), vurderet ud fra deres seneste rapport inden da: klar, ikke klar, forældet (den seneste rapport er ældre end enhedens maksimale alder, fx en computer der har været slukket i weekenden) eller aldrig rapporteret. ”Handling kræves” (en fejl inden for sin frist) tælles som klar og vises i dagens punkt; tidligere dage viser en sådan computer som ikke klar. Dagens punkt er lige nu og svarer til tallene ovenfor.",
+        "trend.rule": "Hver dag viser, hvordan computerne stod ved dagens slutning (midnat, {zone}), vurderet ud fra deres seneste rapport inden da: klar, ikke klar, forældet (den seneste rapport er ældre end enhedens maksimale alder, fx en computer der har været slukket i weekenden) eller aldrig rapporteret. ”Handling kræves” (en fejl inden for sin frist) tælles som klar og vises i dagens punkt; tidligere dage viser en sådan computer som ikke klar. Dagens punkt er lige nu og svarer til tallene ovenfor.",
         "trend.bands.alt": "Stablet diagram: computernes status pr. dag. Nu: {ready} klar, {due} med handling kræves, {not_ready} ikke klar, {stale} forældede og {never} der aldrig har rapporteret, ud af {total}.",
         "trend": "Parathed de seneste {days} dage",
         "export_csv": "Eksportér CSV",
@@ -740,7 +738,7 @@ READINESS_MESSAGES: dict[str, dict[str, str]] = {
         "exceptions.ended": "Revoked and expired",
         "exceptions.ended.none": "No revoked or expired exceptions.",
         "target.device.named": "The device {hostname} (id {id})",
-        "trend.rule": "Each day shows the devices as they stood at the end of that day (UTC), judged by their latest report before then: ready, not ready, stale (the latest report older than the unit's maximum age, such as a laptop switched off over the weekend) or never reported. “Due” (a failure inside its grace period) counts as ready and shows on today's point; earlier days show such a device as not ready. Today's point is now and matches the figures above.",
+        "trend.rule": "Each day shows the devices as they stood at the end of that day (midnight, {zone}), judged by their latest report before then: ready, not ready, stale (the latest report older than the unit's maximum age, such as a laptop switched off over the weekend) or never reported. “Due” (a failure inside its grace period) counts as ready and shows on today's point; earlier days show such a device as not ready. Today's point is now and matches the figures above.",
         "trend.bands.alt": "Stacked chart: the devices' state per day. Now: {ready} ready, {due} due, {not_ready} not ready, {stale} stale and {never} never reported, of {total}.",
         "export_xlsx": "Export Excel (XLSX)",
         "export.col.device_id": "Device id",
@@ -1122,24 +1120,6 @@ class Translator:
             return f"{int(hours)} h"
         d = int(hours // 24)
         return f"{d} d {int(hours - d * 24)} h"
-
-
-@lru_cache(maxsize=8)
-def time_zone(name: str) -> ZoneInfo:
-    """The IANA zone ``name`` (ValueError for an unknown one)."""
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown time zone {name!r} (an IANA name such as Europe/Stockholm)") from exc
-
-
-def local_midnight_after(day: dt.date, zone: str) -> dt.datetime:
-    """The UTC instant a local date ends: an exception 'valid through 31 May' ends there."""
-    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), time_zone(zone)).astimezone(dt.timezone.utc)
-
-
-def local_today(now: dt.datetime, zone: str) -> dt.date:
-    return now.astimezone(time_zone(zone)).date()
 
 
 def parse_accept_language(header: str | None) -> str | None:

@@ -11,7 +11,7 @@ transaction; the group commit then redoes each report alone). On PostgreSQL, whe
 the same NOT EXISTS conditions under the device's row lock decide alone. The report's
 facts and results segments (server/report_pack.py) go to ``report_blobs`` (ON CONFLICT DO
 NOTHING: stored once per month), only for reports stored. The latest results
-(``device_checks``) and the report's UTC day (``device_days``) are written in the same
+(``device_checks``) and the report's local day (``device_days``, in the Store's time zone) are written in the same
 transaction, only for the devices whose state advanced.
 
 Plain SQL on the hot path: building SQLAlchemy statements per request cost more CPU
@@ -126,7 +126,7 @@ BATCH_SQL_PG = (
     "SELECT b.device_id, b.day, b.ready_strict, b.failing_required, d.unit_id FROM " + _ADVANCED + " "
     "ON CONFLICT (device_id, day) DO UPDATE SET ready_strict = EXCLUDED.ready_strict, "
     "failing_required = EXCLUDED.failing_required), "
-    # A report whose UTC day had already ended when it arrived changes a closed day of the
+    # A report whose local day had already ended when it arrived changes a closed day of the
     # trend: its unit's cached days are redone (see server.readiness.trend).
     "late_day AS (UPDATE units SET history_version = units.history_version + 1 "
     "WHERE units.id IN (SELECT d.unit_id FROM " + _ADVANCED + " WHERE b.late)) "

@@ -37,6 +37,7 @@ from server.db import (device_keys, device_state, devices, enrolment_tokens, now
 from server import partitions, report_pack
 from server.group_commit import GroupCommit
 from server.key_cache import LRUCache
+from server.local_time import DEFAULT_ZONE, local_day
 from server.report_read import SIGNED_COLUMNS, payload_of
 from server.report_write import store_batch_for, store_history
 
@@ -216,6 +217,8 @@ class Store:
     key_cache_size: int = 200_000
     # (month, sha256) of report segments this process has committed to report_blobs.
     blob_cache_size: int = 400_000
+    # The organisation's time zone: a report is filed under its local day (device_days).
+    time_zone: str = DEFAULT_ZONE
     _keys: LRUCache[tuple[str, bytes]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -616,18 +619,18 @@ class Store:
                       agent_version=p["agent_version"], generated_at=generated, received_at=received,
                       body=packed.body, signature=_verified_signature(decoded, kid, raw_key),
                       month=month, blobs=blobs)
-        # The latest results as rows (device_checks) and the report's UTC day (device_days),
+        # The latest results as rows (device_checks) and the report's local day (device_days),
         # written in the same transaction, only if device_state actually advanced.
         _rows, failing = check_rows(p["results"])
         check_list = check_runs(p["results"], generated)
         params.update(checks=json.dumps(check_list, separators=(",", ":"), default=_iso),
-                      day=generated.astimezone(dt.timezone.utc).date(), ready_strict=not failing,
+                      day=local_day(generated, self.time_zone), ready_strict=not failing,
                       failing_required=",".join(failing))
-        # A report whose UTC day had already ended when it arrived changes a closed day of
+        # A report whose local day had already ended when it arrived changes a closed day of
         # the trend: its unit's cached days are redone (see server.readiness.trend). By the
         # collector's clock too, for reports stored with a received time in the past (the
         # preview's simulated history).
-        arrived = max(received, now()).astimezone(dt.timezone.utc).date()
+        arrived = local_day(max(received, now()), self.time_zone)
         params["late"] = params["day"] < arrived
         params["check_list"] = check_list
         # Group commit: this returns once the transaction holding the report has committed

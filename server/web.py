@@ -46,8 +46,8 @@ from server import readiness as rd
 from server import web_auth, web_subscriptions
 from server.auth import cookies_secure
 from server.db import devices, units
-from server.i18n_web import (DEFAULT_ZONE, LANG_NAMES, LANGS, Translator, choose_language, local_midnight_after,
-                             local_today, time_zone)
+from server.i18n_web import LANG_NAMES, LANGS, Translator, choose_language
+from server.local_time import DEFAULT_ZONE, local_midnight_after, local_today, time_zone
 from server.store import ApiError
 from server.trend_svg import trend_bands_svg
 from server.web_common import SECURITY_HEADERS, safe_next
@@ -396,7 +396,8 @@ class Web:
     def _trend_points(self, scope: rd.Scope, unit_id: int, now: dt.datetime,
                       days: int = TREND_DAYS) -> list[rd.TrendPoint]:
         with self.engine.connect() as conn:
-            points = rd.trend(conn, scope, unit_id, now, days=days, default_max_age_hours=self.default_max_age)
+            points = rd.trend(conn, scope, unit_id, now, days=days, default_max_age_hours=self.default_max_age,
+                              zone=self.zone)
             conn.commit()  # keeps the closed days the trend counted (its cache)
         return points
 

@@ -14,7 +14,7 @@ import pytest
 
 from readiness_fleet import AO, EB, IFO, NOW, PASSWORD, build_fleet
 from server import readiness as rd
-from server.i18n_web import local_midnight_after
+from server.local_time import local_midnight_after
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ import string
 
 import pytest
 
-from server.i18n_web import (LANGS, MESSAGES, Translator, choose_language, local_midnight_after, local_today,
-                             parse_accept_language, time_zone)
+from server.i18n_web import LANGS, MESSAGES, Translator, choose_language, parse_accept_language
+from server.local_time import local_midnight_after, local_today, time_zone
 
 SUMMER = dt.datetime(2026, 6, 1, 12, 5, tzinfo=dt.timezone.utc)
 WINTER = dt.datetime(2026, 1, 15, 23, 30, tzinfo=dt.timezone.utc)
@@ -224,3 +224,16 @@ def test_cli_user_add_accepts_danish(collector) -> None:
     listed = collector.cli("user", "list")
     line = next(ln for ln in listed.stdout.splitlines() if ln.split() and ln.split()[0] == "mette")
     assert " da " in f" {line} "
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_the_unit_pages_trend_rule_names_the_zone_its_days_are_in(officer_client, lang) -> None:
+    from readiness_fleet import EB
+
+    client, fleet = officer_client
+    c, _ = client()
+    r = c.get(f"/units/{fleet.units[EB]}", params={"lang": lang})
+    assert r.status_code == 200
+    rule = re.search(r'<p[^>]*id="trend-rule"[^>]*>(.*?)</p>', r.text, re.S)
+    assert rule and "Europe/Stockholm" in rule.group(1) and "UTC" not in rule.group(1)
+    assert fleet.store.time_zone == "Europe/Stockholm"  # the store files reports under the same zone's days

@@ -12,6 +12,7 @@ from sqlalchemy import func, select, update
 from readiness_fleet import EB, NOW, fleet_on
 from server import readiness as rd
 from server.db import unit_day_ready
+from server.local_time import DEFAULT_ZONE, local_midnight_after
 
 H = dt.timedelta(hours=1)
 D = NOW.date()
@@ -51,8 +52,8 @@ def test_closed_days_are_counted_once_then_read_back(fleet):
     with fleet.store.engine.begin() as conn:
         conn.execute(update(unit_day_ready).where(unit_day_ready.c.unit_id == fleet.units[EB],
                                                   unit_day_ready.c.day == D - dt.timedelta(days=1)).values(ready=1))
-    # A day closes an hour after midnight: at 00:30 yesterday is still counted live, not cached.
-    just_after = dt.datetime.combine(D + dt.timedelta(days=1), dt.time(0, 30), dt.timezone.utc)
+    # A day closes an hour after (local) midnight: at 00:30 yesterday is still counted live, not cached.
+    just_after = local_midnight_after(D, DEFAULT_ZONE) + dt.timedelta(minutes=30)
     with fleet.store.engine.connect() as conn:
         n = conn.execute(select(func.count()).select_from(unit_day_ready)
                          .where(unit_day_ready.c.unit_id == fleet.units[EB], unit_day_ready.c.day == D)).scalar_one()

@@ -39,7 +39,7 @@ from server.readiness.devices import (
 from server.readiness.trend import (
     BANDS, CLOSED_AFTER, TrendPoint, fresh_days, trend)
 from server.readiness.exceptions import (
-    DEFAULT_TIME_ZONE, MAX_EXCEPTION_DAYS, end_of_day, last_day, ExceptionInfo, get_exception, grant_exception, list_exceptions, revoke_exception)
+    MAX_EXCEPTION_DAYS, ExceptionInfo, get_exception, grant_exception, list_exceptions, revoke_exception)
 from server.readiness.export import (
     CSV_COLUMNS, EXPORT_COLUMNS, XLSX_TYPE, ExportFilters, Labels, csv_cell, csv_style_for, export_csv,
     export_csv_for, export_filename, export_records, export_rows, export_xlsx, export_xlsx_for)
@@ -56,7 +56,7 @@ __all__ = [
     'FailingCheck', 'FailingRun', 'Overview', 'StateCounts', 'UnitDetail', 'UnitSummary', 'overview', 'scope_units',
     'unit_detail', 'unit_tree', 'MAX_PER_PAGE', 'CheckResult', 'DeviceDetail', 'DevicePage', 'DeviceRow',
     'SignedReport', 'Timeline', 'TimelineEntry', 'device_detail', 'device_public_key', 'device_timeline',
-    'report_envelope', 'BANDS', 'CLOSED_AFTER', 'fresh_days', 'TrendPoint', 'trend', 'DEFAULT_TIME_ZONE', 'MAX_EXCEPTION_DAYS', 'end_of_day', 'last_day', 'ExceptionInfo',
+    'report_envelope', 'BANDS', 'CLOSED_AFTER', 'fresh_days', 'TrendPoint', 'trend', 'MAX_EXCEPTION_DAYS', 'ExceptionInfo',
     'get_exception', 'grant_exception', 'list_exceptions', 'revoke_exception', 'CSV_COLUMNS', 'EXPORT_COLUMNS', 'XLSX_TYPE', 'ExportFilters', 'Labels', 'csv_style_for', 'export_csv_for',
     'export_filename', 'export_records', 'export_xlsx', 'export_xlsx_for', 'csv_cell',
     'export_csv', 'export_rows', 'AgentVersions', 'agent_versions', 'fleet_agent_versions', 'version_key',

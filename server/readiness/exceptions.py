@@ -11,29 +11,13 @@ from sqlalchemy import and_, insert, literal, or_, select, update
 from sqlalchemy.engine import Connection
 
 from server.db import as_date, devices, exceptions, units, users, utc, write_audit
+from server.local_time import as_tz, last_local_day, local_midnight_after
 from server.readiness.scope import (Actor, Forbidden, Invalid, NotFound, Scope, ancestor_or_self, in_subtree,
                                     visible_device, visible_unit)
 from server.readiness.sql import ts_param
 from server.store import ApiError
 
 MAX_EXCEPTION_DAYS = 180
-DEFAULT_TIME_ZONE = "Europe/Stockholm"
-
-
-def _default_tz() -> dt.tzinfo:
-    from zoneinfo import ZoneInfo
-
-    return ZoneInfo(DEFAULT_TIME_ZONE)
-
-
-def end_of_day(day: dt.date, tz: dt.tzinfo) -> dt.datetime:
-    """The instant an exception valid through ``day`` (in the organisation's time zone) stops."""
-    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tz).astimezone(dt.timezone.utc)
-
-
-def last_day(expires_at: dt.datetime, tz: dt.tzinfo) -> dt.date:
-    """The last day (in ``tz``) an exception that stops at ``expires_at`` covers."""
-    return (expires_at.astimezone(tz) - dt.timedelta(microseconds=1)).date()
 _CHECK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$")
 
 
@@ -107,7 +91,7 @@ def grant_exception(conn: Connection, user: Actor, *, check_id: str, device_id: 
     if (expires_at is None) == (expires_on is None):
         raise Invalid("expires_at", "give exactly one of expires_at and expires_on")
     if expires_on is not None:  # a date: valid through that day in the organisation's time zone
-        expires_at = end_of_day(expires_on, tz or _default_tz())
+        expires_at = local_midnight_after(expires_on, as_tz(tz))
     assert expires_at is not None
     if expires_at.tzinfo is None:
         raise Invalid("expires_at", "must carry a time zone")
@@ -183,7 +167,7 @@ def _info(row: Any, scope: Scope, now: dt.datetime) -> ExceptionInfo:
         inherited=inherited, justification=row["justification"], granted_by=row["granted_by_name"],
         granted_at=utc(row["granted_at"]), expires_at=utc(row["expires_at"]),
         valid_through=as_date(row["expires_on"]) if row["expires_on"] is not None
-        else last_day(utc(row["expires_at"]), _default_tz()),  # type: ignore[arg-type]
+        else last_local_day(utc(row["expires_at"]), None),  # type: ignore[arg-type]
         revoked_at=utc(row["revoked_at"]),
         revoked_by=row["revoked_by_name"], revoke_reason=row["revoke_reason"], status=_exception_status(row, now))
 

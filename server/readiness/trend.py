@@ -1,4 +1,8 @@
-"""The readiness trend of a unit's subtree: the fleet's state at the end of each UTC day.
+"""The readiness trend of a unit's subtree: the fleet's state at the end of each day.
+
+Days are the organisation's local days (``serve --timezone``, :mod:`server.local_time`):
+a day ends at local midnight, so a DST change day lasts 23 or 25 hours, and reports are
+filed under their local day at ingest (``device_days``, server/store.py).
 
 Rule (also written under the chart): a day's point is the state of every device at the
 end of that day, by the one definition of :mod:`.state`, judged from its latest report
@@ -37,6 +41,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from server.db import as_date, device_days, devices, exceptions, unit_day_ready, units, utc
+from server.local_time import DEFAULT_ZONE, Zone, as_tz, local_day, local_midnight_after, zone_name
 from server.readiness.scope import Scope, ancestor_or_self, in_subtree, visible_unit
 from server.readiness.sql import contains_item, day_number, dialect, ts_param
 from server.readiness.state import (DEFAULT_MAX_REPORT_AGE_HOURS, DUE, NEVER_REPORTED, NOT_READY, READY, STALE,
@@ -61,12 +66,12 @@ class TrendPoint:
         return int(getattr(self, state))
 
 
-CLOSED_AFTER = dt.timedelta(hours=1)  # a UTC day is cached once it ended this long ago
+CLOSED_AFTER = dt.timedelta(hours=1)  # a day is cached once it ended this long ago
 
 
-def _day_end(day: dt.date) -> dt.datetime:
-    """The moment a day of the trend ends (UTC midnight after it)."""
-    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.timezone.utc)
+def _day_end(day: dt.date, zone: Zone) -> dt.datetime:
+    """The moment a day of the trend ends: local midnight after it, in UTC."""
+    return local_midnight_after(day, zone)
 
 
 def fresh_days(max_age_hours: int) -> int:
@@ -75,7 +80,7 @@ def fresh_days(max_age_hours: int) -> int:
 
 
 def _day_states(conn: Connection, unit_ids: list[int], fresh: int, first: dt.date,
-                last: dt.date) -> dict[tuple[int, dt.date], dict[str, int]]:
+                last: dt.date, zone: Zone) -> dict[tuple[int, dt.date], dict[str, int]]:
     """Devices per (unit, closed day ``first``..``last``, state) of the units' own devices
     (not revoked) that had reported by the day's end: each judged from its latest report
     day on or before the day (a span of device_days rows), fresh for ``fresh`` days."""
@@ -83,7 +88,7 @@ def _day_states(conn: Connection, unit_ids: list[int], fresh: int, first: dt.dat
         return {}
     dd = device_days
     days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
-    ends = [_day_end(d) for d in days]
+    ends = [_day_end(d, zone) for d in days]
     # The days as a small table (SQLite has no VALUES with column names in FROM).
     cal = union_all(*[select(literal(d, Date).label("day"), literal(day_number(d), Integer).label("n"),
                              literal(e, DateTime(timezone=True)).label("ends"))
@@ -108,7 +113,7 @@ def _day_states(conn: Connection, unit_ids: list[int], fresh: int, first: dt.dat
                             and_(e.c.unit_id.is_not(None), ancestor_or_self(eu.c.path, units.c.path))))
                  .correlate_except(e, eu).scalar_subquery())
     n_failing = func.length(sp.c.failing_required) - func.length(func.replace(sp.c.failing_required, ",", "")) + 1
-    period_start = ts_param(dt.datetime.combine(first, dt.time(), dt.timezone.utc))
+    period_start = ts_param(_day_end(first - dt.timedelta(days=1), zone))
     period_end = ts_param(ends[-1])
     pe, peu = exceptions.alias("pe"), units.alias("peu")
     period_ex = (select(pe.c.device_id, peu.c.path.label("unit_path"))
@@ -146,7 +151,7 @@ def _store_day_states(conn: Connection, rows: list[dict[str, Any]]) -> None:
     stmt = upsert(unit_day_ready)
     stmt = stmt.on_conflict_do_update(index_elements=[unit_day_ready.c.unit_id, unit_day_ready.c.day],
                                       set_={c: stmt.excluded[c] for c in ("ready", "not_ready", "stale",
-                                                                          "history_version")})
+                                                                          "history_version", "zone")})
     try:
         with conn.begin_nested():
             for i in range(0, len(rows), 1000):
@@ -163,37 +168,64 @@ def _now_counts(conn: Connection, now: dt.datetime, unit_ids: list[int], default
     return out
 
 
+def _whole_hours(zone: Zone) -> bool:
+    """Whether the zone is a whole number of hours off UTC, summer and winter."""
+    tz = as_tz(zone)
+    return all(dt.datetime(2026, m, 1, tzinfo=tz).utcoffset().total_seconds() % 3600 == 0  # type: ignore[union-attr]
+               for m in (1, 7))
+
+
+def _enrolled_per_day(conn: Connection, unit_ids: list[int], zone: Zone) -> dict[dt.date, int]:
+    """Devices (not revoked) of the units by the local day they were enrolled."""
+    live = devices.c.unit_id.in_(unit_ids), devices.c.revoked_at.is_(None)
+    out: dict[dt.date, int] = {}
+    if dialect(conn) == "postgresql":
+        d = cast(func.timezone(zone_name(zone), devices.c.enrolled_at), Date)
+        for r in conn.execute(select(d.label("d"), func.count().label("n")).where(*live).group_by(d)):
+            out[as_date(r.d)] = int(r.n)
+        return out
+    # SQLite keeps UTC text and knows no zones: counted per UTC hour (per minute where the
+    # zone's offset is not whole hours), placed on local days here.
+    width, fmt = (13, "%Y-%m-%d %H") if _whole_hours(zone) else (16, "%Y-%m-%d %H:%M")
+    bucket = func.substr(devices.c.enrolled_at, 1, width)
+    for r in conn.execute(select(bucket.label("m"), func.count().label("n")).where(*live).group_by(bucket)):
+        at = dt.datetime.strptime(r.m, fmt).replace(tzinfo=dt.timezone.utc)
+        day = local_day(at, zone)
+        out[day] = out.get(day, 0) + int(r.n)
+    return out
+
+
 def trend(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, days: int = 90, *,
-          default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> list[TrendPoint]:
-    """The subtree's devices by state at the end of each UTC day over the last ``days``
-    days (oldest first; the last point is ``now``) — see the module docstring for the rule."""
+          default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS, zone: Zone = DEFAULT_ZONE) -> list[TrendPoint]:
+    """The subtree's devices by state at the end of each local day (in ``zone``) over the
+    last ``days`` days (oldest first; the last point is ``now``) — see the module docstring
+    for the rule."""
     unit = visible_unit(conn, scope, unit_id)
     root = unit["path"]
     days = max(1, min(int(days), 366))
-    today = utc(now).date()  # type: ignore[union-attr]
+    zkey = zone_name(zone)
+    today = local_day(utc(now), zone)  # type: ignore[arg-type]
     first = today - dt.timedelta(days=days - 1)
     sub_rows = conn.execute(select(units.c.id, units.c.path, units.c.history_version)
                             .where(in_subtree(units.c.path, root))).all()
     sub = {r.id: int(r.history_version) for r in sub_rows}
     # Each past day is judged by the max age in force at its end (its unit's history).
     past = [first + dt.timedelta(days=i) for i in range(days - 1)]
-    in_force = max_age_in_force(conn, {r.id: r.path for r in sub_rows}, [_day_end(d) for d in past],
+    in_force = max_age_in_force(conn, {r.id: r.path for r in sub_rows}, [_day_end(d, zone) for d in past],
                                 default_max_age_hours=default_max_age_hours)
     fresh_on = {(u, d): fresh_days(h) for u, hs in in_force.items() for d, h in zip(past, hs)}
     # Devices counted on each day: enrolled by its end (enrolments per day, cumulated).
-    enrol_day = cast(devices.c.enrolled_at, Date) if dialect(conn) == "postgresql" else func.date(devices.c.enrolled_at)
     per_day: dict[dt.date, int] = {}
     before = 0
-    for r in conn.execute(select(enrol_day.label("d"), func.count().label("n"))
-                          .where(devices.c.unit_id.in_(list(sub)), devices.c.revoked_at.is_(None))
-                          .group_by(enrol_day)):
-        if as_date(r.d) < first:
-            before += int(r.n)
+    for d, k in _enrolled_per_day(conn, list(sub), zone).items():
+        if d < first:
+            before += k
         else:
-            per_day[as_date(r.d)] = int(r.n)
-    # Closed days from the per-unit cache, counted afresh only where missing or outdated;
+            per_day[d] = k
+    # Closed days from the per-unit cache (kept per zone: the same date is another span of
+    # time in another zone), counted afresh only where missing, outdated or of another zone;
     # the day just ended (within CLOSED_AFTER) is counted but not kept.
-    closed_until = min(today, (utc(now) - CLOSED_AFTER).date())  # type: ignore[operator]
+    closed_until = min(today, local_day(utc(now) - CLOSED_AFTER, zone))  # type: ignore[operator]
     by_day: dict[dt.date, dict[str, int]] = {}
 
     def add(day: dt.date, counts: dict[str, int]) -> None:
@@ -207,7 +239,7 @@ def trend(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, days: 
                                                            unit_day_ready.c.day >= first,
                                                            unit_day_ready.c.day < closed_until,
                                                            unit_day_ready.c.not_ready.is_not(None))):
-            if int(r.history_version) == sub[r.unit_id]:
+            if int(r.history_version) == sub[r.unit_id] and r.zone == zkey:
                 have.add((r.unit_id, as_date(r.day)))
                 add(as_date(r.day), {READY: int(r.ready), NOT_READY: int(r.not_ready), STALE: int(r.stale)})
     closed_days = [first + dt.timedelta(days=i) for i in range(max(0, (closed_until - first).days))]
@@ -219,17 +251,17 @@ def trend(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, days: 
         if missing:
             lo = min(min(ds) for ds in missing.values())
             hi = max(max(ds) for ds in missing.values())
-            counted = _day_states(conn, sorted(missing), fresh, lo, hi)
+            counted = _day_states(conn, sorted(missing), fresh, lo, hi, zone)
             for u, ds in missing.items():
                 for d in ds:
                     c = counted.get((u, d), {})
                     add(d, c)
                     fresh_rows.append({"unit_id": u, "day": d, "ready": c.get(READY, 0),
                                        "not_ready": c.get(NOT_READY, 0), "stale": c.get(STALE, 0),
-                                       "history_version": sub[u]})
+                                       "history_version": sub[u], "zone": zkey})
         group = sorted({u for u in sub for d in open_days if fresh_on[(u, d)] == fresh})
         if group:
-            for (u, d), c in _day_states(conn, group, fresh, open_days[0], open_days[-1]).items():
+            for (u, d), c in _day_states(conn, group, fresh, open_days[0], open_days[-1], zone).items():
                 if fresh_on[(u, d)] == fresh:
                     add(d, c)
     if fresh_rows:
