@@ -255,6 +255,11 @@ device_days = Table(
     Column("ready_strict", Boolean, nullable=False),
     Column("failing_required", Text, nullable=False, default=""),  # "check-a,check-b"
     Column("unit_id", Integer, nullable=True),  # the device's unit (it never changes), for the trend
+    # The device's grace as the day's last report left it (0016), copied from device_state:
+    # the earliest deadline of its failing required checks (NULL: none) and those of them
+    # without grace. A report stored as history keeps none (its failing checks count as hard).
+    Column("due_until", DateTime(timezone=True), nullable=True),
+    Column("failing_hard", Text, nullable=False, default="", server_default=""),
 )
 Index("ix_device_days_unit_day", device_days.c.unit_id, device_days.c.day)
 
@@ -266,6 +271,7 @@ unit_day_ready = Table(
     Column("ready", Integer, nullable=False),
     Column("not_ready", Integer, nullable=True),  # NULL: counted before 0008, count again
     Column("stale", Integer, nullable=True),
+    Column("due", Integer, nullable=True),  # NULL: counted before 0016 (no due band), count again
     Column("history_version", Integer, nullable=False),  # units.history_version when counted
     Column("zone", String(64), nullable=True),  # the time zone of the day (0015); NULL: a UTC day, count again
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Protocol, Sequence
 
 from sqlalchemy import String, and_, cast, exists, literal, or_, select
 from sqlalchemy.engine import Connection
@@ -29,6 +29,14 @@ def covered_exists(conn: Connection, now: dt.datetime, check_col: Any, device_co
                           or_(e.c.device_id == device_col,
                               and_(e.c.unit_id.is_not(None), ancestor_or_self(eu.c.path, unit_path_col))))
                    .correlate_except(e, eu)))
+
+
+class Covers(Protocol):
+    """What the state rule asks of exceptions: are all of a device's failing checks covered
+    (at the moment judged)? :class:`Cover` answers for now, the trend's day cover for the
+    end of each past day."""
+
+    def covers_all(self, failing: Any, unit_id: Any, device_id: Any, *, hard: bool = False) -> Any: ...
 
 
 @dataclass(frozen=True)

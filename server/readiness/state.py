@@ -41,7 +41,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement, Select
 
 from server.db import device_state, devices, unit_max_age_history, units, utc
-from server.readiness.cover import Cover, exception_cover
+from server.readiness.cover import Cover, Covers, exception_cover
 from server.readiness.scope import Scope, ancestor_or_self, scope_unit_ids
 from server.readiness.sql import minus_hours, ts_param
 
@@ -136,7 +136,7 @@ def is_stale(s: Any, cut: Any) -> ColumnElement[bool]:
 
 
 def state_of(*, never: Any, stale: Any, due_open: Any, failing_required: Any, failing_hard: Any, unit_id: Any,
-             device_id: Any, cover: Cover) -> ColumnElement[str]:
+             device_id: Any, cover: Covers) -> ColumnElement[str]:
     """THE rule (the table above) as SQL over its inputs: whether the device never
     reported, whether its latest report is stale, whether its earliest grace deadline is
     still ahead, its failing required checks (all, and those without grace), its unit and
