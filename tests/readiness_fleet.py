@@ -19,6 +19,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import text, update
 
@@ -118,6 +119,24 @@ def fleet_on(db_url: str) -> Iterator[Fleet]:
         yield build_fleet(Store(engine))
     finally:
         engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def fleet(collector_db_url: str) -> Iterator[Fleet]:
+    """The fleet in a fresh migrated database per test module, on SQLite and PostgreSQL
+    (loaded by tests/conftest.py; a module may define its own ``fleet``)."""
+    with fleet_on(collector_db_url) as f:
+        yield f
+
+
+def trend_points(fleet: Fleet, unit: str, days: int, now: dt.datetime = NOW) -> list[Any]:
+    """The unit's trend, in a transaction committed as the pages do (closed days are kept)."""
+    from server import readiness as rd
+
+    with fleet.store.engine.connect() as conn:
+        points = rd.trend(conn, rd.Scope(), fleet.units[unit], now, days)
+        conn.commit()
+    return points
 
 
 def build_fleet(store: Any) -> Fleet:
