@@ -15,6 +15,10 @@ INPUTS: dict[str, tuple[str, ...]] = {
     "dnf": ("/var/cache/dnf", "/var/lib/dnf", "/var/lib/rpm", "/usr/lib/sysimage/rpm", "/etc/yum.repos.d",
             "/etc/dnf/dnf.conf"),
     "yum": ("/var/cache/yum", "/var/lib/yum", "/var/lib/rpm", "/etc/yum.repos.d", "/etc/yum.conf"),
+    # zypper: the solver's per-repository caches (rewritten on refresh), the raw metadata,
+    # the rpm database, repositories, locks and configuration.
+    "zypper": ("/var/cache/zypp/solv", "/var/cache/zypp/raw", "/var/lib/rpm", "/usr/lib/sysimage/rpm",
+               "/etc/zypp/repos.d", "/etc/zypp/services.d", "/etc/zypp/locks", "/etc/zypp/zypp.conf"),
     "pacman": ("/var/lib/pacman/sync", "/var/lib/pacman/local", "/etc/pacman.conf", "/etc/pacman.d"),
 }
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import os
 import shutil
 
 import pytest
@@ -224,3 +225,77 @@ def test_apt2_phasing_unindented_and_kept_back():
                            "  gir1.2-gstreamer-1.0 libgstreamer1.0-0\n  udev\n"
                            "0 upgraded, 0 newly installed, 0 to remove and 3 not upgraded.\n")
     assert [d["name"] for d in ph["deferred"]] == ["gir1.2-gstreamer-1.0", "libgstreamer1.0-0", "udev"]
+
+
+# ----------------------------------------------------------------- zypper
+
+ZYP = OWN_FIXTURES / "public/linux/zypper"
+ZYPPER_LU = ["zypper", "--xmlout", "--non-interactive", "--no-refresh", "list-updates"]
+ZYPPER_LP = ["zypper", "--xmlout", "--non-interactive", "--no-refresh", "list-patches", "--all"]
+NO_PATCHES = "<?xml version='1.0'?>\n<stream>\n<update-status version=\"0.6\">\n<update-list>\n</update-list>\n" \
+             "</update-status>\n</stream>\n"
+
+
+def zypper_host(tmp_path, updates: str, patches: str | None, reboot_rc: int | None = 0) -> ReplayHost:
+    host = ReplayHost()
+    host.add_command(ZYPPER_LU, ZYP / updates)
+    host.add_command(ZYPPER_LP, ZYP / patches if patches else NO_PATCHES)
+    host.add_command(["rpm", "-qa", "--qf", "*"], "1766000000\n1766061723\n")
+    if reboot_rc is None:  # a zypper without the command
+        host.add_command(["zypper", "--non-interactive", "needs-rebooting"], "", returncode=1,
+                         stderr="Unknown command 'needs-rebooting'\n")
+    else:
+        host.add_command(["zypper", "--non-interactive", "needs-rebooting"], "", returncode=reboot_rc)
+    rpmdb = tmp_path / "rpmdb.sqlite"
+    if not rpmdb.exists():
+        rpmdb.write_text("x")
+    host.add_file("/usr/lib/sysimage/rpm/rpmdb.sqlite", rpmdb)
+    return host
+
+
+def test_probe_zypper_security_patches_reboot_and_cache_by_inputs(tmp_path):
+    cache = Cache(tmp_path / "cache")
+    host = zypper_host(tmp_path, "zypper-xmlout-list-updates-sles-12-sp1-three-packages.xml",
+                       "synthetic-zypper-xmlout-list-patches-all-leap-16-shape.xml", reboot_rc=102)
+    s = linux(ProbeContext(host, cache=cache))
+    assert s["status"] == "ok", s["reasons"]
+    assert (s["manager"], s["pending"], s["pending_security"]) == ("zypper", 3, 2)
+    # applied and not-needed security patches and needed recommended ones are not pending security
+    assert s["pending_names"] == ["openSUSE-Leap-16.0-112", "openSUSE-Leap-16.0-113"]
+    assert s["reboot_required"] is True and s["last_update"] == "2025-12-18T12:42:03+00:00"
+    # the rpm database has not changed: the cached answer is used and zypper is not asked again
+    again = zypper_host(tmp_path, "zypper-xmlout-list-updates-sles-12-sp1-three-packages.xml",
+                        "synthetic-zypper-xmlout-list-patches-all-leap-16-shape.xml", reboot_rc=0)
+    s1 = linux(ProbeContext(again, cache=cache))
+    assert ZYPPER_LU not in [list(c) for c in again.calls] and s1["pending_security"] == 2
+    assert s1["reboot_required"] is False  # the reboot flag is read every run, never cached
+    # a package was installed (the rpm database changed): zypper is asked again
+    os.utime(tmp_path / "rpmdb.sqlite", (1, 1))
+    changed = zypper_host(tmp_path, "zypper-xmlout-list-updates-tumbleweed-20260830-one-package.xml",
+                          "synthetic-zypper-xmlout-list-patches-all-leap-16-shape.xml")
+    s2 = linux(ProbeContext(changed, cache=cache))
+    assert ZYPPER_LU in [list(c) for c in changed.calls] and s2["pending"] == 1
+
+
+def test_probe_zypper_without_patch_metadata_says_security_unknown(tmp_path):
+    host = zypper_host(tmp_path, "zypper-xmlout-list-updates-tumbleweed-20260830-one-package.xml", None,
+                       reboot_rc=None)
+    host.add_file("/run/reboot-needed", "")
+    s = linux(ProbeContext(host))
+    assert (s["manager"], s["pending"], s["pending_security"], s["status"]) == ("zypper", 1, None, "partial")
+    assert s["reboot_required"] is True  # libzypp's flag file, without asking needs-rebooting
+    assert any("security" in r for r in s["reasons"])
+
+
+def test_probe_zypper_old_zypper_falls_back_to_kernel_and_refuses_bad_xml(tmp_path):
+    host = zypper_host(tmp_path, "zypper-xmlout-list-updates-tumbleweed-20260830-none.xml", None, reboot_rc=None)
+    host.add_file("/proc/sys/kernel/osrelease", "6.4.0-150600.23.7-default\n")
+    host.add_file("/lib/modules/6.4.0-150600.23.7-default/modules.dep", "")
+    s = linux(ProbeContext(host))
+    assert s["pending"] == 0 and s["reboot_required"] is False
+    bad = ReplayHost().add_command(ZYPPER_LU, "<?xml version='1.0'?>\n<stream>\n<message type=\"error\">System "
+                                   "management is locked by the application with pid 812 (zypper).</message>\n"
+                                   "</stream>\n", returncode=7)
+    s = linux(ProbeContext(bad, cache=Cache(tmp_path / "c")))
+    assert s["manager"] == "zypper" and s["pending"] is None and s["pending_security"] is None
+    assert not list((tmp_path / "c").glob("patches-zypper*"))  # a failure is never cached

@@ -1,13 +1,16 @@
 """Real Linux outputs from public issue threads (tests/fixtures/public/PROVENANCE.md,
-section "Linux package managers and block devices"): dnf 4/5 and yum, pacman,
-cryptsetup and lsblk, each asserted with what a reader of the capture sees in it."""
+section "Linux package managers and block devices"): dnf 4/5 and yum, zypper,
+pacman, cryptsetup and lsblk, each asserted with what a reader of the capture sees in it."""
 from __future__ import annotations
 
+import pytest
 from conftest import OWN_FIXTURES
 
 from auditagent.probes.disk_encryption.linux_parsers import parse_cryptsetup_status, parse_lsblk_tree_text
 from auditagent.probes.patches.linux_parsers import (nevra_name, parse_dnf_check_update, parse_dnf_updateinfo,
                                                       parse_pacman_qu)
+from auditagent.probes.patches.zypper_parsers import (parse_zypper_list_patches, parse_zypper_list_updates,
+                                                       parse_zypper_needs_rebooting)
 
 PUB = OWN_FIXTURES / "public/linux"
 
@@ -103,3 +106,56 @@ def test_lsblk_default_tree_crypt_mounted():
         ("crypt", "vdc", ["/srv/dev-disk-by-label-crypttest"])
     assert nodes["vda5"]["mountpoints"] == ["[SWAP]"] and nodes["vda1"]["mountpoints"] == ["/"]
     assert nodes["sr0"]["type"] == "rom" and nodes["vdg"]["mountpoints"] == []
+
+
+# ----------------------------------------------------------------- zypper (--xmlout)
+
+
+def test_zypper_list_updates_sles_12_sp1():
+    rows = parse_zypper_list_updates(text("zypper/zypper-xmlout-list-updates-sles-12-sp1-three-packages.xml"))
+    # zypper before 1.14 writes no edition-old; the "Loading repository data" messages are not updates.
+    assert rows == [
+        {"name": "SUSEConnect", "version": "0.2.33-7.1", "from": None, "arch": "x86_64",
+         "repo": "SLE12-SP1-x86_64-Update"},
+        {"name": "bind-libs", "version": "9.9.6P1-35.1", "from": None, "arch": "x86_64",
+         "repo": "SLE12-SP1-x86_64-Update"},
+        {"name": "bind-utils", "version": "9.9.6P1-35.1", "from": None, "arch": "x86_64",
+         "repo": "SLE12-SP1-x86_64-Update"}]
+
+
+def test_zypper_list_updates_sles_11_sp2_many_with_entities():
+    rows = parse_zypper_list_updates(text("zypper/zypper-xmlout-list-updates-sles-11-sp2-nu-novell.xml"))
+    assert len(rows) == 25 and rows[0]["name"] == "yast2-trans-en_US" and rows[-1]["name"] == "branding-SLES"
+    assert {r["repo"] for r in rows} == {"nu_novell_com:SLES11-SP2-Core", "nu_novell_com:SLES11-SP2-Updates",
+                                         "nu_novell_com:SLE11-SDK-SP2-Core"}
+    assert next(r for r in rows if r["name"] == "grep")["version"] == "2.7-5.5.61"
+
+
+def test_zypper_list_updates_tumbleweed_one_and_none():
+    assert parse_zypper_list_updates(text("zypper/zypper-xmlout-list-updates-tumbleweed-20260830-one-package.xml")) \
+        == [{"name": "libopenh264-8", "version": "2.6.0-2.suse1699.10", "from": "2.6.0~noopenh264-1.5",
+             "arch": "aarch64", "repo": "repo-openh264"}]
+    assert parse_zypper_list_updates(text("zypper/zypper-xmlout-list-updates-tumbleweed-20260830-none.xml")) == []
+
+
+def test_zypper_list_patches_synthetic_states():
+    rows = parse_zypper_list_patches(text("zypper/synthetic-zypper-xmlout-list-patches-all-leap-16-shape.xml"))
+    assert [(r["name"], r["category"], r["status"], r["pending"]) for r in rows] == [
+        ("openSUSE-Leap-16.0-99", "security", "applied", False),
+        ("openSUSE-Leap-16.0-112", "security", "needed", True),
+        ("openSUSE-Leap-16.0-113", "security", "needed", True),
+        ("openSUSE-Leap-16.0-120", "recommended", "needed", True),
+        ("openSUSE-Leap-16.0-121", "security", "not-needed", False)]
+    assert [r["restart"] for r in rows] == [False, False, True, False, False]
+
+
+def test_zypper_xml_that_is_not_an_answer_is_refused():
+    with pytest.raises(ValueError, match="System management is locked"):
+        parse_zypper_list_updates("<?xml version='1.0'?>\n<stream>\n<message type=\"error\">System management is "
+                                  "locked by the application with pid 1234 (zypper).</message>\n</stream>\n")
+    with pytest.raises(ValueError):
+        parse_zypper_list_patches("Loading repository data...\nNo updates found.\n")
+    with pytest.raises(ValueError, match="DOCTYPE"):
+        parse_zypper_list_patches('<!DOCTYPE s [<!ENTITY a "aaaa">]><stream><update-status/></stream>')
+    assert parse_zypper_needs_rebooting(102) is True and parse_zypper_needs_rebooting(0) is False
+    assert parse_zypper_needs_rebooting(1) is None and parse_zypper_needs_rebooting(None) is None

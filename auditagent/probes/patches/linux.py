@@ -1,5 +1,5 @@
 """Linux ``patches`` section for apt (Debian, Ubuntu, Mint …), dnf/yum (Fedora, RHEL
-family) and pacman (Arch).
+family), zypper (openSUSE, SLES) and pacman (Arch).
 
 Package-manager queries are slow, so they go through ctx.cache (the facts carry
 when the query ran): reused until the package manager's inputs change (lists, installed
@@ -20,6 +20,8 @@ from auditagent.probes.patches.linux_parsers import (nevra_name, parse_apt_get_s
                                                       parse_dnf_updateinfo, parse_dpkg_log_last,
                                                       parse_needs_restarting, parse_pacman_log_last,
                                                       parse_pacman_qu, parse_rpm_install_times)
+from auditagent.probes.patches.zypper_parsers import (parse_zypper_list_patches, parse_zypper_list_updates,
+                                                       parse_zypper_needs_rebooting)
 from auditagent.reasons import reason
 
 C_ENV = {"LC_ALL": "C", "LANG": "C", "LANGUAGE": ""}
@@ -160,6 +162,47 @@ def _dnf_reboot(ctx: ProbeContext, tool: str, reasons: list[str]) -> bool | None
     return value
 
 
+# --------------------------------------------------------------------------- zypper
+
+# --no-refresh: the agent reads what the system's own refresh fetched (as with apt's lists);
+# it neither needs the network nor takes the repositories' lock for long.
+ZYPPER = ["zypper", "--xmlout", "--non-interactive", "--no-refresh"]
+
+
+def _zypper_xml(ctx: ProbeContext, args: list[str], parse: Callable[[str], list]) -> list:
+    text = _run_ok(ctx, ZYPPER + args)
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise QueryFailed(str(exc)) from exc
+
+
+def _zypper_pending(ctx: ProbeContext) -> dict[str, Any]:
+    pkgs = _zypper_xml(ctx, ["list-updates"], parse_zypper_list_updates)
+    # --all: every patch the repositories carry, applied or not, so that "no patch at all"
+    # (repositories without update metadata, e.g. Tumbleweed's main repository) is told
+    # apart from "no security patch needed".
+    patches = _zypper_xml(ctx, ["list-patches", "--all"], parse_zypper_list_patches)
+    if not patches:
+        return {"pending": len(pkgs), "security": None}
+    security = sorted({p["name"] for p in patches if p["category"] == "security" and p["pending"]})
+    return {"pending": len(pkgs), "security": security}
+
+
+def _zypper_reboot(ctx: ProbeContext, reasons: list[str]) -> bool | None:
+    # libzypp writes this flag when a package it installed asks for a reboot.
+    for path in ("/run/reboot-needed", "/var/run/reboot-needed"):
+        if ctx.host.exists(path):
+            return True
+    res = ctx.host.run(["zypper", "--non-interactive", "needs-rebooting"], timeout=60, env=C_ENV)
+    value = None if res.error else parse_zypper_needs_rebooting(res.returncode)
+    if value is None:
+        value = _kernel_reboot_needed(ctx)  # an older zypper without needs-rebooting
+    if value is None:
+        reasons.append(res.why_not() if not res.ok else reason("patches.reboot_unknowable"))
+    return value
+
+
 # --------------------------------------------------------------------------- pacman
 
 
@@ -199,7 +242,9 @@ def _oldest_days(ctx: ProbeContext, names: list[str]) -> float | None:
 
 
 def detect_manager(ctx: ProbeContext) -> str | None:
-    for tool, manager in (("apt-get", "apt"), ("dnf", "dnf"), ("yum", "yum"), ("pacman", "pacman")):
+    # zypper before dnf: openSUSE can carry dnf as an extra, Fedora and RHEL never carry zypper.
+    for tool, manager in (("apt-get", "apt"), ("zypper", "zypper"), ("dnf", "dnf"), ("yum", "yum"),
+                          ("pacman", "pacman")):
         if ctx.host.which(tool):
             return manager
     return None
@@ -219,6 +264,8 @@ def probe(ctx: ProbeContext) -> dict[str, Any]:
     elif manager in ("dnf", "yum"):
         query, last = _dnf_pending(manager), _rpm_last_update
         reboot = lambda c, r: _dnf_reboot(c, manager, r)  # noqa: E731
+    elif manager == "zypper":
+        query, last, reboot = _zypper_pending, _rpm_last_update, _zypper_reboot
     else:
         query, last, reboot = _pacman_pending, _pacman_last_update, lambda c, r: _kernel_reboot_needed(c)
     facts = dict(base, manager="dnf" if manager == "yum" else manager)
