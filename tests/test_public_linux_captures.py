@@ -159,3 +159,44 @@ def test_zypper_xml_that_is_not_an_answer_is_refused():
         parse_zypper_list_patches('<!DOCTYPE s [<!ENTITY a "aaaa">]><stream><update-status/></stream>')
     assert parse_zypper_needs_rebooting(102) is True and parse_zypper_needs_rebooting(0) is False
     assert parse_zypper_needs_rebooting(1) is None and parse_zypper_needs_rebooting(None) is None
+
+
+def _chain(nodes: dict[str, dict], name: str) -> list[str]:
+    """Types from a node down to its disk (the tree's parents)."""
+    out = []
+    while name:
+        out.append(nodes[name]["type"])
+        name = nodes[name]["parent"]
+    return out
+
+
+def test_lsblk_tree_lvm_on_luks_manjaro():
+    nodes = {n["name"]: n for n in parse_lsblk_tree_text(text("lsblk/lsblk-default-tree-manjaro-lvm-on-luks-swap-root.txt"))}
+    assert len(nodes) == 9
+    root = next(n for n in nodes.values() if n["mountpoints"] == ["/"])
+    # the root LV sits on the crypt mapping of sda2: LVM on LUKS, the root is encrypted
+    assert root["name"] == "manjaro--vg0-manjaro--root" and _chain(nodes, root["name"]) == ["lvm", "crypt", "part", "disk"]
+    assert _chain(nodes, "manjaro--vg0-manjaro--swap") == ["lvm", "crypt", "part", "disk"]
+    assert nodes["manjaro--vg0-manjaro--swap"]["mountpoints"] == ["[SWAP]"] and nodes["sda1"]["mountpoints"] == ["/boot"]
+    # sda3..sda5 are siblings of sda2 although the tree line of sda2's subtree runs past them
+    assert {nodes[n]["parent"] for n in ("sda3", "sda4", "sda5")} == {"sda"}
+
+
+def test_lsblk_tree_ascii_btrfs_subvolume_mountpoints_after_command_line():
+    # The pasted command line stands before the header; each further btrfs subvolume
+    # mountpoint is a line of its own under an ASCII "|" (another partition follows).
+    nodes = parse_lsblk_tree_text(text("lsblk/lsblk-ipo-ascii-pkname-btrfs-subvolume-mountpoints-cut.txt"))
+    assert [n["name"] for n in nodes] == ["/dev/sda", "/dev/sda1", "/dev/sda2"]
+    assert nodes[2]["fstype"] == "btrfs" and nodes[2]["parent"] == "/dev/sda" and nodes[2]["type"] == "part"
+    assert nodes[2]["mountpoints"] == ["/var", "/usr/local", "/tmp", "/root", "/srv", "/opt", "/home",
+                                       "/boot/grub2/x86_64-efi"]
+
+
+def test_lsblk_tree_md_raid_lvm_mountpoint_column_not_last():
+    nodes = {n["name"]: n for n in parse_lsblk_tree_text(text("lsblk/lsblk-o-hctl-md-raid1-lvm-not-encrypted-cut.txt"))}
+    # MOUNTPOINT stands between TYPE and FSTYPE: its cell ends where FSTYPE begins
+    assert nodes["kube--storage--01--vg-root"]["mountpoints"] == ["/"]
+    assert nodes["md126p1"]["mountpoints"] == ["/boot/efi"] and nodes["md126p2"]["mountpoints"] == []
+    assert nodes["kube--storage--01--vg-root"]["fstype"] == "ext4" and nodes["sda"]["mountpoints"] == []
+    # LVM on software RAID, no crypt layer anywhere below the root: not encrypted
+    assert _chain(nodes, "kube--storage--01--vg-root") == ["lvm", "part", "raid1", "disk"]
