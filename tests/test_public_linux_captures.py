@@ -7,7 +7,9 @@ import pytest
 from conftest import OWN_FIXTURES
 
 from auditagent.probes.disk_encryption.linux_parsers import parse_cryptsetup_status, parse_lsblk_tree_text
-from auditagent.probes.patches.linux_parsers import (nevra_name, parse_dnf_check_update, parse_dnf_updateinfo,
+from auditagent.probes.patches.linux_parsers import (dpkg_version_compare, nevra_name, parse_apt_check_human,
+                                                      parse_apt_get_simulate, parse_apt_list_upgradable, parse_apt_phasing,
+                                                      parse_dnf_check_update, parse_dnf_updateinfo,
                                                       parse_pacman_qu)
 from auditagent.probes.patches.zypper_parsers import (parse_zypper_list_patches, parse_zypper_list_updates,
                                                        parse_zypper_needs_rebooting)
@@ -200,3 +202,53 @@ def test_lsblk_tree_md_raid_lvm_mountpoint_column_not_last():
     assert nodes["kube--storage--01--vg-root"]["fstype"] == "ext4" and nodes["sda"]["mountpoints"] == []
     # LVM on software RAID, no crypt layer anywhere below the root: not encrypted
     assert _chain(nodes, "kube--storage--01--vg-root") == ["lvm", "part", "raid1", "disk"]
+
+
+# ----------------------------------------------------------------- apt variants
+
+
+def test_apt_simulate_downgrade_is_not_a_pending_update():
+    # A pinned Docker repository makes apt propose 1.6.6-1 -> 1.6.4-1: nothing is missing.
+    assert parse_apt_get_simulate(text("apt/apt-get-just-print-upgrade-downgraded-docker-bullseye-cut.txt")) == []
+    up = parse_apt_get_simulate("Inst containerd.io [1.6.4-1] (1.6.6-1 Docker CE:bullseye [amd64])\n")
+    assert [u["name"] for u in up] == ["containerd.io"]
+
+
+def test_apt_list_upgradable_focal_updates_none_security():
+    rows = parse_apt_list_upgradable(text("apt/apt-list-upgradable-focal-updates-no-security-cut.txt"))
+    assert len(rows) == 12 and not any(r["security"] for r in rows)
+    assert rows[1] == {"name": "cloud-init", "from": "20.3-2-g371b392c-0ubuntu1~20.04.1",
+                       "version": "20.4.1-0ubuntu1~20.04.1", "origins": ["focal-updates"], "security": False}
+
+
+def test_apt_check_human_xenial_wording():
+    # update-notifier before Ubuntu 20.04: "N packages can be updated." (was read as unknown)
+    assert parse_apt_check_human(text("apt/apt-check-xenial-packages-can-be-updated.txt")) == \
+        {"pending": 178, "security": 122}
+
+
+def _capture_versions() -> list[str]:
+    """Every old and new version in the real apt captures (public and shared)."""
+    from conftest import shared
+    seen: list[str] = []
+    for t in (text("apt/apt-list-upgradable-focal-updates-no-security-cut.txt"),
+              shared("linux/updates/apt-list-upgradable-jammy.txt").read_text()):
+        seen += [r[k] for r in parse_apt_list_upgradable(t) for k in ("from", "version")]
+    for t in (shared("linux/updates/apt-upgrade-phasing-show-versions-noble.txt").read_text(),
+              text("apt3-upgrade-dry-run-phasing-only-kubuntu-25.10.txt")):
+        seen += [d[k] for d in parse_apt_phasing(t)["deferred"] for k in ("from", "version") if d[k]]
+    return sorted(set(seen))
+
+
+@pytest.mark.skipif(not __import__("shutil").which("dpkg"), reason="needs dpkg to compare with")
+def test_dpkg_version_compare_agrees_with_dpkg_on_capture_versions():
+    import itertools
+    import subprocess
+    versions = _capture_versions() + ["1.0~rc1", "1.0", "1:0.9", "1.0a", "1.0-0", "1.0~~", "1.0~", "2.0+dfsg-1",
+                                      "5:20.10.17~3-0~debian-bullseye", "5:20.10.17~3-0~debian-buster"]
+    assert len(versions) >= 25
+    pairs = list(itertools.combinations(versions, 2))[::7][:150]
+    for a, b in pairs:
+        want = 0 if subprocess.run(["dpkg", "--compare-versions", a, "eq", b]).returncode == 0 else \
+            -1 if subprocess.run(["dpkg", "--compare-versions", a, "lt", b]).returncode == 0 else 1
+        assert dpkg_version_compare(a, b) == want, (a, b)
