@@ -299,3 +299,32 @@ def test_probe_zypper_old_zypper_falls_back_to_kernel_and_refuses_bad_xml(tmp_pa
     s = linux(ProbeContext(bad, cache=Cache(tmp_path / "c")))
     assert s["manager"] == "zypper" and s["pending"] is None and s["pending_security"] is None
     assert not list((tmp_path / "c").glob("patches-zypper*"))  # a failure is never cached
+
+
+def test_probe_dnf5_reads_advisories_as_json_and_dnf4_falls_back_to_text():
+    dnf5 = ReplayHost()
+    dnf5.add_command(["dnf", "-q", "check-update"], OWN_FIXTURES / "public/linux/dnf/dnf5-check-update-fedora-41.txt",
+                     returncode=100)
+    dnf5.add_command(["dnf", "-q", "updateinfo", "list", "--security", "--json"],
+                     OWN_FIXTURES / "public/linux/dnf/dnf5-updateinfo-list-json-buildtime-text-ci-dnf-stack.json")
+    dnf5.add_command(["rpm", "-qa", "--qf", "*"], "1690000000\n")
+    dnf5.add_command(["dnf", "needs-restarting", "-r"], "", returncode=0)
+    s = linux(ProbeContext(dnf5))
+    assert (s["pending"], s["pending_security"], s["pending_names"]) == (1, 1, ["labirinto"])
+    assert ["dnf", "-q", "updateinfo", "list", "--security"] not in [list(c) for c in dnf5.calls]
+    dnf4 = ReplayHost()
+    dnf4.add_command(["dnf", "-q", "check-update"], shared(U + "yum-check-update-centos7.txt").read_text(),
+                     returncode=100)
+    dnf4.add_command(["dnf", "-q", "updateinfo", "list", "--security", "--json"], "", returncode=2,
+                     stderr="dnf: error: unrecognized arguments: --json\n")
+    dnf4.add_command(["dnf", "-q", "updateinfo", "list", "--security"],
+                     OWN_FIXTURES / "public/linux/dnf/yum-updateinfo-list-security-all-rhel-7.txt")
+    dnf4.add_command(["rpm", "-qa", "--qf", "*"], "1690000000\n")
+    dnf4.add_command(["dnf", "needs-restarting", "-r"], "", returncode=0)
+    s = linux(ProbeContext(dnf4))
+    assert s["pending_security"] == 2 and s["pending_names"] == ["389-ds-base", "389-ds-base-libs"]
+    # JSON that is not an advisory list is a failed query, never "nothing pending"
+    dnf5.add_command(["dnf", "-q", "updateinfo", "list", "--security", "--json"], "[1, 2]")
+    dnf5.commands = [c for c in dnf5.commands if "--json" not in c.argv or c.stdout == b"[1, 2]"]
+    s = linux(ProbeContext(dnf5))
+    assert s["pending_security"] is None and s["pending"] is None

@@ -8,6 +8,7 @@ from conftest import OWN_FIXTURES
 
 from auditagent.probes.disk_encryption.linux_parsers import parse_cryptsetup_status, parse_lsblk_tree_text
 from auditagent.probes.patches.linux_parsers import (dpkg_version_compare, nevra_name, parse_apt_check_human,
+                                                      parse_dnf_advisory_json,
                                                       parse_apt_get_simulate, parse_apt_list_upgradable, parse_apt_phasing,
                                                       parse_dnf_check_update, parse_dnf_updateinfo,
                                                       parse_pacman_qu)
@@ -252,3 +253,21 @@ def test_dpkg_version_compare_agrees_with_dpkg_on_capture_versions():
         want = 0 if subprocess.run(["dpkg", "--compare-versions", a, "eq", b]).returncode == 0 else \
             -1 if subprocess.run(["dpkg", "--compare-versions", a, "lt", b]).returncode == 0 else 1
         assert dpkg_version_compare(a, b) == want, (a, b)
+
+
+# ----------------------------------------------------------------- dnf 5 JSON
+
+
+def test_dnf5_advisory_json_both_buildtime_forms_and_with_bz_schema():
+    rows = parse_dnf_advisory_json(text("dnf/dnf5-updateinfo-list-json-buildtime-text-ci-dnf-stack.json"))
+    # three security advisories (one with a custom severity), custom types are not security
+    assert [(r["advisory"], r["severity"]) for r in rows] == [
+        ("FEDORA-2019-57b5902ed1", "Critical"), ("FEDORA-2022-2222222223", "custom_severity"),
+        ("FEDORA-2019-f4eb34cf4c", "Moderate")]
+    assert {nevra_name(r["package"]) for r in rows} == {"labirinto"}
+    assert parse_dnf_advisory_json(text("dnf/dnf5-advisory-list-json-buildtime-epoch-ci-dnf-stack.json")) == []
+    assert parse_dnf_advisory_json(text("dnf/dnf5-advisory-list-with-bz-json-ci-dnf-stack.json")) == []
+    assert parse_dnf_advisory_json("[]") == []
+    for bad in ('{"FEDORA-1": {}}', '[{"type": "security"}]', "[1]"):
+        with pytest.raises(ValueError):
+            parse_dnf_advisory_json(bad)

@@ -16,7 +16,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from auditagent import package_inputs
 from auditagent.probes import ProbeContext
-from auditagent.probes.patches.linux_parsers import (nevra_name, parse_apt_get_simulate, parse_dnf_check_update,
+from auditagent.probes.patches.linux_parsers import (nevra_name, parse_apt_get_simulate, parse_dnf_advisory_json,
+                                                      parse_dnf_check_update,
                                                       parse_dnf_updateinfo, parse_dpkg_log_last,
                                                       parse_needs_restarting, parse_pacman_log_last,
                                                       parse_pacman_qu, parse_rpm_install_times)
@@ -135,11 +136,23 @@ def _dnf_pending(tool: str) -> Callable[[ProbeContext], dict[str, Any]]:
     def query(ctx: ProbeContext) -> dict[str, Any]:
         text = _run_ok(ctx, [tool, "-q", "check-update"], ok_codes=(0, 100))  # 100 = updates exist
         pkgs = parse_dnf_check_update(text)
-        sec_text = _run_ok(ctx, [tool, "-q", "updateinfo", "list", "--security"])
         # updateinfo lists advisories that apply to installed packages: each is pending.
-        security = sorted({nevra_name(a["package"]) for a in parse_dnf_updateinfo(sec_text)})
+        security = sorted({nevra_name(a["package"]) for a in _dnf_security_advisories(ctx, tool)})
         return {"pending": len(pkgs), "security": security}
     return query
+
+
+def _dnf_security_advisories(ctx: ProbeContext, tool: str) -> list[dict[str, str]]:
+    """dnf 5 answers ``--json`` (structured); dnf 4 and yum refuse the option, and then
+    their text rows are read."""
+    if tool == "dnf":
+        res = ctx.host.run([tool, "-q", "updateinfo", "list", "--security", "--json"], timeout=120, env=C_ENV)
+        if res.ok and res.text().lstrip().startswith("["):
+            try:
+                return parse_dnf_advisory_json(res.text())
+            except ValueError as exc:
+                raise QueryFailed(str(exc)) from exc
+    return parse_dnf_updateinfo(_run_ok(ctx, [tool, "-q", "updateinfo", "list", "--security"]))
 
 
 def _rpm_last_update(ctx: ProbeContext, reasons: list[str]) -> str | None:

@@ -3,6 +3,7 @@ pacman, flatpak). Each takes text and returns plain data."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from typing import Any
 
@@ -205,6 +206,27 @@ def parse_dnf_updateinfo(text: str) -> list[dict[str, str]]:
         m = _DNF5_ADVISORY.match(line)
         if m and len(m.group(2)) >= 4 and "security".startswith(m.group(2)):
             out.append({"advisory": m.group(1), "severity": m.group(3), "package": m.group(4)})
+    return out
+
+
+def parse_dnf_advisory_json(text: str) -> list[dict[str, str]]:
+    """dnf 5's ``updateinfo|advisory list --json``: a JSON array of ``{name, type, severity,
+    nevra, buildtime}`` (``buildtime`` an epoch number in early dnf 5, a ``YYYY-MM-DD
+    HH:MM:SS`` text later; not read), or with ``--with-bz``/``--with-cve`` ``{advisory_name,
+    advisory_type, advisory_severity, nevra, references}``. Security rows only, in the shape
+    of parse_dnf_updateinfo. Anything else raises ValueError: never read as "none pending"."""
+    data = json.loads(text)
+    if not isinstance(data, list) or not all(isinstance(e, dict) for e in data):
+        raise ValueError("dnf advisory JSON is not a list of objects")
+    out = []
+    for e in data:
+        kind = e.get("type", e.get("advisory_type"))
+        name, nevra = e.get("name", e.get("advisory_name")), e.get("nevra")
+        if not isinstance(name, str) or not isinstance(nevra, str) or not isinstance(kind, str):
+            raise ValueError("dnf advisory JSON entry without name, type or nevra")
+        if kind.lower() == "security":
+            out.append({"advisory": name, "severity": str(e.get("severity", e.get("advisory_severity")) or ""),
+                        "package": nevra})
     return out
 
 
