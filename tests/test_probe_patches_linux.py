@@ -81,7 +81,7 @@ def test_dnf_updateinfo_and_nevra():
 def test_pacman_qu_arch():
     pkgs = parse_pacman_qu(shared(U + "pacman-Qu-arch-many-including-kernel.txt").read_text())
     assert len(pkgs) == 20
-    assert {"name": "linux", "from": "5.18.14.arch1-1", "version": "6.0.12.arch1-1"} in pkgs
+    assert {"name": "linux", "from": "5.18.14.arch1-1", "version": "6.0.12.arch1-1", "ignored": False} in pkgs
     last = parse_pacman_log_last("[2022-12-01T10:00:00+0100] [ALPM] upgraded linux (5.18 -> 6.0)\n"
                                  "[2022-12-01T10:05:00+0100] [ALPM] running 'x'\n")
     assert last == dt.datetime(2022, 12, 1, 9, 0, tzinfo=dt.timezone.utc)

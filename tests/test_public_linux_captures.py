@@ -82,7 +82,17 @@ def test_pacman_qu_arch():
     rows = parse_pacman_qu(text("pacman/pacman-Qu-arch-2017.txt"))
     assert [r["name"] for r in rows] == ["flashplugin", "libnm", "libnm-glib", "networkmanager", "pepper-flash",
                                          "shadow"]
-    assert rows[1] == {"name": "libnm", "from": "1.10.1dev+58+gd5dc3df20-1", "version": "1.10.2-1"}
+    assert rows[1] == {"name": "libnm", "from": "1.10.1dev+58+gd5dc3df20-1", "version": "1.10.2-1", "ignored": False}
+
+
+def test_checkupdates_arch_2025_epochs_and_prompt():
+    rows = parse_pacman_qu(text("pacman/checkupdates-arch-2025-12-particleos-epochs.txt"))
+    assert len(rows) == 18 and rows[0]["name"] == "bash" and rows[-1]["name"] == "zlib-ng"
+    assert next(r for r in rows if r["name"] == "mesa") == {"name": "mesa", "from": "1:25.2.7-1",
+                                                          "version": "1:25.3.1-2", "ignored": False}
+    # pacman -Qu marks an IgnorePkg package (pacman 4.1 on); it is still an update the laptop lacks
+    assert parse_pacman_qu("linux 6.17.9.arch1-1 -> 6.18.1.arch1-1 [ignored]\n") == [
+        {"name": "linux", "from": "6.17.9.arch1-1", "version": "6.18.1.arch1-1", "ignored": True}]
 
 
 # ----------------------------------------------------------------- cryptsetup / lsblk

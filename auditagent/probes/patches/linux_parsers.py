@@ -254,13 +254,16 @@ def parse_rpm_install_times(text: str) -> float | None:
 # --------------------------------------------------------------------------- pacman / flatpak
 
 
-def parse_pacman_qu(text: str) -> list[dict[str, str]]:
-    """``pacman -Qu``: ``name old -> new``."""
+def parse_pacman_qu(text: str) -> list[dict[str, Any]]:
+    """``pacman -Qu`` (and pacman-contrib's ``checkupdates``): ``name old -> new``, with
+    `` [ignored]`` after a package that IgnorePkg/IgnoreGroup keeps back (pacman 4.1 on).
+    An ignored update is still one the laptop lacks: it stays in the list, marked."""
     out = []
     for line in text.splitlines():
-        m = re.match(r"^(\S+) (\S+) -> (\S+)", line.strip())
+        m = re.match(r"^(\S+) (\S+) -> (\S+)( \[ignored\])?\s*$", line.strip())
         if m:
-            out.append({"name": m.group(1), "from": m.group(2), "version": m.group(3)})
+            out.append({"name": m.group(1), "from": m.group(2), "version": m.group(3),
+                        "ignored": bool(m.group(4))})
     return out
 
 
