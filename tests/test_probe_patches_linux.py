@@ -231,13 +231,18 @@ def test_apt2_phasing_unindented_and_kept_back():
 
 ZYP = OWN_FIXTURES / "public/linux/zypper"
 ZYPPER_LU = ["zypper", "--xmlout", "--non-interactive", "--no-refresh", "list-updates"]
-ZYPPER_LP = ["zypper", "--xmlout", "--non-interactive", "--no-refresh", "list-patches", "--all"]
+ZYPPER_LP = ["zypper", "--xmlout", "--non-interactive", "--no-refresh", "list-patches"]
 NO_PATCHES = "<?xml version='1.0'?>\n<stream>\n<update-status version=\"0.6\">\n<update-list>\n</update-list>\n" \
              "</update-status>\n</stream>\n"
 
 
-def zypper_host(tmp_path, updates: str, patches: str | None, reboot_rc: int | None = 0) -> ReplayHost:
+def zypper_host(tmp_path, updates: str, patches: str | None, reboot_rc: int | None = 0,
+                updateinfo: bool = True) -> ReplayHost:
     host = ReplayHost()
+    # libzypp's raw metadata cache: an update repository with updateinfo, a codec repository without
+    host.add_file("/var/cache/zypp/raw/repo-openh264/repodata/repomd.xml", "<repomd/>")
+    if updateinfo:
+        host.add_file("/var/cache/zypp/raw/repo-update/repodata/1f2e-updateinfo.xml.zst", b"\x28\xb5")
     host.add_command(ZYPPER_LU, ZYP / updates)
     host.add_command(ZYPPER_LP, ZYP / patches if patches else NO_PATCHES)
     host.add_command(["rpm", "-qa", "--qf", "*"], "1766000000\n1766061723\n")
@@ -278,8 +283,12 @@ def test_probe_zypper_security_patches_reboot_and_cache_by_inputs(tmp_path):
 
 
 def test_probe_zypper_without_patch_metadata_says_security_unknown(tmp_path):
+    # nothing needed and a repository with updateinfo: no security patch is pending
+    host = zypper_host(tmp_path, "zypper-xmlout-list-updates-tumbleweed-20260830-one-package.xml", None)
+    assert linux(ProbeContext(host))["pending_security"] == 0
+    # nothing needed and no patch metadata anywhere: unknown, not 0
     host = zypper_host(tmp_path, "zypper-xmlout-list-updates-tumbleweed-20260830-one-package.xml", None,
-                       reboot_rc=None)
+                       reboot_rc=None, updateinfo=False)
     host.add_file("/run/reboot-needed", "")
     s = linux(ProbeContext(host))
     assert (s["manager"], s["pending"], s["pending_security"], s["status"]) == ("zypper", 1, None, "partial")

@@ -190,15 +190,34 @@ def _zypper_xml(ctx: ProbeContext, args: list[str], parse: Callable[[str], list]
         raise QueryFailed(str(exc)) from exc
 
 
+def _zypper_has_updateinfo(ctx: ProbeContext) -> bool | None:
+    """Whether any repository carries patch metadata: libzypp keeps each repository's raw
+    metadata in /var/cache/zypp/raw/<alias>/repodata, and patches come from its
+    ``*updateinfo.xml*``. None when the cache cannot be read."""
+    root = "/var/cache/zypp/raw"
+    try:
+        aliases = ctx.host.listdir(root)
+    except OSError:
+        return None
+    for alias in aliases:
+        try:
+            if any("updateinfo" in name for name in ctx.host.listdir(f"{root}/{alias}/repodata")):
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def _zypper_pending(ctx: ProbeContext) -> dict[str, Any]:
     pkgs = _zypper_xml(ctx, ["list-updates"], parse_zypper_list_updates)
-    # --all: every patch the repositories carry, applied or not, so that "no patch at all"
-    # (repositories without update metadata, e.g. Tumbleweed's main repository) is told
-    # apart from "no security patch needed".
-    patches = _zypper_xml(ctx, ["list-patches", "--all"], parse_zypper_list_patches)
-    if not patches:
-        return {"pending": len(pkgs), "security": None}
+    # The applicable (needed) patches only: --all would list every patch ever published for
+    # the product, descriptions included (megabytes on SLES).
+    patches = _zypper_xml(ctx, ["list-patches"], parse_zypper_list_patches)
     security = sorted({p["name"] for p in patches if p["category"] == "security" and p["pending"]})
+    if not patches and _zypper_has_updateinfo(ctx) is not True:
+        # No patch needed, but also no patch metadata seen (Tumbleweed's main repository, a
+        # third-party repository only, or an unreadable cache): "0 security updates" would be a guess.
+        return {"pending": len(pkgs), "security": None}
     return {"pending": len(pkgs), "security": security}
 
 
