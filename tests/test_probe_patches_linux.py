@@ -337,3 +337,20 @@ def test_probe_dnf5_reads_advisories_as_json_and_dnf4_falls_back_to_text():
     dnf5.commands = [c for c in dnf5.commands if "--json" not in c.argv or c.stdout == b"[1, 2]"]
     s = linux(ProbeContext(dnf5))
     assert s["pending_security"] is None and s["pending"] is None
+
+
+@pytest.mark.parametrize("manager, refreshed", [
+    ("dnf", "var/cache/libdnf5/fedora-4d1b2f0a"),  # dnf 5's metadata cache
+    ("zypper", "var/cache/zypp/solv/repo-oss"),   # libzypp's solver cache of one repository
+])
+def test_a_metadata_refresh_changes_the_inputs(tmp_path, manager, refreshed):
+    from auditagent import package_inputs
+    (tmp_path / refreshed).mkdir(parents=True)
+    (tmp_path / "usr/lib/sysimage/rpm").mkdir(parents=True)
+    (tmp_path / "usr/lib/sysimage/rpm/rpmdb.sqlite").write_text("x")
+    host = ReplayHost(root=tmp_path)
+    before = package_inputs.fingerprint(host, manager)
+    assert before is not None and before == package_inputs.fingerprint(host, manager)
+    (tmp_path / refreshed / "solv").write_text("new")
+    os.utime(tmp_path / refreshed, (2_000_000_000, 2_000_000_000))
+    assert package_inputs.fingerprint(host, manager) != before
