@@ -251,6 +251,8 @@ def zypper_host(tmp_path, updates: str, patches: str | None, reboot_rc: int | No
                          stderr="Unknown command 'needs-rebooting'\n")
     else:
         host.add_command(["zypper", "--non-interactive", "needs-rebooting"], "", returncode=reboot_rc)
+        if reboot_rc == 102:  # the command answers from libzypp's flag
+            host.add_file("/run/reboot-needed", "")
     rpmdb = tmp_path / "rpmdb.sqlite"
     if not rpmdb.exists():
         rpmdb.write_text("x")
@@ -274,6 +276,11 @@ def test_probe_zypper_security_patches_reboot_and_cache_by_inputs(tmp_path):
     s1 = linux(ProbeContext(again, cache=cache))
     assert ZYPPER_LU not in [list(c) for c in again.calls] and s1["pending_security"] == 2
     assert s1["reboot_required"] is False  # the reboot flag is read every run, never cached
+    # whether this zypper has needs-rebooting is asked once; the next hourly run only looks at the flag
+    hourly = zypper_host(tmp_path, "zypper-xmlout-list-updates-sles-12-sp1-three-packages.xml",
+                         "synthetic-zypper-xmlout-list-patches-all-leap-16-shape.xml", reboot_rc=0)
+    assert linux(ProbeContext(hourly, cache=cache))["reboot_required"] is False
+    assert [list(c) for c in hourly.calls] == [["rpm", "-qa", "--qf", "%{INSTALLTIME}\\n"]]
     # a package was installed (the rpm database changed): zypper is asked again
     os.utime(tmp_path / "rpmdb.sqlite", (1, 1))
     changed = zypper_host(tmp_path, "zypper-xmlout-list-updates-tumbleweed-20260830-one-package.xml",
@@ -307,7 +314,7 @@ def test_probe_zypper_old_zypper_falls_back_to_kernel_and_refuses_bad_xml(tmp_pa
                                    "</stream>\n", returncode=7)
     s = linux(ProbeContext(bad, cache=Cache(tmp_path / "c")))
     assert s["manager"] == "zypper" and s["pending"] is None and s["pending_security"] is None
-    assert not list((tmp_path / "c").glob("patches-zypper*"))  # a failure is never cached
+    assert not list((tmp_path / "c").glob("patches-zypper.json"))  # a failure is never cached
 
 
 def test_probe_dnf5_reads_advisories_as_json_and_dnf4_falls_back_to_text():

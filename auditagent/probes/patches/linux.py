@@ -222,16 +222,30 @@ def _zypper_pending(ctx: ProbeContext) -> dict[str, Any]:
 
 
 def _zypper_reboot(ctx: ProbeContext, reasons: list[str]) -> bool | None:
-    # libzypp writes this flag when a package it installed asks for a reboot.
+    # libzypp writes this flag (on /run, so a reboot clears it) when a package it installed
+    # asks for a reboot; ``zypper needs-rebooting`` answers from the same flag. Whether this
+    # zypper has that command is asked once per zypper installed (the rpm database is among
+    # the inputs), not every hour: with it, no flag means no reboot awaited.
     for path in ("/run/reboot-needed", "/var/run/reboot-needed"):
         if ctx.host.exists(path):
             return True
-    res = ctx.host.run(["zypper", "--non-interactive", "needs-rebooting"], timeout=60, env=C_ENV)
-    value = None if res.error else parse_zypper_needs_rebooting(res.returncode)
+
+    def knows_flag() -> bool:
+        res = ctx.host.run(["zypper", "--non-interactive", "needs-rebooting"], timeout=60, env=C_ENV)
+        if res.error:  # not run at all (timeout, not found): ask again next time
+            raise QueryFailed(res.why_not())
+        return parse_zypper_needs_rebooting(res.returncode) is not None
+    try:
+        known, _ = ctx.cache.get_or_compute("patches-zypper-needs-rebooting", CACHE_TTL, knows_flag,
+                                            now=ctx.host.now().timestamp(),
+                                            inputs=package_inputs.fingerprint(ctx.host, "zypper"))
+    except QueryFailed:
+        known = False
+    if known:
+        return False
+    value = _kernel_reboot_needed(ctx)  # an older zypper, without the flag
     if value is None:
-        value = _kernel_reboot_needed(ctx)  # an older zypper without needs-rebooting
-    if value is None:
-        reasons.append(res.why_not() if not res.ok else reason("patches.reboot_unknowable"))
+        reasons.append(reason("patches.reboot_unknowable"))
     return value
 
 
