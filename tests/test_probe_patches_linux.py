@@ -244,7 +244,8 @@ def zypper_host(tmp_path, updates: str, patches: str | None, reboot_rc: int | No
     if updateinfo:
         host.add_file("/var/cache/zypp/raw/repo-update/repodata/1f2e-updateinfo.xml.zst", b"\x28\xb5")
     host.add_command(ZYPPER_LU, ZYP / updates)
-    host.add_command(ZYPPER_LP, ZYP / patches if patches else NO_PATCHES)
+    # 101: security patches needed (zypper's information code, as patch-check gives it)
+    host.add_command(ZYPPER_LP, ZYP / patches if patches else NO_PATCHES, returncode=101 if patches else 0)
     host.add_command(["rpm", "-qa", "--qf", "*"], "1766000000\n1766061723\n")
     if reboot_rc is None:  # a zypper without the command
         host.add_command(["zypper", "--non-interactive", "needs-rebooting"], "", returncode=1,

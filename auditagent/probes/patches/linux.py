@@ -183,7 +183,9 @@ ZYPPER = ["zypper", "--xmlout", "--non-interactive", "--no-refresh"]
 
 
 def _zypper_xml(ctx: ProbeContext, args: list[str], parse: Callable[[str], list]) -> list:
-    text = _run_ok(ctx, ZYPPER + args)
+    # 100/101 (ZYPPER_EXIT_INF_UPDATE_NEEDED / _SEC_UPDATE_NEEDED) are information, not
+    # failure: newer zyppers answer list-patches with them as patch-check does.
+    text = _run_ok(ctx, ZYPPER + args, ok_codes=(0, 100, 101))
     try:
         return parse(text)
     except ValueError as exc:
