@@ -59,12 +59,12 @@ def sim_time(clock: SimClock, wall: float) -> dt.datetime:
 
 
 def round_hours(end: dt.datetime, rounds: int, months: int) -> tuple[dt.datetime, ...]:
-    """``rounds`` simulated hours, evenly spaced over the ``months`` before ``end`` (the
-    last one is the hour before ``end``), so each month of the run gets its share."""
+    """``rounds`` simulated hours, evenly spaced over the ``months`` (of 30 days) before
+    ``end`` (the last one is the hour before ``end``), so each month gets its share."""
     last = end.replace(minute=0, second=0, microsecond=0) - HOUR
     if rounds == 1:
         return (last,)
-    span = dt.timedelta(days=30.44 * months)
+    span = dt.timedelta(days=30 * months)  # 30-day steps: from the 1st of a month, each round in the next month
     step = span / (rounds - 1)
     return tuple((last - (rounds - 1 - k) * step).replace(minute=0, second=0, microsecond=0) for k in range(rounds))
 
