@@ -75,8 +75,10 @@ def _key(text_col: Any, other_col: Any) -> Any:
     return text_col + literal(" ") + cast(other_col, String)
 
 
-def exception_cover(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | None = None) -> Cover:
-    """The :class:`Cover` of the exceptions active at ``now`` (for devices of ``unit_ids``)."""
+def exception_cover(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | None = None, *,
+                    device_ids: Sequence[str] | None = None) -> Cover:
+    """The :class:`Cover` of the exceptions active at ``now`` (for devices of ``unit_ids``;
+    with ``device_ids``, for those devices only: one device's page)."""
     e, eu = exceptions.alias("aex"), units.alias("aexu")
     active = conn.execute(select(e.c.check_id, e.c.device_id, eu.c.path)
                           .select_from(e.outerjoin(eu, eu.c.id == e.c.unit_id))
@@ -87,7 +89,8 @@ def exception_cover(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] 
     by_device: dict[str, set[str]] = {}
     for check_id, device_id, path in active:
         if device_id is not None:
-            by_device.setdefault(device_id, set()).add(check_id)
+            if device_ids is None or device_id in device_ids:
+                by_device.setdefault(device_id, set()).add(check_id)
         elif path is not None:
             by_unit_path.setdefault(path, set()).add(check_id)
     unit_cov: dict[int, set[str]] = {}

@@ -180,6 +180,8 @@ def device_groups(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | 
     are found through indexes (generated_at, due_until, the few ids), so a page reads the
     groups and a few devices, not the fleet."""
     s, d = device_state, unit_state_deltas
+    if dialect(conn) == "postgresql":
+        _fold_when_long(conn)
     keys = (s.c.unit_id, s.c.agent_version, s.c.failing_required, s.c.failing_hard)
     own = cover.own_devices
     revoked = [r for (r,) in conn.execute(select(devices.c.id).where(devices.c.revoked_at.is_not(None)))]
@@ -206,6 +208,20 @@ def device_groups(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | 
                    func.sum(u.c.due).label("due"), func.sum(u.c.n).label("n"))
             .group_by(u.c.unit_id, u.c.agent_version, u.c.failing_required, u.c.failing_hard, u.c.device_id)
             .having(func.sum(u.c.n) > 0))
+
+
+FOLD_AFTER_ROWS = 50_000  # +1/-1 rows since the last fold: summing them costs more than folding
+
+
+def _fold_when_long(conn: Connection) -> None:
+    """PostgreSQL: fold the counts when their rows have grown long (ids are handed out in
+    order and a fold leaves one row per group, so max − min bounds the rows; both read
+    off the primary key). In its own transaction: it commits whatever the reader does,
+    and blocks no report (they only insert). SQLite folds in the daily retention run."""
+    lo, hi = conn.execute(select(func.min(unit_state_deltas.c.id), func.max(unit_state_deltas.c.id))).one()
+    if hi is not None and hi - lo > FOLD_AFTER_ROWS:
+        with conn.engine.begin() as other:
+            compact_groups(other)
 
 
 def compact_groups(conn: Connection) -> int:
