@@ -219,9 +219,13 @@ def _fold_when_long(conn: Connection) -> None:
     off the primary key). In its own transaction: it commits whatever the reader does,
     and blocks no report (they only insert). SQLite folds in the daily retention run."""
     lo, hi = conn.execute(select(func.min(unit_state_deltas.c.id), func.max(unit_state_deltas.c.id))).one()
-    if hi is not None and hi - lo > FOLD_AFTER_ROWS:
-        with conn.engine.begin() as other:
-            compact_groups(other)
+    if hi is None or hi - lo <= FOLD_AFTER_ROWS:
+        return
+    pool = conn.engine.pool
+    if hasattr(pool, "checkedout") and pool.checkedout() >= pool.size() + max(getattr(pool, "_max_overflow", 0), 0):
+        return  # no connection to spare: never wait on the pool while holding one (a later read folds)
+    with conn.engine.begin() as other:
+        compact_groups(other)
 
 
 def compact_groups(conn: Connection) -> int:
