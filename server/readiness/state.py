@@ -28,7 +28,11 @@ its failing required checks'; ``failing_hard``, those without grace); once the e
 deadline has passed the device is not ready unless exceptions cover every failing check.
 
 The state is computed from device_state alone (it carries the device's unit and its
-failing required checks); the few active exceptions come from :mod:`.cover`.
+failing required checks); the few active exceptions come from :mod:`.cover`. Counts of
+many devices (the tiles, the tree) apply the same rule once per group of alike devices,
+read from the per-unit counts kept at ingest (``unit_state_deltas``, migration 0016),
+with only the devices whose state depends on the moment (stale, within grace), the
+revoked ones and those with their own exception read one by one (:func:`device_groups`).
 """
 from __future__ import annotations
 
