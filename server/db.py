@@ -498,6 +498,7 @@ def set_max_report_age(conn: Any, unit_id: int, hours: int | None, at: dt.dateti
     its history when it is one."""
     before = conn.execute(select(units.c.max_report_age_hours).where(units.c.id == unit_id)).scalar_one()
     conn.execute(update(units).where(units.c.id == unit_id).values(max_report_age_hours=hours))
+    conn.info.pop("own_max_ages", None)  # the dashboard's per-transaction read of them (readiness/state.py)
     if before != hours:
         conn.execute(unit_max_age_history.insert().values(unit_id=unit_id, max_report_age_hours=hours, from_at=at))
         # Days already counted by the trend stay right unless ``at`` is in the past: redo

@@ -135,7 +135,19 @@ def stale_clause(conn: Connection, s: Any, now: dt.datetime, *,
 def _own_max_ages(conn: Connection) -> dict[int, int]:
     """Per unit that has one: the max report age of the unit or its nearest ancestor that
     sets one (:func:`unit_max_age`'s rule), from one read of the units (a few hundred)."""
+    # One read per transaction: a page asks once per query that tells stale devices apart.
+    txn = conn.get_transaction()
+    kept = conn.info.get("own_max_ages")
+    if txn is not None and kept is not None and kept[0] is txn:
+        return kept[1]
     rows = conn.execute(select(units.c.id, units.c.path, units.c.max_report_age_hours)).all()
+    out = _inherited_ages(rows)
+    if txn is not None:
+        conn.info["own_max_ages"] = (txn, out)
+    return out
+
+
+def _inherited_ages(rows: Sequence[Any]) -> dict[int, int]:
     setting = {path: int(h) for _i, path, h in rows if h is not None}
     if not setting:
         return {}
@@ -214,7 +226,7 @@ def device_groups(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | 
             .having(func.sum(u.c.n) > 0))
 
 
-FOLD_AFTER_ROWS = 50_000  # +1/-1 rows since the last fold: summing them costs more than folding
+FOLD_AFTER_ROWS = 20_000  # +1/-1 rows since the last fold: summing them costs more than folding
 
 
 def _fold_when_long(conn: Connection) -> None:
