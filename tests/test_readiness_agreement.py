@@ -368,3 +368,68 @@ def test_the_unit_chart_draws_past_due_days_with_legend_and_rule(due_days, monke
     assert f'var(--due)"></i>{t("state.due")}</span>' in legend
     rule = re.search(r'<p[^>]*id="trend-rule"[^>]*>(.*?)</p>', chart, re.S).group(1)
     assert t("state.due").lower() in rule.lower() and t("state.not_ready").lower() in rule.lower()
+
+
+def _groups_as_stored(conn):
+    """unit_state_deltas summed, and the same groups counted straight off device_state."""
+    from sqlalchemy import func, select
+
+    from server.db import device_state as s, unit_state_deltas as d
+
+    kept = {(r.unit_id, r.agent_version, r.failing_required, r.failing_hard): (int(r.n), int(r.never))
+            for r in conn.execute(select(d.c.unit_id, d.c.agent_version, d.c.failing_required, d.c.failing_hard,
+                                         func.sum(d.c.n).label("n"), func.sum(d.c.never).label("never"))
+                                  .group_by(d.c.unit_id, d.c.agent_version, d.c.failing_required, d.c.failing_hard))}
+    direct = {}
+    for r in conn.execute(select(s.c.unit_id, s.c.agent_version, s.c.failing_required, s.c.failing_hard,
+                                 s.c.last_report_id).where(s.c.unit_id.is_not(None))):
+        n, nv = direct.get((r.unit_id, r.agent_version, r.failing_required, r.failing_hard), (0, 0))
+        direct[r.unit_id, r.agent_version, r.failing_required, r.failing_hard] = (n + 1, nv + (r.last_report_id is None))
+    return {k: v for k, v in kept.items() if v != (0, 0)}, direct
+
+
+def _assert_counts_agree(conn, fleet, moments):
+    from sqlalchemy import func, select
+
+    for later_h in moments:
+        now = NOW + later_h * H
+        for unit_ids in [None] + [[u] for u in sorted(fleet.units.values())]:
+            st = rd.device_states(conn, now, unit_ids).subquery("st")
+            want = {(int(r.unit_id), r.state, r.agent_version): int(r.n) for r in conn.execute(
+                select(st.c.unit_id, st.c.state, st.c.agent_version, func.count().label("n"))
+                .group_by(st.c.unit_id, st.c.state, st.c.agent_version))}
+            assert {(u, s, v): n for u, s, v, n in rd.state_counts(conn, now, unit_ids)} == want, (later_h, unit_ids)
+
+
+def test_counts_kept_at_ingest_follow_every_change(due_fleet):
+    """The per-unit group counts kept at ingest (unit_state_deltas, written by triggers on
+    device_state) equal device_state grouped, and the dashboard's counts read from them
+    equal the per-device definition — after a new failing report, a late report (history
+    only), a device revoked, a device exception granted, a unit's max age changed, at
+    moments past grace deadlines and staleness cut-offs, and after the rows are folded
+    together (compaction). Runs last: it changes the shared fleet."""
+    app, fleet = due_fleet
+    store, so = fleet.store, fleet.users["so_all"]
+    fleet.report("eb4", 0.25, {"screen-lock": "fail", "firewall": "fail"}, grace={"screen-lock": 12})
+    fleet.report("eb1", 20, {"disk-encrypted": "fail"}, status="history")  # older than eb1's latest
+    store.revoke_device(fleet.devices["eb6"].id, "decommissioned")
+    with store.engine.begin() as conn:
+        rd.grant_exception(conn, so, check_id="firewall", device_id=fleet.devices["eb4"].id,
+                           expires_at=NOW + 24 * 5 * H, justification="firewall replaced by the VPN client", now=NOW)
+    store.set_unit_max_age(EB, 4)  # eb7 (5 h) becomes stale
+    with store.engine.connect() as conn:
+        kept, direct = _groups_as_stored(conn)
+        assert kept == direct
+        eb = {s: n for u, s, _v, n in rd.state_counts(conn, NOW, [fleet.units[EB]])}
+        assert eb.get("due", 0) >= 1 and eb.get("stale", 0) >= 1  # eb4 due (screen-lock in grace, firewall excepted)
+        _assert_counts_agree(conn, fleet, [0, 5, 13, 30, 24 * 6])
+    with store.engine.begin() as conn:
+        assert rd.compact_groups(conn) > len(kept)  # more rows than groups were kept; folded to one each
+    with store.engine.connect() as conn:
+        after, direct = _groups_as_stored(conn)
+        assert after == kept == direct
+        from sqlalchemy import func, select
+
+        from server.db import unit_state_deltas
+        assert conn.execute(select(func.count()).select_from(unit_state_deltas)).scalar_one() == len(kept)
+        _assert_counts_agree(conn, fleet, [0, 13])
