@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
@@ -75,27 +75,37 @@ def export_records(conn: Connection, scope: Scope, unit_id: int, now: dt.datetim
             yield _values(device_row(r, failing, excepted, newest))
 
 
+def csv_cells(values: Iterable[Any]) -> list[str]:
+    """The cells of one row of the machine export: '' for none, yes/no, ISO 8601 UTC
+    times, lists joined with ';'; text a spreadsheet would evaluate is made inert."""
+    out: list[str] = []
+    for v in values:
+        t = type(v)
+        if t is str:  # most cells: first, without the checks below
+            out.append(v)
+        elif v is None:
+            out.append("")
+        elif t is bool:
+            out.append("yes" if v else "no")
+        elif isinstance(v, dt.datetime):
+            out.append(v.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z"))
+        elif isinstance(v, (list, tuple)):
+            out.append(";".join(map(str, v)))  # inert_row guards each part after a ';'
+        else:
+            out.append(str(v))
+    return spreadsheet.inert_row(out)
+
+
 def csv_cell(value: Any) -> str:
-    """One cell of the machine export: '' for none, yes/no, ISO 8601 UTC times, lists
-    joined with ';'; text a spreadsheet would evaluate is made inert."""
-    if type(value) is str:  # most cells: first, without the checks below
-        return spreadsheet.inert(value)
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, dt.datetime):
-        return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
-    if isinstance(value, (list, tuple)):
-        return ";".join(spreadsheet.inert(str(v)) for v in value)
-    return spreadsheet.inert(str(value))
+    """One cell of the machine export (see :func:`csv_cells`)."""
+    return csv_cells((value,))[0]
 
 
 def export_rows(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, **kwargs: Any) -> Iterator[list[str]]:
-    """The machine export: the column keys, then one row of :func:`csv_cell` text per device."""
+    """The machine export: the column keys, then one row of :func:`csv_cells` text per device."""
     yield list(EXPORT_COLUMNS)
     for values in export_records(conn, scope, unit_id, now, **kwargs):
-        yield [csv_cell(v) for v in values]
+        yield csv_cells(values)
 
 
 def export_csv(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, *,
