@@ -154,8 +154,8 @@ class Labels:
         states, yes/no and check titles in their language; times as text or as datetimes)."""
         yes, no = self.t("yes"), self.t("no")
 
-        def time_text(v: Any) -> str:
-            return "" if v is None else v.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
+        def time_text(v: Any) -> str:  # "2030-06-15 12:00" (UTC); isoformat is several times faster than strftime
+            return "" if v is None else v.astimezone(dt.timezone.utc).isoformat(" ", "minutes")[:16]
 
         def by_column(column: str) -> Callable[[Any], Any]:
             if column == "state":
