@@ -111,20 +111,24 @@ def enrol_and_sign(db_url: str, templates: list[dict[str, Any]], devices: int, p
     return out
 
 
+def post_report(conn: http.client.HTTPConnection, body: bytes, statuses: dict[int, int], lat: list[float]) -> None:
+    """POST one report on a keep-alive connection; count its status, note its latency (s)."""
+    t = time.perf_counter()
+    conn.request("POST", "/v1/reports", body=body, headers={"Content-Type": "application/json"})
+    r = conn.getresponse()
+    r.read()
+    lat.append(time.perf_counter() - t)
+    statuses[r.status] = statuses.get(r.status, 0) + 1
+
+
 def sender(port: int, bodies: list[bytes], start: mp.Event, queue: mp.Queue) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    headers = {"Content-Type": "application/json"}
     statuses: dict[int, int] = {}
     lat = []
     start.wait()
     cpu0 = time.process_time()
     for body in bodies:
-        t = time.perf_counter()
-        conn.request("POST", "/v1/reports", body=body, headers=headers)
-        r = conn.getresponse()
-        r.read()
-        lat.append(time.perf_counter() - t)
-        statuses[r.status] = statuses.get(r.status, 0) + 1
+        post_report(conn, body, statuses, lat)
     conn.close()
     queue.put((statuses, lat, time.process_time() - cpu0))
 
@@ -215,6 +219,16 @@ def wait_healthy(port: int, proc: subprocess.Popen) -> None:
     raise RuntimeError(proc.stderr.read().decode() if proc.poll() is not None else "not healthy")
 
 
+def stop_collector(proc: subprocess.Popen) -> None:
+    """SIGTERM (uvicorn's graceful shutdown), SIGKILL if it has not ended within a minute."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
 def run(kind: str, pg_url: str | None, templates: list[dict[str, Any]], devices: int, reports: int, senders: int,
         workers: int) -> dict[str, Any]:
     per_device = max(1, reports // devices)
@@ -252,12 +266,7 @@ def run(kind: str, pg_url: str | None, templates: list[dict[str, Any]], devices:
             for p in procs:
                 p.join()
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+            stop_collector(proc)
         stored = storage(url, kind)
     statuses: dict[int, int] = {}
     lat: list[float] = []
