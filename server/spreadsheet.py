@@ -4,11 +4,12 @@ formula). Knows nothing of devices: rows in, bytes or text out."""
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import io
 import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Sequence
+
+from server import xlsx
 
 # What makes Excel, LibreOffice or Numbers read a cell as a formula (or DDE), also after
 # leading blanks; and the separators after which a spreadsheet may start a new cell when
@@ -28,6 +29,19 @@ def inert(text: str) -> str:
     if _FORMULA.match(text):
         text = "'" + text
     return _INNER.sub(r"\1'", text)
+
+
+# The same test over a whole row, each cell preceded by a NUL (which no separator pattern
+# spans): a cell's start and a separator inside it look alike, so one scan of the row
+# finds whether any of its cells needs :func:`inert`.
+_ROW = re.compile(r"[\x00;,\t\r\n][\s\u00a0]*[=+\-@\uff1d\uff0b\uff0d\uff20]|\x00[\t\r\n]")
+
+
+def inert_row(cells: list[str]) -> list[str]:
+    """:func:`inert` of every cell, with one scan of the row where none needs it."""
+    if _ROW.search("\x00" + "\x00".join(cells)) is None:
+        return cells
+    return [inert(c) for c in cells]
 
 
 @dataclass(frozen=True)
@@ -55,7 +69,7 @@ def csv_lines(rows: Iterable[Sequence[str]], style: CsvStyle = RFC4180, *, chunk
     if style.bom:
         buf.write("\ufeff")
     for row in rows:
-        writer.writerow(row if made_inert else [inert(c) for c in row])
+        writer.writerow(row if made_inert else inert_row(list(row)))
         if buf.tell() >= chunk:
             yield buf.getvalue()
             buf.seek(0)
@@ -65,43 +79,8 @@ def csv_lines(rows: Iterable[Sequence[str]], style: CsvStyle = RFC4180, *, chunk
 
 
 def xlsx_bytes(header: Sequence[str], rows: Iterable[Sequence[Any]], *, sheet: str = "Devices") -> bytes:
-    """An XLSX workbook of one sheet: a bold, frozen, filterable header, then the rows.
-    Text is stored as text (never a formula, whatever it starts with), datetimes as dates."""
-    from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-    from openpyxl.styles import Font
-    from openpyxl.utils import get_column_letter
+    """An XLSX workbook of one sheet (see :func:`server.xlsx.xlsx_chunks`), whole."""
+    return b"".join(xlsx.xlsx_chunks(header, rows, sheet=sheet))
 
-    wb = Workbook(write_only=True)
-    ws = wb.create_sheet(ILLEGAL_CHARACTERS_RE.sub("", sheet)[:31] or "Sheet")
-    ws.freeze_panes = "A2"
 
-    def cell(value: Any, **style: Any) -> WriteOnlyCell:
-        if isinstance(value, dt.datetime):
-            # Excel has no time zones: the header says which one (UTC).
-            c = WriteOnlyCell(ws, value.astimezone(dt.timezone.utc).replace(tzinfo=None))
-            c.number_format = "yyyy-mm-dd hh:mm"
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            c = WriteOnlyCell(ws, value)
-        elif value is None:
-            c = WriteOnlyCell(ws, None)
-        else:
-            # Control characters are not allowed in the XML; a device could send them.
-            c = WriteOnlyCell(ws, ILLEGAL_CHARACTERS_RE.sub("\ufffd", str(value)))
-            c.data_type = "s"  # openpyxl would take text starting with '=' for a formula
-        for k, v in style.items():
-            setattr(c, k, v)
-        return c
-
-    for i, h in enumerate(header, start=1):
-        ws.column_dimensions[get_column_letter(i)].width = max(12, min(40, len(h) + 4))
-    ws.append([cell(h, font=Font(bold=True)) for h in header])
-    n = 0
-    for row in rows:  # streamed: a write-only sheet keeps no rows in memory
-        ws.append([cell(v) for v in row])
-        n += 1
-    ws.auto_filter.ref = f"A1:{get_column_letter(max(1, len(header)))}{n + 1}"
-    out = io.BytesIO()
-    wb.save(out)
-    return out.getvalue()
+xlsx_chunks = xlsx.xlsx_chunks  # the workbook streamed, for a response of any length

@@ -383,16 +383,17 @@ class Web:
             labels = rd.Labels(ctx.t, lambda c: check_title(c, ctx.lang))
             headers = dict(SECURITY_HEADERS)
             headers["Content-Disposition"] = f'attachment; filename="{rd.export_filename(path, now, fmt)}"'
-            if fmt == "xlsx":
-                content = rd.export_xlsx_for(labels, rd.export_records(conn, scope, unit_id, now, **kw),
-                                             sheet=path.split("/")[-1])
-                return Response(content, media_type=rd.XLSX_TYPE, headers=headers)
 
         def body() -> Any:  # streamed on its own connection: memory stays flat for any fleet
             with self.engine.connect() as conn:
-                yield from rd.export_csv_for(labels, ctx.lang, rd.export_records(conn, scope, unit_id, now, **kw))
+                records = rd.export_records(conn, scope, unit_id, now, **kw)
+                if fmt == "xlsx":
+                    yield from rd.export_xlsx_for(labels, records, sheet=path.split("/")[-1])
+                else:
+                    yield from rd.export_csv_for(labels, ctx.lang, records)
 
-        return StreamingResponse(body(), media_type="text/csv; charset=utf-8", headers=headers)
+        return StreamingResponse(body(), headers=headers, media_type=rd.XLSX_TYPE if fmt == "xlsx"
+                                 else "text/csv; charset=utf-8")
 
     def _trend_points(self, scope: rd.Scope, unit_id: int, now: dt.datetime,
                       days: int = TREND_DAYS) -> list[rd.TrendPoint]:

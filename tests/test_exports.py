@@ -10,10 +10,13 @@ import io
 import zipfile
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from readiness_fleet import EB, IFO, PASSWORD, build_fleet
 from server import readiness as rd
 from server import spreadsheet
+from server.readiness.export import TIME_COLUMNS
 
 FORMULA_STARTS = ("=", "+", "-", "@")
 
@@ -166,3 +169,68 @@ def test_exports_keep_to_scope_and_role(app_fleet):
     assert clients["so_ifo"].get(f"/units/{fleet.units[IFO]}/export.xlsx").status_code == 200
     assert clients["mgr_eb"].get(f"/units/{fleet.units[EB]}/export.csv").status_code == 403
     assert clients["mgr_eb"].get(f"/api/v1/units/{fleet.units[EB]}/export.xlsx").status_code == 403
+
+
+def _same_cell(csv_text: str, xlsx_value: object, column: str, *, person: bool) -> bool:
+    """A CSV cell and the XLSX cell of the same row and column say the same: text is text in
+    both (the CSV's made inert), times are the same minute, none is empty."""
+    if xlsx_value is None:
+        return csv_text == ""
+    if column in TIME_COLUMNS:
+        assert isinstance(xlsx_value, dt.datetime)  # a real date cell, not text
+        if person:
+            return csv_text == xlsx_value.strftime("%Y-%m-%d %H:%M")
+        return abs(dt.datetime.fromisoformat(csv_text.replace("Z", "+00:00")).replace(tzinfo=None)
+                   - xlsx_value) < dt.timedelta(seconds=1)
+    if not person and column == "agent_outdated":
+        return {"yes": "True", "no": "False"}[csv_text] == xlsx_value
+    return spreadsheet.inert(str(xlsx_value)) == csv_text
+
+
+@pytest.mark.parametrize("api", [True, False])
+def test_xlsx_reads_back_as_the_csv_rows(app_fleet, api):
+    """Every row and cell of the streamed workbook, read back with openpyxl, is the CSV's:
+    the API's pair and a Swedish reader's (translated headers and values)."""
+    _app, fleet, clients = app_fleet
+    so = clients["so_all"]
+    root = fleet.units["Socialförvaltningen"]
+    base, params, delim = ((f"/api/v1/units/{root}/export", {}, ",") if api
+                           else (f"/units/{root}/export", {"lang": "sv"}, ";"))
+    csv_rows = _csv(so.get(base + ".csv", params=params).text.removeprefix("\ufeff"), delim)
+    r = so.get(base + ".xlsx", params=params)
+    assert r.status_code == 200 and r.headers["content-type"].startswith(rd.XLSX_TYPE)
+    rows, xml = _xlsx(r.content)
+    assert "<f>" not in xml and "<f " not in xml
+    assert len(rows) == len(csv_rows) > 10 and rows[0] == csv_rows[0]
+    for xrow, crow in zip(rows[1:], csv_rows[1:]):
+        assert len(xrow) == len(crow) == len(rd.EXPORT_COLUMNS)
+        for column, x, c in zip(rd.EXPORT_COLUMNS, xrow, crow):
+            assert _same_cell(c, x, column, person=not api), (column, x, c)
+
+
+def test_streamed_xlsx_in_many_chunks_is_one_valid_workbook():
+    """A long sheet leaves the writer in many chunks while rows are still coming; joined,
+    they are one workbook: header bold and frozen, filter over every row, dates as dates."""
+    from openpyxl import load_workbook
+
+    when = dt.datetime(2030, 6, 15, 12, 30, tzinfo=dt.timezone.utc)
+    rows = ([f"dev-{i:05d}", f"=HYPERLINK(\"x{i}\")", when, i, None, "a & <b>"] for i in range(20_000))
+    chunks = list(spreadsheet.xlsx_chunks(["id", "name", "seen", "n", "none", "text"], rows,
+                                          sheet="Ekonomiskt bistånd: [2030]", chunk=16 * 1024))
+    assert len(chunks) > 3
+    wb = load_workbook(io.BytesIO(b"".join(chunks)))
+    ws = wb.worksheets[0]
+    assert ws.title == "Ekonomiskt bistånd- -2030-" and ws.freeze_panes == "A2"
+    assert ws.auto_filter.ref == "A1:F20001" and ws["A1"].font.b
+    got = list(ws.iter_rows(min_row=2, values_only=True))
+    assert len(got) == 20_000
+    assert got[7] == ("dev-00007", '=HYPERLINK("x7")', when.replace(tzinfo=None), 7, None, "a & <b>")
+    assert ws["B2"].data_type == "s"  # text, never a formula
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet=st.sampled_from(list("ab=+-@;, \t\r\n\u00a0\uff1d\x00")), max_size=8),
+                min_size=1, max_size=5))
+def test_row_scan_agrees_with_each_cell(cells):
+    """The one scan per row finds every row where some cell needs making inert."""
+    assert spreadsheet.inert_row(list(cells)) == [spreadsheet.inert(c) for c in cells]

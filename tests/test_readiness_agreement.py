@@ -370,6 +370,28 @@ def test_the_unit_chart_draws_past_due_days_with_legend_and_rule(due_days, monke
     assert t("state.due").lower() in rule.lower() and t("state.not_ready").lower() in rule.lower()
 
 
+@pytest.mark.parametrize("later_h", [0, 24 * 30])
+def test_export_failing_and_excepted_checks_equal_the_device_list(app_fleet, later_h):
+    """The export splits each device's failing required checks (kept on device_state) by
+    the request's exception cover; the unit page's list looks each check up in SQL. Both
+    give every device the same failing and excepted checks — with the exceptions active,
+    and after they expired."""
+    app, fleet = app_fleet
+    now = NOW + later_h * H
+    col = rd.EXPORT_COLUMNS.index
+    with fleet.store.engine.connect() as conn:
+        root = next(u.id for u in rd.unit_tree(conn, rd.Scope(), now) if u.path == SOC)
+        export = {r[col("device_id")]: r for r in rd.export_records(conn, rd.Scope(), root, now)}
+        listed = rd.unit_detail(conn, rd.Scope(), root, now, per_page=rd.MAX_PER_PAGE).devices.items
+    assert len(export) == len(listed) > 10
+    for d in listed:
+        row = export[d.id]
+        assert (row[col("failing_checks")], row[col("excepted_checks")]) == (d.failing_checks, d.excepted_checks), d.id
+        assert row[col("state")] == d.state
+    excepted = {d.id for d in listed if d.excepted_checks}
+    assert bool(excepted) == (later_h == 0)  # eb2's device exception and BU's unit one, until they expire
+
+
 def _groups_as_stored(conn):
     """unit_state_deltas summed, and the same groups counted straight off device_state."""
     from sqlalchemy import func, select

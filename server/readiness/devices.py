@@ -72,17 +72,22 @@ def device_rows(conn: Connection, now: dt.datetime, rows: Sequence[Any], newest:
              .order_by(dc.c.check_id))
         for r in conn.execute(q):
             (excepted if r.covered else failing)[r.device_id].append(r.check_id)
-    out = []
-    for r in rows:
-        v = r["agent_version"]
-        out.append(DeviceRow(id=r["id"], hostname=r["hostname"], unit_id=r["unit_id"], unit_path=r["unit_path"],
-                             platform=r["platform"], os=r["os"], agent_version=v,
-                             agent_outdated=bool(newest and v and version_key(v) < version_key(newest)),
-                             state=r["state"], last_seen=utc(r["generated_at"]), received_at=utc(r["received_at"]),
-                             failing_checks=failing[r["id"]], excepted_checks=excepted[r["id"]],
-                             failing_since=utc(r["failing_since"]) if r["state"] in (DUE, NOT_READY) else None,
-                             due_until=utc(r["due_until"]) if r["state"] == DUE else None))
-    return out
+    return [device_row(r, failing[r["id"]], excepted[r["id"]], newest) for r in rows]
+
+
+def device_row(r: Any, failing: list[str], excepted: list[str], newest: str | None) -> DeviceRow:
+    """One device_state_rows result (a mapping) as the DeviceRow every list shows, with its
+    failing and excepted checks; failing-since only while due or not ready, the deadline
+    only while due."""
+    v = r["agent_version"]
+    state = r["state"]
+    return DeviceRow(id=r["id"], hostname=r["hostname"], unit_id=r["unit_id"], unit_path=r["unit_path"],
+                     platform=r["platform"], os=r["os"], agent_version=v,
+                     agent_outdated=bool(newest and v and version_key(v) < version_key(newest)),
+                     state=state, last_seen=utc(r["generated_at"]), received_at=utc(r["received_at"]),
+                     failing_checks=failing, excepted_checks=excepted,
+                     failing_since=utc(r["failing_since"]) if state in (DUE, NOT_READY) else None,
+                     due_until=utc(r["due_until"]) if state == DUE else None)
 
 
 def device_filters(ds: Any, *, state: str | None, check: str | None, os: str | None) -> list[Any]:

@@ -342,7 +342,8 @@ def device_states(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | 
     """SELECT of every active device (of ``unit_ids``; None: all) with its state, from
     device_state alone: columns id, unit_id, unit_path, agent_version, generated_at,
     received_at, last_report_id, state, failing_since, due_until (shown only where the
-    state is due or not ready). Use it as a subquery."""
+    state is due or not ready), failing_required (the required checks not met, "a,b": what
+    the state is judged on). Use it as a subquery."""
     s = device_state
     cut = unit_max_age("unit_cutoff", now=now, conn=conn, default_max_age_hours=default_max_age_hours,
                        unit_ids=unit_ids)
@@ -353,7 +354,7 @@ def device_states(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | 
                      device_id=s.c.device_id, cover=cover)
     q = (select(s.c.device_id.label("id"), s.c.unit_id, cut.c.path.label("unit_path"), s.c.agent_version,
                 s.c.generated_at, s.c.received_at, s.c.last_report_id, state.label("state"),
-                s.c.failing_since, s.c.due_until)
+                s.c.failing_since, s.c.due_until, s.c.failing_required)
          .select_from(s.join(cut, cut.c.unit_id == s.c.unit_id))
          .where(not_revoked(s.c.device_id)))
     if unit_ids is not None:
@@ -371,7 +372,7 @@ def device_state_rows(conn: Connection, scope: Scope, now: dt.datetime, *, unit_
     st = device_states(conn, now, unit_ids, cover=cover, default_max_age_hours=default_max_age_hours).subquery("st")
     return (select(st.c.id, st.c.unit_id, st.c.unit_path, devices.c.hostname, devices.c.platform, devices.c.os,
                    st.c.agent_version, devices.c.enrolled_at, st.c.generated_at, st.c.received_at,
-                   st.c.last_report_id, st.c.state, st.c.failing_since, st.c.due_until)
+                   st.c.last_report_id, st.c.state, st.c.failing_since, st.c.due_until, st.c.failing_required)
             .select_from(st.join(devices, devices.c.id == st.c.id)))
 
 
