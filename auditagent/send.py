@@ -18,10 +18,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import email.utils
 import ipaddress
 import json
+import os
 import random
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -88,6 +89,8 @@ def parse_retry_after(value: str | None, now: dt.datetime | None = None) -> floa
     value = value.strip()
     if value.isdigit():
         return float(value)
+    import email.utils
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
@@ -314,7 +317,10 @@ def _tls_context(settings: TransportSettings) -> Any:
 
 
 def _proxy_for(scheme: str, host: str) -> tuple[str, int] | None:
-    """(host, port) of the proxy the environment names for this scheme and host, if any."""
+    """(host, port) of the proxy the environment names for this scheme and host, if any
+    (on Windows and macOS also the system's proxy settings, as urllib reads them)."""
+    if sys.platform not in ("win32", "darwin") and not any(k.lower().endswith("_proxy") for k in os.environ):
+        return None  # what urllib would find here, without importing it on every run
     import urllib.request
 
     proxies = urllib.request.getproxies()

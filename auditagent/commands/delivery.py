@@ -20,8 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator
 
-from auditagent.commands import CommandError, add_common
-from auditagent.commands.check import agent_paths, host_from_args
+from auditagent.commands import CommandError, add_common, agent_paths, host_from_args
 from auditagent.textsafe import neutralise
 
 
