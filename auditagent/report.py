@@ -53,6 +53,9 @@ VERDICTS = ("ready", "not_ready")
 RESULT_STATUSES = ("pass", "fail", "unknown", "not_applicable")
 SUBJECT_PREFIX = "device:"
 
+# The largest report body a collector takes (its default ``--max-body-bytes``); the agent
+# never spools or sends a bigger one, since it would be refused (413) every time.
+MAX_REPORT_BYTES = 256 * 1024
 MAX_JSON_DEPTH = 32  # objects/arrays inside each other; a report needs about 8
 MAX_SIGNATURES = 4  # DSSE allows several; a device signs once
 MAX_SEQUENCE = 2**62  # well inside a signed 64-bit column, with room to count on

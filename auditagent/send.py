@@ -418,6 +418,16 @@ class DeliverySummary:
                 "stopped": self.stopped}
 
 
+def oversize_reason(data: bytes) -> str | None:
+    """Why ``data`` must not be sent (None if it may): bigger than a collector accepts."""
+    from auditagent.report import MAX_REPORT_BYTES
+
+    if len(data) <= MAX_REPORT_BYTES:
+        return None
+    return (f"the signed report is {len(data)} bytes, more than the {MAX_REPORT_BYTES} bytes (256 KiB) a collector "
+            "accepts, so it is kept here and not sent; tell IT: the facts this policy reads make the report too big")
+
+
 def deliver_spool(spool: Any, send: Callable[[bytes], Outcome], *, attempts: int = 5, base_delay: float = 1.0,
                   max_delay: float = 300.0, sleep: Callable[[float], None] = time.sleep,
                   rng: random.Random | None = None, log: Any = None) -> DeliverySummary:
@@ -434,6 +444,15 @@ def deliver_spool(spool: Any, send: Callable[[bytes], Outcome], *, attempts: int
         try:
             data = spool.read(entry)
         except FileNotFoundError:
+            continue
+        oversize = oversize_reason(data)
+        if oversize:  # e.g. put back by `resend`: refused for its size every time, so never sent
+            from auditagent.spool import TOO_LARGE
+
+            spool.reject(entry, TOO_LARGE, oversize, None)
+            summary.rejected.append({"report_id": entry.report_id, "sequence": entry.sequence, "code": TOO_LARGE,
+                                     "message": oversize, "http_status": None})
+            summary.last_error = {"code": TOO_LARGE, "message": oversize, "http_status": None}
             continue
         attempt = 0
         while True:
