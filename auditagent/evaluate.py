@@ -166,7 +166,7 @@ def eval_disk_encryption(p: dict[str, Any], facts: dict[str, Any]) -> Outcome:
         elif state == "encrypting" and p["allow_in_progress"]:
             statuses.append(PASS)
             messages.append(Message("disk.in_progress_allowed", args))
-        elif state in ("suspended", "clear_key", "waiting_activation", "deferred"):
+        elif state in ("suspended", "clear_key", "waiting_activation", "deferred", "pending_restart"):
             # Each has its own cause and fix (docs/facts.md disk.volumes[].state).
             statuses.append(FAIL)
             messages.append(Message(f"disk.{state}", args))
