@@ -5,6 +5,7 @@ Kept tiny on purpose: the agent ships to every laptop, so no jsonschema/pydantic
 """
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -245,8 +246,6 @@ def join(path: str, key: str) -> str:
 
 
 def suggest(word: str, choices: Any) -> str:
-    import difflib  # only when a problem is reported
-
     close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
     return f" — did you mean {close[0]!r}?" if close else ""
 
