@@ -29,6 +29,8 @@ from auditagent import report as wire
 
 _VERSION = 1
 _SEGMENT_KEYS = ("facts", "results")
+# Members of a segment's object that differ in every report although nothing else did.
+_VOLATILE_MEMBERS = ("collected_at",)
 _ENTRY = struct.Struct(">I32s")
 # The Statement's fixed text, so even a short rest compresses (zlib's preset dictionary:
 # the body of version 1 is only readable with exactly these bytes; a new dictionary
@@ -68,7 +70,7 @@ def pack(payload: bytes, predicate: Mapping[str, Any]) -> Packed:
         at = payload.find(marker)
         if at < 0 or payload.find(marker, at + 1) >= 0:
             continue  # not found exactly once: it stays in the body
-        cuts.append((at + len(marker) - len(segment), segment))
+        cuts.extend(_pieces(at + len(marker) - len(segment), segment, predicate[key]))
     cuts.sort()
     rest, entries, segments, pos = [], [], {}, 0
     for offset, segment in cuts:
@@ -82,6 +84,24 @@ def pack(payload: bytes, predicate: Mapping[str, Any]) -> Packed:
     rest.append(payload[pos:])
     body = bytes((_VERSION, len(entries))) + b"".join(entries) + _compress(b"".join(rest))
     return Packed(body, segments)
+
+
+def _pieces(offset: int, segment: bytes, value: Any) -> list[tuple[int, bytes]]:
+    """``segment`` (at ``offset``) as the pieces to store: a top-level member that changes
+    on every run (``collected_at``) is left out, to stay in the body, so the rest is the
+    same bytes hour after hour and is stored once."""
+    if not isinstance(value, dict):
+        return [(offset, segment)]
+    for name in _VOLATILE_MEMBERS:
+        if name not in value:
+            continue
+        member = json.dumps(name).encode() + b":" + wire.canonical_json(value[name])
+        at = segment.find(member)
+        if at < 0 or segment.find(member, at + 1) >= 0:
+            continue  # not found exactly once: keep the segment whole
+        head, tail = segment[:at], segment[at + len(member):]
+        return [(offset, head), (offset + at + len(member), tail)]
+    return [(offset, segment)]
 
 
 def segment_ids(body: bytes) -> list[bytes]:
