@@ -34,14 +34,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+# cryptography's serialization, ec and x509 are imported where used: the hourly run of a
+# device whose TLS key is registered (or whose collector issues no certificates) needs none.
 
 from auditagent.durable import atomic_write, ensure_dir
 from auditagent.keys import KeyProblem, restrict_to_owner
 
 if TYPE_CHECKING:
     from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 TLS_KEY = "tls.key"
 ACCESS_DIR = "access"
@@ -83,6 +84,9 @@ class TlsKeyStore:
         return self.directory / TLS_KEY
 
     def load_or_create(self) -> ec.EllipticCurvePrivateKey:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+
         if self.path.is_file():
             key = serialization.load_pem_private_key(self.path.read_bytes(), password=None)
             if not isinstance(key, ec.EllipticCurvePrivateKey):
@@ -97,6 +101,8 @@ class TlsKeyStore:
 
 
 def public_sha256(key: ec.EllipticCurvePrivateKey) -> str:
+    from cryptography.hazmat.primitives import serialization
+
     spki = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return hashlib.sha256(spki).hexdigest()
 
@@ -171,6 +177,7 @@ class Installed:
 def pkcs12_bytes(cert: x509.Certificate, key: ec.EllipticCurvePrivateKey, password: bytes) -> bytes:
     # SHA1/3DES PBE: what Import-PfxCertificate on older Windows and macOS `security import` read.
     from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.serialization import pkcs12
 
     encryption = (serialization.PrivateFormat.PKCS12.encryption_builder().kdf_rounds(50000)
@@ -241,19 +248,36 @@ class AccessRun:
     log: Any = None
     now: Callable[[], dt.datetime] = _now
     latest: dict[str, Any] | None = field(default=None, init=False)
+    _tls_key: Any = field(default=None, init=False, repr=False)
 
-    def __post_init__(self) -> None:
-        self.tls_key = TlsKeyStore(self.keys).load_or_create()
+    @property
+    def tls_key(self) -> Any:
+        """The TLS key, loaded (or made) on first use."""
+        if self._tls_key is None:
+            self._tls_key = TlsKeyStore(self.keys).load_or_create()
+        return self._tls_key
+
+    def _key_file_sha256(self) -> str | None:
+        try:
+            return hashlib.sha256(TlsKeyStore(self.keys).path.read_bytes()).hexdigest()
+        except OSError:
+            return None
 
     def register_if_needed(self, client: Any) -> None:
         from auditagent import report as wire
 
         st = load_state(self.state)
-        sha = public_sha256(self.tls_key)
-        if st.get("registered_key_sha256") == sha:
+        # The same key file as when it was registered: registered (no need to load the key).
+        file_sha = self._key_file_sha256()
+        if file_sha and st.get("registered_key_sha256") and st.get("registered_key_file_sha256") == file_sha:
             return
         until = st.get("unavailable_until")
         if until and wire.parse_time(until) and wire.parse_time(until) > self.now():  # type: ignore[operator]
+            return
+        sha = public_sha256(self.tls_key)
+        if st.get("registered_key_sha256") == sha:
+            st["registered_key_file_sha256"] = self._key_file_sha256()
+            save_state(self.state, st)
             return
         from auditagent import tls_request  # x509: only when the key is (re-)registered
 
@@ -266,7 +290,8 @@ class AccessRun:
             return
         body = r.json() if isinstance(r.json(), dict) else {}
         if r.status in (200, 201):
-            st.update(registered_key_sha256=sha, unavailable_until=None)
+            st.update(registered_key_sha256=sha, registered_key_file_sha256=self._key_file_sha256(),
+                      unavailable_until=None)
             save_state(self.state, st)
             if isinstance(body.get("access"), dict):
                 self.latest = body["access"]
@@ -302,6 +327,8 @@ class AccessRun:
             except CertificateRefused as exc:
                 self._note(st, error=f"certificate from the collector not used: {exc}")
                 return st
+            from cryptography.hazmat.primitives import serialization
+
             ensure_dir(access_dir(self.state), 0o700)
             atomic_write(access_dir(self.state) / CERT_FILE, cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
             if isinstance(got.get("ca_bundle"), str):

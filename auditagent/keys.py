@@ -17,7 +17,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from auditagent.durable import atomic_write, ensure_dir, fsync_dir
@@ -81,6 +80,8 @@ def check_owner_only(path: Path) -> str | None:
 
 
 def private_key_pem(key: Ed25519PrivateKey) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
 
@@ -105,6 +106,13 @@ def load_private_key_file(path: Path) -> Ed25519PrivateKey:
         raise KeyProblem(f"no key at {path}") from None
     except OSError as exc:
         raise KeyProblem(f"cannot read the key {path}: {exc.strerror or exc}") from None
+    from auditagent.report import ed25519_from_pem
+
+    key = ed25519_from_pem(data, private=True)
+    if key is not None:
+        return key  # type: ignore[return-value]
+    from cryptography.hazmat.primitives import serialization
+
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as exc:

@@ -46,16 +46,27 @@ def _parse_verified(yaml_bytes: bytes, where: str) -> Policy:
     return parse_policy(text, where, base=shipped_policy_dir())
 
 
-def verify_policy_envelope(envelope: Any, public_key: Any, where: str) -> tuple[Policy, bytes]:
+def verify_policy_envelope(envelope: Any, public_key: Any, where: str, *, seal: bytes | None = None,
+                           parsed_dir: Path | None = None) -> tuple[Policy, bytes]:
     """Verify a signed policy and parse it. PolicyError naming ``where`` if the
-    signature or the policy is bad (``problems[0].field`` is 'signature' for the former)."""
+    signature or the policy is bad (``problems[0].field`` is 'signature' for the former).
+    With ``seal`` and ``parsed_dir``, the parse of this verified payload is reused from
+    (and kept in) the sealed parsed-policy cache (auditagent.policy_parsed)."""
     from auditagent.report import ReportError, verify_policy
 
     try:
         yaml_bytes = verify_policy(envelope, public_key)
     except ReportError as exc:
         raise PolicySignatureError(where, exc.code, exc.message) from None
-    return _parse_verified(yaml_bytes, where), yaml_bytes
+    if seal is None or parsed_dir is None:
+        return _parse_verified(yaml_bytes, where), yaml_bytes
+    from auditagent import policy_parsed
+
+    policy = policy_parsed.load(parsed_dir, yaml_bytes, where, seal)
+    if policy is None:
+        policy = _parse_verified(yaml_bytes, where)
+        policy_parsed.store(parsed_dir, yaml_bytes, where, seal, policy)
+    return policy, yaml_bytes
 
 
 class PolicySignatureError(PolicyError):
@@ -84,8 +95,9 @@ def load_local_policy(path: Path, public_key: Any) -> Policy:
     return load_policy(path)
 
 
-def load_cached(paths: Any, public_key: Any) -> Policy | None:
-    """The cached organisation policy, verified again; None if there is none."""
+def load_cached(paths: Any, public_key: Any, seal: bytes | None = None) -> Policy | None:
+    """The cached organisation policy, its signature verified again; None if there is none.
+    ``seal`` (from the device key): reuse its parse from the sealed parsed-policy cache."""
     path = _policy_dir(paths) / ENVELOPE_FILE
     if not path.is_file() or public_key is None:
         return None
@@ -93,7 +105,8 @@ def load_cached(paths: Any, public_key: Any) -> Policy | None:
         envelope = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise PolicySignatureError(str(path), "malformed_json", f"cannot read the cached policy: {exc}") from None
-    return verify_policy_envelope(envelope, public_key, f"{path} (the organisation's policy, cached)")[0]
+    return verify_policy_envelope(envelope, public_key, f"{path} (the organisation's policy, cached)", seal=seal,
+                                  parsed_dir=_policy_dir(paths))[0]
 
 
 def cached_meta(paths: Any) -> dict[str, Any]:
@@ -112,7 +125,9 @@ def store_cache(paths: Any, envelope: dict[str, Any], etag: str | None, policy: 
 
 
 def clear_cache(paths: Any) -> None:
-    for name in (ENVELOPE_FILE, META_FILE):
+    from auditagent.policy_parsed import PARSED_FILE
+
+    for name in (ENVELOPE_FILE, META_FILE, PARSED_FILE):
         remove_durably(_policy_dir(paths) / name)
 
 
@@ -159,12 +174,16 @@ def refresh(*, paths: Any, config: Any, enrollment: Any, client: Any, log: Any, 
         return PolicyOutcome(None, "shipped", notes=["no policy_public_key in agent.yaml: the collector's policy "
                                                      "cannot be verified, so the shipped policy is used"])
 
+    from auditagent.policy_parsed import seal_key
+
+    seal = seal_key(device_key) if device_key is not None else None
     cache_integrity: dict[str, Any] | None = None
+    verified: list[Policy | None] = []  # the cached copy, verified once this run (not twice)
 
     def fallback(integrity: dict[str, Any] | None, note: str) -> PolicyOutcome:
         integrity = integrity or cache_integrity
         try:
-            cached = load_cached(paths, key)
+            cached = verified[0] if verified else load_cached(paths, key, seal)
         except PolicyError as exc:
             detail = "; ".join(str(p) for p in exc.problems)
             log.error("policy_cache_invalid", detail=detail)
@@ -179,12 +198,13 @@ def refresh(*, paths: Any, config: Any, enrollment: Any, client: Any, log: Any, 
     # A cached copy that no longer verifies (edited on disk) is dropped and fetched anew —
     # and the collector is told, since someone changed the agent's state.
     try:
-        load_cached(paths, key)
+        verified.append(load_cached(paths, key, seal))
     except PolicyError as exc:
         detail = "; ".join(str(p) for p in exc.problems)[:1000]
         log.error("policy_cache_invalid", detail=detail)
         cache_integrity = {"policy_signature": "invalid", "source": "cache", "detail": detail}
         clear_cache(paths)
+        verified.append(None)
     meta = cached_meta(paths)
     etag = meta.get("etag") if (_policy_dir(paths) / ENVELOPE_FILE).is_file() else None
     from auditagent.send import ConnectionProblem, TransportError

@@ -18,10 +18,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import email.utils
 import ipaddress
 import json
+import os
 import random
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -88,6 +89,8 @@ def parse_retry_after(value: str | None, now: dt.datetime | None = None) -> floa
     value = value.strip()
     if value.isdigit():
         return float(value)
+    import email.utils
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
@@ -314,7 +317,10 @@ def _tls_context(settings: TransportSettings) -> Any:
 
 
 def _proxy_for(scheme: str, host: str) -> tuple[str, int] | None:
-    """(host, port) of the proxy the environment names for this scheme and host, if any."""
+    """(host, port) of the proxy the environment names for this scheme and host, if any
+    (on Windows and macOS also the system's proxy settings, as urllib reads them)."""
+    if sys.platform not in ("win32", "darwin") and not any(k.lower().endswith("_proxy") for k in os.environ):
+        return None  # what urllib would find here, without importing it on every run
     import urllib.request
 
     proxies = urllib.request.getproxies()
@@ -412,6 +418,16 @@ class DeliverySummary:
                 "stopped": self.stopped}
 
 
+def oversize_reason(data: bytes) -> str | None:
+    """Why ``data`` must not be sent (None if it may): bigger than a collector accepts."""
+    from auditagent.report import MAX_REPORT_BYTES
+
+    if len(data) <= MAX_REPORT_BYTES:
+        return None
+    return (f"the signed report is {len(data)} bytes, more than the {MAX_REPORT_BYTES} bytes (256 KiB) a collector "
+            "accepts, so it is kept here and not sent; tell IT: the facts this policy reads make the report too big")
+
+
 def deliver_spool(spool: Any, send: Callable[[bytes], Outcome], *, attempts: int = 5, base_delay: float = 1.0,
                   max_delay: float = 300.0, sleep: Callable[[float], None] = time.sleep,
                   rng: random.Random | None = None, log: Any = None) -> DeliverySummary:
@@ -428,6 +444,15 @@ def deliver_spool(spool: Any, send: Callable[[bytes], Outcome], *, attempts: int
         try:
             data = spool.read(entry)
         except FileNotFoundError:
+            continue
+        oversize = oversize_reason(data)
+        if oversize:  # e.g. put back by `resend`: refused for its size every time, so never sent
+            from auditagent.spool import TOO_LARGE
+
+            spool.reject(entry, TOO_LARGE, oversize, None)
+            summary.rejected.append({"report_id": entry.report_id, "sequence": entry.sequence, "code": TOO_LARGE,
+                                     "message": oversize, "http_status": None})
+            summary.last_error = {"code": TOO_LARGE, "message": oversize, "http_status": None}
             continue
         attempt = 0
         while True:

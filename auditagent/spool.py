@@ -28,6 +28,8 @@ ENTRY = re.compile(r"^(\d{12})-([0-9a-fA-F-]{36})\.json$")
 EVICTED_NOTE = "evicted.json"
 FAILURES = "failures.json"  # report id → runs in which the collector failed on it while taking others
 REJECTED = "rejected"
+TOO_LARGE = "too_large"  # the reason code of a report set aside because a collector would refuse its size
+MAX_LISTED_TOO_LARGE = 50
 MAX_LISTED_SEQUENCES = 10000
 
 
@@ -158,6 +160,24 @@ class Spool:
         fsync_dir(self.directory)
         self.forget_failures(entry.report_id)
         return target
+
+    def set_aside(self, data: bytes, sequence: int, report_id: str, code: str, message: str) -> Path:
+        """Keep a report that must not be sent under rejected/ with the reason, straight away."""
+        rdir = ensure_dir(self.directory / REJECTED, 0o700)
+        name = entry_name(sequence, report_id)
+        atomic_write(rdir / (name[:-5] + ".reason.json"), json.dumps(
+            {"code": code, "message": message, "http_status": None, "report_id": report_id, "sequence": sequence},
+            indent=2).encode("utf-8"))
+        atomic_write(rdir / name, data, mode=0o600)
+        return rdir / name
+
+    def too_large_note(self) -> list[dict[str, Any]]:
+        """The reports set aside for their size ({sequence, bytes}), for the next report to say."""
+        out = []
+        for entry in self.rejected():
+            if self.reason(entry).get("code") == TOO_LARGE:
+                out.append({"sequence": entry.sequence, "bytes": entry.size})
+        return out[-MAX_LISTED_TOO_LARGE:]
 
     def reason(self, entry: SpoolEntry) -> dict[str, Any]:
         """Why a report under rejected/ was set aside (code, message, http_status)."""

@@ -48,7 +48,7 @@ TOKEN_PREFIX = "aaenr_"
 
 @dataclass(frozen=True)
 class Limits:
-    max_body_bytes: int = 256 * 1024
+    max_body_bytes: int = wire.MAX_REPORT_BYTES
     # Only a clock running ahead is refused. A report generated long ago (a laptop
     # offline over a holiday) is history: stored, and never over a newer latest state.
     max_future_skew: dt.timedelta = dt.timedelta(minutes=10)

@@ -139,3 +139,87 @@ def test_without_a_policy_key_the_collectors_policy_is_not_trusted(tmp_path):
     out = refresh(paths=AgentPaths(tmp_path / "agent.yaml", tmp_path / "state"), config=config,
                   enrollment=ENROLLMENT, client=FakeClient(), log=get_logger(), now="x")
     assert out.source == "shipped" and "policy_public_key" in out.notes[0]
+
+
+# ------------------------------------------------------------------ the sealed parse (auditagent.policy_parsed)
+
+PARSED = "current.parsed.json"
+
+
+def parses(monkeypatch):
+    """Counts real parses of the signed policy YAML."""
+    from auditagent import policy_cache
+
+    count = []
+    real = policy_cache._parse_verified
+
+    def counting(*a, **kw):
+        count.append(1)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(policy_cache, "_parse_verified", counting)
+    return count
+
+
+def test_the_hourly_run_reuses_the_parse_of_the_verified_policy(setup, monkeypatch):
+    setup.refresh(FakeClient(ok(setup.envelope)))
+    count = parses(monkeypatch)
+    first = setup.refresh(FakeClient(Response(304, {}, b"")))
+    entry = setup.paths.state / "policy" / PARSED
+    assert count == [1] and entry.is_file() and entry.stat().st_mode & 0o777 == 0o600
+    again = setup.refresh(FakeClient(Response(304, {}, b"")))
+    assert count == [1]  # verified again, not parsed again
+    assert again.policy == first.policy and again.policy.digest == first.policy.digest
+    assert again.source == "cache" and again.integrity is None
+
+
+def test_an_edited_parse_is_never_trusted(setup, monkeypatch):
+    """The attack: loosen the kept parse (drop every check) and leave its MAC, or re-MAC it
+    with a key that is not this device's. Either way the signed policy is parsed again."""
+    import hashlib
+    import hmac
+
+    setup.refresh(FakeClient(ok(setup.envelope)))
+    setup.refresh(FakeClient(Response(304, {}, b"")))
+    real = load_cached(setup.paths, setup.config.policy_key())
+    entry = setup.paths.state / "policy" / PARSED
+    kept = json.loads(entry.read_text())
+    body = json.loads(kept["body"])
+    body["policy"]["checks"] = []
+    from auditagent.policy_parsed import _from_doc
+
+    body["digest"] = _from_doc(body["policy"]).digest  # consistent with itself: only the MAC can tell
+    loosened = json.dumps(body, sort_keys=True)
+    for mac in (kept["mac"], hmac.new(b"\0" * 32, loosened.encode(), hashlib.sha256).hexdigest()):
+        entry.write_text(json.dumps({"mac": mac, "body": loosened}))
+        count = parses(monkeypatch)
+        out = setup.refresh(FakeClient(Response(304, {}, b"")))
+        assert count == [1] and out.policy == real and len(out.policy.checks) == len(real.checks) > 0
+
+
+def test_a_parse_kept_for_another_payload_is_not_used(setup, monkeypatch):
+    """A correctly sealed parse of policy A is not the parse of policy B, even under B's name."""
+    setup.refresh(FakeClient(ok(setup.envelope)))
+    setup.refresh(FakeClient(Response(304, {}, b"")))
+    entry = setup.paths.state / "policy" / PARSED
+    old_entry = entry.read_bytes()
+    newer = sign_policy(POLICY.read_bytes().replace(b'"1.0"', b'"2.0"'), setup.key)
+    setup.refresh(FakeClient(ok(newer, '"e2"')))
+    entry.write_bytes(old_entry)  # the sealed parse of version 1.0 put back
+    count = parses(monkeypatch)
+    out = setup.refresh(FakeClient(Response(304, {}, b"")))
+    assert count == [1] and out.policy.version == "2.0"
+
+
+def test_the_signature_is_checked_even_with_a_kept_parse(setup):
+    setup.refresh(FakeClient(ok(setup.envelope)))
+    setup.refresh(FakeClient(Response(304, {}, b"")))
+    cache = setup.paths.state / "policy" / "current.signed.json"
+    env = json.loads(cache.read_text())
+    env["signatures"][0]["sig"] = env["signatures"][0]["sig"][::-1]
+    cache.write_text(json.dumps(env))
+    with pytest.raises(PolicySignatureError):
+        load_cached(setup.paths, setup.config.policy_key(), seal=b"k" * 32)
+    out = setup.refresh(FakeClient(ConnectionProblem("down")))
+    assert out.policy is None and out.integrity["policy_signature"] == "invalid"
+    assert not (setup.paths.state / "policy" / PARSED).exists()  # dropped with the cache

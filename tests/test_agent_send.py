@@ -280,3 +280,21 @@ def test_sending_does_not_load_requests_until_needed():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_the_agent_neither_uses_nor_declares_requests():
+    """The agent speaks http.client (proxy included: CONNECT via set_tunnel); requests is the
+    collector's (OpenID, webhooks), so it is not installed on laptops."""
+    import ast
+    import tomllib
+
+    from conftest import REPO
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert not [d for d in project["dependencies"] if d.lower().startswith("requests")]
+    assert any(d.startswith("requests") for d in project["optional-dependencies"]["server"])
+    for path in sorted((REPO / "auditagent").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            assert not [n for n in names if n.split(".")[0] in ("requests", "urllib3")], path

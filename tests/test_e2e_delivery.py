@@ -369,3 +369,45 @@ def test_config_flag_and_home_isolation(collector, tmp_path):
     elsewhere.write_text("polcy: x\n")
     r = agent("status", "--config", str(elsewhere), expect=2)
     assert f"{elsewhere}:1: polcy: unknown key — did you mean 'policy'?" in r.stderr
+
+
+# ------------------------------------------------------------------ the collector's size limit
+
+
+def test_a_report_too_large_for_the_collector_is_kept_not_sent_and_the_next_says_so(collector, tmp_path):
+    """A laptop whose facts make a report bigger than any collector takes (256 KiB, one
+    definition: auditagent.report.MAX_REPORT_BYTES): the run keeps it set aside with the
+    reason instead of spooling it, `status` shows it, `resend` does not send it, and the
+    next report (facts back to normal) is stored and names the one kept back."""
+    import yaml
+
+    from auditagent.report import MAX_REPORT_BYTES
+
+    manifest = yaml.safe_load(HOST.read_text())
+    normal = yaml.safe_dump(manifest)
+    os_release = manifest["files"]["/etc/os-release"]["text"]
+    manifest["files"]["/etc/os-release"]["text"] = os_release.replace(
+        'PRETTY_NAME="Ubuntu 22.04.4 LTS"', 'PRETTY_NAME="Ubuntu 22.04.4 LTS ' + "x" * MAX_REPORT_BYTES + '"')
+    big_host, normal_host = tmp_path / "big-host.yaml", tmp_path / "host.yaml"
+    big_host.write_text(yaml.safe_dump(manifest))
+    normal_host.write_text(normal)
+    agent = AgentHome(tmp_path / "home")
+    agent.enroll(collector)
+    run = agent("run", "--replay-host", str(big_host), replay=False, expect=1)
+    assert "report 1 (ready) NOT spooled: too large" in run.stdout
+    assert "more than the 262144 bytes (256 KiB) a collector accepts" in run.stderr
+    assert stored(collector, agent.device_id) == [] and agent.spool_ids() == []
+    kept = list((agent.home / "spool" / "rejected").glob("*.json"))
+    assert len([p for p in kept if not p.name.endswith(".reason.json")]) == 1
+    status = agent("status").stdout
+    assert "set aside:  report 1 (" in status and "too_large" in status and "auditagent resend" not in status
+    assert "last error:   too_large" in status
+
+    out = agent("resend", expect=1).stdout  # would be refused every time: not sent
+    assert "delivered 0, refused 1" in out and stored(collector, agent.device_id) == []
+
+    agent("run", "--replay-host", str(normal_host), replay=False)
+    rows = stored(collector, agent.device_id)
+    assert [r["sequence"] for r in rows] == [2]
+    note = predicate_of(rows[0]["envelope"])["spool"]["too_large"]
+    assert [n["sequence"] for n in note] == [1] and note[0]["bytes"] > MAX_REPORT_BYTES

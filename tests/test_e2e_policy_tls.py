@@ -215,3 +215,117 @@ def test_tls_with_pinned_certificate_and_wrong_pin(tls_collector, tls_files, tmp
     # Back to the right pin: the waiting report is delivered.
     agent.write_config({"policy": str(POLICY), "pinned_sha256": pin, "send_attempts": 2})
     assert "sent 2; 0 waiting" in agent("run").stdout
+
+
+# ------------------------------------------------------------------ behind a proxy (HTTPS_PROXY, NO_PROXY)
+
+
+class ConnectProxy:
+    """A small real HTTP CONNECT proxy on 127.0.0.1, as a municipality's web proxy is to the
+    agent: it resolves the collector's name itself (here: every name to 127.0.0.1) and
+    relays the TLS bytes it cannot read. Records each CONNECT target."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.targets: list[str] = []
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import threading
+
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._tunnel, args=(conn,), daemon=True).start()
+
+    def _tunnel(self, client) -> None:
+        import socket
+        import threading
+
+        with client:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = client.recv(4096)
+                if not chunk:
+                    return
+                head += chunk
+            method, target, _ = head.split(b"\r\n", 1)[0].decode("ascii").split(" ", 2)
+            self.targets.append(f"{method} {target}")
+            if method != "CONNECT":
+                client.sendall(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
+                return
+            upstream = socket.create_connection(("127.0.0.1", int(target.rsplit(":", 1)[1])), timeout=30)
+            client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+
+            def pump(src, dst) -> None:
+                try:
+                    while data := src.recv(65536):
+                        dst.sendall(data)
+                except OSError:
+                    pass
+                finally:
+                    try:
+                        dst.shutdown(socket.SHUT_WR)
+                    except OSError:
+                        pass
+
+            with upstream:
+                back = threading.Thread(target=pump, args=(upstream, client), daemon=True)
+                back.start()
+                pump(client, upstream)
+                back.join(30)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_the_agent_reaches_the_collector_through_an_https_proxy(tls_collector, tls_files, tmp_path):
+    """HTTPS_PROXY: enrolment, the signed policy request and the report go through CONNECT,
+    TLS end to end with the collector (the pin checked through the tunnel)."""
+    proxy = ConnectProxy()
+    try:
+        name = f"audit.kommun.test:{tls_collector.port}"  # resolved by the proxy only
+        env = {"HTTPS_PROXY": f"http://127.0.0.1:{proxy.port}", "NO_PROXY": "intranet.kommun.test"}
+        agent = AgentHome(tmp_path / "home")
+        pin = cert_sha256(tls_files.cert)
+        agent("enroll", "--server", f"https://{name}", "--token", tls_collector.token(unique_unit()), "--pin", pin,
+              env=env)
+        assert "sent 1" in agent("run", env=env).stdout
+        assert len(stored(tls_collector, agent.device_id)) == 1
+        assert proxy.targets and set(proxy.targets) == {f"CONNECT {name}"}
+        # A wrong pin is still refused through the proxy: the tunnel changes nothing about trust.
+        agent.write_config({"policy": str(POLICY), "pinned_sha256": "0" * 64, "send_attempts": 2})
+        assert "does not match pinned_sha256" in agent("run", env=env, expect=1).stderr
+    finally:
+        proxy.close()
+
+
+def test_proxy_choice_follows_the_environment(monkeypatch):
+    """https_proxy/HTTPS_PROXY and no_proxy/NO_PROXY as curl, requests and urllib read them;
+    loopback is never proxied."""
+    from auditagent.send import _proxy_for
+
+    for var in ("http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "all_proxy",
+                "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    assert _proxy_for("https", "audit.kommun.se") is None
+    monkeypatch.setenv("https_proxy", "http://proxy.kommun.se:3128")
+    assert _proxy_for("https", "audit.kommun.se") == ("proxy.kommun.se", 3128)
+    assert _proxy_for("http", "audit.kommun.se") is None  # only the scheme's proxy
+    assert _proxy_for("https", "127.0.0.1") is None and _proxy_for("https", "localhost") is None
+    monkeypatch.setenv("no_proxy", "intern.kommun.se,.lan")
+    assert _proxy_for("https", "audit.intern.kommun.se") is None and _proxy_for("https", "c.lan") is None
+    assert _proxy_for("https", "audit.kommun.se") == ("proxy.kommun.se", 3128)
+    monkeypatch.delenv("https_proxy")
+    monkeypatch.delenv("no_proxy")
+    monkeypatch.setenv("HTTPS_PROXY", "proxy2.kommun.se:8080")
+    monkeypatch.setenv("NO_PROXY", "*")
+    assert _proxy_for("https", "audit.kommun.se") is None
+    monkeypatch.setenv("NO_PROXY", "")
+    assert _proxy_for("https", "audit.kommun.se") == ("proxy2.kommun.se", 8080)

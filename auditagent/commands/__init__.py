@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 class CommandError(Exception):
@@ -23,3 +24,22 @@ def optional_module(name: str):
 
     full = f"auditagent.commands.{name}"
     return importlib.import_module(full) if importlib.util.find_spec(full) else None
+
+
+def host_from_args(args: argparse.Namespace):
+    if getattr(args, "replay_host", None):
+        from auditagent.host import load_replay_host
+
+        return load_replay_host(args.replay_host)
+    from auditagent.host import RealHost
+
+    return RealHost()
+
+
+def agent_paths(args: argparse.Namespace):
+    from auditagent.paths import default_paths
+
+    paths = default_paths()
+    if getattr(args, "config", None):
+        paths = type(paths)(config=Path(args.config), state=paths.state)
+    return paths

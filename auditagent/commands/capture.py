@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from auditagent.capture import capture
-    from auditagent.commands.check import host_from_args
+    from auditagent.commands import host_from_args
 
     out = Path(args.out)
     if out.exists() and any(out.iterdir()):

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from auditagent.commands import CommandError, add_common
+from auditagent.commands import CommandError, add_common, agent_paths, host_from_args  # noqa: F401 - re-exported
 from auditagent.i18n import LANGS, detect_language
 from auditagent.policy import Policy, PolicyError, default_policy_path, load_policy
 
@@ -30,16 +30,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def host_from_args(args: argparse.Namespace):
-    if getattr(args, "replay_host", None):
-        from auditagent.host import load_replay_host
-
-        return load_replay_host(args.replay_host)
-    from auditagent.host import RealHost
-
-    return RealHost()
-
-
 def resolve_policy(args: argparse.Namespace, paths: Any = None) -> Policy:
     """--policy, else the organisation's verified policy (cached from the collector), else the shipped one."""
     try:
@@ -56,15 +46,6 @@ def resolve_policy(args: argparse.Namespace, paths: Any = None) -> Policy:
         return load_policy(default_policy_path())
     except PolicyError as exc:
         raise CommandError("the policy cannot be used:\n" + "\n".join(f"  {p}" for p in exc.problems)) from None
-
-
-def agent_paths(args: argparse.Namespace):
-    from auditagent.paths import default_paths
-
-    paths = default_paths()
-    if getattr(args, "config", None):
-        paths = type(paths)(config=Path(args.config), state=paths.state)
-    return paths
 
 
 def selfcheck_page_path(paths: Any) -> Path:

@@ -20,8 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator
 
-from auditagent.commands import CommandError, add_common
-from auditagent.commands.check import agent_paths, host_from_args
+from auditagent.commands import CommandError, add_common, agent_paths, host_from_args
 from auditagent.textsafe import neutralise
 
 
@@ -343,7 +342,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             outcome = _policy_for_run(agent, enrollment, client, fetch=client is not None, key=key)
             policy, facts, evaluation = _check(agent, outcome)
             note = spool.eviction_note()
-            spool_info = {**note, "pending": spool.depth()}
+            too_large = spool.too_large_note()  # said by every report while such a one is kept
+            spool_info = {**note, "pending": spool.depth(), **({"too_large": too_large} if too_large else {})}
             sequence = counter.peek_next() if args.dry_run else counter.take()
             built = build_report(policy=policy, facts=facts, evaluation=evaluation, enrollment=enrollment,
                                  private_key=key, sequence=sequence, spool_note=spool_info,
@@ -355,7 +355,16 @@ def cmd_run(args: argparse.Namespace) -> int:
                 print(f"(dry run: report {built.sequence} was not spooled or sent; policy {policy.id} "
                       f"{policy.version} from {outcome.source})", file=sys.stderr)
                 return 0
-            spool.add(built.data, built.sequence, built.report_id)
+            from auditagent.send import oversize_reason
+            from auditagent.spool import TOO_LARGE
+
+            oversize = oversize_reason(built.data)
+            if oversize:
+                spool.set_aside(built.data, built.sequence, built.report_id, TOO_LARGE, oversize)
+                agent.log.error("report_too_large", report_id=built.report_id, sequence=built.sequence,
+                                bytes=len(built.data), kept_in=str(spool.directory / "rejected"))
+            else:
+                spool.add(built.data, built.sequence, built.report_id)
             _record_runs(agent.paths.state, evaluation, built.statement["predicate"]["generated_at"])
             agent.log.info("report_spooled", report_id=built.report_id, sequence=built.sequence,
                            verdict=built.verdict, policy_id=policy.id, policy_source=outcome.source)
@@ -385,6 +394,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                     counter.advance_to(max(seen))
             elif transport_error:
                 state_update["last_error"] = {"code": "transport", "message": transport_error}
+            if oversize:
+                state_update["last_error"] = {"code": TOO_LARGE, "message": oversize}
             save_delivery_state(agent.paths.state, state_update)
         finally:
             if client is not None:
@@ -398,7 +409,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         json.dump(result, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        line = f"report {built.sequence} ({built.verdict}) spooled"
+        line = (f"report {built.sequence} ({built.verdict}) " +
+                ("NOT spooled: too large, kept in " + str(spool.directory / "rejected") if oversize else "spooled"))
         if summary is not None:
             line += f"; sent {summary.delivered}" + (f", already there {summary.duplicates}" if summary.duplicates
                                                      else "")
@@ -412,7 +424,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"auditagent: not sent: {transport_error}", file=sys.stderr)
     if transport_error:
         return 2
-    attention = waiting > 0 or bool(summary and summary.rejected) or bool(outcome.integrity)
+    if oversize:
+        print(f"auditagent: report {built.sequence} not sent: {oversize}", file=sys.stderr)
+    attention = waiting > 0 or bool(summary and summary.rejected) or bool(outcome.integrity) or bool(oversize)
     return 1 if attention else 0
 
 
@@ -522,7 +536,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     for r in sp["set_aside"]:
         lines.append(f"  set aside:  report {r['sequence']} ({r['report_id']}): {r.get('http_status') or '-'} "
                      f"{r.get('code') or '?'}: {neutralise(r.get('message') or '')}"[:300])
-    if sp["set_aside"]:
+    if any(r.get("code") != "too_large" for r in sp["set_aside"]):
         lines.append("              send them again with: auditagent resend")
     pol = s["policy"]
     if pol:

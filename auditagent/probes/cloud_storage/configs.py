@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import xml.etree.ElementTree as ET
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -157,6 +156,8 @@ def parse_onedrive_config_file(text: str) -> dict[str, str]:
 def parse_syncthing_config(xml_text: str) -> dict[str, Any]:
     """``config.xml``: {devices: n, folders: n, remote_devices: n} — the local device is
     listed among the devices too, so remote = devices - 1 when there is one."""
+    import xml.etree.ElementTree as ET  # only where Syncthing is configured
+
     root = ET.fromstring(xml_text)
     devices = root.findall("device")
     folders = root.findall("folder")

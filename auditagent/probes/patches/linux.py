@@ -9,7 +9,6 @@ been waiting is this agent's own observation: first-seen times are kept across r
 from __future__ import annotations
 
 import datetime as dt
-import gzip
 import re
 from typing import Any, Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -84,6 +83,8 @@ def _dpkg_last_update(ctx: ProbeContext, reasons: list[str]) -> str | None:
         except OSError:
             continue
         if path.endswith(".gz"):
+            import gzip  # rotated logs only
+
             try:
                 data = gzip.decompress(data)
             except (OSError, EOFError):
