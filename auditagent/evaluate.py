@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from auditagent.isotime import parse_iso_moment
 from auditagent.policy import Check, Policy
 
 PASS, FAIL, UNKNOWN, NA = "pass", "fail", "unknown", "not_applicable"
@@ -127,14 +128,7 @@ def combine(statuses: list[str]) -> str:
     return PASS
 
 
-def _parse_time(value: Any) -> dt.datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+_parse_time = parse_iso_moment
 
 
 def _days_between(earlier: Any, facts: dict[str, Any]) -> float | None:
@@ -166,7 +160,7 @@ def eval_disk_encryption(p: dict[str, Any], facts: dict[str, Any]) -> Outcome:
         elif state == "encrypting" and p["allow_in_progress"]:
             statuses.append(PASS)
             messages.append(Message("disk.in_progress_allowed", args))
-        elif state in ("suspended", "clear_key", "waiting_activation", "deferred"):
+        elif state in ("suspended", "clear_key", "waiting_activation", "deferred", "pending_restart"):
             # Each has its own cause and fix (docs/facts.md disk.volumes[].state).
             statuses.append(FAIL)
             messages.append(Message(f"disk.{state}", args))

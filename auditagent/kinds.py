@@ -35,7 +35,7 @@ _approved_client = Map({
     "client": F(Enum(*CLOUD_CLIENTS), required=True, doc="which sync client"),
     "kind": F(Enum("personal", "business"), doc="account kind required"),
     "tenant": F(Str, doc="Entra ID tenant id (OneDrive for business), or Dropbox team"),
-    "server": F(Str, doc="server URL (Nextcloud/ownCloud), e.g. https://moln.example.se"),
+    "server": F(Str, doc="server URL (Nextcloud/ownCloud, e.g. https://moln.example.se; OneDrive for business: the organisation's SharePoint, e.g. https://kommun-my.sharepoint.com)"),
     "email_domain": F(Str, doc="account e-mail domain, e.g. kommun.example.se"),
 }, extra=_approved_client_extra)
 

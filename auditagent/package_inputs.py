@@ -12,9 +12,15 @@ from typing import Any
 INPUTS: dict[str, tuple[str, ...]] = {
     "apt": ("/var/lib/apt/lists", "/var/lib/apt/lists/partial", "/var/lib/dpkg/status", "/etc/apt/sources.list",
             "/etc/apt/sources.list.d", "/etc/apt/preferences", "/etc/apt/preferences.d", "/etc/apt/apt.conf.d"),
-    "dnf": ("/var/cache/dnf", "/var/lib/dnf", "/var/lib/rpm", "/usr/lib/sysimage/rpm", "/etc/yum.repos.d",
-            "/etc/dnf/dnf.conf"),
+    # dnf 5 (Fedora 41 on) keeps its metadata in /var/cache/libdnf5 and its state in
+    # /usr/lib/sysimage/libdnf5; without them a dnf 5 refresh would not renew the answer.
+    "dnf": ("/var/cache/dnf", "/var/cache/libdnf5", "/var/lib/dnf", "/usr/lib/sysimage/libdnf5", "/var/lib/rpm",
+            "/usr/lib/sysimage/rpm", "/etc/yum.repos.d", "/etc/dnf/dnf.conf", "/etc/dnf/libdnf5.conf.d"),
     "yum": ("/var/cache/yum", "/var/lib/yum", "/var/lib/rpm", "/etc/yum.repos.d", "/etc/yum.conf"),
+    # zypper: the solver's per-repository caches (rewritten on refresh), the raw metadata,
+    # the rpm database, repositories, locks and configuration.
+    "zypper": ("/var/cache/zypp/solv", "/var/cache/zypp/raw", "/var/lib/rpm", "/usr/lib/sysimage/rpm",
+               "/etc/zypp/repos.d", "/etc/zypp/services.d", "/etc/zypp/locks", "/etc/zypp/zypp.conf"),
     "pacman": ("/var/lib/pacman/sync", "/var/lib/pacman/local", "/etc/pacman.conf", "/etc/pacman.d"),
 }
 

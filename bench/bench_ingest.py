@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import http.client
 import json
 import multiprocessing as mp
 import os
@@ -127,6 +128,17 @@ def enrol_and_sign(db_url: str, templates: list[dict[str, Any]], devices: int, p
         out.append([signed_report(template, did, s, key) for s in range(1, per_device + 1)])
     store.engine.dispose()
     return out
+
+
+def post_report(conn: http.client.HTTPConnection, body: bytes, statuses: dict[int, int], lat: list[float]) -> None:
+    """POST one report on a keep-alive http.client connection (bench/bench_million.py);
+    count its status, note its latency (s)."""
+    t = time.perf_counter()
+    conn.request("POST", "/v1/reports", body=body, headers={"Content-Type": "application/json"})
+    r = conn.getresponse()
+    r.read()
+    lat.append(time.perf_counter() - t)
+    statuses[r.status] = statuses.get(r.status, 0) + 1
 
 
 def http_request(body: bytes) -> bytes:
@@ -263,6 +275,16 @@ def wait_healthy(port: int, proc: subprocess.Popen) -> None:
     raise RuntimeError(proc.stderr.read().decode() if proc.poll() is not None else "not healthy")
 
 
+def stop_collector(proc: subprocess.Popen) -> None:
+    """SIGTERM (uvicorn's graceful shutdown), SIGKILL if it has not ended within a minute."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
 def run(kind: str, pg_url: str | None, templates: list[dict[str, Any]], devices: int, reports: int, senders: int,
         workers: int) -> dict[str, Any]:
     per_device = max(1, reports // devices)
@@ -300,12 +322,7 @@ def run(kind: str, pg_url: str | None, templates: list[dict[str, Any]], devices:
             for p in procs:
                 p.join()
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+            stop_collector(proc)
         stored = storage(url, kind)
     statuses: dict[int, int] = {}
     lat: list[float] = []

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes
 
+from server.cli_parsers import action, command_group
 from server.readiness_ca import (CA_ENV, DEFAULT_OVERLAP, MAX_LIFETIME, MIN_LIFETIME, CAProblem, ReadinessCA,
                                  init_ca, rotate_ca)
 from server.store import parse_duration
@@ -98,20 +99,14 @@ def cmd_bundle(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    ca = sub.add_parser("ca", help="the readiness CA (certificates that open remote access)").add_subparsers(
-        dest="ca_command", metavar="ACTION")
-    ca.required = True
+    ca = command_group(sub, "ca", "the readiness CA (certificates that open remote access)")
     dir_args = argparse.ArgumentParser(add_help=False)
     dir_args.add_argument("--dir", default=None, help=f"the CA folder (default ${CA_ENV})")
-    p = ca.add_parser("init", parents=[dir_args], help="create the readiness CA (key 0600)")
+    p = action(ca, "init", cmd_init, "create the readiness CA (key 0600)", [dir_args])
     p.add_argument("--organisation", default=None, help="O= in the CA's name")
-    p.set_defaults(func=cmd_init)
-    p = ca.add_parser("rotate", parents=[dir_args], help="a new CA key, trusted now, signing after the overlap")
+    p = action(ca, "rotate", cmd_rotate, "a new CA key, trusted now, signing after the overlap", [dir_args])
     p.add_argument("--overlap", default=f"{int(DEFAULT_OVERLAP.total_seconds() // 3600)}h",
                    help="time gateways get to trust the new key before it signs (default 24h)")
-    p.set_defaults(func=cmd_rotate)
-    p = ca.add_parser("show", parents=[dir_args], help="list the CA generations")
-    p.set_defaults(func=cmd_show)
-    p = ca.add_parser("bundle", parents=[dir_args], help="the CA certificates gateways must trust now (PEM)")
+    action(ca, "show", cmd_show, "list the CA generations", [dir_args])
+    p = action(ca, "bundle", cmd_bundle, "the CA certificates gateways must trust now (PEM)", [dir_args])
     p.add_argument("--out", default=None)
-    p.set_defaults(func=cmd_bundle)

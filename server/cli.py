@@ -33,6 +33,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from server.cli_parsers import action, command_group
 from server.db import DB_ENV, DEFAULT_DB_URL, make_engine, resolve_db_url
 from server.local_time import DEFAULT_ZONE
 from server.store import ApiError, Limits, Store, parse_duration
@@ -369,7 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    p = sub.add_parser("serve", parents=[common], help="run the HTTP(S) collector (migrates the database first)")
+    p = action(sub, "serve", cmd_serve, "run the HTTP(S) collector (migrates the database first)", [common])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8443)
     p.add_argument("--tls-cert", default=None, help="PEM certificate (chain) for HTTPS")
@@ -412,31 +413,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="issue readiness certificates from the CA in DIR (`ca init`; default $AUDITAGENT_READINESS_CA)")
     p.add_argument("--certificate-lifetime", default=None, metavar="DURATION",
                    help="lifetime of readiness certificates, e.g. 8h (default: the unit's max report age; at most 24h)")
-    p.set_defaults(func=cmd_serve)
 
-    db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", metavar="ACTION")
-    db.required = True
-    p = db.add_parser("upgrade", parents=[common], help="apply the migrations (Alembic) up to the newest")
-    p.set_defaults(func=cmd_db_upgrade)
+    db = command_group(sub, "db", "database schema")
+    action(db, "upgrade", cmd_db_upgrade, "apply the migrations (Alembic) up to the newest", [common])
 
-    unit = sub.add_parser("unit", help="organisational units (a tree: A/B/C)").add_subparsers(dest="unit_command",
-                                                                                            metavar="ACTION")
-    unit.required = True
-    p = unit.add_parser("add", parents=[common], help="create a unit and any missing parents")
+    unit = command_group(sub, "unit", "organisational units (a tree: A/B/C)")
+    p = action(unit, "add", cmd_unit_add, "create a unit and any missing parents", [common])
     p.add_argument("path", help='e.g. "Socialförvaltningen/IFO/Ekonomiskt bistånd"')
-    p.set_defaults(func=cmd_unit_add)
-    p = unit.add_parser("list", parents=[common], help="list units")
+    p = action(unit, "list", cmd_unit_list, "list units", [common])
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_unit_list)
 
-    p = unit.add_parser("set-max-age", parents=[common], help="hours after which a unit's devices are stale")
+    p = action(unit, "set-max-age", cmd_unit_set_max_age, "hours after which a unit's devices are stale", [common])
     p.add_argument("path")
     p.add_argument("hours", type=_hours_or_inherit, help="a number of hours, or 'inherit'")
-    p.set_defaults(func=cmd_unit_set_max_age)
 
-    usr = sub.add_parser("user", help="dashboard users").add_subparsers(dest="user_command", metavar="ACTION")
-    usr.required = True
-    p = usr.add_parser("add", parents=[common], help="add a user (password from a file, stdin, or generated)")
+    usr = command_group(sub, "user", "dashboard users")
+    p = action(usr, "add", cmd_user_add, "add a user (password from a file, stdin, or generated)", [common])
     p.add_argument("username")
     p.add_argument("--role", required=True, choices=["admin", "security_officer", "unit_manager"])
     p.add_argument("--unit", default=None, help="limit the user to this unit's subtree (unit managers: required)")
@@ -444,16 +436,12 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--password-file", default=None, help="read the password from the first line of this file")
     g.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
-    p.set_defaults(func=cmd_user_add)
-    p = usr.add_parser("list", parents=[common], help="list users")
-    p.set_defaults(func=cmd_user_list)
-    p = usr.add_parser("disable", parents=[common], help="disable a user and end their sessions")
+    action(usr, "list", cmd_user_list, "list users", [common])
+    p = action(usr, "disable", cmd_user_disable, "disable a user and end their sessions", [common])
     p.add_argument("username")
-    p.set_defaults(func=cmd_user_disable)
 
-    tok = sub.add_parser("token", help="enrolment tokens").add_subparsers(dest="token_command", metavar="ACTION")
-    tok.required = True
-    p = tok.add_parser("create", parents=[common], help="create a token (printed once, on the last line)")
+    tok = command_group(sub, "token", "enrolment tokens")
+    p = action(tok, "create", cmd_token_create, "create a token (printed once, on the last line)", [common])
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--unit", help="a unit's install token: enrols new devices")
     which.add_argument("--device", metavar="ID", help="a single-use re-enrol token for this one device (a lost or "
@@ -461,49 +449,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--expires-in", default="7d", help="e.g. 30m, 12h, 7d, 2w (default 7d)")
     p.add_argument("--uses", type=int, default=1, help="how many enrolments it allows (default 1)")
     p.add_argument("--note", default=None)
-    p.set_defaults(func=cmd_token_create)
-    p = tok.add_parser("list", parents=[common], help="list tokens (never their values)")
-    p.set_defaults(func=cmd_token_list)
-    p = tok.add_parser("revoke", parents=[common], help="revoke a token by id")
+    action(tok, "list", cmd_token_list, "list tokens (never their values)", [common])
+    p = action(tok, "revoke", cmd_token_revoke, "revoke a token by id", [common])
     p.add_argument("id", type=int)
-    p.set_defaults(func=cmd_token_revoke)
 
-    dev = sub.add_parser("device", help="enrolled devices").add_subparsers(dest="device_command", metavar="ACTION")
-    dev.required = True
-    p = dev.add_parser("list", parents=[common], help="list devices (of a unit and its sub-units)")
+    dev = command_group(sub, "device", "enrolled devices")
+    p = action(dev, "list", cmd_device_list, "list devices (of a unit and its sub-units)", [common])
     p.add_argument("--unit", default=None)
     p.add_argument("--active", action="store_true", help="leave out revoked devices")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_device_list)
-    p = dev.add_parser("revoke", parents=[common], help="revoke a device: its key stops being accepted")
+    p = action(dev, "revoke", cmd_device_revoke, "revoke a device: its key stops being accepted", [common])
     p.add_argument("id")
     p.add_argument("--reason", default=None)
-    p.set_defaults(func=cmd_device_revoke)
 
-    pol = sub.add_parser("policy", help="signed policies per unit").add_subparsers(dest="policy_command",
-                                                                                 metavar="ACTION")
-    pol.required = True
-    p = pol.add_parser("set", parents=[common], help="store a signed policy (from `auditagent policy sign`) for a unit")
+    pol = command_group(sub, "policy", "signed policies per unit")
+    p = action(pol, "set", cmd_policy_set, "store a signed policy (from `auditagent policy sign`) for a unit",
+               [common])
     p.add_argument("--unit", required=True)
     p.add_argument("file", help="FILE.signed.json (a DSSE envelope)")
     p.add_argument("--public-key", default=None, help="organisation's policy public key (PEM) to check it first")
-    p.set_defaults(func=cmd_policy_set)
 
-    tok = sub.add_parser("api-token", help="API tokens for scripts and SIEM (Authorization: Bearer)") \
-        .add_subparsers(dest="api_token_command", metavar="ACTION")
-    tok.required = True
-    p = tok.add_parser("create", parents=[common], help="create a token (printed once, on the last line)")
+    tok = command_group(sub, "api-token", "API tokens for scripts and SIEM (Authorization: Bearer)")
+    p = action(tok, "create", cmd_api_token_create, "create a token (printed once, on the last line)", [common])
     p.add_argument("name", help="e.g. siem-export")
     p.add_argument("--role", required=True, choices=["admin", "security_officer", "unit_manager"])
     p.add_argument("--unit", default=None, help="limit the token to this unit's subtree (unit_manager: required)")
     p.add_argument("--expires-in", default="90d", help="e.g. 12h, 30d, 52w (default 90d, at most 366d)")
     p.add_argument("--note", default=None)
-    p.set_defaults(func=cmd_api_token_create)
-    p = tok.add_parser("list", parents=[common], help="list tokens (never their values)")
-    p.set_defaults(func=cmd_api_token_list)
-    p = tok.add_parser("revoke", parents=[common], help="revoke a token by id")
+    action(tok, "list", cmd_api_token_list, "list tokens (never their values)", [common])
+    p = action(tok, "revoke", cmd_api_token_revoke, "revoke a token by id", [common])
     p.add_argument("id", type=int)
-    p.set_defaults(func=cmd_api_token_revoke)
 
     from server.ca_cli import add_parser as add_ca_parser
     from server.preview import add_parser as add_preview_parser

@@ -16,6 +16,7 @@ from typing import Callable
 from sqlalchemy.engine import Engine
 
 from server import retention
+from server.cli_parsers import action, command_group
 
 
 def _policy(args: argparse.Namespace) -> retention.Retention:
@@ -49,15 +50,12 @@ def cmd_apply(args: argparse.Namespace) -> int:
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
                engine_for: Callable[[argparse.Namespace], Engine]) -> None:
     """``engine_for(args)``: the collector's migrated engine for the common --db option."""
-    ret = sub.add_parser("retention", help="how long reports and the daily history are kept") \
-        .add_subparsers(dest="retention_command", metavar="ACTION")
-    ret.required = True
+    ret = command_group(sub, "retention", "how long reports and the daily history are kept")
     opts = argparse.ArgumentParser(add_help=False)
     opts.add_argument("--reports-months", type=int, default=None,
                       help=f"months of full signed reports to keep (default 13, ${retention.ENV_REPORTS})")
     opts.add_argument("--days-years", type=int, default=None,
                       help=f"years of daily state history to keep (default 3, ${retention.ENV_DAYS})")
-    p = ret.add_parser("apply", parents=[common, opts], help="remove what is past the limits (run daily)")
-    p.set_defaults(func=cmd_apply, engine_for=engine_for)
-    p = ret.add_parser("show", parents=[opts], help="what the limits keep, counted from today")
-    p.set_defaults(func=cmd_show)
+    action(ret, "apply", cmd_apply, "remove what is past the limits (run daily)", [common, opts],
+           engine_for=engine_for)
+    action(ret, "show", cmd_show, "what the limits keep, counted from today", [opts])

@@ -84,7 +84,7 @@ def test_disk_encryption_in_progress_and_suspended():
     assert r.status == "fail" and r.messages[0].code == "disk.suspended"
 
 
-@pytest.mark.parametrize("state", ["suspended", "clear_key", "waiting_activation", "deferred"])
+@pytest.mark.parametrize("state", ["suspended", "clear_key", "waiting_activation", "deferred", "pending_restart"])
 def test_each_unprotected_state_fails_with_its_own_translated_message(state):
     from auditagent.i18n import translate
     f = facts(disk={"volumes": [vol("C:", "system", False, state=state, method="bitlocker")]})

@@ -137,3 +137,38 @@ def test_public_truncated_apfs_plist_falls_back_to_fdesetup():
     s = disk_macos(ProbeContext(host))
     assert [(v["mount"], v["encrypted"], v["state"]) for v in s["volumes"]] == [("/", True, "encrypted")]
     assert any(r.startswith("output.unrecognised: diskutil apfs list -plist") for r in s["reasons"])
+
+
+def test_public_fdesetup_deferred_line_ventura():
+    # jamf/DEPNotify-Starter#58: the line as macOS 13.2.1 prints it, without a user name.
+    st = parse_fdesetup_status(_pub_disk("fdesetup-status-deferred-line-ventura-13.2.1.txt").decode())
+    assert st == {"filevault": False, "state": "deferred", "percent": None}
+
+
+def test_fdesetup_transition_states_synthetic():
+    text = _pub_disk("synthetic-fdesetup-status-transitions.txt").decode()
+    blocks = [b for b in text.split("\n\n") if not b.startswith("#")]
+    got = [parse_fdesetup_status(b) for b in text.split("\n\n")[1:]]
+    assert len(blocks) == 5 and got == [
+        {"filevault": True, "state": "encrypting", "percent": None},  # On, restart to finish
+        {"filevault": False, "state": "decrypting", "percent": None},  # Off, restart to finish
+        {"filevault": True, "state": "encrypting", "percent": None},  # paused: "Pending" (on battery)
+        {"filevault": True, "state": "encrypting", "percent": 42.37},
+        {"filevault": False, "state": "decrypting", "percent": 7.0}]
+    first = text.split("\n\n")[0].splitlines()[-1]
+    # was read as "decrypted" (plain off): it is on, waiting for the restart to start encrypting
+    assert parse_fdesetup_status(first) == {"filevault": False, "state": "pending_restart", "percent": None}
+    host = ReplayHost(platform="macos")
+    host.add_command(["fdesetup", "status"], (first + "\n").encode())
+    (v,) = disk_macos(ProbeContext(host))["volumes"]
+    assert (v["encrypted"], v["state"], v["method"]) == (False, "pending_restart", "filevault")
+    vols = parse_apfs_list_plist(shared(ENC + "diskutil-apfs-list-plist-apple-silicon.plist").read_bytes())
+    for vol in vols:
+        vol["filevault"] = False
+    facts = volume_facts(vols, parse_fdesetup_status(first))
+    assert {v["state"] for v in facts if v["role"] == "system"} == {"pending_restart"}
+    # a paused conversion: FileVault on, not yet encrypted, no figure
+    host = ReplayHost(platform="macos")
+    host.add_command(["fdesetup", "status"], b"FileVault is On.\nEncryption in progress: Pending\n")
+    (v,) = disk_macos(ProbeContext(host))["volumes"]
+    assert (v["encrypted"], v["state"], v["percent"]) == (False, "encrypting", None)

@@ -231,3 +231,95 @@ def test_public_manage_bde_fallback_through_the_probe():
     s = disk_windows(ProbeContext(host))
     assert [(v["mount"], v["role"], v["encrypted"], v["state"]) for v in s["volumes"]] == \
         [("C:", "system", False, "decrypted"), ("J:", "data", False, "decrypted"), ("K:", "data", False, "decrypted")]
+
+
+# ------------------------------------------------------------ second pass (capwin): states and JSON forms
+
+
+def test_public_convertto_json_of_get_bitlockervolume_enum_numbers():
+    """Windows PowerShell 5.1's ConvertTo-Json writes every enum as its number (VolumeStatus 1,
+    LockStatus 0, VolumeType 0, EncryptionMethod 6, KeyProtectorType 3/1). These were read as
+    text before: method "6", protectors "3"/"1", no volume type, no lock state."""
+    from auditagent.probes.disk_encryption.windows_bitlocker import from_bitlocker_volume
+    raw = _pub_bl("get-bitlockervolume-convertto-json-ps51-enum-numbers-win-vm.json")
+    c, e = [from_bitlocker_volume(o) for o in json.loads(raw)]
+    assert (c["mount"], c["volume_type"], c["conversion"], c["protection"], c["lock"], c["method"]) == \
+        ("C:", "os", "FullyEncrypted", "on", "unlocked", "XtsAes128")
+    assert c["protectors"] == ["RecoveryPassword", "Tpm"] and c["percent"] == 100.0
+    assert (e["mount"], e["volume_type"], e["conversion"], e["protection"], e["method"], e["protectors"]) == \
+        ("E:", "data", "FullyDecrypted", "off", None, [])
+    # Through the probe, as the snapshot's "bitlocker" list: the recovery password in the
+    # object is never carried into the facts.
+    host = windows_host({"schema": 2, "bitlocker": json.loads(raw), "logical_disks": [
+        {"DeviceID": "C:", "DriveType": 3}, {"DeviceID": "E:", "DriveType": 3}]})
+    s = disk_windows(ProbeContext(host))
+    assert [(v["mount"], v["role"], v["encrypted"], v["state"]) for v in s["volumes"]] == \
+        [("C:", "system", True, "encrypted"), ("E:", "data", False, "decrypted")]
+    assert "254793" not in json.dumps(s)
+
+
+def test_snapshot_value_fields_win_over_names_and_wipe_states_are_encrypted():
+    from auditagent.probes.disk_encryption.windows_bitlocker import from_bitlocker_volume
+    rec = from_bitlocker_volume({"MountPoint": "C:", "VolumeStatus": "FullyEncryptedWipeInProgress",
+                                 "VolumeStatusValue": 6, "ProtectionStatus": "On", "ProtectionStatusValue": 1,
+                                 "LockStatus": "Unlocked", "LockStatusValue": 0, "VolumeType": "OperatingSystem",
+                                 "VolumeTypeValue": 0, "KeyProtector": ["Tpm"]})
+    assert (rec["conversion"], rec["protection"], rec["lock"], rec["volume_type"]) == \
+        ("FullyEncrypted", "on", "unlocked", "os")
+    assert from_bitlocker_volume({"VolumeStatus": "FullyEncryptedWipeSuspended"})["conversion"] == "FullyEncrypted"
+
+
+def test_public_personal_vault_locked_data_volume():
+    """OneDrive's Personal Vault, locked: manage-bde knows nothing but the lock ("Unknown" size,
+    conversion, percentage and protection) and the external key that opens it."""
+    (rec,), why = parse_manage_bde(_pub_bl("manage-bde-status-onedrive-personal-vault-locked-external-key.txt"))
+    assert why is None
+    assert (rec["mount"], rec["volume_type"], rec["lock"], rec["conversion"], rec["protection"], rec["percent"]) == \
+        ("F:", "data", "locked", None, "unknown", None)
+    assert rec["protectors"] == ["ExternalKey"] and rec["method"] == "XtsAes128"
+    fact = volume_fact(rec)
+    assert (fact["state"], fact["encrypted"], fact["role"], fact["method"]) == ("locked", True, "data", "bitlocker")
+
+
+def test_public_decryption_in_progress_then_fully_decrypted_fragments():
+    (rec,), why = parse_manage_bde(_pub_bl("manage-bde-status-decryption-in-progress-27.1-fragment.txt"))
+    assert why is None and (rec["mount"], rec["conversion"], rec["percent"]) == (None, "DecryptionInProgress", 27.1)
+    fact = volume_fact(rec)
+    assert (fact["state"], fact["encrypted"]) == ("decrypting", False)
+    (done,), _ = parse_manage_bde(_pub_bl("manage-bde-status-fully-decrypted-after-off-fragment.txt"))
+    assert (done["conversion"], done["percent"], volume_fact(done)["state"]) == ("FullyDecrypted", 0.0, "decrypted")
+
+
+def _uncomment(text: str) -> str:
+    """The captures below stand in a script's comment: undo exactly its "# " / "#"."""
+    return "\n".join(line[2:] if line.startswith("# ") else line[1:] if line.startswith("#") else line
+                     for line in text.splitlines())
+
+
+def test_public_get_bitlockervolume_fully_decrypted_and_chinese_manage_bde_is_unknown_with_reason():
+    from auditagent.i18n import reason_text
+    text = _uncomment(_pub_bl("get-bitlockervolume-fl-fullydecrypted-and-manage-bde-zh-cn-error-comment.txt"))
+    (rec,) = parse_bitlocker_format_list(text)
+    assert (rec["mount"], rec["volume_type"], rec["conversion"], rec["protection"], rec["lock"], rec["protectors"]) == \
+        ("C:", "os", "FullyDecrypted", "off", "unlocked", [])
+    assert volume_fact(rec)["state"] == "decrypted"
+    # The same script's manage-bde fallback answered in Chinese: no guess, a reason staff can read.
+    bde = text[text.index("BitLocker 驱动器加密"):]
+    recs, why = parse_manage_bde(bde)
+    assert recs == [] and why.startswith("output.language: manage-bde")
+    assert reason_text(why, "sv").startswith("manage-bde svarade på ett språk")
+    assert reason_text(why, "da").startswith("manage-bde svarede på et sprog")
+    host = windows_host({"schema": 2, "bitlocker": {"error": "x"}, "encryptable_volumes": {"error": "y"}})
+    host.add_command(["manage-bde", "-status"], bde.encode("utf-8"))
+    s = disk_windows(ProbeContext(host))
+    assert s["status"] == "unknown" and any(r.startswith("output.language") for r in s["reasons"])
+
+
+def test_public_select_object_of_three_fields_reads_the_state():
+    from auditagent.probes.disk_encryption.windows_bitlocker import from_bitlocker_volume
+    from auditagent.probes.sources.windows_format_list import parse_format_list
+    (obj,) = parse_format_list(_pub_bl("get-bitlockervolume-select-three-fields-fullydecrypted-zh-tutorial.txt"))
+    rec = from_bitlocker_volume(obj)
+    assert (rec["conversion"], rec["protection"], rec["percent"], rec["protectors"]) == ("FullyDecrypted", "off", 0.0, None)
+    # No MountPoint in a Select-Object of three fields: the text parser does not invent one.
+    assert parse_bitlocker_format_list(_pub_bl("get-bitlockervolume-select-three-fields-fullydecrypted-zh-tutorial.txt")) == []

@@ -102,3 +102,30 @@ def test_public_get_netfirewallprofile_single_profiles():
     off = parse_get_netfirewallprofile(_pub("get-netfirewallprofile-evil-winrm-domain-off-snip.txt"))
     assert off == {"domain": {"enabled": False, "inbound": None}}
     assert section(off, [])["enabled"] is False
+
+
+def test_public_raw_convertto_json_profiles_with_enum_numbers():
+    """A raw Get-NetFirewallProfile | ConvertTo-Json (a stock Windows Server 2022): Enabled 1 and
+    DefaultInboundAction 0 (NotConfigured: the built-in default, which blocks) as numbers."""
+    import json
+    from auditagent.probes.firewall.windows import from_profiles
+    objs = json.loads((PUB_FW / "get-netfirewallprofile-convertto-json-server-2022-cnquery-live.json").read_text())
+    profiles = from_profiles(objs)
+    assert profiles == {p: {"enabled": True, "inbound": "drop"} for p in ("domain", "private", "public")}
+    out = section(profiles, [])
+    assert (out["enabled"], out["default_inbound"]) == (True, "drop")
+
+
+def test_numeric_inbound_action_is_the_action_enum_allow_2_block_4():
+    """MSFT_NetFirewallProfile.DefaultInboundAction: NotConfigured 0, Allow 2, Block 4. The
+    numbers were read as 1 allow / 2 block before, so an Allow (2) read as a number was "drop"."""
+    from auditagent.probes.firewall.windows import from_profiles
+    got = from_profiles([{"Name": "Domain", "Enabled": 1, "DefaultInboundAction": 4},
+                         {"Name": "Private", "Enabled": 1, "DefaultInboundAction": 2},
+                         {"Name": "Public", "Enabled": 0, "DefaultInboundAction": 0}])
+    assert got == {"domain": {"enabled": True, "inbound": "drop"}, "private": {"enabled": True, "inbound": "accept"},
+                   "public": {"enabled": False, "inbound": None}}
+    # The snapshot's integer wins over the name beside it.
+    snap = from_profiles([{"Name": "Public", "Enabled": "True", "EnabledValue": 1,
+                           "DefaultInboundAction": "Allow", "DefaultInboundActionValue": 2}])
+    assert snap["public"] == {"enabled": True, "inbound": "accept"}

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import os
 import shutil
 
 import pytest
@@ -80,7 +81,7 @@ def test_dnf_updateinfo_and_nevra():
 def test_pacman_qu_arch():
     pkgs = parse_pacman_qu(shared(U + "pacman-Qu-arch-many-including-kernel.txt").read_text())
     assert len(pkgs) == 20
-    assert {"name": "linux", "from": "5.18.14.arch1-1", "version": "6.0.12.arch1-1"} in pkgs
+    assert {"name": "linux", "from": "5.18.14.arch1-1", "version": "6.0.12.arch1-1", "ignored": False} in pkgs
     last = parse_pacman_log_last("[2022-12-01T10:00:00+0100] [ALPM] upgraded linux (5.18 -> 6.0)\n"
                                  "[2022-12-01T10:05:00+0100] [ALPM] running 'x'\n")
     assert last == dt.datetime(2022, 12, 1, 9, 0, tzinfo=dt.timezone.utc)
@@ -224,3 +225,140 @@ def test_apt2_phasing_unindented_and_kept_back():
                            "  gir1.2-gstreamer-1.0 libgstreamer1.0-0\n  udev\n"
                            "0 upgraded, 0 newly installed, 0 to remove and 3 not upgraded.\n")
     assert [d["name"] for d in ph["deferred"]] == ["gir1.2-gstreamer-1.0", "libgstreamer1.0-0", "udev"]
+
+
+# ----------------------------------------------------------------- zypper
+
+ZYP = OWN_FIXTURES / "public/linux/zypper"
+ZYPPER_LU = ["zypper", "--xmlout", "--non-interactive", "--no-refresh", "list-updates"]
+ZYPPER_LP = ["zypper", "--xmlout", "--non-interactive", "--no-refresh", "list-patches"]
+NO_PATCHES = "<?xml version='1.0'?>\n<stream>\n<update-status version=\"0.6\">\n<update-list>\n</update-list>\n" \
+             "</update-status>\n</stream>\n"
+
+
+def zypper_host(tmp_path, updates: str, patches: str | None, reboot_rc: int | None = 0,
+                updateinfo: bool = True) -> ReplayHost:
+    host = ReplayHost()
+    # libzypp's raw metadata cache: an update repository with updateinfo, a codec repository without
+    host.add_file("/var/cache/zypp/raw/repo-openh264/repodata/repomd.xml", "<repomd/>")
+    if updateinfo:
+        host.add_file("/var/cache/zypp/raw/repo-update/repodata/1f2e-updateinfo.xml.zst", b"\x28\xb5")
+    host.add_command(ZYPPER_LU, ZYP / updates)
+    # 101: security patches needed (zypper's information code, as patch-check gives it)
+    host.add_command(ZYPPER_LP, ZYP / patches if patches else NO_PATCHES, returncode=101 if patches else 0)
+    host.add_command(["rpm", "-qa", "--qf", "*"], "1766000000\n1766061723\n")
+    if reboot_rc is None:  # a zypper without the command
+        host.add_command(["zypper", "--non-interactive", "needs-rebooting"], "", returncode=1,
+                         stderr="Unknown command 'needs-rebooting'\n")
+    else:
+        host.add_command(["zypper", "--non-interactive", "needs-rebooting"], "", returncode=reboot_rc)
+        if reboot_rc == 102:  # the command answers from libzypp's flag
+            host.add_file("/run/reboot-needed", "")
+    rpmdb = tmp_path / "rpmdb.sqlite"
+    if not rpmdb.exists():
+        rpmdb.write_text("x")
+    host.add_file("/usr/lib/sysimage/rpm/rpmdb.sqlite", rpmdb)
+    return host
+
+
+def test_probe_zypper_security_patches_reboot_and_cache_by_inputs(tmp_path):
+    cache = Cache(tmp_path / "cache")
+    host = zypper_host(tmp_path, "zypper-xmlout-list-updates-sles-12-sp1-three-packages.xml",
+                       "synthetic-zypper-xmlout-list-patches-all-leap-16-shape.xml", reboot_rc=102)
+    s = linux(ProbeContext(host, cache=cache))
+    assert s["status"] == "ok", s["reasons"]
+    assert (s["manager"], s["pending"], s["pending_security"]) == ("zypper", 3, 2)
+    # applied and not-needed security patches and needed recommended ones are not pending security
+    assert s["pending_names"] == ["openSUSE-Leap-16.0-112", "openSUSE-Leap-16.0-113"]
+    assert s["reboot_required"] is True and s["last_update"] == "2025-12-18T12:42:03+00:00"
+    # the rpm database has not changed: the cached answer is used and zypper is not asked again
+    again = zypper_host(tmp_path, "zypper-xmlout-list-updates-sles-12-sp1-three-packages.xml",
+                        "synthetic-zypper-xmlout-list-patches-all-leap-16-shape.xml", reboot_rc=0)
+    s1 = linux(ProbeContext(again, cache=cache))
+    assert ZYPPER_LU not in [list(c) for c in again.calls] and s1["pending_security"] == 2
+    assert s1["reboot_required"] is False  # the reboot flag is read every run, never cached
+    # whether this zypper has needs-rebooting is asked once; the next hourly run only looks at the flag
+    hourly = zypper_host(tmp_path, "zypper-xmlout-list-updates-sles-12-sp1-three-packages.xml",
+                         "synthetic-zypper-xmlout-list-patches-all-leap-16-shape.xml", reboot_rc=0)
+    assert linux(ProbeContext(hourly, cache=cache))["reboot_required"] is False
+    assert [list(c) for c in hourly.calls] == [["rpm", "-qa", "--qf", "%{INSTALLTIME}\\n"]]
+    # a package was installed (the rpm database changed): zypper is asked again
+    os.utime(tmp_path / "rpmdb.sqlite", (1, 1))
+    changed = zypper_host(tmp_path, "zypper-xmlout-list-updates-tumbleweed-20260830-one-package.xml",
+                          "synthetic-zypper-xmlout-list-patches-all-leap-16-shape.xml")
+    s2 = linux(ProbeContext(changed, cache=cache))
+    assert ZYPPER_LU in [list(c) for c in changed.calls] and s2["pending"] == 1
+
+
+def test_probe_zypper_without_patch_metadata_says_security_unknown(tmp_path):
+    # nothing needed and a repository with updateinfo: no security patch is pending
+    host = zypper_host(tmp_path, "zypper-xmlout-list-updates-tumbleweed-20260830-one-package.xml", None)
+    assert linux(ProbeContext(host))["pending_security"] == 0
+    # nothing needed and no patch metadata anywhere: unknown, not 0
+    host = zypper_host(tmp_path, "zypper-xmlout-list-updates-tumbleweed-20260830-one-package.xml", None,
+                       reboot_rc=None, updateinfo=False)
+    host.add_file("/run/reboot-needed", "")
+    s = linux(ProbeContext(host))
+    assert (s["manager"], s["pending"], s["pending_security"], s["status"]) == ("zypper", 1, None, "partial")
+    assert s["reboot_required"] is True  # libzypp's flag file, without asking needs-rebooting
+    assert any("security" in r for r in s["reasons"])
+
+
+def test_probe_zypper_old_zypper_falls_back_to_kernel_and_refuses_bad_xml(tmp_path):
+    host = zypper_host(tmp_path, "zypper-xmlout-list-updates-tumbleweed-20260830-none.xml", None, reboot_rc=None)
+    host.add_file("/proc/sys/kernel/osrelease", "6.4.0-150600.23.7-default\n")
+    host.add_file("/lib/modules/6.4.0-150600.23.7-default/modules.dep", "")
+    s = linux(ProbeContext(host))
+    assert s["pending"] == 0 and s["reboot_required"] is False
+    bad = ReplayHost().add_command(ZYPPER_LU, "<?xml version='1.0'?>\n<stream>\n<message type=\"error\">System "
+                                   "management is locked by the application with pid 812 (zypper).</message>\n"
+                                   "</stream>\n", returncode=7)
+    s = linux(ProbeContext(bad, cache=Cache(tmp_path / "c")))
+    assert s["manager"] == "zypper" and s["pending"] is None and s["pending_security"] is None
+    assert not list((tmp_path / "c").glob("patches-zypper.json"))  # a failure is never cached
+
+
+def test_probe_dnf5_reads_advisories_as_json_and_dnf4_falls_back_to_text():
+    dnf5 = ReplayHost()
+    dnf5.add_command(["dnf", "-q", "check-update"], OWN_FIXTURES / "public/linux/dnf/dnf5-check-update-fedora-41.txt",
+                     returncode=100)
+    dnf5.add_command(["dnf", "-q", "updateinfo", "list", "--security", "--json"],
+                     OWN_FIXTURES / "public/linux/dnf/dnf5-updateinfo-list-json-buildtime-text-ci-dnf-stack.json")
+    dnf5.add_command(["rpm", "-qa", "--qf", "*"], "1690000000\n")
+    dnf5.add_command(["dnf", "needs-restarting", "-r"], "", returncode=0)
+    s = linux(ProbeContext(dnf5))
+    assert (s["pending"], s["pending_security"], s["pending_names"]) == (1, 1, ["labirinto"])
+    assert ["dnf", "-q", "updateinfo", "list", "--security"] not in [list(c) for c in dnf5.calls]
+    dnf4 = ReplayHost()
+    dnf4.add_command(["dnf", "-q", "check-update"], shared(U + "yum-check-update-centos7.txt").read_text(),
+                     returncode=100)
+    dnf4.add_command(["dnf", "-q", "updateinfo", "list", "--security", "--json"], "", returncode=2,
+                     stderr="dnf: error: unrecognized arguments: --json\n")
+    dnf4.add_command(["dnf", "-q", "updateinfo", "list", "--security"],
+                     OWN_FIXTURES / "public/linux/dnf/yum-updateinfo-list-security-all-rhel-7.txt")
+    dnf4.add_command(["rpm", "-qa", "--qf", "*"], "1690000000\n")
+    dnf4.add_command(["dnf", "needs-restarting", "-r"], "", returncode=0)
+    s = linux(ProbeContext(dnf4))
+    assert s["pending_security"] == 2 and s["pending_names"] == ["389-ds-base", "389-ds-base-libs"]
+    # JSON that is not an advisory list is a failed query, never "nothing pending"
+    dnf5.add_command(["dnf", "-q", "updateinfo", "list", "--security", "--json"], "[1, 2]")
+    dnf5.commands = [c for c in dnf5.commands if "--json" not in c.argv or c.stdout == b"[1, 2]"]
+    s = linux(ProbeContext(dnf5))
+    assert s["pending_security"] is None and s["pending"] is None
+
+
+@pytest.mark.parametrize("manager, refreshed", [
+    ("dnf", "var/cache/libdnf5/fedora-4d1b2f0a"),  # dnf 5's metadata cache
+    ("zypper", "var/cache/zypp/solv/repo-oss"),   # libzypp's solver cache of one repository
+])
+def test_a_metadata_refresh_changes_the_inputs(tmp_path, manager, refreshed):
+    from auditagent import package_inputs
+    (tmp_path / refreshed).mkdir(parents=True)
+    (tmp_path / "usr/lib/sysimage/rpm").mkdir(parents=True)
+    (tmp_path / "usr/lib/sysimage/rpm/rpmdb.sqlite").write_text("x")
+    host = ReplayHost(root=tmp_path)
+    before = package_inputs.fingerprint(host, manager)
+    assert before is not None and before == package_inputs.fingerprint(host, manager)
+    (tmp_path / refreshed / "solv").write_text("new")
+    os.utime(tmp_path / refreshed, (2_000_000_000, 2_000_000_000))
+    assert package_inputs.fingerprint(host, manager) != before

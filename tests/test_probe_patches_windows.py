@@ -189,3 +189,26 @@ def test_public_get_hotfix_in_a_day_first_culture_is_not_guessed():
                                           "InstalledOn": "09-04-2021 00:00:00"}
     assert all(parse_qfe_installed_on(r["InstalledOn"]) is None for r in rows)
     assert last_installed(rows) == (None, 0)
+
+
+# ------------------------------------------ Get-HotFix | ConvertTo-Json from live hosts (second pass)
+
+@pytest.mark.parametrize("server,count,newest", [("2016", 9, "2026-08-12"), ("2022", 5, "2026-08-12"),
+                                                 ("2025", 3, "2026-08-12")])
+def test_public_get_hotfix_convertto_json_value_and_datetime_pairs(server, count, newest):
+    """Windows PowerShell 5.1 writes InstalledOn (a DateTime ScriptProperty) as
+    {"value": "/Date(ms)/", "DateTime": "<display text>"}: the value is read, never the text."""
+    import json
+    from conftest import OWN_FIXTURES
+    path = OWN_FIXTURES / f"public/windows/hotfixes/get-hotfix-convertto-json-server-{server}-cnquery-live.json"
+    hotfixes = json.loads(path.read_text())
+    assert len(hotfixes) == count and all(set(h["InstalledOn"]) == {"value", "DateTime"} for h in hotfixes)
+    assert last_installed(hotfixes) == (f"{newest}T00:00:00+00:00", count)
+    host = windows_host({"schema": 1, "hotfixes": hotfixes, "wu_pending": []}, registry={
+        "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\WindowsUpdate\\Auto Update": {}})
+    out = patches_windows(ProbeContext(host))
+    assert out["last_update"] == f"{newest}T00:00:00+00:00" and not any("hotfixes" in r for r in out["reasons"])
+    # Oldest entry on the 2016 host: 2016-09-12 (KB3192137), read from /Date(1473638400000)/.
+    if server == "2016":
+        from auditagent.probes.patches.windows_hotfix import hotfix_date
+        assert min(hotfix_date(h) for h in hotfixes) == dt.date(2016, 9, 12)

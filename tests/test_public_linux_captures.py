@@ -1,13 +1,19 @@
 """Real Linux outputs from public issue threads (tests/fixtures/public/PROVENANCE.md,
-section "Linux package managers and block devices"): dnf 4/5 and yum, pacman,
-cryptsetup and lsblk, each asserted with what a reader of the capture sees in it."""
+section "Linux package managers and block devices"): dnf 4/5 and yum, zypper,
+pacman, cryptsetup and lsblk, each asserted with what a reader of the capture sees in it."""
 from __future__ import annotations
 
+import pytest
 from conftest import OWN_FIXTURES
 
 from auditagent.probes.disk_encryption.linux_parsers import parse_cryptsetup_status, parse_lsblk_tree_text
-from auditagent.probes.patches.linux_parsers import (nevra_name, parse_dnf_check_update, parse_dnf_updateinfo,
+from auditagent.probes.patches.linux_parsers import (dpkg_version_compare, nevra_name, parse_apt_check_human,
+                                                      parse_dnf_advisory_json,
+                                                      parse_apt_get_simulate, parse_apt_list_upgradable, parse_apt_phasing,
+                                                      parse_dnf_check_update, parse_dnf_updateinfo,
                                                       parse_pacman_qu)
+from auditagent.probes.patches.zypper_parsers import (parse_zypper_list_patches, parse_zypper_list_updates,
+                                                       parse_zypper_needs_rebooting)
 
 PUB = OWN_FIXTURES / "public/linux"
 
@@ -76,7 +82,17 @@ def test_pacman_qu_arch():
     rows = parse_pacman_qu(text("pacman/pacman-Qu-arch-2017.txt"))
     assert [r["name"] for r in rows] == ["flashplugin", "libnm", "libnm-glib", "networkmanager", "pepper-flash",
                                          "shadow"]
-    assert rows[1] == {"name": "libnm", "from": "1.10.1dev+58+gd5dc3df20-1", "version": "1.10.2-1"}
+    assert rows[1] == {"name": "libnm", "from": "1.10.1dev+58+gd5dc3df20-1", "version": "1.10.2-1", "ignored": False}
+
+
+def test_checkupdates_arch_2025_epochs_and_prompt():
+    rows = parse_pacman_qu(text("pacman/checkupdates-arch-2025-12-particleos-epochs.txt"))
+    assert len(rows) == 18 and rows[0]["name"] == "bash" and rows[-1]["name"] == "zlib-ng"
+    assert next(r for r in rows if r["name"] == "mesa") == {"name": "mesa", "from": "1:25.2.7-1",
+                                                          "version": "1:25.3.1-2", "ignored": False}
+    # pacman -Qu marks an IgnorePkg package (pacman 4.1 on); it is still an update the laptop lacks
+    assert parse_pacman_qu("linux 6.17.9.arch1-1 -> 6.18.1.arch1-1 [ignored]\n") == [
+        {"name": "linux", "from": "6.17.9.arch1-1", "version": "6.18.1.arch1-1", "ignored": True}]
 
 
 # ----------------------------------------------------------------- cryptsetup / lsblk
@@ -103,3 +119,165 @@ def test_lsblk_default_tree_crypt_mounted():
         ("crypt", "vdc", ["/srv/dev-disk-by-label-crypttest"])
     assert nodes["vda5"]["mountpoints"] == ["[SWAP]"] and nodes["vda1"]["mountpoints"] == ["/"]
     assert nodes["sr0"]["type"] == "rom" and nodes["vdg"]["mountpoints"] == []
+
+
+# ----------------------------------------------------------------- zypper (--xmlout)
+
+
+def test_zypper_list_updates_sles_12_sp1():
+    rows = parse_zypper_list_updates(text("zypper/zypper-xmlout-list-updates-sles-12-sp1-three-packages.xml"))
+    # zypper before 1.14 writes no edition-old; the "Loading repository data" messages are not updates.
+    assert rows == [
+        {"name": "SUSEConnect", "version": "0.2.33-7.1", "from": None, "arch": "x86_64",
+         "repo": "SLE12-SP1-x86_64-Update"},
+        {"name": "bind-libs", "version": "9.9.6P1-35.1", "from": None, "arch": "x86_64",
+         "repo": "SLE12-SP1-x86_64-Update"},
+        {"name": "bind-utils", "version": "9.9.6P1-35.1", "from": None, "arch": "x86_64",
+         "repo": "SLE12-SP1-x86_64-Update"}]
+
+
+def test_zypper_list_updates_sles_11_sp2_many_with_entities():
+    rows = parse_zypper_list_updates(text("zypper/zypper-xmlout-list-updates-sles-11-sp2-nu-novell.xml"))
+    assert len(rows) == 25 and rows[0]["name"] == "yast2-trans-en_US" and rows[-1]["name"] == "branding-SLES"
+    assert {r["repo"] for r in rows} == {"nu_novell_com:SLES11-SP2-Core", "nu_novell_com:SLES11-SP2-Updates",
+                                         "nu_novell_com:SLE11-SDK-SP2-Core"}
+    assert next(r for r in rows if r["name"] == "grep")["version"] == "2.7-5.5.61"
+
+
+def test_zypper_list_updates_tumbleweed_one_and_none():
+    assert parse_zypper_list_updates(text("zypper/zypper-xmlout-list-updates-tumbleweed-20260830-one-package.xml")) \
+        == [{"name": "libopenh264-8", "version": "2.6.0-2.suse1699.10", "from": "2.6.0~noopenh264-1.5",
+             "arch": "aarch64", "repo": "repo-openh264"}]
+    assert parse_zypper_list_updates(text("zypper/zypper-xmlout-list-updates-tumbleweed-20260830-none.xml")) == []
+
+
+def test_zypper_list_patches_synthetic_states():
+    rows = parse_zypper_list_patches(text("zypper/synthetic-zypper-xmlout-list-patches-all-leap-16-shape.xml"))
+    assert [(r["name"], r["category"], r["status"], r["pending"]) for r in rows] == [
+        ("openSUSE-Leap-16.0-99", "security", "applied", False),
+        ("openSUSE-Leap-16.0-112", "security", "needed", True),
+        ("openSUSE-Leap-16.0-113", "security", "needed", True),
+        ("openSUSE-Leap-16.0-120", "recommended", "needed", True),
+        ("openSUSE-Leap-16.0-121", "security", "not-needed", False)]
+    assert [r["restart"] for r in rows] == [False, False, True, False, False]
+
+
+def test_zypper_xml_that_is_not_an_answer_is_refused():
+    with pytest.raises(ValueError, match="System management is locked"):
+        parse_zypper_list_updates("<?xml version='1.0'?>\n<stream>\n<message type=\"error\">System management is "
+                                  "locked by the application with pid 1234 (zypper).</message>\n</stream>\n")
+    with pytest.raises(ValueError):
+        parse_zypper_list_patches("Loading repository data...\nNo updates found.\n")
+    with pytest.raises(ValueError, match="DOCTYPE"):
+        parse_zypper_list_patches('<!DOCTYPE s [<!ENTITY a "aaaa">]><stream><update-status/></stream>')
+    assert parse_zypper_needs_rebooting(102) is True and parse_zypper_needs_rebooting(0) is False
+    assert parse_zypper_needs_rebooting(1) is None and parse_zypper_needs_rebooting(None) is None
+
+
+def _chain(nodes: dict[str, dict], name: str) -> list[str]:
+    """Types from a node down to its disk (the tree's parents)."""
+    out = []
+    while name:
+        out.append(nodes[name]["type"])
+        name = nodes[name]["parent"]
+    return out
+
+
+def test_lsblk_tree_lvm_on_luks_manjaro():
+    nodes = {n["name"]: n for n in parse_lsblk_tree_text(text("lsblk/lsblk-default-tree-manjaro-lvm-on-luks-swap-root.txt"))}
+    assert len(nodes) == 9
+    root = next(n for n in nodes.values() if n["mountpoints"] == ["/"])
+    # the root LV sits on the crypt mapping of sda2: LVM on LUKS, the root is encrypted
+    assert root["name"] == "manjaro--vg0-manjaro--root" and _chain(nodes, root["name"]) == ["lvm", "crypt", "part", "disk"]
+    assert _chain(nodes, "manjaro--vg0-manjaro--swap") == ["lvm", "crypt", "part", "disk"]
+    assert nodes["manjaro--vg0-manjaro--swap"]["mountpoints"] == ["[SWAP]"] and nodes["sda1"]["mountpoints"] == ["/boot"]
+    # sda3..sda5 are siblings of sda2 although the tree line of sda2's subtree runs past them
+    assert {nodes[n]["parent"] for n in ("sda3", "sda4", "sda5")} == {"sda"}
+
+
+def test_lsblk_tree_ascii_btrfs_subvolume_mountpoints_after_command_line():
+    # The pasted command line stands before the header; each further btrfs subvolume
+    # mountpoint is a line of its own under an ASCII "|" (another partition follows).
+    nodes = parse_lsblk_tree_text(text("lsblk/lsblk-ipo-ascii-pkname-btrfs-subvolume-mountpoints-cut.txt"))
+    assert [n["name"] for n in nodes] == ["/dev/sda", "/dev/sda1", "/dev/sda2"]
+    assert nodes[2]["fstype"] == "btrfs" and nodes[2]["parent"] == "/dev/sda" and nodes[2]["type"] == "part"
+    assert nodes[2]["mountpoints"] == ["/var", "/usr/local", "/tmp", "/root", "/srv", "/opt", "/home",
+                                       "/boot/grub2/x86_64-efi"]
+
+
+def test_lsblk_tree_md_raid_lvm_mountpoint_column_not_last():
+    nodes = {n["name"]: n for n in parse_lsblk_tree_text(text("lsblk/lsblk-o-hctl-md-raid1-lvm-not-encrypted-cut.txt"))}
+    # MOUNTPOINT stands between TYPE and FSTYPE: its cell ends where FSTYPE begins
+    assert nodes["kube--storage--01--vg-root"]["mountpoints"] == ["/"]
+    assert nodes["md126p1"]["mountpoints"] == ["/boot/efi"] and nodes["md126p2"]["mountpoints"] == []
+    assert nodes["kube--storage--01--vg-root"]["fstype"] == "ext4" and nodes["sda"]["mountpoints"] == []
+    # LVM on software RAID, no crypt layer anywhere below the root: not encrypted
+    assert _chain(nodes, "kube--storage--01--vg-root") == ["lvm", "part", "raid1", "disk"]
+
+
+# ----------------------------------------------------------------- apt variants
+
+
+def test_apt_simulate_downgrade_is_not_a_pending_update():
+    # A pinned Docker repository makes apt propose 1.6.6-1 -> 1.6.4-1: nothing is missing.
+    assert parse_apt_get_simulate(text("apt/apt-get-just-print-upgrade-downgraded-docker-bullseye-cut.txt")) == []
+    up = parse_apt_get_simulate("Inst containerd.io [1.6.4-1] (1.6.6-1 Docker CE:bullseye [amd64])\n")
+    assert [u["name"] for u in up] == ["containerd.io"]
+
+
+def test_apt_list_upgradable_focal_updates_none_security():
+    rows = parse_apt_list_upgradable(text("apt/apt-list-upgradable-focal-updates-no-security-cut.txt"))
+    assert len(rows) == 12 and not any(r["security"] for r in rows)
+    assert rows[1] == {"name": "cloud-init", "from": "20.3-2-g371b392c-0ubuntu1~20.04.1",
+                       "version": "20.4.1-0ubuntu1~20.04.1", "origins": ["focal-updates"], "security": False}
+
+
+def test_apt_check_human_xenial_wording():
+    # update-notifier before Ubuntu 20.04: "N packages can be updated." (was read as unknown)
+    assert parse_apt_check_human(text("apt/apt-check-xenial-packages-can-be-updated.txt")) == \
+        {"pending": 178, "security": 122}
+
+
+def _capture_versions() -> list[str]:
+    """Every old and new version in the real apt captures (public and shared)."""
+    from conftest import shared
+    seen: list[str] = []
+    for t in (text("apt/apt-list-upgradable-focal-updates-no-security-cut.txt"),
+              shared("linux/updates/apt-list-upgradable-jammy.txt").read_text()):
+        seen += [r[k] for r in parse_apt_list_upgradable(t) for k in ("from", "version")]
+    for t in (shared("linux/updates/apt-upgrade-phasing-show-versions-noble.txt").read_text(),
+              text("apt3-upgrade-dry-run-phasing-only-kubuntu-25.10.txt")):
+        seen += [d[k] for d in parse_apt_phasing(t)["deferred"] for k in ("from", "version") if d[k]]
+    return sorted(set(seen))
+
+
+@pytest.mark.skipif(not __import__("shutil").which("dpkg"), reason="needs dpkg to compare with")
+def test_dpkg_version_compare_agrees_with_dpkg_on_capture_versions():
+    import itertools
+    import subprocess
+    versions = _capture_versions() + ["1.0~rc1", "1.0", "1:0.9", "1.0a", "1.0-0", "1.0~~", "1.0~", "2.0+dfsg-1",
+                                      "5:20.10.17~3-0~debian-bullseye", "5:20.10.17~3-0~debian-buster"]
+    assert len(versions) >= 25
+    pairs = list(itertools.combinations(versions, 2))[::7][:150]
+    for a, b in pairs:
+        want = 0 if subprocess.run(["dpkg", "--compare-versions", a, "eq", b]).returncode == 0 else \
+            -1 if subprocess.run(["dpkg", "--compare-versions", a, "lt", b]).returncode == 0 else 1
+        assert dpkg_version_compare(a, b) == want, (a, b)
+
+
+# ----------------------------------------------------------------- dnf 5 JSON
+
+
+def test_dnf5_advisory_json_both_buildtime_forms_and_with_bz_schema():
+    rows = parse_dnf_advisory_json(text("dnf/dnf5-updateinfo-list-json-buildtime-text-ci-dnf-stack.json"))
+    # three security advisories (one with a custom severity), custom types are not security
+    assert [(r["advisory"], r["severity"]) for r in rows] == [
+        ("FEDORA-2019-57b5902ed1", "Critical"), ("FEDORA-2022-2222222223", "custom_severity"),
+        ("FEDORA-2019-f4eb34cf4c", "Moderate")]
+    assert {nevra_name(r["package"]) for r in rows} == {"labirinto"}
+    assert parse_dnf_advisory_json(text("dnf/dnf5-advisory-list-json-buildtime-epoch-ci-dnf-stack.json")) == []
+    assert parse_dnf_advisory_json(text("dnf/dnf5-advisory-list-with-bz-json-ci-dnf-stack.json")) == []
+    assert parse_dnf_advisory_json("[]") == []
+    for bad in ('{"FEDORA-1": {}}', '[{"type": "security"}]', "[1]"):
+        with pytest.raises(ValueError):
+            parse_dnf_advisory_json(bad)

@@ -44,7 +44,8 @@ def check_shape(facts: dict) -> None:
         assert set(v) == VOLUME_KEYS
         assert v["role"] in ("system", "home", "data", "swap") and isinstance(v["fixed"], bool)
         assert v["encrypted"] in (True, False, None)
-        assert v["state"] in (None, "encrypted", "encrypting", "decrypting", "suspended", "decrypted", "locked")
+        assert v["state"] in (None, "encrypted", "encrypting", "decrypting", "suspended", "decrypted", "locked",
+                              "waiting_activation", "clear_key", "deferred", "pending_restart")
         assert isinstance(v["stack"], list) and isinstance(v["detail"], dict)
     for c in facts["cloud"]["clients"]:
         assert set(c) == CLIENT_KEYS and c["name"] in CLIENT_NAMES
@@ -116,3 +117,12 @@ def test_macos_laptop():
     # Ventura offered to a Catalina Mac is an upgrade: neither a pending patch nor a pending restart.
     assert (f["patches"]["reboot_required"], f["patches"]["pending"]) == (False, 0)
     assert f["patches"]["offered_upgrades"] == ["macOS Ventura 13.3.1"]
+
+
+def test_opensuse_laptop_patches_from_zypper_xml():
+    f = _facts("linux-opensuse-leap-zypper")
+    p = f["patches"]
+    assert (p["manager"], p["pending"], p["pending_security"], p["reboot_required"]) == ("zypper", 3, 2, True)
+    assert p["pending_names"] == ["openSUSE-Leap-16.0-112", "openSUSE-Leap-16.0-113"]
+    assert p["last_update"] == "2025-11-20T08:00:00+00:00" and p["status"] == "ok"
+    assert f["os"]["id"] == "opensuse-leap" and f["os"]["version"] == "15.6"

@@ -3,8 +3,8 @@
 * installed: uninstall keys (HKLM, HKLM WOW6432Node, each user's HKCU) by DisplayName;
 * running: process names;
 * accounts: OneDrive's own registry (Accounts\\Personal, Accounts\\Business1..N: the
-  e-mail *domain*, ConfiguredTenantId), Dropbox info.json, Nextcloud/ownCloud cfg
-  (parsers shared with Linux in _cloud_configs).
+  e-mail *domain*, ConfiguredTenantId, the organisation's SharePoint from SPOResourceId),
+  Dropbox info.json, Nextcloud/ownCloud cfg (parsers shared with Linux in configs).
 """
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import re
 from typing import Any
 
 from auditagent.probes import ProbeContext
-from auditagent.probes.cloud_storage.configs import account, email_domain, parse_dropbox_info_json, parse_nextcloud_cfg
+from auditagent.probes.cloud_storage.configs import (account, email_domain, parse_dropbox_info_json, parse_nextcloud_cfg,
+                                                   server_url)
 from auditagent.probes.cloud_storage.clients import (add_account, add_evidence, new_client, read_client_configs,
                                                    shorten_home)
 from auditagent.probes.sources.windows_registry import dword, subkeys, user_roots, values
@@ -41,15 +42,31 @@ PROCESSES = {
 }
 
 
+def _sharepoint(vals: dict[str, Any]) -> str | None:
+    """The organisation's SharePoint (``https://contoso-my.sharepoint.com``) a business account
+    syncs with: SPOResourceId holds exactly that; ServiceEndpointUri is the same host followed by
+    the user's own path (``/personal/<user>_<domain>/_api``), of which only the host is kept."""
+    for name in ("SPOResourceId", "ServiceEndpointUri"):
+        url = server_url(str(vals.get(name) or ""))
+        if url:
+            return "/".join(url.split("/")[:3])  # scheme://host[:port]
+    return None
+
+
 def onedrive_account(name: str, vals: dict[str, Any]) -> dict[str, Any] | None:
-    """One OneDrive Accounts\\<name> key → an account, or None if no one is signed in there."""
+    """One OneDrive Accounts\\<name> key → an account, or None if no one is signed in there.
+    Business is 1 on business keys (REG_DWORD; some tools read it as the string "1"). The public
+    dumps of real keys (tests/fixtures/public/windows/cloud_storage) show UserEmail, UserFolder,
+    SPOResourceId and ServiceEndpointUri, not ConfiguredTenantId, so the SharePoint host is kept
+    beside the tenant: a policy can approve either."""
     mail = vals.get("UserEmail")
     tenant = str(vals.get("ConfiguredTenantId") or "").strip() or None
     if not (mail or tenant or vals.get("UserFolder") or vals.get("cid")):
         return None  # the key survives a sign-out, empty
     business = name.lower().startswith("business") or dword(vals.get("Business")) == 1
     return account(kind="business" if business else "personal" if name.lower() == "personal" else None,
-                   tenant=tenant if business else None, email_domain=email_domain(str(mail) if mail else None))
+                   tenant=tenant if business else None, server=_sharepoint(vals) if business else None,
+                   email_domain=email_domain(str(mail) if mail else None))
 
 
 def _installed(ctx: ProbeContext, roots: list[str], clients: dict[str, dict[str, Any]]) -> None:

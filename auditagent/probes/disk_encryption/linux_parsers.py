@@ -189,11 +189,13 @@ def parse_lsblk_tree_text(text: str) -> list[dict[str, Any]]:
     names are read (``-f``, ``-o NAME,TYPE,MAJ:MIN``, ``MOUNTPOINT`` before util-linux 2.37);
     missing ones stay None. Unicode (``├─``) and ASCII (``|-`` with ``-i``) trees both read.
     A name wider than its column (a narrow terminal) pushes the rest of its row right: the
-    row's other columns are read shifted by that overflow."""
+    row's other columns are read shifted by that overflow. Lines before the header (the
+    command line as pasted, ``# lsblk -o NAME,…``) are skipped."""
     lines = text.splitlines()
-    if not lines or "NAME" not in lines[0]:
+    at = next((i for i, line in enumerate(lines) if line.split()[:1] == ["NAME"]), None)
+    if at is None:
         return []
-    header = lines[0]
+    header, lines = lines[at], lines[at:]
     starts = [(m.start(), m.group(0)) for m in re.finditer(r"\S+", header)]
     cols = {name: (pos, starts[i + 1][0] if i + 1 < len(starts) else None) for i, (pos, name) in enumerate(starts)}
     mp_col = "MOUNTPOINTS" if "MOUNTPOINTS" in cols else "MOUNTPOINT" if "MOUNTPOINT" in cols else None
@@ -203,7 +205,8 @@ def parse_lsblk_tree_text(text: str) -> list[dict[str, Any]]:
         if col not in cols:
             return None
         begin, stop = cols[col]
-        value = line[begin + shift:] if col == mp_col or stop is None else line[begin + shift:stop + shift]
+        # lsblk sizes each column to its widest value; only the last one runs to the line's end.
+        value = line[begin + shift:] if stop is None else line[begin + shift:stop + shift]
         return value.strip() or None
 
     out: list[dict[str, Any]] = []
@@ -212,8 +215,9 @@ def parse_lsblk_tree_text(text: str) -> list[dict[str, Any]]:
             continue
         m = _TREE.match(line)
         prefix, name = (m.group(1), m.group(2)) if m else ("", line.strip())
-        if name_end is not None and m and not line[:name_end].strip():
-            # Nothing in the NAME column: a further mountpoint of the device above.
+        if name_end is not None and m and m.start(2) >= name_end:
+            # Nothing in the NAME column but tree lines (``│``, ``|`` of a sibling below):
+            # a further mountpoint of the device above.
             mp = cell(line, mp_col, 0) if mp_col else None
             if out and mp:
                 out[-1]["mountpoints"].append(mp)

@@ -23,14 +23,24 @@ HELPER_ROLES = {"Preboot", "Recovery", "VM", "Update", "xART", "Hardware", "Base
 
 def parse_fdesetup_status(text: str) -> dict[str, Any]:
     """``fdesetup status`` → {filevault, state, percent}. Lines other than fdesetup's own
-    (a pasted transcript) are ignored; nothing recognised → all None."""
+    (a pasted transcript) are ignored; nothing recognised → all None.
+
+    fdesetup's lines (Apple's wording, English on every Mac): "FileVault is On." / "Off.";
+    "FileVault is On, but needs to be restarted to finish." (enabled, conversion not begun);
+    "FileVault is Off, but will be enabled after the next restart." (enabled by `fdesetup
+    enable` or System Settings, nothing encrypted until the restart); "FileVault is Off, but
+    needs to be restarted to finish." (turned off, not yet finished); "Deferred enablement
+    appears to be active for user 'x'." (`fdesetup enable -defer`: at that user's next
+    login); "Encryption|Decryption in progress: Percent completed = N" or ": Pending"
+    (paused, e.g. on battery)."""
     out: dict[str, Any] = {"filevault": None, "state": None, "percent": None}
     for line in text.splitlines():
         line = line.strip()
-        m = re.match(r"^(Encryption|Decryption) in progress:.*?(\d+(?:\.\d+)?)", line)
+        m = re.match(r"^(Encryption|Decryption) in progress\b(.*)$", line)
         if m:
             out["state"] = "encrypting" if m.group(1) == "Encryption" else "decrypting"
-            out["percent"] = float(m.group(2))
+            pct = re.search(r"(\d+(?:\.\d+)?)", m.group(2))
+            out["percent"] = float(pct.group(1)) if pct else None  # "Pending": paused, no figure
             out["filevault"] = m.group(1) == "Encryption"
         elif line.startswith("FileVault is On"):
             out["filevault"] = True
@@ -38,7 +48,12 @@ def parse_fdesetup_status(text: str) -> dict[str, Any]:
             out["state"] = out["state"] or ("encrypted" if line in ("FileVault is On.", "FileVault is On") else "encrypting")
         elif line.startswith("FileVault is Off"):
             out["filevault"] = False
-            out["state"] = out["state"] or "decrypted"
+            if "will be enabled after the next restart" in line:
+                out["state"] = out["state"] or "pending_restart"
+            elif "needs to be restarted to finish" in line:
+                out["state"] = out["state"] or "decrypting"
+            else:
+                out["state"] = out["state"] or "decrypted"
         elif line.startswith("Deferred enablement appears to be active"):
             # `fdesetup enable -defer`: FileVault turns on when the named user next logs
             # in (the name is personal data and is not kept). Not encrypted yet, but will be.
@@ -125,8 +140,8 @@ def volume_facts(vols: list[dict[str, Any]], fde: dict[str, Any] | None = None) 
             state = None if fv is None else ("encrypted" if fv else "decrypted")
             if fv and fde.get("state") == "encrypting":
                 encrypted, state, percent = False, "encrypting", fde.get("percent")
-            elif not fv and fde.get("state") == "deferred":
-                encrypted, state = False, "deferred"
+            elif not fv and fde.get("state") in ("deferred", "pending_restart"):
+                encrypted, state = False, fde["state"]
         else:
             encrypted = bool(fv or enc) if (fv is not None or enc is not None) else None
             state = None if encrypted is None else ("encrypted" if encrypted else "decrypted")
@@ -194,7 +209,7 @@ def probe(ctx: ProbeContext) -> dict[str, Any]:
         encrypted = bool(enabled) and state == "encrypted"
         volumes = [{"mount": "/", "device": None, "role": "system", "fixed": True,
                     "encrypted": encrypted if state is not None else None,
-                    "method": "filevault" if enabled or state in ("encrypting", "decrypting", "deferred") else None,
+                    "method": "filevault" if enabled or state in ("encrypting", "decrypting", "deferred", "pending_restart") else None,
                     "state": state, "percent": percent, "stack": [], "detail": {"source": "fdesetup/mdmclient"}}]
     status = section_status([v["encrypted"] for v in volumes], reasons)
     if status != "ok" and not any("FileVault" in r for r in reasons):

@@ -27,12 +27,19 @@ Record = dict[str, Any]
 # Win32_EncryptableVolume.GetConversionStatus ConversionStatus (Microsoft Learn).
 CONVERSION_BY_CODE = {0: "FullyDecrypted", 1: "FullyEncrypted", 2: "EncryptionInProgress",
                       3: "DecryptionInProgress", 4: "EncryptionPaused", 5: "DecryptionPaused"}
-# Get-BitLockerVolume VolumeStatus identifiers → the same names.
+# Get-BitLockerVolume VolumeStatus (BitLockerVolumeStatus) identifiers → the same names. The two
+# "wipe" states are a fully encrypted volume whose free space is being wiped.
 CONVERSION_BY_VOLUME_STATUS = {"fullydecrypted": "FullyDecrypted", "fullyencrypted": "FullyEncrypted",
                                "encryptioninprogress": "EncryptionInProgress",
                                "decryptioninprogress": "DecryptionInProgress",
                                "encryptionsuspended": "EncryptionPaused", "decryptionsuspended": "DecryptionPaused",
-                               "encryptionpaused": "EncryptionPaused", "decryptionpaused": "DecryptionPaused"}
+                               "encryptionpaused": "EncryptionPaused", "decryptionpaused": "DecryptionPaused",
+                               "fullyencryptedwipeinprogress": "FullyEncrypted",
+                               "fullyencryptedwipesuspended": "FullyEncrypted"}
+# The same enum's numbers, as Windows PowerShell 5.1's ConvertTo-Json writes them.
+CONVERSION_BY_VOLUME_STATUS_CODE = {0: "FullyDecrypted", 1: "FullyEncrypted", 2: "EncryptionInProgress",
+                                    3: "DecryptionInProgress", 4: "EncryptionPaused", 5: "DecryptionPaused",
+                                    6: "FullyEncrypted", 7: "FullyEncrypted"}
 # Win32_EncryptableVolume.GetProtectionStatus: 0 off, 1 on, 2 unknown (e.g. locked).
 PROTECTION_BY_CODE = {0: "off", 1: "on", 2: "unknown"}
 # Win32_EncryptableVolume.GetEncryptionMethod; Get-BitLockerVolume uses the names.
@@ -76,33 +83,53 @@ def _code(value: Any) -> int | None:
 # --------------------------------------------------------------------------- Get-BitLockerVolume
 
 
+def _enum(obj: dict[str, Any], name: str) -> tuple[str, int | None]:
+    """(lower-case identifier, number) of an enum property. The snapshot writes both (``X`` and
+    ``XValue``); a raw ``Get-BitLockerVolume | ConvertTo-Json`` (Windows PowerShell 5.1) writes
+    only the number under ``X``; Format-List and PowerShell 7 only the identifier."""
+    raw = obj.get(name)
+    number = _code(obj.get(f"{name}Value"))
+    if number is None:
+        number = _code(raw)
+    text = "" if raw is None or _code(raw) is not None else str(raw).strip().lower()
+    return text, number
+
+
 def from_bitlocker_volume(obj: dict[str, Any], source: str = "Get-BitLockerVolume") -> Record:
-    """One Get-BitLockerVolume object (JSON from the snapshot, or a Format-List block).
-    Property names are not localised and enum values are English identifiers."""
-    status = str(obj.get("VolumeStatus") or "").strip()
-    conversion = CONVERSION_BY_VOLUME_STATUS.get(status.lower())
-    if conversion is None and _code(status) is not None:
-        conversion = CONVERSION_BY_CODE.get(_code(status))  # an enum serialised as its number
-    prot = str(obj.get("ProtectionStatus") or "").strip().lower()
-    protection = {"on": "on", "off": "off", "unknown": "unknown", "1": "on", "0": "off", "2": "unknown"}.get(prot)
-    lock = str(obj.get("LockStatus") or "").strip().lower()
-    vtype = str(obj.get("VolumeType") or "").strip().lower()
-    method = str(obj.get("EncryptionMethod") or "").strip()
+    """One Get-BitLockerVolume object (JSON from the snapshot or from ConvertTo-Json, or a
+    Format-List block). Property names are not localised; enum values are English identifiers
+    or their numbers, and the number wins where both are given."""
+    status, status_code = _enum(obj, "VolumeStatus")
+    conversion = (CONVERSION_BY_VOLUME_STATUS_CODE.get(status_code) if status_code is not None
+                  else CONVERSION_BY_VOLUME_STATUS.get(status))
+    prot, prot_code = _enum(obj, "ProtectionStatus")
+    protection = PROTECTION_BY_CODE.get(prot_code) if prot_code is not None else \
+        {"on": "on", "off": "off", "unknown": "unknown"}.get(prot)
+    lock, lock_code = _enum(obj, "LockStatus")
+    lock = {0: "unlocked", 1: "locked"}.get(lock_code) if lock_code is not None else lock  # type: ignore[assignment]
+    vtype, vtype_code = _enum(obj, "VolumeType")
+    volume_type = {0: "os", 1: "data"}.get(vtype_code) if vtype_code is not None else \
+        {"operatingsystem": "os", "data": "data"}.get(vtype)
+    method_text, method_code = _enum(obj, "EncryptionMethod")
+    method = METHOD_BY_CODE.get(method_code) if method_code is not None else \
+        (None if method_text in ("", "none") else str(obj.get("EncryptionMethod")).strip())
     protectors = obj.get("KeyProtector")  # absent: not seen (None); empty: none found ([])
     if isinstance(protectors, str):  # Format-List prints "{Tpm, RecoveryPassword}"
         protectors = [p.strip() for p in protectors.strip("{} ").split(",") if p.strip()]
     if isinstance(protectors, dict):
         protectors = [protectors]
     if protectors is not None:
-        protectors = [str(p.get("KeyProtectorType") if isinstance(p, dict) else p) for p in protectors]
+        # Only the type is kept: a ConvertTo-Json of the object also holds RecoveryPassword.
+        types = [p.get("KeyProtectorType") if isinstance(p, dict) else p for p in protectors]
+        protectors = [PROTECTOR_BY_CODE.get(_code(t), str(t)) if _code(t) is not None else str(t) for t in types]
     return _record(
         mount=obj.get("MountPoint") or None,
-        volume_type={"operatingsystem": "os", "data": "data"}.get(vtype),
+        volume_type=volume_type,
         conversion=conversion,
         protection=protection,
         lock=lock if lock in ("locked", "unlocked") else None,
         percent=_num(obj.get("EncryptionPercentage")),
-        method=None if method.lower() in ("", "none") else method,
+        method=method,
         protectors=protectors,
         source=source,
     )

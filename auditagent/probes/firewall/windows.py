@@ -26,17 +26,30 @@ POLICY_KEY = "HKLM\\SOFTWARE\\Policies\\Microsoft\\WindowsFirewall\\{}Profile"
 
 
 def _bool(text: Any) -> bool | None:
+    """GpoBoolean: False 0, True 1 (NotConfigured 2: not a state of its own here)."""
     t = str(text).strip().lower()
     return {"true": True, "false": False, "1": True, "0": False}.get(t)
 
 
+# MSFT_NetFirewallProfile.DefaultInboundAction (the Action enum): NotConfigured 0, Allow 2, Block 4.
+_ACTION_BY_CODE = {"0": "notconfigured", "2": "allow", "4": "block"}
+
+
 def _inbound(action: Any, enabled: bool | None) -> str | None:
-    a = str(action or "").strip().lower()
-    if a in ("block", "2") or (a in ("notconfigured", "0") and enabled):
+    a = str(action if action is not None else "").strip().lower()
+    a = _ACTION_BY_CODE.get(a, a)
+    if a == "block" or (a == "notconfigured" and enabled):
         return "drop"  # NotConfigured = the built-in default, which blocks unsolicited inbound
-    if a in ("allow", "1"):
+    if a == "allow":
         return "accept"
     return None
+
+
+def _field(o: dict[str, Any], name: str) -> Any:
+    """The snapshot's integer (``EnabledValue``) first, else the property as given (a name in
+    Format-List and the snapshot, a number in a raw ``ConvertTo-Json``)."""
+    value = o.get(f"{name}Value")
+    return value if value is not None and not isinstance(value, bool) else o.get(name)
 
 
 def from_profiles(objs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -45,8 +58,8 @@ def from_profiles(objs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     for o in objs:
         name = PROFILE_NAMES.get(str(o.get("Name") or "").strip().lower())
         if name:
-            enabled = _bool(o.get("Enabled"))
-            out[name] = {"enabled": enabled, "inbound": _inbound(o.get("DefaultInboundAction"), enabled)}
+            enabled = _bool(_field(o, "Enabled"))
+            out[name] = {"enabled": enabled, "inbound": _inbound(_field(o, "DefaultInboundAction"), enabled)}
     return out
 
 

@@ -1,5 +1,5 @@
 """Linux ``patches`` section for apt (Debian, Ubuntu, Mint …), dnf/yum (Fedora, RHEL
-family) and pacman (Arch).
+family), zypper (openSUSE, SLES) and pacman (Arch).
 
 Package-manager queries are slow, so they go through ctx.cache (the facts carry
 when the query ran): reused until the package manager's inputs change (lists, installed
@@ -16,10 +16,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from auditagent import package_inputs
 from auditagent.probes import ProbeContext
-from auditagent.probes.patches.linux_parsers import (nevra_name, parse_apt_get_simulate, parse_dnf_check_update,
+from auditagent.probes.patches.linux_parsers import (nevra_name, parse_apt_get_simulate, parse_dnf_advisory_json,
+                                                      parse_dnf_check_update,
                                                       parse_dnf_updateinfo, parse_dpkg_log_last,
                                                       parse_needs_restarting, parse_pacman_log_last,
                                                       parse_pacman_qu, parse_rpm_install_times)
+from auditagent.probes.patches.zypper_parsers import (parse_zypper_list_patches, parse_zypper_list_updates,
+                                                       parse_zypper_needs_rebooting)
 from auditagent.reasons import reason
 
 C_ENV = {"LC_ALL": "C", "LANG": "C", "LANGUAGE": ""}
@@ -133,11 +136,23 @@ def _dnf_pending(tool: str) -> Callable[[ProbeContext], dict[str, Any]]:
     def query(ctx: ProbeContext) -> dict[str, Any]:
         text = _run_ok(ctx, [tool, "-q", "check-update"], ok_codes=(0, 100))  # 100 = updates exist
         pkgs = parse_dnf_check_update(text)
-        sec_text = _run_ok(ctx, [tool, "-q", "updateinfo", "list", "--security"])
         # updateinfo lists advisories that apply to installed packages: each is pending.
-        security = sorted({nevra_name(a["package"]) for a in parse_dnf_updateinfo(sec_text)})
+        security = sorted({nevra_name(a["package"]) for a in _dnf_security_advisories(ctx, tool)})
         return {"pending": len(pkgs), "security": security}
     return query
+
+
+def _dnf_security_advisories(ctx: ProbeContext, tool: str) -> list[dict[str, str]]:
+    """dnf 5 answers ``--json`` (structured); dnf 4 and yum refuse the option, and then
+    their text rows are read."""
+    if tool == "dnf":
+        res = ctx.host.run([tool, "-q", "updateinfo", "list", "--security", "--json"], timeout=120, env=C_ENV)
+        if res.ok and res.text().lstrip().startswith("["):
+            try:
+                return parse_dnf_advisory_json(res.text())
+            except ValueError as exc:
+                raise QueryFailed(str(exc)) from exc
+    return parse_dnf_updateinfo(_run_ok(ctx, [tool, "-q", "updateinfo", "list", "--security"]))
 
 
 def _rpm_last_update(ctx: ProbeContext, reasons: list[str]) -> str | None:
@@ -157,6 +172,82 @@ def _dnf_reboot(ctx: ProbeContext, tool: str, reasons: list[str]) -> bool | None
     value = parse_needs_restarting(res.text(), res.returncode)
     if value is None:
         reasons.append(res.why_not())
+    return value
+
+
+# --------------------------------------------------------------------------- zypper
+
+# --no-refresh: the agent reads what the system's own refresh fetched (as with apt's lists);
+# it neither needs the network nor takes the repositories' lock for long.
+ZYPPER = ["zypper", "--xmlout", "--non-interactive", "--no-refresh"]
+
+
+def _zypper_xml(ctx: ProbeContext, args: list[str], parse: Callable[[str], list]) -> list:
+    # 100/101 (ZYPPER_EXIT_INF_UPDATE_NEEDED / _SEC_UPDATE_NEEDED) are information, not
+    # failure: newer zyppers answer list-patches with them as patch-check does.
+    text = _run_ok(ctx, ZYPPER + args, ok_codes=(0, 100, 101))
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise QueryFailed(str(exc)) from exc
+
+
+def _zypper_has_updateinfo(ctx: ProbeContext) -> bool | None:
+    """Whether any repository carries patch metadata: libzypp keeps each repository's raw
+    metadata in /var/cache/zypp/raw/<alias>/repodata, and patches come from its
+    ``*updateinfo.xml*``. None when the cache cannot be read."""
+    root = "/var/cache/zypp/raw"
+    try:
+        aliases = ctx.host.listdir(root)
+    except OSError:
+        return None
+    for alias in aliases:
+        try:
+            if any("updateinfo" in name for name in ctx.host.listdir(f"{root}/{alias}/repodata")):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _zypper_pending(ctx: ProbeContext) -> dict[str, Any]:
+    pkgs = _zypper_xml(ctx, ["list-updates"], parse_zypper_list_updates)
+    # The applicable (needed) patches only: --all would list every patch ever published for
+    # the product, descriptions included (megabytes on SLES).
+    patches = _zypper_xml(ctx, ["list-patches"], parse_zypper_list_patches)
+    security = sorted({p["name"] for p in patches if p["category"] == "security" and p["pending"]})
+    if not patches and _zypper_has_updateinfo(ctx) is not True:
+        # No patch needed, but also no patch metadata seen (Tumbleweed's main repository, a
+        # third-party repository only, or an unreadable cache): "0 security updates" would be a guess.
+        return {"pending": len(pkgs), "security": None}
+    return {"pending": len(pkgs), "security": security}
+
+
+def _zypper_reboot(ctx: ProbeContext, reasons: list[str]) -> bool | None:
+    # libzypp writes this flag (on /run, so a reboot clears it) when a package it installed
+    # asks for a reboot; ``zypper needs-rebooting`` answers from the same flag. Whether this
+    # zypper has that command is asked once per zypper installed (the rpm database is among
+    # the inputs), not every hour: with it, no flag means no reboot awaited.
+    for path in ("/run/reboot-needed", "/var/run/reboot-needed"):
+        if ctx.host.exists(path):
+            return True
+
+    def knows_flag() -> bool:
+        res = ctx.host.run(["zypper", "--non-interactive", "needs-rebooting"], timeout=60, env=C_ENV)
+        if res.error:  # not run at all (timeout, not found): ask again next time
+            raise QueryFailed(res.why_not())
+        return parse_zypper_needs_rebooting(res.returncode) is not None
+    try:
+        known, _ = ctx.cache.get_or_compute("patches-zypper-needs-rebooting", CACHE_TTL, knows_flag,
+                                            now=ctx.host.now().timestamp(),
+                                            inputs=package_inputs.fingerprint(ctx.host, "zypper"))
+    except QueryFailed:
+        known = False
+    if known:
+        return False
+    value = _kernel_reboot_needed(ctx)  # an older zypper, without the flag
+    if value is None:
+        reasons.append(reason("patches.reboot_unknowable"))
     return value
 
 
@@ -199,7 +290,9 @@ def _oldest_days(ctx: ProbeContext, names: list[str]) -> float | None:
 
 
 def detect_manager(ctx: ProbeContext) -> str | None:
-    for tool, manager in (("apt-get", "apt"), ("dnf", "dnf"), ("yum", "yum"), ("pacman", "pacman")):
+    # zypper before dnf: openSUSE can carry dnf as an extra, Fedora and RHEL never carry zypper.
+    for tool, manager in (("apt-get", "apt"), ("zypper", "zypper"), ("dnf", "dnf"), ("yum", "yum"),
+                          ("pacman", "pacman")):
         if ctx.host.which(tool):
             return manager
     return None
@@ -219,6 +312,8 @@ def probe(ctx: ProbeContext) -> dict[str, Any]:
     elif manager in ("dnf", "yum"):
         query, last = _dnf_pending(manager), _rpm_last_update
         reboot = lambda c, r: _dnf_reboot(c, manager, r)  # noqa: E731
+    elif manager == "zypper":
+        query, last, reboot = _zypper_pending, _rpm_last_update, _zypper_reboot
     else:
         query, last, reboot = _pacman_pending, _pacman_last_update, lambda c, r: _kernel_reboot_needed(c)
     facts = dict(base, manager="dnf" if manager == "yum" else manager)

@@ -3,6 +3,7 @@ pacman, flatpak). Each takes text and returns plain data."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from typing import Any
 
@@ -16,13 +17,52 @@ def is_security_origin(origin: str) -> bool:
     return "-security" in o or o.startswith("debian-security") or "/security" in o
 
 
+def _dpkg_order(c: str) -> int:
+    # dpkg's verrevcmp: "~" sorts before everything, even the end; letters before other signs.
+    return -1 if c == "~" else 0 if c.isdigit() else ord(c) if c.isalpha() else ord(c) + 256
+
+
+def _dpkg_part_cmp(a: str, b: str) -> int:
+    i = j = 0
+    while i < len(a) or j < len(b):
+        while (i < len(a) and not a[i].isdigit()) or (j < len(b) and not b[j].isdigit()):
+            ca = _dpkg_order(a[i]) if i < len(a) and not a[i].isdigit() else 0
+            cb = _dpkg_order(b[j]) if j < len(b) and not b[j].isdigit() else 0
+            if ca != cb:
+                return -1 if ca < cb else 1
+            i, j = i + 1, j + 1
+        da = re.match(r"\d*", a[i:]).group(0)
+        db = re.match(r"\d*", b[j:]).group(0)
+        if int(da or 0) != int(db or 0):
+            return -1 if int(da or 0) < int(db or 0) else 1
+        i, j = i + len(da), j + len(db)
+    return 0
+
+
+def dpkg_version_compare(a: str, b: str) -> int:
+    """Debian version order (deb-version(7): epoch, upstream, revision; ``~`` before
+    anything): -1, 0 or 1, as ``dpkg --compare-versions`` decides."""
+    def split(v: str) -> tuple[int, str, str]:
+        epoch, _, rest = v.rpartition(":") if ":" in v else ("0", "", v)
+        upstream, _, revision = rest.rpartition("-") if "-" in rest else (rest, "", "")
+        return int(epoch) if epoch.isdigit() else 0, upstream, revision
+    ea, ua, ra = split(a)
+    eb, ub, rb = split(b)
+    if ea != eb:
+        return -1 if ea < eb else 1
+    return _dpkg_part_cmp(ua, ub) or _dpkg_part_cmp(ra, rb)
+
+
 def parse_apt_get_simulate(text: str) -> list[dict[str, Any]]:
     """``apt-get -s dist-upgrade`` ``Inst`` lines (stable, scripted-upon format; run with
-    LC_ALL=C for the prose around them). New packages pulled in (no ``[old]``) are not updates."""
+    LC_ALL=C for the prose around them). New packages pulled in (no ``[old]``) are not updates,
+    nor are downgrades (a pin or a removed repository: apt would install an older version)."""
     out = []
     for line in text.splitlines():
         m = re.match(r"^Inst (\S+)(?: \[([^\]]*)\])? \((\S+) (.*?)(?: \[([^\]]+)\])?\)", line)
         if not m or m.group(2) is None:
+            continue
+        if dpkg_version_compare(m.group(3), m.group(2)) <= 0:
             continue
         origins = [o.strip() for o in m.group(4).split(",") if o.strip()]
         out.append({"name": m.group(1), "from": m.group(2), "version": m.group(3), "origins": origins,
@@ -45,7 +85,8 @@ def parse_apt_list_upgradable(text: str) -> list[dict[str, Any]]:
 
 def parse_apt_check_human(text: str) -> dict[str, int | None]:
     """update-notifier's ``apt-check --human-readable`` (English only, for captures)."""
-    pending = re.search(r"^(\d+) updates? can be applied", text, re.M)
+    # "N updates can be applied immediately." (Ubuntu 20.04 on); "N packages can be updated." before.
+    pending = re.search(r"^(\d+) (?:updates?|packages?) can be (?:applied|updated)", text, re.M)
     security = re.search(r"^(\d+) (?:of these )?updates? (?:is a|are) (?:standard )?security updates?", text, re.M)
     return {"pending": int(pending.group(1)) if pending else None,
             "security": int(security.group(1)) if security else (0 if pending else None)}
@@ -168,6 +209,27 @@ def parse_dnf_updateinfo(text: str) -> list[dict[str, str]]:
     return out
 
 
+def parse_dnf_advisory_json(text: str) -> list[dict[str, str]]:
+    """dnf 5's ``updateinfo|advisory list --json``: a JSON array of ``{name, type, severity,
+    nevra, buildtime}`` (``buildtime`` an epoch number in early dnf 5, a ``YYYY-MM-DD
+    HH:MM:SS`` text later; not read), or with ``--with-bz``/``--with-cve`` ``{advisory_name,
+    advisory_type, advisory_severity, nevra, references}``. Security rows only, in the shape
+    of parse_dnf_updateinfo. Anything else raises ValueError: never read as "none pending"."""
+    data = json.loads(text)
+    if not isinstance(data, list) or not all(isinstance(e, dict) for e in data):
+        raise ValueError("dnf advisory JSON is not a list of objects")
+    out = []
+    for e in data:
+        kind = e.get("type", e.get("advisory_type"))
+        name, nevra = e.get("name", e.get("advisory_name")), e.get("nevra")
+        if not isinstance(name, str) or not isinstance(nevra, str) or not isinstance(kind, str):
+            raise ValueError("dnf advisory JSON entry without name, type or nevra")
+        if kind.lower() == "security":
+            out.append({"advisory": name, "severity": str(e.get("severity", e.get("advisory_severity")) or ""),
+                        "package": nevra})
+    return out
+
+
 def nevra_name(nevra: str) -> str:
     """``openssl-1:1.1.1k-9.el8_7.x86_64`` → ``openssl``."""
     m = re.match(r"^(.+?)-(?:\d+:)?[^-]+-[^-]+$", nevra)
@@ -192,13 +254,16 @@ def parse_rpm_install_times(text: str) -> float | None:
 # --------------------------------------------------------------------------- pacman / flatpak
 
 
-def parse_pacman_qu(text: str) -> list[dict[str, str]]:
-    """``pacman -Qu``: ``name old -> new``."""
+def parse_pacman_qu(text: str) -> list[dict[str, Any]]:
+    """``pacman -Qu`` (and pacman-contrib's ``checkupdates``): ``name old -> new``, with
+    `` [ignored]`` after a package that IgnorePkg/IgnoreGroup keeps back (pacman 4.1 on).
+    An ignored update is still one the laptop lacks: it stays in the list, marked."""
     out = []
     for line in text.splitlines():
-        m = re.match(r"^(\S+) (\S+) -> (\S+)", line.strip())
+        m = re.match(r"^(\S+) (\S+) -> (\S+)( \[ignored\])?\s*$", line.strip())
         if m:
-            out.append({"name": m.group(1), "from": m.group(2), "version": m.group(3)})
+            out.append({"name": m.group(1), "from": m.group(2), "version": m.group(3),
+                        "ignored": bool(m.group(4))})
     return out
 
 

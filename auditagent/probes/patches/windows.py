@@ -23,6 +23,7 @@ SECURITY_UPDATES_CATEGORY = "0fa1201d-4330-4fa8-8ae9-b877473b6441"
 AUTO_UPDATE = "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\WindowsUpdate\\Auto Update"
 CBS = "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Component Based Servicing"
 MAX_NAMES = 20
+SEEN_KEY = "windows_pending_security_seen"
 
 
 def last_installed(hotfixes: list[dict[str, Any]]) -> tuple[str | None, int]:
@@ -31,9 +32,36 @@ def last_installed(hotfixes: list[dict[str, Any]]) -> tuple[str | None, int]:
     return (iso_date(max(dates)) if dates else None), len(dates)
 
 
-def is_security(update: dict[str, Any]) -> bool:
+def is_security(update: dict[str, Any]) -> bool | None:
+    """A security update: classification "Security Updates" among its category ids, or an MSRC
+    rating (Critical/Important/Moderate/Low/Unspecified: the token stays English on a German or
+    Polish Windows, whose titles and descriptions do not). None when the record carries neither
+    field, so nothing can say (an unclassified record is not counted as harmless)."""
+    if "CategoryIDs" not in update and "MsrcSeverity" not in update:
+        return None
     cats = [str(c).lower() for c in (update.get("CategoryIDs") or [])]
     return SECURITY_UPDATES_CATEGORY in cats or bool(str(update.get("MsrcSeverity") or "").strip())
+
+
+def update_identity(update: dict[str, Any]) -> str:
+    """What the agent remembers a pending update by: its KB number, which is the same in every
+    UI language (KB2267602 is "Security Intelligence Update for Microsoft Defender Antivirus"
+    in English, "Aktualizacja definicji dla: Windows Defender" in Polish), so a change of display
+    language does not restart its clock. Only updates without a KB fall back to the title."""
+    kbs = sorted({str(k).strip().upper().removeprefix("KB") for k in (update.get("KBArticleIDs") or [])
+                  if str(k).strip()})
+    return ",".join(f"KB{k}" for k in kbs) if kbs else str(update.get("Title") or "?")
+
+
+def _carry_over_title_keys(ctx: ProbeContext, security: list[dict[str, Any]]) -> None:
+    """Agents before 2026-12 remembered pending updates by title: keep their first-seen times."""
+    seen = ctx.cache.load(SEEN_KEY)
+    if not isinstance(seen, dict):
+        return
+    moved = {update_identity(u): seen[str(u.get("Title") or "?")] for u in security
+             if str(u.get("Title") or "?") in seen and update_identity(u) not in seen}
+    if moved:
+        ctx.cache.store(SEEN_KEY, {**seen, **moved})
 
 
 def reboot_required(ctx: ProbeContext) -> bool | None:
@@ -70,10 +98,17 @@ def probe(ctx: ProbeContext) -> dict[str, Any]:
     if updates is None:
         reasons.append(why or reason("value.missing", "wu_pending"))
     else:
-        security = [u for u in updates if is_security(u)]
-        pending, pending_security = len(updates), len(security)
-        names = sorted({str(u.get("Title") or "?") for u in security})
-        oldest = pending_oldest_days(ctx.cache, "windows_pending_security_seen", names, ctx.host.now())
+        verdicts = [is_security(u) for u in updates]
+        security = [u for u, v in zip(updates, verdicts) if v]
+        pending = len(updates)
+        if None in verdicts:
+            reasons.append(reason("patches.no_security_info", "Windows Update"))
+        else:
+            pending_security = len(security)
+            names = sorted({str(u.get("Title") or "?") for u in security})
+            _carry_over_title_keys(ctx, security)
+            oldest = pending_oldest_days(ctx.cache, SEEN_KEY, sorted({update_identity(u) for u in security}),
+                                         ctx.host.now())
     reboot = reboot_required(ctx)
     if reboot is None:
         reasons.append(reason("registry.unreadable", "Windows Update reboot keys"))

@@ -20,9 +20,10 @@ import datetime as _dt
 import re
 from typing import Any, Iterable
 
+from auditagent.probes.sources.powershell_dates import MS_DATE as _MS_DATE
+
 _MDY = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})(?:[ T]\d{1,2}:\d{2}(?::\d{2})?(?:\s*[AP]M)?)?", re.I)
 _ISO = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ][\d:.]+(?:Z|[+-]\d{2}:?\d{2})?)?")
-_MS_DATE = re.compile(r"/?\\?/Date\((-?\d+)(?:[+-]\d{4})?\)\\?/?")
 _YMD = re.compile(r"(\d{4})(\d{2})(\d{2})")
 _FILETIME = re.compile(r"(?:0x)?([0-9a-fA-F]{15,16})")
 _DAY_MS = 86_400_000
