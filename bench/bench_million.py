@@ -401,13 +401,15 @@ def report(r: dict[str, Any], months: int) -> None:
 
 def storage_per_device(st: dict[str, int], db: dict[str, int], n: int) -> dict[str, float]:
     """Bytes per report and per device from the sizes measured, and a year of hourly
-    reports from them. Each report's facts are new bytes (their collection time), so
-    blobs are counted per report, not per month as identical facts would be."""
+    reports from them. The blobs a device's first report brings are stored once a month
+    (each month of receipt stores them again); what its later reports add is a cost of
+    each report (bench_ingest's split, counted per device)."""
     reports, days = max(st["_reports"], 1), max(st["_days"], 1)
-    per_report, blobs = st["reports"] / reports, st["report_blobs"] / reports
+    per_report = st["reports"] / reports
+    blobs = st["_blobs_later"] / max(st["_later_reports"], 1)
     day_row, state = st["device_days"] / days, (st["device_state"] + st["device_checks"]) / n
     fixed = db["_enrolment"] / n + state
-    year = (per_report + blobs) * 24 * 365
+    year = (per_report + blobs) * 24 * 365 + st["_blobs_first"] / n * 12
     return {"per_report": per_report, "blobs_per_report": blobs, "day_row": day_row, "state": state,
             "enrolment": db["_enrolment"] / n, "year": year + day_row * 365 + fixed,
             "retained": year * 13 / 12 + day_row * 365 * 3 + fixed}

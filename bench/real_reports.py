@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import datetime as dt
 import uuid
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +64,16 @@ def predicate_for(template: dict[str, Any], device_id: str, sequence: int) -> di
     p["sequence"] = sequence
     p["report_id"] = str(uuid.uuid4())
     p["generated_at"] = wire.now_iso()
+    # The agent stamps its facts with the moment it gathered them, so no two real reports
+    # carry identical facts: a benchmark that reused one stamp would credit storage with
+    # deduplication real reports never get.
+    # Each report gets its own stamp: its device's minute of an earlier hour, one hour per
+    # sequence (pre-signed reports are built within the same second).
+    if isinstance(p.get("facts"), dict) and "collected_at" in p["facts"]:
+        ago = dt.timedelta(hours=sequence, seconds=zlib.crc32(device_id.encode()) % 3600)
+        p["facts"]["collected_at"] = (dt.datetime.now(dt.timezone.utc) - ago).isoformat(timespec="seconds")
     return p
+
 
 
 def signed_report(template: dict[str, Any], device_id: str, sequence: int, key: Any) -> bytes:

@@ -255,6 +255,11 @@ device_days = Table(
     Column("ready_strict", Boolean, nullable=False),
     Column("failing_required", Text, nullable=False, default=""),  # "check-a,check-b"
     Column("unit_id", Integer, nullable=True),  # the device's unit (it never changes), for the trend
+    # The device's grace as the day's last report left it (0016), copied from device_state:
+    # the earliest deadline of its failing required checks (NULL: none) and those of them
+    # without grace. A report stored as history keeps none (its failing checks count as hard).
+    Column("due_until", DateTime(timezone=True), nullable=True),
+    Column("failing_hard", Text, nullable=False, default="", server_default=""),
 )
 Index("ix_device_days_unit_day", device_days.c.unit_id, device_days.c.day)
 
@@ -266,9 +271,26 @@ unit_day_ready = Table(
     Column("ready", Integer, nullable=False),
     Column("not_ready", Integer, nullable=True),  # NULL: counted before 0008, count again
     Column("stale", Integer, nullable=True),
+    Column("due", Integer, nullable=True),  # NULL: counted before 0016 (no due band), count again
     Column("history_version", Integer, nullable=False),  # units.history_version when counted
     Column("zone", String(64), nullable=True),  # the time zone of the day (0015); NULL: a UTC day, count again
 )
+
+# Counts of alike devices per unit (0016): +1/-1 rows written by triggers on device_state
+# when a device's group (unit, agent version, failing required checks, those without
+# grace) or its never-reported flag changes; summed by the dashboard
+# (server/readiness/groups.py). Insert-only, so concurrent reports share no counter row.
+unit_state_deltas = Table(
+    "unit_state_deltas", metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    Column("unit_id", Integer, nullable=False),
+    Column("agent_version", String(64), nullable=True),
+    Column("failing_required", Text, nullable=False),
+    Column("failing_hard", Text, nullable=False),
+    Column("n", Integer, nullable=False),
+    Column("never", Integer, nullable=False),
+)
+Index("ix_unit_state_deltas_unit", unit_state_deltas.c.unit_id)
 
 # Each change of a unit's max report age (0013): a past day of the trend judges freshness
 # by the max age in force at that day's end, not by today's.
@@ -305,6 +327,8 @@ Index("ix_device_checks_failing", device_checks.c.device_id, device_checks.c.che
 Index("ix_device_checks_failing_since", device_checks.c.failing_since, postgresql_where=_FAILING,
       sqlite_where=_FAILING)
 Index("ix_device_state_generated", device_state.c.generated_at)
+_IN_GRACE = text("due_until IS NOT NULL")
+Index("ix_device_state_due", device_state.c.due_until, postgresql_where=_IN_GRACE, sqlite_where=_IN_GRACE)  # 0016
 Index("ix_device_days_day", device_days.c.day)
 Index("ix_exceptions_check", exceptions.c.check_id, exceptions.c.expires_at)
 Index("ix_exceptions_device", exceptions.c.device_id)
@@ -480,6 +504,7 @@ def set_max_report_age(conn: Any, unit_id: int, hours: int | None, at: dt.dateti
     its history when it is one."""
     before = conn.execute(select(units.c.max_report_age_hours).where(units.c.id == unit_id)).scalar_one()
     conn.execute(update(units).where(units.c.id == unit_id).values(max_report_age_hours=hours))
+    conn.info.pop("own_max_ages", None)  # the dashboard's per-transaction read of them (readiness/state.py)
     if before != hours:
         conn.execute(unit_max_age_history.insert().values(unit_id=unit_id, max_report_age_hours=hours, from_at=at))
         # Days already counted by the trend stay right unless ``at`` is in the past: redo

@@ -30,6 +30,8 @@ from auditagent import report as wire
 
 _VERSION = 1
 _SEGMENT_KEYS = ("facts", "results")
+# Members of a segment's object that differ in every report although nothing else did.
+_VOLATILE_MEMBERS = ("collected_at",)
 _ENTRY = struct.Struct(">I32s")
 # The Statement's fixed text, so even a short rest compresses (zlib's preset dictionary:
 # the body of version 1 is only readable with exactly these bytes; a new dictionary
@@ -87,7 +89,7 @@ def pack(payload: bytes) -> Packed:
         end = _value_end(text, start)
         if end < 0:
             continue
-        cuts.append((start, payload[start:end]))
+        cuts.extend(_pieces(start, payload[start:end]))
         pos = end
     rest, entries, segments, pos = [], [], {}, 0
     for offset, segment in cuts:
@@ -99,6 +101,23 @@ def pack(payload: bytes) -> Packed:
     rest.append(payload[pos:])
     body = bytes((_VERSION, len(entries))) + b"".join(entries) + _compress(b"".join(rest))
     return Packed(body, segments)
+
+
+def _pieces(offset: int, segment: bytes) -> list[tuple[int, bytes]]:
+    """``segment`` (at ``offset``) as the pieces to store: a member that changes on every
+    run (``collected_at``, found once) is left out, to stay in the body, so the rest is
+    the same bytes hour after hour and is stored once."""
+    text = segment.decode("latin-1")
+    for name in _VOLATILE_MEMBERS:
+        marker = f'"{name}":'
+        at = text.find(marker)
+        if at < 0 or text.find(marker, at + 1) >= 0:
+            continue  # not found exactly once: keep the segment whole
+        end = _value_end(text, at + len(marker))
+        if end < 0:
+            continue
+        return [(offset, segment[:at]), (offset + end, segment[end:])]
+    return [(offset, segment)]
 
 
 def segment_ids(body: bytes) -> list[bytes]:

@@ -75,9 +75,24 @@ _REQ_FAILING = ("FROM device_checks dc WHERE dc.device_id = device_state.device_
 _DEVICE_RUN = ("UPDATE device_state SET failing_since = (SELECT MIN(dc.failing_since) " + _REQ_FAILING + "), "
                "due_until = (SELECT MIN(dc.due_until) " + _REQ_FAILING + "), failing_hard = COALESCE(({hard}), '') "
                "WHERE device_state.device_id {which}")
-DEVICE_RUN_PG = _DEVICE_RUN.format(
-    hard="SELECT string_agg(dc.check_id, ',' ORDER BY dc.check_id) " + _REQ_FAILING + " AND dc.due_until IS NULL",
-    which="= ANY(%(ids)s)")
+# The report's day row (the day's last report wins) keeps the device's run as this report
+# left it (0016), read from device_state after its run is updated: a closed day of the trend
+# is then judged by the same rule as now, due while its deadline is ahead. One statement
+# for both dialects, over rows ``{rows}`` of (device_id, day, ready_strict, failing_required).
+_UPSERT_DAY = (
+    "INSERT INTO device_days (device_id, day, ready_strict, failing_required, unit_id, due_until, failing_hard) "
+    "SELECT x.device_id, x.day, x.ready_strict, x.failing_required, run.unit_id, run.due_until, run.failing_hard "
+    "FROM {rows} JOIN {run} run ON run.device_id = x.device_id WHERE true "
+    "ON CONFLICT (device_id, day) DO UPDATE SET ready_strict = excluded.ready_strict, "
+    "failing_required = excluded.failing_required, due_until = excluded.due_until, "
+    "failing_hard = excluded.failing_hard")
+DEVICE_RUN_PG = (
+    "WITH run AS (" + _DEVICE_RUN.format(
+        hard="SELECT string_agg(dc.check_id, ',' ORDER BY dc.check_id) " + _REQ_FAILING + " AND dc.due_until IS NULL",
+        which="= ANY(%(ids)s)") + " RETURNING device_state.device_id, device_state.unit_id, "
+    "device_state.due_until, device_state.failing_hard) "
+    + _UPSERT_DAY.format(rows="unnest(%(ids)s::text[], %(days)s::date[], %(ready)s::boolean[], %(failing)s::text[]) "
+                              "AS x(device_id, day, ready_strict, failing_required)", run="run"))
 _DEVICE_RUN_SQLITE = _DEVICE_RUN.format(  # group_concat keeps the order of an ordered subquery
     hard="SELECT group_concat(check_id, ',') FROM (SELECT dc.check_id " + _REQ_FAILING
          + " AND dc.due_until IS NULL ORDER BY dc.check_id)", which="= :device_id")
@@ -122,10 +137,6 @@ BATCH_SQL_PG = (
     "AND n.check_id = device_checks.check_id)), "
     "upserted AS (" + _UPSERT_CHECK.format(rows="SELECT device_id, check_id, severity, status, failing_since, "
                                            "due_until FROM new_checks") + "), "
-    "day_row AS (INSERT INTO device_days (device_id, day, ready_strict, failing_required, unit_id) "
-    "SELECT b.device_id, b.day, b.ready_strict, b.failing_required, d.unit_id FROM " + _ADVANCED + " "
-    "ON CONFLICT (device_id, day) DO UPDATE SET ready_strict = EXCLUDED.ready_strict, "
-    "failing_required = EXCLUDED.failing_required), "
     # A report whose local day had already ended when it arrived changes a closed day of the
     # trend: its unit's cached days are redone (see server.readiness.trend).
     "late_day AS (UPDATE units SET history_version = units.history_version + 1 "
@@ -167,7 +178,11 @@ def store_batch_pg(conn: Connection, items: Sequence[dict[str, Any]]) -> list[bo
     lock_reports_pg(conn, items)
     stored = {r[0] for r in conn.exec_driver_sql(BATCH_SQL_PG, {"batch": _batch_json(items)})}
     if stored:  # one more statement per batch: the devices' runs, from the checks just written
-        conn.exec_driver_sql(DEVICE_RUN_PG, {"ids": sorted(stored)})
+        ids = sorted(stored)
+        row = {it["device_id"]: it for it in items}
+        conn.exec_driver_sql(DEVICE_RUN_PG, {"ids": ids, "days": [row[i]["day"] for i in ids],
+                                             "ready": [row[i]["ready_strict"] for i in ids],
+                                             "failing": [row[i]["failing_required"] for i in ids]})
     return [it["device_id"] in stored for it in items]
 
 
@@ -181,11 +196,9 @@ _INSERT_SQLITE = ("INSERT INTO reports (" + ", ".join(_REPORT_COLUMNS) + ") VALU
 _DELETE_CHECKS_SQLITE = ("DELETE FROM device_checks WHERE device_id = :device_id AND check_id NOT IN "
                          "(SELECT json_extract(value, '$.check_id') FROM json_each(:checks))")
 _UPSERT_CHECK_SQLITE = _UPSERT_CHECK.format(rows="VALUES (?, ?, ?, ?, ?, ?)")
-_UPSERT_DAY_SQLITE = ("INSERT INTO device_days (device_id, day, ready_strict, failing_required, unit_id) "
-                      "VALUES (:device_id, :day, :ready_strict, :failing_required, "
-                      "(SELECT unit_id FROM devices WHERE id = :device_id)) "
-                      "ON CONFLICT (device_id, day) DO UPDATE SET ready_strict = excluded.ready_strict, "
-                      "failing_required = excluded.failing_required")
+_UPSERT_DAY_SQLITE = _UPSERT_DAY.format(
+    rows="(SELECT :device_id AS device_id, :day AS day, :ready_strict AS ready_strict, "
+         ":failing_required AS failing_required) x", run="device_state")
 _BLOB_SQLITE = "INSERT OR IGNORE INTO report_blobs (month, sha256, data) VALUES (?, ?, ?)"
 _LATE_DAY_SQLITE = ("UPDATE units SET history_version = history_version + 1 "
                     "WHERE id = (SELECT unit_id FROM devices WHERE id = :device_id)")
@@ -241,9 +254,12 @@ def store_batch_sqlite(conn: Connection, items: Sequence[dict[str, Any]]) -> lis
 # day has no row yet, ``device_days`` (the trend); device_state and device_checks stay.
 _HISTORY = ("INSERT INTO reports (" + ", ".join(_REPORT_COLUMNS) + ") SELECT "
             + ", ".join("{" + v + "}" for v in _REPORT_VALUES) + " WHERE " + _ACTIVE_WITH_KEY + " AND " + _NOT_STORED)
-_HISTORY_DAY = ("INSERT INTO device_days (device_id, day, ready_strict, failing_required, unit_id) "
+# The day row of a report stored as history keeps no grace (its failing checks count as
+# without): its run is not known without reading history.
+_HISTORY_DAY = ("INSERT INTO device_days (device_id, day, ready_strict, failing_required, unit_id, failing_hard) "
                 "VALUES ({device_id}, {day}, {ready_strict}, {failing_required}, "
-                "(SELECT unit_id FROM devices WHERE id = {device_id})) ON CONFLICT (device_id, day) DO NOTHING")
+                "(SELECT unit_id FROM devices WHERE id = {device_id}), {failing_required}) "
+                "ON CONFLICT (device_id, day) DO NOTHING")
 _HISTORY_SQLITE, _HISTORY_DAY_SQLITE = _fill(_HISTORY, _N), _fill(_HISTORY_DAY, _N)
 _STORED = "b JOIN stored s ON s.device_id = b.device_id JOIN devices d ON d.id = b.device_id"
 # PostgreSQL: the same as one statement over the batch form (typed by json_to_recordset).
@@ -254,8 +270,9 @@ HISTORY_SQL_PG = (
     + ", ".join(_B[v] for v in _REPORT_VALUES) + " FROM b WHERE " + _fill(_ACTIVE_WITH_KEY, _B)
     + " AND " + _fill(_NOT_STORED, _B) + " RETURNING reports.device_id), "
     + _blobs_of(_STORED) +
-    "day_row AS (INSERT INTO device_days (device_id, day, ready_strict, failing_required, unit_id) "
-    "SELECT b.device_id, b.day, b.ready_strict, b.failing_required, d.unit_id FROM " + _STORED + " "
+    "day_row AS (INSERT INTO device_days (device_id, day, ready_strict, failing_required, unit_id, failing_hard) "
+    "SELECT b.device_id, b.day, b.ready_strict, b.failing_required, d.unit_id, b.failing_required FROM "
+    + _STORED + " "
     "ON CONFLICT (device_id, day) DO NOTHING), "
     "late_day AS (UPDATE units SET history_version = units.history_version + 1 "
     "WHERE units.id IN (SELECT d.unit_id FROM " + _STORED + " WHERE b.late)) "

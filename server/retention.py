@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 
 from server import partitions
 from server.db import device_days, report_blobs, reports, retention_state, units, utc
+from server.readiness.state import compact_groups
 
 ENV_REPORTS = "AUDITAGENT_RETAIN_REPORTS_MONTHS"
 ENV_DAYS = "AUDITAGENT_RETAIN_DAYS_YEARS"
@@ -88,5 +89,6 @@ def apply(engine: Engine, retention: Retention, today: dt.date) -> Applied:
         n_days = conn.execute(delete(device_days).where(device_days.c.day < keep_days)).rowcount
         if n_days:  # the units' cached trend days are redone (server/readiness/trend.py)
             conn.execute(update(units).values(history_version=units.c.history_version + 1))
+        compact_groups(conn)  # the dashboard's counts: one row per group again
     partitions.ensure_ahead(engine, today)
     return Applied(keep_reports, keep_days, dropped, n_reports, n_blobs, n_days)

@@ -288,10 +288,11 @@ class Web:
             unit = rd.visible_unit(conn, scope, unit_id)
             devices_page = detail.devices
             sub_id = None
-            if sub.isdigit() and int(sub) != unit_id:
-                sub_unit = rd.visible_unit(conn, scope, int(sub))
+            sub_number = row_id(sub)
+            if sub_number is not None and sub_number != unit_id:
+                sub_unit = rd.visible_unit(conn, scope, sub_number)
                 if sub_unit["path"].startswith(unit["path"] + "/"):
-                    sub_id = int(sub)
+                    sub_id = sub_number
                     devices_page = rd.unit_detail(conn, scope, sub_id, now, state=state, check=check, os=os_,
                                                   page=page, per_page=PER_PAGE, min_agent_version=self.min_agent,
                                                   default_max_age_hours=self.default_max_age).devices
@@ -495,11 +496,12 @@ class Web:
 
     def granted_notice(self, ctx: Ctx, exception_id: str | None) -> str:
         """'Exception for <check> on <target> granted, valid through <date>', or the plain notice."""
-        if not (exception_id or "").isdigit():
+        number = row_id(exception_id or "")
+        if number is None:
             return ctx.t("exceptions.granted")
         try:
             with self.engine.connect() as conn:
-                e = rd.get_exception(conn, self.scope(ctx.user), int(exception_id or 0), self.now())
+                e = rd.get_exception(conn, self.scope(ctx.user), number, self.now())
         except rd.NotFound:
             return ctx.t("exceptions.granted")
         return ctx.t("exceptions.granted.named", check=check_title(e.check_id, ctx.lang),
@@ -521,7 +523,7 @@ class Web:
                 if device:
                     device_id = self._resolve_device(conn, self.scope(ctx.user), device)
                 info = rd.grant_exception(conn, ctx.user, check_id=check_id, device_id=device_id,
-                                          unit_id=int(unit_id) if (unit_id.isdigit() and not device) else None,
+                                          unit_id=None if device else row_id(unit_id),
                                           expires_on=day, tz=self.tz, justification=form.get("justification", ""),
                                           now=now)
         except ApiError as exc:
@@ -616,10 +618,11 @@ class Web:
         ok = True
         unit_path = None
         if values["unit"]:
-            if not values["unit"].isdigit():
+            number = row_id(values["unit"])
+            if number is None:
                 raise rd.NotFound("unit", values["unit"])
             with self.engine.connect() as conn:
-                unit_path = rd.visible_unit(conn, self.scope(ctx.user), int(values["unit"]))["path"]
+                unit_path = rd.visible_unit(conn, self.scope(ctx.user), number)["path"]
         bounds: dict[str, dt.datetime | None] = {"from": None, "to": None}
         for key in ("from", "to"):
             if values[key]:
@@ -724,17 +727,26 @@ def mount(app: FastAPI, store: Any, settings: Any) -> Web:
     async def overview(request: Request) -> Response:
         return await web.page(request, web.overview)
 
+    async def not_found(request: Request) -> Response:
+        return await web.page(request, lambda ctx: web.error_page(ctx, 404, ctx.t("not_found")))
+
+    async def numbered(request: Request, raw_id: str, handler: Any, *args: Any) -> Response:
+        """The page of a unit's numeric id in the path; anything else — letters, a sign,
+        non-ASCII digits, a number no row can have — is a 404."""
+        number = row_id(raw_id)
+        if number is None:
+            return await not_found(request)
+        return await web.page(request, handler, number, *args)
+
     @router.get("/units/{unit_id}")
     async def unit_page(request: Request, unit_id: str) -> Response:
-        if not unit_id.isdigit():
-            return await web.page(request, lambda ctx: web.error_page(ctx, 404, ctx.t("not_found")))
-        return await web.page(request, web.unit_page, int(unit_id))
+        return await numbered(request, unit_id, web.unit_page)
 
     @router.get("/units/{unit_id}/export.{fmt}")
     async def unit_export(request: Request, unit_id: str, fmt: str) -> Response:
-        if not unit_id.isdigit() or fmt not in ("csv", "xlsx"):
-            return await web.page(request, lambda ctx: web.error_page(ctx, 404, ctx.t("not_found")))
-        return await web.page(request, web.unit_export, int(unit_id), fmt)
+        if fmt not in ("csv", "xlsx"):
+            return await not_found(request)
+        return await numbered(request, unit_id, web.unit_export, fmt)
 
     @router.get("/devices/{device_id}")
     async def device_page(request: Request, device_id: str) -> Response:
@@ -752,9 +764,7 @@ def mount(app: FastAPI, store: Any, settings: Any) -> Web:
 
     @router.get("/units/{unit_id}/report")
     async def report_page(request: Request, unit_id: str) -> Response:
-        if not unit_id.isdigit():
-            return await web.page(request, lambda ctx: web.error_page(ctx, 404, ctx.t("not_found")))
-        return await web.page(request, web.report_page, int(unit_id))
+        return await numbered(request, unit_id, web.report_page)
 
     @router.get("/audit")
     async def audit_page(request: Request) -> Response:
@@ -763,7 +773,7 @@ def mount(app: FastAPI, store: Any, settings: Any) -> Web:
     @router.get("/audit/export.{fmt}")
     async def audit_export(request: Request, fmt: str) -> Response:
         if fmt not in ("csv", "xlsx"):
-            return await web.page(request, lambda ctx: web.error_page(ctx, 404, ctx.t("not_found")))
+            return await not_found(request)
         return await web.page(request, web.audit_export, fmt)
 
     async def posted(request: Request, handler: Any, *args: Any) -> Response:
@@ -784,13 +794,25 @@ def mount(app: FastAPI, store: Any, settings: Any) -> Web:
 
     @router.post("/exceptions/{exception_id}/revoke")
     async def revoke(request: Request, exception_id: str) -> Response:
-        if not exception_id.isdigit():
-            return await web.page(request, lambda ctx: web.error_page(ctx, 404, ctx.t("not_found")))
-        return await posted(request, web.revoke, int(exception_id))
+        number = row_id(exception_id)
+        if number is None:
+            return await not_found(request)
+        return await posted(request, web.revoke, number)
 
     app.include_router(router)
     app.state.web = web
     return web
+
+
+MAX_ROW_ID = 2**31 - 1  # the largest id an INTEGER key holds (PostgreSQL)
+
+
+def row_id(raw: str) -> int | None:
+    """A path segment as a row id: plain ASCII digits within an INTEGER key's range, else None."""
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10:
+        return None
+    number = int(raw)
+    return number if number <= MAX_ROW_ID else None
 
 
 def new_token() -> str:

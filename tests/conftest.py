@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-# A real collector (subprocess on 127.0.0.1, SQLite and PostgreSQL, HTTP and HTTPS) for any test.
-pytest_plugins = ["collector_fixtures"]
+# A real collector (subprocess on 127.0.0.1, SQLite and PostgreSQL, HTTP and HTTPS) for any test,
+# and the readiness tests' stored fleet (``fleet``).
+pytest_plugins = ["collector_fixtures", "readiness_fleet"]
 
 REPO = Path(__file__).resolve().parents[1]
 # ../shared/fixtures beside the clone (as in CI); AUDITAGENT_SHARED_FIXTURES overrides.

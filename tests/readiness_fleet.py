@@ -19,6 +19,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import text, update
 
@@ -83,6 +84,27 @@ class Fleet:
         d.report_ids.append(pred["report_id"])
         return pred["report_id"]
 
+    def enrol(self, unit: str, names: list[str]) -> None:
+        """Enrol devices ``names`` into ``unit`` (created if new), as enrolled 30 days before NOW."""
+        from server.db import devices as devices_t
+
+        if unit not in self.units:
+            self.store.add_unit(unit)
+            self.units.update({u["path"]: u["id"] for u in self.store.list_units()})
+        token, _ = self.store.create_token(unit, uses=len(names))
+        for name in names:
+            key = Ed25519PrivateKey.generate()
+            hostname = f"{name}-laptop"
+            if name == "eb7":
+                hostname = "=cmd|'/c calc'!A1<script>alert(1)</script>"  # agent-controlled text
+            out = self.store.enroll(token=token, public_key_pem=wire.public_key_pem(key.public_key()),
+                                    device={"hostname": hostname, "platform": "linux", "os": "Debian GNU/Linux 12"})
+            self.devices[name] = Dev(out["device_id"], key, hostname, unit)
+        # Enrolment stamps real time; the tests fix time.
+        with self.store.engine.begin() as conn:
+            conn.execute(update(devices_t).where(devices_t.c.id.in_([self.devices[n].id for n in names]))
+                         .values(enrolled_at=NOW - dt.timedelta(days=30)))
+
 
 @contextlib.contextmanager
 def fleet_on(db_url: str) -> Iterator[Fleet]:
@@ -99,34 +121,36 @@ def fleet_on(db_url: str) -> Iterator[Fleet]:
         engine.dispose()
 
 
+@pytest.fixture(scope="module")
+def fleet(collector_db_url: str) -> Iterator[Fleet]:
+    """The fleet in a fresh migrated database per test module, on SQLite and PostgreSQL
+    (loaded by tests/conftest.py; a module may define its own ``fleet``)."""
+    with fleet_on(collector_db_url) as f:
+        yield f
+
+
+def trend_points(fleet: Fleet, unit: str, days: int, now: dt.datetime = NOW) -> list[Any]:
+    """The unit's trend, in a transaction committed as the pages do (closed days are kept)."""
+    from server import readiness as rd
+
+    with fleet.store.engine.connect() as conn:
+        points = rd.trend(conn, rd.Scope(), fleet.units[unit], now, days)
+        conn.commit()
+    return points
+
+
 def build_fleet(store: Any) -> Fleet:
     from server import auth
 
-    units: dict[str, int] = {}
     for path in (EB, BU, AO, KULTUR):
         store.add_unit(path)
     store.set_unit_max_age(AO, 72)
-    for u in store.list_units():
-        units[u["path"]] = u["id"]
-    devices: dict[str, Dev] = {}
+    fleet = Fleet(store, {}, {u["path"]: u["id"] for u in store.list_units()}, {})
     plan = {EB: ["eb1", "eb2", "eb3", "eb4", "eb5", "eb6", "eb7"], BU: ["bu1", "bu2", "bu3"],
             AO: ["ao1", "ao2", "ao3"], KULTUR: ["k1", "k2"]}
     for unit, names in plan.items():
-        token, _ = store.create_token(unit, uses=len(names))
-        for name in names:
-            key = Ed25519PrivateKey.generate()
-            hostname = f"{name}-laptop"
-            if name == "eb7":
-                hostname = "=cmd|'/c calc'!A1<script>alert(1)</script>"  # agent-controlled text
-            out = store.enroll(token=token, public_key_pem=wire.public_key_pem(key.public_key()),
-                               device={"hostname": hostname, "platform": "linux", "os": "Debian GNU/Linux 12"})
-            devices[name] = Dev(out["device_id"], key, hostname, unit)
-    # Everyone enrolled 30 days before NOW (enrolment stamps real time; the tests fix time).
-    with store.engine.begin() as conn:
-        from server.db import devices as devices_t
-
-        conn.execute(update(devices_t).values(enrolled_at=NOW - dt.timedelta(days=30)))
-    fleet = Fleet(store, devices, units, {})
+        fleet.enrol(unit, names)
+    devices = fleet.devices
     r = fleet.report
     r("eb1", 48)
     r("eb1", 24, {"disk-encrypted": "fail"})

@@ -272,3 +272,19 @@ def test_openapi_documents_the_api(app_fleet):
         assert path in doc["paths"], path
     unit_get = doc["paths"]["/api/v1/units/{unit_id}"]["get"]
     assert "UnitDetail" in str(unit_get["responses"]["200"])
+
+
+@pytest.mark.parametrize("raw", ["abc", "-1", "1e3", "²", "١", "0x1f", "99999999999", "2147483648", " 1"])
+def test_dashboard_ids_that_are_not_row_ids_are_404(app_fleet, raw):
+    """The dashboard's unit, unit-export, report and revoke routes take only a row id (ASCII
+    digits within an INTEGER key's range): anything else is a plain 404, never a 500 — a
+    digit Python's int() cannot read, or a number PostgreSQL's INTEGER cannot hold."""
+    _app, fleet, clients = app_fleet
+    c = clients["so_all"]
+    for path in (f"/units/{raw}", f"/units/{raw}/export.csv", f"/units/{raw}/export.xlsx", f"/units/{raw}/report"):
+        r = c.get(path)
+        assert r.status_code == 404 and "text/html" in r.headers["content-type"], (path, r.status_code)
+    assert c.post(f"/exceptions/{raw}/revoke", data={"reason": "x"}).status_code in (403, 404)  # no CSRF token: 403
+    # As a filter on a unit's page, such a value is ignored (the page itself answers).
+    assert c.get(f"/units/{fleet.units[EB]}", params={"sub": raw}).status_code == 200
+    assert c.get("/exceptions", params={"granted": raw}).status_code == 200

@@ -92,6 +92,29 @@ def test_enrol_report_stored_and_rebuilt_exactly(collector):
     assert wire.verify_envelope(stored, device.key.public_key())["predicate"]["report_id"] == rid
 
 
+def test_hourly_reports_that_differ_only_in_collection_time_share_their_stored_facts(collector):
+    # The agent stamps facts.collected_at on every run, so whole-facts deduplication would
+    # never hit on a real fleet: the stamp stays in the report's own body and the facts
+    # around it are stored once.
+    device = collector.enroll()
+    facts = {"collected_at": "2026-12-01T08:00:00+00:00", "disk": {"status": "ok", "volumes": [
+        {"mount": "/", "role": "system", "encrypted": True}]}, "platform": "linux", "os": {"name": "Debian"}}
+    raws = []
+    for hour in (8, 9, 10):
+        stamped = {**facts, "collected_at": f"2026-12-01T{hour:02d}:00:00+00:00"}
+        raws.append(wire.envelope_bytes(device.sign(facts=stamped)))
+    counts = []
+    for raw in raws:
+        r = post(collector, raw)
+        assert r.status_code == 201, r.text
+        counts.append(collector.count("report_blobs"))
+    assert counts[1] == counts[0] == counts[2], counts
+    with collector.engine.connect() as conn:
+        rows = conn.execute(select(*SIGNED_COLUMNS).where(reports.c.device_id == device.id)
+                            .order_by(reports.c.sequence)).all()
+        assert [envelope_of(conn, row).encode() for row in rows] == raws
+
+
 def test_sequence_advances_and_state_follows(collector):
     device = collector.enroll()
     for seq in (1, 2, 5):

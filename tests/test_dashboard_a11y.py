@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from collector_fixtures import REPO, start_collector
-from test_dashboard_browser import CHROMIUM, LAUNCH_ARGS, browser  # noqa: F401 - the shared Chromium fixture
+from browser_harness import browser, needs_chromium, simulated_store  # noqa: F401 - browser: the fixture
 
 AXE = REPO / "tests" / "browser" / "node_modules" / "axe-core" / "axe.min.js"
 LANGS = ("sv", "da", "en")
@@ -28,7 +28,7 @@ UNIT = "Socialförvaltningen/IFO/Ekonomiskt bistånd med ett mycket långt enhet
 SUB = UNIT + "/Mottagningsgruppen för nyansökningar"
 LONG_HOST = "KOMMUNEN-LAPTOP-MED-ETT-VÄLDIGT-LÅNGT-DATORNAMN-0001"
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} missing: apt-get install chromium")
+pytestmark = needs_chromium
 
 
 def screenshot_dir() -> Path:
@@ -41,20 +41,16 @@ def screenshot_dir() -> Path:
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A collector with a fleet that fills every page: long unit and host names, failing,
     stale and never-reporting devices, exceptions in force, audit-log entries."""
-    from server import auth, migrate
     from sqlalchemy import select
 
+    from server import auth
     from server import readiness as rd
-    from server.db import make_engine, units
-    from server.simulate import FleetSpec, add_device, simulate_fleet
-    from server.store import Store
+    from server.db import units
+    from server.simulate import add_device
 
     work = tmp_path_factory.mktemp("a11y")
-    db_url = f"sqlite:///{work / 'collector.db'}"
-    engine = make_engine(db_url, pool_size=2, max_overflow=2)
-    migrate.upgrade(engine)
-    store = Store(engine)
-    simulate_fleet(store, FleetSpec(devices=30, days=8, seed=5))
+    db_url, store = simulated_store(work, devices=30, days=8, seed=5)
+    engine = store.engine
     failing = add_device(store, SUB, LONG_HOST, idle_seconds=900, seed=21)
     add_device(store, SUB, "EB-LAPTOP-2", seed=22)
     add_device(store, UNIT, "EB-LAPTOP-3", platform="linux", private_cloud="dropbox", seed=23)
@@ -244,6 +240,53 @@ def test_blocking_check_column_keeps_rows_short(contexts: Any, site: Any, lang: 
         assert c["title"] == c["text"] == c["name"] and len(c["text"]) > 3
         assert c["height"] <= 2.5 * c["line"], c
 
+
+
+# Words of each unit name in the tree that the layout split over two lines (a word whose
+# text has more than one line box), and the tops of the header's blocks and menu links.
+SPLIT_WORDS_JS = """() => {
+  const split = [];
+  for (const a of document.querySelectorAll('.tree td.name a')) {
+    const walker = document.createTreeWalker(a, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      for (const m of node.data.matchAll(/\\S+/g)) {
+        const r = document.createRange();
+        r.setStart(node, m.index); r.setEnd(node, m.index + m[0].length);
+        const tops = new Set([...r.getClientRects()].map(b => Math.round(b.top)));
+        if (tops.size > 1) split.push(m[0]);
+      }
+    }
+  }
+  return split;
+}"""
+HEADER_JS = """() => ({
+  blocks: [...document.querySelectorAll('header.top > *')].map(e => Math.round(e.getBoundingClientRect().top)),
+  links: [...document.querySelectorAll('header.top nav:not(.lang) a')].map(e => Math.round(e.getBoundingClientRect().top)),
+})"""
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_unit_names_wrap_between_words_and_the_menu_keeps_one_line(contexts: Any, site: Any, lang: str) -> None:
+    """At 1366 px no word of a unit's name is split over two lines (in tree order and worst
+    first, where full paths are shown), the menu is one line and the header one row; at
+    390 px the menu may wrap but the page does not scroll sideways (the usability test)."""
+    page = contexts[(lang, True)].new_page()
+    try:
+        page.set_viewport_size({"width": 1366, "height": 900})
+        split = {}
+        for sort in ("", "&sort=readiness"):
+            page.goto(f"{site.url}/?lang={lang}{sort}")
+            names = page.locator(".tree td.name a").all_inner_texts()
+            assert any(len(n) > 30 for n in names), names  # long names are there to wrap
+            split[sort or "tree"] = page.evaluate(SPLIT_WORDS_JS)
+        page.goto(f"{site.url}{site.paths['unit']}?lang={lang}")
+        split["unit"] = page.evaluate(SPLIT_WORDS_JS)
+        header = page.evaluate(HEADER_JS)
+    finally:
+        page.close()
+    assert split == {"tree": [], "&sort=readiness": [], "unit": []}
+    assert len(set(header["links"])) == 1 and len(header["links"]) >= 4, header
+    assert max(header["blocks"]) - min(header["blocks"]) < 20, header  # one row: brand, menu, user, languages
 
 
 @pytest.mark.parametrize("lang, saved", [("sv", "Prenumerationen är sparad"), ("da", "Abonnementet er gemt"),

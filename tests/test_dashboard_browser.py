@@ -14,11 +14,9 @@ from typing import Any, Iterator
 
 import pytest
 
+from browser_harness import browser, needs_chromium, simulated_store  # noqa: F401 - browser: the fixture
 from collector_fixtures import REPO, start_collector
 
-CHROMIUM = Path(os.environ.get("AUDITAGENT_TEST_CHROMIUM", "/usr/bin/chromium"))
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 OFFICER, PASSWORD = "officer.anna", "correct horse battery staple"
 DEMO_UNIT = "Testkommun/Demo"
 TEAM_A = DEMO_UNIT + "/Team A"
@@ -26,23 +24,17 @@ TEAM_B = DEMO_UNIT + "/Team B"
 FAILING_HOST = "DEMO-LAPTOP-1"
 EVIL_HOST = "<img src=x onerror=alert(1)>"
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} missing: apt-get install chromium "
-                                                               "(.ci/apt-packages.txt installs it in CI)")
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
 def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from server import auth, migrate
-    from server.db import make_engine
-    from server.simulate import FleetSpec, add_device, simulate_fleet
-    from server.store import Store
+    from server import auth
+    from server.simulate import add_device
 
     work = tmp_path_factory.mktemp("dashboard")
-    db_url = f"sqlite:///{work / 'collector.db'}"
-    engine = make_engine(db_url, pool_size=2, max_overflow=2)
-    migrate.upgrade(engine)
-    store = Store(engine)
-    simulate_fleet(store, FleetSpec(devices=40, days=6, seed=3))
+    db_url, store = simulated_store(work, devices=40, days=6, seed=3)
+    engine = store.engine
     add_device(store, TEAM_A, FAILING_HOST, idle_seconds=900, seed=11)  # only screen-lock fails
     add_device(store, TEAM_A, "DEMO-LAPTOP-2", seed=12)  # compliant
     add_device(store, TEAM_B, EVIL_HOST, platform="linux", private_cloud="dropbox", seed=13)
@@ -59,17 +51,6 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield collector
     finally:
         collector.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extra has it)")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture

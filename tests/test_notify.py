@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy import select
 
 from collector_fixtures import free_port, make_test_ca
-from readiness_fleet import AO, EB, IFO, NOW, PASSWORD, fleet_on
+from readiness_fleet import AO, EB, IFO, NOW, PASSWORD
 from server import readiness as rd
 from server.db import make_engine, notify_outbox, notify_subscriptions
 from server.notify import channels, outbox, subscriptions, worker
@@ -95,12 +95,6 @@ def receiver() -> Iterator[Receiver]:
         yield r
     finally:
         r.server.shutdown()
-
-
-@pytest.fixture(scope="module")
-def fleet(collector_db_url):
-    with fleet_on(collector_db_url) as f:
-        yield f
 
 
 def _config(smtp: Any = None) -> NotifyConfig:

@@ -25,13 +25,11 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
+from browser_harness import browser  # noqa: F401 - the fixture
 from collector_fixtures import REPO, Collector, free_port
 from server import oidc
 
 PROVIDER_DIR = REPO / "tests" / "oidc_provider"
-CHROMIUM = Path(os.environ.get("AUDITAGENT_TEST_CHROMIUM", "/usr/bin/chromium"))
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-               "--disable-component-update", "--disable-sync"]
 IFO = "Socialförvaltningen/IFO"
 EB = IFO + "/Ekonomiskt bistånd"
 CLIENT_ID, CLIENT_SECRET = "auditagent-collector", "test-client-secret-0123456789"
@@ -103,20 +101,6 @@ def sso(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         rp.stop()
         op.terminate()
         op.wait(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} missing (.ci/apt-packages.txt installs chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def _sign_in_at_provider(page: Any, login: str) -> None:

@@ -14,9 +14,11 @@ import pytest
 
 from readiness_fleet import EB, IFO, NOW, PASSWORD, SOC, build_fleet
 from server import readiness as rd
+from server.local_time import DEFAULT_ZONE, local_midnight_after
 
 H = dt.timedelta(hours=1)
 D = NOW.date()
+HT = "Hemtjänst"  # the grace-across-days unit (due_days)
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +61,117 @@ def app_fleet(collector_db_url):
     app.state.store.engine.dispose()
 
 
+def _day(k: int) -> dt.date:
+    return D - dt.timedelta(days=k)
+
+
+def _tile(conn, path: str, at: dt.datetime) -> dict[str, int]:
+    row = next(u for u in rd.unit_tree(conn, rd.Scope(), at) if u.path == path)
+    return {s: getattr(row.counts, s) for s in rd.STATES}
+
+
+@pytest.fixture(scope="module")
+def due_days(app_fleet):
+    """Hemtjänst (24 h max age), reports sent day by day over the three days before NOW's,
+    with os-patched given 48 h of grace; after each day the tiles are read at its end
+    (local midnight), as an officer would have seen them then. By hand, at each end:
+
+    ==== ========================= ============ ============ ====================
+    dev  reports (UTC)             D-3          D-2          D-1 / now
+    ==== ========================= ============ ============ ====================
+    ht1  fail D-3 9h, D-2 9h,      due          due          not ready (deadline
+         D-1 8h, D 11h                                       D-1 9h passed)
+    ht2  fail D-2 10h, pass D-1,   never        due          ready
+         pass D
+    ht3  fail D-1 10h, D 11h       never        never        due (until D+1 10h)
+    ht4  disk (no grace) + os      never        due (disk    not ready (the
+         D-2 10h, D-1 9h, D 11h;                excepted)    exception ended)
+         disk excepted D-2 11h → D-1 12h
+    ht5  never reports             never        never        never
+    ht6  pass D-3 9h only          ready        stale        stale
+    ==== ========================= ============ ============ ====================
+    """
+    app, fleet = app_fleet
+    fleet.enrol(HT, [f"ht{i}" for i in range(1, 7)])
+    r = fleet.report
+    g = {"os-patched": 48}
+    at = lambda k, hour: (NOW - dt.datetime.combine(_day(k), dt.time(hour), dt.timezone.utc)) / H  # noqa: E731
+    ends = {k: local_midnight_after(_day(k), DEFAULT_ZONE) for k in (3, 2, 1)}
+    seen = {}
+
+    def read_tiles(k: int) -> None:
+        with fleet.store.engine.connect() as conn:
+            seen[k] = _tile(conn, HT, ends[k])
+
+    r("ht1", at(3, 9), {"os-patched": "fail"}, grace=g)
+    r("ht6", at(3, 9))
+    read_tiles(3)
+    r("ht1", at(2, 9), {"os-patched": "fail"}, grace=g)
+    r("ht2", at(2, 10), {"os-patched": "fail"}, grace=g)
+    r("ht4", at(2, 10), {"disk-encrypted": "fail", "os-patched": "fail"}, grace=g)
+    with fleet.store.engine.begin() as tx:
+        rd.grant_exception(tx, fleet.users["so_all"], check_id="disk-encrypted", device_id=fleet.devices["ht4"].id,
+                           expires_at=NOW - 24 * H, justification="disk swap booked for tomorrow",
+                           now=NOW - at(2, 11) * H)
+    read_tiles(2)
+    r("ht1", at(1, 8), {"os-patched": "fail"}, grace=g)
+    r("ht2", at(1, 10))
+    r("ht3", at(1, 10), {"os-patched": "fail"}, grace=g)
+    r("ht4", at(1, 9), {"disk-encrypted": "fail", "os-patched": "fail"}, grace=g)
+    read_tiles(1)
+    r("ht1", 1, {"os-patched": "fail"}, grace=g)
+    r("ht2", 2)
+    r("ht3", 1, {"os-patched": "fail"}, grace=g)
+    r("ht4", 1, {"disk-encrypted": "fail", "os-patched": "fail"}, grace=g)
+    return app, fleet, seen
+
+
+def _counts(p) -> tuple[int, ...]:
+    return tuple(p.count(s) for s in rd.STATES)  # ready, due, not_ready, stale, never_reported
+
+
+def test_a_past_days_point_is_what_the_tiles_said_at_its_end_due_included(due_days):
+    """Due across day boundaries: each closed day's point equals the tiles read at that
+    day's end — devices inside their grace period shown as due, turned not ready once the
+    deadline passed — counted afresh and then read back from the cache alike."""
+    _app, fleet, seen = due_days
+    assert seen[3] == dict(zip(rd.STATES, (1, 1, 0, 0, 4)))
+    assert seen[2] == dict(zip(rd.STATES, (0, 3, 0, 1, 2)))
+    assert seen[1] == dict(zip(rd.STATES, (1, 1, 2, 1, 1)))
+    for _ in ("counted", "cached"):
+        with fleet.store.engine.connect() as conn:
+            points = rd.trend(conn, rd.Scope(), fleet.units[HT], NOW, days=4)
+            conn.commit()
+            now_tile = _tile(conn, HT, NOW)
+        assert [p.day for p in points] == [_day(3), _day(2), _day(1), D]
+        for k, p in zip((3, 2, 1), points):
+            assert dict(zip(rd.STATES, _counts(p))) == seen[k], (k, p)
+            assert p.ready_pct == rd.ready_share(seen[k])  # due counts with the ready ones, as on the tiles
+        assert dict(zip(rd.STATES, _counts(points[-1]))) == now_tile == dict(zip(rd.STATES, (1, 1, 2, 1, 1)))
+    from sqlalchemy import select
+
+    from server.db import as_date, unit_day_ready as udr
+    with fleet.store.engine.connect() as conn:
+        cached = {as_date(d): n for d, n in conn.execute(select(udr.c.day, udr.c.due)
+                                                         .where(udr.c.unit_id == fleet.units[HT]))}
+    assert cached == {_day(k): seen[k]["due"] for k in (3, 2, 1)}
+
+
+def test_a_cached_day_without_a_due_count_is_counted_again(due_days):
+    """Rows counted before days kept a deadline (due NULL, migration 0016) are not read."""
+    from sqlalchemy import update
+
+    from server.db import unit_day_ready as udr
+    _app, fleet, seen = due_days
+    uid = fleet.units[HT]
+    with fleet.store.engine.begin() as conn:
+        rd.trend(conn, rd.Scope(), uid, NOW, days=4)
+        assert conn.execute(update(udr).where(udr.c.unit_id == uid).values(due=None, ready=99, not_ready=0)).rowcount
+    with fleet.store.engine.connect() as conn:
+        points = rd.trend(conn, rd.Scope(), uid, NOW, days=4)
+    assert [dict(zip(rd.STATES, _counts(p))) for p in points[:3]] == [seen[3], seen[2], seen[1]]
+
+
 def _by_state(rows):
     out = {s: 0 for s in rd.STATES}
     for r in rows:
@@ -66,9 +179,9 @@ def _by_state(rows):
     return out
 
 
-@pytest.mark.parametrize("unit", [SOC, IFO, EB])
-def test_every_view_agrees_by_state(app_fleet, unit):
-    app, fleet = app_fleet
+@pytest.mark.parametrize("unit", [SOC, IFO, EB, HT])
+def test_every_view_agrees_by_state(due_days, unit):
+    app, fleet, _seen = due_days
     store = fleet.store
     uid = fleet.units.get(unit) or next(u["id"] for u in store.list_units() if u["path"] == unit)
     with store.engine.connect() as conn:
@@ -140,6 +253,30 @@ def test_api_agrees_with_the_tiles(app_fleet):
     assert _by_state(r[3] for r in rows[1:]) == {s: counts[s] for s in rd.STATES}
 
 
+def test_the_api_trend_shows_past_due_days_as_the_tiles_did(due_days, monkeypatch):
+    """The API's trend, unit and export at NOW (its clock set there): the past days as the
+    tiles were at each day's end, today as the unit and the export rows."""
+    from fastapi.testclient import TestClient
+
+    from server import api
+
+    app, fleet, seen = due_days
+    monkeypatch.setattr(api, "_now", lambda: NOW)
+    c = TestClient(app, base_url="https://testserver")
+    assert c.post("/api/v1/login", json={"username": "so_all", "password": PASSWORD}).status_code == 200
+    uid = fleet.units[HT]
+    trend = c.get(f"/api/v1/units/{uid}/trend", params={"days": 4}).json()
+    unit = c.get(f"/api/v1/units/{uid}").json()
+    rows = list(csv.reader(io.StringIO(c.get(f"/api/v1/units/{uid}/export.csv").text)))
+    c.close()
+    assert [p["day"] for p in trend] == [d.isoformat() for d in (_day(3), _day(2), _day(1), D)]
+    assert [{s: p[s] for s in rd.STATES} for p in trend[:3]] == [seen[3], seen[2], seen[1]]
+    counts = unit["summary"]["counts"] if "summary" in unit else unit["counts"]
+    assert {s: trend[-1][s] for s in rd.STATES} == {s: counts[s] for s in rd.STATES} == \
+        _by_state(r[3] for r in rows[1:])
+    assert counts["due"] == 1 and counts["not_ready"] == 2
+
+
 def test_a_weekend_without_reports_is_stale_not_a_collapse(app_fleet):
     _app, fleet = app_fleet
     with fleet.store.engine.connect() as conn:
@@ -195,3 +332,104 @@ def test_grouped_state_counts_equal_the_per_device_definition(due_fleet, later_h
             assert got == want
             if unit_ids is None and later_h == 0:  # the fleet shows every state the rule decides by time
                 assert {s for _u, s, _v in got} >= {"ready", "due", "not_ready", "stale"}
+
+
+@pytest.mark.parametrize("lang", ["sv", "da", "en"])
+def test_the_unit_chart_draws_past_due_days_with_legend_and_rule(due_days, monkeypatch, lang):
+    """30 h after NOW ht3's deadline has passed, so today has no due device: the due band
+    the unit page draws is past days' alone — with its legend entry, and the rule under
+    the chart names the state, in each language."""
+    import re
+
+    from fastapi.testclient import TestClient
+
+    from server import api, web_auth
+    from server.i18n_web import Translator
+
+    app, fleet, _seen = due_days
+    later = NOW + 30 * H
+    for mod in (api, web_auth):
+        monkeypatch.setattr(mod, "_now", lambda: later)
+    monkeypatch.setattr(app.state.web, "now", lambda: later)
+    with fleet.store.engine.connect() as conn:
+        points = rd.trend(conn, rd.Scope(), fleet.units[HT], later, days=90)
+    assert points[-1].due == 0 and [p.day for p in points if p.due] == [_day(3), _day(2), _day(1), D]
+    c = TestClient(app, base_url="https://testserver")
+    assert c.post("/api/v1/login", json={"username": "so_all", "password": PASSWORD}).status_code == 200
+    html = c.get(f"/units/{fleet.units[HT]}", params={"lang": lang}).text
+    c.close()
+    t = Translator(lang)
+    chart = re.search(r'<section class="trend card".*?</section>', html, re.S).group(0)
+    due_band = re.search(r'<polygon class="band band-due" fill="([^"]+)" points="([^"]+)"', chart)
+    assert due_band, chart[:2000]
+    ys = {float(xy.split(",")[1]) for xy in due_band.group(2).split()}
+    assert len(ys) > 1  # a band with height, not a line along the bottom
+    legend = re.search(r'<div class="legend".*?</div>', chart, re.S).group(0)
+    assert f'var(--due)"></i>{t("state.due")}</span>' in legend
+    rule = re.search(r'<p[^>]*id="trend-rule"[^>]*>(.*?)</p>', chart, re.S).group(1)
+    assert t("state.due").lower() in rule.lower() and t("state.not_ready").lower() in rule.lower()
+
+
+def _groups_as_stored(conn):
+    """unit_state_deltas summed, and the same groups counted straight off device_state."""
+    from sqlalchemy import func, select
+
+    from server.db import device_state as s, unit_state_deltas as d
+
+    kept = {(r.unit_id, r.agent_version, r.failing_required, r.failing_hard): (int(r.n), int(r.never))
+            for r in conn.execute(select(d.c.unit_id, d.c.agent_version, d.c.failing_required, d.c.failing_hard,
+                                         func.sum(d.c.n).label("n"), func.sum(d.c.never).label("never"))
+                                  .group_by(d.c.unit_id, d.c.agent_version, d.c.failing_required, d.c.failing_hard))}
+    direct = {}
+    for r in conn.execute(select(s.c.unit_id, s.c.agent_version, s.c.failing_required, s.c.failing_hard,
+                                 s.c.last_report_id).where(s.c.unit_id.is_not(None))):
+        n, nv = direct.get((r.unit_id, r.agent_version, r.failing_required, r.failing_hard), (0, 0))
+        direct[r.unit_id, r.agent_version, r.failing_required, r.failing_hard] = (n + 1, nv + (r.last_report_id is None))
+    return {k: v for k, v in kept.items() if v != (0, 0)}, direct
+
+
+def _assert_counts_agree(conn, fleet, moments):
+    from sqlalchemy import func, select
+
+    for later_h in moments:
+        now = NOW + later_h * H
+        for unit_ids in [None] + [[u] for u in sorted(fleet.units.values())]:
+            st = rd.device_states(conn, now, unit_ids).subquery("st")
+            want = {(int(r.unit_id), r.state, r.agent_version): int(r.n) for r in conn.execute(
+                select(st.c.unit_id, st.c.state, st.c.agent_version, func.count().label("n"))
+                .group_by(st.c.unit_id, st.c.state, st.c.agent_version))}
+            assert {(u, s, v): n for u, s, v, n in rd.state_counts(conn, now, unit_ids)} == want, (later_h, unit_ids)
+
+
+def test_counts_kept_at_ingest_follow_every_change(due_fleet):
+    """The per-unit group counts kept at ingest (unit_state_deltas, written by triggers on
+    device_state) equal device_state grouped, and the dashboard's counts read from them
+    equal the per-device definition — after a new failing report, a late report (history
+    only), a device revoked, a device exception granted, a unit's max age changed, at
+    moments past grace deadlines and staleness cut-offs, and after the rows are folded
+    together (compaction). Runs last: it changes the shared fleet."""
+    app, fleet = due_fleet
+    store, so = fleet.store, fleet.users["so_all"]
+    fleet.report("eb4", 0.25, {"screen-lock": "fail", "firewall": "fail"}, grace={"screen-lock": 12})
+    fleet.report("eb1", 20, {"disk-encrypted": "fail"}, status="history")  # older than eb1's latest
+    store.revoke_device(fleet.devices["eb6"].id, "decommissioned")
+    with store.engine.begin() as conn:
+        rd.grant_exception(conn, so, check_id="firewall", device_id=fleet.devices["eb4"].id,
+                           expires_at=NOW + 24 * 5 * H, justification="firewall replaced by the VPN client", now=NOW)
+    store.set_unit_max_age(EB, 4)  # eb7 (5 h) becomes stale
+    with store.engine.connect() as conn:
+        kept, direct = _groups_as_stored(conn)
+        assert kept == direct
+        eb = {s: n for u, s, _v, n in rd.state_counts(conn, NOW, [fleet.units[EB]])}
+        assert eb.get("due", 0) >= 1 and eb.get("stale", 0) >= 1  # eb4 due (screen-lock in grace, firewall excepted)
+        _assert_counts_agree(conn, fleet, [0, 5, 13, 30, 24 * 6])
+    with store.engine.begin() as conn:
+        assert rd.compact_groups(conn) > len(kept)  # more rows than groups were kept; folded to one each
+    with store.engine.connect() as conn:
+        after, direct = _groups_as_stored(conn)
+        assert after == kept == direct
+        from sqlalchemy import func, select
+
+        from server.db import unit_state_deltas
+        assert conn.execute(select(func.count()).select_from(unit_state_deltas)).scalar_one() == len(kept)
+        _assert_counts_agree(conn, fleet, [0, 13])

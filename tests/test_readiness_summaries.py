@@ -11,16 +11,10 @@ import io
 
 import pytest
 
-from readiness_fleet import AO, BU, EB, IFO, KULTUR, NOW, SOC, fleet_on, table_counts
+from readiness_fleet import AO, BU, EB, IFO, KULTUR, NOW, SOC, table_counts
 from server import readiness as rd
 
 H = dt.timedelta(hours=1)
-
-
-@pytest.fixture(scope="module")
-def fleet(collector_db_url):
-    with fleet_on(collector_db_url) as f:
-        yield f
 
 
 @pytest.fixture

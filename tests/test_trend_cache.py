@@ -9,7 +9,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import func, select, update
 
-from readiness_fleet import EB, NOW, fleet_on
+from readiness_fleet import EB, NOW, trend_points
 from server import readiness as rd
 from server.db import unit_day_ready
 from server.local_time import DEFAULT_ZONE, local_midnight_after
@@ -18,18 +18,9 @@ H = dt.timedelta(hours=1)
 D = NOW.date()
 
 
-@pytest.fixture(scope="module")
-def fleet(collector_db_url):
-    with fleet_on(collector_db_url) as f:
-        yield f
-
-
 def trend(fleet, unit=EB, days=3, now=NOW):
-    """(ready, devices) per day, in a transaction the caller commits, as the pages do."""
-    with fleet.store.engine.connect() as conn:
-        points = rd.trend(conn, rd.Scope(), fleet.units[unit], now, days)
-        conn.commit()
-    return [(p.ready, p.devices) for p in points]
+    """(ready, devices) per day."""
+    return [(p.ready, p.devices) for p in trend_points(fleet, unit, days, now)]
 
 
 def cached(fleet, unit=EB):

@@ -9,25 +9,16 @@ import datetime as dt
 
 import pytest
 
-from readiness_fleet import AO, NOW, SOC, fleet_on
+from readiness_fleet import AO, NOW, SOC, trend_points
 from server import readiness as rd
 
 H = dt.timedelta(hours=1)
 D = NOW.date()
 
 
-@pytest.fixture(scope="module")
-def fleet(collector_db_url):
-    with fleet_on(collector_db_url) as f:
-        yield f
-
-
 def states(fleet, unit=AO):
-    """(day, ready, stale, never_reported) of the last four days, committed as the pages do."""
-    with fleet.store.engine.connect() as conn:
-        points = rd.trend(conn, rd.Scope(), fleet.units[unit], NOW, 4)
-        conn.commit()
-    return [(p.day, p.ready, p.stale, p.never_reported) for p in points]
+    """(day, ready, stale, never_reported) of the last four days."""
+    return [(p.day, p.ready, p.stale, p.never_reported) for p in trend_points(fleet, unit, 4)]
 
 
 def test_past_days_keep_the_max_age_that_was_in_force(fleet):

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 from server.readiness.state import (
     COUNTED_READY, DEFAULT_MAX_REPORT_AGE_HOURS, DUE, NEVER_REPORTED, NOT_READY, READY, STALE, STATES, StaleDevice,
-    device_state_rows, device_states, max_age_in_force, percent, ready_share, stale_longest, state_counts,
+    StateRow, device_state_rows, device_states, max_age_in_force, percent, ready_share, stale_longest, state_counts,
+    state_rows, compact_groups,
     state_of)
 from server.readiness.cover import (
     Cover, exception_cover)
@@ -52,7 +53,7 @@ from server.readiness.scope import (
 
 __all__ = [
     'COUNTED_READY', 'DEFAULT_MAX_REPORT_AGE_HOURS', 'DUE', 'NEVER_REPORTED', 'NOT_READY', 'READY', 'STALE', 'STATES', 'StaleDevice',
-    'device_state_rows', 'device_states', 'percent', 'ready_share', 'stale_longest', 'state_counts', 'state_of', 'max_age_in_force', 'Cover', 'exception_cover',
+    'StateRow', 'state_rows', 'compact_groups', 'device_state_rows', 'device_states', 'percent', 'ready_share', 'stale_longest', 'state_counts', 'state_of', 'max_age_in_force', 'Cover', 'exception_cover',
     'FailingCheck', 'FailingRun', 'Overview', 'StateCounts', 'UnitDetail', 'UnitSummary', 'overview', 'scope_units',
     'unit_detail', 'unit_tree', 'MAX_PER_PAGE', 'CheckResult', 'DeviceDetail', 'DevicePage', 'DeviceRow',
     'SignedReport', 'Timeline', 'TimelineEntry', 'device_detail', 'device_public_key', 'device_timeline',

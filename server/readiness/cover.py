@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Protocol, Sequence
 
 from sqlalchemy import String, and_, cast, exists, literal, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement
 
-from server.db import device_checks, device_state, exceptions, units
+from server.db import device_checks, device_state, exceptions, unit_state_deltas, units
 from server.readiness.scope import ancestor_or_self
 from server.readiness.sql import ts_param
 
@@ -29,6 +29,14 @@ def covered_exists(conn: Connection, now: dt.datetime, check_col: Any, device_co
                           or_(e.c.device_id == device_col,
                               and_(e.c.unit_id.is_not(None), ancestor_or_self(eu.c.path, unit_path_col))))
                    .correlate_except(e, eu)))
+
+
+class Covers(Protocol):
+    """What the state rule asks of exceptions: are all of a device's failing checks covered
+    (at the moment judged)? :class:`Cover` answers for now, the trend's day cover for the
+    end of each past day."""
+
+    def covers_all(self, failing: Any, unit_id: Any, device_id: Any, *, hard: bool = False) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -51,8 +59,12 @@ class Cover:
 
     def covers_check(self, check_col: Any, device_col: Any, unit_id_col: Any) -> ColumnElement[bool]:
         """SQL: an active exception covers this check on this device."""
-        return or_(_key(check_col, unit_id_col).in_(sorted(f"{c} {u}" for c, u in self.unit_checks)),
+        return or_(self.covers_unit_check(check_col, unit_id_col),
                    _key(check_col, device_col).in_(sorted(f"{c} {d}" for c, d in self.device_checks)))
+
+    def covers_unit_check(self, check_col: Any, unit_id_col: Any) -> ColumnElement[bool]:
+        """SQL: an active exception on the unit (or an ancestor) covers this check."""
+        return _key(check_col, unit_id_col).in_(sorted(f"{c} {u}" for c, u in self.unit_checks))
 
     def covers_all(self, failing: Any, unit_id: Any, device_id: Any, *, hard: bool = False) -> ColumnElement[bool]:
         """SQL over a device_state row's columns: every check in ``failing`` (its failing
@@ -71,8 +83,10 @@ def _key(text_col: Any, other_col: Any) -> Any:
     return text_col + literal(" ") + cast(other_col, String)
 
 
-def exception_cover(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | None = None) -> Cover:
-    """The :class:`Cover` of the exceptions active at ``now`` (for devices of ``unit_ids``)."""
+def exception_cover(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | None = None, *,
+                    device_ids: Sequence[str] | None = None) -> Cover:
+    """The :class:`Cover` of the exceptions active at ``now`` (for devices of ``unit_ids``;
+    with ``device_ids``, for those devices only: one device's page)."""
     e, eu = exceptions.alias("aex"), units.alias("aexu")
     active = conn.execute(select(e.c.check_id, e.c.device_id, eu.c.path)
                           .select_from(e.outerjoin(eu, eu.c.id == e.c.unit_id))
@@ -83,7 +97,8 @@ def exception_cover(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] 
     by_device: dict[str, set[str]] = {}
     for check_id, device_id, path in active:
         if device_id is not None:
-            by_device.setdefault(device_id, set()).add(check_id)
+            if device_ids is None or device_id in device_ids:
+                by_device.setdefault(device_id, set()).add(check_id)
         elif path is not None:
             by_unit_path.setdefault(path, set()).add(check_id)
     unit_cov: dict[int, set[str]] = {}
@@ -93,12 +108,14 @@ def exception_cover(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] 
                 if path == p or path.startswith(p + "/"):
                     unit_cov.setdefault(uid, set()).update(checks)
     wanted = set(unit_cov) if unit_ids is None else set(unit_cov) & set(unit_ids)
-    s = device_state
+    s, g = device_state, unit_state_deltas
     ready_pairs = set()
     if wanted:  # the sets of failing checks, all of them or those without grace, that the unit covers
-        for col in (s.c.failing_required, s.c.failing_hard):
-            for uid, failing in conn.execute(select(s.c.unit_id, col).distinct()
-                                             .where(s.c.unit_id.in_(sorted(wanted)), col != "")):
+        # Read off the groups kept at ingest (every set a device of the unit has, perhaps a
+        # few it had: each pair is tested alike, so an unused one changes nothing).
+        for col in (g.c.failing_required, g.c.failing_hard):
+            for uid, failing in conn.execute(select(g.c.unit_id, col).distinct()
+                                             .where(g.c.unit_id.in_(sorted(wanted)), col != "")):
                 if set(failing.split(",")) <= unit_cov[uid]:
                     ready_pairs.add((uid, failing))
     # Device exceptions: only those on devices of ``unit_ids`` matter to this request; of

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 
 from auditagent import report as wire
 from server.db import device_checks, device_keys, device_state, devices, exceptions, reports, units, utc
-from server.readiness.cover import Cover, covered_exists
+from server.readiness.cover import Cover, covered_exists, exception_cover
 from server.readiness.exceptions import ExceptionInfo, list_exceptions
 from server.readiness.scope import Invalid, NotFound, Scope, visible_device
 from server.readiness.state import (DEFAULT_MAX_REPORT_AGE_HOURS, DUE, NEVER_REPORTED, NOT_READY, READY, STALE,
@@ -155,7 +155,9 @@ def device_detail(conn: Connection, scope: Scope, device_id: str, now: dt.dateti
     """A device's state, its latest facts and results (decoded from the stored envelope of
     its latest report), the exceptions that apply, and its report timeline (newest first)."""
     dev = visible_device(conn, scope, device_id)
-    ds = device_state_rows(conn, scope, now, unit_ids=[dev["unit_id"]],
+    # The exceptions bearing on this one device (not on every device of its unit).
+    cover = exception_cover(conn, now, [dev["unit_id"]], device_ids=[dev["id"]])
+    ds = device_state_rows(conn, scope, now, unit_ids=[dev["unit_id"]], cover=cover,
                            default_max_age_hours=default_max_age_hours).subquery("ds")
     row = conn.execute(select(ds).where(ds.c.id == dev["id"])).mappings().one()
     versions_newest = agent_versions(conn, Scope(dev["unit_path"]), dev["unit_path"], now,

@@ -28,22 +28,26 @@ its failing required checks'; ``failing_hard``, those without grace); once the e
 deadline has passed the device is not ready unless exceptions cover every failing check.
 
 The state is computed from device_state alone (it carries the device's unit and its
-failing required checks); the few active exceptions come from :mod:`.cover`.
+failing required checks); the few active exceptions come from :mod:`.cover`. Counts of
+many devices (the tiles, the tree) apply the same rule once per group of alike devices,
+read from the per-unit counts kept at ingest (``unit_state_deltas``, migration 0016),
+with only the devices whose state depends on the moment (stale, within grace), the
+revoked ones and those with their own exception read one by one (:func:`device_groups`).
 """
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
-from sqlalchemy import and_, case, exists, func, literal, or_, select, union_all
+from sqlalchemy import and_, case, delete, exists, func, literal, or_, select, text, union_all
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement, Select
 
-from server.db import device_state, devices, unit_max_age_history, units, utc
-from server.readiness.cover import Cover, exception_cover
+from server.db import device_state, devices, unit_max_age_history, unit_state_deltas, units, utc
+from server.readiness.cover import Cover, Covers, exception_cover
 from server.readiness.scope import Scope, ancestor_or_self, scope_unit_ids
-from server.readiness.sql import minus_hours, ts_param
+from server.readiness.sql import contains_item, dialect, minus_hours, ts_param
 
 READY, DUE, NOT_READY, STALE, NEVER_REPORTED = "ready", "due", "not_ready", "stale", "never_reported"
 STATES = (READY, DUE, NOT_READY, STALE, NEVER_REPORTED)
@@ -116,11 +120,9 @@ def stale_clause(conn: Connection, s: Any, now: dt.datetime, *,
     """SQL on a device_state relation ``s``: the device is stale at ``now`` — the same rule
     as :func:`is_stale`, with each unit's cutoff as a literal (few units set their own max
     age), so a pass over many rows needs no join to the units."""
-    ages = unit_max_age("stale_unit_age")
-    own = {}
-    for uid, hours in conn.execute(select(ages.c.unit_id, ages.c.max_age_hours)
-                                   .where(ages.c.max_age_hours.is_not(None))):
-        own.setdefault(int(hours), []).append(uid)
+    own: dict[int, list[int]] = {}
+    for uid, hours in _own_max_ages(conn).items():
+        own.setdefault(hours, []).append(uid)
     own.pop(default_max_age_hours, None)  # same as the default: no need to list them
     listed = sorted(u for ids in own.values() for u in ids)
     default_cut = ts_param(now - dt.timedelta(hours=default_max_age_hours))
@@ -130,13 +132,42 @@ def stale_clause(conn: Connection, s: Any, now: dt.datetime, *,
     return and_(s.c.last_report_id.is_not(None), or_(*cond))
 
 
+def _own_max_ages(conn: Connection) -> dict[int, int]:
+    """Per unit that has one: the max report age of the unit or its nearest ancestor that
+    sets one (:func:`unit_max_age`'s rule), from one read of the units (a few hundred)."""
+    # One read per transaction: a page asks once per query that tells stale devices apart.
+    txn = conn.get_transaction()
+    kept = conn.info.get("own_max_ages")
+    if txn is not None and kept is not None and kept[0] is txn:
+        return kept[1]
+    rows = conn.execute(select(units.c.id, units.c.path, units.c.max_report_age_hours)).all()
+    out = _inherited_ages(rows)
+    if txn is not None:
+        conn.info["own_max_ages"] = (txn, out)
+    return out
+
+
+def _inherited_ages(rows: Sequence[Any]) -> dict[int, int]:
+    setting = {path: int(h) for _i, path, h in rows if h is not None}
+    if not setting:
+        return {}
+    out = {}
+    for uid, path, _h in rows:
+        parts = path.split("/")
+        hours = next((setting[p] for p in ("/".join(parts[:i]) for i in range(len(parts), 0, -1)) if p in setting),
+                     None)
+        if hours is not None:
+            out[uid] = hours
+    return out
+
+
 def is_stale(s: Any, cut: Any) -> ColumnElement[bool]:
     """SQL: the device (a device_state relation ``s``) reported, but last before its unit's cutoff."""
     return and_(s.c.last_report_id.is_not(None), s.c.generated_at < cut.c.cutoff)
 
 
 def state_of(*, never: Any, stale: Any, due_open: Any, failing_required: Any, failing_hard: Any, unit_id: Any,
-             device_id: Any, cover: Cover) -> ColumnElement[str]:
+             device_id: Any, cover: Covers) -> ColumnElement[str]:
     """THE rule (the table above) as SQL over its inputs: whether the device never
     reported, whether its latest report is stale, whether its earliest grace deadline is
     still ahead, its failing required checks (all, and those without grace), its unit and
@@ -152,48 +183,157 @@ def state_of(*, never: Any, stale: Any, due_open: Any, failing_required: Any, fa
         else_=NOT_READY)
 
 
-def state_counts(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | None = None, *,
-                 cover: Cover | None = None,
-                 default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> list[tuple[int, str, str | None, int]]:
+def device_groups(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | None = None, *,
+                  cover: Cover, default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> Any:
+    """Active devices (of ``unit_ids``; None: all) in groups alike in every input of
+    :func:`state_of`: (unit_id, agent_version, failing_required, failing_hard, device_id —
+    '' for a group, the id for a device with its own exception —, never, stale, due, n).
+
+    Read from ``unit_state_deltas`` (counts per group kept at ingest, every device of the
+    group counted as fresh and outside grace), then corrected from the rows of the devices
+    those counts cannot judge: the revoked ones (taken out), the stale ones, those still
+    within grace and those with their own exception (each counted by its own row). Those
+    are found through indexes (generated_at, due_until, the few ids), so a page reads the
+    groups and a few devices, not the fleet."""
+    s, d = device_state, unit_state_deltas
+    if dialect(conn) == "postgresql":
+        _fold_when_long(conn)
+    keys = (s.c.unit_id, s.c.agent_version, s.c.failing_required, s.c.failing_hard)
+    own = cover.own_devices
+    revoked = [r for (r,) in conn.execute(select(devices.c.id).where(devices.c.revoked_at.is_not(None)))]
+    stale = stale_clause(conn, s, now, default_max_age_hours=default_max_age_hours)
+    due = and_(s.c.last_report_id.is_not(None), s.c.due_until > ts_param(now))
+    where = [or_(stale, due, s.c.device_id.in_(sorted(set(own) | set(revoked))))]
+    where.append(s.c.unit_id.is_not(None) if unit_ids is None else s.c.unit_id.in_(unit_ids))
+    special = (select(*keys, s.c.device_id, case((s.c.last_report_id.is_(None), 1), else_=0).label("never"),
+                      case((stale, 1), else_=0).label("stale"), case((and_(due, ~stale), 1), else_=0).label("due"))
+               .where(*where).cte("special_devices").prefix_with("MATERIALIZED", dialect="postgresql"))
+    x = special.c
+    base = select(d.c.unit_id, d.c.agent_version, d.c.failing_required, d.c.failing_hard,
+                  literal("").label("device_id"), d.c.never, literal(0).label("stale"), literal(0).label("due"), d.c.n)
+    if unit_ids is not None:
+        base = base.where(d.c.unit_id.in_(unit_ids))
+    xkeys = (x.unit_id, x.agent_version, x.failing_required, x.failing_hard)
+    taken_out = select(*xkeys, literal("").label("device_id"), -x.never, literal(0), literal(0), literal(-1))
+    judged = (select(*xkeys, case((x.device_id.in_(own), x.device_id), else_=literal("")), x.never, x.stale, x.due,
+                     literal(1))
+              .where(x.device_id.not_in(revoked)))
+    u = union_all(base, taken_out, judged).subquery("group_rows")
+    return (select(u.c.unit_id, u.c.agent_version, u.c.failing_required, u.c.failing_hard, u.c.device_id,
+                   func.sum(u.c.never).label("never"), func.sum(u.c.stale).label("stale"),
+                   func.sum(u.c.due).label("due"), func.sum(u.c.n).label("n"))
+            .group_by(u.c.unit_id, u.c.agent_version, u.c.failing_required, u.c.failing_hard, u.c.device_id)
+            .having(func.sum(u.c.n) > 0))
+
+
+FOLD_AFTER_ROWS = 20_000  # +1/-1 rows since the last fold: summing them costs more than folding
+
+
+def _fold_when_long(conn: Connection) -> None:
+    """PostgreSQL: fold the counts when their rows have grown long (ids are handed out in
+    order and a fold leaves one row per group, so max − min bounds the rows; both read
+    off the primary key). In its own transaction: it commits whatever the reader does,
+    and blocks no report (they only insert). SQLite folds in the daily retention run."""
+    lo, hi = conn.execute(select(func.min(unit_state_deltas.c.id), func.max(unit_state_deltas.c.id))).one()
+    if hi is None or hi - lo <= FOLD_AFTER_ROWS:
+        return
+    pool = conn.engine.pool
+    if hasattr(pool, "checkedout") and pool.checkedout() >= pool.size() + max(getattr(pool, "_max_overflow", 0), 0):
+        return  # no connection to spare: never wait on the pool while holding one (a later read folds)
+    with conn.engine.begin() as other:
+        compact_groups(other)
+
+
+def compact_groups(conn: Connection) -> int:
+    """Fold ``unit_state_deltas`` into one row per group (the sums do not change; readers
+    see the rows before or after). On PostgreSQL one statement (DELETE … RETURNING feeds
+    the INSERT, so two compactions at once never count a row twice); SQLite has one
+    writer at a time. Returns the rows folded."""
+    d = unit_state_deltas
+    cols = "unit_id, agent_version, failing_required, failing_hard"
+    sums = f"SELECT {cols}, sum(n), sum(never) FROM {{src}} GROUP BY {cols} HAVING sum(n) <> 0 OR sum(never) <> 0"
+    if dialect(conn) == "postgresql":
+        return int(conn.execute(text(
+            f"WITH gone AS (DELETE FROM unit_state_deltas RETURNING {cols}, n, never), "
+            f"kept AS (INSERT INTO unit_state_deltas ({cols}, n, never) {sums.format(src='gone')} RETURNING 1) "
+            "SELECT (SELECT count(*) FROM gone)")).scalar_one())
+    top = conn.execute(select(func.max(d.c.id))).scalar_one()
+    if top is None:
+        return 0
+    conn.execute(text(f"INSERT INTO unit_state_deltas ({cols}, n, never) "
+                      + sums.format(src="(SELECT * FROM unit_state_deltas WHERE id <= :top)")), {"top": top})
+    return int(conn.execute(delete(d).where(d.c.id <= top)).rowcount)
+
+
+class StateRow(NamedTuple):
+    unit_id: int
+    state: str
+    agent_version: str | None
+    n: int
+
+
+class BlockingRow(NamedTuple):
+    unit_id: int
+    check_id: str
+    n: int  # due or not-ready devices of the unit failing the check, not covered unit-wide
+
+
+def state_rows(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | None = None, *,
+               cover: Cover | None = None, blocking: bool = False,
+               default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> tuple[list[StateRow], list[BlockingRow]]:
     """Active devices (of ``unit_ids``; None: all) per (unit, state, agent version) — the
     same counts as grouping :func:`device_states`, but :func:`state_of` is applied once
-    per group of devices with the same inputs, not once per device: devices are grouped
-    by (unit, version, failing checks) — a fleet has a few thousand such groups — each
-    split into its never-reported, stale, fresh-within-grace and other fresh ones.
-    Devices with their own exception are judged one by one (there are few)."""
-    s = device_state
+    per group of devices with the same inputs (:func:`device_groups`), not once per
+    device: each group is split into its never-reported, stale, fresh-within-grace and
+    other fresh devices. Devices with their own exception are judged one by one (there
+    are few). With ``blocking``, from the same pass: per unit and failing required check,
+    the due and not-ready devices failing it whose unit has no exception for it (the
+    overview's "why"; a device's own exceptions are left to the caller)."""
     if cover is None:
         cover = exception_cover(conn, now, unit_ids)
-    own = cover.own_devices
-    never = case((s.c.last_report_id.is_(None), 1), else_=0)
-    stale = case((stale_clause(conn, s, now, default_max_age_hours=default_max_age_hours), 1), else_=0)
-    # stale_clause implies a report: a device is at most one of never, stale, fresh-due.
-    due = case((and_(s.c.last_report_id.is_not(None), s.c.due_until > ts_param(now),
-                     ~stale_clause(conn, s, now, default_max_age_hours=default_max_age_hours)), 1), else_=0)
-    where = [not_revoked(s.c.device_id),
-             s.c.unit_id.is_not(None) if unit_ids is None else s.c.unit_id.in_(unit_ids)]
-    keys = (s.c.unit_id, s.c.agent_version, s.c.failing_required, s.c.failing_hard)
-    alike = (select(*keys, literal("").label("device_id"), func.sum(never).label("never"),
-                    func.sum(stale).label("stale"), func.sum(due).label("due"), func.count().label("n"))
-             .where(*where, s.c.device_id.not_in(own)).group_by(*keys))
-    groups: Any = alike
-    if own:
-        groups = union_all(alike, select(*keys, s.c.device_id, never.label("never"), stale.label("stale"),
-                                         due.label("due"), literal(1).label("n")).where(*where, s.c.device_id.in_(own)))
+    groups = device_groups(conn, now, unit_ids, cover=cover, default_max_age_hours=default_max_age_hours)
     g = groups.subquery("state_groups")
     # Each group four times: its never-reported, stale, fresh-within-grace and other fresh devices.
     part = union_all(*[select(literal(a).label("never"), literal(b).label("stale"), literal(c).label("due"))
                        for a, b, c in ((1, 0, 0), (0, 1, 0), (0, 0, 1), (0, 0, 0))]).subquery("state_part")
     n = case((part.c.never == 1, g.c.never), (part.c.stale == 1, g.c.stale), (part.c.due == 1, g.c.due),
              else_=g.c.n - g.c.never - g.c.stale - g.c.due)
-    st = (select(g.c.unit_id, g.c.agent_version, n.label("n"),
+    st = (select(g.c.unit_id, g.c.agent_version, g.c.failing_required, n.label("n"),
                  state_of(never=part.c.never == 1, stale=part.c.stale == 1, due_open=part.c.due == 1,
                           failing_required=g.c.failing_required, failing_hard=g.c.failing_hard,
                           unit_id=g.c.unit_id, device_id=g.c.device_id, cover=cover).label("state"))
-          .select_from(g.join(part, literal(True))).subquery("group_states"))
-    q = (select(st.c.unit_id, st.c.state, st.c.agent_version, func.sum(st.c.n).label("n"))
-         .where(st.c.n > 0).group_by(st.c.unit_id, st.c.state, st.c.agent_version))
-    return [(int(x.unit_id), str(x.state), x.agent_version, int(x.n)) for x in conn.execute(q)]
+          .select_from(g.join(part, literal(True))).where(n > 0)
+          .cte("group_states").prefix_with("MATERIALIZED", dialect="postgresql"))
+    counts = (select(literal(0).label("kind"), st.c.unit_id, st.c.state, st.c.agent_version,
+                     func.sum(st.c.n).label("n"))
+              .group_by(st.c.unit_id, st.c.state, st.c.agent_version))
+    q: Any = counts
+    if blocking:
+        checks = sorted({c for (f,) in conn.execute(select(unit_state_deltas.c.failing_required).distinct())
+                         for c in f.split(",") if c})
+        if checks:
+            ck = union_all(*[select(literal(c).label("check_id")) for c in checks]).subquery("checks")
+            q = union_all(counts, select(literal(1), st.c.unit_id, ck.c.check_id, literal(None), func.sum(st.c.n))
+                          .select_from(st.join(ck, contains_item(conn, st.c.failing_required, ck.c.check_id)))
+                          .where(st.c.state.in_((DUE, NOT_READY)), ~cover.covers_unit_check(ck.c.check_id, st.c.unit_id))
+                          .group_by(st.c.unit_id, ck.c.check_id))
+    rows: list[StateRow] = []
+    block: list[BlockingRow] = []
+    for kind, unit_id, state, version, k in conn.execute(q):
+        if kind == 0:
+            rows.append(StateRow(int(unit_id), str(state), version, int(k)))
+        else:
+            block.append(BlockingRow(int(unit_id), str(state), int(k)))
+    return rows, block
+
+
+def state_counts(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | None = None, *,
+                 cover: Cover | None = None,
+                 default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> list[tuple[int, str, str | None, int]]:
+    """Active devices (of ``unit_ids``; None: all) per (unit, state, agent version):
+    :func:`state_rows`."""
+    return [tuple(r) for r in  # type: ignore[misc]
+            state_rows(conn, now, unit_ids, cover=cover, default_max_age_hours=default_max_age_hours)[0]]
 
 
 def device_states(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | None = None, *,

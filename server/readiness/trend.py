@@ -12,12 +12,17 @@ day it was enrolled (revoked devices are left out, as everywhere). It is
 * *never reported* if it had sent no report by then;
 * *stale* if that report was older than its unit's max report age then — so laptops
   switched off over a weekend show as stale, not as a collapse of readiness;
-* *not ready* / *ready* by that report's required checks and the exceptions active at
-  the end of the day.
+* *ready* / *due* / *not ready* by that report's required checks, the grace deadline
+  in force after it and the exceptions active at the end of the day: *due* while the
+  deadline was still ahead at that moment (no passing report came in between, or it
+  would be the latest), *not ready* once it had passed.
 
-*Due* (a failing check inside its grace period) is judged from the deadline kept on the
-device's latest state, so it shows on today's point (exactly as the tiles); a closed day
-counts a device that was due then as not ready (the day rows keep no deadline).
+Each day row keeps the deadline and the failing checks without grace as its report left
+them (``device_days.due_until``, ``failing_hard``, copied from ``device_state`` at
+ingest), and the state is :func:`.state.state_of` itself — the tiles' expression, with
+the exceptions active at each day's end — so a closed day and today cannot disagree on
+what *due* means. A report stored as history (older than the device's latest) keeps no
+deadline: a day judged from it counts its failing checks as without grace.
 
 Today's point is *now*: the same counts as the tiles and the unit tree. Reports are
 placed on days, so a report counts as fresh for ``ceil(max age / 24 h)`` whole days
@@ -36,7 +41,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Date, DateTime, Integer, and_, case, cast, func, literal, or_, select, union_all
+from sqlalchemy import Date, DateTime, Integer, and_, cast, false, func, literal, or_, select, union_all
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
@@ -44,9 +49,9 @@ from server.db import as_date, device_days, devices, exceptions, unit_day_ready,
 from server.local_time import DEFAULT_ZONE, Zone, as_tz, local_day, local_midnight_after, zone_name
 from server.readiness.scope import Scope, ancestor_or_self, in_subtree, visible_unit
 from server.readiness.sql import contains_item, day_number, dialect, ts_param
-from server.readiness.state import (DEFAULT_MAX_REPORT_AGE_HOURS, DUE, NEVER_REPORTED, NOT_READY, READY, STALE,
-                                    max_age_in_force, not_revoked, percent, ready_share,
-                                    state_counts)
+from server.readiness.state import (COUNTED_READY, DEFAULT_MAX_REPORT_AGE_HOURS, DUE, NEVER_REPORTED, NOT_READY,
+                                    READY, STALE, max_age_in_force, not_revoked, percent, ready_share,
+                                    state_counts, state_of)
 
 BANDS = (READY, DUE, NOT_READY, STALE, NEVER_REPORTED)  # bottom to top in the chart
 
@@ -79,6 +84,34 @@ def fresh_days(max_age_hours: int) -> int:
     return max(1, math.ceil(max_age_hours / 24))
 
 
+@dataclass(frozen=True)
+class DayCover:
+    """The exceptions active at the end of each day (``ends``, a column of the day table),
+    in the shape :func:`.state.state_of` asks of a :class:`.cover.Cover`: whether every
+    check of a device's failing list is covered, on the device or on its unit or an
+    ancestor (``unit_path``). Only devices the period's exceptions may cover
+    (``may_be_excepted``) get the costly count."""
+
+    conn: Connection
+    ends: Any
+    unit_path: Any
+    may_be_excepted: Any
+
+    def covers_all(self, failing: Any, unit_id: Any, device_id: Any, *, hard: bool = False) -> Any:
+        e, eu = exceptions.alias("he" if hard else "te"), units.alias("heu" if hard else "teu")
+        at = self.ends
+        covered_n = (select(func.count(func.distinct(e.c.check_id)))
+                     .select_from(e.outerjoin(eu, eu.c.id == e.c.unit_id))
+                     .where(contains_item(self.conn, failing, e.c.check_id),
+                            e.c.granted_at <= at, e.c.expires_at > at,
+                            or_(e.c.revoked_at.is_(None), e.c.revoked_at > at),
+                            or_(e.c.device_id == device_id,
+                                and_(e.c.unit_id.is_not(None), ancestor_or_self(eu.c.path, self.unit_path))))
+                     .correlate_except(e, eu).scalar_subquery())
+        n_failing = func.length(failing) - func.length(func.replace(failing, ",", "")) + 1
+        return and_(self.may_be_excepted, covered_n >= n_failing)
+
+
 def _day_states(conn: Connection, unit_ids: list[int], fresh: int, first: dt.date,
                 last: dt.date, zone: Zone) -> dict[tuple[int, dt.date], dict[str, int]]:
     """Devices per (unit, closed day ``first``..``last``, state) of the units' own devices
@@ -95,24 +128,14 @@ def _day_states(conn: Connection, unit_ids: list[int], fresh: int, first: dt.dat
                       for d, e in zip(days, ends)]).cte("cal")
     n = day_number(dd.c.day, conn)
     # Each report day of a device is its latest one until its next report day.
-    spans = (select(dd.c.device_id, dd.c.unit_id, dd.c.failing_required, n.label("n"),
+    spans = (select(dd.c.device_id, dd.c.unit_id, dd.c.failing_required, dd.c.failing_hard, dd.c.due_until,
+                    n.label("n"),
                     func.lead(n).over(partition_by=dd.c.device_id, order_by=dd.c.day).label("next_n"))
              .where(dd.c.unit_id.in_(unit_ids), dd.c.day <= last, not_revoked(dd.c.device_id))
              .subquery("spans"))
     sp = (select(spans).where(or_(spans.c.next_n.is_(None), spans.c.next_n > day_number(first)))
           .cte("live_spans").prefix_with("MATERIALIZED", dialect="postgresql"))
     # Exceptions that reach into the period: only devices they may cover get the costly test.
-    e, eu = exceptions.alias("te"), units.alias("teu")
-    cutoff = cal.c.ends
-    covered_n = (select(func.count(func.distinct(e.c.check_id)))
-                 .select_from(e.outerjoin(eu, eu.c.id == e.c.unit_id))
-                 .where(contains_item(conn, sp.c.failing_required, e.c.check_id),
-                        e.c.granted_at <= cutoff, e.c.expires_at > cutoff,
-                        or_(e.c.revoked_at.is_(None), e.c.revoked_at > cutoff),
-                        or_(e.c.device_id == sp.c.device_id,
-                            and_(e.c.unit_id.is_not(None), ancestor_or_self(eu.c.path, units.c.path))))
-                 .correlate_except(e, eu).scalar_subquery())
-    n_failing = func.length(sp.c.failing_required) - func.length(func.replace(sp.c.failing_required, ",", "")) + 1
     period_start = ts_param(_day_end(first - dt.timedelta(days=1), zone))
     period_end = ts_param(ends[-1])
     pe, peu = exceptions.alias("pe"), units.alias("peu")
@@ -127,10 +150,12 @@ def _day_states(conn: Connection, unit_ids: list[int], fresh: int, first: dt.dat
                                                                                           xu.c.path)))
                          .where(period_ex.c.unit_path.is_not(None)))
     may_be_excepted = or_(sp.c.device_id.in_(excepted_device_ids), sp.c.unit_id.in_(excepted_unit_ids))
-    state = case((cal.c.n >= sp.c.n + fresh, STALE),
-                 (sp.c.failing_required == "", READY),
-                 (and_(may_be_excepted, covered_n >= n_failing), READY),
-                 else_=NOT_READY)
+    # The one rule (state.state_of), judged at the day's end from the span's report: never
+    # reported is what is left over (no span yet), stale by the day scale.
+    state = state_of(never=false(), stale=cal.c.n >= sp.c.n + fresh, due_open=sp.c.due_until > cal.c.ends,
+                     failing_required=sp.c.failing_required, failing_hard=sp.c.failing_hard,
+                     unit_id=sp.c.unit_id, device_id=sp.c.device_id,
+                     cover=DayCover(conn, cal.c.ends, units.c.path, may_be_excepted))
     q = (select(sp.c.unit_id, cal.c.day, state.label("state"), func.count().label("k"))
          .select_from(sp.join(cal, and_(cal.c.n >= sp.c.n, or_(sp.c.next_n.is_(None), cal.c.n < sp.c.next_n)))
                       .join(units, units.c.id == sp.c.unit_id))
@@ -150,7 +175,7 @@ def _store_day_states(conn: Connection, rows: list[dict[str, Any]]) -> None:
         from sqlalchemy.dialects.sqlite import insert as upsert  # type: ignore[assignment]
     stmt = upsert(unit_day_ready)
     stmt = stmt.on_conflict_do_update(index_elements=[unit_day_ready.c.unit_id, unit_day_ready.c.day],
-                                      set_={c: stmt.excluded[c] for c in ("ready", "not_ready", "stale",
+                                      set_={c: stmt.excluded[c] for c in ("ready", "due", "not_ready", "stale",
                                                                           "history_version", "zone")})
     try:
         with conn.begin_nested():
@@ -238,10 +263,12 @@ def trend(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, days: 
         for r in conn.execute(select(unit_day_ready).where(unit_day_ready.c.unit_id.in_(list(sub)),
                                                            unit_day_ready.c.day >= first,
                                                            unit_day_ready.c.day < closed_until,
-                                                           unit_day_ready.c.not_ready.is_not(None))):
+                                                           unit_day_ready.c.not_ready.is_not(None),
+                                                           unit_day_ready.c.due.is_not(None))):
             if int(r.history_version) == sub[r.unit_id] and r.zone == zkey:
                 have.add((r.unit_id, as_date(r.day)))
-                add(as_date(r.day), {READY: int(r.ready), NOT_READY: int(r.not_ready), STALE: int(r.stale)})
+                add(as_date(r.day), {READY: int(r.ready), DUE: int(r.due), NOT_READY: int(r.not_ready),
+                                     STALE: int(r.stale)})
     closed_days = [first + dt.timedelta(days=i) for i in range(max(0, (closed_until - first).days))]
     open_days = [d for d in (first + dt.timedelta(days=i) for i in range(days)) if closed_until <= d < today]
     fresh_rows = []
@@ -256,7 +283,7 @@ def trend(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, days: 
                 for d in ds:
                     c = counted.get((u, d), {})
                     add(d, c)
-                    fresh_rows.append({"unit_id": u, "day": d, "ready": c.get(READY, 0),
+                    fresh_rows.append({"unit_id": u, "day": d, "ready": c.get(READY, 0), "due": c.get(DUE, 0),
                                        "not_ready": c.get(NOT_READY, 0), "stale": c.get(STALE, 0),
                                        "history_version": sub[u], "zone": zkey})
         group = sorted({u for u in sub for d in open_days if fresh_on[(u, d)] == fresh})
@@ -271,11 +298,11 @@ def trend(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, days: 
     for i in range(days - 1):
         d = first + dt.timedelta(days=i)
         total += per_day.get(d, 0)
-        c = by_day.get(d, {})
-        reported = c.get(READY, 0) + c.get(NOT_READY, 0) + c.get(STALE, 0)
-        out.append(TrendPoint(day=d, ready_pct=percent(c.get(READY, 0), total), ready=c.get(READY, 0),
-                              devices=total, not_ready=c.get(NOT_READY, 0), stale=c.get(STALE, 0),
-                              never_reported=max(0, total - reported)))
+        c = dict(by_day.get(d, {}))
+        c[NEVER_REPORTED] = max(0, total - sum(c.values()))  # enrolled by the day's end, no report yet
+        out.append(TrendPoint(day=d, ready_pct=percent(sum(c.get(k, 0) for k in COUNTED_READY), total), ready=c.get(READY, 0),
+                              devices=total, due=c.get(DUE, 0), not_ready=c.get(NOT_READY, 0),
+                              stale=c.get(STALE, 0), never_reported=c[NEVER_REPORTED]))
     c = _now_counts(conn, now, list(sub), default_max_age_hours)
     n = sum(c.values())
     out.append(TrendPoint(day=today, ready_pct=ready_share(c), ready=c.get(READY, 0), devices=n,

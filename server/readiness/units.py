@@ -14,9 +14,10 @@ from server.db import device_checks, device_state, devices, units, utc
 from server.readiness.cover import Cover, exception_cover
 from server.readiness.devices import DevicePage, MAX_PER_PAGE, STATE_ORDER, device_filters, device_rows
 from server.readiness.scope import Invalid, Scope, in_subtree, visible_unit
-from server.readiness.state import (DEFAULT_MAX_REPORT_AGE_HOURS, STATES, StaleDevice, device_state_rows,
+from server.readiness.state import (DEFAULT_MAX_REPORT_AGE_HOURS, STATES, StaleDevice,
+                                    device_state_rows,
                                     not_revoked, ready_share, stale_longest, stale_clause,
-                                    state_counts, unit_max_age)
+                                    BlockingRow, StateRow, state_rows, unit_max_age)
 from server.readiness.versions import AgentVersions, agent_versions, version_key, versions_of
 from server.store import FAILING_STATUSES
 
@@ -60,9 +61,11 @@ def scope_units(conn: Connection, scope: Scope, root: str | None = None) -> list
 
 @dataclass(frozen=True)
 class _Counted:
-    """Devices per (unit, state, agent version) — one pass over the device states, from
-    which roll-ups, version distributions and outdated counts are all summed in Python."""
-    rows: list[tuple[int, str, str | None, int]]
+    """Devices per (unit, state, agent version) — one pass over the groups of alike
+    devices, from which roll-ups, version distributions and outdated counts are all
+    summed in Python — and, when asked, the blocking checks' counts of the same pass."""
+    rows: list[StateRow]
+    blocking: list[BlockingRow] = field(default_factory=list)
 
     def rollup(self, unit_list: list[dict[str, Any]]) -> dict[int, dict[str, int]]:
         """Per unit: its own devices and all below it, by state."""
@@ -96,8 +99,9 @@ class _Counted:
 
 
 def _count_states(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | None,
-                  default_max_age_hours: int, cover: Cover | None = None) -> _Counted:
-    return _Counted(state_counts(conn, now, unit_ids, cover=cover, default_max_age_hours=default_max_age_hours))
+                  default_max_age_hours: int, cover: Cover | None = None, *, blocking: bool = False) -> _Counted:
+    return _Counted(*state_rows(conn, now, unit_ids, cover=cover, blocking=blocking,
+                                default_max_age_hours=default_max_age_hours))
 
 
 def _summaries(unit_list: list[dict[str, Any]], counted: _Counted, scope: Scope,
@@ -130,11 +134,12 @@ def overview(conn: Connection, scope: Scope, now: dt.datetime, *, minimum: str |
     unit_list = scope_units(conn, scope)
     ids = None if scope.unit_path is None else [u["id"] for u in unit_list]
     cover = exception_cover(conn, now, ids)
-    counted = _count_states(conn, now, ids, default_max_age_hours, cover)
+    counted = _count_states(conn, now, ids, default_max_age_hours, cover, blocking=why)
     versions = versions_of(conn, counted.versions(), minimum, whole_fleet=scope.unit_path is None)
     return Overview(_summaries(unit_list, counted, scope, default_max_age_hours), versions,
                     outdated=counted.outdated(unit_list, versions.newest),
-                    blocking=blocking_checks(conn, now, unit_list, cover, ids, default_max_age_hours) if why else {})
+                    blocking=blocking_checks(conn, now, unit_list, cover, ids, default_max_age_hours, counted.blocking)
+                    if why else {})
 
 
 def unit_tree(conn: Connection, scope: Scope, now: dt.datetime, *,
@@ -226,11 +231,13 @@ def _ahead(deadline: dt.datetime | None, now: dt.datetime) -> dt.datetime | None
 
 
 def blocking_checks(conn: Connection, now: dt.datetime, unit_list: list[dict[str, Any]], cover: Cover,
-                    unit_ids: Sequence[int] | None, default_max_age_hours: int) -> dict[int, tuple[str, int]]:
+                    unit_ids: Sequence[int] | None, default_max_age_hours: int,
+                    rows: list[BlockingRow]) -> dict[int, tuple[str, int]]:
     """Per unit: the required check that keeps most of its subtree's devices not ready
-    (fresh report, not covered) and how many — the overview's "why". Read from
-    device_state's failing lists grouped per unit (a few distinct lists each), not from
-    every failing check row; the few devices with their own exception are corrected."""
+    (fresh report, not covered) and how many — the overview's "why". ``rows``: the due and
+    not-ready devices per (unit, check) of the pass that counted the tiles
+    (:func:`state_rows`), not every failing check row; the few devices with their own
+    exception are corrected here."""
     s = device_state
     fresh = ~stale_clause(conn, s, now, default_max_age_hours=default_max_age_hours)
     where = [s.c.failing_required != "", s.c.last_report_id.is_not(None), fresh, not_revoked(s.c.device_id)]
@@ -241,14 +248,14 @@ def blocking_checks(conn: Connection, now: dt.datetime, unit_list: list[dict[str
     def add(uid: int, check: str, n: int) -> None:
         own.setdefault(uid, {})[check] = own.get(uid, {}).get(check, 0) + n
 
-    for x in conn.execute(select(s.c.unit_id, s.c.failing_required, func.count().label("n"))
-                          .where(*where).group_by(s.c.unit_id, s.c.failing_required)):
-        for check in x.failing_required.split(","):
-            if (check, x.unit_id) not in cover.unit_checks:
-                add(x.unit_id, check, int(x.n))
+    for x in rows:
+        add(x.unit_id, x.check_id, x.n)
     by_device: dict[str, set[str]] = {}
     for check, dev in cover.device_checks:
         by_device.setdefault(dev, set()).add(check)
+    # A device whose failing checks are all covered is ready, so not in ``rows``.
+    for dev in cover.ready_devices:
+        by_device.pop(dev, None)
     if by_device:
         for x in conn.execute(select(s.c.device_id, s.c.unit_id, s.c.failing_required)
                               .where(*where, s.c.device_id.in_(sorted(by_device)))):
