@@ -350,15 +350,88 @@ def _check_text(text: str, where: str) -> None:
         raise _JsonRefused(f"{where}: {why}")
 
 
-def strict_loads(raw: bytes | str, what: str = "body") -> Any:
+class _Overflow(ValueError):
+    pass
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (math.inf, -math.inf):
+        raise _Overflow  # refused; the tree walk says where
+    return value
+
+
+# What the decoder alone cannot see, found in the text instead of by walking the tree: a
+# NUL or lone surrogate in a decoded string can only come from a \u escape (the decoder
+# refuses raw control characters in strings, and UTF-8 cannot carry a surrogate), and
+# nesting is at most the bracket depth outside strings. Text that might break a rule
+# gets the full walk (_check_tree), which finds the exact rule and place.
+_SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+_KEEP_STRUCTURE = bytes(b for b in range(256) if b not in b'"[]{}')  # deleted by translate
+_ONE_BRACKET = bytes.maketrans(b"{}", b"[]")  # nesting is all that counts here
+
+
+def _within_depth(data: bytes) -> bool:
+    """True if no container in the (valid JSON) ``data`` holds more than MAX_JSON_DEPTH
+    containers nested inside each other, counting itself: then no value sits deeper than
+    MAX_JSON_DEPTH. False means "maybe"."""
+    if data.count(b"{") + data.count(b"[") <= MAX_JSON_DEPTH:
+        return True
+    # Escaped backslashes, then escaped quotes, go; then all but quotes and brackets; then
+    # the strings (every other piece between quotes; two adjacent quotes can go first, as
+    # that changes no other character's side): the brackets of the structure remain.
+    if b"\\" in data:
+        data = data.replace(b"\\\\", b"").replace(b'\\"', b"")
+    data = data.translate(_ONE_BRACKET, _KEEP_STRUCTURE).replace(b'""', b"")
+    brackets = b"".join(data.split(b'"')[::2])
+    for _ in range(MAX_JSON_DEPTH):  # each pass removes every innermost (empty) container, one level
+        brackets = brackets.replace(b"[]", b"")
+        if not brackets:
+            return True
+    return False
+
+
+def _needs_walk(text: str, raw: Any) -> bool:
+    if isinstance(raw, (bytes, bytearray)):
+        data = bytes(raw)  # UTF-8 cannot carry a surrogate: the decoder refused it already
+    elif text.isascii():
+        data = text.encode("ascii")
+    elif text_refusal(text) is not None:  # text handed in as str may hold raw surrogates
+        return True
+    else:
+        data = text.encode("utf-8")
+    return _SUSPECT_ESCAPE.search(data) is not None or not _within_depth(data)
+
+
+def _decode_walked(text: str, raw: Any = None) -> Any:
+    """The reference decoding: the decoder's hooks, then a walk of every value."""
+    value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+    _check_tree(value)
+    return value
+
+
+def _decode_scanned(text: str, raw: Any) -> Any:
+    """The same outcome as :func:`_decode_walked` (value or exception, message included)
+    in one pass of the decoder and two scans of the text: the tree is walked only when
+    the text may break a rule the decoder's hooks do not check."""
+    try:
+        value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant,
+                           parse_float=_finite_float)
+    except _Overflow:
+        return _decode_walked(text)
+    if _needs_walk(text, raw):
+        _check_tree(value)
+    return value
+
+
+def strict_loads(raw: bytes | str, what: str = "body", *, _decode: Any = _decode_scanned) -> Any:
     """JSON as a device may send it: UTF-8; no duplicate keys; no NaN, Infinity or
     number beyond a double's range (1e400); no NUL or lone surrogate in any string or
     key; nested at most :data:`MAX_JSON_DEPTH` deep. ReportError('malformed_json',
     '<what>: <which rule, where>') otherwise."""
     try:
         text = raw.decode("utf-8") if isinstance(raw, (bytes, bytearray)) else raw
-        value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
-        _check_tree(value)
+        value = _decode(text, raw)
     except UnicodeDecodeError as exc:
         raise ReportError("malformed_json", f"{what}: not UTF-8 (byte {exc.start})") from None
     except RecursionError:

@@ -9,8 +9,8 @@ once each in ``report_blobs`` keyed by their sha256 (an hourly report nearly alw
 repeats the previous one's facts and results, and many devices share results), so a
 report costs a few hundred bytes. The cut is exact byte surgery on the payload as
 signed: :func:`unpack` puts the same bytes back in the same places, so the signature
-verifies on the rebuilt payload. A segment whose bytes cannot be found once exactly
-(a payload not in the agent's canonical form) simply stays in the body.
+verifies on the rebuilt payload, wherever the cuts fall (a payload without those keys
+simply stays whole in the body).
 
 Body layout, version 1: ``0x01``, segment count (1 byte), per segment its offset in the
 payload (4 bytes, big-endian) and its sha256 (32 bytes), then zlib(rest, zdict).
@@ -20,10 +20,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import json.scanner
 import struct
 import zlib
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Mapping
 
 from auditagent import report as wire
 
@@ -59,23 +60,39 @@ def _decompress(data: bytes) -> bytes:
     return d.decompress(data) + d.flush()
 
 
-def pack(payload: bytes, predicate: Mapping[str, Any]) -> Packed:
-    """``payload`` as signed, with ``predicate`` (its parsed Statement's predicate)."""
+# The decoder's scanner finds where a JSON value ends (it is not asked to check anything:
+# the payload was strictly parsed already). Over latin-1 text one character is one byte,
+# so its offsets are the payload's; JSON's structure is ASCII, the rest only string content.
+_SCAN_VALUE = json.scanner.make_scanner(json.JSONDecoder())
+
+
+def _value_end(text: str, start: int) -> int:
+    try:
+        return _SCAN_VALUE(text, start)[1]
+    except (StopIteration, ValueError):
+        return -1
+
+
+def pack(payload: bytes) -> Packed:
+    """``payload`` as signed: the values of its ``"facts"`` and ``"results"`` keys (the first
+    of each, in payload order) become segments, found in the bytes, not re-encoded. Any
+    cut is rebuilt exactly; cutting the predicate's own (as in every agent's payload) is
+    what makes an hourly report's segments the same as the previous one's."""
+    text = payload.decode("latin-1")
     cuts: list[tuple[int, bytes]] = []
+    pos = 0
     for key in _SEGMENT_KEYS:
-        if key not in predicate:
+        at = text.find(f'"{key}":', pos)
+        if at < 0:
             continue
-        segment = wire.canonical_json(predicate[key])
-        marker = b'"' + key.encode() + b'":' + segment
-        at = payload.find(marker)
-        if at < 0 or payload.find(marker, at + 1) >= 0:
-            continue  # not found exactly once: it stays in the body
-        cuts.extend(_pieces(at + len(marker) - len(segment), segment, predicate[key]))
-    cuts.sort()
+        start = at + len(key) + 3
+        end = _value_end(text, start)
+        if end < 0:
+            continue
+        cuts.extend(_pieces(start, payload[start:end]))
+        pos = end
     rest, entries, segments, pos = [], [], {}, 0
     for offset, segment in cuts:
-        if offset < pos:  # overlapping (cannot happen for distinct keys of one object)
-            continue
         sha = hashlib.sha256(segment).digest()
         rest.append(payload[pos:offset])
         pos = offset + len(segment)
@@ -86,21 +103,20 @@ def pack(payload: bytes, predicate: Mapping[str, Any]) -> Packed:
     return Packed(body, segments)
 
 
-def _pieces(offset: int, segment: bytes, value: Any) -> list[tuple[int, bytes]]:
-    """``segment`` (at ``offset``) as the pieces to store: a top-level member that changes
-    on every run (``collected_at``) is left out, to stay in the body, so the rest is the
-    same bytes hour after hour and is stored once."""
-    if not isinstance(value, dict):
-        return [(offset, segment)]
+def _pieces(offset: int, segment: bytes) -> list[tuple[int, bytes]]:
+    """``segment`` (at ``offset``) as the pieces to store: a member that changes on every
+    run (``collected_at``, found once) is left out, to stay in the body, so the rest is
+    the same bytes hour after hour and is stored once."""
+    text = segment.decode("latin-1")
     for name in _VOLATILE_MEMBERS:
-        if name not in value:
-            continue
-        member = json.dumps(name).encode() + b":" + wire.canonical_json(value[name])
-        at = segment.find(member)
-        if at < 0 or segment.find(member, at + 1) >= 0:
+        marker = f'"{name}":'
+        at = text.find(marker)
+        if at < 0 or text.find(marker, at + 1) >= 0:
             continue  # not found exactly once: keep the segment whole
-        head, tail = segment[:at], segment[at + len(member):]
-        return [(offset, head), (offset + at + len(member), tail)]
+        end = _value_end(text, at + len(marker))
+        if end < 0:
+            continue
+        return [(offset, segment[:at]), (offset + end, segment[end:])]
     return [(offset, segment)]
 
 

@@ -609,7 +609,7 @@ class Store:
         # key: the database decides, so concurrent collectors cannot break the sequence rule.
         # The signed bytes, compactly: the payload's body and its facts/results segments
         # (server/report_pack.py), and the signature that verified.
-        packed = report_pack.pack(decoded.payload, p)
+        packed = report_pack.pack(decoded.payload)
         month = partitions.month_of(received)
         self._partitions_ahead()
         blobs = [(sha, report_pack.compress_segment(seg)) for sha, seg in packed.segments.items()

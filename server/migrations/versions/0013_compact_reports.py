@@ -41,7 +41,7 @@ def _packed(row: sa.Row) -> tuple[dict, dict[bytes, bytes]]:
     from server.partitions import month_of
 
     payload, signature = _signed_bytes(row.envelope, row.keyid)
-    packed = report_pack.pack(payload, json.loads(payload).get("predicate") or {})
+    packed = report_pack.pack(payload)
     values = {c: getattr(row, c) for c in _COLUMNS}
     values.update(body=packed.body, signature=signature)
     return values, {(month_of(row.received_at), sha): seg for sha, seg in packed.segments.items()}
