@@ -117,32 +117,32 @@ def test_a_report_at_2330_utc_on_a_winter_day_counts_for_the_next_local_day(stor
     assert state(w.trend(at("2026-01-16T12:00:00"), 3, zone="UTC")[dt.date(2026, 1, 14)]) == (1, 0, 0, 0)
 
 
-def test_spring_forward_day_of_23_hours(store):
-    # 29 March 2026 in Stockholm: 28 Mar 23:00 UTC .. 29 Mar 22:00 UTC.
-    u = Unit(store, "Tz/Spring", ["first", "last", "next"])
-    u.report("first", at("2026-03-28T23:10:00"))  # 00:10 CET, the day's first minutes
-    u.report("last", at("2026-03-29T21:30:00"))  # 23:30 CEST, its last
-    u.report("next", at("2026-03-29T22:30:00"))  # 00:30 CEST on 30 March
-    assert [u.days_of(n) for n in ("first", "last", "next")] == [[dt.date(2026, 3, 29)], [dt.date(2026, 3, 29)],
-                                                                 [dt.date(2026, 3, 30)]]
-    t = u.trend(at("2026-03-31T10:00:00"), 4)
-    assert state(t[dt.date(2026, 3, 28)]) == (0, 0, 0, 3)
-    assert state(t[dt.date(2026, 3, 29)]) == (2, 0, 0, 1)
-    assert state(t[dt.date(2026, 3, 30)]) == (1, 0, 2, 0)
+# (unit, the zone's DST day, its first minutes, its last, the next day's first, a moment after)
+DST_DAYS = {
+    # 29 March 2026 in Stockholm, 23 hours: 28 Mar 23:00 UTC .. 29 Mar 22:00 UTC. 00:10 CET
+    # is the day's first minutes, 23:30 CEST its last, 00:30 CEST on 30 March the next day's.
+    "spring_forward_day_of_23_hours": ("Tz/Spring", dt.date(2026, 3, 29), "2026-03-28T23:10:00",
+                                       "2026-03-29T21:30:00", "2026-03-29T22:30:00", "2026-03-31T10:00:00"),
+    # 25 October 2026 in Stockholm, 25 hours: 24 Oct 22:00 UTC .. 25 Oct 23:00 UTC. 00:30 CEST
+    # (24 October in UTC), 23:30 CET in the day's 25th hour, 00:30 CET on 26 October.
+    "fall_back_day_of_25_hours": ("Tz/Autumn", dt.date(2026, 10, 25), "2026-10-24T22:30:00",
+                                  "2026-10-25T22:30:00", "2026-10-25T23:30:00", "2026-10-27T10:00:00"),
+}
 
 
-def test_fall_back_day_of_25_hours(store):
-    # 25 October 2026 in Stockholm: 24 Oct 22:00 UTC .. 25 Oct 23:00 UTC.
-    u = Unit(store, "Tz/Autumn", ["first", "last", "next"])
-    u.report("first", at("2026-10-24T22:30:00"))  # 00:30 CEST on 25 October (24 October in UTC)
-    u.report("last", at("2026-10-25T22:30:00"))  # 23:30 CET, in the day's 25th hour
-    u.report("next", at("2026-10-25T23:30:00"))  # 00:30 CET on 26 October
-    assert [u.days_of(n) for n in ("first", "last", "next")] == [[dt.date(2026, 10, 25)], [dt.date(2026, 10, 25)],
-                                                                 [dt.date(2026, 10, 26)]]
-    t = u.trend(at("2026-10-27T10:00:00"), 4)
-    assert state(t[dt.date(2026, 10, 24)]) == (0, 0, 0, 3)
-    assert state(t[dt.date(2026, 10, 25)]) == (2, 0, 0, 1)
-    assert state(t[dt.date(2026, 10, 26)]) == (1, 0, 2, 0)
+@pytest.mark.parametrize("case", list(DST_DAYS))
+def test_a_dst_day_ends_at_local_midnight(store, case):
+    name, day, first, last, following, then = DST_DAYS[case]
+    before, after = day - dt.timedelta(days=1), day + dt.timedelta(days=1)
+    u = Unit(store, name, ["first", "last", "next"])
+    u.report("first", at(first))
+    u.report("last", at(last))
+    u.report("next", at(following))
+    assert [u.days_of(n) for n in ("first", "last", "next")] == [[day], [day], [after]]
+    t = u.trend(at(then), 4)
+    assert state(t[before]) == (0, 0, 0, 3)
+    assert state(t[day]) == (2, 0, 0, 1)
+    assert state(t[after]) == (1, 0, 2, 0)
 
 
 def test_the_cache_of_closed_days_is_kept_per_zone(store):
