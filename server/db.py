@@ -20,6 +20,7 @@ from sqlalchemy import (JSON, BigInteger, Boolean, CheckConstraint, Column, Date
                         LargeBinary, MetaData, String, Table, Text, UniqueConstraint, create_engine, event, select, text,
                         update)
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 
 DEFAULT_DB_URL = "sqlite:///./auditagent-collector.db"
 DB_ENV = "AUDITAGENT_COLLECTOR_DB"
@@ -495,7 +496,13 @@ def scratch_database(base_url: str, prefix: str = "aa_scratch") -> Iterator[str]
         yield make_url(base_url).set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            try:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            except DBAPIError:
+                # FORCE must signal every other session itself, and a role without
+                # pg_signal_backend may not signal an autovacuum worker that has just
+                # started on the database; a plain DROP stops autovacuum on its own.
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         admin.dispose()
 
 
