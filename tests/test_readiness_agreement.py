@@ -392,6 +392,106 @@ def test_export_failing_and_excepted_checks_equal_the_device_list(app_fleet, lat
     assert bool(excepted) == (later_h == 0)  # eb2's device exception and BU's unit one, until they expire
 
 
+@pytest.mark.parametrize("later_h", [0, 30, 24 * 30])
+def test_the_unit_pages_devices_are_the_per_device_definition_sorted(due_fleet, later_h):
+    """A unit page's list of devices, page by page (by state, then hostname), is every
+    device of the subtree with its per-device state in that order — whichever way a page
+    is found (walking the hostname index or judging the state's candidates): each state's
+    slices equal the sorted per-device list at every offset, both ways, and the pages of
+    unit_detail concatenated are the whole list."""
+    from sqlalchemy import select
+
+    from server.readiness.devices import STATE_ORDER
+    from server.readiness.state_page import devices_in_state
+
+    app, fleet = due_fleet
+    if "eb8" not in fleet.devices:
+        fleet.enrol(EB, ["eb8"])  # one never reported (the tests after this one compare definitions only)
+    now = NOW + later_h * H
+    scope = rd.Scope.all()
+    seen_states = set()
+    with fleet.store.engine.connect() as conn:
+        for path, uid in sorted(fleet.units.items()):
+            tree = {u.id: u for u in rd.overview(conn, scope, now, why=False).units}
+            ids = [u.id for u in tree.values() if u.path == path or u.path.startswith(path + "/")]
+            ds = rd.device_state_rows(conn, scope, now, unit_ids=ids).subquery("ds")
+            every = [dict(r) for r in conn.execute(select(ds)).mappings()]
+            every.sort(key=lambda r: (STATE_ORDER[r["state"]], r["hostname"], r["id"]))
+            cover = rd.exception_cover(conn, now, ids)
+            for st in rd.STATES:
+                want = [r["id"] for r in every if r["state"] == st]
+                assert len(want) == getattr(tree[uid].counts, st)
+                seen_states |= {st} if want else set()
+                for fleet_n in (0, 10 ** 9):  # 0: the walk looks cheapest; 10⁹: the scan does
+                    for offset in range(len(want) + 1):
+                        for limit in (1, 2, 5):
+                            got = devices_in_state(conn, scope, now, ids, st, offset=offset, limit=limit,
+                                                   in_state=len(want), in_subtree=len(every), fleet=fleet_n,
+                                                   cover=cover)
+                            assert [r["id"] for r in got] == want[offset:offset + limit], (path, st, fleet_n, offset)
+            for state in (None, *rd.STATES):
+                listed, page = [], 1
+                while True:
+                    d = rd.unit_detail(conn, scope, uid, now, state=state, page=page, per_page=2)
+                    listed += [(r.id, r.state) for r in d.devices.items]
+                    if page * 2 >= d.devices.total:
+                        break
+                    page += 1
+                assert listed == [(r["id"], r["state"]) for r in every if state in (None, r["state"])], (path, state)
+    if later_h == 0:
+        assert seen_states >= {"ready", "due", "not_ready", "stale", "never_reported"}
+
+
+@pytest.mark.parametrize("later_h", [0, 30, 24 * 30])
+def test_the_checks_failing_most_are_the_failing_rows_counted(due_fleet, later_h):
+    """A unit page's checks failing most — counted from the groups of alike devices for the
+    required checks — are each failing row of device_checks judged one by one: on a fresh
+    report uncovered (with its oldest run), covered by an exception (the device's, or its
+    unit's or an ancestor's), or stale; recommended checks alike. At moments that make
+    reports stale and exceptions expire, with a device exception on a device that fails
+    more than the excepted check."""
+    from sqlalchemy import select
+
+    from server.db import device_checks as dc, device_state as s, devices as dv, utc
+    from server.store import FAILING_STATUSES
+
+    app, fleet = due_fleet
+    now = NOW + later_h * H
+    scope = rd.Scope.all()
+    with fleet.store.engine.connect() as conn:
+        tree = {u.id: u for u in rd.overview(conn, scope, now, why=False).units}
+        cover = rd.exception_cover(conn, now)
+        rows = conn.execute(select(dc.c.device_id, dc.c.check_id, dc.c.severity, dc.c.failing_since, s.c.unit_id,
+                                   s.c.generated_at, s.c.last_report_id)
+                            .join(s, s.c.device_id == dc.c.device_id).join(dv, dv.c.id == dc.c.device_id)
+                            .where(dc.c.status.in_(FAILING_STATUSES), dv.c.revoked_at.is_(None))).all()
+        states = {r.id: r.state for r in conn.execute(select(rd.device_states(conn, now).subquery("st")))}
+        seen = set()
+        for path, uid in sorted(fleet.units.items()):
+            ids = {u.id for u in tree.values() if u.path == path or u.path.startswith(path + "/")}
+            want: dict[tuple[str, str], list] = {}
+            for r in rows:
+                if r.unit_id not in ids:
+                    continue
+                w = want.setdefault((r.check_id, r.severity), [0, 0, 0, None])
+                covered = (r.check_id, r.unit_id) in cover.unit_checks or (r.check_id, r.device_id) in cover.device_checks
+                if states[r.device_id] == "stale":
+                    w[2] += 1
+                elif covered:
+                    w[1] += 1
+                    seen.add("excepted")
+                else:
+                    w[0] += 1
+                    since = utc(r.failing_since)
+                    w[3] = since if w[3] is None or (since and since < w[3]) else w[3]
+                seen.add(r.severity)
+            got = rd.unit_detail(conn, scope, uid, now, failing_limit=100).failing_checks
+            assert {(f.check_id, f.severity): [f.devices_failing, f.devices_excepted, f.devices_stale, f.failing_since]
+                    for f in got} == want, path
+    if later_h == 0:
+        assert seen >= {"required", "recommended", "excepted"}
+
+
 def _groups_as_stored(conn):
     """unit_state_deltas summed, and the same groups counted straight off device_state."""
     from sqlalchemy import func, select

@@ -184,7 +184,8 @@ def state_of(*, never: Any, stale: Any, due_open: Any, failing_required: Any, fa
 
 
 def device_groups(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | None = None, *,
-                  cover: Cover, default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> Any:
+                  cover: Cover, default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS,
+                  split: Sequence[str] = ()) -> Any:
     """Active devices (of ``unit_ids``; None: all) in groups alike in every input of
     :func:`state_of`: (unit_id, agent_version, failing_required, failing_hard, device_id —
     '' for a group, the id for a device with its own exception —, never, stale, due, n).
@@ -194,12 +195,13 @@ def device_groups(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | 
     those counts cannot judge: the revoked ones (taken out), the stale ones, those still
     within grace and those with their own exception (each counted by its own row). Those
     are found through indexes (generated_at, due_until, the few ids), so a page reads the
-    groups and a few devices, not the fleet."""
+    groups and a few devices, not the fleet. ``split``: more devices to count by their own
+    row (those with any device exception, when each failing check's cover matters)."""
     s, d = device_state, unit_state_deltas
     if dialect(conn) == "postgresql":
         _fold_when_long(conn)
     keys = (s.c.unit_id, s.c.agent_version, s.c.failing_required, s.c.failing_hard)
-    own = cover.own_devices
+    own = sorted(set(cover.own_devices) | set(split))
     revoked = [r for (r,) in conn.execute(select(devices.c.id).where(devices.c.revoked_at.is_not(None)))]
     stale = stale_clause(conn, s, now, default_max_age_hours=default_max_age_hours)
     due = and_(s.c.last_report_id.is_not(None), s.c.due_until > ts_param(now))
@@ -214,11 +216,15 @@ def device_groups(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | 
     if unit_ids is not None:
         base = base.where(d.c.unit_id.in_(unit_ids))
     xkeys = (x.unit_id, x.agent_version, x.failing_required, x.failing_hard)
-    taken_out = select(*xkeys, literal("").label("device_id"), -x.never, literal(0), literal(0), literal(-1))
-    judged = (select(*xkeys, case((x.device_id.in_(own), x.device_id), else_=literal("")), x.never, x.stale, x.due,
-                     literal(1))
-              .where(x.device_id.not_in(revoked)))
-    u = union_all(base, taken_out, judged).subquery("group_rows")
+    # A device judged by its own row stays counted in its group, only its stale/due flags
+    # move; a revoked one leaves its group, one with its own exception moves to a row of its own.
+    moved = (select(*xkeys, literal("").label("device_id"), literal(0), x.stale, x.due, literal(0))
+             .where(x.device_id.not_in(revoked), x.device_id.not_in(own)))
+    taken_out = (select(*xkeys, literal(""), -x.never, literal(0), literal(0), literal(-1))
+                 .where(or_(x.device_id.in_(revoked), x.device_id.in_(own))))
+    judged = (select(*xkeys, x.device_id, x.never, x.stale, x.due, literal(1))
+              .where(x.device_id.in_(own), x.device_id.not_in(revoked)))
+    u = union_all(base, moved, taken_out, judged).subquery("group_rows")
     return (select(u.c.unit_id, u.c.agent_version, u.c.failing_required, u.c.failing_hard, u.c.device_id,
                    func.sum(u.c.never).label("never"), func.sum(u.c.stale).label("stale"),
                    func.sum(u.c.due).label("due"), func.sum(u.c.n).label("n"))
@@ -278,9 +284,19 @@ class BlockingRow(NamedTuple):
     n: int  # due or not-ready devices of the unit failing the check, not covered unit-wide
 
 
+class FailingRow(NamedTuple):
+    """Devices failing a required check (all units asked, together), by how they count on
+    a unit page: judged on a fresh report and not covered, covered, or stale."""
+    check_id: str
+    failing: int
+    excepted: int
+    stale: int
+
+
 def state_rows(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | None = None, *,
-               cover: Cover | None = None, blocking: bool = False,
-               default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> tuple[list[StateRow], list[BlockingRow]]:
+               cover: Cover | None = None, blocking: bool = False, failing: bool = False,
+               default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS,
+               ) -> tuple[list[StateRow], list[BlockingRow], list[FailingRow]]:
     """Active devices (of ``unit_ids``; None: all) per (unit, state, agent version) — the
     same counts as grouping :func:`device_states`, but :func:`state_of` is applied once
     per group of devices with the same inputs (:func:`device_groups`), not once per
@@ -288,11 +304,16 @@ def state_rows(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | Non
     other fresh devices. Devices with their own exception are judged one by one (there
     are few). With ``blocking``, from the same pass: per unit and failing required check,
     the due and not-ready devices failing it whose unit has no exception for it (the
-    overview's "why"; a device's own exceptions are left to the caller)."""
+    overview's "why"; a device's own exceptions are left to the caller). With ``failing``,
+    from the same pass: per failing required check, the devices failing it on a fresh
+    report, uncovered and covered, and the stale ones (a unit page's checks failing most;
+    the devices with any device exception are then counted by their own row, so each
+    check's cover is the device's own)."""
     if cover is None:
         cover = exception_cover(conn, now, unit_ids)
-    groups = device_groups(conn, now, unit_ids, cover=cover, default_max_age_hours=default_max_age_hours)
-    g = groups.subquery("state_groups")
+    groups = device_groups(conn, now, unit_ids, cover=cover, default_max_age_hours=default_max_age_hours,
+                           split=sorted({d for _c, d in cover.device_checks}) if failing else ())
+    g = groups.cte("state_groups").prefix_with("MATERIALIZED", dialect="postgresql")
     # Each group four times: its never-reported, stale, fresh-within-grace and other fresh devices.
     part = union_all(*[select(literal(a).label("never"), literal(b).label("stale"), literal(c).label("due"))
                        for a, b, c in ((1, 0, 0), (0, 1, 0), (0, 0, 1), (0, 0, 0))]).subquery("state_part")
@@ -307,24 +328,35 @@ def state_rows(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | Non
     counts = (select(literal(0).label("kind"), st.c.unit_id, st.c.state, st.c.agent_version,
                      func.sum(st.c.n).label("n"))
               .group_by(st.c.unit_id, st.c.state, st.c.agent_version))
-    q: Any = counts
-    if blocking:
-        checks = sorted({c for (f,) in conn.execute(select(unit_state_deltas.c.failing_required).distinct())
-                         for c in f.split(",") if c})
-        if checks:
-            ck = union_all(*[select(literal(c).label("check_id")) for c in checks]).subquery("checks")
-            q = union_all(counts, select(literal(1), st.c.unit_id, ck.c.check_id, literal(None), func.sum(st.c.n))
-                          .select_from(st.join(ck, contains_item(conn, st.c.failing_required, ck.c.check_id)))
-                          .where(st.c.state.in_((DUE, NOT_READY)), ~cover.covers_unit_check(ck.c.check_id, st.c.unit_id))
-                          .group_by(st.c.unit_id, ck.c.check_id))
+    parts: list[Any] = [counts]
+    checks = sorted({c for (f,) in conn.execute(select(unit_state_deltas.c.failing_required).distinct())
+                     for c in f.split(",") if c}) if blocking or failing else []
+    if checks:
+        ck = union_all(*[select(literal(c).label("check_id")) for c in checks]).subquery("checks")
+        if blocking:
+            parts.append(select(literal(1), st.c.unit_id, ck.c.check_id, literal(None), func.sum(st.c.n))
+                         .select_from(st.join(ck, contains_item(conn, st.c.failing_required, ck.c.check_id)))
+                         .where(st.c.state.in_((DUE, NOT_READY)), ~cover.covers_unit_check(ck.c.check_id, st.c.unit_id))
+                         .group_by(st.c.unit_id, ck.c.check_id))
+        if failing:  # kinds 2, 3, 4: failing on a fresh report uncovered, covered; stale
+            fresh = g.c.n - g.c.never - g.c.stale
+            covered = cover.covers_check(ck.c.check_id, g.c.device_id, g.c.unit_id)
+            gk = g.join(ck, contains_item(conn, g.c.failing_required, ck.c.check_id))
+            for kind, count in ((2, case((covered, 0), else_=fresh)), (3, case((covered, fresh), else_=0)),
+                                (4, g.c.stale)):
+                parts.append(select(literal(kind), literal(0), ck.c.check_id, literal(None), func.sum(count))
+                             .select_from(gk).group_by(ck.c.check_id))
     rows: list[StateRow] = []
     block: list[BlockingRow] = []
-    for kind, unit_id, state, version, k in conn.execute(q):
+    fail: dict[str, list[int]] = {}
+    for kind, unit_id, state, version, k in conn.execute(union_all(*parts) if len(parts) > 1 else counts):
         if kind == 0:
             rows.append(StateRow(int(unit_id), str(state), version, int(k)))
-        else:
+        elif kind == 1:
             block.append(BlockingRow(int(unit_id), str(state), int(k)))
-    return rows, block
+        else:
+            fail.setdefault(str(state), [0, 0, 0])[kind - 2] = int(k)
+    return rows, block, [FailingRow(c, *n) for c, n in sorted(fail.items()) if any(n)]
 
 
 def state_counts(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | None = None, *,

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 from sqlalchemy import DateTime, and_, case, func, select, type_coerce
@@ -14,10 +14,11 @@ from server.db import device_checks, device_state, devices, units, utc
 from server.readiness.cover import Cover, exception_cover
 from server.readiness.devices import DevicePage, MAX_PER_PAGE, STATE_ORDER, device_filters, device_rows
 from server.readiness.scope import Invalid, Scope, in_subtree, visible_unit
+from server.readiness.state_page import devices_in_state, fleet_size
 from server.readiness.state import (DEFAULT_MAX_REPORT_AGE_HOURS, STATES, StaleDevice,
                                     device_state_rows,
                                     not_revoked, ready_share, stale_longest, stale_clause,
-                                    BlockingRow, StateRow, state_rows, unit_max_age)
+                                    BlockingRow, FailingRow, StateRow, state_rows, unit_max_age)
 from server.readiness.versions import AgentVersions, agent_versions, version_key, versions_of
 from server.store import FAILING_STATUSES
 
@@ -66,6 +67,7 @@ class _Counted:
     summed in Python — and, when asked, the blocking checks' counts of the same pass."""
     rows: list[StateRow]
     blocking: list[BlockingRow] = field(default_factory=list)
+    failing: list[FailingRow] = field(default_factory=list)
 
     def rollup(self, unit_list: list[dict[str, Any]]) -> dict[int, dict[str, int]]:
         """Per unit: its own devices and all below it, by state."""
@@ -99,8 +101,9 @@ class _Counted:
 
 
 def _count_states(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | None,
-                  default_max_age_hours: int, cover: Cover | None = None, *, blocking: bool = False) -> _Counted:
-    return _Counted(*state_rows(conn, now, unit_ids, cover=cover, blocking=blocking,
+                  default_max_age_hours: int, cover: Cover | None = None, *, blocking: bool = False,
+                  failing: bool = False) -> _Counted:
+    return _Counted(*state_rows(conn, now, unit_ids, cover=cover, blocking=blocking, failing=failing,
                                 default_max_age_hours=default_max_age_hours))
 
 
@@ -181,30 +184,47 @@ class UnitDetail:
 
 
 def _failing_checks(conn: Connection, now: dt.datetime, cover: Cover, unit_ids: Sequence[int] | None,
-                    limit: int, default_max_age_hours: int) -> list[FailingCheck]:
+                    limit: int, default_max_age_hours: int, required: list[FailingRow]) -> list[FailingCheck]:
     """The checks failing most among the active devices of ``unit_ids`` (None: all):
-    counted of devices judged on a fresh report (not ready); stale ones apart."""
+    counted of devices judged on a fresh report (not ready); stale ones apart. The required
+    checks' counts come from the pass that counted the states (``required``: from the
+    groups of alike devices, :func:`state_rows`); the recommended checks' from their rows
+    (no device's state depends on them, so no count is kept); the oldest failing run of
+    each check is read off the failing-since index."""
     dc, s = device_checks, device_state
-    covered = cover.covers_check(dc.c.check_id, dc.c.device_id, s.c.unit_id)
     stale = stale_clause(conn, s, now, default_max_age_hours=default_max_age_hours)
-    where = [dc.c.status.in_(FAILING_STATUSES), not_revoked(dc.c.device_id)]
+    covered = cover.covers_check(dc.c.check_id, dc.c.device_id, s.c.unit_id)
+    failing_rows = [dc.c.status.in_(FAILING_STATUSES), not_revoked(dc.c.device_id)]
     if unit_ids is not None:
-        where.append(s.c.unit_id.in_(unit_ids))
+        failing_rows.append(s.c.unit_id.in_(unit_ids))
+    rows = [FailingCheck(f.check_id, "required", f.failing, f.excepted, f.stale) for f in required]
     # Coverage and staleness once per failing row (summing CASE on them evaluated them twice).
     r = (select(dc.c.check_id, dc.c.severity, case((covered, 1), else_=0).label("covered"),
-                case((stale, 1), else_=0).label("stale"), dc.c.failing_since)
-         .select_from(dc.join(s, s.c.device_id == dc.c.device_id)).where(*where)
-         .cte("failing_rows").prefix_with("MATERIALIZED", dialect="postgresql"))
+                case((stale, 1), else_=0).label("stale"))
+         .select_from(dc.join(s, s.c.device_id == dc.c.device_id))
+         .where(*failing_rows, dc.c.severity == "recommended")  # the one other severity stored
+         .cte("recommended_rows").prefix_with("MATERIALIZED", dialect="postgresql"))
     fresh = 1 - r.c.stale
-    q = (select(r.c.check_id, r.c.severity, func.sum(fresh * (1 - r.c.covered)).label("failing"),
-                func.sum(fresh * r.c.covered).label("excepted"), func.sum(r.c.stale).label("stale"),
-                type_coerce(func.min(case((and_(r.c.stale == 0, r.c.covered == 0), r.c.failing_since))),
-                            DateTime(timezone=True)).label("since"))
-         .group_by(r.c.check_id, r.c.severity))
-    rows = [FailingCheck(x.check_id, x.severity, int(x.failing), int(x.excepted), int(x.stale), utc(x.since))
-            for x in conn.execute(q)]
+    rows += [FailingCheck(x.check_id, x.severity, int(x.failing), int(x.excepted), int(x.stale))
+             for x in conn.execute(select(r.c.check_id, r.c.severity,
+                                          func.sum(fresh * (1 - r.c.covered)).label("failing"),
+                                          func.sum(fresh * r.c.covered).label("excepted"),
+                                          func.sum(r.c.stale).label("stale"))
+                                   .group_by(r.c.check_id, r.c.severity))]
     rows.sort(key=lambda f: (f.severity != "required", -f.devices_failing, -f.devices_excepted, f.check_id))
-    return rows[:limit]
+    rows = rows[:limit]
+    # Since when: each shown check's oldest run on a fresh report, uncovered — the first
+    # such row in failing-since order (one statement, a short walk of the index per check).
+    wanted = [(i, f) for i, f in enumerate(rows) if f.devices_failing]
+    if wanted:
+        oldest = [select(dc.c.failing_since).select_from(dc.join(s, s.c.device_id == dc.c.device_id))
+                  .where(*failing_rows, dc.c.check_id == f.check_id, dc.c.severity == f.severity,
+                         dc.c.failing_since.is_not(None), ~stale, ~covered)
+                  .order_by(dc.c.failing_since).limit(1).scalar_subquery().label(f"since_{i}") for i, f in wanted]
+        since = conn.execute(select(*oldest)).one()
+        for (i, f), at in zip(wanted, since):
+            rows[i] = replace(f, failing_since=utc(at))
+    return rows
 
 
 def failing_longest(conn: Connection, now: dt.datetime, cover: Cover, unit_ids: Sequence[int] | None,
@@ -292,7 +312,7 @@ def unit_detail(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, 
     sub = scope_units(conn, Scope(unit_path=root))
     ids = [u["id"] for u in sub]
     cover = exception_cover(conn, now, ids)
-    counted = _count_states(conn, now, ids, default_max_age_hours, cover)
+    counted = _count_states(conn, now, ids, default_max_age_hours, cover, failing=True)
     summaries = {s.id: s for s in _summaries(sub, counted, scope, default_max_age_hours)}
     summary = summaries[unit_id]  # parent_id None when the user's scope starts here
     children = [summaries[u["id"]] for u in sub if u["parent_id"] == unit_id]
@@ -315,18 +335,22 @@ def unit_detail(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, 
     else:
         # The counts per state are known, so the page is cut from the one or two states it
         # falls in, each read in hostname order: no sort of the whole subtree by state.
+        # Within a state, only the devices of the page are judged (state_page).
         per_state = {st: getattr(summary.counts, st) for st in STATES if st == state or not state}
         total = sum(per_state.values())
         rows, start = [], 0
+        fleet: int | None = None
         for st in sorted(per_state, key=STATE_ORDER.__getitem__):
             lo, hi = max(offset, start), min(offset + per_page, start + per_state[st])
             if lo < hi:
-                rows += conn.execute(select(ds).where(ds.c.state == st).order_by(ds.c.hostname, ds.c.id)
-                                     .limit(hi - lo).offset(lo - start)).mappings().all()
+                fleet = fleet_size(conn) if fleet is None else fleet
+                rows += devices_in_state(conn, scope, now, ids, st, offset=lo - start, limit=hi - lo,
+                                         in_state=per_state[st], in_subtree=summary.total, fleet=fleet, cover=cover,
+                                         default_max_age_hours=default_max_age_hours)
             start += per_state[st]
     stale = stale_longest(conn, now, ids, stale_limit,
                           default_max_age_hours=default_max_age_hours) if summary.counts.stale else []
-    failing = _failing_checks(conn, now, cover, ids, failing_limit, default_max_age_hours)
+    failing = _failing_checks(conn, now, cover, ids, failing_limit, default_max_age_hours, counted.failing)
     longest = failing_longest(conn, now, cover, ids, stale_limit, default_max_age_hours) \
         if summary.counts.not_ready or summary.counts.due else []
     return UnitDetail(
