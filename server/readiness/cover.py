@@ -125,10 +125,10 @@ def exception_cover(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] 
     if wanted:  # the sets of failing checks, all of them or those without grace, that the unit covers
         # Read off the groups kept at ingest (every set a device of the unit has, perhaps a
         # few it had: each pair is tested alike, so an unused one changes nothing).
-        for col in (g.c.failing_required, g.c.failing_hard):
-            for uid, failing in conn.execute(select(g.c.unit_id, col).distinct()
-                                             .where(g.c.unit_id.in_(sorted(wanted)), col != "")):
-                if set(failing.split(",")) <= unit_cov[uid]:
+        for uid, *sets in conn.execute(select(g.c.unit_id, g.c.failing_required, g.c.failing_hard).distinct()
+                                       .where(g.c.unit_id.in_(sorted(wanted)), g.c.failing_required != "")):
+            for failing in sets:  # (failing_hard is a part of failing_required: '' when that is)
+                if failing and set(failing.split(",")) <= unit_cov[uid]:
                     ready_pairs.add((uid, failing))
     # Device exceptions: only those on devices of ``unit_ids`` matter to this request; of
     # them, those in a unit with covered pairs must be kept out of the unit-wide test.

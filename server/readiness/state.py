@@ -121,7 +121,7 @@ def stale_clause(conn: Connection, s: Any, now: dt.datetime, *,
     as :func:`is_stale`, with each unit's cutoff as a literal (few units set their own max
     age), so a pass over many rows needs no join to the units."""
     own: dict[int, list[int]] = {}
-    for uid, hours in _own_max_ages(conn).items():
+    for uid, hours in inherited_max_ages(conn).items():
         own.setdefault(hours, []).append(uid)
     own.pop(default_max_age_hours, None)  # same as the default: no need to list them
     listed = sorted(u for ids in own.values() for u in ids)
@@ -132,7 +132,7 @@ def stale_clause(conn: Connection, s: Any, now: dt.datetime, *,
     return and_(s.c.last_report_id.is_not(None), or_(*cond))
 
 
-def _own_max_ages(conn: Connection) -> dict[int, int]:
+def inherited_max_ages(conn: Connection) -> dict[int, int]:
     """Per unit that has one: the max report age of the unit or its nearest ancestor that
     sets one (:func:`unit_max_age`'s rule), from one read of the units (a few hundred)."""
     # One read per transaction: a page asks once per query that tells stale devices apart.

@@ -18,7 +18,7 @@ from server.readiness.state_page import devices_in_state, fleet_size
 from server.readiness.state import (DEFAULT_MAX_REPORT_AGE_HOURS, STATES, StaleDevice,
                                     device_state_rows,
                                     not_revoked, ready_share, stale_longest, stale_clause,
-                                    BlockingRow, FailingRow, StateRow, state_rows, unit_max_age)
+                                    BlockingRow, FailingRow, StateRow, inherited_max_ages, state_rows)
 from server.readiness.versions import AgentVersions, agent_versions, version_key, versions_of
 from server.store import FAILING_STATUSES
 
@@ -50,13 +50,13 @@ class UnitSummary:
 
 def scope_units(conn: Connection, scope: Scope, root: str | None = None) -> list[dict[str, Any]]:
     """The units in scope (and in the subtree at ``root``), with their effective max
-    report age (NULL: the default): a few hundred rows, parents before children."""
-    ua = unit_max_age("scope_unit_age")
-    q = (select(units.c.id, units.c.path, units.c.name, units.c.parent_id, units.c.depth, ua.c.max_age_hours)
-         .join(ua, ua.c.unit_id == units.c.id).where(scope.clause(units.c.path)))
+    report age (None: the default): a few hundred rows, parents before children."""
+    ages = inherited_max_ages(conn)  # (the read the stale cut-offs of the same request use)
+    q = (select(units.c.id, units.c.path, units.c.name, units.c.parent_id, units.c.depth)
+         .where(scope.clause(units.c.path)))
     if root is not None:
         q = q.where(in_subtree(units.c.path, root))
-    rows = [dict(r) for r in conn.execute(q).mappings()]
+    rows = [dict(r, max_age_hours=ages.get(r["id"])) for r in conn.execute(q).mappings()]
     rows.sort(key=lambda u: u["path"].split("/"))
     return rows
 
@@ -184,7 +184,8 @@ class UnitDetail:
 
 
 def _failing_checks(conn: Connection, now: dt.datetime, cover: Cover, unit_ids: Sequence[int] | None,
-                    limit: int, default_max_age_hours: int, required: list[FailingRow]) -> list[FailingCheck]:
+                    limit: int, default_max_age_hours: int, required: list[FailingRow], *, in_subtree: int,
+                    fleet: int) -> list[FailingCheck]:
     """The checks failing most among the active devices of ``unit_ids`` (None: all):
     counted of devices judged on a fresh report (not ready); stale ones apart. The required
     checks' counts come from the pass that counted the states (``required``: from the
@@ -213,17 +214,28 @@ def _failing_checks(conn: Connection, now: dt.datetime, cover: Cover, unit_ids: 
                                    .group_by(r.c.check_id, r.c.severity))]
     rows.sort(key=lambda f: (f.severity != "required", -f.devices_failing, -f.devices_excepted, f.check_id))
     rows = rows[:limit]
-    # Since when: each shown check's oldest run on a fresh report, uncovered — the first
-    # such row in failing-since order (one statement, a short walk of the index per check).
+    # Since when: each shown check's oldest run on a fresh report, uncovered. In a large
+    # subtree, the first such row in failing-since order (a short walk of the index per
+    # check: about fleet / subtree rows); in a small one, its failing rows at once.
     wanted = [(i, f) for i, f in enumerate(rows) if f.devices_failing]
-    if wanted:
-        oldest = [select(dc.c.failing_since).select_from(dc.join(s, s.c.device_id == dc.c.device_id))
-                  .where(*failing_rows, dc.c.check_id == f.check_id, dc.c.severity == f.severity,
-                         dc.c.failing_since.is_not(None), ~stale, ~covered)
+    if not wanted:
+        return rows
+    fresh_uncovered = [*failing_rows, dc.c.failing_since.is_not(None), ~stale, ~covered]
+    rows_of = dc.join(s, s.c.device_id == dc.c.device_id)
+    if in_subtree * in_subtree > len(wanted) * fleet:
+        oldest = [select(dc.c.failing_since).select_from(rows_of)
+                  .where(*fresh_uncovered, dc.c.check_id == f.check_id, dc.c.severity == f.severity)
                   .order_by(dc.c.failing_since).limit(1).scalar_subquery().label(f"since_{i}") for i, f in wanted]
-        since = conn.execute(select(*oldest)).one()
-        for (i, f), at in zip(wanted, since):
-            rows[i] = replace(f, failing_since=utc(at))
+        since = dict(zip((i for i, _f in wanted), conn.execute(select(*oldest)).one()))
+    else:
+        at = {(x.check_id, x.severity): x.since for x in conn.execute(
+            select(dc.c.check_id, dc.c.severity,
+                   type_coerce(func.min(dc.c.failing_since), DateTime(timezone=True)).label("since"))
+            .select_from(rows_of).where(*fresh_uncovered, dc.c.check_id.in_(sorted({f.check_id for _i, f in wanted})))
+            .group_by(dc.c.check_id, dc.c.severity))}
+        since = {i: at.get((f.check_id, f.severity)) for i, f in wanted}
+    for i, f in wanted:
+        rows[i] = replace(f, failing_since=utc(since[i]))
     return rows
 
 
@@ -327,6 +339,7 @@ def unit_detail(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, 
                            default_max_age_hours=default_max_age_hours).subquery("ds")
     conds = device_filters(ds, state=state, check=check, os=os)
     offset = (page - 1) * per_page
+    fleet: int | None = None
     if check or os:
         total = conn.execute(select(func.count()).select_from(ds).where(*conds)).scalar_one()
         order = case(*[(ds.c.state == s, i) for s, i in STATE_ORDER.items()], else_=9)
@@ -339,7 +352,6 @@ def unit_detail(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, 
         per_state = {st: getattr(summary.counts, st) for st in STATES if st == state or not state}
         total = sum(per_state.values())
         rows, start = [], 0
-        fleet: int | None = None
         for st in sorted(per_state, key=STATE_ORDER.__getitem__):
             lo, hi = max(offset, start), min(offset + per_page, start + per_state[st])
             if lo < hi:
@@ -350,7 +362,8 @@ def unit_detail(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, 
             start += per_state[st]
     stale = stale_longest(conn, now, ids, stale_limit,
                           default_max_age_hours=default_max_age_hours) if summary.counts.stale else []
-    failing = _failing_checks(conn, now, cover, ids, failing_limit, default_max_age_hours, counted.failing)
+    failing = _failing_checks(conn, now, cover, ids, failing_limit, default_max_age_hours, counted.failing,
+                              in_subtree=summary.total, fleet=fleet_size(conn) if fleet is None else fleet)
     longest = failing_longest(conn, now, cover, ids, stale_limit, default_max_age_hours) \
         if summary.counts.not_ready or summary.counts.due else []
     return UnitDetail(
