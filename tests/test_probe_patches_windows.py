@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from _winhelpers import windows_host
 
 import pytest
@@ -212,3 +213,42 @@ def test_public_get_hotfix_convertto_json_value_and_datetime_pairs(server, count
     if server == "2016":
         from auditagent.probes.patches.windows_hotfix import hotfix_date
         assert min(hotfix_date(h) for h in hotfixes) == dt.date(2016, 9, 12)
+
+
+# ------------------------------------------ client Windows and other cultures (third pass)
+
+def test_public_wmic_qfe_on_windows_11_home_chinese():
+    # wmic writes the WMI string (M/d/yyyy) whatever the UI language: a Chinese Windows 11 Home
+    # laptop (10.0.22621, "家庭中文版") reads the same as an English server.
+    rows = _pub_qfe("wmic-qfe-get-win11-home-zh-cn-22621.txt")
+    assert [(r["HotFixID"], r["Description"], r["InstalledOn"]) for r in rows] == [
+        ("KB5030651", "Update", "10/12/2023"), ("KB5012170", "Security Update", "12/7/2022"),
+        ("KB5031354", "Security Update", "10/12/2023"), ("KB5031592", "Update", "10/12/2023")]
+    assert last_installed(rows) == ("2023-10-12T00:00:00+00:00", 4)
+
+
+def test_public_get_hotfix_year_first_display_dates_are_read():
+    # Get-HotFix's display text in a year-first culture: "2023-06-23 12:00:00 AM" (a Windows 10
+    # 21H2 client, build 19044) and "2023/11/20 0:00:00" (Japanese). No culture puts the day
+    # before the month after a leading year, so these read without a guess (the day-first
+    # "27-10-2022" above still does not).
+    assert parse_qfe_installed_on("2023-06-23 12:00:00 AM") == dt.date(2023, 6, 23)
+    assert parse_qfe_installed_on("2023/11/20 0:00:00") == dt.date(2023, 11, 20)
+    assert parse_qfe_installed_on("2023/6/6 15:36:11") == dt.date(2023, 6, 6)
+    assert parse_qfe_installed_on("2023/13/01 0:00:00") is None
+    rows = _pub_qfe("get-hotfix-win10-19044-yyyy-mm-dd-am-pm-mymachine.txt")
+    assert len(rows) == 14 and rows[1] == {"HotFixID": "KB5003791", "Description": "Update",
+                                           "InstalledOn": "2021-10-06 12:00:00 AM"}
+    assert last_installed(rows) == ("2023-07-28T00:00:00+00:00", 14)
+
+
+def test_public_get_hotfix_row_wider_than_its_column_keeps_each_cell_whole():
+    # The poster replaced the computer name by a placeholder wider than the Source column, so
+    # every row is shifted right: a column cut at the header's positions would split
+    # "KB5032005" and "SYSTEM". A cell now ends where its word ends.
+    rows = _pub_qfe("get-hotfix-ja-jp-yyyy-mm-dd-placeholder-host-indented.txt")
+    assert len(rows) == 18
+    assert rows[0] == {"HotFixID": "KB5032005", "Description": "Update", "InstalledOn": "2023/11/20 0:00:00"}
+    assert rows[1] == {"HotFixID": "KB5032189", "Description": "Security Update", "InstalledOn": "2023/11/20 0:00:00"}
+    assert all(re.fullmatch(r"KB\d{7}", r["HotFixID"]) for r in rows)
+    assert last_installed(rows) == ("2023-11-20T00:00:00+00:00", 18)
