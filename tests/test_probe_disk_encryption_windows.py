@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from conftest import OWN_FIXTURES, shared
-from _winhelpers import windows_host
+from _winhelpers import uncomment, windows_host
 
 from auditagent.probes import ProbeContext
 from auditagent.probes.disk_encryption.windows_bitlocker import (from_encryptable_volume, parse_bitlocker_format_list,
@@ -290,15 +290,9 @@ def test_public_decryption_in_progress_then_fully_decrypted_fragments():
     assert (done["conversion"], done["percent"], volume_fact(done)["state"]) == ("FullyDecrypted", 0.0, "decrypted")
 
 
-def _uncomment(text: str) -> str:
-    """The captures below stand in a script's comment: undo exactly its "# " / "#"."""
-    return "\n".join(line[2:] if line.startswith("# ") else line[1:] if line.startswith("#") else line
-                     for line in text.splitlines())
-
-
 def test_public_get_bitlockervolume_fully_decrypted_and_chinese_manage_bde_is_unknown_with_reason():
     from auditagent.i18n import reason_text
-    text = _uncomment(_pub_bl("get-bitlockervolume-fl-fullydecrypted-and-manage-bde-zh-cn-error-comment.txt"))
+    text = uncomment(_pub_bl("get-bitlockervolume-fl-fullydecrypted-and-manage-bde-zh-cn-error-comment.txt"))
     (rec,) = parse_bitlocker_format_list(text)
     assert (rec["mount"], rec["volume_type"], rec["conversion"], rec["protection"], rec["lock"], rec["protectors"]) == \
         ("C:", "os", "FullyDecrypted", "off", "unlocked", [])
@@ -323,3 +317,18 @@ def test_public_select_object_of_three_fields_reads_the_state():
     assert (rec["conversion"], rec["protection"], rec["percent"], rec["protectors"]) == ("FullyDecrypted", "off", 0.0, None)
     # No MountPoint in a Select-Object of three fields: the text parser does not invent one.
     assert parse_bitlocker_format_list(_pub_bl("get-bitlockervolume-select-three-fields-fullydecrypted-zh-tutorial.txt")) == []
+
+
+def test_public_used_space_only_protection_off_with_only_a_recovery_password():
+    # Windows 11 Pro 24H2/25H2 hosts as a Fleet issue shows them: encrypted, protection off with
+    # no "(N reboots left)", and only a Numerical Password left (every TPM protector deleted).
+    # The reporter's "<- ..." notes are kept; the protector line's note rides along in its name.
+    (rec,), why = parse_manage_bde(
+        _pub_bl("manage-bde-status-used-space-only-protection-off-numerical-password-only-annotated.txt"))
+    assert why is None
+    assert (rec["conversion"], rec["raw_conversion"], rec["protection"], rec["percent"], rec["method"]) == \
+        ("FullyEncrypted", "Used Space Only Encrypted", "off", 100.0, "XtsAes128")
+    assert len(rec["protectors"]) == 1 and rec["protectors"][0].startswith("Numerical Password")
+    fact = volume_fact(rec)
+    # Protectors are there but protection is off: suspended, not encrypted, never "waiting".
+    assert (fact["state"], fact["encrypted"], fact["method"]) == ("suspended", False, "bitlocker")
