@@ -398,3 +398,23 @@ def test_public_french_manage_bde_through_the_probe():
                      _pub_bl("manage-bde-status-fr-fr-used-space-only-protection-on-nbsp.txt").encode("utf-8"))
     s = disk_windows(ProbeContext(host))
     assert [(v["mount"], v["state"], v["encrypted"]) for v in s["volumes"]] == [("C:", "encrypted", True)]
+
+
+def test_public_spanish_manage_bde_locked_data_volume_in_a_code_comment():
+    import textwrap
+    # A Spanish Windows 8.1 (tool 6.3.9600) transcript kept in a C# comment: undo exactly the
+    # comment's 12-space indentation. "Volumen", and a label that fills its column to the value
+    # ("Campo de identificación:Desconocido").
+    text = textwrap.dedent(_pub_bl("manage-bde-status-es-es-6.3.9600-locked-data-volume-comment.txt"))
+    (rec,), why = parse_manage_bde(text)
+    assert why is None and rec["source"] == "manage-bde (es)"
+    assert (rec["mount"], rec["volume_type"], rec["lock"], rec["protection"], rec["conversion"], rec["method"]) == \
+        ("E:", "data", "locked", "unknown", None, "Aes128")
+    assert rec["protectors"] == ["Password", "RecoveryPassword"] and rec["autounlock"] == "Deshabilitado"
+    fact = volume_fact(rec, fixed=True)
+    assert (fact["role"], fact["state"], fact["encrypted"]) == ("data", "locked", True)
+    # An unlocked Spanish volume: no real capture shows its values, so it stays unknown.
+    unlocked = text.replace("Bloqueado", "Desbloqueado").replace("Estado de conversión:   Desconocido",
+                                                                  "Estado de conversión:   Cifrado completo")
+    (rec,), _ = parse_manage_bde(unlocked)
+    assert (rec["lock"], rec["conversion"], volume_fact(rec)["encrypted"]) == (None, None, None)
