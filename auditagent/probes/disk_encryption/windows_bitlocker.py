@@ -11,7 +11,7 @@ EncryptionPaused, DecryptionPaused). ``volume_fact`` turns a record into a
 docs/facts.md ``disk.volumes[]`` entry.
 
 manage-bde is localised: its labels and values are read for the languages we have real
-captures of (English, German, French), and only the values those captures show. Any other
+captures of (English, German, French, Spanish), and only the values those captures show. Any other
 language yields no records and a reason, so a Swedish laptop is reported *unknown*, never
 *unencrypted*; a value no capture shows (a French "encryption in progress") leaves that
 volume's state unknown. French ends some labels with a no-break space before the colon.
@@ -185,9 +185,14 @@ _LABELS = {
            "Version de BitLocker": "version", "Champ d’identification": "id", "Champ d'identification": "id",
            "Champ d?identification": "id",  # the apostrophe lost to "?" in a non-UTF-8 pipe
            "Déverrouillage automatique": "autounlock"},
+    "es": {"Estado de conversión": "conversion", "Porcentaje cifrado": "percent", "Método de cifrado": "method",
+           "Estado de protección": "protection", "Estado de bloqueo": "lock", "Protectores de clave": "protectors",
+           "Tamaño": "size", "Versión de BitLocker": "version", "Campo de identificación": "id",
+           "Desbloqueo automático": "autounlock"},
 }
 # The label that tells the language (the first one each capture has).
-_CONVERSION_LABEL = {"en": "Conversion Status", "de": "Konvertierungsstatus", "fr": "État de la conversion"}
+_CONVERSION_LABEL = {"en": "Conversion Status", "de": "Konvertierungsstatus", "fr": "État de la conversion",
+                     "es": "Estado de conversión"}
 _CONVERSION_TEXT = {
     "en": {"fully decrypted": "FullyDecrypted", "fully encrypted": "FullyEncrypted",
            "used space only encrypted": "FullyEncrypted",  # encrypted where data is; free space never held data
@@ -198,20 +203,23 @@ _CONVERSION_TEXT = {
            "entschlüsselung wird durchgeführt": "DecryptionInProgress"},
     "fr": {"intégralement déchiffré": "FullyDecrypted",
            "espace utilisé uniquement chiffré": "FullyEncrypted"},
+    "es": {},  # the one Spanish capture is of a locked volume ("Desconocido")
 }
 _PROTECTION_TEXT = {
     "en": [("protection on", "on"), ("protection off", "off"), ("unknown", "unknown")],
     "de": [("der schutz ist aktiviert", "on"), ("der schutz ist deaktiviert", "off"), ("unbekannt", "unknown")],
     "fr": [("protection activée", "on"), ("protection désactivée", "off"), ("inconnu", "unknown")],
+    "es": [("desconocido", "unknown")],
 }
 _LOCK_TEXT = {"en": {"locked": "locked", "unlocked": "unlocked"}, "de": {"gesperrt": "locked", "entsperrt": "unlocked"},
-              "fr": {"verrouillé": "locked", "déverrouillé": "unlocked"}}
+              "fr": {"verrouillé": "locked", "déverrouillé": "unlocked"}, "es": {"bloqueado": "locked"}}
 _NONE_TEXT = {"none", "kein", "keine", "none found", "keine gefunden", "aucun", "aucun trouvé"}
 _METHOD_TEXT = {"xts-aes 128": "XtsAes128", "xts-aes 256": "XtsAes256", "aes 128": "Aes128", "aes 256": "Aes256",
                 "aes 128 with diffuser": "Aes128Diffuser", "aes 256 with diffuser": "Aes256Diffuser",
                 "hardware encryption": "Hardware"}
 _PROTECTOR_TEXT = {"tpm": "Tpm", "numerical password": "RecoveryPassword", "numerisches kennwort": "RecoveryPassword",
-                   "mot de passe numérique": "RecoveryPassword",
+                   "mot de passe numérique": "RecoveryPassword", "contraseña numérica": "RecoveryPassword",
+                   "contraseña": "Password",
                    "external key": "ExternalKey", "password": "Password", "tpm and pin": "TpmPin",
                    "tpm and startup key": "TpmStartupKey", "tpm and pin and startup key": "TpmPinStartupKey"}
 
@@ -228,7 +236,7 @@ def parse_manage_bde(text: str) -> tuple[list[Record], str | None]:
     (as pasted in issues) gives one record with ``mount`` None."""
     lang = detect_manage_bde_language(text)
     if lang is None:
-        return [], reason("output.language", "manage-bde", "only English, German and French are read")
+        return [], reason("output.language", "manage-bde", "only English, German, French and Spanish are read")
     labels = _LABELS[lang]
     blocks: list[tuple[str | None, str | None, list[str]]] = []
     mount: str | None = None
@@ -236,7 +244,7 @@ def parse_manage_bde(text: str) -> tuple[list[Record], str | None]:
     lines: list[str] = []
     started = False
     for raw in text.splitlines():
-        m = re.match(r'^Volume\s+"?([A-Za-z]:|\\\\\?\\Volume\{[^}]+\})"?', raw.strip())
+        m = re.match(r'^Volumen?\s+"?([A-Za-z]:|\\\\\?\\Volume\{[^}]+\})"?', raw.strip())
         if m and not raw.startswith(" "):
             if started or lines:
                 blocks.append((mount, vtype, lines))
@@ -246,7 +254,7 @@ def parse_manage_bde(text: str) -> tuple[list[Record], str | None]:
         if tag in ("[os volume]", "[betriebssystemvolume]") or re.fullmatch(r"\[volume du système d.exploitation\]", tag):
             vtype = "os"
             continue
-        if tag in ("[data volume]", "[datenvolume]", "[volume de données]"):
+        if tag in ("[data volume]", "[datenvolume]", "[volume de données]", "[volumen de datos]"):
             vtype = "data"
             continue
         lines.append(raw)
