@@ -148,3 +148,17 @@ def test_public_french_netsh_is_unknown_with_a_reason_never_off():
         assert (s["enabled"], s["default_inbound"], s["profiles"], s["status"]) == (None, None, None, "unknown")
         assert reason_text(why, "sv").startswith("netsh svarade på ett språk")
         assert reason_text(why, "da").startswith("netsh svarede på et sprog")
+
+
+def test_public_get_netfirewallprofile_format_table_from_french_laptops():
+    # `Get-NetFirewallProfile | ft Name,Enabled` on three students' Wi-Fi laptops: a table, whose
+    # property names and True/False are never localised, unlike netsh's text.
+    for name in ("get-netfirewallprofile-ft-name-enabled-fr-wifi-laptop-lucve.txt",
+                 "get-netfirewallprofile-ft-name-enabled-fr-wifi-laptop-hugos.txt",
+                 "get-netfirewallprofile-ft-name-enabled-fr-wifi-laptop-vicky-no-ps-prefix.txt"):
+        profiles = parse_get_netfirewallprofile(_pub(name))
+        assert profiles == {p: {"enabled": True, "inbound": None} for p in ("domain", "private", "public")}, name
+        s = section(profiles, [])
+        # All three on; the table has no DefaultInboundAction column, so inbound stays unseen.
+        assert (s["enabled"], s["default_inbound"]) == (True, None), name
+        assert s["profiles"] == {"domain": True, "private": True, "public": True}
