@@ -18,6 +18,7 @@ import datetime as _dt
 import re
 from typing import Any
 
+from auditagent.probes.sources.windows_format_list import parse_format_table
 from auditagent.reasons import reason
 
 
@@ -106,46 +107,12 @@ def decode_wmic(data: bytes) -> str:
     return decode_bytes(data)
 
 
-def _cells(line: str, names: list[str], starts: list[int]) -> dict[str, str]:
-    """Cut ``line`` at the header's column starts. A row whose cut would fall inside a word
-    is shifted (a pasted row whose computer name was replaced by a longer placeholder): from
-    that column on, the cuts move right by as much as the overflowing word pushed the next
-    value, so "KB5032005" and "Security Update" stay whole."""
-    bounds = list(starts)
-    for i in range(1, len(bounds)):
-        b = bounds[i]
-        if 0 < b < len(line) and not line[b - 1].isspace() and not line[b].isspace():
-            n = b
-            while n < len(line) and not line[n].isspace():
-                n += 1  # to the end of the word the cut fell into
-            while n < len(line) and line[n].isspace():
-                n += 1  # and on to where the next value starts
-            for k in range(i, len(bounds)):
-                bounds[k] += n - b
-    bounds.append(max(len(line), bounds[-1] if bounds else 0))
-    return {name: line[bounds[i]:bounds[i + 1]].strip() for i, name in enumerate(names)}
-
-
 def parse_wmic_qfe(text: str) -> list[dict[str, Any]]:
     """``wmic qfe`` fixed-width table (or PowerShell's Format-Table of the same class, as
-    ``Get-HotFix`` prints it) → [{HotFixID, Description, InstalledOn}]. Columns are
-    cut at the header's start positions (values can hold spaces: 'Security Update'). The
-    header is the first line naming the HotFixID column as a word of its own: a transcript's
-    prompt or echoed command line above it ("...>wmic qfe get Caption,...,HotFixID") is skipped."""
-    lines = [ln.rstrip("\r") for ln in text.splitlines() if ln.strip()]
-    at = next((i for i, ln in enumerate(lines) if "HotFixID" in ln.split()), None)
-    if at is None:
-        return []
-    header = lines[at]
-    starts = [m.start() for m in re.finditer(r"\S+", header)]
-    names = header.split()
-    rows = []
-    for ln in lines[at + 1:]:
-        if not ln.strip(" -"):
-            continue  # Format-Table's underline row (Get-HotFix, Get-CimInstance): not a hot fix
-        cells = _cells(ln, names, starts)
-        if cells.get("HotFixID"):
-            rows.append({"HotFixID": cells["HotFixID"], "Description": cells.get("Description") or None,
-                         "InstalledOn": cells.get("InstalledOn") or None})
-    return rows
+    ``Get-HotFix`` prints it) → [{HotFixID, Description, InstalledOn}]. The header is the first
+    line naming the HotFixID column as a word of its own: a transcript's prompt or echoed
+    command line above it ("...>wmic qfe get Caption,...,HotFixID") is skipped."""
+    return [{"HotFixID": r["HotFixID"], "Description": r.get("Description") or None,
+             "InstalledOn": r.get("InstalledOn") or None}
+            for r in parse_format_table(text, "HotFixID")]
 
