@@ -230,8 +230,7 @@ def test_public_wmic_qfe_on_windows_11_home_chinese():
 def test_public_get_hotfix_year_first_display_dates_are_read():
     # Get-HotFix's display text in a year-first culture: "2023-06-23 12:00:00 AM" (a Windows 10
     # 21H2 client, build 19044) and "2023/11/20 0:00:00" (Japanese). No culture puts the day
-    # before the month after a leading year, so these read without a guess (the day-first
-    # "27-10-2022" above still does not).
+    # before the month after a leading year, so these read without a guess.
     rows = _pub_qfe("get-hotfix-win10-19044-yyyy-mm-dd-am-pm-mymachine.txt")
     assert len(rows) == 14 and rows[1] == {"HotFixID": "KB5003791", "Description": "Update", "InstalledOn": "2021-10-06",
                                            "InstalledOnText": "2021-10-06 12:00:00 AM"}

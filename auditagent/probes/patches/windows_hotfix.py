@@ -12,10 +12,8 @@ script sees depends on how it serialises that:
   or a bare ``"/Date(ms)/"``; PowerShell 7: ISO 8601 with or without an offset.
 
 A localised ``DateTime`` text ("den 11 oktober 2023 00:00:00") is never parsed: the
-``value`` beside it says the same thing culture-free. The one display form read is the
-year-first one ("2023-06-23 12:00:00 AM", Japanese "2023/11/20 0:00:00"): no culture puts
-the day before the month after a leading year, so it needs no guess; a day-first
-"27-10-2022" stays unread.
+``value`` beside it says the same thing culture-free. (A pasted Get-HotFix *table* shows that
+text; its reader turns it into a date only where the table proves the order.)
 """
 from __future__ import annotations
 
@@ -27,7 +25,6 @@ from auditagent.probes.sources.powershell_dates import MS_DATE as _MS_DATE
 
 _MDY = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})(?:[ T]\d{1,2}:\d{2}(?::\d{2})?(?:\s*[AP]M)?)?", re.I)
 _ISO = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ][\d:.]+(?:Z|[+-]\d{2}:?\d{2})?)?")
-_YEAR_FIRST = re.compile(r"(\d{4})([-/])(\d{1,2})\2(\d{1,2})(?:[ T]\d{1,2}:\d{2}(?::\d{2})?(?:\s*[AP]M)?)?", re.I)
 _YMD = re.compile(r"(\d{4})(\d{2})(\d{2})")
 _FILETIME = re.compile(r"(?:0x)?([0-9a-fA-F]{15,16})")
 _DAY_MS = 86_400_000
@@ -61,8 +58,6 @@ def parse_qfe_installed_on(value: Any) -> _dt.date | None:
         return _dt.date(1970, 1, 1) + _dt.timedelta(days=days)
     if m := _ISO.fullmatch(text):
         return _date(*map(int, m.groups()))
-    if m := _YEAR_FIRST.fullmatch(text):
-        return _date(int(m.group(1)), int(m.group(3)), int(m.group(4)))
     if m := _MDY.fullmatch(text):
         mo, d, y = map(int, m.groups())
         return _date(y, mo, d)
