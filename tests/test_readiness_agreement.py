@@ -393,7 +393,7 @@ def test_export_failing_and_excepted_checks_equal_the_device_list(app_fleet, lat
 
 
 @pytest.mark.parametrize("later_h", [0, 30, 24 * 30])
-def test_the_unit_pages_devices_are_the_per_device_definition_sorted(due_fleet, later_h):
+def test_the_unit_pages_devices_are_the_per_device_definition_sorted(due_fleet, later_h, monkeypatch):
     """A unit page's list of devices, page by page (by state, then hostname), is every
     device of the subtree with its per-device state in that order — whichever way a page
     is found (walking the hostname index or judging the state's candidates): each state's
@@ -404,9 +404,17 @@ def test_the_unit_pages_devices_are_the_per_device_definition_sorted(due_fleet, 
     from server.readiness.devices import STATE_ORDER
     from server.readiness.state_page import devices_in_state
 
+    from sqlalchemy import update
+
+    from server.db import devices as dv
+    from server.readiness import state_page
+
     app, fleet = due_fleet
     if "eb8" not in fleet.devices:
         fleet.enrol(EB, ["eb8"])  # one never reported (the tests after this one compare definitions only)
+        with fleet.store.engine.begin() as conn:  # two laptops named alike (the agent names them): id decides
+            conn.execute(update(dv).where(dv.c.id == fleet.devices["eb6"].id).values(hostname="eb5-laptop"))
+    monkeypatch.setattr(state_page, "MIN_BATCH", 1)  # walks of many short batches, each after the last key
     now = NOW + later_h * H
     scope = rd.Scope.all()
     seen_states = set()
