@@ -290,6 +290,22 @@ def test_probe_zypper_security_patches_reboot_and_cache_by_inputs(tmp_path):
     assert ZYPPER_LU in [list(c) for c in changed.calls] and s2["pending"] == 1
 
 
+def test_probe_zypper_real_leap_16_answers(tmp_path):
+    # The real Leap 16.0 pair (list-updates whole; list-patches cut after its second patch, closed
+    # here as the source file closes it): four packages pending, two security patches needed.
+    from test_public_linux_captures import LEAP16_CLOSE, LEAP16_PATCHES_PARTIAL
+    patches = tmp_path / "lp.xml"
+    patches.write_text((ZYP.parent / LEAP16_PATCHES_PARTIAL).read_text() + LEAP16_CLOSE)
+    host = zypper_host(tmp_path, "zypper-xmlout-list-updates-leap-16.0-aarch64-kernel-and-qemu-guest-agent.xml",
+                       str(patches), reboot_rc=0)
+    s = linux(ProbeContext(host))
+    assert s["status"] == "ok", s["reasons"]
+    assert (s["manager"], s["pending"], s["pending_security"]) == ("zypper", 4, 2)
+    assert s["pending_names"] == ["openSUSE-Leap-16.0-112", "openSUSE-Leap-16.0-113"]
+    # the kernel patch would need a reboot once installed; nothing installed awaits one yet
+    assert s["reboot_required"] is False
+
+
 def test_probe_zypper_without_patch_metadata_says_security_unknown(tmp_path):
     # nothing needed and a repository with updateinfo: no security patch is pending
     host = zypper_host(tmp_path, "zypper-xmlout-list-updates-tumbleweed-20260830-one-package.xml", None)

@@ -151,7 +151,38 @@ def test_zypper_list_updates_tumbleweed_one_and_none():
     assert parse_zypper_list_updates(text("zypper/zypper-xmlout-list-updates-tumbleweed-20260830-none.xml")) == []
 
 
+LEAP16_PATCHES_PARTIAL = "zypper/zypper-xmlout-list-patches-category-security-leap-16.0-aarch64-PARTIAL-first-two.xml"
+# The capture stops after the second patch's <summary>: what the source file has after the kernel
+# patch's long issue list is its closing tags, which a test adds to read the two patches.
+LEAP16_CLOSE = "</update></update-list>\n</update-status>\n</stream>"
+
+
+def test_zypper_list_updates_leap_16_aarch64_kernel_and_guest_agent():
+    rows = parse_zypper_list_updates(text("zypper/zypper-xmlout-list-updates-leap-16.0-aarch64-kernel-and-qemu-guest-agent.xml"))
+    # zypper 1.14+ writes edition-old; no <message> lines (the command ran with --quiet)
+    assert [(r["name"], r["from"], r["version"]) for r in rows] == [
+        ("kernel-default", "6.12.0-160000.7.1", "6.12.0-160000.8.1"),
+        ("kernel-default-extra", "6.12.0-160000.7.1", "6.12.0-160000.8.1"),
+        ("kernel-default-optional", "6.12.0-160000.7.1", "6.12.0-160000.8.1"),
+        ("qemu-guest-agent", "10.0.4-160000.1.1", "10.0.7-160000.1.1")]
+    assert {(r["arch"], r["repo"]) for r in rows} == {("aarch64", "https-download.opensuse.org-4bc031d9")}
+
+
+def test_zypper_list_patches_leap_16_real_partial():
+    raw = text(LEAP16_PATCHES_PARTIAL)
+    # cut short, it is not zypper's whole answer: refused, never half-read
+    with pytest.raises(ValueError):
+        parse_zypper_list_patches(raw)
+    rows = parse_zypper_list_patches(raw + LEAP16_CLOSE)
+    assert [(r["name"], r["category"], r["severity"], r["status"], r["pending"], r["restart"]) for r in rows] == [
+        ("openSUSE-Leap-16.0-112", "security", "important", "needed", True, False),
+        # the kernel patch: restart="true" interactive="true" (installing it asks for a reboot)
+        ("openSUSE-Leap-16.0-113", "security", "important", "needed", True, True)]
+    assert [r["summary"] for r in rows] == ["Security update for qemu", "Security update for the Linux Kernel"]
+
+
 def test_zypper_list_patches_synthetic_states():
+    # Synthetic: no real capture shows the applied / not-needed states of list-patches --all.
     rows = parse_zypper_list_patches(text("zypper/synthetic-zypper-xmlout-list-patches-all-leap-16-shape.xml"))
     assert [(r["name"], r["category"], r["status"], r["pending"]) for r in rows] == [
         ("openSUSE-Leap-16.0-99", "security", "applied", False),
