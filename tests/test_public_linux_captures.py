@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from conftest import OWN_FIXTURES
 
-from auditagent.probes.disk_encryption.linux_parsers import parse_cryptsetup_status, parse_lsblk_tree_text
+from auditagent.probes.disk_encryption.linux_parsers import (crypt_table_facts, parse_cryptsetup_status,
+                                                             parse_dmsetup_table, parse_lsblk_tree_text)
 from auditagent.probes.patches.linux_parsers import (dpkg_version_compare, nevra_name, parse_apt_check_human,
                                                       parse_dnf_advisory_json,
                                                       parse_apt_get_simulate, parse_apt_list_upgradable, parse_apt_phasing,
@@ -212,6 +213,52 @@ def _chain(nodes: dict[str, dict], name: str) -> list[str]:
         out.append(nodes[name]["type"])
         name = nodes[name]["parent"]
     return out
+
+
+# ----------------------------------------------------------------- dmsetup table
+
+DMSETUP_CRYPT = {
+    # file: (table name, length, key in the kernel keyring, backing device, feature args)
+    "dmsetup-table-all-debian-luks2-ssd-name-prefixed-key-ref-redacted-by-author.txt":
+        ("debian_crypt", 463583232, True, "8:19", ["allow_discards"]),
+    "dmsetup-table-luks-detached-header-ramdisk-key-masked-zeros.txt": ("", 8388608, False, "1:0", []),
+    "dmsetup-table-luks-detached-header-ramdisk-same_cpu_crypt-feature-arg.txt":
+        ("", 8388608, False, "1:0", ["same_cpu_crypt"]),
+    "dmsetup-table-arch-btrfs-root-luks2-keyring-no-feature-args.txt": ("", 3221192705, True, "259:2", []),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DMSETUP_CRYPT))
+def test_dmsetup_table_crypt_targets(name):
+    table, length, keyring, device, options = DMSETUP_CRYPT[name]
+    tables = parse_dmsetup_table(text("dmsetup/" + name))
+    # the pasted command line ("# dmsetup table", "$ sudo dmsetup table NAME") is not a table row
+    assert list(tables) == [table]
+    (segment,) = tables[table]
+    assert (segment["start"], segment["length"], segment["target"]) == (0, length, "crypt")
+    facts = crypt_table_facts(segment)
+    assert facts == {"cipher": "aes-xts-plain64", "key_in_keyring": keyring, "device": device, "options": options}
+
+
+def test_dmsetup_table_targets_that_are_not_crypt():
+    pool = parse_dmsetup_table(text("dmsetup/dmsetup-table-docker-devicemapper-thin-pool-loopback.txt"))
+    assert [(s["target"], s["length"], s["args"][:2]) for s in pool[""]] == [("thin-pool", 209715200, ["7:1", "7:0"])]
+    cache = parse_dmsetup_table(text("dmsetup/dmsetup-table-dm-cache-writeback-ubuntu-13.04.txt"))
+    assert [(s["target"], s["args"][3:6]) for s in cache[""]] == [("cache", ["512", "1", "writeback"])]
+    assert crypt_table_facts(pool[""][0]) == {} and crypt_table_facts(cache[""][0]) == {}
+
+
+def test_lsblk_discard_tree_lvm_on_luks_indented_as_pasted():
+    # A Markdown code block: every line indented four spaces. Depth counts from the header's indentation.
+    nodes = {n["name"]: n for n in parse_lsblk_tree_text(text("lsblk/lsblk-discard-tree-debian-lvm-on-luks2-four-lvs-indented.txt"))}
+    assert len(nodes) == 9 and nodes["sdb"]["depth"] == 0 and nodes["sdb"]["parent"] is None
+    assert [nodes[n]["depth"] for n in ("sdb3", "debian_crypt", "goodram_ssd-home")] == [1, 2, 3]
+    lvs = sorted(n for n, v in nodes.items() if v["parent"] == "debian_crypt")
+    # four LVs on the one LUKS mapping of sdb3: LVM on LUKS
+    assert lvs == ["goodram_ssd-ccache", "goodram_ssd-debuilder", "goodram_ssd-home", "goodram_ssd-root"]
+    assert nodes["debian_crypt"]["parent"] == "sdb3" and nodes["sdb3"]["parent"] == "sdb"
+    # --discard has no TYPE column: the types stay unknown rather than guessed from names
+    assert {v["type"] for v in nodes.values()} == {None}
 
 
 def test_lsblk_tree_lvm_on_luks_manjaro():
