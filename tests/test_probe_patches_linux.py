@@ -306,6 +306,34 @@ def test_probe_zypper_real_leap_16_answers(tmp_path):
     assert s["reboot_required"] is False
 
 
+@pytest.mark.parametrize("release", ["os-release-tumbleweed-20211111-id-opensuse-tumbleweed.txt",
+                                     "os-release-tumbleweed-20170521-rpi-id-opensuse-gist-table-cells.txt"])
+def test_probe_zypper_tumbleweed_pending_is_unknown_not_an_undercount(tmp_path, release):
+    # Tumbleweed is updated with `zypper dup`; list-updates (here: one package) would undercount.
+    host = zypper_host(tmp_path, "zypper-xmlout-list-updates-tumbleweed-20260830-one-package.xml", None)
+    host.add_file("/etc/os-release", OWN_FIXTURES / "public/linux/os-release" / release)
+    s = linux(ProbeContext(host, cache=Cache(tmp_path / "c")))
+    assert (s["manager"], s["pending"], s["status"]) == ("zypper", None, "partial")
+    assert ZYPPER_LU not in [list(c) for c in host.calls]
+    assert "patches.rolling_release: opensuse-tumbleweed" in s["reasons"]
+    # the patches Tumbleweed's update repository publishes are still read
+    assert s["pending_security"] == 0 and s["reboot_required"] is False
+    # Leap (a point release) keeps counting list-updates
+    leap = zypper_host(tmp_path, "zypper-xmlout-list-updates-tumbleweed-20260830-one-package.xml", None)
+    leap.add_file("/etc/os-release", 'NAME="openSUSE Leap"\nID="opensuse-leap"\nVERSION_ID="16.0"\n')
+    assert linux(ProbeContext(leap, cache=Cache(tmp_path / "leap")))["pending"] == 1
+
+
+def test_rolling_release_reason_is_translated():
+    from auditagent.i18n import reason_text
+    text = "patches.rolling_release: opensuse-tumbleweed"
+    shown = {lang: reason_text(text, lang) for lang in ("sv", "da", "en")}
+    assert shown["sv"].startswith("opensuse-tumbleweed är en rullande utgåva")
+    assert shown["da"].startswith("opensuse-tumbleweed er en rullende udgivelse")
+    assert shown["en"].startswith("opensuse-tumbleweed is a rolling release")
+    assert all("zypper dup" in t for t in shown.values()) and len(set(shown.values())) == 3
+
+
 def test_probe_zypper_without_patch_metadata_says_security_unknown(tmp_path):
     # nothing needed and a repository with updateinfo: no security patch is pending
     host = zypper_host(tmp_path, "zypper-xmlout-list-updates-tumbleweed-20260830-one-package.xml", None)
