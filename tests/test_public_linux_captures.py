@@ -96,6 +96,32 @@ def test_checkupdates_arch_2025_epochs_and_prompt():
         {"name": "linux", "from": "6.17.9.arch1-1", "version": "6.18.1.arch1-1", "ignored": True}]
 
 
+def test_pacman_query_upgrades_long_form_docker_arch_2017():
+    rows = parse_pacman_qu(text("pacman/pacman-query-upgrades-docker-arch-2017-08-24-packages-epoch.txt"))
+    # the same 24 the post's `pacman -Suw` then lists as "Packages (24)"
+    assert len(rows) == 24 and rows[0]["name"] == "archlinux-keyring" and rows[-1]["name"] == "sqlite"
+    assert next(r for r in rows if r["name"] == "lz4") == {"name": "lz4", "from": "1:1.7.5-1", "version": "1:1.8.0-1",
+                                                         "ignored": False}
+    assert not any(r["ignored"] for r in rows)
+
+
+def test_pacman_qu_real_ignored_mark():
+    transcript = text("pacman/pacman-Qu-ignored-IgnorePkg-fish-docker-arch-2017-transcript.txt")
+    # the `pacman -Qu` answer only (the transcript's other commands answer other questions)
+    answer = transcript.split("$ pacman -Qu\n", 1)[1].split("\n\n", 1)[0]
+    assert parse_pacman_qu(answer) == [{"name": "fish", "from": "2.4.0-1", "version": "2.6.0-1", "ignored": True}]
+    # -Su's "ignoring package upgrade (a => b)" warning is not a pending-update row
+    assert parse_pacman_qu(transcript) == parse_pacman_qu(answer)
+
+
+def test_checkupdates_2018_trailing_spaces():
+    rows = parse_pacman_qu(text("pacman/checkupdates-arch-2018-05-linux-and-nvidia-sample.txt"))
+    # the first line ends in four spaces (as posted): still a row
+    assert [(r["name"], r["version"]) for r in rows] == [
+        ("fuse-common", "3.2.3-1"), ("fuse3", "3.2.3-1"), ("libgphoto2", "2.5.18-1"), ("linux", "4.16.10-1"),
+        ("nvidia", "396.24-4")]
+
+
 # ----------------------------------------------------------------- cryptsetup / lsblk
 
 
