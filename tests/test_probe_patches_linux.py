@@ -227,6 +227,35 @@ def test_apt2_phasing_unindented_and_kept_back():
     assert [d["name"] for d in ph["deferred"]] == ["gir1.2-gstreamer-1.0", "libgstreamer1.0-0", "udev"]
 
 
+APT_PUB = PUB / "apt"
+
+
+def test_apt2_phasing_multiarch_mint_and_the_probe_counts_no_phased_update():
+    text = (APT_PUB / "apt-get-s-upgrade-linux-mint-2026-10-phasing-only-multiarch-i386.txt").read_text()
+    ph = parse_apt_phasing(text)
+    names = [d["name"] for d in ph["deferred"]]
+    # 16 names over four lines, eight of them the :i386 twin of a native package
+    assert len(names) == 16 and sum(n.endswith(":i386") for n in names) == 8
+    assert names[:2] == ["libegl-mesa0", "libegl-mesa0:i386"] and names[-1] == "mesa-vulkan-drivers:i386"
+    assert (ph["upgraded"], ph["not_upgraded"], ph["kept_back"]) == (0, 16, [])
+    # A phased update is not yet offered to this machine: no Inst line, nothing pending
+    host = ReplayHost().add_command(APT_SIM, text)
+    host.add_file("/var/log/dpkg.log", "2026-10-04 08:00:00 status installed mesa-vulkan-drivers:amd64 25.0.7\n")
+    s = linux(ProbeContext(host))
+    assert (s["manager"], s["pending"], s["pending_security"]) == ("apt", 0, 0)
+
+
+def test_apt3_phasing_with_other_apt3_sections():
+    # apt 3's "Upgrading:", "Installing dependencies:", "Suggested packages:" and "DOWNGRADING:" lists
+    # are not phasing lists; the Summary line gives the counts.
+    ph = parse_apt_phasing((APT_PUB / "apt3-upgrade-ubuntu-24.10-arm64-phasing-gzip-summary-boot-space.txt").read_text())
+    assert ([d["name"] for d in ph["deferred"]], ph["upgraded"], ph["not_upgraded"]) == (["gzip"], 71, 1)
+    ph = parse_apt_phasing((APT_PUB / "apt3-upgrade-noble-phasing-qemu-and-DOWNGRADING-section.txt").read_text())
+    assert [d["name"] for d in ph["deferred"]] == ["qemu-guest-agent", "qemu-utils"]
+    # "Downgrading: 12" between the counts does not hide "Not Upgrading: 2"
+    assert (ph["upgraded"], ph["not_upgraded"], ph["kept_back"]) == (30, 2, [])
+
+
 # ----------------------------------------------------------------- zypper
 
 ZYP = OWN_FIXTURES / "public/linux/zypper"
