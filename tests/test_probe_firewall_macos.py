@@ -98,11 +98,16 @@ def test_public_tahoe_stealth_wording():
     assert parse_socketfilterfw("Firewall is enabled. (State = 1)\nFirewall stealth mode is on")["stealth"] is True
 
 
-def _sequoia_host() -> ReplayHost:
+GLOBALSTATE = [SOCKETFILTERFW, "--getglobalstate", "--getblockall", "--getstealthmode"]
+
+
+def _sequoia_host(profiler: bytes | str) -> ReplayHost:
+    """macOS 15 (no ALF plist to read) answering system_profiler's firewall query with ``profiler``."""
     host = ReplayHost(platform="macos")
     host.add_file("/System/Library/CoreServices/SystemVersion.plist",
                   b'<?xml version="1.0" encoding="UTF-8"?><plist version="1.0"><dict>'
                   b'<key>ProductVersion</key><string>15.3</string></dict></plist>')
+    host.add_command(SYSTEM_PROFILER_FIREWALL, profiler.encode() if isinstance(profiler, str) else profiler)
     return host
 
 
@@ -111,15 +116,12 @@ def test_public_system_profiler_json_firewall_off_vm():
     text = _pub_fw("system_profiler-json-SPFirewallDataType-macos-27-vm-allow-all-services.json")
     state = parse_system_profiler_firewall(text)
     assert state == {"enabled": False, "block_all": None, "stealth": False, "apps": 8}
-    host = _sequoia_host()
-    host.add_command(SYSTEM_PROFILER_FIREWALL, text.encode())
+    host = _sequoia_host(text)
     # socketfilterfw would say "on": the structured source is asked first and stands
-    host.add_command([SOCKETFILTERFW, "--getglobalstate", "--getblockall", "--getstealthmode"],
-                     b"Firewall is enabled. (State = 1)\n")
+    host.add_command(GLOBALSTATE, b"Firewall is enabled. (State = 1)\n")
     s = fw_macos(ProbeContext(host))
     assert (s["enabled"], s["default_inbound"], s["rules"], s["status"]) == (False, "accept", 8, "ok")
-    assert tuple(SYSTEM_PROFILER_FIREWALL) in host.calls
-    assert (SOCKETFILTERFW, "--getglobalstate", "--getblockall", "--getstealthmode") not in host.calls
+    assert tuple(SYSTEM_PROFILER_FIREWALL) in host.calls and tuple(GLOBALSTATE) not in host.calls
 
 
 def test_public_system_profiler_json_limit_connections_stealth():
@@ -127,9 +129,7 @@ def test_public_system_profiler_json_limit_connections_stealth():
     state = parse_system_profiler_firewall(text)
     # one app blocked and one local-only are per-app rules, not "block all incoming"
     assert state == {"enabled": True, "block_all": False, "stealth": True, "apps": 5}
-    host = _sequoia_host()
-    host.add_command(SYSTEM_PROFILER_FIREWALL, text.encode())
-    s = fw_macos(ProbeContext(host))
+    s = fw_macos(ProbeContext(_sequoia_host(text)))
     assert (s["enabled"], s["default_inbound"], s["rules"], s["status"]) == (True, None, 5, "ok")
     # block all is its own key value: drop by default
     blocking = text.replace("spfirewall_globalstate_limit_connections", "spfirewall_globalstate_block_all")
@@ -141,9 +141,8 @@ def test_system_profiler_json_unknown_shapes_fall_back_to_socketfilterfw():
     for answer in (b"", b"not json", b'{"SPFirewallDataType": []}', b'{"SPUSBDataType": []}',
                    b'{"SPFirewallDataType": [{"spfirewall_globalstate": "spfirewall_globalstate_new"}]}', b"[1]"):
         assert parse_system_profiler_firewall(answer.decode()) is None, answer
-        host = _sequoia_host()
-        host.add_command(SYSTEM_PROFILER_FIREWALL, answer)
-        host.add_command([SOCKETFILTERFW, "--getglobalstate", "--getblockall", "--getstealthmode"], tool.encode())
+        host = _sequoia_host(answer)
+        host.add_command(GLOBALSTATE, tool.encode())
         s = fw_macos(ProbeContext(host))
         assert (s["enabled"], s["default_inbound"], s["status"]) == (True, None, "ok"), answer
 
