@@ -155,6 +155,13 @@ def decompress_segment(data: bytes) -> bytes:
     return zlib.decompress(data)
 
 
+def keyid_of(payload: bytes) -> str:
+    """The keyid of the key that signed a stored ``payload``: its subject's digest (the
+    collector stores a report only if that digest is the signing key's keyid, so the
+    keyid is not kept apart; :func:`auditagent.report.verify_decoded`)."""
+    return json.loads(payload)["subject"][0]["digest"]["sha256"]
+
+
 def envelope_text(payload: bytes, keyid: str, signature: bytes) -> str:
     """The DSSE envelope rebuilt around the signed bytes, in the agent's own wire form
     (:func:`auditagent.report.envelope_bytes`): for a report sent by the agent it is the
