@@ -14,8 +14,14 @@ from server.db import report_blobs, reports
 from server.partitions import month_of
 
 # The columns of ``reports`` the envelope is rebuilt from (the keyid is the payload's
-# subject digest, report_pack.keyid_of).
-SIGNED_COLUMNS = (reports.c.body, reports.c.signature, reports.c.received_at)
+# subject digest, report_pack.keyid_of; report id and device id are the body's refs).
+SIGNED_COLUMNS = (reports.c.report_id, reports.c.device_id, reports.c.body, reports.c.signature,
+                  reports.c.received_at)
+
+
+def signed_refs(report_id: str, device_id: str) -> tuple[str, str]:
+    """The strings a stored body leaves to the row's own columns (report_pack layout 2)."""
+    return (report_id, device_id)
 
 
 def payloads_of(conn: Connection, rows: Sequence[Any]) -> list[bytes]:
@@ -36,7 +42,8 @@ def payloads_of(conn: Connection, rows: Sequence[Any]) -> list[bytes]:
     for row, body in zip(rows, bodies):
         month = month_of(row.received_at)
         out.append(report_pack.unpack(body, {sha: segments[(month, sha)] for sha in report_pack.segment_ids(body)
-                                             if (month, sha) in segments}))
+                                             if (month, sha) in segments},
+                                      signed_refs(row.report_id, row.device_id)))
     return out
 
 

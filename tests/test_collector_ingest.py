@@ -74,7 +74,7 @@ def test_enrol_report_stored_and_rebuilt_exactly(collector):
     rid = wire.envelope_report_id(wire.decode_envelope(env).statement)
     assert r.json() == {"report_id": rid, "status": "stored", "sequence": 1}
     with collector.engine.connect() as conn:
-        row = conn.execute(select(*SIGNED_COLUMNS, reports.c.device_id, reports.c.sequence, reports.c.verdict)
+        row = conn.execute(select(*SIGNED_COLUMNS, reports.c.sequence, reports.c.verdict)
                            .where(reports.c.report_id == rid)).one()
         state = conn.execute(text("SELECT last_sequence, last_report_id, verdict FROM device_state "
                                   "WHERE device_id = :d"), {"d": device.id}).one()

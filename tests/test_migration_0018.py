@@ -16,7 +16,7 @@ from sqlalchemy import inspect, select, text
 
 from auditagent import report as wire
 from server import migrate, report_pack
-from server.db import make_engine, reports
+from server.db import as_date, make_engine, reports, utc
 from server.partitions import month_of
 from server.report_read import SIGNED_COLUMNS, envelope_of, signed_envelope
 from server.store import Store
@@ -119,10 +119,23 @@ def test_upgrade_drops_derivable_columns_and_downgrade_restores_them(collector_d
             assert ids == sorted(ids) and len(set(ids)) == 4
             last = conn.execute(select(*SIGNED_COLUMNS).where(reports.c.sequence == 4)).one()
             assert envelope_of(conn, last) == body.decode()
+            assert bytes(last.body)[0] == 2 and all(bytes(r.body)[0] == 1 for r in rows)  # new layout; old kept
         _downgrade(engine, "0017")
         with engine.connect() as conn:
-            back = conn.execute(text("SELECT sequence, keyid, policy_sha256 FROM reports ORDER BY sequence")).all()
-        assert [tuple(r) for r in back] == [(s, kid, POLICY_SHA) for s in (1, 2, 3, 4)]
+            back = conn.execute(text("SELECT sequence, keyid, policy_sha256, body, received_at FROM reports "
+                                     "ORDER BY sequence")).all()
+            blobs = {(as_date(r.month), bytes(r.sha256)): report_pack.decompress_segment(bytes(r.data))
+                     for r in conn.execute(text("SELECT month, sha256, data FROM report_blobs"))}
+        assert [tuple(r)[:3] for r in back] == [(s, kid, POLICY_SHA) for s in (1, 2, 3, 4)]
+        # Every body in layout 1 again, rebuilt from its month's segments as 0017 reads it.
+        for r, env in zip(back, [*envs, body.decode()]):
+            received = r.received_at if isinstance(r.received_at, dt.datetime) else dt.datetime.fromisoformat(
+                r.received_at)  # SQLite: text
+            month = month_of(utc(received))
+            payload = report_pack.unpack(bytes(r.body), {sha: seg for (m, sha), seg in blobs.items() if m == month})
+            assert bytes(r.body)[0] == 1
+            assert report_pack.envelope_text(payload, kid, wire.decode_envelope(
+                wire.parse_envelope(env.encode())).signatures[0][1]) == env
         migrate.upgrade(engine)  # and up again, from what the downgrade left
         with engine.connect() as conn:
             assert conn.execute(text("SELECT count(*) FROM reports")).scalar() == 4

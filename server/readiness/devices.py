@@ -225,7 +225,7 @@ class SignedReport:
 def report_envelope(conn: Connection, scope: Scope, report_id: str) -> SignedReport:
     """The stored envelope of one report (the signed bytes as received, in the agent's
     envelope form) and the public key that signed it."""
-    row = conn.execute(select(reports.c.report_id, reports.c.device_id, *SIGNED_COLUMNS)
+    row = conn.execute(select(*SIGNED_COLUMNS)
                        .where(reports.c.report_id == str(report_id)[:36])).first()
     if row is None:
         raise NotFound("report", report_id)

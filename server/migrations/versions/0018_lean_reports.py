@@ -3,14 +3,16 @@ characters each, are no longer kept beside the signed payload that holds them (t
 keyid is the payload's subject digest, which ingest has always required to be the
 signing key's keyid; the envelope is rebuilt with it, server/report_pack.keyid_of); the
 fixed-width columns come first, so no row pads between them; on PostgreSQL the index
-on report_id is a hash index (only ever asked for equality, a quarter of a b-tree's
-size on random UUIDs).
+on report_id is a hash index (only ever asked for equality; half a b-tree's size on
+random UUIDs). New reports are kept in body layout 2 (server/report_pack.py: one entry
+per segment, the report and device ids left to the row's columns); bodies stored before
+stay in layout 1, which is read as before.
 
 Every stored report is checked first: the upgrade refuses (changing nothing) if any
 report's keyid or policy sha256 is not the one in its payload. On PostgreSQL the
 partitioned table is rebuilt month by month, the rows copied in the database; on SQLite
 the table is recreated without the two columns. The downgrade restores both columns
-from the payloads.
+from the payloads and turns bodies of layout 2 back into layout 1 (its segments stored).
 
 Revision ID: 0018
 Revises: 0017
@@ -53,9 +55,9 @@ _SQLITE_TRIGGERS = (  # as 0013 made them
     "BEGIN SELECT RAISE(ABORT, 'reports are append-only'); END")
 
 
-def _signed_fields(bind, table: str, after_id: int) -> list[tuple[int, str, str, sa.Row]]:
+def _signed_fields(bind, table: str, after_id: int) -> list[tuple[int, str, str, sa.Row, bytes]]:
     """The next batch of ``table``'s reports after ``after_id``: (id, keyid, policy sha256
-    as the payload holds them, the row)."""
+    as the payload holds them, the row, the payload)."""
     from server.report_read import payloads_of
 
     t = sa.table(table, *(sa.column(c) for c in _KEPT))
@@ -64,7 +66,7 @@ def _signed_fields(bind, table: str, after_id: int) -> list[tuple[int, str, str,
     out = []
     for row, payload in zip(rows, payloads_of(bind, rows)):
         st = json.loads(payload)
-        out.append((row.id, st["subject"][0]["digest"]["sha256"], st["predicate"]["policy"]["sha256"], row))
+        out.append((row.id, st["subject"][0]["digest"]["sha256"], st["predicate"]["policy"]["sha256"], row, payload))
     return out
 
 
@@ -82,10 +84,27 @@ def _check_derivable(bind) -> None:
         ids = [b[0] for b in batch]
         kept = {r.id: (r.keyid, r.policy_sha256) for r in bind.execute(
             sa.select(stored).where(stored.c.id.in_(ids)))}
-        for rid, kid, policy_sha, _ in batch:
+        for rid, kid, policy_sha, _, _ in batch:
             if kept[rid] != (kid, policy_sha):
                 raise RuntimeError(f"reports.id {rid}: its keyid/policy_sha256 differ from its signed payload's; "
                                    "not converted (nothing changed)")
+
+
+def _as_layout_1(bind, batch) -> dict[int, bytes]:
+    """Each report's body in layout 1 (what 0017 reads), its segments stored for its month."""
+    from server import report_pack
+    from server.partitions import month_of
+
+    bodies, blobs = {}, {}
+    for rid, _, _, row, payload in batch:
+        packed = report_pack.pack(payload)
+        bodies[rid] = packed.body
+        blobs.update({(month_of(row.received_at), sha): seg for sha, seg in packed.segments.items()})
+    if blobs:
+        bind.execute(sa.text("INSERT INTO report_blobs (month, sha256, data) VALUES (:m, :s, :d) "
+                             "ON CONFLICT DO NOTHING"),
+                     [{"m": m, "s": sha, "d": report_pack.compress_segment(seg)} for (m, sha), seg in blobs.items()])
+    return bodies
 
 
 def _pg_rebuild(bind, layout, copy) -> None:
@@ -139,8 +158,10 @@ def downgrade() -> None:
         def copy(old: str) -> None:
             new = sa.table("reports", *(sa.column(c) for c in _KEPT + full))
             for batch in _each_batch(bind, old):
+                bodies = _as_layout_1(bind, batch)
                 bind.execute(sa.insert(new), [{**{c: getattr(row, c) for c in _KEPT}, "keyid": kid,
-                                               "policy_sha256": policy_sha} for _, kid, policy_sha, row in batch])
+                                               "policy_sha256": policy_sha, "body": bodies[rid]}
+                                              for rid, kid, policy_sha, row, _ in batch])
 
         _pg_rebuild(bind, _WIDE, copy)
         op.execute("CREATE INDEX ix_reports_report_id ON reports (report_id)")
@@ -150,10 +171,12 @@ def downgrade() -> None:
     with op.batch_alter_table("reports") as batch:
         batch.add_column(sa.Column("keyid", sa.String(64), nullable=True))
         batch.add_column(sa.Column("policy_sha256", sa.String(64), nullable=True))
-    upd = sa.table("reports", sa.column("id"), *(sa.column(c) for c in full))
+    upd = sa.table("reports", sa.column("id"), sa.column("body"), *(sa.column(c) for c in full))
     for batch in _each_batch(bind, "reports"):
-        for rid, kid, policy_sha, _ in batch:
-            bind.execute(upd.update().where(upd.c.id == rid).values(keyid=kid, policy_sha256=policy_sha))
+        bodies = _as_layout_1(bind, batch)
+        for rid, kid, policy_sha, _, _ in batch:
+            bind.execute(upd.update().where(upd.c.id == rid).values(keyid=kid, policy_sha256=policy_sha,
+                                                                    body=bodies[rid]))
     with op.batch_alter_table("reports") as batch:
         batch.alter_column("keyid", nullable=False)
         batch.alter_column("policy_sha256", nullable=False)
