@@ -15,12 +15,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import inspect, select, text
 
 from auditagent import report as wire
+from collector_fixtures import fresh_pg_database, pg_base_url
+from migration_rows import insert_unit_and_device
 from server import migrate, report_pack
 from server.db import as_date, make_engine, reports, utc
 from server.partitions import month_of
 from server.report_read import SIGNED_COLUMNS, envelope_of, signed_envelope
 from server.store import Store
-from collector_fixtures import fresh_pg_database, pg_base_url
 
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 MONTHS_AGO = NOW - dt.timedelta(days=70)
@@ -47,11 +48,7 @@ def _at_0017(engine, *, stored_keyid: str | None = None) -> tuple[str, Ed25519Pr
     envs = []
     migrate.upgrade(engine, "0017")
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO units (id, parent_id, name, path, depth, created_at) "
-                          "VALUES (1, NULL, 'A', 'A', 1, :t)"), {"t": NOW})
-        conn.execute(text("INSERT INTO devices (id, unit_id, hostname, agent_version, current_keyid, "
-                          "public_key, enrolled_at) VALUES (:d, 1, 'laptop-1', '0.1.0', :k, :pk, :t)"),
-                     {"d": device_id, "k": kid, "pk": wire.raw_public_bytes(key.public_key()), "t": MONTHS_AGO})
+        insert_unit_and_device(conn, device_id, key, created=NOW, enrolled=MONTHS_AGO)
         for seq, received in ((1, MONTHS_AGO), (2, MONTHS_AGO + dt.timedelta(hours=1)), (3, NOW)):
             env = _envelope(device_id, key, seq, received)
             envs.append(env)
