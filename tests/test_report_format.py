@@ -396,3 +396,13 @@ def test_a_statement_with_refused_text_is_built_signed_and_verified():
     assert p["device"]["hostname"] == "pc<U+0000>" and p["device"]["os"] == "Win<U+D800>"
     assert p["facts"]["os"] == {"edition": "Enterprise<U+0000>", "ratio": None}
     assert p["results"][0]["check_id"] == "c<U+0000>"
+
+
+def test_report_ids_are_version_4_uuids_as_uuid4_writes_them():
+    ids = [wire.new_report_id() for _ in range(500)]
+    assert len(set(ids)) == len(ids)
+    for rid in ids:
+        parsed = uuid.UUID(rid)
+        assert (parsed.version, parsed.variant) == (4, uuid.RFC_4122)
+        assert str(parsed) == rid  # lower-case, hyphenated: what the collector's check wants
+    assert uuid.UUID(predicate()["report_id"]).version == 4  # what a built report carries
