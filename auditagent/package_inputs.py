@@ -9,6 +9,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+# dpkg's logs, newest first (logrotate keeps a year, monthly): the newest install's time.
+DPKG_LOGS = ("/var/log/dpkg.log", "/var/log/dpkg.log.1") + tuple(f"/var/log/dpkg.log.{i}.gz" for i in range(2, 13))
+
 INPUTS: dict[str, tuple[str, ...]] = {
     "apt": ("/var/lib/apt/lists", "/var/lib/apt/lists/partial", "/var/lib/dpkg/status", "/etc/apt/sources.list",
             "/etc/apt/sources.list.d", "/etc/apt/preferences", "/etc/apt/preferences.d", "/etc/apt/apt.conf.d"),
@@ -21,6 +24,9 @@ INPUTS: dict[str, tuple[str, ...]] = {
     # the rpm database, repositories, locks and configuration.
     "zypper": ("/var/cache/zypp/solv", "/var/cache/zypp/raw", "/var/lib/rpm", "/usr/lib/sysimage/rpm",
                "/etc/zypp/repos.d", "/etc/zypp/services.d", "/etc/zypp/locks", "/etc/zypp/zypp.conf"),
+    # The newest install's time (patches' last_update): the logs, and dpkg's status (read
+    # when the logs were rotated away).
+    "dpkg-log": DPKG_LOGS + ("/var/lib/dpkg/status",),
     "pacman": ("/var/lib/pacman/sync", "/var/lib/pacman/local", "/etc/pacman.conf", "/etc/pacman.d"),
 }
 
