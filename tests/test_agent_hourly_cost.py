@@ -21,7 +21,8 @@ APT_OUT = ("Inst openssl [3.0.2-0ubuntu1.8] (3.0.2-0ubuntu1.10 Ubuntu:22.04/jamm
 
 def apt_tree(root: Path) -> Path:
     lists = root / "var/lib/apt/lists"
-    lists.mkdir(parents=True)
+    (lists / "partial").mkdir(parents=True)
+    (lists / "lock").write_text("")
     (lists / "deb.debian.org_debian_dists_bookworm_InRelease").write_text("Origin: Debian\n")
     (root / "var/lib/dpkg").mkdir(parents=True)
     (root / "var/lib/dpkg/status").write_text("Package: openssl\nStatus: install ok installed\n")
@@ -63,6 +64,15 @@ def test_apt_query_reruns_only_when_its_inputs_change(tmp_path):
     linux(ProbeContext(host, cache=cache))
     linux(ProbeContext(host, cache=cache))
     assert queries(host) == 4
+    partial = root / "var/lib/apt/lists/partial"  # `apt update` that found every list unchanged ("Hit")
+    (partial / "deb.debian.org_debian_dists_bookworm_InRelease").write_text("x")
+    (partial / "deb.debian.org_debian_dists_bookworm_InRelease").unlink()
+    linux(ProbeContext(host, cache=cache))
+    assert queries(host) == 4
+    (root / "etc/apt").mkdir(parents=True)
+    (root / "etc/apt/apt.conf").write_text('APT::Default-Release "bookworm-backports";\n')  # candidates change
+    linux(ProbeContext(host, cache=cache))
+    assert queries(host) == 5
 
 
 def test_dpkg_log_is_read_again_only_when_it_or_the_zone_changes(tmp_path, monkeypatch):
