@@ -10,7 +10,7 @@ it shows, not every device of the subtree (:mod:`server.readiness.state_page`,
   recommended checks' failing rows (no count of them is kept at ingest).
 
 Revision ID: 0019
-Revises: 0017
+Revises: 0018
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0019"
-down_revision = "0017"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 
