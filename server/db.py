@@ -317,7 +317,8 @@ device_tls_keys = Table(
 Index("ix_devices_unit", devices.c.unit_id)
 _REVOKED = text("revoked_at IS NOT NULL")
 Index("ix_devices_revoked", devices.c.id, postgresql_where=_REVOKED, sqlite_where=_REVOKED)
-Index("ix_device_state_unit", device_state.c.unit_id)
+# (unit_id, device_id): a unit's devices in the order exports stream them (0019); serves unit_id alone too.
+Index("ix_device_state_unit_device", device_state.c.unit_id, device_state.c.device_id)
 Index("ix_device_state_agent_version", device_state.c.agent_version)
 Index("ix_unit_policies_unit", unit_policies.c.unit_id, unit_policies.c.id)
 Index("ix_enrolment_tokens_unit", enrolment_tokens.c.unit_id)
