@@ -288,3 +288,19 @@ def test_xlsx_export_beyond_the_row_limit_is_refused_before_any_byte(app_fleet, 
     assert fits.status_code == 200 and 1 < len(_xlsx(fits.content)[0]) <= 7
     monkeypatch.setattr(xlsx, "MAX_ROWS", 8)  # exactly the 7 devices
     assert len(_xlsx(so.get(f"/units/{eb}/export.xlsx", params={"lang": lang}).content)[0]) == 8
+
+
+def test_an_export_left_halfway_hands_back_a_usable_connection(app_fleet):
+    """A download abandoned after its first rows (the batches read ahead on PostgreSQL):
+    the connection answers the next query at once, nothing still reading it."""
+    from sqlalchemy import text
+
+    _app, fleet, _clients = app_fleet
+    now = dt.datetime.now(dt.timezone.utc)
+    with fleet.store.engine.connect() as conn:
+        records = rd.export_records(conn, rd.Scope(), fleet.units["Socialförvaltningen"], now, batch=2)
+        assert len(next(records)) == len(rd.EXPORT_COLUMNS)
+        records.close()
+        assert conn.execute(text("SELECT 41 + 1")).scalar_one() == 42
+        full = list(rd.export_records(conn, rd.Scope(), fleet.units["Socialförvaltningen"], now, batch=2))
+        assert full == list(rd.export_records(conn, rd.Scope(), fleet.units["Socialförvaltningen"], now))

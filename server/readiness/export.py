@@ -17,7 +17,9 @@ from server import spreadsheet, xlsx
 from server.db import device_state, utc
 from server.readiness.cover import Cover, exception_cover
 from server.readiness.devices import device_filters, is_outdated, shown_run
+from server.readiness.read_ahead import read_ahead
 from server.readiness.scope import Scope, scope_unit_ids, visible_unit
+from server.readiness.sql import dialect
 from server.readiness.state import DEFAULT_MAX_REPORT_AGE_HOURS, device_state_rows
 from server.readiness.versions import agent_versions
 
@@ -79,7 +81,11 @@ def export_records(conn: Connection, scope: Scope, unit_id: int, now: dt.datetim
     q = q.execution_options(stream_results=True, yield_per=batch)
     split = cover.split
     outdated: dict[str | None, bool] = {}  # per agent version (a handful), judged once
-    for rows in conn.execute(q).partitions(batch):
+    result = conn.execute(q)
+    batches: Iterator[Any] = result.partitions(batch)
+    if dialect(conn) == "postgresql":  # the database works out the next batch while this one is written
+        batches = read_ahead(batches, result.close)
+    for rows in batches:
         for id_, host, path, state, generated, received, failing_required, uid, platform, os_, version, since, due \
                 in rows:
             failing, excepted = split(failing_required, uid, id_)
