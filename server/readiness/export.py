@@ -45,7 +45,7 @@ class ExportFilters:
 # What the export reads of each device, in this order (see export_records).
 _READ = ("id", "hostname", "unit_path", "state", "generated_at", "received_at", "failing_required", "unit_id",
          "platform", "os", "agent_version", "failing_since", "due_until")
-EXPORT_BATCH = 5000  # rows fetched from the cursor at a time
+EXPORT_BATCH = 2000  # rows fetched from the cursor at a time (the first byte waits for the first batch)
 
 
 def _export_query(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, *, filters: ExportFilters,
@@ -64,13 +64,17 @@ def _export_query(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime
     return select(*(ds.c[c] for c in _READ)).where(*conds).order_by(ds.c.unit_id, ds.c.id), cover, newest
 
 
+def _as_is(value: Any) -> Any:
+    return value
+
+
 def export_records(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, *,
                    filters: ExportFilters = ExportFilters(), min_agent_version: str | None = None,
                    batch: int = EXPORT_BATCH,
                    default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> Iterator[tuple[Any, ...]]:
-    """One tuple of typed values (see EXPORT_COLUMNS) per active device in the unit's
-    subtree that passes ``filters``, by unit (id), then device id; streamed in batches,
-    so memory stays flat for any fleet."""
+    """One tuple of typed values (see EXPORT_COLUMNS; times timezone-aware) per active
+    device in the unit's subtree that passes ``filters``, by unit (id), then device id;
+    streamed in batches, so memory stays flat for any fleet."""
     q, cover, newest = _export_query(conn, scope, unit_id, now, filters=filters, min_agent_version=min_agent_version,
                                      default_max_age_hours=default_max_age_hours)
     # One query, read through a server-side cursor in batches (each state computed once,
@@ -83,8 +87,10 @@ def export_records(conn: Connection, scope: Scope, unit_id: int, now: dt.datetim
     outdated: dict[str | None, bool] = {}  # per agent version (a handful), judged once
     result = conn.execute(q)
     batches: Iterator[Any] = result.partitions(batch)
+    aware = utc  # SQLite hands out naive UTC datetimes
     if dialect(conn) == "postgresql":  # the database works out the next batch while this one is written
         batches = read_ahead(batches, result.close)
+        aware = _as_is  # aware already (in the session's zone): each writer converts once, where it must
     for rows in batches:
         for id_, host, path, state, generated, received, failing_required, uid, platform, os_, version, since, due \
                 in rows:
@@ -93,8 +99,8 @@ def export_records(conn: Connection, scope: Scope, unit_id: int, now: dt.datetim
             if old is None:
                 old = outdated[version] = is_outdated(version, newest)
             since, due = shown_run(state, since, due)
-            yield (id_, host, path, state, utc(generated), utc(received), failing, excepted, platform, os_, version,
-                   old, utc(since), utc(due))
+            yield (id_, host, path, state, aware(generated), aware(received), failing, excepted, platform, os_,
+                   version, old, since and aware(since), due and aware(due))
 
 
 _UTC = dt.timezone.utc
