@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from auditagent import package_inputs
 from auditagent.probes import ProbeContext
+from auditagent.probes.os_info.linux import read_os_release
 from auditagent.probes.patches.linux_parsers import (nevra_name, parse_apt_get_simulate, parse_dnf_advisory_json,
                                                       parse_dnf_check_update,
                                                       parse_dnf_updateinfo, parse_dpkg_log_last,
@@ -211,8 +212,30 @@ def _zypper_has_updateinfo(ctx: ProbeContext) -> bool | None:
     return False
 
 
+# os-release IDs of openSUSE's rolling distributions: they are updated with ``zypper dup``
+# (MicroOS through transactional-update, which runs dup), never ``zypper update``.
+# list-updates lists what ``update`` would do: a newer version of an installed package
+# from the same vendor. What dup adds (new packages a renamed library needs, vendor
+# changes, removals, downgrades to the snapshot) it does not count, and dup --dry-run
+# needs root and the zypp lock, which the agent's read-only unit neither has nor takes.
+ROLLING_IDS = frozenset({"opensuse-tumbleweed", "opensuse-slowroll", "opensuse-microos"})
+
+
+def zypper_rolling_release(ctx: ProbeContext) -> str | None:
+    """The os-release ID when this is one of openSUSE's rolling distributions. Tumbleweed
+    before its own ID (2017) said ``ID=opensuse``; its CPE_NAME names it."""
+    release = read_os_release(ctx.host) or {}
+    ident = release.get("ID", "")
+    if ident in ROLLING_IDS:
+        return ident
+    if ident == "opensuse" and release.get("CPE_NAME", "").startswith("cpe:/o:opensuse:tumbleweed:"):
+        return "opensuse-tumbleweed"
+    return None
+
+
 def _zypper_pending(ctx: ProbeContext) -> dict[str, Any]:
-    pkgs = _zypper_xml(ctx, ["list-updates"], parse_zypper_list_updates)
+    # A rolling release: no count rather than an undercount (the probe says why).
+    pkgs = None if zypper_rolling_release(ctx) else _zypper_xml(ctx, ["list-updates"], parse_zypper_list_updates)
     # The applicable (needed) patches only: --all would list every patch ever published for
     # the product, descriptions included (megabytes on SLES).
     patches = _zypper_xml(ctx, ["list-patches"], parse_zypper_list_patches)
@@ -220,8 +243,8 @@ def _zypper_pending(ctx: ProbeContext) -> dict[str, Any]:
     if not patches and _zypper_has_updateinfo(ctx) is not True:
         # No patch needed, but also no patch metadata seen (Tumbleweed's main repository, a
         # third-party repository only, or an unreadable cache): "0 security updates" would be a guess.
-        return {"pending": len(pkgs), "security": None}
-    return {"pending": len(pkgs), "security": security}
+        return {"pending": None if pkgs is None else len(pkgs), "security": None}
+    return {"pending": None if pkgs is None else len(pkgs), "security": security}
 
 
 def _zypper_reboot(ctx: ProbeContext, reasons: list[str]) -> bool | None:
@@ -323,6 +346,8 @@ def probe(ctx: ProbeContext) -> dict[str, Any]:
                                                now=ctx.host.now().timestamp(),
                                                inputs=package_inputs.fingerprint(ctx.host, manager))
         facts.update(pending=value["pending"], cached_at=meta["cached_at"], cache_ttl_seconds=meta["cache_ttl_seconds"])
+        if value["pending"] is None and manager == "zypper":
+            reasons.append(reason("patches.rolling_release", zypper_rolling_release(ctx) or "zypper"))
         security = value["security"]
         if security is not None:
             facts["pending_security"] = len(security)
