@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 from typing import Any, Callable
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from auditagent import package_inputs
 from auditagent.probes import ProbeContext
@@ -45,18 +44,23 @@ def _run_ok(ctx: ProbeContext, argv: list[str], ok_codes: tuple[int, ...] = (0,)
 # --------------------------------------------------------------------------- local time of logs
 
 
-def local_zone(ctx: ProbeContext) -> dt.tzinfo:
-    """The machine's zone (dpkg.log is written in local time): /etc/timezone, then the
-    /etc/localtime link; UTC when neither says."""
-    name = None
+def local_zone_name(ctx: ProbeContext) -> str | None:
+    """The machine's zone name (dpkg.log is written in local time): /etc/timezone, then the
+    /etc/localtime link; None when neither says."""
     try:
-        name = ctx.host.read_text("/etc/timezone").strip()
+        return ctx.host.read_text("/etc/timezone").strip() or None
     except OSError:
         try:
             target = ctx.host.readlink("/etc/localtime")
-            name = target.split("zoneinfo/", 1)[1] if "zoneinfo/" in target else None
+            return target.split("zoneinfo/", 1)[1] if "zoneinfo/" in target else None
         except OSError:
-            pass
+            return None
+
+
+def local_zone(name: str | None) -> dt.tzinfo:
+    """The zone of that name; UTC for none or one this machine does not know."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # only when dpkg.log is read again
+
     try:
         return ZoneInfo(name) if name else dt.timezone.utc
     except (ZoneInfoNotFoundError, ValueError):
@@ -76,9 +80,26 @@ def _apt_pending() -> Callable[[ProbeContext], dict[str, Any]]:
 
 
 def _dpkg_last_update(ctx: ProbeContext, reasons: list[str]) -> str | None:
-    zone = local_zone(ctx)
-    logs = ["/var/log/dpkg.log", "/var/log/dpkg.log.1"] + [f"/var/log/dpkg.log.{i}.gz" for i in range(2, 13)]
-    for path in logs:  # newest file first: the first with an install line has the newest one
+    """The newest install/upgrade, read from the dpkg logs again only when they (or dpkg's
+    status, or the zone they are written in) changed: a laptop's dpkg.log is hundreds of KB."""
+    name = local_zone_name(ctx)
+    inputs = package_inputs.fingerprint(ctx.host, "dpkg-log")
+    if inputs is None:
+        return _dpkg_last_from_logs(ctx, name, reasons)
+
+    def compute() -> dict[str, Any]:
+        found: list[str] = []
+        return {"last": _dpkg_last_from_logs(ctx, name, found), "reasons": found}
+
+    value, _ = ctx.cache.get_or_compute("patches-dpkg-last-update", CACHE_TTL, compute,
+                                        now=ctx.host.now().timestamp(), inputs=f"{inputs} {name}")
+    reasons.extend(value["reasons"])
+    return value["last"]
+
+
+def _dpkg_last_from_logs(ctx: ProbeContext, zone_name: str | None, reasons: list[str]) -> str | None:
+    zone = local_zone(zone_name)
+    for path in package_inputs.DPKG_LOGS:  # newest file first: the first with an install line has the newest one
         try:
             data = ctx.host.read_bytes(path)
         except OSError:
