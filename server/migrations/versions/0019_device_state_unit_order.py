@@ -5,14 +5,14 @@ nothing is sorted, whatever the number of devices (the sort by device id spilled
 disk at 25,000 devices).
 
 Revision ID: 0019
-Revises: 0017 (storage work adds 0018 alongside; whichever lands second is re-chained)
+Revises: 0018
 """
 from __future__ import annotations
 
 from alembic import op
 
 revision = "0019"
-down_revision = "0017"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 
