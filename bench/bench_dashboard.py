@@ -341,18 +341,19 @@ def backend_cpu_seconds(conn: Any) -> Callable[[], float]:
 
 
 def export_plan(conn: Any, scope: Any, unit_id: int, now: dt.datetime) -> str:
-    """EXPLAIN of the export's one query: whether anything in it sorts."""
-    from server.readiness.export import _export_query, ExportFilters
+    """EXPLAIN of the export's one query as its server-side cursor runs it (DECLARE: the
+    planner favours the first rows): how device_state is read, and whether devices are sorted."""
+    from server.readiness.export import ExportFilters, _export_query
     from server.readiness.state import DEFAULT_MAX_REPORT_AGE_HOURS
 
     q, _c, _n = _export_query(conn, scope, unit_id, now, filters=ExportFilters(), min_agent_version=None,
                               default_max_age_hours=DEFAULT_MAX_REPORT_AGE_HOURS)
     compiled = q.compile(conn, compile_kwargs={"render_postcompile": True})
-    plan = [r[0] for r in conn.exec_driver_sql("EXPLAIN " + str(compiled), compiled.params)]
-    sorts = [p.strip() for p in plan if "Sort" in p and "CTE" not in p]
-    # (The 50-row sort of the units' cut-offs, if the planner merges with it, is not a sort of devices.)
-    index = next((p.split(" using ")[1].split()[0] for p in plan if " using " in p and "device_state" in p), "?")
-    return f"reads device_state by {index}; sort nodes: {'; '.join(sorts) or 'none'}"
+    plan = [r[0].strip() for r in conn.exec_driver_sql("EXPLAIN DECLARE export_plan CURSOR FOR " + str(compiled),
+                                                       compiled.params)]
+    scan = next((p.split("  (")[0].lstrip("-> ") for p in plan if " on device_state" in p), "?")
+    sorts = [p for p in plan if p.startswith("Sort Key:") and "device_state." in p]  # not the units' cut-offs
+    return f"{scan}; devices sorted: {'; '.join(sorts) or 'no'}"
 
 
 def measure_exports(engine: Any, url: str, info: dict[str, Any], runs: int, *, http: bool) -> dict[str, float]:
