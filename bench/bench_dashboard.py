@@ -36,7 +36,8 @@ Measured, each ``--runs`` times after one warm-up:
   i.e. its closed days read from the per-unit cache, and (for information) cold;
 * the exports of the largest administration (~25,000 devices at 100,000), CSV and XLSX,
   the API's and a Swedish reader's: server side (direct calls, the file written to the
-  last byte) at every fleet size, and over HTTP from a collector process (to the last
+  last byte; wall, and the CPU of this process and of its PostgreSQL backend, with the
+  query's plan: read in index order, nothing sorted) at every fleet size, and over HTTP from a collector process (to the last
   byte and to the first: they are streamed), so the growth factor covers them too;
 * over HTTP against a real collector process (``auditagent-collector serve``) on
   127.0.0.1, logged in: ``GET /`` (overview page), ``GET /units/{id}`` (drill-down
