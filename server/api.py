@@ -248,15 +248,22 @@ def api_export(unit_id: int, request: Request, state: str | None = EXPORT_QUERY[
 
 
 @router.get("/units/{unit_id}/export.xlsx", tags=["readiness"], responses={
-    200: {"content": {rd.XLSX_TYPE: {}}, "description": "one row per device"}, **_errors(401, 403, 404, 422)})
+    200: {"content": {rd.XLSX_TYPE: {}}, "description": "one row per device"},
+    **_errors(401, 403, 404, 422)})  # 422 too_many_rows too: more devices than an Excel sheet holds
 def api_export_xlsx(unit_id: int, request: Request, state: str | None = EXPORT_QUERY["state"],
                     check: str | None = EXPORT_QUERY["check"], os: str | None = EXPORT_QUERY["os"],
                     user: User = Depends(require_role("security_officer", "admin"))) -> StreamingResponse:
     """The same rows and columns as export.csv, as an Excel workbook (text cells are text,
-    never formulas; times are UTC date cells)."""
+    never formulas; times are UTC date cells). More devices than an Excel sheet holds
+    (1,048,575 under the header): 422 ``too_many_rows``, before any byte; use export.csv."""
     filters = _export_filters(state, check, os)
     engine, kw, path = _export_args(request, unit_id, user)
     now = _now()
+    with engine.connect() as conn:  # refused before the first byte, not cut off after it
+        if not rd.export_fits(conn, user.scope, unit_id, now, rd.xlsx_max_devices(), filters=filters, **kw):
+            raise ApiError(422, "too_many_rows",
+                           f"more than {rd.xlsx_max_devices():,} devices: more rows than an Excel sheet holds; "
+                           "export.csv has the same rows and columns and no row limit")
 
     def body() -> Iterator[bytes]:  # streamed as the rows are read, like the CSV
         with engine.connect() as conn:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Sequence
@@ -58,6 +59,7 @@ NORDIC_EXCEL = CsvStyle(";", True)  # Swedish and Danish Excel: ';' is their lis
 
 
 CSV_CHUNK = 64 * 1024  # characters per chunk handed to the server: one send per chunk, not per row
+_ROWS_PER_WRITE = 256
 
 
 def csv_lines(rows: Iterable[Sequence[str]], style: CsvStyle = RFC4180, *, chunk: int = CSV_CHUNK,
@@ -68,8 +70,12 @@ def csv_lines(rows: Iterable[Sequence[str]], style: CsvStyle = RFC4180, *, chunk
     writer = csv.writer(buf, delimiter=style.delimiter, quoting=csv.QUOTE_ALL, lineterminator="\r\n")
     if style.bom:
         buf.write("\ufeff")
-    for row in rows:
-        writer.writerow(row if made_inert else inert_row(list(row)))
+    lines = iter(rows if made_inert else (inert_row(list(row)) for row in rows))
+    while True:
+        part = list(itertools.islice(lines, _ROWS_PER_WRITE))  # one writer call per few hundred rows
+        if not part:
+            break
+        writer.writerows(part)
         if buf.tell() >= chunk:
             yield buf.getvalue()
             buf.seek(0)

@@ -380,6 +380,10 @@ class Web:
         kw = dict(filters=filters, min_agent_version=self.min_agent, default_max_age_hours=self.default_max_age)
         with self.engine.connect() as conn:
             path = rd.visible_unit(conn, scope, unit_id)["path"]
+            # More devices than an Excel sheet holds: refused before the first byte (with
+            # the way to all of them), not a workbook cut off where Excel stops reading.
+            if fmt == "xlsx" and not rd.export_fits(conn, scope, unit_id, now, rd.xlsx_max_devices(), **kw):
+                return self.error_page(ctx, 422, ctx.t("export.too_many_rows", limit=f"{rd.xlsx_max_devices():,}"))
             labels = rd.Labels(ctx.t, lambda c: check_title(c, ctx.lang))
             headers = dict(SECURITY_HEADERS)
             headers["Content-Disposition"] = f'attachment; filename="{rd.export_filename(path, now, fmt)}"'

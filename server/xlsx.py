@@ -24,6 +24,8 @@ _EPOCH = dt.datetime(1899, 12, 30)  # Excel's day 0 (with its 1900 leap-year qui
 _EPOCH_UTC = _EPOCH.replace(tzinfo=dt.timezone.utc)
 _DAY = dt.timedelta(days=1)
 CHUNK = 64 * 1024  # bytes handed on at a time
+MAX_ROWS = 1_048_576  # rows an Excel sheet holds (the header row included): Excel cuts a longer one off
+_TEXT_CACHE = 16_384  # texts whose escaped cells are kept (the repeated ones, e.g. units, states, checks)
 _ROWS_PER_WRITE = 256  # rows joined into one string before they go to the compressor
 
 _NS = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
@@ -92,11 +94,25 @@ def sheet_name(name: str) -> str:
     return cleaned or "Sheet"
 
 
+class TooManyRows(ValueError):
+    """More rows than an Excel sheet holds: the workbook is not written on (the caller
+    checks before the first byte; see server.readiness.export.xlsx_fits)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"more than {limit:,} rows (the header included): more than an Excel sheet holds")
+        self.limit = limit
+
+
+def _text_tail(text: str) -> str:
+    """A text cell after its reference."""
+    return f'" t="inlineStr"><is><t xml:space="preserve">{escape(text)}</t></is></c>'
+
+
 def _cell(ref: str, value: Any) -> str:
     if value is None or value == "":
         return ""
     if type(value) is str:
-        return f'<c r="{ref}" t="inlineStr"><is><t xml:space="preserve">{escape(value)}</t></is></c>'
+        return f'<c r="{ref}{_text_tail(value)}'
     if isinstance(value, dt.datetime):
         days = (value - (_EPOCH if value.tzinfo is None else _EPOCH_UTC)) / _DAY
         return f'<c r="{ref}" s="1"><v>{days!r}</v></c>'
@@ -129,10 +145,12 @@ class _Sink:
 
 
 def xlsx_chunks(header: Sequence[str], rows: Iterable[Sequence[Any]], *, sheet: str = "Devices",
-                chunk: int = CHUNK) -> Iterator[bytes]:
+                chunk: int = CHUNK, max_rows: int | None = None) -> Iterator[bytes]:
     """An XLSX workbook of one sheet, in chunks of about ``chunk`` bytes: a bold, frozen,
     filterable header, then the rows. Text is stored as text (never a formula, whatever it
-    starts with), datetimes as date cells (aware ones in UTC), numbers as numbers."""
+    starts with), datetimes as date cells (aware ones in UTC), numbers as numbers.
+    :class:`TooManyRows` where the sheet would pass ``max_rows`` (default: Excel's limit)."""
+    max_rows = MAX_ROWS if max_rows is None else max_rows
     letters = [column_letter(i) for i in range(1, max(1, len(header)) + 1)]
     sink = _Sink()
     with zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z:  # type: ignore[arg-type]
@@ -152,10 +170,26 @@ def xlsx_chunks(header: Sequence[str], rows: Iterable[Sequence[Any]], *, sheet: 
                         f'<sheetFormatPr defaultRowHeight="15"/>{"<cols>" + widths + "</cols>" if widths else ""}'
                         f'<sheetData><row r="1">{head}</row>').encode())
             buf: list[str] = []
+            tails: dict[str, str] = {}  # text → its escaped cell (after the reference)
             for row in rows:
                 n += 1
-                buf.append(f'<row r="{n}">' + "".join([_cell(f"{c}{n}", v) for c, v in zip(letters, row)])
-                           + "</row>")
+                if n > max_rows:
+                    raise TooManyRows(max_rows)
+                ns = str(n)
+                cells = [f'<row r="{ns}">']
+                for c, v in zip(letters, row):
+                    if type(v) is str:  # most cells: the text's escaped form is looked up, not rebuilt
+                        if v:
+                            tail = tails.get(v)
+                            if tail is None:
+                                tail = _text_tail(v)
+                                if len(tails) < _TEXT_CACHE:
+                                    tails[v] = tail
+                            cells.append(f'<c r="{c}{ns}{tail}')
+                    elif v is not None:
+                        cells.append(_cell(c + ns, v))
+                cells.append("</row>")
+                buf.append("".join(cells))
                 if len(buf) >= _ROWS_PER_WRITE:
                     part.write("".join(buf).encode())
                     buf.clear()

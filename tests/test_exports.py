@@ -234,3 +234,73 @@ def test_streamed_xlsx_in_many_chunks_is_one_valid_workbook():
 def test_row_scan_agrees_with_each_cell(cells):
     """The one scan per row finds every row where some cell needs making inert."""
     assert spreadsheet.inert_row(list(cells)) == [spreadsheet.inert(c) for c in cells]
+
+
+def test_machine_rows_are_csv_cells_of_the_records(app_fleet):
+    """The export's per-column converters write exactly what csv_cells makes of each
+    typed record (the one rule for a machine cell), in the records' order."""
+    _app, fleet, _clients = app_fleet
+    now = dt.datetime.now(dt.timezone.utc)
+    root = fleet.units["Socialförvaltningen"]
+    with fleet.store.engine.connect() as conn:
+        records = list(rd.export_records(conn, rd.Scope(), root, now))
+        rows = list(rd.export_rows(conn, rd.Scope(), root, now))
+        unit_ids = {u.path: u.id for u in rd.unit_tree(conn, rd.Scope(), now)}
+    assert rows[0] == list(rd.EXPORT_COLUMNS) and len(rows) == len(records) + 1 > 10
+    assert rows[1:] == [rd.export.csv_cells(r) for r in records]
+    col = rd.EXPORT_COLUMNS.index
+    keys = [(unit_ids[r[col("unit")]], r[col("device_id")]) for r in records]
+    assert keys == sorted(keys)  # by unit, then device id: the order of the index the query reads
+
+
+def test_xlsx_writer_stops_at_the_sheet_row_limit():
+    from server import xlsx
+
+    header = ["id"]
+    assert len(_xlsx(b"".join(xlsx.xlsx_chunks(header, [["a"], ["b"]], max_rows=3)))[0]) == 3  # header + 2
+    with pytest.raises(xlsx.TooManyRows):
+        b"".join(xlsx.xlsx_chunks(header, [["a"], ["b"], ["c"]], max_rows=3))
+    assert xlsx.MAX_ROWS == 1_048_576  # Excel's rows per sheet
+
+
+@pytest.mark.parametrize("lang", ["sv", "da", "en"])
+def test_xlsx_export_beyond_the_row_limit_is_refused_before_any_byte(app_fleet, monkeypatch, lang):
+    """More devices than a sheet holds (the limit lowered here, not a million devices
+    built): the XLSX is refused with a precise 422 naming the CSV, in the reader's
+    language on the page; the CSV still has every row; a filtered export that fits, and
+    one of exactly the limit, are written."""
+    from server import xlsx
+    from server.i18n_web import Translator
+
+    _app, fleet, clients = app_fleet
+    so = clients["so_all"]
+    eb = fleet.units[EB]  # 7 devices
+    monkeypatch.setattr(xlsx, "MAX_ROWS", 7)  # 6 device rows under the header
+    r = so.get(f"/api/v1/units/{eb}/export.xlsx")
+    assert r.status_code == 422, r.text
+    err = r.json()["error"]
+    assert err["code"] == "too_many_rows" and "6 devices" in err["message"] and "export.csv" in err["message"]
+    page = so.get(f"/units/{eb}/export.xlsx", params={"lang": lang})
+    assert page.status_code == 422 and page.headers["content-type"].startswith("text/html")
+    assert Translator(lang)("export.too_many_rows", limit="6") in page.text.replace("&#39;", "'")
+    assert len(_csv(so.get(f"/api/v1/units/{eb}/export.csv").text)) == 8  # header + all 7
+    fits = so.get(f"/api/v1/units/{eb}/export.xlsx", params={"state": "ready"})  # counted: fewer than 6
+    assert fits.status_code == 200 and 1 < len(_xlsx(fits.content)[0]) <= 7
+    monkeypatch.setattr(xlsx, "MAX_ROWS", 8)  # exactly the 7 devices
+    assert len(_xlsx(so.get(f"/units/{eb}/export.xlsx", params={"lang": lang}).content)[0]) == 8
+
+
+def test_an_export_left_halfway_hands_back_a_usable_connection(app_fleet):
+    """A download abandoned after its first rows (the batches read ahead on PostgreSQL):
+    the connection answers the next query at once, nothing still reading it."""
+    from sqlalchemy import text
+
+    _app, fleet, _clients = app_fleet
+    now = dt.datetime.now(dt.timezone.utc)
+    with fleet.store.engine.connect() as conn:
+        records = rd.export_records(conn, rd.Scope(), fleet.units["Socialförvaltningen"], now, batch=2)
+        assert len(next(records)) == len(rd.EXPORT_COLUMNS)
+        records.close()
+        assert conn.execute(text("SELECT 41 + 1")).scalar_one() == 42
+        full = list(rd.export_records(conn, rd.Scope(), fleet.units["Socialförvaltningen"], now, batch=2))
+        assert full == list(rd.export_records(conn, rd.Scope(), fleet.units["Socialförvaltningen"], now))

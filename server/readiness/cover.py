@@ -73,6 +73,8 @@ class Cover:
         failing: list[str] = []
         excepted: list[str] = []
         if failing_required:
+            if not self.unit_checks and not self.device_checks:  # no exception in force: nothing to split
+                return failing_required.split(","), excepted
             for c in failing_required.split(","):
                 covered = (c, unit_id) in self.unit_checks or (c, device_id) in self.device_checks
                 (excepted if covered else failing).append(c)

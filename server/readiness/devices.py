@@ -77,17 +77,27 @@ def device_rows(conn: Connection, now: dt.datetime, rows: Sequence[Any], newest:
 
 def device_row(r: Any, failing: list[str], excepted: list[str], newest: str | None) -> DeviceRow:
     """One device_state_rows result (a mapping) as the DeviceRow every list shows, with its
-    failing and excepted checks; failing-since only while due or not ready, the deadline
-    only while due."""
+    failing and excepted checks (the rules of :func:`is_outdated` and :func:`shown_run`)."""
     v = r["agent_version"]
     state = r["state"]
+    since, due = shown_run(state, r["failing_since"], r["due_until"])
     return DeviceRow(id=r["id"], hostname=r["hostname"], unit_id=r["unit_id"], unit_path=r["unit_path"],
-                     platform=r["platform"], os=r["os"], agent_version=v,
-                     agent_outdated=bool(newest and v and version_key(v) < version_key(newest)),
+                     platform=r["platform"], os=r["os"], agent_version=v, agent_outdated=is_outdated(v, newest),
                      state=state, last_seen=utc(r["generated_at"]), received_at=utc(r["received_at"]),
-                     failing_checks=failing, excepted_checks=excepted,
-                     failing_since=utc(r["failing_since"]) if state in (DUE, NOT_READY) else None,
-                     due_until=utc(r["due_until"]) if state == DUE else None)
+                     failing_checks=failing, excepted_checks=excepted, failing_since=utc(since), due_until=utc(due))
+
+
+def is_outdated(version: str | None, newest: str | None) -> bool:
+    """The device runs an agent older than the newest one of its unit's subtree."""
+    return bool(newest and version and version_key(version) < version_key(newest))
+
+
+def shown_run(state: str, failing_since: Any, due_until: Any) -> tuple[Any, Any]:
+    """(failing since, grace deadline) as a list shows them: since when only while due or
+    not ready, the deadline only while due."""
+    if state == DUE:
+        return failing_since, due_until
+    return (failing_since if state == NOT_READY else None), None
 
 
 def device_filters(ds: Any, *, state: str | None, check: str | None, os: str | None) -> list[Any]:

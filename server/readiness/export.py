@@ -9,13 +9,17 @@ import itertools
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql import Select
 
-from server import spreadsheet
-from server.readiness.cover import exception_cover
-from server.readiness.devices import DeviceRow, device_filters, device_row
+from server import spreadsheet, xlsx
+from server.db import device_state, utc
+from server.readiness.cover import Cover, exception_cover
+from server.readiness.devices import device_filters, is_outdated, shown_run
+from server.readiness.read_ahead import read_ahead
 from server.readiness.scope import Scope, scope_unit_ids, visible_unit
+from server.readiness.sql import dialect
 from server.readiness.state import DEFAULT_MAX_REPORT_AGE_HOURS, device_state_rows
 from server.readiness.versions import agent_versions
 
@@ -38,22 +42,16 @@ class ExportFilters:
     os: str | None = None
 
 
-def _values(d: DeviceRow) -> tuple[Any, ...]:
-    return (d.id, d.hostname, d.unit_path, d.state, d.last_seen, d.received_at, d.failing_checks,
-            d.excepted_checks, d.platform, d.os, d.agent_version, d.agent_outdated, d.failing_since,
-            d.due_until)
+# What the export reads of each device, in this order (see export_records).
+_READ = ("id", "hostname", "unit_path", "state", "generated_at", "received_at", "failing_required", "unit_id",
+         "platform", "os", "agent_version", "failing_since", "due_until")
+EXPORT_BATCH = 2000  # rows fetched from the cursor at a time (the first byte waits for the first batch)
 
 
-EXPORT_BATCH = 2000  # rows fetched from the cursor at a time
-
-
-def export_records(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, *,
-                   filters: ExportFilters = ExportFilters(), min_agent_version: str | None = None,
-                   batch: int = EXPORT_BATCH,
-                   default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> Iterator[tuple[Any, ...]]:
-    """One tuple of typed values (see EXPORT_COLUMNS) per active device in the unit's
-    subtree that passes ``filters``, by device id; streamed in batches, so memory stays
-    flat for any fleet."""
+def _export_query(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, *, filters: ExportFilters,
+                  min_agent_version: str | None, default_max_age_hours: int) -> tuple[Select, Cover, str | None]:
+    """The export's one query (the columns of _READ), the exceptions in force and the
+    newest agent version of the unit's subtree."""
     unit = visible_unit(conn, scope, unit_id)
     root = unit["path"]
     newest = agent_versions(conn, scope, root, now, minimum=min_agent_version).newest
@@ -62,17 +60,78 @@ def export_records(conn: Connection, scope: Scope, unit_id: int, now: dt.datetim
     ds = device_state_rows(conn, scope, now, unit_ids=ids, cover=cover,
                            default_max_age_hours=default_max_age_hours).subquery("ds")
     conds = device_filters(ds, state=filters.state, check=filters.check, os=filters.os)
-    # One query, read through a server-side cursor (the states are computed once, not once
-    # per page). The failing required checks come with each row (device_state keeps them at
-    # ingest, the same list the state is judged on) and the few active exceptions are in
-    # ``cover``: no lookup per batch or per check.
+    # In the order of the index on device_state (unit_id, device_id): nothing is sorted.
+    return select(*(ds.c[c] for c in _READ)).where(*conds).order_by(ds.c.unit_id, ds.c.id), cover, newest
+
+
+def _as_is(value: Any) -> Any:
+    return value
+
+
+def export_records(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, *,
+                   filters: ExportFilters = ExportFilters(), min_agent_version: str | None = None,
+                   batch: int = EXPORT_BATCH,
+                   default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> Iterator[tuple[Any, ...]]:
+    """One tuple of typed values (see EXPORT_COLUMNS; times timezone-aware) per active
+    device in the unit's subtree that passes ``filters``, by unit (id), then device id;
+    streamed in batches, so memory stays flat for any fleet."""
+    q, cover, newest = _export_query(conn, scope, unit_id, now, filters=filters, min_agent_version=min_agent_version,
+                                     default_max_age_hours=default_max_age_hours)
+    # One query, read through a server-side cursor in batches (each state computed once,
+    # not once per page). The failing required checks come with each row (device_state
+    # keeps them at ingest, the same list the state is judged on) and the few active
+    # exceptions are in ``cover``: no lookup per batch or per check.
     # (Options on the statement: on the connection they would stream every later query too.)
-    q = (select(ds).where(*conds).order_by(ds.c.id)
-         .execution_options(stream_results=True, yield_per=batch))
-    for part in conn.execute(q).mappings().partitions(batch):
-        for r in part:
-            failing, excepted = cover.split(r["failing_required"], r["unit_id"], r["id"])
-            yield _values(device_row(r, failing, excepted, newest))
+    q = q.execution_options(stream_results=True, yield_per=batch)
+    split = cover.split
+    outdated: dict[str | None, bool] = {}  # per agent version (a handful), judged once
+    result = conn.execute(q)
+    batches: Iterator[Any] = result.partitions(batch)
+    aware = utc  # SQLite hands out naive UTC datetimes
+    if dialect(conn) == "postgresql":  # the database works out the next batch while this one is written
+        batches = read_ahead(batches, result.close)
+        aware = _as_is  # aware already (in the session's zone): each writer converts once, where it must
+    for rows in batches:
+        for id_, host, path, state, generated, received, failing_required, uid, platform, os_, version, since, due \
+                in rows:
+            failing, excepted = split(failing_required, uid, id_)
+            old = outdated.get(version)
+            if old is None:
+                old = outdated[version] = is_outdated(version, newest)
+            since, due = shown_run(state, since, due)
+            yield (id_, host, path, state, aware(generated), aware(received), failing, excepted, platform, os_,
+                   version, old, since and aware(since), due and aware(due))
+
+
+_UTC = dt.timezone.utc
+
+
+def export_fits(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, limit: int, *,
+                filters: ExportFilters = ExportFilters(), min_agent_version: str | None = None,
+                default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> bool:
+    """Whether the export has at most ``limit`` rows: asked before the first byte of a
+    format with a row limit (XLSX). The subtree's devices are counted off the index
+    first; only a subtree larger than the limit has its filtered rows counted."""
+    ids = scope_unit_ids(conn, Scope(unit_path=visible_unit(conn, scope, unit_id)["path"]))
+    s = device_state
+    if conn.execute(select(func.count()).select_from(s).where(s.c.unit_id.in_(ids))).scalar_one() <= limit:
+        return True
+    q, _cover, _newest = _export_query(conn, scope, unit_id, now, filters=filters, min_agent_version=min_agent_version,
+                                       default_max_age_hours=default_max_age_hours)
+    return conn.execute(select(func.count()).select_from(q.order_by(None).subquery())).scalar_one() <= limit
+
+
+def xlsx_max_devices() -> int:
+    """The device rows an XLSX export holds: an Excel sheet's rows under the header."""
+    return xlsx.MAX_ROWS - 1
+
+
+def _iso_utc(v: dt.datetime | None) -> str:
+    if v is None:
+        return ""
+    if v.tzinfo is not _UTC:  # export_records hands out UTC already; anything else is converted
+        v = v.astimezone(_UTC)
+    return v.isoformat().replace("+00:00", "Z")
 
 
 def csv_cells(values: Iterable[Any]) -> list[str]:
@@ -88,7 +147,7 @@ def csv_cells(values: Iterable[Any]) -> list[str]:
         elif t is bool:
             out.append("yes" if v else "no")
         elif isinstance(v, dt.datetime):
-            out.append(v.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z"))
+            out.append(_iso_utc(v))
         elif isinstance(v, (list, tuple)):
             out.append(";".join(map(str, v)))  # inert_row guards each part after a ';'
         else:
@@ -101,11 +160,27 @@ def csv_cell(value: Any) -> str:
     return csv_cells((value,))[0]
 
 
+def _machine_converters() -> list[Callable[[Any], str]]:
+    """Per column of EXPORT_COLUMNS: :func:`csv_cells`' text of its values, chosen once
+    per export instead of by each value's type."""
+    def by_column(column: str) -> Callable[[Any], str]:
+        if column in TIME_COLUMNS:
+            return _iso_utc
+        if column in LIST_COLUMNS:
+            return ";".join  # inert_row guards each part after a ';'
+        if column in BOOL_COLUMNS:
+            return lambda v: "" if v is None else "yes" if v else "no"
+        return lambda v: "" if v is None else v if type(v) is str else str(v)
+    return [by_column(c) for c in EXPORT_COLUMNS]
+
+
 def export_rows(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, **kwargs: Any) -> Iterator[list[str]]:
     """The machine export: the column keys, then one row of :func:`csv_cells` text per device."""
     yield list(EXPORT_COLUMNS)
+    convert = _machine_converters()
+    inert_row = spreadsheet.inert_row
     for values in export_records(conn, scope, unit_id, now, **kwargs):
-        yield csv_cells(values)
+        yield inert_row([f(v) for f, v in zip(convert, values)])
 
 
 def export_csv(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, *,
@@ -122,6 +197,18 @@ def csv_style_for(lang: str) -> spreadsheet.CsvStyle:
     return spreadsheet.NORDIC_EXCEL if lang in ("sv", "da") else spreadsheet.RFC4180
 
 
+class _Looked(dict):  # type: ignore[type-arg]
+    """text → translated text, each looked up on first use only (``dict[key]`` is all a cell costs)."""
+
+    def __init__(self, look: Callable[[str], str]) -> None:
+        super().__init__()
+        self.look = look
+
+    def __missing__(self, key: str) -> str:
+        text = self[key] = self.look(key)
+        return text
+
+
 class Labels:
     """Headers and values in a person's language, from the dashboard's catalogue
     (``t``: key → text) and the check titles (``check_title``: id → title). Each text is
@@ -130,38 +217,32 @@ class Labels:
     def __init__(self, t: Callable[..., str], check_title: Callable[[str], str]) -> None:
         self.t = t
         self.check_title = check_title
-        self._states: dict[str, str] = {}
-        self._checks: dict[str, str] = {}
+        self._states = _Looked(lambda value: self.t(f"state.{value}"))
+        self._checks = _Looked(self._check_text)
 
     def header(self) -> list[str]:
         return [self.t(f"export.col.{c}") for c in EXPORT_COLUMNS]
 
-    def _state(self, value: str) -> str:
-        text = self._states.get(value)
-        if text is None:
-            text = self._states[value] = self.t(f"state.{value}")
-        return text
-
-    def _check(self, check_id: str) -> str:
-        text = self._checks.get(check_id)
-        if text is None:
-            title = self.check_title(check_id)
-            text = self._checks[check_id] = f"{title} ({check_id})" if title != check_id else check_id
-        return text
+    def _check_text(self, check_id: str) -> str:
+        title = self.check_title(check_id)
+        return f"{title} ({check_id})" if title != check_id else check_id
 
     def converters(self, *, text_times: bool) -> list[Callable[[Any], Any]]:
         """Per column of EXPORT_COLUMNS: its value as the person reads it ('' for none;
         states, yes/no and check titles in their language; times as text or as datetimes)."""
         yes, no = self.t("yes"), self.t("no")
+        checks = self._checks
 
         def time_text(v: Any) -> str:  # "2030-06-15 12:00" (UTC); isoformat is several times faster than strftime
-            return "" if v is None else v.astimezone(dt.timezone.utc).isoformat(" ", "minutes")[:16]
+            if v is None:
+                return ""
+            return (v if v.tzinfo is _UTC else v.astimezone(_UTC)).isoformat(" ", "minutes")[:16]
 
         def by_column(column: str) -> Callable[[Any], Any]:
             if column == "state":
-                return self._state
+                return self._states.__getitem__
             if column in LIST_COLUMNS:
-                return lambda v: "; ".join(map(self._check, v))
+                return lambda v: "; ".join([checks[c] for c in v]) if v else ""
             if column in TIME_COLUMNS:
                 return time_text if text_times else (lambda v: "" if v is None else v)
             if column in BOOL_COLUMNS:
