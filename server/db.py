@@ -317,7 +317,7 @@ device_tls_keys = Table(
 )
 
 Index("ix_devices_unit", devices.c.unit_id)
-# A unit page's devices in hostname order, walked a batch at a time (0019; the unit id
+# A unit page's devices in hostname order, walked a batch at a time (0020; the unit id
 # rides along so the walk needs no heap row to tell the subtree's devices apart).
 Index("ix_devices_hostname", devices.c.hostname, devices.c.id, devices.c.unit_id)
 _REVOKED = text("revoked_at IS NOT NULL")
@@ -334,7 +334,7 @@ Index("ix_device_checks_failing", device_checks.c.device_id, device_checks.c.che
 Index("ix_device_checks_failing_since", device_checks.c.failing_since, postgresql_where=_FAILING,
       sqlite_where=_FAILING)
 # A unit page's checks failing most: each check's oldest run, and the recommended checks'
-# failing rows (no count of them is kept), each off its own stretch of this index (0019).
+# failing rows (no count of them is kept), each off its own stretch of this index (0020).
 Index("ix_device_checks_severity_since", device_checks.c.severity, device_checks.c.check_id,
       device_checks.c.failing_since, postgresql_where=_FAILING, sqlite_where=_FAILING)
 Index("ix_device_state_generated", device_state.c.generated_at)

@@ -9,16 +9,16 @@ it shows, not every device of the subtree (:mod:`server.readiness.state_page`,
   rows: each required check's oldest failing run (a short walk per check), and the
   recommended checks' failing rows (no count of them is kept at ingest).
 
-Revision ID: 0019
-Revises: 0018
+Revision ID: 0020
+Revises: 0019
 """
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0019"
-down_revision = "0018"
+revision = "0020"
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 
