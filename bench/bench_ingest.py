@@ -450,7 +450,7 @@ def main() -> int:
                 r["collector"] = label
                 rows.append(r)
                 if args.baseline is not None:
-                    print(f"{'':10} collector: {label} ({src}), load average {os.getloadavg()[0]:.1f}")
+                    print(f"{'':10} collector served from {label} ({src}), load average {os.getloadavg()[0]:.1f}")
                 print(f"{kind:10} workers={w} senders={n:3} accepted {r['accepted']:6}/{r['sent']:<6} in "
                       f"{r['seconds']:6.2f} s = {r['per_second']:7.0f} reports/s = {r['per_second'] / limit:.2f} x "
                       f"verify limit  (p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms)  statuses={r['statuses']}")
