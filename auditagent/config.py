@@ -142,19 +142,84 @@ def _resolve(base: Path, value: str | None) -> Path | None:
     return p if p.is_absolute() else base / p
 
 
-def parse_config(text: str, filename: str, base: Path | None = None) -> AgentConfig:
-    base = base or Path(filename).resolve().parent
+def _validated(text: str, filename: str) -> tuple[dict[str, Any], dict[str, int]] | None:
+    """The file's values (defaults filled in) and the line of each given key; None for an
+    empty file. ConfigError naming file, line and field if any value is wrong."""
     try:
         root = compose(text, filename)
     except SchemaError as exc:
         raise ConfigError(exc.problems) from None
     if root is None:
-        return AgentConfig(source=filename, base=base)
+        return None
     ctx = Ctx(filename)
     values = Map(CONFIG_FIELDS).check(root, "", ctx)
     if ctx.problems or values is None:
         raise ConfigError(ctx.problems)
-    lines = {k: node_line(find_node(root, k)) or 0 for k in values if find_node(root, k) is not None}
+    return values, {k: node_line(find_node(root, k)) or 0 for k in values if find_node(root, k) is not None}
+
+
+# The hourly run reads the same agent.yaml every time: its validated values are kept in the
+# agent's owner-only cache folder, looked up by the digest of the file's text, its path and
+# the code that validated it (auditagent/code_stamp.py), so neither yaml nor the schema check
+# runs again until the file or the agent changes. The folder is the state folder's, whose
+# enrolment record (collector, CA, pin) is trusted the same way; an entry whose body does not
+# match its digest (a damaged file) is made again from the file.
+KEPT_FILE = "agent-config.parsed.json"
+
+
+def _digest(*parts: str) -> str:
+    import hashlib
+
+    return hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()
+
+
+def _validated_kept(text: str, filename: str, base: Path,
+                    keep_in: Path | None) -> tuple[dict[str, Any], dict[str, int]] | None:
+    if keep_in is None:
+        return _validated(text, filename)
+    import json
+
+    from auditagent import schema
+    from auditagent.code_stamp import code_stamp
+
+    key = _digest(code_stamp([Path(__file__), Path(schema.__file__)]), filename, str(base), text)
+    try:
+        entry = json.loads((keep_in / KEPT_FILE).read_bytes())
+        if entry["key"] == key and entry["sha256"] == _digest(entry["body"]):
+            values, lines = json.loads(entry["body"])
+            if isinstance(values, dict) and isinstance(lines, dict):
+                return values, lines
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # none kept yet, or damaged: validate the file
+    found = _validated(text, filename)
+    body = json.dumps(found)
+    if found is not None and json.loads(body) == list(found):  # JSON gives back the same values
+        from auditagent.durable import atomic_write, ensure_dir
+
+        try:
+            atomic_write(ensure_dir(keep_in, 0o700) / KEPT_FILE,
+                         json.dumps({"key": key, "body": body, "sha256": _digest(body)}).encode("utf-8"), mode=0o600)
+        except OSError:
+            pass  # validated again next time
+    return found
+
+
+def parse_config(text: str, filename: str, base: Path | None = None, keep_in: Path | None = None) -> AgentConfig:
+    """``keep_in``: a folder where the validated values may be kept for the next run."""
+    base = base or Path(filename).resolve().parent
+    found = _validated_kept(text, filename, base, keep_in)
+    if found is None:
+        return AgentConfig(source=filename, base=base)
+    values, lines = found
+    try:
+        return _built(values, lines, filename, base)
+    except (KeyError, TypeError, ValueError):
+        if keep_in is None:
+            raise
+        return parse_config(text, filename, base)  # a kept entry that does not fit: validate the file
+
+
+def _built(values: dict[str, Any], lines: dict[str, int], filename: str, base: Path) -> AgentConfig:
     ca = _resolve(base, values.get("ca_bundle"))
     if ca is not None and not ca.is_file():
         raise ConfigError([Problem(filename, lines.get("ca_bundle"), "ca_bundle", f"no such file: {ca}")])
@@ -173,9 +238,9 @@ def parse_config(text: str, filename: str, base: Path | None = None) -> AgentCon
         send_max_delay=float(values["send_max_delay"]), log_format=values["log_format"], lines=lines)
 
 
-def load_config(path: Path, required: bool = False) -> AgentConfig:
+def load_config(path: Path, required: bool = False, keep_in: Path | None = None) -> AgentConfig:
     """The config at ``path``; defaults if it does not exist and ``required`` is false
-    (``--config FILE`` makes it required)."""
+    (``--config FILE`` makes it required). ``keep_in``: see parse_config."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -185,7 +250,7 @@ def load_config(path: Path, required: bool = False) -> AgentConfig:
         return AgentConfig(source=str(path), base=path.parent)
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([Problem(str(path), None, "", f"cannot read the config: {exc}")]) from None
-    return parse_config(text, str(path), base=path.resolve().parent)
+    return parse_config(text, str(path), base=path.resolve().parent, keep_in=keep_in)
 
 
 __all__ = ["AgentConfig", "ConfigError", "load_config", "parse_config", "normalise_pin", "parse_size"]

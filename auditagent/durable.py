@@ -14,7 +14,6 @@ import errno
 import os
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Iterator
 
@@ -49,7 +48,7 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600, crash_hook: str | N
     path = Path(path)
     directory = path.parent
     directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / f"{TMP_PREFIX}{path.name}.{uuid.uuid4().hex[:12]}"
+    tmp = directory / f"{TMP_PREFIX}{path.name}.{os.urandom(6).hex()}"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     fd = os.open(str(tmp), flags, mode)
     try:

@@ -138,6 +138,23 @@ def _split_cmdline(data: str) -> tuple[str, ...]:
     return tuple(parts)
 
 
+def _read_proc_file(path: str, limit: int | None = None) -> bytes:
+    """A /proc file's bytes through os.open/os.read: a third of the syscalls and objects of
+    ``open()`` (no fstat, no buffer), which the hourly scan of every process does four
+    times per process. ``limit``: one read of that many bytes is enough (comm; status's
+    first lines)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if limit is not None:
+            return os.read(fd, limit)
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def linux_proc_processes(proc: str = "/proc") -> list[ProcessInfo]:
     """The process list straight from /proc, as psutil's process_iter would give it (name
     from ``comm``, lengthened from the command line when the kernel cut it at 15 characters;
@@ -152,12 +169,9 @@ def linux_proc_processes(proc: str = "/proc") -> list[ProcessInfo]:
             continue
         base = f"{proc}/{entry}"
         try:
-            with open(f"{base}/comm", "rb") as fh:
-                name = os.fsdecode(fh.read().rstrip(b"\n"))
-            with open(f"{base}/cmdline", "rb") as fh:
-                raw = fh.read()
-            with open(f"{base}/status", "rb") as fh:
-                status = fh.read()
+            name = os.fsdecode(_read_proc_file(f"{base}/comm", 4096).rstrip(b"\n"))
+            raw = _read_proc_file(f"{base}/cmdline")
+            status = _read_proc_file(f"{base}/status", 4096)  # Uid: is the ninth line
         except OSError:
             continue  # gone meanwhile, or not ours to read
         cmdline = _split_cmdline(os.fsdecode(raw))

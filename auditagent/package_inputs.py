@@ -9,9 +9,16 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+# dpkg's logs, newest first (logrotate keeps a year, monthly): the newest install's time.
+DPKG_LOGS = ("/var/log/dpkg.log", "/var/log/dpkg.log.1") + tuple(f"/var/log/dpkg.log.{i}.gz" for i in range(2, 13))
+
 INPUTS: dict[str, tuple[str, ...]] = {
-    "apt": ("/var/lib/apt/lists", "/var/lib/apt/lists/partial", "/var/lib/dpkg/status", "/etc/apt/sources.list",
-            "/etc/apt/sources.list.d", "/etc/apt/preferences", "/etc/apt/preferences.d", "/etc/apt/apt.conf.d"),
+    # apt: the lists (not lists/partial, where `apt update` downloads before it moves a
+    # changed list in: a refresh that found nothing new must not cost a query), dpkg's
+    # database and architectures, the auto-installed marks, sources, pins and settings.
+    "apt": ("/var/lib/apt/lists", "/var/lib/dpkg/status", "/var/lib/dpkg/arch", "/var/lib/apt/extended_states",
+            "/etc/apt/sources.list", "/etc/apt/sources.list.d", "/etc/apt/preferences", "/etc/apt/preferences.d",
+            "/etc/apt/apt.conf", "/etc/apt/apt.conf.d"),
     # dnf 5 (Fedora 41 on) keeps its metadata in /var/cache/libdnf5 and its state in
     # /usr/lib/sysimage/libdnf5; without them a dnf 5 refresh would not renew the answer.
     "dnf": ("/var/cache/dnf", "/var/cache/libdnf5", "/var/lib/dnf", "/usr/lib/sysimage/libdnf5", "/var/lib/rpm",
@@ -21,8 +28,16 @@ INPUTS: dict[str, tuple[str, ...]] = {
     # the rpm database, repositories, locks and configuration.
     "zypper": ("/var/cache/zypp/solv", "/var/cache/zypp/raw", "/var/lib/rpm", "/usr/lib/sysimage/rpm",
                "/etc/zypp/repos.d", "/etc/zypp/services.d", "/etc/zypp/locks", "/etc/zypp/zypp.conf"),
+    # The newest install's time (patches' last_update): the logs, and dpkg's status (read
+    # when the logs were rotated away).
+    "dpkg-log": DPKG_LOGS + ("/var/lib/dpkg/status",),
     "pacman": ("/var/lib/pacman/sync", "/var/lib/pacman/local", "/etc/pacman.conf", "/etc/pacman.d"),
 }
+
+
+# Entries of an input folder that are not inputs: apt's download folder and lock file,
+# touched by every `apt update` whether or not a list changed.
+NOT_INPUTS: dict[str, frozenset[str]] = {"/var/lib/apt/lists": frozenset({"partial", "lock"})}
 
 
 def _mtime(host: Any, path: str) -> str:
@@ -41,7 +56,7 @@ def fingerprint(host: Any, manager: str) -> str | None:
     for path in INPUTS.get(manager, ()):
         if host.is_dir(path):
             try:
-                names = host.listdir(path)
+                names = [n for n in host.listdir(path) if n not in NOT_INPUTS.get(path, ())]
             except OSError:
                 names = []
             lines.append(f"{path}/ {_mtime(host, path)} {len(names)}")

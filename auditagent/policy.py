@@ -10,13 +10,15 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
+if TYPE_CHECKING:
+    import yaml
 
 from auditagent.kinds import FACT_VALUE_SHAPE, KINDS, PLATFORMS
 from auditagent.schema import (F, Ctx, Either, Raw, Enum, Identifier, ListOf, Map, MapOf, NonNegInt, Problem, Scalar,
-                               SchemaError, Str, Version, compose, find_node, join, mapping_items, node_line, scalar_value, suggest)
+                               SchemaError, Str, Version, compose, find_node, is_mapping, is_scalar, is_sequence, join,
+                               mapping_items, node_line, scalar_value, suggest)
 
 LANGS = ("sv", "da", "en")
 SEVERITIES = ("required", "recommended")
@@ -208,7 +210,7 @@ def _check_fact_parameters(params: dict, pnode: yaml.Node | None, path: str, ctx
 
 def _parse_check(node: yaml.Node, path: str, ctx: Ctx, override: bool) -> dict[str, Any] | None:
     """Validate one check node. With ``override`` (id already inherited) fields are optional."""
-    if not isinstance(node, yaml.MappingNode):
+    if not is_mapping(node):
         ctx.error(node, path, "expected a mapping (a check with id, kind, severity …)")
         return None
     fields = dict(OVERRIDE_FIELDS if override else CHECK_FIELDS)
@@ -264,8 +266,8 @@ def _validate_parameters(check: dict[str, Any], given: dict[str, Any] | None, pa
 
 
 def _explicit_keys(node: yaml.Node | None) -> set[str]:
-    if isinstance(node, yaml.MappingNode):
-        return {k.value for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
+    if is_mapping(node):
+        return {k.value for k, _ in node.value if is_scalar(k)}
     return set()
 
 
@@ -353,10 +355,10 @@ def parse_policy(text: str, filename: str = "<policy>", *, base: Path | None = N
     checks_node = find_node(root, "checks")
     own: list[Check] = []
     ids: dict[str, int | None] = {}
-    if isinstance(checks_node, yaml.SequenceNode):
+    if is_sequence(checks_node):
         for i, cnode in enumerate(checks_node.value):
             idnode = find_node(cnode, "id")
-            cid = scalar_value(idnode) if isinstance(idnode, yaml.ScalarNode) else None
+            cid = scalar_value(idnode) if is_scalar(idnode) else None
             override = isinstance(cid, str) and cid in inherited
             cpath = f"checks[{i}]" + (f" ({cid})" if isinstance(cid, str) else "")
             raw = _parse_check(cnode, cpath, ctx, override)

@@ -29,19 +29,13 @@ def seal_key(device_key: Any) -> bytes:
 def _code_stamp() -> str:
     """What parsing depends on besides the payload: the agent version, the parser's source
     files and the shipped policies a policy may extend (size and mtime: cheap to read)."""
-    from auditagent import __version__, kinds, policy, schema
+    from auditagent import kinds, policy, schema
+    from auditagent.code_stamp import code_stamp
 
     files = [Path(m.__file__) for m in (policy, schema, kinds)]  # type: ignore[arg-type]
     shipped = policy.shipped_policy_dir()
     files += sorted(shipped.glob("*.yaml")) if shipped.is_dir() else []
-    parts = [__version__]
-    for f in files:
-        try:
-            st = f.stat()
-            parts.append(f"{f.name}:{st.st_size}:{st.st_mtime_ns}")
-        except OSError:
-            parts.append(f"{f.name}:-")
-    return "\n".join(parts)
+    return code_stamp(files)
 
 
 def _source_key(payload: bytes, where: str) -> str:

@@ -38,6 +38,7 @@ CODES: dict[str, str] = {
     "patches.no_security_info": "the package manager does not mark security updates",
     "patches.reboot_unknowable": "nothing on this system tells whether a restart is needed",
     "patches.dpkg_status_time": "install time taken from the package database",
+    "patches.rolling_release": "a rolling release is updated with zypper dup, which list-updates does not count",
     "hotfixes.undated": "some hot fixes carry no readable date",
     "hotfixes.no_date": "no hot fix carries a readable date",
     "history.no_os_update": "no OS update in the install history",

@@ -35,8 +35,8 @@ import datetime as dt
 import hashlib
 import json
 import math
+import os
 import re
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -190,6 +190,19 @@ def parse_time(value: Any) -> dt.datetime | None:
 # ------------------------------------------------------------------ building
 
 
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def new_report_id() -> str:
+    """A random (version 4, RFC 4122 variant) UUID, as ``str(uuid.uuid4())`` makes it from
+    16 random bytes; without importing uuid, which imports platform (the hourly run's CPU)."""
+    b = bytearray(os.urandom(16))
+    b[6] = b[6] & 0x0F | 0x40  # version 4
+    b[8] = b[8] & 0x3F | 0x80  # variant 10xx
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def build_predicate(*, report_id: str | None = None, device: dict[str, Any], agent_version: str,
                     policy: dict[str, Any], facts: dict[str, Any], results: list[dict[str, Any]], verdict: str,
                     sequence: int, generated_at: str | None = None, spool: dict[str, Any] | None = None,
@@ -198,7 +211,7 @@ def build_predicate(*, report_id: str | None = None, device: dict[str, Any], age
     ``policy`` = {id, version, sha256}; ``spool`` e.g. {"evicted": n, "evicted_sequences": [...]};
     ``integrity`` e.g. a policy verification failure the agent wants the collector to see."""
     predicate: dict[str, Any] = {
-        "report_id": report_id or str(uuid.uuid4()),
+        "report_id": report_id or new_report_id(),
         "device": dict(device),
         "agent_version": agent_version,
         "policy": {"id": policy.get("id"), "version": policy.get("version"), "sha256": policy.get("sha256")},
@@ -601,11 +614,9 @@ def validate_statement(statement: Any) -> None:
         raise _fail(f"predicate.{sorted(extra)[0]}", "unknown field")
 
     rid = p["report_id"]
-    try:
-        if not isinstance(rid, str) or str(uuid.UUID(rid)) != rid.lower():
-            raise ValueError
-    except ValueError:
-        raise _fail("predicate.report_id", "must be a UUID string") from None
+    # What str(uuid.UUID(rid)) == rid.lower() accepts (the canonical form, any case), without uuid.
+    if not isinstance(rid, str) or not _UUID.fullmatch(rid.lower()):
+        raise _fail("predicate.report_id", "must be a UUID string")
 
     dev = _obj(p["device"], "predicate.device")
     _str(dev, "id", "predicate.device")

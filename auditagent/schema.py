@@ -5,12 +5,16 @@ Kept tiny on purpose: the agent ships to every laptop, so no jsonschema/pydantic
 """
 from __future__ import annotations
 
-import difflib
+import functools
 import re
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-import yaml
+if TYPE_CHECKING:
+    import yaml
+
+# yaml is imported where a document is read, not here: kinds.py builds its parameter
+# schemas at import, and the hourly run (whose parsed policy and config are kept) reads no YAML.
 
 
 @dataclass(frozen=True)
@@ -31,24 +35,42 @@ class SchemaError(Exception):
         super().__init__("\n".join(str(p) for p in problems))
 
 
-_constructor = yaml.SafeLoader("")
+@functools.lru_cache(maxsize=1)
+def _constructor() -> Any:
+    import yaml
+
+    return yaml.SafeLoader("")
+
+
+# A PyYAML node names its kind in ``id`` ('scalar', 'sequence', 'mapping'); testing that
+# rather than the node's class keeps yaml unimported until a document is read.
+def is_scalar(node: Any) -> bool:
+    return getattr(node, "id", None) == "scalar"
+
+
+def is_sequence(node: Any) -> bool:
+    return getattr(node, "id", None) == "sequence"
+
+
+def is_mapping(node: Any) -> bool:
+    return getattr(node, "id", None) == "mapping"
 
 
 def scalar_value(node: yaml.Node) -> Any:
-    return _constructor.construct_object(node, deep=True)
+    return _constructor().construct_object(node, deep=True)
 
 
 def node_line(node: yaml.Node | None) -> int | None:
     return node.start_mark.line + 1 if node is not None else None
 
 
-# libyaml's parser is ~15x faster and keeps line marks; the self-check parses policies on every run.
-FastLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
 def compose(text: str, filename: str) -> yaml.Node | None:
+    import yaml
+
+    # libyaml's parser is ~15x faster and keeps line marks; the self-check parses policies on every run.
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        return yaml.compose(text, Loader=FastLoader)
+        return yaml.compose(text, Loader=loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -80,9 +102,9 @@ class T:
 
 
 def _type_of(node: yaml.Node) -> str:
-    if isinstance(node, yaml.MappingNode):
+    if is_mapping(node):
         return "a mapping"
-    if isinstance(node, yaml.SequenceNode):
+    if is_sequence(node):
         return "a list"
     value = scalar_value(node)
     if value is None:
@@ -95,7 +117,7 @@ class Scalar(T):
         self.kinds, self.name, self.validator = kinds, name, validator
 
     def check(self, node, path, ctx):
-        if not isinstance(node, yaml.ScalarNode):
+        if not is_scalar(node):
             ctx.error(node, path, f"expected {self.name}, got {_type_of(node)}")
             return None
         value = scalar_value(node)
@@ -172,7 +194,7 @@ class ListOf(T):
         self.name = f"a list of {item.name}"
 
     def check(self, node, path, ctx):
-        if not isinstance(node, yaml.SequenceNode):
+        if not is_sequence(node):
             ctx.error(node, path, f"expected a list, got {_type_of(node)}")
             return None
         if len(node.value) < self.min_items:
@@ -196,9 +218,9 @@ class Either(T):
                 return value
         # Report against the option whose node kind matches, else a summary.
         for opt in self.options:
-            if (isinstance(opt, (Map, MapOf)) and isinstance(node, yaml.MappingNode)) or \
-               (isinstance(opt, ListOf) and isinstance(node, yaml.SequenceNode)) or \
-               (isinstance(opt, (Scalar, Enum)) and isinstance(node, yaml.ScalarNode)):
+            if (isinstance(opt, (Map, MapOf)) and is_mapping(node)) or \
+               (isinstance(opt, ListOf) and is_sequence(node)) or \
+               (isinstance(opt, (Scalar, Enum)) and is_scalar(node)):
                 return opt.check(node, path, ctx)
         ctx.error(node, path, f"expected {self.name}, got {_type_of(node)}")
         return None
@@ -229,7 +251,7 @@ def mapping_items(node: yaml.MappingNode, path: str, ctx: Ctx) -> list[tuple[str
     seen: dict[str, yaml.Node] = {}
     items = []
     for knode, vnode in node.value:
-        key = scalar_value(knode) if isinstance(knode, yaml.ScalarNode) else None
+        key = scalar_value(knode) if is_scalar(knode) else None
         if not isinstance(key, str):
             ctx.error(knode, path, f"keys must be text, got {_type_of(knode)}")
             continue
@@ -246,6 +268,8 @@ def join(path: str, key: str) -> str:
 
 
 def suggest(word: str, choices: Any) -> str:
+    import difflib  # only for a mistyped key
+
     close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
     return f" — did you mean {close[0]!r}?" if close else ""
 
@@ -259,7 +283,7 @@ class Map(T):
         self.fields, self.extra = fields, extra
 
     def check(self, node, path, ctx):
-        if not isinstance(node, yaml.MappingNode):
+        if not is_mapping(node):
             ctx.error(node, path, f"expected a mapping with keys {', '.join(self.fields)}, got {_type_of(node)}")
             return None
         out: dict[str, Any] = {}
@@ -290,7 +314,7 @@ class MapOf(T):
         self.name = f"a mapping of {what} to {value.name}"
 
     def check(self, node, path, ctx):
-        if not isinstance(node, yaml.MappingNode):
+        if not is_mapping(node):
             ctx.error(node, path, f"expected {self.name}, got {_type_of(node)}")
             return None
         out: dict[str, Any] = {}
@@ -308,9 +332,9 @@ class MapOf(T):
 
 def find_node(node: yaml.Node | None, key: str) -> yaml.Node | None:
     """The value node under ``key`` in a mapping node (for errors raised after validation)."""
-    if isinstance(node, yaml.MappingNode):
+    if is_mapping(node):
         for knode, vnode in node.value:
-            if isinstance(knode, yaml.ScalarNode) and knode.value == key:
+            if is_scalar(knode) and knode.value == key:
                 return vnode
     return None
 

@@ -165,7 +165,12 @@ class Client:
         self._scheme, self._host, self._port = parts.scheme, parts.hostname or "", parts.port
         self._prefix = parts.path.rstrip("/")
         self._user_agent = f"{USER_AGENT}/{_agent_version()}"
-        self._tls = _tls_context(settings) if self._scheme == "https" else None
+        self._tls: Any = None
+        self._tls_eager_later = False  # the lazy system-CA context, with the full one as a second try
+        if self._scheme == "https":
+            self._tls = _lazy_system_ca_context(settings)
+            self._tls_eager_later = self._tls is not None
+            self._tls = self._tls or _tls_context(settings)
         self._conn: Any = None
 
     def close(self) -> None:
@@ -187,7 +192,18 @@ class Client:
                 conn = http.client.HTTPSConnection(self._host, port, timeout=timeout, context=self._tls)
         else:
             conn = http.client.HTTPConnection(*(proxy or (self._host, port)), timeout=timeout)
-        conn.connect()
+        try:
+            conn.connect()
+        except OSError as exc:
+            import ssl
+
+            if not (self._tls_eager_later and isinstance(exc, ssl.SSLCertVerificationError)):
+                raise
+            conn.close()
+            # The system's CA bundle may hold a CA its hashed folder lacks (added by hand, or
+            # SSL_CERT_FILE): verify once more exactly as the default context would.
+            self._tls, self._tls_eager_later = _tls_context(self.settings), False
+            return self._connect()
         if self.settings.pinned_sha256 and self._scheme == "https":  # as before: the pin is a TLS matter
             _check_pin(conn.sock.getpeercert(binary_form=True), self.settings.pinned_sha256)
         return conn
@@ -288,6 +304,38 @@ def _check_pin(der: bytes | None, pin: str) -> None:
     got = hashlib.sha256(der or b"").hexdigest()
     if not der or not hmac.compare_digest(got, pin.lower()):
         raise PinMismatch(f"Fingerprints did not match. Expected \"{pin.lower()}\", got \"{got}\"")
+
+
+def _system_ca_dir() -> str | None:
+    """The system's hashed CA folder (OpenSSL's ``<subject hash>.<n>`` names), where the
+    system keeps one, as Debian, Ubuntu, SUSE and Arch do; else None."""
+    import ssl
+
+    capath = ssl.get_default_verify_paths().capath
+    try:
+        with os.scandir(capath or "") as entries:
+            hashed = any(len(e.name) > 9 and e.name[8] == "." and e.name[9:].isdigit()
+                         and all(c in "0123456789abcdef" for c in e.name[:8]) for e in entries)
+    except OSError:
+        return None
+    return capath if hashed else None
+
+
+def _lazy_system_ca_context(settings: TransportSettings) -> Any:
+    """Verified TLS against the system's CAs, looked up in its hashed CA folder: OpenSSL reads
+    just the issuer a handshake needs, where the default context parses the whole system
+    bundle (~150 CAs, tens of ms of CPU) on every hourly run. The folder's CAs are among those
+    the default context trusts (it loads the folder too), so this accepts nothing it would
+    refuse; Client falls back to the default context if this one cannot verify. None where
+    there is no such folder (Windows, macOS, Fedora) or the config names a CA bundle or pin."""
+    if settings.pinned_sha256 or settings.ca_bundle:
+        return None
+    capath = _system_ca_dir()
+    if capath is None:
+        return None
+    import ssl
+
+    return ssl.create_default_context(capath=capath)
 
 
 def _tls_context(settings: TransportSettings) -> Any:

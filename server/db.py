@@ -88,25 +88,27 @@ device_keys = Table(
 
 reports = Table(
     "reports", metadata,
+    # Fixed-width columns first, then the variable ones (no alignment padding between them,
+    # migration 0018). The keyid is not kept: it is the payload's subject digest
+    # (report_pack.keyid_of, checked at ingest); the policy's sha256 is in the payload too.
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
-    Column("report_id", String(36), nullable=False),
-    Column("device_id", String(64), ForeignKey("devices.id"), nullable=False),
     Column("sequence", BigInteger, nullable=False),
-    Column("keyid", String(64), nullable=False),
     Column("generated_at", DateTime(timezone=True), nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("report_id", String(36), nullable=False),
+    Column("device_id", String(64), ForeignKey("devices.id"), nullable=False),
     Column("verdict", String(16), nullable=False),
     Column("policy_id", String(200), nullable=False),
     Column("policy_version", String(64), nullable=False),
-    Column("policy_sha256", String(64), nullable=False),
-    # The signed bytes, compactly (server/report_pack.py): the payload's body without its
-    # facts and results (those are in report_blobs, once each per month), and the raw
-    # Ed25519 signature by ``keyid``; the envelope is rebuilt from them for download.
-    Column("body", LargeBinary, nullable=False),
+    # The signed bytes, compactly (server/report_pack.py): the raw Ed25519 signature, and
+    # the payload's body without its facts and results (those are in report_blobs, once
+    # each per month); the envelope is rebuilt from them for download.
     Column("signature", LargeBinary, nullable=False),
+    Column("body", LargeBinary, nullable=False),
     # SQLite: report_id and (device_id, sequence) are UNIQUE. PostgreSQL partitions the table
     # by month of received_at (migration 0013), where a UNIQUE index would have to include
-    # it: there the advisory locks and NOT EXISTS checks of report_write.py decide, with plain indexes.
+    # it: there the advisory locks and NOT EXISTS checks of report_write.py decide, with plain
+    # indexes (report_id's a hash index: equality is all it is asked, in a quarter of the space).
 )
 
 # How far retention has removed reports: the database refuses UPDATE of a report, and

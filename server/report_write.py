@@ -28,10 +28,11 @@ from sqlalchemy.engine import Connection
 # as bytes), plus ``checks`` as JSON text and ``check_list`` as rows, ``month`` (of
 # receipt) and ``blobs``: the segments to store, [(sha256, zlib data)] (those this
 # process has not stored this month yet).
-_REPORT_COLUMNS = ("report_id", "device_id", "sequence", "keyid", "generated_at", "received_at", "verdict",
-                   "policy_id", "policy_version", "policy_sha256", "body", "signature")
-_REPORT_VALUES = ("report_id", "device_id", "sequence", "kid", "generated_at", "received_at", "verdict",
-                  "policy_id", "policy_version", "policy_sha256", "body", "signature")
+# (The keyid and the policy's sha256 are in the signed payload, not stored apart: 0018.)
+_REPORT_COLUMNS = ("report_id", "device_id", "sequence", "generated_at", "received_at", "verdict",
+                   "policy_id", "policy_version", "body", "signature")
+_REPORT_VALUES = ("report_id", "device_id", "sequence", "generated_at", "received_at", "verdict",
+                  "policy_id", "policy_version", "body", "signature")
 _STATE_SET = ("last_sequence = {sequence}, last_report_id = {report_id}, verdict = {verdict}, "
               "policy_id = {policy_id}, policy_version = {policy_version}, policy_sha256 = {policy_sha256}, "
               "agent_version = {agent_version}, "
@@ -46,7 +47,7 @@ _NOT_STORED = ("NOT EXISTS (SELECT 1 FROM reports WHERE reports.report_id = {rep
 _STATE_WHERE = ("device_state.device_id = {device_id} AND device_state.last_sequence < {sequence} "
                 "AND (device_state.generated_at IS NULL OR device_state.generated_at <= {generated_at}) "
                 "AND " + _ACTIVE_WITH_KEY + " AND " + _NOT_STORED)
-_NAMES = set(_REPORT_VALUES) | {"agent_version", "failing_required", "day", "ready_strict"}
+_NAMES = set(_REPORT_VALUES) | {"kid", "policy_sha256", "agent_version", "failing_required", "day", "ready_strict"}
 
 
 def _fill(template: str, marks: dict[str, str]) -> str:

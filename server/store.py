@@ -39,7 +39,7 @@ from server import partitions, report_pack
 from server.group_commit import GroupCommit
 from server.key_cache import LRUCache
 from server.local_time import DEFAULT_ZONE, local_day
-from server.report_read import SIGNED_COLUMNS, payload_of
+from server.report_read import SIGNED_COLUMNS, payload_of, signed_refs
 from server.report_write import store_batch_for, store_history
 
 log = structlog.get_logger("auditagent.collector")
@@ -653,7 +653,7 @@ class Store:
         # key: the database decides, so concurrent collectors cannot break the sequence rule.
         # The signed bytes, compactly: the payload's body and its facts/results segments
         # (server/report_pack.py), and the signature that verified.
-        packed = report_pack.pack(decoded.payload)
+        packed = report_pack.pack(decoded.payload, refs=signed_refs(p["report_id"], device_id))
         month = partitions.month_of(received)
         if cached_only and partitions.month_of(now()) != self._partitions_month:
             raise NeedsDatabase()
@@ -711,7 +711,7 @@ class Store:
         other content: 409; None if the id is not stored."""
         rid = (statement.get("predicate") or {}).get("report_id")
         with self.engine.connect() as conn:
-            row = conn.execute(select(reports.c.device_id, reports.c.sequence, *SIGNED_COLUMNS)
+            row = conn.execute(select(reports.c.sequence, *SIGNED_COLUMNS)
                                .where(reports.c.report_id == rid)).first()
             same = row is not None and row.device_id == device_id and payload_of(conn, row) == payload
         if same:

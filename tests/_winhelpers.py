@@ -19,3 +19,9 @@ def windows_host(snapshot: dict[str, Any] | bytes | Path | None = None, **kw: An
             snapshot = json.dumps(snapshot).encode()
         host.add_command(PS_ARGV, snapshot)
     return host
+
+
+def uncomment(text: str) -> str:
+    """A capture that stands in a script's comment: undo exactly its "# " / "#" per line."""
+    return "\n".join(line[2:] if line.startswith("# ") else line[1:] if line.startswith("#") else line
+                     for line in text.splitlines())

@@ -21,7 +21,8 @@ APT_OUT = ("Inst openssl [3.0.2-0ubuntu1.8] (3.0.2-0ubuntu1.10 Ubuntu:22.04/jamm
 
 def apt_tree(root: Path) -> Path:
     lists = root / "var/lib/apt/lists"
-    lists.mkdir(parents=True)
+    (lists / "partial").mkdir(parents=True)
+    (lists / "lock").write_text("")
     (lists / "deb.debian.org_debian_dists_bookworm_InRelease").write_text("Origin: Debian\n")
     (root / "var/lib/dpkg").mkdir(parents=True)
     (root / "var/lib/dpkg/status").write_text("Package: openssl\nStatus: install ok installed\n")
@@ -63,6 +64,47 @@ def test_apt_query_reruns_only_when_its_inputs_change(tmp_path):
     linux(ProbeContext(host, cache=cache))
     linux(ProbeContext(host, cache=cache))
     assert queries(host) == 4
+    partial = root / "var/lib/apt/lists/partial"  # `apt update` that found every list unchanged ("Hit")
+    (partial / "deb.debian.org_debian_dists_bookworm_InRelease").write_text("x")
+    (partial / "deb.debian.org_debian_dists_bookworm_InRelease").unlink()
+    linux(ProbeContext(host, cache=cache))
+    assert queries(host) == 4
+    (root / "etc/apt").mkdir(parents=True)
+    (root / "etc/apt/apt.conf").write_text('APT::Default-Release "bookworm-backports";\n')  # candidates change
+    linux(ProbeContext(host, cache=cache))
+    assert queries(host) == 5
+
+
+def test_dpkg_log_is_read_again_only_when_it_or_the_zone_changes(tmp_path, monkeypatch):
+    """last_update comes from dpkg.log (hundreds of KB on a laptop): parsed again only when a
+    log, dpkg's status or the machine's zone changed."""
+    import auditagent.probes.patches.linux as apt_probe
+
+    root = apt_tree(tmp_path / "root")
+    log = root / "var/log/dpkg.log"
+    log.parent.mkdir(parents=True)
+    log.write_text("2024-04-30 09:00:05 status installed openssl:amd64 3.0.11-1~deb12u2\n")
+    (root / "etc").mkdir()
+    (root / "etc/timezone").write_text("Europe/Stockholm\n")
+    parsed = []
+    real = apt_probe.parse_dpkg_log_last
+    monkeypatch.setattr(apt_probe, "parse_dpkg_log_last", lambda text: parsed.append(1) or real(text))
+    cache = Cache(tmp_path / "cache")
+    host = apt_host(root)
+    host.which = lambda name: "/usr/bin/apt-get" if name == "apt-get" else None  # type: ignore[method-assign]
+
+    def last_update() -> str:
+        return linux(ProbeContext(host, cache=cache))["last_update"]
+
+    assert last_update() == "2024-04-30T07:00:05+00:00" and len(parsed) == 1  # CEST
+    assert last_update() == "2024-04-30T07:00:05+00:00" and len(parsed) == 1  # unchanged: kept
+    with log.open("a") as fh:
+        fh.write("2024-05-02 10:00:00 upgrade curl:amd64 7.88.1-10 7.88.1-10+deb12u5\n")
+    bump(log, 60)
+    assert last_update() == "2024-05-02T08:00:00+00:00" and len(parsed) == 2
+    (root / "etc/timezone").write_text("Europe/London\n")  # the zone the log is read in
+    assert last_update() == "2024-05-02T09:00:00+00:00" and len(parsed) == 3
+    assert last_update() == "2024-05-02T09:00:00+00:00" and len(parsed) == 3
 
 
 def test_fingerprint_none_without_inputs_falls_back_to_ttl(tmp_path):

@@ -135,6 +135,52 @@ def test_config_errors_name_file_line_field(tmp_path, text, line, field, message
         assert str(problem).startswith(f"{path}:{line}: {field}")
 
 
+def test_kept_config_is_reused_only_for_the_same_file_and_never_hides_a_mistake(tmp_path, monkeypatch):
+    """The hourly run keeps agent.yaml's validated values (keep_in): the next load with the
+    same text reads no YAML; an edited file, a damaged entry or a missing CA file is seen."""
+    from auditagent import config as config_mod
+
+    (tmp_path / "ca.pem").write_text("x")
+    path, kept = tmp_path / "agent.yaml", tmp_path / "state" / "cache"
+    path.write_text("server: https://audit.example.org/\nca_bundle: ca.pem\nspool_max_bytes: 2 MiB\n")
+    first = load_config(path, keep_in=kept)
+    assert mode(kept / config_mod.KEPT_FILE) == 0o600
+    validations = []
+    real = config_mod._validated
+    monkeypatch.setattr(config_mod, "_validated", lambda *a: validations.append(a) or real(*a))
+    assert load_config(path, keep_in=kept) == first and validations == []  # kept: no YAML read
+    path.write_text("server: https://audit.example.org/\nca_bundle: ca.pem\nspool_max_reports: 0\n")
+    with pytest.raises(ConfigError, match="must be ≥ 1"):  # edited: validated again, mistake named
+        load_config(path, keep_in=kept)
+    path.write_text("server: https://other.example.org\nca_bundle: ca.pem\n")
+    assert load_config(path, keep_in=kept).server == "https://other.example.org"
+    assert len(validations) == 2
+    entry = (kept / config_mod.KEPT_FILE).read_text()
+    (kept / config_mod.KEPT_FILE).write_text(entry.replace("other.example.org", "evil.example.org"))
+    assert load_config(path, keep_in=kept).server == "https://other.example.org"  # damaged: the file decides
+    assert len(validations) == 3
+    (tmp_path / "ca.pem").unlink()
+    with pytest.raises(ConfigError, match="no such file"):  # checked on every load, kept or not
+        load_config(path, keep_in=kept)
+    assert len(validations) == 3
+
+
+def test_a_kept_config_load_imports_no_yaml(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    path, kept = tmp_path / "agent.yaml", tmp_path / "cache"
+    path.write_text("server: https://audit.example.org\nspool_max_reports: 20\n")
+    code = ("import sys\nfrom pathlib import Path\nfrom auditagent.config import load_config\n"
+            f"c = load_config(Path({str(path)!r}), keep_in=Path({str(kept)!r}))\n"
+            "print(c.spool_max_reports, 'yaml' in sys.modules)")
+    repo = str(Path(__file__).resolve().parents[1])
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONPATH": repo}).stdout.split() for _ in range(2)]
+    assert runs == [["20", "True"], ["20", "False"]]
+
+
 def test_ca_bundle_and_pin_are_exclusive(tmp_path):
     (tmp_path / "ca.pem").write_text("x")
     with pytest.raises(ConfigError, match="either ca_bundle or pinned_sha256"):

@@ -282,19 +282,31 @@ def test_sending_does_not_load_requests_until_needed():
     assert out.stdout.strip() == "False", out.stderr
 
 
-def test_the_agent_neither_uses_nor_declares_requests():
-    """The agent speaks http.client (proxy included: CONNECT via set_tunnel); requests is the
-    collector's (OpenID, webhooks), so it is not installed on laptops."""
+def _top_level_imports(root) -> dict[str, set[str]]:
+    """Top-level package names each .py file under ``root`` imports."""
     import ast
+
+    found: dict[str, set[str]] = {}
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+            found.setdefault(str(path), set()).update(n.split(".")[0] for n in names)
+    return found
+
+
+@pytest.mark.parametrize("library, also", [("requests", ("urllib3",)), ("structlog", ())])
+def test_collector_only_libraries_are_neither_used_nor_declared_by_the_agent(library, also):
+    """The agent speaks http.client (proxy included: CONNECT via set_tunnel) and writes its own
+    log lines (auditagent/log.py); requests (OpenID, webhooks) and structlog (JSON logs) are
+    the collector's, declared in its extra, so they are not installed on laptops."""
     import tomllib
 
     from conftest import REPO
 
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    assert not [d for d in project["dependencies"] if d.lower().startswith("requests")]
-    assert any(d.startswith("requests") for d in project["optional-dependencies"]["server"])
-    for path in sorted((REPO / "auditagent").rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
-            assert not [n for n in names if n.split(".")[0] in ("requests", "urllib3")], path
+    assert not [d for d in project["dependencies"] if d.lower().startswith(library)]
+    assert any(d.startswith(library) for d in project["optional-dependencies"]["server"])
+    for path, names in _top_level_imports(REPO / "auditagent").items():
+        assert not names & {library, *also}, path
+    assert any(library in names for names in _top_level_imports(REPO / "server").values())

@@ -16,7 +16,7 @@ from sqlalchemy import select, text
 
 from auditagent import report as wire
 from server.db import reports
-from server.report_read import SIGNED_COLUMNS, envelope_of
+from server.report_read import SIGNED_COLUMNS, envelope_of, signed_envelope
 
 
 def post(collector, body, **kwargs):
@@ -74,16 +74,16 @@ def test_enrol_report_stored_and_rebuilt_exactly(collector):
     rid = wire.envelope_report_id(wire.decode_envelope(env).statement)
     assert r.json() == {"report_id": rid, "status": "stored", "sequence": 1}
     with collector.engine.connect() as conn:
-        row = conn.execute(select(*SIGNED_COLUMNS, reports.c.device_id, reports.c.sequence, reports.c.verdict)
+        row = conn.execute(select(*SIGNED_COLUMNS, reports.c.sequence, reports.c.verdict)
                            .where(reports.c.report_id == rid)).one()
         state = conn.execute(text("SELECT last_sequence, last_report_id, verdict FROM device_state "
                                   "WHERE device_id = :d"), {"d": device.id}).one()
-        rebuilt = envelope_of(conn, row)
+        rebuilt, kid = signed_envelope(conn, row)
     # Kept compactly (no base64, facts and results as shared blobs) and rebuilt to the very
     # bytes the agent sent.
     assert len(row.body) + len(row.signature) < len(raw) / 2
     assert rebuilt.encode() == raw
-    assert (row.device_id, row.sequence, row.verdict, row.keyid) == (device.id, 1, "ready", device.keyid)
+    assert (row.device_id, row.sequence, row.verdict, kid) == (device.id, 1, "ready", device.keyid)
     assert tuple(state) == (1, rid, "ready")
     # The stored envelope verifies with an independent DSSE implementation, without the collector.
     stored = json.loads(rebuilt)

@@ -329,3 +329,49 @@ def test_proxy_choice_follows_the_environment(monkeypatch):
     assert _proxy_for("https", "audit.kommun.se") is None
     monkeypatch.setenv("NO_PROXY", "")
     assert _proxy_for("https", "audit.kommun.se") == ("proxy2.kommun.se", 8080)
+
+
+def _hashed_ca_dir(directory: Path, *cas: Path) -> Path:
+    """A CA folder as update-ca-certificates / c_rehash leave it: <subject hash>.0 per CA."""
+    directory.mkdir()
+    for ca in cas:
+        h = subprocess.run(["openssl", "x509", "-hash", "-noout", "-in", str(ca)], capture_output=True, text=True,
+                           check=True).stdout.strip()
+        (directory / f"{h}.0").write_bytes(ca.read_bytes())
+    return directory
+
+
+def test_system_cas_are_looked_up_in_the_hashed_folder_not_loaded_whole(tls_collector, tls_files, tmp_path,
+                                                                        monkeypatch):
+    """With the system's CAs (no ca_bundle, no pin) the agent verifies against the system's
+    hashed CA folder, reading only the issuer it needs, instead of parsing the whole bundle
+    every run; the collector's certificate is verified all the same."""
+    from auditagent.send import Client, TransportSettings
+
+    monkeypatch.setenv("SSL_CERT_DIR", str(_hashed_ca_dir(tmp_path / "certs", tls_files.ca)))
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "no-bundle.pem"))
+    client = Client(TransportSettings(server=tls_collector.url, timeout=10))
+    assert client._tls.cert_store_stats()["x509_ca"] == 0  # nothing parsed up front
+    assert client.request("GET", "/healthz").status == 200
+    assert client._tls.cert_store_stats()["x509_ca"] == 1  # just the collector's issuer
+    client.close()
+
+
+def test_a_ca_only_in_the_system_bundle_is_still_trusted_and_an_unknown_one_refused(tls_collector, tls_files,
+                                                                                   tmp_path, monkeypatch):
+    """The hashed folder lacks the collector's CA, the bundle has it (added by hand, or
+    SSL_CERT_FILE): verified as the default context would, so trusted; in neither: refused."""
+    from collector_fixtures import make_test_ca
+
+    from auditagent.send import Client, TransportError, TransportSettings
+
+    other = make_test_ca(tmp_path / "other")
+    monkeypatch.setenv("SSL_CERT_DIR", str(_hashed_ca_dir(tmp_path / "certs", other.ca)))
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_files.ca))
+    client = Client(TransportSettings(server=tls_collector.url, timeout=10))
+    assert client.request("GET", "/healthz").status == 200
+    client.close()
+    monkeypatch.setenv("SSL_CERT_FILE", str(other.ca))
+    client = Client(TransportSettings(server=tls_collector.url, timeout=10))
+    with pytest.raises(TransportError, match="cannot verify the certificate"):
+        client.request("GET", "/healthz")

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import inspect, select, text
 
 from auditagent import report as wire
+from migration_rows import insert_unit_and_device
 from server import migrate
 from server.db import make_engine, report_blobs, reports
 from server.report_read import SIGNED_COLUMNS, envelope_of
@@ -44,11 +45,7 @@ def test_upgrade_converts_reports_and_downgrade_restores_them(collector_db_url):
     try:
         migrate.upgrade(engine, "0012")
         with engine.begin() as conn:
-            conn.execute(text("INSERT INTO units (id, parent_id, name, path, depth, created_at) "
-                              "VALUES (1, NULL, 'A', 'A', 1, :t)"), {"t": NOW})
-            conn.execute(text("INSERT INTO devices (id, unit_id, hostname, agent_version, current_keyid, "
-                              "public_key, enrolled_at) VALUES (:d, 1, 'laptop-1', '0.1.0', :k, :pk, :t)"),
-                         {"d": device_id, "k": kid, "pk": wire.raw_public_bytes(key.public_key()), "t": MONTHS_AGO})
+            insert_unit_and_device(conn, device_id, key, created=NOW, enrolled=MONTHS_AGO)
             for seq, received, env in envs:
                 conn.execute(text(
                     "INSERT INTO reports (report_id, device_id, sequence, keyid, generated_at, received_at, verdict, "

@@ -115,6 +115,27 @@ def test_mixed_disks_raid_dmsetup_fallback_and_fscrypt_home():
     assert bob["encrypted"] is True and bob["method"] == "fscrypt" and bob["stack"][0] == "fscrypt"
 
 
+@pytest.mark.parametrize("capture,encrypted,label", [
+    ("dmsetup-table-luks-detached-header-ramdisk-key-masked-zeros.txt", True, "crypt"),
+    ("dmsetup-table-arch-btrfs-root-luks2-keyring-no-feature-args.txt", True, "crypt"),
+    ("dmsetup-table-luks-detached-header-ramdisk-same_cpu_crypt-feature-arg.txt", True, "crypt"),
+    # a dm device that is a thin pool or a cache over plain disks is not encrypted: read, not guessed
+    ("dmsetup-table-docker-devicemapper-thin-pool-loopback.txt", False, "thin-pool"),
+    ("dmsetup-table-dm-cache-writeback-ubuntu-13.04.txt", False, "cache"),
+])
+def test_public_dmsetup_tables_decide_a_dm_device_without_uuid(capture, encrypted, label):
+    # `dmsetup table` without a name prints every device as "NAME: row"; the captures are of one
+    # device ("dmsetup table NAME"), so their row is put under the tree's dm-1 name, "cryptdata".
+    row = next(line.strip() for line in (OWN_FIXTURES / "public/linux/dmsetup" / capture).read_text().splitlines()
+               if line.strip()[:1].isdigit())
+    host = tree_host("mixed-encrypted-root-plain-home")
+    host.add_command(["dmsetup", "table"], f"cryptdata: {row}\n")
+    section, vols = volumes(host)
+    data = vols["/srv/data"]
+    assert data["encrypted"] is encrypted and data["stack"][0] == f"dm-1 ({label})"
+    assert data["method"] == ("dm-crypt" if encrypted else None)
+
+
 def test_unknown_dm_without_dmsetup_is_not_a_guess():
     section, vols = volumes(tree_host("mixed-encrypted-root-plain-home"))
     assert vols["/srv/data"]["encrypted"] is None

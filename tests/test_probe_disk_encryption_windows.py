@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from conftest import OWN_FIXTURES, shared
-from _winhelpers import windows_host
+from _winhelpers import uncomment, windows_host
 
 from auditagent.probes import ProbeContext
 from auditagent.probes.disk_encryption.windows_bitlocker import (from_encryptable_volume, parse_bitlocker_format_list,
@@ -290,15 +290,9 @@ def test_public_decryption_in_progress_then_fully_decrypted_fragments():
     assert (done["conversion"], done["percent"], volume_fact(done)["state"]) == ("FullyDecrypted", 0.0, "decrypted")
 
 
-def _uncomment(text: str) -> str:
-    """The captures below stand in a script's comment: undo exactly its "# " / "#"."""
-    return "\n".join(line[2:] if line.startswith("# ") else line[1:] if line.startswith("#") else line
-                     for line in text.splitlines())
-
-
 def test_public_get_bitlockervolume_fully_decrypted_and_chinese_manage_bde_is_unknown_with_reason():
     from auditagent.i18n import reason_text
-    text = _uncomment(_pub_bl("get-bitlockervolume-fl-fullydecrypted-and-manage-bde-zh-cn-error-comment.txt"))
+    text = uncomment(_pub_bl("get-bitlockervolume-fl-fullydecrypted-and-manage-bde-zh-cn-error-comment.txt"))
     (rec,) = parse_bitlocker_format_list(text)
     assert (rec["mount"], rec["volume_type"], rec["conversion"], rec["protection"], rec["lock"], rec["protectors"]) == \
         ("C:", "os", "FullyDecrypted", "off", "unlocked", [])
@@ -323,3 +317,104 @@ def test_public_select_object_of_three_fields_reads_the_state():
     assert (rec["conversion"], rec["protection"], rec["percent"], rec["protectors"]) == ("FullyDecrypted", "off", 0.0, None)
     # No MountPoint in a Select-Object of three fields: the text parser does not invent one.
     assert parse_bitlocker_format_list(_pub_bl("get-bitlockervolume-select-three-fields-fullydecrypted-zh-tutorial.txt")) == []
+
+
+def test_public_used_space_only_protection_off_with_only_a_recovery_password():
+    # Windows 11 Pro 24H2/25H2 hosts as a Fleet issue shows them: encrypted, protection off with
+    # no "(N reboots left)", and only a Numerical Password left (every TPM protector deleted).
+    # The reporter's "<- ..." notes are kept; the protector line's note rides along in its name.
+    (rec,), why = parse_manage_bde(
+        _pub_bl("manage-bde-status-used-space-only-protection-off-numerical-password-only-annotated.txt"))
+    assert why is None
+    assert (rec["conversion"], rec["raw_conversion"], rec["protection"], rec["percent"], rec["method"]) == \
+        ("FullyEncrypted", "Used Space Only Encrypted", "off", 100.0, "XtsAes128")
+    assert len(rec["protectors"]) == 1 and rec["protectors"][0].startswith("Numerical Password")
+    fact = volume_fact(rec)
+    # Protectors are there but protection is off: suspended, not encrypted, never "waiting".
+    assert (fact["state"], fact["encrypted"], fact["method"]) == ("suspended", False, "bitlocker")
+
+
+# ------------------------------------------ French manage-bde (third pass): read from real captures only
+
+def _windows_tools_dict() -> dict:
+    import ast
+    # netinvent/windows_tools' README prints manage-bde's raw strings inside a Python dict.
+    return ast.literal_eval(_pub_bl("manage-bde-status-fr-fr-10.0.19041-decrypted-and-locked-windows-tools-dict.txt"))
+
+
+def test_public_french_manage_bde_used_space_only_protection_on_with_no_break_spaces():
+    text = _pub_bl("manage-bde-status-fr-fr-used-space-only-protection-on-nbsp.txt")
+    assert "\u00a0:" in text  # French typography: some labels end in a no-break space before the colon
+    (rec,), why = parse_manage_bde(text)
+    assert why is None and rec["source"] == "manage-bde (fr)"
+    assert (rec["mount"], rec["volume_type"], rec["conversion"], rec["raw_conversion"]) == \
+        ("C:", "os", "FullyEncrypted", "Espace utilisé uniquement chiffré")
+    assert (rec["protection"], rec["lock"], rec["percent"], rec["method"], rec["protectors"]) == \
+        ("on", "unlocked", 100.0, "XtsAes128", ["RecoveryPassword", "Tpm"])
+    fact = volume_fact(rec)
+    assert (fact["role"], fact["state"], fact["encrypted"]) == ("system", "encrypted", True)
+
+
+def test_public_french_manage_bde_decrypted_os_volume_and_locked_data_volume():
+    out = _windows_tools_dict()
+    (c,), why = parse_manage_bde(out["C:"]["status"])
+    assert why is None
+    assert (c["mount"], c["volume_type"], c["conversion"], c["protection"], c["lock"], c["percent"], c["method"],
+            c["protectors"]) == ("C:", "os", "FullyDecrypted", "off", "unlocked", 0.0, None, [])
+    assert (volume_fact(c)["state"], volume_fact(c)["encrypted"]) == ("decrypted", False)
+    (d,), why = parse_manage_bde(out["D:"]["status"])
+    # Locked: size, conversion and protection all "Inconnu"; the key protectors are still listed
+    # (one of them untranslated, "Password", as manage-bde prints it there).
+    assert (d["mount"], d["volume_type"], d["lock"], d["conversion"], d["protection"], d["method"]) == \
+        ("D:", "data", "locked", None, "unknown", "XtsAes128")
+    assert d["protectors"] == ["Password", "RecoveryPassword"] and d["autounlock"] == "Désactivé"
+    fact = volume_fact(d)
+    assert (fact["role"], fact["state"], fact["encrypted"]) == ("data", "locked", True)
+
+
+def test_public_french_manage_bde_fragment_from_a_windows_11_laptop():
+    (rec,), why = parse_manage_bde(_pub_bl("manage-bde-status-fr-fr-fully-decrypted-win11-hp-laptop-fragment.txt"))
+    assert why is None
+    assert (rec["mount"], rec["volume_type"], rec["conversion"], rec["protection"], rec["percent"]) == \
+        ("C:", "os", "FullyDecrypted", "off", 0.0)
+    assert (volume_fact(rec)["state"], volume_fact(rec)["encrypted"]) == ("decrypted", False)
+
+
+def test_french_state_no_real_capture_shows_is_not_guessed():
+    # "Chiffrement en cours" appears only in a course's hand-made "typical output" (whose labels
+    # differ from every real capture): not read, so the volume is unknown, never encrypted.
+    text = _pub_bl("manage-bde-status-fr-fr-used-space-only-protection-on-nbsp.txt").replace(
+        "Espace utilisé uniquement chiffré", "Chiffrement en cours")
+    (rec,), why = parse_manage_bde(text)
+    assert rec["conversion"] is None
+    fact = volume_fact(rec)
+    assert (fact["state"], fact["encrypted"]) == (None, None)
+    assert fact["detail"]["unrecognised_conversion"] == "Chiffrement en cours"
+
+
+def test_public_french_manage_bde_through_the_probe():
+    host = windows_host({"schema": 2, "bitlocker": {"error": "x"}, "encryptable_volumes": {"error": "y"}})
+    host.add_command(["manage-bde", "-status"],
+                     _pub_bl("manage-bde-status-fr-fr-used-space-only-protection-on-nbsp.txt").encode("utf-8"))
+    s = disk_windows(ProbeContext(host))
+    assert [(v["mount"], v["state"], v["encrypted"]) for v in s["volumes"]] == [("C:", "encrypted", True)]
+
+
+def test_public_spanish_manage_bde_locked_data_volume_in_a_code_comment():
+    import textwrap
+    # A Spanish Windows 8.1 (tool 6.3.9600) transcript kept in a C# comment: undo exactly the
+    # comment's 12-space indentation. "Volumen", and a label that fills its column to the value
+    # ("Campo de identificación:Desconocido").
+    text = textwrap.dedent(_pub_bl("manage-bde-status-es-es-6.3.9600-locked-data-volume-comment.txt"))
+    (rec,), why = parse_manage_bde(text)
+    assert why is None and rec["source"] == "manage-bde (es)"
+    assert (rec["mount"], rec["volume_type"], rec["lock"], rec["protection"], rec["conversion"], rec["method"]) == \
+        ("E:", "data", "locked", "unknown", None, "Aes128")
+    assert rec["protectors"] == ["Password", "RecoveryPassword"] and rec["autounlock"] == "Deshabilitado"
+    fact = volume_fact(rec, fixed=True)
+    assert (fact["role"], fact["state"], fact["encrypted"]) == ("data", "locked", True)
+    # An unlocked Spanish volume: no real capture shows its values, so it stays unknown.
+    unlocked = text.replace("Bloqueado", "Desbloqueado").replace("Estado de conversión:   Desconocido",
+                                                                  "Estado de conversión:   Cifrado completo")
+    (rec,), _ = parse_manage_bde(unlocked)
+    assert (rec["lock"], rec["conversion"], volume_fact(rec)["encrypted"]) == (None, None, None)

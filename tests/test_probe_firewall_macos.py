@@ -5,7 +5,8 @@ from conftest import shared
 
 from auditagent.host import ReplayHost
 from auditagent.probes import ProbeContext
-from auditagent.probes.firewall.macos import SOCKETFILTERFW, parse_listapps, parse_socketfilterfw, section
+from auditagent.probes.firewall.macos import (SOCKETFILTERFW, SYSTEM_PROFILER_FIREWALL, parse_listapps,
+                                              parse_socketfilterfw, parse_system_profiler_firewall, section)
 from auditagent.probes.firewall.macos import probe as fw_macos
 from auditagent.probes.sources.macos_mdmclient import firewall
 
@@ -95,3 +96,58 @@ def test_public_tahoe_stealth_wording():
     assert parse_socketfilterfw(output) == {"enabled": False, "block_all": None, "stealth": False}
     # the report names "Firewall stealth mode is on" as the other state seen on 26.3
     assert parse_socketfilterfw("Firewall is enabled. (State = 1)\nFirewall stealth mode is on")["stealth"] is True
+
+
+GLOBALSTATE = [SOCKETFILTERFW, "--getglobalstate", "--getblockall", "--getstealthmode"]
+
+
+def _sequoia_host(profiler: bytes | str) -> ReplayHost:
+    """macOS 15 (no ALF plist to read) answering system_profiler's firewall query with ``profiler``."""
+    host = ReplayHost(platform="macos")
+    host.add_file("/System/Library/CoreServices/SystemVersion.plist",
+                  b'<?xml version="1.0" encoding="UTF-8"?><plist version="1.0"><dict>'
+                  b'<key>ProductVersion</key><string>15.3</string></dict></plist>')
+    host.add_command(SYSTEM_PROFILER_FIREWALL, profiler.encode() if isinstance(profiler, str) else profiler)
+    return host
+
+
+def test_public_system_profiler_json_firewall_off_vm():
+    # The Swift raw literal keeps the source file's four-space indentation; JSON does not mind.
+    text = _pub_fw("system_profiler-json-SPFirewallDataType-macos-27-vm-allow-all-services.json")
+    state = parse_system_profiler_firewall(text)
+    assert state == {"enabled": False, "block_all": None, "stealth": False, "apps": 8}
+    host = _sequoia_host(text)
+    # socketfilterfw would say "on": the structured source is asked first and stands
+    host.add_command(GLOBALSTATE, b"Firewall is enabled. (State = 1)\n")
+    s = fw_macos(ProbeContext(host))
+    assert (s["enabled"], s["default_inbound"], s["rules"], s["status"]) == (False, "accept", 8, "ok")
+    assert tuple(SYSTEM_PROFILER_FIREWALL) in host.calls and tuple(GLOBALSTATE) not in host.calls
+
+
+def test_public_system_profiler_json_limit_connections_stealth():
+    text = _pub_fw("system_profiler-json-SPFirewallDataType-laptop-limit-connections-stealth-anonymised-upstream.json")
+    state = parse_system_profiler_firewall(text)
+    # one app blocked and one local-only are per-app rules, not "block all incoming"
+    assert state == {"enabled": True, "block_all": False, "stealth": True, "apps": 5}
+    s = fw_macos(ProbeContext(_sequoia_host(text)))
+    assert (s["enabled"], s["default_inbound"], s["rules"], s["status"]) == (True, None, 5, "ok")
+    # block all is its own key value: drop by default
+    blocking = text.replace("spfirewall_globalstate_limit_connections", "spfirewall_globalstate_block_all")
+    assert parse_system_profiler_firewall(blocking)["block_all"] is True
+
+
+def test_system_profiler_json_unknown_shapes_fall_back_to_socketfilterfw():
+    tool = _pub_fw("socketfilterfw-four-flags-tahoe-wording-state-1-allowsigned.txt")
+    for answer in (b"", b"not json", b'{"SPFirewallDataType": []}', b'{"SPUSBDataType": []}',
+                   b'{"SPFirewallDataType": [{"spfirewall_globalstate": "spfirewall_globalstate_new"}]}', b"[1]"):
+        assert parse_system_profiler_firewall(answer.decode()) is None, answer
+        host = _sequoia_host(answer)
+        host.add_command(GLOBALSTATE, tool.encode())
+        s = fw_macos(ProbeContext(host))
+        assert (s["enabled"], s["default_inbound"], s["status"]) == (True, None, "ok"), answer
+
+
+def test_public_socketfilterfw_four_flags_state_1_tahoe_wording():
+    # The same test file's socketfilterfw answer (indented as the Swift literal stands)
+    text = _pub_fw("socketfilterfw-four-flags-tahoe-wording-state-1-allowsigned.txt")
+    assert parse_socketfilterfw(text) == {"enabled": True, "block_all": False, "stealth": False}

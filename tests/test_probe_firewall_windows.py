@@ -129,3 +129,36 @@ def test_numeric_inbound_action_is_the_action_enum_allow_2_block_4():
     snap = from_profiles([{"Name": "Public", "Enabled": "True", "EnabledValue": 1,
                            "DefaultInboundAction": "Allow", "DefaultInboundActionValue": 2}])
     assert snap["public"] == {"enabled": True, "inbound": "accept"}
+
+
+# ------------------------------------------ French client laptops (third pass)
+
+def test_public_french_netsh_is_unknown_with_a_reason_never_off():
+    # netsh localises headings and values ("Paramètres Profil de domaine :", "État  Actif"):
+    # on these French Wi-Fi laptops every profile is on, and the English-only reader must
+    # not turn "Actif" into anything; it says which language it could not read.
+    from auditagent.i18n import reason_text
+    for name in ("netsh-advfirewall-show-allprofiles-fr-fr-wifi-laptop-all-actif.txt",
+                 "netsh-advfirewall-show-currentprofile-fr-fr-public-indented.txt"):
+        text = _pub(name)
+        assert "Actif" in text and "BlockInbound" in text
+        profiles, why = parse_netsh_show(text)
+        assert profiles == {} and why.startswith("output.language: netsh"), name
+        s = section(profiles, [why])
+        assert (s["enabled"], s["default_inbound"], s["profiles"], s["status"]) == (None, None, None, "unknown")
+        assert reason_text(why, "sv").startswith("netsh svarade på ett språk")
+        assert reason_text(why, "da").startswith("netsh svarede på et sprog")
+
+
+def test_public_get_netfirewallprofile_format_table_from_french_laptops():
+    # `Get-NetFirewallProfile | ft Name,Enabled` on three students' Wi-Fi laptops: a table, whose
+    # property names and True/False are never localised, unlike netsh's text.
+    for name in ("get-netfirewallprofile-ft-name-enabled-fr-wifi-laptop-lucve.txt",
+                 "get-netfirewallprofile-ft-name-enabled-fr-wifi-laptop-hugos.txt",
+                 "get-netfirewallprofile-ft-name-enabled-fr-wifi-laptop-vicky-no-ps-prefix.txt"):
+        profiles = parse_get_netfirewallprofile(_pub(name))
+        assert profiles == {p: {"enabled": True, "inbound": None} for p in ("domain", "private", "public")}, name
+        s = section(profiles, [])
+        # All three on; the table has no DefaultInboundAction column, so inbound stays unseen.
+        assert (s["enabled"], s["default_inbound"]) == (True, None), name
+        assert s["profiles"] == {"domain": True, "private": True, "public": True}

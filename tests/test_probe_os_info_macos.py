@@ -92,3 +92,20 @@ def test_public_compat_plist_10_16_without_sw_vers_is_unknown_not_10_16():
     assert any(c[0] == "sw_vers" for c in host.calls)
     assert s["version"] is None and s["status"] == "unknown"
     assert s["reasons"] and s["reasons"][0].startswith("tool.")
+
+
+@pytest.mark.parametrize("name,fields", [
+    ("sw_vers-mojave-10.14.4-18E226.txt", ("Mac OS X", "10.14.4", "18E226", "Mojave")),
+    ("sw_vers-monterey-12.7.6-21G816-report-excerpt.txt", ("macOS", "12.7.6", "21G816", "Monterey")),
+    # a beta build ends in a letter; the version is still 26.3
+    ("sw_vers-tahoe-26.3-beta-build-25D5087f.txt", ("macOS", "26.3", "25D5087f", "Tahoe")),
+    ("sw_vers-tahoe-26.5.2-25F84.txt", ("macOS", "26.5.2", "25F84", "Tahoe")),
+])
+def test_public_sw_vers_mojave_to_tahoe(name, fields):
+    # one tab up to Catalina, two from Big Sur on; the pasted prompt or report heading is not a field
+    text = _pub(name).read_text()
+    assert parse_sw_vers(text) == dict(zip(("ProductName", "ProductVersion", "BuildVersion"), fields[:3]))
+    host = ReplayHost(platform="macos")  # no SystemVersion.plist: sw_vers answers
+    host.add_command(["sw_vers"], text.encode())
+    s = os_macos(ProbeContext(host))
+    assert (s["name"], s["version"], s["build"], s["release"], s["status"]) == fields + ("ok",)

@@ -227,6 +227,35 @@ def test_apt2_phasing_unindented_and_kept_back():
     assert [d["name"] for d in ph["deferred"]] == ["gir1.2-gstreamer-1.0", "libgstreamer1.0-0", "udev"]
 
 
+APT_PUB = PUB / "apt"
+
+
+def test_apt2_phasing_multiarch_mint_and_the_probe_counts_no_phased_update():
+    text = (APT_PUB / "apt-get-s-upgrade-linux-mint-2026-10-phasing-only-multiarch-i386.txt").read_text()
+    ph = parse_apt_phasing(text)
+    names = [d["name"] for d in ph["deferred"]]
+    # 16 names over four lines, eight of them the :i386 twin of a native package
+    assert len(names) == 16 and sum(n.endswith(":i386") for n in names) == 8
+    assert names[:2] == ["libegl-mesa0", "libegl-mesa0:i386"] and names[-1] == "mesa-vulkan-drivers:i386"
+    assert (ph["upgraded"], ph["not_upgraded"], ph["kept_back"]) == (0, 16, [])
+    # A phased update is not yet offered to this machine: no Inst line, nothing pending
+    host = ReplayHost().add_command(APT_SIM, text)
+    host.add_file("/var/log/dpkg.log", "2026-10-04 08:00:00 status installed mesa-vulkan-drivers:amd64 25.0.7\n")
+    s = linux(ProbeContext(host))
+    assert (s["manager"], s["pending"], s["pending_security"]) == ("apt", 0, 0)
+
+
+def test_apt3_phasing_with_other_apt3_sections():
+    # apt 3's "Upgrading:", "Installing dependencies:", "Suggested packages:" and "DOWNGRADING:" lists
+    # are not phasing lists; the Summary line gives the counts.
+    ph = parse_apt_phasing((APT_PUB / "apt3-upgrade-ubuntu-24.10-arm64-phasing-gzip-summary-boot-space.txt").read_text())
+    assert ([d["name"] for d in ph["deferred"]], ph["upgraded"], ph["not_upgraded"]) == (["gzip"], 71, 1)
+    ph = parse_apt_phasing((APT_PUB / "apt3-upgrade-noble-phasing-qemu-and-DOWNGRADING-section.txt").read_text())
+    assert [d["name"] for d in ph["deferred"]] == ["qemu-guest-agent", "qemu-utils"]
+    # "Downgrading: 12" between the counts does not hide "Not Upgrading: 2"
+    assert (ph["upgraded"], ph["not_upgraded"], ph["kept_back"]) == (30, 2, [])
+
+
 # ----------------------------------------------------------------- zypper
 
 ZYP = OWN_FIXTURES / "public/linux/zypper"
@@ -288,6 +317,50 @@ def test_probe_zypper_security_patches_reboot_and_cache_by_inputs(tmp_path):
                           "synthetic-zypper-xmlout-list-patches-all-leap-16-shape.xml")
     s2 = linux(ProbeContext(changed, cache=cache))
     assert ZYPPER_LU in [list(c) for c in changed.calls] and s2["pending"] == 1
+
+
+def test_probe_zypper_real_leap_16_answers(tmp_path):
+    # The real Leap 16.0 pair (list-updates whole; list-patches cut after its second patch, closed
+    # here as the source file closes it): four packages pending, two security patches needed.
+    from test_public_linux_captures import LEAP16_CLOSE, LEAP16_PATCHES_PARTIAL
+    patches = tmp_path / "lp.xml"
+    patches.write_text((ZYP.parent / LEAP16_PATCHES_PARTIAL).read_text() + LEAP16_CLOSE)
+    host = zypper_host(tmp_path, "zypper-xmlout-list-updates-leap-16.0-aarch64-kernel-and-qemu-guest-agent.xml",
+                       str(patches), reboot_rc=0)
+    s = linux(ProbeContext(host))
+    assert s["status"] == "ok", s["reasons"]
+    assert (s["manager"], s["pending"], s["pending_security"]) == ("zypper", 4, 2)
+    assert s["pending_names"] == ["openSUSE-Leap-16.0-112", "openSUSE-Leap-16.0-113"]
+    # the kernel patch would need a reboot once installed; nothing installed awaits one yet
+    assert s["reboot_required"] is False
+
+
+@pytest.mark.parametrize("release", ["os-release-tumbleweed-20211111-id-opensuse-tumbleweed.txt",
+                                     "os-release-tumbleweed-20170521-rpi-id-opensuse-gist-table-cells.txt"])
+def test_probe_zypper_tumbleweed_pending_is_unknown_not_an_undercount(tmp_path, release):
+    # Tumbleweed is updated with `zypper dup`; list-updates (here: one package) would undercount.
+    host = zypper_host(tmp_path, "zypper-xmlout-list-updates-tumbleweed-20260830-one-package.xml", None)
+    host.add_file("/etc/os-release", OWN_FIXTURES / "public/linux/os-release" / release)
+    s = linux(ProbeContext(host, cache=Cache(tmp_path / "c")))
+    assert (s["manager"], s["pending"], s["status"]) == ("zypper", None, "partial")
+    assert ZYPPER_LU not in [list(c) for c in host.calls]
+    assert "patches.rolling_release: opensuse-tumbleweed" in s["reasons"]
+    # the patches Tumbleweed's update repository publishes are still read
+    assert s["pending_security"] == 0 and s["reboot_required"] is False
+    # Leap (a point release) keeps counting list-updates
+    leap = zypper_host(tmp_path, "zypper-xmlout-list-updates-tumbleweed-20260830-one-package.xml", None)
+    leap.add_file("/etc/os-release", 'NAME="openSUSE Leap"\nID="opensuse-leap"\nVERSION_ID="16.0"\n')
+    assert linux(ProbeContext(leap, cache=Cache(tmp_path / "leap")))["pending"] == 1
+
+
+def test_rolling_release_reason_is_translated():
+    from auditagent.i18n import reason_text
+    text = "patches.rolling_release: opensuse-tumbleweed"
+    shown = {lang: reason_text(text, lang) for lang in ("sv", "da", "en")}
+    assert shown["sv"].startswith("opensuse-tumbleweed är en rullande utgåva")
+    assert shown["da"].startswith("opensuse-tumbleweed er en rullende udgivelse")
+    assert shown["en"].startswith("opensuse-tumbleweed is a rolling release")
+    assert all("zypper dup" in t for t in shown.values()) and len(set(shown.values())) == 3
 
 
 def test_probe_zypper_without_patch_metadata_says_security_unknown(tmp_path):

@@ -199,3 +199,29 @@ def test_public_mojave_detail_lines():
     assert safari == {"title": "Safari", "version": "14.0", "recommended": True, "restart": False}
     assert secupd == {"title": "Security Update 2020-005", "version": "10.14.6", "recommended": True, "restart": True}
     assert is_security(secupd, (10, 14, 6)) and is_security(safari, (10, 14, 6))
+
+
+@pytest.mark.parametrize("name,current,build,pending,pending_names,upgrades", [
+    # Sonoma 14.7.1: Safari, the tools and 14.7.2 are updates (the tools not a security one);
+    # Sequoia 15.2 is the major upgrade on offer
+    ("softwareupdate-list-sonoma-safari-clt-14.7.2-and-sequoia-15.2-upgrade.txt", "14.7.1", "23H222",
+     3, ["Safari", "macOS Sonoma 14.7.2"], ["macOS Sequoia 15.2"]),
+    # Monterey 12.7.5: softwareupdate's own XType log lines among the listing are not items
+    ("softwareupdate-list-monterey-xtype-log-lines-12.7.6-and-sonoma-14.6.1-upgrade.txt", "12.7.5", "21H1222",
+     2, ["Safari", "macOS Monterey 12.7.6"], ["macOS Sonoma 14.6.1"]),
+])
+def test_public_point_release_restart_items_and_major_upgrades(name, current, build, pending, pending_names,
+                                                               upgrades):
+    text = _pub_patches(name)
+    host = ReplayHost(platform="macos")
+    host.add_file("/System/Library/CoreServices/SystemVersion.plist", plistlib.dumps(
+        {"ProductName": "macOS", "ProductVersion": current, "ProductBuildVersion": build}))
+    host.add_command(["softwareupdate", "--list", "--no-scan"], text.encode())
+    host.add_file("/Library/Receipts/InstallHistory.plist",
+                  OWN_FIXTURES / "synthetic/macos/synthetic-InstallHistory.plist")
+    host.add_command(["sysctl", "-n", "kern.boottime"], BOOTED_AFTER_14_4)
+    s = patches_macos(ProbeContext(host))
+    # the point release needs a restart once installed; nothing installed awaits one yet
+    assert s["reboot_required"] is False
+    assert s["pending"] == pending and s["pending_names"] == pending_names and s["pending_security"] == 2
+    assert s["offered_upgrades"] == upgrades

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from _winhelpers import windows_host
 
 import pytest
@@ -181,14 +182,14 @@ def test_public_format_table_of_qfe_underline_is_not_a_hotfix():
     assert last_installed(rows) == ("2017-06-15T00:00:00+00:00", 6)
 
 
-def test_public_get_hotfix_in_a_day_first_culture_is_not_guessed():
+def test_public_get_hotfix_in_a_day_first_culture_is_read_in_the_order_its_rows_prove():
     # The display text of PowerShell's DateTime in that console's culture ("27-10-2022",
-    # "09-04-2021"): not a form the parser reads, so no date rather than a month/day swap.
+    # "09-04-2021"). One table is one culture: "27-10-2022" can only be day-first, so
+    # "09-04-2021" in the same table is 9 April, not a guess.
     rows = _pub_qfe("get-hotfix-day-first-culture-dd-mm-yyyy.txt")
     assert len(rows) == 8 and rows[1] == {"HotFixID": "KB5000736", "Description": "Update",
-                                          "InstalledOn": "09-04-2021 00:00:00"}
-    assert all(parse_qfe_installed_on(r["InstalledOn"]) is None for r in rows)
-    assert last_installed(rows) == (None, 0)
+                                          "InstalledOn": "2021-04-09", "InstalledOnText": "09-04-2021 00:00:00"}
+    assert last_installed(rows) == ("2022-11-18T00:00:00+00:00", 8)
 
 
 # ------------------------------------------ Get-HotFix | ConvertTo-Json from live hosts (second pass)
@@ -212,3 +213,54 @@ def test_public_get_hotfix_convertto_json_value_and_datetime_pairs(server, count
     if server == "2016":
         from auditagent.probes.patches.windows_hotfix import hotfix_date
         assert min(hotfix_date(h) for h in hotfixes) == dt.date(2016, 9, 12)
+
+
+# ------------------------------------------ client Windows and other cultures (third pass)
+
+def test_public_wmic_qfe_on_windows_11_home_chinese():
+    # wmic writes the WMI string (M/d/yyyy) whatever the UI language: a Chinese Windows 11 Home
+    # laptop (10.0.22621, "家庭中文版") reads the same as an English server.
+    rows = _pub_qfe("wmic-qfe-get-win11-home-zh-cn-22621.txt")
+    assert [(r["HotFixID"], r["Description"], r["InstalledOn"]) for r in rows] == [
+        ("KB5030651", "Update", "10/12/2023"), ("KB5012170", "Security Update", "12/7/2022"),
+        ("KB5031354", "Security Update", "10/12/2023"), ("KB5031592", "Update", "10/12/2023")]
+    assert last_installed(rows) == ("2023-10-12T00:00:00+00:00", 4)
+
+
+def test_public_get_hotfix_year_first_display_dates_are_read():
+    # Get-HotFix's display text in a year-first culture: "2023-06-23 12:00:00 AM" (a Windows 10
+    # 21H2 client, build 19044) and "2023/11/20 0:00:00" (Japanese). No culture puts the day
+    # before the month after a leading year, so these read without a guess.
+    rows = _pub_qfe("get-hotfix-win10-19044-yyyy-mm-dd-am-pm-mymachine.txt")
+    assert len(rows) == 14 and rows[1] == {"HotFixID": "KB5003791", "Description": "Update", "InstalledOn": "2021-10-06",
+                                           "InstalledOnText": "2021-10-06 12:00:00 AM"}
+    assert last_installed(rows) == ("2023-07-28T00:00:00+00:00", 14)
+
+
+def test_public_get_hotfix_row_wider_than_its_column_keeps_each_cell_whole():
+    # The poster replaced the computer name by a placeholder wider than the Source column, so
+    # every row is shifted right: a column cut at the header's positions would split
+    # "KB5032005" and "SYSTEM". A cell now ends where its word ends.
+    rows = _pub_qfe("get-hotfix-ja-jp-yyyy-mm-dd-placeholder-host-indented.txt")
+    assert len(rows) == 18
+    assert rows[0] == {"HotFixID": "KB5032005", "Description": "Update", "InstalledOn": "2023-11-20",
+                       "InstalledOnText": "2023/11/20 0:00:00"}
+    assert rows[1]["HotFixID"] == "KB5032189" and rows[1]["Description"] == "Security Update"
+    assert all(re.fullmatch(r"KB\d{7}", r["HotFixID"]) for r in rows)
+    assert last_installed(rows) == ("2023-11-20T00:00:00+00:00", 18)
+
+
+def test_public_get_hotfix_on_a_french_laptop_day_first_with_slashes():
+    # A French Windows 11 Famille laptop: "16/10/2024 00:00:00" is day-first with slashes, the
+    # shape the invariant M/d/yyyy also has. Read as 16 October because 16 cannot be a month;
+    # the same row with "09/10/2024" proves no order and stays undated, never 10 September.
+    text = (OWN_FIXTURES / "public/windows/hotfixes/get-hotfix-fr-fr-win11-famille-laptop-dd-mm-yyyy-one-row.txt") \
+        .read_text(encoding="utf-8")
+    (row,) = parse_wmic_qfe(text)
+    assert row == {"HotFixID": "KB5044285", "Description": "Security Update", "InstalledOn": "2024-10-16",
+                   "InstalledOnText": "16/10/2024 00:00:00"}
+    (row,) = parse_wmic_qfe(text.replace("16/10/2024", "09/10/2024"))
+    assert row["InstalledOn"] is None and last_installed([row]) == (None, 0)
+    # wmic's own column is the WMI string, M/d/yyyy in every locale, and stays read as such.
+    (row,) = parse_wmic_qfe("HotFixID   InstalledOn\nKB5031592  10/9/2023\n")
+    assert last_installed([row]) == ("2023-10-09T00:00:00+00:00", 1)

@@ -62,3 +62,30 @@ def test_public_pmset_and_sysadminctl_immediate_lock_after_display_sleep():
     s = lock_macos(ProbeContext(host))
     # No screen saver timer seen, but the display sleeps after 5 min and the lock is immediate.
     assert (s["enabled"], s["idle_seconds"], s["status"]) == (True, 300, "ok")
+
+
+@pytest.mark.parametrize("name,answer", [
+    ("sysadminctl-screenLock-status-macos-26.6.2-delay-5-seconds.txt", 5),
+    ("sysadminctl-screenLock-status-macos-26.6.2-off.txt", False),
+    ("sysadminctl-screenLock-status-macos-14.8.7-delay-300-seconds-as-quoted.txt", 300),
+    ("sysadminctl-screenLock-status-macos-14.8.7-immediate-transcript.txt", 0),
+    ("sysadminctl-screenLock-status-macos-27.0-immediate.txt", 0),
+])
+def test_public_sysadminctl_screenlock_status(name, answer):
+    # NSLog's "date time sysadminctl[pid:tid] " prefix (or none, as quoted) is not part of the answer
+    got = parse_sysadminctl_screenlock(_pub_lock(name))
+    assert got == answer and type(got) is type(answer)
+
+
+def test_public_sysadminctl_off_and_300_seconds_in_the_probe():
+    def host(lock: str) -> ReplayHost:
+        h = ReplayHost(platform="macos", homes=["/Users/anna"])
+        h.add_command(["pmset", "-g"], _pub_lock("pmset-g-displaysleep-10-destroyfvkey.txt").encode())
+        h.add_command(["sysadminctl", "-screenLock", "status"], b"", stderr=_pub_lock(lock).encode())
+        return h
+    # macOS 26.6.2 with the lock off: the display sleeps, nothing asks for a password
+    s = lock_macos(ProbeContext(host("sysadminctl-screenLock-status-macos-26.6.2-off.txt")))
+    assert (s["enabled"], s["idle_seconds"], s["status"]) == (False, None, "ok")
+    # 14.8.7 with a 300 s grace: locked 10 min (display sleep) + 5 min after idle starts
+    s = lock_macos(ProbeContext(host("sysadminctl-screenLock-status-macos-14.8.7-delay-300-seconds-as-quoted.txt")))
+    assert (s["enabled"], s["idle_seconds"], s["status"]) == (True, 900, "ok")

@@ -57,3 +57,13 @@ def test_public_dsregcmd_sso_sections_values_with_colons():
     assert lab["Diagnostic Data"]["KeySignTest"] == "PASSED"
     # No Device State section in these blocks: the join state is not seen, not "NO".
     assert join_state(lab) == {"entra_joined": None, "domain_joined": None, "enterprise_joined": None}
+
+
+def test_public_dsregcmd_entra_joined_only_device():
+    # The cloud-only join Intune-managed laptops have: Entra ID joined, no on-premises domain.
+    # The block has a line holding one space between the box and the first value.
+    text = (OWN_FIXTURES / "public/windows/identity/dsregcmd-status-device-state-entra-joined-only-mslearn.txt").read_text()
+    assert "\n \n" in text
+    parsed = parse_dsregcmd(text)
+    assert parsed == {"Device State": {"AzureAdJoined": "YES", "EnterpriseJoined": "NO", "DomainJoined": "NO"}}
+    assert join_state(parsed) == {"entra_joined": True, "domain_joined": False, "enterprise_joined": False}

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from conftest import OWN_FIXTURES
 
-from auditagent.probes.disk_encryption.linux_parsers import parse_cryptsetup_status, parse_lsblk_tree_text
+from auditagent.probes.disk_encryption.linux_parsers import (crypt_table_facts, parse_cryptsetup_status,
+                                                             parse_dmsetup_table, parse_lsblk_tree_text)
 from auditagent.probes.patches.linux_parsers import (dpkg_version_compare, nevra_name, parse_apt_check_human,
                                                       parse_dnf_advisory_json,
                                                       parse_apt_get_simulate, parse_apt_list_upgradable, parse_apt_phasing,
@@ -95,6 +96,32 @@ def test_checkupdates_arch_2025_epochs_and_prompt():
         {"name": "linux", "from": "6.17.9.arch1-1", "version": "6.18.1.arch1-1", "ignored": True}]
 
 
+def test_pacman_query_upgrades_long_form_docker_arch_2017():
+    rows = parse_pacman_qu(text("pacman/pacman-query-upgrades-docker-arch-2017-08-24-packages-epoch.txt"))
+    # the same 24 the post's `pacman -Suw` then lists as "Packages (24)"
+    assert len(rows) == 24 and rows[0]["name"] == "archlinux-keyring" and rows[-1]["name"] == "sqlite"
+    assert next(r for r in rows if r["name"] == "lz4") == {"name": "lz4", "from": "1:1.7.5-1", "version": "1:1.8.0-1",
+                                                         "ignored": False}
+    assert not any(r["ignored"] for r in rows)
+
+
+def test_pacman_qu_real_ignored_mark():
+    transcript = text("pacman/pacman-Qu-ignored-IgnorePkg-fish-docker-arch-2017-transcript.txt")
+    # the `pacman -Qu` answer only (the transcript's other commands answer other questions)
+    answer = transcript.split("$ pacman -Qu\n", 1)[1].split("\n\n", 1)[0]
+    assert parse_pacman_qu(answer) == [{"name": "fish", "from": "2.4.0-1", "version": "2.6.0-1", "ignored": True}]
+    # -Su's "ignoring package upgrade (a => b)" warning is not a pending-update row
+    assert parse_pacman_qu(transcript) == parse_pacman_qu(answer)
+
+
+def test_checkupdates_2018_trailing_spaces():
+    rows = parse_pacman_qu(text("pacman/checkupdates-arch-2018-05-linux-and-nvidia-sample.txt"))
+    # the first line ends in four spaces (as posted): still a row
+    assert [(r["name"], r["version"]) for r in rows] == [
+        ("fuse-common", "3.2.3-1"), ("fuse3", "3.2.3-1"), ("libgphoto2", "2.5.18-1"), ("linux", "4.16.10-1"),
+        ("nvidia", "396.24-4")]
+
+
 # ----------------------------------------------------------------- cryptsetup / lsblk
 
 
@@ -151,7 +178,38 @@ def test_zypper_list_updates_tumbleweed_one_and_none():
     assert parse_zypper_list_updates(text("zypper/zypper-xmlout-list-updates-tumbleweed-20260830-none.xml")) == []
 
 
+LEAP16_PATCHES_PARTIAL = "zypper/zypper-xmlout-list-patches-category-security-leap-16.0-aarch64-PARTIAL-first-two.xml"
+# The capture stops after the second patch's <summary>: what the source file has after the kernel
+# patch's long issue list is its closing tags, which a test adds to read the two patches.
+LEAP16_CLOSE = "</update></update-list>\n</update-status>\n</stream>"
+
+
+def test_zypper_list_updates_leap_16_aarch64_kernel_and_guest_agent():
+    rows = parse_zypper_list_updates(text("zypper/zypper-xmlout-list-updates-leap-16.0-aarch64-kernel-and-qemu-guest-agent.xml"))
+    # zypper 1.14+ writes edition-old; no <message> lines (the command ran with --quiet)
+    assert [(r["name"], r["from"], r["version"]) for r in rows] == [
+        ("kernel-default", "6.12.0-160000.7.1", "6.12.0-160000.8.1"),
+        ("kernel-default-extra", "6.12.0-160000.7.1", "6.12.0-160000.8.1"),
+        ("kernel-default-optional", "6.12.0-160000.7.1", "6.12.0-160000.8.1"),
+        ("qemu-guest-agent", "10.0.4-160000.1.1", "10.0.7-160000.1.1")]
+    assert {(r["arch"], r["repo"]) for r in rows} == {("aarch64", "https-download.opensuse.org-4bc031d9")}
+
+
+def test_zypper_list_patches_leap_16_real_partial():
+    raw = text(LEAP16_PATCHES_PARTIAL)
+    # cut short, it is not zypper's whole answer: refused, never half-read
+    with pytest.raises(ValueError):
+        parse_zypper_list_patches(raw)
+    rows = parse_zypper_list_patches(raw + LEAP16_CLOSE)
+    assert [(r["name"], r["category"], r["severity"], r["status"], r["pending"], r["restart"]) for r in rows] == [
+        ("openSUSE-Leap-16.0-112", "security", "important", "needed", True, False),
+        # the kernel patch: restart="true" interactive="true" (installing it asks for a reboot)
+        ("openSUSE-Leap-16.0-113", "security", "important", "needed", True, True)]
+    assert [r["summary"] for r in rows] == ["Security update for qemu", "Security update for the Linux Kernel"]
+
+
 def test_zypper_list_patches_synthetic_states():
+    # Synthetic: no real capture shows the applied / not-needed states of list-patches --all.
     rows = parse_zypper_list_patches(text("zypper/synthetic-zypper-xmlout-list-patches-all-leap-16-shape.xml"))
     assert [(r["name"], r["category"], r["status"], r["pending"]) for r in rows] == [
         ("openSUSE-Leap-16.0-99", "security", "applied", False),
@@ -181,6 +239,52 @@ def _chain(nodes: dict[str, dict], name: str) -> list[str]:
         out.append(nodes[name]["type"])
         name = nodes[name]["parent"]
     return out
+
+
+# ----------------------------------------------------------------- dmsetup table
+
+DMSETUP_CRYPT = {
+    # file: (table name, length, key in the kernel keyring, backing device, feature args)
+    "dmsetup-table-all-debian-luks2-ssd-name-prefixed-key-ref-redacted-by-author.txt":
+        ("debian_crypt", 463583232, True, "8:19", ["allow_discards"]),
+    "dmsetup-table-luks-detached-header-ramdisk-key-masked-zeros.txt": ("", 8388608, False, "1:0", []),
+    "dmsetup-table-luks-detached-header-ramdisk-same_cpu_crypt-feature-arg.txt":
+        ("", 8388608, False, "1:0", ["same_cpu_crypt"]),
+    "dmsetup-table-arch-btrfs-root-luks2-keyring-no-feature-args.txt": ("", 3221192705, True, "259:2", []),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DMSETUP_CRYPT))
+def test_dmsetup_table_crypt_targets(name):
+    table, length, keyring, device, options = DMSETUP_CRYPT[name]
+    tables = parse_dmsetup_table(text("dmsetup/" + name))
+    # the pasted command line ("# dmsetup table", "$ sudo dmsetup table NAME") is not a table row
+    assert list(tables) == [table]
+    (segment,) = tables[table]
+    assert (segment["start"], segment["length"], segment["target"]) == (0, length, "crypt")
+    facts = crypt_table_facts(segment)
+    assert facts == {"cipher": "aes-xts-plain64", "key_in_keyring": keyring, "device": device, "options": options}
+
+
+def test_dmsetup_table_targets_that_are_not_crypt():
+    pool = parse_dmsetup_table(text("dmsetup/dmsetup-table-docker-devicemapper-thin-pool-loopback.txt"))
+    assert [(s["target"], s["length"], s["args"][:2]) for s in pool[""]] == [("thin-pool", 209715200, ["7:1", "7:0"])]
+    cache = parse_dmsetup_table(text("dmsetup/dmsetup-table-dm-cache-writeback-ubuntu-13.04.txt"))
+    assert [(s["target"], s["args"][3:6]) for s in cache[""]] == [("cache", ["512", "1", "writeback"])]
+    assert crypt_table_facts(pool[""][0]) == {} and crypt_table_facts(cache[""][0]) == {}
+
+
+def test_lsblk_discard_tree_lvm_on_luks_indented_as_pasted():
+    # A Markdown code block: every line indented four spaces. Depth counts from the header's indentation.
+    nodes = {n["name"]: n for n in parse_lsblk_tree_text(text("lsblk/lsblk-discard-tree-debian-lvm-on-luks2-four-lvs-indented.txt"))}
+    assert len(nodes) == 9 and nodes["sdb"]["depth"] == 0 and nodes["sdb"]["parent"] is None
+    assert [nodes[n]["depth"] for n in ("sdb3", "debian_crypt", "goodram_ssd-home")] == [1, 2, 3]
+    lvs = sorted(n for n, v in nodes.items() if v["parent"] == "debian_crypt")
+    # four LVs on the one LUKS mapping of sdb3: LVM on LUKS
+    assert lvs == ["goodram_ssd-ccache", "goodram_ssd-debuilder", "goodram_ssd-home", "goodram_ssd-root"]
+    assert nodes["debian_crypt"]["parent"] == "sdb3" and nodes["sdb3"]["parent"] == "sdb"
+    # --discard has no TYPE column: the types stay unknown rather than guessed from names
+    assert {v["type"] for v in nodes.values()} == {None}
 
 
 def test_lsblk_tree_lvm_on_luks_manjaro():

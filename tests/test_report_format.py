@@ -396,3 +396,38 @@ def test_a_statement_with_refused_text_is_built_signed_and_verified():
     assert p["device"]["hostname"] == "pc<U+0000>" and p["device"]["os"] == "Win<U+D800>"
     assert p["facts"]["os"] == {"edition": "Enterprise<U+0000>", "ratio": None}
     assert p["results"][0]["check_id"] == "c<U+0000>"
+
+
+def test_report_ids_are_version_4_uuids_as_uuid4_writes_them():
+    ids = [wire.new_report_id() for _ in range(500)]
+    assert len(set(ids)) == len(ids)
+    for rid in ids:
+        parsed = uuid.UUID(rid)
+        assert (parsed.version, parsed.variant) == (4, uuid.RFC_4122)
+        assert str(parsed) == rid  # lower-case, hyphenated: what the collector's check wants
+    assert uuid.UUID(predicate()["report_id"]).version == 4  # what a built report carries
+
+
+def _uuid_accepts(rid: str) -> bool:
+    try:
+        return str(uuid.UUID(rid)) == rid.lower()
+    except ValueError:
+        return False
+
+
+@pytest.mark.parametrize("rid", [
+    "3f2c8a1e-5b7d-4c9e-8a21-0d6f4b3e9c12", "3F2C8A1E-5B7D-4C9E-8A21-0D6F4B3E9C12", "{3f2c8a1e-5b7d-4c9e-8a21-0d6f4b3e9c12}",
+    "urn:uuid:3f2c8a1e-5b7d-4c9e-8a21-0d6f4b3e9c12", "3f2c8a1e5b7d4c9e8a210d6f4b3e9c12",
+    "3f2c8a1e-5b7d-4c9e-8a21-0d6f4b3e9c1", "3f2c8a1e-5b7d-4c9e-8a21-0d6f4b3e9c12\n", "3f2c8a1e-5b7d-4c9e-8a21-0d6f4b3e9c1g",
+    " 3f2c8a1e-5b7d-4c9e-8a21-0d6f4b3e9c12", "3f2c8a1e-5b7d4-c9e-8a21-0d6f4b3e9c12", "",
+])
+def test_report_id_check_accepts_exactly_what_uuid_accepts(key, rid):
+    """The schema's report_id rule (a pattern: the agent does not import uuid) agrees with
+    the rule it replaced, ``str(uuid.UUID(rid)) == rid.lower()``."""
+    try:
+        wire.validate_statement(statement(key, report_id=rid))
+        accepted = True
+    except wire.ReportError as exc:
+        assert exc.message.startswith("predicate.report_id:"), exc.message
+        accepted = False
+    assert accepted == _uuid_accepts(rid)

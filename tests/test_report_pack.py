@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import json
 
+
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -23,10 +25,14 @@ def _statement(facts, results, os_name):
     return wire.build_statement(device_id="dev-1", public_key=key.public_key(), predicate=predicate)
 
 
-def _roundtrip(payload: bytes) -> report_pack.Packed:
-    packed = report_pack.pack(payload)
-    assert report_pack.unpack(packed.body, packed.segments) == payload
-    assert set(report_pack.segment_ids(packed.body)) == set(packed.segments)
+def _roundtrip(payload: bytes, refs: tuple[str, ...] = ("dev-1", "")) -> report_pack.Packed:
+    """Both layouts rebuild ``payload`` exactly; layout 2 (with ``refs``) is returned."""
+    v1 = report_pack.pack(payload)
+    assert v1.body[0] == 1 and report_pack.unpack(v1.body, v1.segments) == payload
+    packed = report_pack.pack(payload, refs=refs)
+    assert packed.body[0] == 2 and report_pack.unpack(packed.body, packed.segments, refs) == payload
+    for p in (v1, packed):
+        assert set(report_pack.segment_ids(p.body)) == set(p.segments)
     return packed
 
 
@@ -51,9 +57,27 @@ def test_agent_payloads_cut_at_facts_and_results_and_rebuild_exactly(facts, resu
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.binary(max_size=200) | _JSON.map(lambda v: json.dumps({"facts": v, "results": v}).encode()))
-def test_any_bytes_rebuild_exactly(payload):
-    _roundtrip(payload)
+@given(st.binary(max_size=200) | _JSON.map(lambda v: json.dumps({"facts": v, "results": v}).encode()),
+       st.tuples(st.text(max_size=4), st.text(max_size=4)))
+def test_any_bytes_rebuild_exactly(payload, refs):
+    """Whatever the refs (empty, overlapping, holding a placeholder byte) and the bytes."""
+    _roundtrip(payload, refs)
+
+
+def test_layout_2_leaves_the_ids_to_the_row_and_keeps_one_entry_per_segment():
+    statement = _statement({"collected_at": "2026-12-01T10:00:00+00:00", "disk": {"encrypted": True}},
+                           [{"check_id": "c", "status": "pass"}], "Linux")
+    statement["predicate"]["report_id"] = rid = "8c1093c8-46da-4862-bea7-f6d70554f1e1"
+    payload = wire.canonical_json(statement)
+    v1, v2 = report_pack.pack(payload), _roundtrip(payload, (rid, "dev-1"))
+    assert len(report_pack.segment_ids(v1.body)) == 3 and len(report_pack.segment_ids(v2.body)) == 2
+    assert len(v2.body) < len(v1.body) - 40
+    # The facts segment is the same bytes whatever the stamp; the stamp stays in the body.
+    later = json.loads(payload)
+    later["predicate"]["facts"]["collected_at"] = "2026-12-01T11:00:00+00:00"
+    assert set(report_pack.pack(wire.canonical_json(later), (rid, "dev-1")).segments) == set(v2.segments)
+    with pytest.raises(ValueError, match="ref 0"):
+        report_pack.unpack(v2.body, v2.segments)
 
 
 def test_a_truncated_value_stays_in_the_body():

@@ -89,7 +89,8 @@ class Agent:
         self.args = args
         self.paths = agent_paths(args)
         try:
-            self.config = load_config(self.paths.config, required=bool(getattr(args, "config", None)))
+            self.config = load_config(self.paths.config, required=bool(getattr(args, "config", None)),
+                                      keep_in=self.paths.cache)
         except ConfigError as exc:
             raise CommandError("the agent config cannot be used:\n" + "\n".join(f"  {p}" for p in exc.problems)) \
                 from None

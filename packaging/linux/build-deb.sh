@@ -93,7 +93,7 @@ Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: auditagent
 License: Apache-2.0
 Comment: /opt/auditagent bundles the agent's Python dependencies (psutil, cryptography,
- PyYAML, structlog and theirs) under their own licences, listed in
+ PyYAML and theirs) under their own licences, listed in
  /opt/auditagent/lib/python$PYVER/site-packages/*.dist-info.
 EOF
 

@@ -18,7 +18,7 @@ from server.readiness.scope import Invalid, NotFound, Scope, visible_device
 from server.readiness.state import (DEFAULT_MAX_REPORT_AGE_HOURS, DUE, NEVER_REPORTED, NOT_READY, READY, STALE,
                                     STATES, device_state_rows)
 from server.readiness.versions import agent_versions, version_key
-from server.report_read import SIGNED_COLUMNS, envelope_of, payload_of
+from server.report_read import SIGNED_COLUMNS, payload_of, signed_envelope
 from server.store import FAILING_STATUSES
 
 MAX_PER_PAGE = 500
@@ -225,7 +225,7 @@ class SignedReport:
 def report_envelope(conn: Connection, scope: Scope, report_id: str) -> SignedReport:
     """The stored envelope of one report (the signed bytes as received, in the agent's
     envelope form) and the public key that signed it."""
-    row = conn.execute(select(reports.c.report_id, reports.c.device_id, *SIGNED_COLUMNS)
+    row = conn.execute(select(*SIGNED_COLUMNS)
                        .where(reports.c.report_id == str(report_id)[:36])).first()
     if row is None:
         raise NotFound("report", report_id)
@@ -233,9 +233,10 @@ def report_envelope(conn: Connection, scope: Scope, report_id: str) -> SignedRep
         visible_device(conn, scope, row.device_id)
     except NotFound:
         raise NotFound("report", report_id) from None
+    envelope, kid = signed_envelope(conn, row)
     pem = conn.execute(select(device_keys.c.public_key_pem).where(device_keys.c.device_id == row.device_id,
-                                                                  device_keys.c.keyid == row.keyid)).scalar()
-    return SignedReport(row.report_id, row.device_id, envelope_of(conn, row), row.keyid, pem)
+                                                                  device_keys.c.keyid == kid)).scalar()
+    return SignedReport(row.report_id, row.device_id, envelope, kid, pem)
 
 
 def device_public_key(conn: Connection, scope: Scope, device_id: str) -> tuple[str, str]:

@@ -190,7 +190,8 @@ def parse_lsblk_tree_text(text: str) -> list[dict[str, Any]]:
     missing ones stay None. Unicode (``├─``) and ASCII (``|-`` with ``-i``) trees both read.
     A name wider than its column (a narrow terminal) pushes the rest of its row right: the
     row's other columns are read shifted by that overflow. Lines before the header (the
-    command line as pasted, ``# lsblk -o NAME,…``) are skipped."""
+    command line as pasted, ``# lsblk -o NAME,…``) are skipped; lines indented as the header is
+    (a Markdown code block) read as if not indented."""
     lines = text.splitlines()
     at = next((i for i, line in enumerate(lines) if line.split()[:1] == ["NAME"]), None)
     if at is None:
@@ -200,6 +201,8 @@ def parse_lsblk_tree_text(text: str) -> list[dict[str, Any]]:
     cols = {name: (pos, starts[i + 1][0] if i + 1 < len(starts) else None) for i, (pos, name) in enumerate(starts)}
     mp_col = "MOUNTPOINTS" if "MOUNTPOINTS" in cols else "MOUNTPOINT" if "MOUNTPOINT" in cols else None
     name_end = cols["NAME"][1]
+    # A capture pasted as a Markdown code block indents every line: depth counts from the header's.
+    indent = cols["NAME"][0]
 
     def cell(line: str, col: str, shift: int) -> str | None:
         if col not in cols:
@@ -225,7 +228,7 @@ def parse_lsblk_tree_text(text: str) -> list[dict[str, Any]]:
         shift = max(0, m.end() + 1 - name_end) if (m and name_end is not None) else 0
         mp = cell(line, mp_col, shift) if mp_col else None
         fsver = cell(line, "FSVER", shift)
-        out.append({"name": name, "depth": len(prefix) // 2, "type": cell(line, "TYPE", shift),
+        out.append({"name": name, "depth": max(0, len(prefix) - indent) // 2, "type": cell(line, "TYPE", shift),
                     "fstype": cell(line, "FSTYPE", shift), "fsver": fsver.split()[0] if fsver else None,
                     "mountpoints": [mp] if mp else []})
     for i, node in enumerate(out):

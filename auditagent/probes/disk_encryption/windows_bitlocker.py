@@ -11,8 +11,10 @@ EncryptionPaused, DecryptionPaused). ``volume_fact`` turns a record into a
 docs/facts.md ``disk.volumes[]`` entry.
 
 manage-bde is localised: its labels and values are read for the languages we have real
-captures of (English, German). Any other language yields no records and a reason, so a
-Swedish laptop is reported *unknown*, never *unencrypted*.
+captures of (English, German, French, Spanish), and only the values those captures show. Any other
+language yields no records and a reason, so a Swedish laptop is reported *unknown*, never
+*unencrypted*; a value no capture shows (a French "encryption in progress") leaves that
+volume's state unknown. French ends some labels with a no-break space before the colon.
 """
 from __future__ import annotations
 
@@ -177,7 +179,20 @@ _LABELS = {
            "Verschlüsselungsmethode": "method", "Schutzstatus": "protection", "Sperrungsstatus": "lock",
            "Schlüsselschutzvorrichtungen": "protectors", "Größe": "size", "BitLocker-Version": "version",
            "ID-Feld": "id", "Automatische Entsperrung": "autounlock"},
+    "fr": {"État de la conversion": "conversion", "Pourcentage chiffré": "percent",
+           "Méthode de chiffrement": "method", "État de la protection": "protection",
+           "État du verrouillage": "lock", "Protecteurs de clés": "protectors", "Taille": "size",
+           "Version de BitLocker": "version", "Champ d’identification": "id", "Champ d'identification": "id",
+           "Champ d?identification": "id",  # the apostrophe lost to "?" in a non-UTF-8 pipe
+           "Déverrouillage automatique": "autounlock"},
+    "es": {"Estado de conversión": "conversion", "Porcentaje cifrado": "percent", "Método de cifrado": "method",
+           "Estado de protección": "protection", "Estado de bloqueo": "lock", "Protectores de clave": "protectors",
+           "Tamaño": "size", "Versión de BitLocker": "version", "Campo de identificación": "id",
+           "Desbloqueo automático": "autounlock"},
 }
+# The label that tells the language (the first one each capture has).
+_CONVERSION_LABEL = {"en": "Conversion Status", "de": "Konvertierungsstatus", "fr": "État de la conversion",
+                     "es": "Estado de conversión"}
 _CONVERSION_TEXT = {
     "en": {"fully decrypted": "FullyDecrypted", "fully encrypted": "FullyEncrypted",
            "used space only encrypted": "FullyEncrypted",  # encrypted where data is; free space never held data
@@ -186,25 +201,32 @@ _CONVERSION_TEXT = {
     "de": {"vollständig entschlüsselt": "FullyDecrypted", "vollständig verschlüsselt": "FullyEncrypted",
            "verschlüsselung wird durchgeführt": "EncryptionInProgress",
            "entschlüsselung wird durchgeführt": "DecryptionInProgress"},
+    "fr": {"intégralement déchiffré": "FullyDecrypted",
+           "espace utilisé uniquement chiffré": "FullyEncrypted"},
+    "es": {},  # the one Spanish capture is of a locked volume ("Desconocido")
 }
 _PROTECTION_TEXT = {
     "en": [("protection on", "on"), ("protection off", "off"), ("unknown", "unknown")],
     "de": [("der schutz ist aktiviert", "on"), ("der schutz ist deaktiviert", "off"), ("unbekannt", "unknown")],
+    "fr": [("protection activée", "on"), ("protection désactivée", "off"), ("inconnu", "unknown")],
+    "es": [("desconocido", "unknown")],
 }
-_LOCK_TEXT = {"en": {"locked": "locked", "unlocked": "unlocked"}, "de": {"gesperrt": "locked", "entsperrt": "unlocked"}}
-_NONE_TEXT = {"none", "kein", "keine", "none found", "keine gefunden"}
+_LOCK_TEXT = {"en": {"locked": "locked", "unlocked": "unlocked"}, "de": {"gesperrt": "locked", "entsperrt": "unlocked"},
+              "fr": {"verrouillé": "locked", "déverrouillé": "unlocked"}, "es": {"bloqueado": "locked"}}
+_NONE_TEXT = {"none", "kein", "keine", "none found", "keine gefunden", "aucun", "aucun trouvé"}
 _METHOD_TEXT = {"xts-aes 128": "XtsAes128", "xts-aes 256": "XtsAes256", "aes 128": "Aes128", "aes 256": "Aes256",
                 "aes 128 with diffuser": "Aes128Diffuser", "aes 256 with diffuser": "Aes256Diffuser",
                 "hardware encryption": "Hardware"}
 _PROTECTOR_TEXT = {"tpm": "Tpm", "numerical password": "RecoveryPassword", "numerisches kennwort": "RecoveryPassword",
+                   "mot de passe numérique": "RecoveryPassword", "contraseña numérica": "RecoveryPassword",
+                   "contraseña": "Password",
                    "external key": "ExternalKey", "password": "Password", "tpm and pin": "TpmPin",
                    "tpm and startup key": "TpmStartupKey", "tpm and pin and startup key": "TpmPinStartupKey"}
 
 
 def detect_manage_bde_language(text: str) -> str | None:
-    for lang, labels in _LABELS.items():
-        if any(re.search(rf"^\s*{re.escape(label)}:", text, re.M) for label in ("Conversion Status", "Konvertierungsstatus")
-               if label in labels):
+    for lang, label in _CONVERSION_LABEL.items():
+        if re.search(rf"^\s*{re.escape(label)}\s*:", text, re.M):
             return lang
     return None
 
@@ -214,7 +236,7 @@ def parse_manage_bde(text: str) -> tuple[list[Record], str | None]:
     (as pasted in issues) gives one record with ``mount`` None."""
     lang = detect_manage_bde_language(text)
     if lang is None:
-        return [], reason("output.language", "manage-bde", "only English and German are read")
+        return [], reason("output.language", "manage-bde", "only English, German, French and Spanish are read")
     labels = _LABELS[lang]
     blocks: list[tuple[str | None, str | None, list[str]]] = []
     mount: str | None = None
@@ -222,17 +244,17 @@ def parse_manage_bde(text: str) -> tuple[list[Record], str | None]:
     lines: list[str] = []
     started = False
     for raw in text.splitlines():
-        m = re.match(r'^Volume\s+"?([A-Za-z]:|\\\\\?\\Volume\{[^}]+\})"?', raw.strip())
+        m = re.match(r'^Volumen?\s+"?([A-Za-z]:|\\\\\?\\Volume\{[^}]+\})"?', raw.strip())
         if m and not raw.startswith(" "):
             if started or lines:
                 blocks.append((mount, vtype, lines))
             mount, vtype, lines, started = m.group(1).upper() if ":" in m.group(1)[:2] else m.group(1), None, [], True
             continue
         tag = raw.strip().lower()
-        if tag in ("[os volume]", "[betriebssystemvolume]"):
+        if tag in ("[os volume]", "[betriebssystemvolume]") or re.fullmatch(r"\[volume du système d.exploitation\]", tag):
             vtype = "os"
             continue
-        if tag in ("[data volume]", "[datenvolume]"):
+        if tag in ("[data volume]", "[datenvolume]", "[volume de données]", "[volumen de datos]"):
             vtype = "data"
             continue
         lines.append(raw)

@@ -2,12 +2,15 @@
 
 Sources, best first: /Library/Preferences/com.apple.alf.plist ``globalstate`` (0 off,
 1 on, 2 block all incoming) — structured, but macOS 15 moved the setting out of that
-file, so there it is skipped; ``socketfilterfw --getglobalstate --getblockall``; then
-mdmclient QuerySecurityInfo. ALF filters per application, so ``default_inbound`` is
+file, so there it is skipped; ``system_profiler -json SPFirewallDataType`` (macOS 10.15
+on; its values are keys such as ``spfirewall_globalstate_block_all``, never translated,
+where the text form's "Mode: …" lines are); ``socketfilterfw --getglobalstate
+--getblockall``; then mdmclient QuerySecurityInfo. ALF filters per application, so ``default_inbound`` is
 ``drop`` only with "block all incoming"; on without it, it is left unknown.
 """
 from __future__ import annotations
 
+import json
 import plistlib
 import re
 from typing import Any
@@ -21,6 +24,13 @@ from auditagent.reasons import reason
 
 ALF_PLIST = "/Library/Preferences/com.apple.alf.plist"
 SOCKETFILTERFW = "/usr/libexec/ApplicationFirewall/socketfilterfw"
+SYSTEM_PROFILER_FIREWALL = ["/usr/sbin/system_profiler", "-json", "SPFirewallDataType"]
+
+# spfirewall_globalstate → (enabled, block_all), as SPFirewallReporter names ALF's globalstate 0/1/2.
+_PROFILER_STATES = {"spfirewall_globalstate_allow_all": (False, None),
+                    "spfirewall_globalstate_limit_connections": (True, False),
+                    "spfirewall_globalstate_block_all": (True, True)}
+_PROFILER_YES_NO = {"Yes": True, "No": False}
 
 
 def parse_alf_plist(data: bytes) -> dict[str, Any] | None:
@@ -28,6 +38,26 @@ def parse_alf_plist(data: bytes) -> dict[str, Any] | None:
     if not isinstance(state, int):
         return None
     return {"enabled": state >= 1, "block_all": state == 2, "stealth": None}
+
+
+def parse_system_profiler_firewall(text: str) -> dict[str, Any] | None:
+    """``system_profiler -json SPFirewallDataType``: one ``spfirewall_settings`` item whose
+    ``spfirewall_globalstate`` names the mode. None for anything else (not JSON, no item, a
+    state this code does not know): unknown, so the next source is asked."""
+    try:
+        items = json.loads(text).get("SPFirewallDataType")
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(items, list) or not items or not isinstance(items[-1], dict):
+        return None
+    item = items[-1]
+    state = _PROFILER_STATES.get(item.get("spfirewall_globalstate"))
+    if state is None:
+        return None
+    apps = item.get("spfirewall_applications")
+    return {"enabled": state[0], "block_all": state[1],
+            "stealth": _PROFILER_YES_NO.get(item.get("spfirewall_stealthenabled")),
+            "apps": len(apps) if isinstance(apps, dict) else None}
 
 
 def parse_socketfilterfw(text: str) -> dict[str, Any] | None:
@@ -81,6 +111,12 @@ def probe(ctx: ProbeContext) -> dict[str, Any]:
             pass
         except Exception as exc:  # noqa: BLE001 - plistlib raises several types
             reasons.append(reason("file.unreadable", ALF_PLIST, type(exc).__name__))
+    rules = None
+    if state is None:
+        res = ctx.host.run(SYSTEM_PROFILER_FIREWALL, timeout=30, env={"LC_ALL": "C"})
+        if res.ok:
+            state = parse_system_profiler_firewall(res.text())
+            rules = state.pop("apps") if state else None
     if state is None:
         res = ctx.host.run([SOCKETFILTERFW, "--getglobalstate", "--getblockall", "--getstealthmode"], timeout=10)
         if res.ok:
@@ -95,8 +131,8 @@ def probe(ctx: ProbeContext) -> dict[str, Any]:
             state = mdm_firewall(parse_security_info(res.text()))
         else:
             reasons.append(res.why_not())
-    rules = None
-    res = ctx.host.run([SOCKETFILTERFW, "--listapps"], timeout=10)
-    if res.ok and "Total number of apps" in res.text():
-        rules = len(parse_listapps(res.text()))
+    if rules is None:
+        res = ctx.host.run([SOCKETFILTERFW, "--listapps"], timeout=10)
+        if res.ok and "Total number of apps" in res.text():
+            rules = len(parse_listapps(res.text()))
     return section(state, reasons if state is None else [], rules)

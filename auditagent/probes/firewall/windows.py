@@ -14,7 +14,7 @@ from typing import Any
 
 from auditagent.probes import ProbeContext
 from auditagent.probes import section_status
-from auditagent.probes.sources.windows_format_list import parse_format_list
+from auditagent.probes.sources.windows_format_list import parse_format_list, parse_format_table
 from auditagent.probes.sources.windows_registry import dword, values
 from auditagent.probes.sources.windows_snapshot import snapshot, source_list
 from auditagent.reasons import reason
@@ -64,7 +64,12 @@ def from_profiles(objs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def parse_get_netfirewallprofile(text: str) -> dict[str, dict[str, Any]]:
-    return from_profiles([o for o in parse_format_list(text) if "Name" in o and "Enabled" in o])
+    """Get-NetFirewallProfile as Format-List, or as a Format-Table (``ft Name,Enabled``): the
+    property names and True/False are the same in every UI language."""
+    objs = [o for o in parse_format_list(text) if "Name" in o and "Enabled" in o]
+    if not objs:
+        objs = [o for o in parse_format_table(text, "Name") if "Enabled" in o]
+    return from_profiles(objs)
 
 
 def parse_netsh_show(text: str) -> tuple[dict[str, dict[str, Any]], str | None]:

@@ -27,6 +27,16 @@ def parse_os_release(text: str) -> dict[str, str]:
     return out
 
 
+def read_os_release(host) -> dict[str, str] | None:
+    """The first os-release file that can be read, parsed; None when neither can."""
+    for path in OS_RELEASE_PATHS:
+        try:
+            return parse_os_release(host.read_text(path))
+        except OSError:
+            continue
+    return None
+
+
 def os_facts(release: dict[str, str]) -> dict[str, Any]:
     """Map os-release keys onto the ``os`` contract (kernel/arch are added by the caller)."""
     def val(*keys: str) -> str | None:
@@ -60,13 +70,7 @@ def _first_line(ctx: ProbeContext, path: str) -> str | None:
 
 def probe(ctx: ProbeContext) -> dict[str, Any]:
     reasons: list[str] = []
-    release: dict[str, str] | None = None
-    for path in OS_RELEASE_PATHS:
-        try:
-            release = parse_os_release(ctx.host.read_text(path))
-            break
-        except OSError:
-            continue
+    release = read_os_release(ctx.host)
     if release is None:
         reasons.append(reason("file.missing", "os-release"))
         release = {}

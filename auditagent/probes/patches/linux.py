@@ -11,10 +11,10 @@ from __future__ import annotations
 import datetime as dt
 import re
 from typing import Any, Callable
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from auditagent import package_inputs
 from auditagent.probes import ProbeContext
+from auditagent.probes.os_info.linux import read_os_release
 from auditagent.probes.patches.linux_parsers import (nevra_name, parse_apt_get_simulate, parse_dnf_advisory_json,
                                                       parse_dnf_check_update,
                                                       parse_dnf_updateinfo, parse_dpkg_log_last,
@@ -44,18 +44,23 @@ def _run_ok(ctx: ProbeContext, argv: list[str], ok_codes: tuple[int, ...] = (0,)
 # --------------------------------------------------------------------------- local time of logs
 
 
-def local_zone(ctx: ProbeContext) -> dt.tzinfo:
-    """The machine's zone (dpkg.log is written in local time): /etc/timezone, then the
-    /etc/localtime link; UTC when neither says."""
-    name = None
+def local_zone_name(ctx: ProbeContext) -> str | None:
+    """The machine's zone name (dpkg.log is written in local time): /etc/timezone, then the
+    /etc/localtime link; None when neither says."""
     try:
-        name = ctx.host.read_text("/etc/timezone").strip()
+        return ctx.host.read_text("/etc/timezone").strip() or None
     except OSError:
         try:
             target = ctx.host.readlink("/etc/localtime")
-            name = target.split("zoneinfo/", 1)[1] if "zoneinfo/" in target else None
+            return target.split("zoneinfo/", 1)[1] if "zoneinfo/" in target else None
         except OSError:
-            pass
+            return None
+
+
+def local_zone(name: str | None) -> dt.tzinfo:
+    """The zone of that name; UTC for none or one this machine does not know."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # only when dpkg.log is read again
+
     try:
         return ZoneInfo(name) if name else dt.timezone.utc
     except (ZoneInfoNotFoundError, ValueError):
@@ -75,9 +80,26 @@ def _apt_pending() -> Callable[[ProbeContext], dict[str, Any]]:
 
 
 def _dpkg_last_update(ctx: ProbeContext, reasons: list[str]) -> str | None:
-    zone = local_zone(ctx)
-    logs = ["/var/log/dpkg.log", "/var/log/dpkg.log.1"] + [f"/var/log/dpkg.log.{i}.gz" for i in range(2, 13)]
-    for path in logs:  # newest file first: the first with an install line has the newest one
+    """The newest install/upgrade, read from the dpkg logs again only when they (or dpkg's
+    status, or the zone they are written in) changed: a laptop's dpkg.log is hundreds of KB."""
+    name = local_zone_name(ctx)
+    inputs = package_inputs.fingerprint(ctx.host, "dpkg-log")
+    if inputs is None:
+        return _dpkg_last_from_logs(ctx, name, reasons)
+
+    def compute() -> dict[str, Any]:
+        found: list[str] = []
+        return {"last": _dpkg_last_from_logs(ctx, name, found), "reasons": found}
+
+    value, _ = ctx.cache.get_or_compute("patches-dpkg-last-update", CACHE_TTL, compute,
+                                        now=ctx.host.now().timestamp(), inputs=f"{inputs} {name}")
+    reasons.extend(value["reasons"])
+    return value["last"]
+
+
+def _dpkg_last_from_logs(ctx: ProbeContext, zone_name: str | None, reasons: list[str]) -> str | None:
+    zone = local_zone(zone_name)
+    for path in package_inputs.DPKG_LOGS:  # newest file first: the first with an install line has the newest one
         try:
             data = ctx.host.read_bytes(path)
         except OSError:
@@ -211,8 +233,30 @@ def _zypper_has_updateinfo(ctx: ProbeContext) -> bool | None:
     return False
 
 
+# os-release IDs of openSUSE's rolling distributions: they are updated with ``zypper dup``
+# (MicroOS through transactional-update, which runs dup), never ``zypper update``.
+# list-updates lists what ``update`` would do: a newer version of an installed package
+# from the same vendor. What dup adds (new packages a renamed library needs, vendor
+# changes, removals, downgrades to the snapshot) it does not count, and dup --dry-run
+# needs root and the zypp lock, which the agent's read-only unit neither has nor takes.
+ROLLING_IDS = frozenset({"opensuse-tumbleweed", "opensuse-slowroll", "opensuse-microos"})
+
+
+def zypper_rolling_release(ctx: ProbeContext) -> str | None:
+    """The os-release ID when this is one of openSUSE's rolling distributions. Tumbleweed
+    before its own ID (2017) said ``ID=opensuse``; its CPE_NAME names it."""
+    release = read_os_release(ctx.host) or {}
+    ident = release.get("ID", "")
+    if ident in ROLLING_IDS:
+        return ident
+    if ident == "opensuse" and release.get("CPE_NAME", "").startswith("cpe:/o:opensuse:tumbleweed:"):
+        return "opensuse-tumbleweed"
+    return None
+
+
 def _zypper_pending(ctx: ProbeContext) -> dict[str, Any]:
-    pkgs = _zypper_xml(ctx, ["list-updates"], parse_zypper_list_updates)
+    # A rolling release: no count rather than an undercount (the probe says why).
+    pkgs = None if zypper_rolling_release(ctx) else _zypper_xml(ctx, ["list-updates"], parse_zypper_list_updates)
     # The applicable (needed) patches only: --all would list every patch ever published for
     # the product, descriptions included (megabytes on SLES).
     patches = _zypper_xml(ctx, ["list-patches"], parse_zypper_list_patches)
@@ -220,8 +264,8 @@ def _zypper_pending(ctx: ProbeContext) -> dict[str, Any]:
     if not patches and _zypper_has_updateinfo(ctx) is not True:
         # No patch needed, but also no patch metadata seen (Tumbleweed's main repository, a
         # third-party repository only, or an unreadable cache): "0 security updates" would be a guess.
-        return {"pending": len(pkgs), "security": None}
-    return {"pending": len(pkgs), "security": security}
+        return {"pending": None if pkgs is None else len(pkgs), "security": None}
+    return {"pending": None if pkgs is None else len(pkgs), "security": security}
 
 
 def _zypper_reboot(ctx: ProbeContext, reasons: list[str]) -> bool | None:
@@ -323,6 +367,8 @@ def probe(ctx: ProbeContext) -> dict[str, Any]:
                                                now=ctx.host.now().timestamp(),
                                                inputs=package_inputs.fingerprint(ctx.host, manager))
         facts.update(pending=value["pending"], cached_at=meta["cached_at"], cache_ttl_seconds=meta["cache_ttl_seconds"])
+        if value["pending"] is None and manager == "zypper":
+            reasons.append(reason("patches.rolling_release", zypper_rolling_release(ctx) or "zypper"))
         security = value["security"]
         if security is not None:
             facts["pending_security"] = len(security)

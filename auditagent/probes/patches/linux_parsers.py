@@ -149,7 +149,7 @@ def parse_dpkg_log_last(text: str) -> dt.datetime | None:
     """Newest package install/upgrade in a dpkg.log (local time, naive)."""
     # ISO stamps sort as text, so the newest is found without parsing every line's date.
     stamps = [m.group(1) for m in map(DPKG_CHANGE.match, text.splitlines()) if m]
-    return dt.datetime.strptime(max(stamps), "%Y-%m-%d %H:%M:%S") if stamps else None
+    return dt.datetime.fromisoformat(max(stamps)) if stamps else None  # the regex fixed the layout
 
 
 def parse_reboot_required_pkgs(text: str) -> list[str]:
@@ -273,7 +273,7 @@ def parse_pacman_log_last(text: str) -> dt.datetime | None:
     for line in text.splitlines():
         m = re.match(r"^\[(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4})\] \[ALPM\] (?:installed|upgraded) ", line)
         if m:
-            stamp = dt.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S%z")
+            stamp = dt.datetime.fromisoformat(m.group(1))
             if last is None or stamp > last:
                 last = stamp
     return last

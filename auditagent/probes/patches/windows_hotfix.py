@@ -12,7 +12,8 @@ script sees depends on how it serialises that:
   or a bare ``"/Date(ms)/"``; PowerShell 7: ISO 8601 with or without an offset.
 
 A localised ``DateTime`` text ("den 11 oktober 2023 00:00:00") is never parsed: the
-``value`` beside it says the same thing culture-free.
+``value`` beside it says the same thing culture-free. (A pasted Get-HotFix *table* shows that
+text; its reader turns it into a date only where the table proves the order.)
 """
 from __future__ import annotations
 

@@ -18,6 +18,7 @@ import datetime as _dt
 import re
 from typing import Any
 
+from auditagent.probes.sources.windows_format_list import parse_format_table
 from auditagent.reasons import reason
 
 
@@ -45,14 +46,34 @@ def _value(line: str) -> str:
     return (m.group(1) if m else line).strip()
 
 
-def parse_date(text: str) -> _dt.date | None:
-    """An unambiguous date out of a localised date string, or None."""
+_DAY_MONTH_YEAR = re.compile(r"^(\d{1,2})[-/.](\d{1,2})[-/.](\d{4})")
+
+
+def date_order(texts: list[str]) -> str | None:
+    """The day/month order that localised date texts from one console prove: "dmy" when some
+    text has a first number above 12 (27-10-2022), "mdy" when some has a second one above 12
+    (6/15/2017), None when none does or they disagree."""
+    seen = set()
+    for text in texts:
+        m = _DAY_MONTH_YEAR.match(text.strip())
+        if m:
+            a, b = int(m.group(1)), int(m.group(2))
+            if a > 12 >= b:
+                seen.add("dmy")
+            elif b > 12 >= a:
+                seen.add("mdy")
+    return seen.pop() if len(seen) == 1 else None
+
+
+def parse_date(text: str, order: str | None = None) -> _dt.date | None:
+    """An unambiguous date out of a localised date string, or None. ``order`` ("dmy"/"mdy"),
+    when other dates of the same output proved it, settles 9/4/2021."""
     text = text.strip()
     m = re.match(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})", text)  # 2019/1/24, 1999-01-01
     if m:
         y, mo, d = map(int, m.groups())
     else:
-        m = re.match(r"^(\d{1,2})[-/.](\d{1,2})[-/.](\d{4})", text)
+        m = _DAY_MONTH_YEAR.match(text)
         if not m:
             return None
         a, b, y = map(int, m.groups())
@@ -62,6 +83,10 @@ def parse_date(text: str) -> _dt.date | None:
             mo, d = a, b
         elif a == b:
             d = mo = a
+        elif order == "dmy":
+            d, mo = a, b
+        elif order == "mdy":
+            mo, d = a, b
         else:
             return None  # 7/2/2023: month/day order is a locale setting we cannot see
     try:
@@ -106,29 +131,27 @@ def decode_wmic(data: bytes) -> str:
     return decode_bytes(data)
 
 
+_TIME = re.compile(r"\d{1,2}:\d{2}")
+
+
 def parse_wmic_qfe(text: str) -> list[dict[str, Any]]:
     """``wmic qfe`` fixed-width table (or PowerShell's Format-Table of the same class, as
-    ``Get-HotFix`` prints it) → [{HotFixID, Description, InstalledOn}]. Columns are
-    cut at the header's start positions (values can hold spaces: 'Security Update'). The
-    header is the first line naming the HotFixID column as a word of its own: a transcript's
-    prompt or echoed command line above it ("...>wmic qfe get Caption,...,HotFixID") is skipped."""
-    lines = [ln.rstrip("\r") for ln in text.splitlines() if ln.strip()]
-    at = next((i for i, ln in enumerate(lines) if "HotFixID" in ln.split()), None)
-    if at is None:
-        return []
-    header = lines[at]
-    starts = [m.start() for m in re.finditer(r"\S+", header)]
-    names = header.split()
-    rows = []
-    for ln in lines[at + 1:]:
-        if not ln.strip(" -"):
-            continue  # Format-Table's underline row (Get-HotFix, Get-CimInstance): not a hot fix
-        cells = {}
-        for i, (name, start) in enumerate(zip(names, starts)):
-            end = starts[i + 1] if i + 1 < len(starts) else len(ln)
-            cells[name] = ln[start:end].strip()
-        if cells.get("HotFixID"):
-            rows.append({"HotFixID": cells["HotFixID"], "Description": cells.get("Description") or None,
-                         "InstalledOn": cells.get("InstalledOn") or None})
+    ``Get-HotFix`` prints it) → [{HotFixID, Description, InstalledOn}]. The header is the first
+    line naming the HotFixID column as a word of its own: a transcript's prompt or echoed
+    command line above it ("...>wmic qfe get Caption,...,HotFixID") is skipped.
+
+    wmic's InstalledOn is the WMI string (M/d/yyyy in every locale) and is kept as it is.
+    PowerShell's has a time part: it is the DateTime shown in the console's culture, so it
+    becomes ``yyyy-MM-dd`` only where it is unambiguous or the table's other rows prove the
+    day/month order (one table, one culture); the text stays in ``InstalledOnText``."""
+    rows = [{"HotFixID": r["HotFixID"], "Description": r.get("Description") or None,
+             "InstalledOn": r.get("InstalledOn") or None}
+            for r in parse_format_table(text, "HotFixID")]
+    shown = [r["InstalledOn"] for r in rows if r["InstalledOn"] and _TIME.search(r["InstalledOn"])]
+    order = date_order(shown)
+    for r in rows:
+        if r["InstalledOn"] in shown:
+            day = parse_date(r["InstalledOn"], order)
+            r["InstalledOnText"], r["InstalledOn"] = r["InstalledOn"], day.isoformat() if day else None
     return rows
 

@@ -6,8 +6,10 @@ and raises ValueError for an answer that is not zypper's XML (the probe reports 
 it never guesses a count)."""
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import xml.etree.ElementTree as ET
 
 # A patch in one of these states awaits nothing; every other state (``needed``, and any
 # state a later zypper adds) counts as not installed: unknown fails closed.
@@ -18,6 +20,8 @@ def _updates(text: str) -> list[ET.Element]:
     # zypper never writes a DOCTYPE; refusing one keeps entity expansion out of the reader.
     if "<!DOCTYPE" in text or "<!ENTITY" in text:
         raise ValueError("zypper XML with a DOCTYPE")
+    import xml.etree.ElementTree as ET  # only where zypper answers: not on every run elsewhere
+
     try:
         root = ET.fromstring(text.strip())
     except ET.ParseError as exc:

@@ -11,12 +11,11 @@ An idle Mac locks when the screen saver starts (``idleTime``) or the display sle
   (what ``defaults -currentHost read com.apple.screensaver idleTime`` reads);
 * ``sysadminctl -screenLock status`` (it prints to stderr) and ``pmset -g``.
 
-``pmset -g`` is read from real captures (``displaysleep N`` in minutes, 0 = never). No
-real capture of ``sysadminctl -screenLock status`` is public; it logs through NSLog
-(``2024-… sysadminctl[pid:tid] screenLock delay is immediate``), and only the forms that
-admins' scripts (the CIS benchmark checks) match are read — ``screenLock delay is N
-seconds``, ``screenLock delay is immediate``, ``screenLock is off``; anything else leaves
-the value unknown.
+``pmset -g`` is read from real captures (``displaysleep N`` in minutes, 0 = never).
+``sysadminctl -screenLock status`` logs through NSLog (``2026-… sysadminctl[pid:tid]
+screenLock delay is immediate``); real captures from macOS 14.8.7 to 27 show the three forms
+read — ``screenLock delay is N seconds``, ``screenLock delay is immediate``, ``screenLock is
+off``; anything else (a setter's "Unknown state for screenLock (0)") leaves it unknown.
 """
 from __future__ import annotations
 
