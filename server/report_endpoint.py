@@ -33,6 +33,10 @@ _JSON = (b"content-type", b"application/json")
 AfterReport = Callable[[bytes, int, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
+def _nothing() -> None:
+    return None
+
+
 class ReportEndpoint:
     def __init__(self, store: Store, max_body: int, after: AfterReport | None = None) -> None:
         self.store = store
@@ -54,6 +58,13 @@ class ReportEndpoint:
             verified = self.store.verify(body, cached_only=True)
         except NeedsDatabase:
             return await run_in_threadpool(self.store.ingest, body)
+        except ApiError:
+            # A refusal is answered after a hop through the worker threads, as every answer
+            # was before: a client still sending what the collector will not read (a body
+            # beyond its Content-Length) gets the answer once the loop has read on, rather
+            # than a connection reset under its feet.
+            await run_in_threadpool(_nothing)
+            raise
         if not isinstance(verified, VerifiedReport):
             return verified
         try:
