@@ -5,6 +5,8 @@ signing one report.
 
     python bench/bench_ingest.py                       # SQLite, and PostgreSQL if $AUDITAGENT_TEST_PG_URL
     python bench/bench_ingest.py --db postgresql --senders 16 --reports 8000 --workers 2
+    git worktree add --detach /tmp/before main && \
+      python bench/bench_ingest.py --db postgresql --senders 16 --workers 2 --baseline /tmp/before --rounds 3
 
 Reports are real-size: built by the agent from this machine's facts and from a Windows
 and a macOS laptop replayed through the Host seam (bench/real_reports.py), mixed one
@@ -337,16 +339,18 @@ def stop_collector(proc: subprocess.Popen) -> None:
 
 
 def run(kind: str, pg_url: str | None, templates: list[dict[str, Any]], devices: int, reports: int, senders: int,
-        workers: int) -> dict[str, Any]:
+        workers: int, collector_src: Path = REPO) -> dict[str, Any]:
+    """One measured run; the collector served from ``collector_src`` (this checkout, or
+    another for a before/after comparison on the same database server)."""
     per_device = max(1, reports // devices)
     with database(kind, pg_url) as url:
         port = free_port()
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        env = {**os.environ, "PYTHONPATH": str(collector_src)}
         serve = [sys.executable, "-m", "server.cli", "serve", "--db", url, "--host", "127.0.0.1",
                  "--port", str(port), "--log-level", "error"]
         if workers > 1:
             serve += ["--workers", str(workers)]
-        proc = subprocess.Popen(serve, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(serve, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=collector_src)
         try:
             wait_healthy(port, proc)
             per_dev = enrol_and_sign(url, templates, devices, per_device)
@@ -403,6 +407,24 @@ def storage_line(st: dict[str, int]) -> str:
             f"held with 13 months of reports and 3 years of days ({st['_reports']} reports, {st['_devices']} devices)")
 
 
+def baseline_summary(rows: list[dict[str, Any]]) -> str:
+    """Medians per collector over the alternated runs of each setting, and this/baseline."""
+    out = ["before/after (medians of the alternated runs):"]
+    keys = ("per_second", "collector_cpu_us", "postgres_cpu_us", "sender_cpu_us")
+    for setting in dict.fromkeys((r["db"], r["workers"], r["senders"]) for r in rows):
+        med = {label: {k: statistics.median(r[k] for r in rows if (r["db"], r["workers"], r["senders"]) == setting
+                                            and r["collector"] == label) for k in keys}
+               for label in ("baseline", "this")}
+        b, t = med["baseline"], med["this"]
+        out.append(f"  {setting[0]} workers={setting[1]} senders={setting[2]}: rate {b['per_second']:,.0f} -> "
+                   f"{t['per_second']:,.0f} reports/s ({t['per_second'] / b['per_second']:.2f}x); CPU per report: "
+                   f"collector {b['collector_cpu_us']:,.0f} -> {t['collector_cpu_us']:,.0f} µs "
+                   f"({t['collector_cpu_us'] / b['collector_cpu_us']:.2f}x), PostgreSQL {b['postgres_cpu_us']:,.0f} -> "
+                   f"{t['postgres_cpu_us']:,.0f} µs ({t['postgres_cpu_us'] / b['postgres_cpu_us']:.2f}x), "
+                   f"senders {b['sender_cpu_us']:,.0f} -> {t['sender_cpu_us']:,.0f} µs")
+    return "\n".join(out)
+
+
 def main() -> int:
     from server.logs import configure_logging
 
@@ -414,6 +436,10 @@ def main() -> int:
     ap.add_argument("--reports", type=int, default=4000)
     ap.add_argument("--senders", type=int, nargs="+", default=[4, 16])
     ap.add_argument("--workers", type=int, nargs="+", default=[2])
+    ap.add_argument("--baseline", type=Path, metavar="DIR",
+                    help="another checkout (e.g. a git worktree of the previous commit) whose collector is "
+                         "measured in turn with this one's, same reports and database server: before/after")
+    ap.add_argument("--rounds", type=int, default=1, help="with --baseline: alternations (baseline, this) per setting")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
@@ -436,11 +462,16 @@ def main() -> int:
         print(f"postgresql: skipped ({PG_ENV} not set)")
         kinds.remove("postgresql")
     rows = []
+    sources = [("this", REPO)] if args.baseline is None else \
+        [("baseline", args.baseline.resolve()), ("this", REPO)] * max(1, args.rounds)
     for kind in kinds:
         for w in args.workers:
-            for n in args.senders:
-                r = run(kind, args.pg_url, templates, args.devices, args.reports, n, w)
+            for n, (label, src) in ((n, source) for n in args.senders for source in sources):
+                r = run(kind, args.pg_url, templates, args.devices, args.reports, n, w, src)
+                r["collector"] = label
                 rows.append(r)
+                if args.baseline is not None:
+                    print(f"{'':10} collector served from {label} ({src}), load average {os.getloadavg()[0]:.1f}")
                 print(f"{kind:10} workers={w} senders={n:3} accepted {r['accepted']:6}/{r['sent']:<6} in "
                       f"{r['seconds']:6.2f} s = {r['per_second']:7.0f} reports/s = {r['per_second'] / limit:.2f} x "
                       f"verify limit  (p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms)  statuses={r['statuses']}")
@@ -448,6 +479,8 @@ def main() -> int:
                 print(f"{'':10} CPU per report: collector {r['collector_cpu_us']:6.0f} µs, PostgreSQL "
                       f"{r['postgres_cpu_us']:6.0f} µs, senders {r['sender_cpu_us']:6.0f} µs")
                 print(f"{'':10} {storage_line(r['storage'])}")
+    if args.baseline is not None:
+        print(baseline_summary(rows))
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
     if args.json:
         print(json.dumps({"sign_us": sign_us, "parse_us": parse, "verify_us": verify_us, "verify_limit": limit, "bytes": size,

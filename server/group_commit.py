@@ -53,6 +53,11 @@ class GroupCommit:
     def store(self, item: dict[str, Any]) -> bool:
         """Store ``item`` (keyed by ``item["device_id"]``); True once committed, False if the
         sequence rule refused it. Database errors are raised here."""
+        return self.submit(item).result()
+
+    def submit(self, item: dict[str, Any]) -> Future:
+        """Queue ``item`` for the next transaction without waiting: the future has what
+        :meth:`store` returns or raises (an event loop awaits it instead of a thread)."""
         fut: Future = Future()
         with self._cv:
             self._queue.append((item, fut))
@@ -60,7 +65,7 @@ class GroupCommit:
                 self._thread = threading.Thread(target=self._run, name="auditagent-group-commit", daemon=True)
                 self._thread.start()
             self._cv.notify()
-        return fut.result()
+        return fut
 
     @property
     def waiting(self) -> int:

@@ -62,13 +62,20 @@ def _fill(template: str, marks: dict[str, str]) -> str:
 # met → neither. Both dialects, one rule. In an upsert's SET, ``device_checks.*`` is the
 # previous row and ``EXCLUDED.*`` the new one.
 _NOT_MET = "IN ('fail', 'unknown')"  # = server.store.FAILING_STATUSES
+_NEW_CHECK = {
+    "severity": "EXCLUDED.severity", "status": "EXCLUDED.status",
+    "failing_since": f"CASE WHEN EXCLUDED.status {_NOT_MET} THEN COALESCE(CASE WHEN device_checks.status {_NOT_MET} "
+                     "THEN device_checks.failing_since END, EXCLUDED.failing_since) END",
+    "due_until": f"CASE WHEN EXCLUDED.status {_NOT_MET} THEN CASE WHEN device_checks.status {_NOT_MET} "
+                 "AND device_checks.failing_since IS NOT NULL THEN device_checks.due_until ELSE EXCLUDED.due_until END END",
+}
+# A check that an hourly report repeats (the usual case) keeps its row as it is: the update
+# is skipped where it would write the same values (no new row version, no WAL for it).
+# ``{distinct}`` is the dialect's null-safe "differs": IS DISTINCT FROM, or SQLite's IS NOT.
 _UPSERT_CHECK = (
     "INSERT INTO device_checks (device_id, check_id, severity, status, failing_since, due_until) {rows} "
-    "ON CONFLICT (device_id, check_id) DO UPDATE SET severity = EXCLUDED.severity, status = EXCLUDED.status, "
-    f"failing_since = CASE WHEN EXCLUDED.status {_NOT_MET} THEN COALESCE(CASE WHEN device_checks.status {_NOT_MET} "
-    "THEN device_checks.failing_since END, EXCLUDED.failing_since) END, "
-    f"due_until = CASE WHEN EXCLUDED.status {_NOT_MET} THEN CASE WHEN device_checks.status {_NOT_MET} "
-    "AND device_checks.failing_since IS NOT NULL THEN device_checks.due_until ELSE EXCLUDED.due_until END END")
+    "ON CONFLICT (device_id, check_id) DO UPDATE SET " + ", ".join(f"{c} = {v}" for c, v in _NEW_CHECK.items())
+    + " WHERE " + " OR ".join(f"device_checks.{c} {{distinct}} {v}" for c, v in _NEW_CHECK.items()))
 # Then the device's own: its failing required checks' earliest start and deadline, and
 # those of them without grace (what makes it not ready at once).
 _REQ_FAILING = ("FROM device_checks dc WHERE dc.device_id = device_state.device_id AND dc.severity = 'required' "
@@ -137,7 +144,7 @@ BATCH_SQL_PG = (
     "AND NOT EXISTS (SELECT 1 FROM new_checks n WHERE n.device_id = device_checks.device_id "
     "AND n.check_id = device_checks.check_id)), "
     "upserted AS (" + _UPSERT_CHECK.format(rows="SELECT device_id, check_id, severity, status, failing_since, "
-                                           "due_until FROM new_checks") + "), "
+                                           "due_until FROM new_checks", distinct="IS DISTINCT FROM") + "), "
     # A report whose local day had already ended when it arrived changes a closed day of the
     # trend: its unit's cached days are redone (see server.readiness.trend).
     "late_day AS (UPDATE units SET history_version = units.history_version + 1 "
@@ -196,7 +203,7 @@ _INSERT_SQLITE = ("INSERT INTO reports (" + ", ".join(_REPORT_COLUMNS) + ") VALU
                   + ", ".join(f":{v}" for v in _REPORT_VALUES) + ")")
 _DELETE_CHECKS_SQLITE = ("DELETE FROM device_checks WHERE device_id = :device_id AND check_id NOT IN "
                          "(SELECT json_extract(value, '$.check_id') FROM json_each(:checks))")
-_UPSERT_CHECK_SQLITE = _UPSERT_CHECK.format(rows="VALUES (?, ?, ?, ?, ?, ?)")
+_UPSERT_CHECK_SQLITE = _UPSERT_CHECK.format(rows="VALUES (?, ?, ?, ?, ?, ?)", distinct="IS NOT")
 _UPSERT_DAY_SQLITE = _UPSERT_DAY.format(
     rows="(SELECT :device_id AS device_id, :day AS day, :ready_strict AS ready_strict, "
          ":failing_required AS failing_required) x", run="device_state")

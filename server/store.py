@@ -21,6 +21,7 @@ import re
 import secrets
 import unicodedata
 import uuid
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -52,6 +53,18 @@ class Limits:
     # Only a clock running ahead is refused. A report generated long ago (a laptop
     # offline over a holiday) is history: stored, and never over a newer latest state.
     max_future_skew: dt.timedelta = dt.timedelta(minutes=10)
+
+
+class NeedsDatabase(Exception):
+    """:meth:`Store.verify` with ``cached_only`` would have to read the database."""
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedReport:
+    """A report that passed every check, with the rows to write (``params``)."""
+    statement: dict[str, Any]
+    payload: bytes
+    params: dict[str, Any]
 
 
 class ApiError(Exception):
@@ -166,8 +179,12 @@ def check_rows(results: list[dict[str, Any]]) -> tuple[list[dict[str, str]], lis
         sev = r.get("severity") if r.get("severity") in ("required", "recommended") else "required"
         by_id[cid] = {"check_id": cid, "severity": sev, "status": str(r.get("status"))[:16]}
     rows = list(by_id.values())
-    failing = sorted(r["check_id"] for r in rows if r["severity"] == "required" and r["status"] in FAILING_STATUSES)
-    return rows, failing
+    return rows, failing_required(rows)
+
+
+def failing_required(rows: list[dict[str, Any]]) -> list[str]:
+    """The sorted ids of the required checks among ``rows`` that are not met."""
+    return sorted(r["check_id"] for r in rows if r["severity"] == "required" and r["status"] in FAILING_STATUSES)
 
 
 MAX_GRACE_HOURS = 24 * 365  # = auditagent.policy's bound on grace_hours
@@ -567,6 +584,29 @@ class Store:
     def ingest(self, body: bytes, *, received_at: dt.datetime | None = None) -> tuple[int, dict[str, Any]]:
         """Verify and store one report envelope (bytes as received). Returns (status, body);
         raises ApiError for every refusal, with nothing stored."""
+        verified = self.verify(body, received_at=received_at)
+        if not isinstance(verified, VerifiedReport):
+            return verified
+        # Group commit: this returns once the transaction holding the report has committed
+        # (server/group_commit.py); the statements are in server/report_write.py.
+        try:
+            stored = self._writer.store(verified.params)
+        except IntegrityError:
+            stored = False
+        return self.settle(verified, stored)
+
+    def submit(self, verified: VerifiedReport) -> Future:
+        """:meth:`ingest`'s write without waiting (for an event loop): a future of whether
+        the report was stored; then :meth:`settle` (which reads the database if not)."""
+        return self._writer.submit(verified.params)
+
+    def verify(self, body: bytes, *, received_at: dt.datetime | None = None,
+               cached_only: bool = False) -> VerifiedReport | tuple[int, dict[str, Any]]:
+        """The checks of :meth:`ingest` before anything is written: the report verified and
+        its rows prepared, or the answer already (a resend of a stored report). Raises
+        ApiError for a refusal. With ``cached_only`` it never reads the database: where a
+        read is needed (the device's key not cached, a clock ahead, a new month's
+        partitions) it raises :class:`NeedsDatabase` instead, before any work is kept."""
         try:
             envelope = wire.parse_envelope(body)
             decoded = wire.decode_envelope(envelope)
@@ -580,6 +620,8 @@ class Store:
         # re-checks both in the database, so a stale entry can only cause a refusal.
         cached = self._keys.get(device_id)
         if cached is None or cached[0] not in decoded.keyids:
+            if cached_only:
+                raise NeedsDatabase()
             cached = self._load_key(device_id)
         kid, raw_key = cached
         if kid not in decoded.keyids:
@@ -595,6 +637,8 @@ class Store:
         generated = wire.parse_time(p["generated_at"])
         assert generated is not None  # validated
         if generated - received > self.limits.max_future_skew:
+            if cached_only:
+                raise NeedsDatabase()
             dup = self._duplicate(device_id, statement, payload)
             if dup is not None:
                 return dup
@@ -611,6 +655,8 @@ class Store:
         # (server/report_pack.py), and the signature that verified.
         packed = report_pack.pack(decoded.payload, refs=signed_refs(p["report_id"], device_id))
         month = partitions.month_of(received)
+        if cached_only and partitions.month_of(now()) != self._partitions_month:
+            raise NeedsDatabase()
         self._partitions_ahead()
         blobs = [(sha, report_pack.compress_segment(seg)) for sha, seg in packed.segments.items()
                  if (month, sha) not in self._blobs]
@@ -621,8 +667,8 @@ class Store:
                       month=month, blobs=blobs)
         # The latest results as rows (device_checks) and the report's local day (device_days),
         # written in the same transaction, only if device_state actually advanced.
-        _rows, failing = check_rows(p["results"])
         check_list = check_runs(p["results"], generated)
+        failing = failing_required(check_list)
         params.update(checks=json.dumps(check_list, separators=(",", ":"), default=_iso),
                       day=local_day(generated, self.time_zone), ready_strict=not failing,
                       failing_required=",".join(failing))
@@ -633,18 +679,19 @@ class Store:
         arrived = local_day(max(received, now()), self.time_zone)
         params["late"] = params["day"] < arrived
         params["check_list"] = check_list
-        # Group commit: this returns once the transaction holding the report has committed
-        # (server/group_commit.py); the statements are in server/report_write.py.
-        try:
-            stored = self._writer.store(params)
-        except IntegrityError:
-            stored = False
+        return VerifiedReport(statement, payload, params)
+
+    def settle(self, verified: VerifiedReport, stored: bool) -> tuple[int, dict[str, Any]]:
+        """The answer once the write is done: stored (no database read), or why not —
+        a resend, a refusal, or a report older than the latest state kept as history."""
+        params = verified.params
+        device_id, seq = params["device_id"], params["sequence"]
         if not stored:
             self._keys.pop(device_id)
-            return self._conflict(device_id, statement, payload, params)
+            return self._conflict(device_id, verified.statement, verified.payload, params)
         self._remember_blobs(params)
         log.debug("report.stored", device_id=device_id, sequence=seq)
-        return 201, {"report_id": p["report_id"], "status": "stored", "sequence": seq}
+        return 201, {"report_id": params["report_id"], "status": "stored", "sequence": seq}
 
     def _load_key(self, device_id: str) -> tuple[str, bytes]:
         with self.engine.connect() as conn:

@@ -39,13 +39,13 @@ class Device:
                                device={"hostname": name, "os": "Debian 12", "platform": "linux"})["device_id"]
         store._load_key(self.id)  # cached up front: on SQLite even a read waits for the held write lock
 
-    def report(self, seq, report_id=None):
+    def report(self, seq, report_id=None, status="pass"):
         pred = wire.build_predicate(report_id=report_id, device={"id": self.id, "hostname": "h", "serial": None,
                                                                  "os": "Debian 12", "platform": "linux"},
                                     agent_version="0.1.0", policy={"id": "p", "version": "1", "sha256": "ab" * 32},
                                     facts={"disk": {"status": "ok"}},
-                                    results=[{"check_id": "disk-encrypted", "status": "pass", "severity": "required"}],
-                                    verdict="ready", sequence=seq)
+                                    results=[{"check_id": "disk-encrypted", "status": status, "severity": "required"}],
+                                    verdict="ready" if status == "pass" else "not_ready", sequence=seq)
         st = wire.build_statement(device_id=self.id, public_key=self.key.public_key(), predicate=pred)
         return wire.envelope_bytes(wire.sign_envelope(st, self.key))
 
@@ -165,3 +165,41 @@ def test_key_cache_beyond_its_bound_keeps_serving(store):
         for d in devices:
             assert outcome(small, d.report(seq)) == 201
         assert len(small._keys) == 2
+
+
+def test_a_check_result_the_next_report_repeats_is_not_written_again(store):
+    """An hourly report repeating a check's result leaves its device_checks row as it was
+    (no new row version: PostgreSQL's xmin stays, SQLite's update trigger does not fire);
+    a changed result is written, and the failing run it starts is kept while it lasts."""
+    dev = Device(store, "repeat")
+    pg = store.engine.dialect.name == "postgresql"
+    with store.engine.begin() as conn:
+        if not pg:
+            conn.execute(text("CREATE TABLE test_check_writes (n INTEGER NOT NULL)"))
+            conn.execute(text("INSERT INTO test_check_writes VALUES (0)"))
+            conn.execute(text("CREATE TRIGGER test_check_written AFTER UPDATE ON device_checks "
+                              "BEGIN UPDATE test_check_writes SET n = n + 1; END"))
+
+    def row():
+        with store.engine.connect() as conn:
+            version = "xmin::text" if pg else "(SELECT n FROM test_check_writes)"
+            return conn.execute(text(f"SELECT status, failing_since, {version} FROM device_checks "
+                                     "WHERE device_id = :d"), {"d": dev.id}).one()
+
+    try:
+        assert outcome(store, dev.report(1)) == 201
+        first = row()
+        assert outcome(store, dev.report(2)) == 201
+        assert row() == first  # the same result: the row untouched
+        assert outcome(store, dev.report(3, status="fail")) == 201
+        failing = row()
+        assert failing[0] == "fail" and failing[1] is not None and failing[2] != first[2]
+        assert outcome(store, dev.report(4, status="fail")) == 201
+        assert row() == failing  # still failing: same run, row untouched
+        assert outcome(store, dev.report(5, status="unknown")) == 201
+        assert row()[0] == "unknown" and row()[1] == failing[1]  # written; the run goes on
+    finally:
+        if not pg:
+            with store.engine.begin() as conn:
+                conn.execute(text("DROP TRIGGER test_check_written"))
+                conn.execute(text("DROP TABLE test_check_writes"))
