@@ -333,10 +333,6 @@ Index("ix_device_checks_failing", device_checks.c.device_id, device_checks.c.che
       postgresql_where=_FAILING, sqlite_where=_FAILING)
 Index("ix_device_checks_failing_since", device_checks.c.failing_since, postgresql_where=_FAILING,
       sqlite_where=_FAILING)
-# A unit page's checks failing most: each check's oldest run, and the recommended checks'
-# failing rows (no count of them is kept), each off its own stretch of this index (0020).
-Index("ix_device_checks_severity_since", device_checks.c.severity, device_checks.c.check_id,
-      device_checks.c.failing_since, postgresql_where=_FAILING, sqlite_where=_FAILING)
 Index("ix_device_state_generated", device_state.c.generated_at)
 _IN_GRACE = text("due_until IS NOT NULL")
 Index("ix_device_state_due", device_state.c.due_until, postgresql_where=_IN_GRACE, sqlite_where=_IN_GRACE)  # 0016
