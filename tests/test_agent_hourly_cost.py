@@ -136,3 +136,42 @@ def test_a_command_loads_only_its_own_module():
     assert "auditagent.commands.delivery" in run and "auditagent.commands.policy_cmd" not in run
     everything = loaded_modules("--help")
     assert {"auditagent.commands.check", "auditagent.commands.delivery", "auditagent.commands.policy_cmd"} <= everything
+
+
+def imported_by(*modules: str) -> set[str]:
+    code = "import sys\n" + "".join(f"import {m}\n" for m in modules) + "print('\\n'.join(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(REPO)}).stdout
+    return set(out.split())
+
+
+def test_the_hourly_run_loads_neither_the_test_host_nor_yaml():
+    # What `auditagent run` imports: the replaying Host is for tests and --replay-host, YAML
+    # only for a changed agent.yaml or policy; each costs CPU every hour on every laptop.
+    run = imported_by("auditagent.commands.delivery", "auditagent.audit", "auditagent.delivery", "auditagent.send",
+                      "auditagent.policy_cache", "auditagent.access_cert", "auditagent.probes.patches.linux")
+    assert "auditagent.host" in run
+    assert not {"auditagent.host_replay", "yaml"} & run
+    from auditagent.host import ReplayHost, load_replay_host  # still offered by name
+    from auditagent import host_replay
+    assert (ReplayHost, load_replay_host) == (host_replay.ReplayHost, host_replay.load_replay_host)
+
+
+def test_every_agent_dataclass_has_its_own_docstring():
+    # Without one, Python 3.11's dataclass() builds a signature with inspect for the docstring of
+    # every class at import: measurable CPU on each hourly run for text nobody reads.
+    import dataclasses
+    import importlib
+    import pkgutil
+
+    import auditagent
+
+    missing = []
+    for info in pkgutil.walk_packages(auditagent.__path__, "auditagent."):
+        module = importlib.import_module(info.name)
+        for value in vars(module).values():
+            if isinstance(value, type) and dataclasses.is_dataclass(value) and value.__module__ == info.name:
+                if "__doc__" not in value.__dict__ or value.__doc__ is None or value.__doc__.startswith(
+                        value.__name__ + "("):
+                    missing.append(f"{info.name}.{value.__name__}")
+    assert missing == []
