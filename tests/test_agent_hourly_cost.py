@@ -3,6 +3,7 @@ its inputs changed (apt lists, dpkg status, sources; through the Host seam), and
 command imports only its own command module."""
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -175,3 +176,51 @@ def test_every_agent_dataclass_has_its_own_docstring():
                         value.__name__ + "("):
                     missing.append(f"{info.name}.{value.__name__}")
     assert missing == []
+
+
+def _policy_check(check_id: str, kind: str, parameters: str | None) -> str:
+    text = f"  - id: {check_id}\n    kind: {kind}\n    severity: required\n"
+    text += "".join(f"    {k}: {{sv: a, da: b, en: c}}\n" for k in ("title", "rationale"))
+    text += f"    parameters: {parameters}\n" if parameters else ""
+    return text + "    remediation: {any: {sv: [a], da: [b], en: [c]}}\n"
+
+
+GOLDEN_POLICY = ('id: golden\nversion: "1"\ntitle: {sv: a, da: b, en: c}\ndescription: {sv: a, da: b, en: c}\n'
+                 "checks:\n" + "".join(_policy_check(*c) for c in (
+                     ("disk", "disk_encryption", "{system: true}"),
+                     ("updates", "os_patches", "{max_days_since_update: 14}"),
+                     ("wall", "firewall", None),
+                     ("lock", "screen_lock", "{max_idle_seconds: 300}"))))
+# sha256 of the signed report's bytes for the facts of the captured machine below, as main
+# built them before the hourly run's import and caching changes (868bbed): cheaper imports
+# and caches must not change one byte of what is signed and sent.
+GOLDEN_REPORT_SHA256 = "699b35bafe86e3575819030b6e659419f3c512d542c904424880cd2f0fdc13ed"
+
+
+def test_same_facts_same_signed_report_bytes(tmp_path, monkeypatch):
+    import socket
+
+    import auditagent
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from auditagent import report
+    from auditagent.audit import run_check
+    from auditagent.delivery import build_report
+    from auditagent.enrollment import Enrollment
+    from auditagent.host import load_replay_host
+    from auditagent.policy import load_policy
+
+    monkeypatch.setattr(socket, "gethostname", lambda: "laptop-0042")
+    monkeypatch.setattr(auditagent, "__version__", "0.0.0-golden")
+    monkeypatch.setattr(report, "new_report_id", lambda: "3f0c1a52-9d7e-4b8e-a1c4-6f2d9e8b7a10")
+    monkeypatch.setattr(report, "now_iso", lambda: "2026-11-01T12:00:05Z")
+    (tmp_path / "golden.yaml").write_text(GOLDEN_POLICY)
+    policy = load_policy(tmp_path / "golden.yaml")
+    host = load_replay_host(REPO / "tests/fixtures/hosts/linux-e2e/host.yaml")
+    facts, evaluation = run_check(policy, host, None)
+    key = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+    enrollment = Enrollment(device_id="5b1f6f4e-2d1c-4c8e-9a3b-7e6d5c4b3a21", server="https://collector.example",
+                            keyid="-", enrolled_at="2026-10-01T08:00:00Z", platform="linux")
+    built = build_report(policy=policy, facts=facts, evaluation=evaluation, enrollment=enrollment, private_key=key,
+                         sequence=7, spool_note={"pending": 0}, integrity=None)
+    assert hashlib.sha256(built.data).hexdigest() == GOLDEN_REPORT_SHA256
