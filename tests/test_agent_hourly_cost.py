@@ -224,3 +224,39 @@ def test_same_facts_same_signed_report_bytes(tmp_path, monkeypatch):
     built = build_report(policy=policy, facts=facts, evaluation=evaluation, enrollment=enrollment, private_key=key,
                          sequence=7, spool_note={"pending": 0}, integrity=None)
     assert hashlib.sha256(built.data).hexdigest() == GOLDEN_REPORT_SHA256
+
+
+def _leave_in_child(body: str) -> subprocess.CompletedProcess:
+    code = "import atexit, sys, threading, time\nfrom auditagent.cli import leave\n" + body
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+def test_leave_skips_teardown_but_not_what_it_would_finish():
+    # buffered output and exit handlers are finished; the exit code is kept
+    r = _leave_in_child("atexit.register(lambda: print('handler ran'))\nprint('x' * 100000)\n"
+                        "sys.stderr.write('to stderr')\nleave(3)\n")
+    assert r.returncode == 3
+    assert r.stdout == "x" * 100000 + "\nhandler ran\n" and r.stderr == "to stderr"
+    # another thread still working: the ordinary exit waits for it, as before
+    r = _leave_in_child("threading.Thread(target=lambda: (time.sleep(0.5), print('thread done'))).start()\n"
+                        "leave(1)\n")
+    assert (r.returncode, r.stdout) == (1, "thread done\n")
+
+
+def test_the_agent_command_ends_through_leave_with_its_output_whole(tmp_path):
+    # `python -m auditagent.cli` (and the installed `auditagent`) end through leave(): a long
+    # JSON answer arrives whole, with the command's exit code.
+    manifest = REPO / "tests/fixtures/hosts/linux-e2e/host.yaml"
+    r = subprocess.run([sys.executable, "-m", "auditagent.cli", "check", "--json", "--replay-host", str(manifest)],
+                       capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": str(REPO), "AUDITAGENT_HOME": str(tmp_path)})
+    import json
+
+    assert r.returncode in (0, 1), r.stderr
+    assert json.loads(r.stdout)["verdict"] in ("ready", "not_ready")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("id: [\n")
+    r = subprocess.run([sys.executable, "-m", "auditagent.cli", "policy", "validate", str(bad)], capture_output=True,
+                       text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert r.returncode == 1 and str(bad) in (r.stdout + r.stderr)
