@@ -194,7 +194,7 @@ def _svg(days: Sequence[ChartDay], bands: Sequence[str], t: Any, lo: Layout, *, 
 
 
 def _placed_labels(days: Sequence[ChartDay], t: Any, x: Any, lo: Layout) -> list[tuple[int, str, float, str]]:
-    """The date labels to draw, newest first: (day index, text, x, text-anchor). A label
+    """The date labels to draw, oldest first: (day index, text, x, text-anchor). A label
     that would run past the chart's edge is set against its tick instead; one that would
     touch the next newer label is left out (today's is always kept)."""
     out: list[tuple[int, str, float, str]] = []
@@ -208,7 +208,7 @@ def _placed_labels(days: Sequence[ChartDay], t: Any, x: Any, lo: Layout) -> list
             continue
         out.append((i, text, xx, anchor))
         room = x0
-    return out
+    return out[::-1]
 
 
 def _shares(p: Any, bands: Sequence[str]) -> list[tuple[str, float, float]]:
