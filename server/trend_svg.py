@@ -53,8 +53,8 @@ class Layout:
     max_column: float  # a day's column is never wider than this
 
 
-WIDE = Layout("wide", 900, 240, 44, 12, 12, 28, 7, 56.0)
-NARROW = Layout("narrow", 360, 220, 40, 14, 10, 28, 3, 40.0)  # drawn about 1:1 on a phone
+WIDE = Layout("wide", 900, 240, 46, 12, 12, 28, 7, 56.0)
+NARROW = Layout("narrow", 360, 220, 46, 14, 10, 28, 3, 40.0)  # drawn about 1:1 on a phone
 LAYOUTS = (WIDE, NARROW)
 
 
