@@ -54,7 +54,7 @@ class Layout:
 
 
 WIDE = Layout("wide", 900, 240, 46, 12, 12, 28, 7, 56.0)
-NARROW = Layout("narrow", 360, 220, 46, 14, 10, 28, 3, 40.0)  # drawn about 1:1 on a phone
+NARROW = Layout("narrow", 360, 220, 46, 14, 10, 28, 3, 40.0)  # about 1:1 on a phone, 4:3 on a tablet
 LAYOUTS = (WIDE, NARROW)
 
 

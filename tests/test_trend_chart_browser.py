@@ -1,7 +1,7 @@
 """The unit page's trend chart in a real headless Chromium (Debian's /usr/bin/chromium
 through Playwright) against a real collector subprocess on SQLite, for a unit enrolled
-today (one day of history) and one with a month: in sv, da and en, at a phone's 390 px
-and a laptop's 1366 px, the one chart shown fits the viewport, its labels are inside it,
+today (one day of history) and one with a month: in sv, da and en, at a phone's 390 px,
+a tablet's 768 px and a laptop's 1366 px, the one chart shown fits the viewport, its labels are inside it,
 legible and apart; its table of numbers per day equals the API's trend; and a unit whose
 name is markup runs nothing."""
 from __future__ import annotations
@@ -99,7 +99,7 @@ MEASURE = """svg => {
 
 @pytest.mark.parametrize("lang", ["sv", "da", "en"])
 def test_one_day_and_a_month_fit_a_phone_and_a_laptop(site: Any, browser: Any, lang: str) -> None:  # noqa: F811
-    for width in (390, 1366):
+    for width in (390, 768, 1366):
         context, page, errors = _logged_in(browser, site.url, lang, width)
         try:
             for unit in (ONE_DAY, MONTH):
@@ -110,7 +110,7 @@ def test_one_day_and_a_month_fit_a_phone_and_a_laptop(site: Any, browser: Any, l
                 shown = page.locator("section.trend svg.trend-chart:visible")
                 assert shown.count() == 1, (lang, width, unit)
                 m = shown.evaluate(MEASURE)
-                assert ("trend-narrow" if width < 600 else "trend-wide") in m["cls"]
+                assert ("trend-narrow" if width <= 800 else "trend-wide") in m["cls"]
                 assert m["days"] == span
                 if unit == ONE_DAY:
                     assert span == 1 and m["kind"] == "columns"
