@@ -390,7 +390,9 @@ class Web:
 
         def body() -> Any:  # streamed on its own connection: memory stays flat for any fleet
             with self.engine.connect() as conn:
-                records = rd.export_records(conn, scope, unit_id, now, **kw)
+                # The CSV's times as text written by the database; the XLSX's as date cells.
+                records = rd.export_records(conn, scope, unit_id, now, times=None if fmt == "xlsx" else rd.MINUTES_UTC,
+                                            **kw)
                 if fmt == "xlsx":
                     yield from rd.export_xlsx_for(labels, records, sheet=path.split("/")[-1])
                 else:
