@@ -110,9 +110,9 @@ def test_csv_writer_writes_what_csv_writer_wrote(rows, style):
 
 @pytest.mark.parametrize("evil_at", [None, 0, 255, 256, 700, 999])
 def test_one_cell_to_make_inert_in_a_long_file(evil_at):
-    """Blocks of rows are scanned at once: the one block holding a formula is made
-    inert, every other block is written as it is; the chunks are whole lines (a block of 256
-    rows at least)."""
+    """Rows are written a block at a time: the one cell holding a formula is made inert
+    wherever it stands, everything else is written as it is; the chunks are whole lines (a
+    block of 256 rows at least)."""
     rows = [[f"dev-{i:05d}", f"PC-{i}", "Enhet/Team 1", "2026-12-01T18:44:57Z", "os-updates;firewall", 'a "q"']
             for i in range(1000)]
     if evil_at is not None:
