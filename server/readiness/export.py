@@ -299,6 +299,15 @@ def export_xlsx_for(labels: Labels, records: Iterator[tuple[Any, ...]], *, sheet
     return spreadsheet.xlsx_chunks(labels.header(), labels.rows(records, text_times=False), sheet=sheet)
 
 
+def export_for(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, labels: Labels, lang: str,
+               fmt: str, *, sheet: str, **kwargs: Any) -> Iterator[Any]:
+    """A person's export of the unit, as the dashboard streams it: ``fmt`` "xlsx" (times
+    as date cells) or "csv" (times as text the database writes)."""
+    if fmt == "xlsx":
+        return export_xlsx_for(labels, export_records(conn, scope, unit_id, now, **kwargs), sheet=sheet)
+    return export_csv_for(labels, lang, export_records(conn, scope, unit_id, now, times=MINUTES_UTC, **kwargs))
+
+
 def export_xlsx(records: Iterator[tuple[Any, ...]], *, sheet: str = "devices") -> Iterator[bytes]:
     """The machine XLSX, streamed: column keys, raw values (lists joined with ';')."""
     rows = ([";".join(v) if isinstance(v, list) else v for v in rec] for rec in records)
