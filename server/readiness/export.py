@@ -87,7 +87,7 @@ MINUTES_UTC = TimeText(_minutes_utc, "YYYY-MM-DD HH24:MI", "YYYY-MM-DD HH24:MI")
 _READ = ("id", "hostname", "unit_path", "state", "generated_at", "received_at", "failing_required", "unit_id",
          "platform", "os", "agent_version", "failing_since", "due_until")
 _TIMES_READ = frozenset({"generated_at", "received_at", "failing_since", "due_until"})
-EXPORT_BATCH = 5000  # rows fetched from the cursor at a time (the first byte waits for the first batch)
+EXPORT_BATCH = 2000  # rows fetched from the cursor at a time (the first byte waits for the first batch)
 
 
 def _export_query(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, *, filters: ExportFilters,
