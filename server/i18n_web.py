@@ -1027,7 +1027,54 @@ GRACE_MESSAGES: dict[str, dict[str, str]] = {
         "export.col.due_until": "Fix by (UTC)",
     },
 }
-for _extra in (READINESS_MESSAGES, SIGN_ON_MESSAGES, SUBSCRIPTION_MESSAGES, DIGEST_MESSAGES, GRACE_MESSAGES):
+# The trend chart's words when a unit has only a few days of history, its text
+# alternative and its table of numbers (server/trend_svg.py, the trend_chart macro).
+TREND_MESSAGES: dict[str, dict[str, str]] = {
+    "sv": {
+        "trend.since.one": "Historik sedan {day} ({n} dag).",
+        "trend.since.other": "Historik sedan {day} ({n} dagar).",
+        "trend.one_day": "Bara en dag med data hittills. Utvecklingen visas när fler dagar har gått.",
+        "trend.desc.one_day": "En dag med data: {day}.",
+        "trend.desc.period.one": "Från {first} till {last} ({n} dag).",
+        "trend.desc.period.other": "Från {first} till {last} ({n} dagar).",
+        "trend.desc.gaps.one": "{n} dag utan data.",
+        "trend.desc.gaps.other": "{n} dagar utan data.",
+        "trend.day.title": "{day}: beredskap {pct} (redo {ready}, åtgärd krävs {due}, totalt {total})",
+        "trend.numbers": "Visa siffrorna per dag",
+        "trend.col.day": "Dag",
+        "trend.no_data": "ingen data",
+    },
+    "da": {
+        "trend.since.one": "Historik siden {day} ({n} dag).",
+        "trend.since.other": "Historik siden {day} ({n} dage).",
+        "trend.one_day": "Kun én dag med data indtil nu. Udviklingen vises, når flere dage er gået.",
+        "trend.desc.one_day": "Én dag med data: {day}.",
+        "trend.desc.period.one": "Fra {first} til {last} ({n} dag).",
+        "trend.desc.period.other": "Fra {first} til {last} ({n} dage).",
+        "trend.desc.gaps.one": "{n} dag uden data.",
+        "trend.desc.gaps.other": "{n} dage uden data.",
+        "trend.day.title": "{day}: parathed {pct} (klar {ready}, handling kræves {due}, i alt {total})",
+        "trend.numbers": "Vis tallene pr. dag",
+        "trend.col.day": "Dag",
+        "trend.no_data": "ingen data",
+    },
+    "en": {
+        "trend.since.one": "History since {day} ({n} day).",
+        "trend.since.other": "History since {day} ({n} days).",
+        "trend.one_day": "Only one day of data so far. The trend shows as more days pass.",
+        "trend.desc.one_day": "One day of data: {day}.",
+        "trend.desc.period.one": "From {first} to {last} ({n} day).",
+        "trend.desc.period.other": "From {first} to {last} ({n} days).",
+        "trend.desc.gaps.one": "{n} day without data.",
+        "trend.desc.gaps.other": "{n} days without data.",
+        "trend.day.title": "{day}: readiness {pct} (ready {ready}, due {due}, total {total})",
+        "trend.numbers": "Show the numbers per day",
+        "trend.col.day": "Day",
+        "trend.no_data": "no data",
+    },
+}
+for _extra in (READINESS_MESSAGES, SIGN_ON_MESSAGES, SUBSCRIPTION_MESSAGES, DIGEST_MESSAGES, GRACE_MESSAGES,
+               TREND_MESSAGES):
     for _lang, _msgs in _extra.items():
         _catalogue = MESSAGES.setdefault(_lang, {})
         for _key, _text in _msgs.items():

@@ -49,7 +49,7 @@ from server.db import devices, units
 from server.i18n_web import LANG_NAMES, LANGS, Translator, choose_language
 from server.local_time import DEFAULT_ZONE, local_midnight_after, local_today, time_zone
 from server.store import ApiError
-from server.trend_svg import trend_bands_svg
+from server.trend_svg import trend_chart
 from server.web_common import SECURITY_HEADERS, safe_next
 
 HERE = Path(__file__).resolve().parent
@@ -304,11 +304,7 @@ class Web:
             crumbs = self._crumbs(conn, scope, unit["path"])
         points = trend_job.result() if trend_job is not None else self._trend_points(scope, unit_id, now)
         s = detail.summary
-        last = points[-1]
-        svg = trend_bands_svg(points, rd.BANDS, days=TREND_DAYS, title=ctx.t("trend", days=TREND_DAYS), day_label=ctx.t.day,
-                              desc=ctx.t("trend.bands.alt", ready=last.ready, not_ready=last.not_ready,
-                                         stale=last.stale, never=last.never_reported, total=last.devices,
-                                         due=last.due))
+        chart = trend_chart(points, rd.BANDS, ctx.t, title=ctx.t("trend", days=TREND_DAYS))
         check_ids = sorted(set(_policy_titles()) | {f.check_id for f in detail.failing_checks})
         if check and check not in check_ids:
             check_ids.append(check)
@@ -355,7 +351,7 @@ class Web:
                       "failing_since": d.failing_since, "due_until": d.due_until}
                      for d in devices_page.items],
             device_total=devices_page.total, page=devices_page.page, pages=pages, filters=filters,
-            filter_url=filter_url, trend_svg=svg, trend_days=TREND_DAYS,
+            filter_url=filter_url, trend=chart, trend_days=TREND_DAYS,
             check_options=[{"id": c, "title": check_title(c, lang)} for c in check_ids],
             os_options=PLATFORMS,
             subunit_options=[{"id": u["id"], "label": "\u00a0\u00a0" * (u["depth"] - base_depth - 1)
@@ -390,11 +386,8 @@ class Web:
 
         def body() -> Any:  # streamed on its own connection: memory stays flat for any fleet
             with self.engine.connect() as conn:
-                records = rd.export_records(conn, scope, unit_id, now, **kw)
-                if fmt == "xlsx":
-                    yield from rd.export_xlsx_for(labels, records, sheet=path.split("/")[-1])
-                else:
-                    yield from rd.export_csv_for(labels, ctx.lang, records)
+                yield from rd.export_for(conn, scope, unit_id, now, labels, ctx.lang, fmt, sheet=path.split("/")[-1],
+                                         **kw)
 
         return StreamingResponse(body(), headers=headers, media_type=rd.XLSX_TYPE if fmt == "xlsx"
                                  else "text/csv; charset=utf-8")
@@ -589,11 +582,7 @@ class Web:
                             change=("+" if change > 0 else "−") + t.number(abs(change), 1)))
         # One row a week, ending today: what a committee reads, not 90 numbers.
         weekly = [p for i, p in enumerate(reversed(points)) if i % 7 == 0 and p.devices][::-1]
-        last = points[-1] if points else None
-        svg = Markup("") if last is None else trend_bands_svg(
-            points, rd.BANDS, days=days, title=t("report.trend"), day_label=t.day,
-            desc=t("trend.bands.alt", ready=last.ready, not_ready=last.not_ready, stale=last.stale,
-                   never=last.never_reported, total=last.devices, due=last.due))
+        chart = trend_chart(points, rd.BANDS, t, title=t("report.trend"))
         blocking = sorted((f for f in detail.failing_checks if f.severity == "required" and f.devices_failing),
                           key=lambda f: (-f.devices_failing, f.check_id))[:10]
         return self.render(
@@ -602,7 +591,7 @@ class Web:
             period={"start": points[0].day if points else local_today(now, self.zone),
                     "end": points[-1].day if points else local_today(now, self.zone)},
             now=now, summary={"total": s.total, "counts": s.counts, "pct": s.ready_pct},
-            trend_svg=svg, trend_text=trend_text,
+            trend=chart, trend_text=trend_text,
             weekly=[{"day": p.day, "pct": p.ready_pct, "ready": p.ready, "devices": p.devices} for p in weekly],
             children=[self.unit_row(c) for c in detail.children],
             blocking=[{"check_id": f.check_id, "title": check_title(f.check_id, lang), "devices": f.devices_failing,
