@@ -138,7 +138,10 @@ _PG_NEW_CHECKS = (
     "new_checks AS (SELECT b.device_id, x.check_id, "
     + ", ".join(f"{v} AS {c}" for c, v in _carried("o", "x").items()) + " FROM b CROSS JOIN LATERAL "
     "json_to_recordset(b.checks) AS x(check_id text, severity text, status text, failing_since timestamptz, "
-    "due_until timestamptz) LEFT JOIN device_checks o ON o.device_id = b.device_id AND o.check_id = x.check_id), "
+    "due_until timestamptz) LEFT JOIN LATERAL (SELECT o.status, o.failing_since, o.due_until FROM device_checks o "
+    # LIMIT 1 (it is the primary key) keeps this a lookup by index per row, whatever the
+    # plan estimates of the batch: never a scan of every device's checks.
+    "WHERE o.device_id = b.device_id AND o.check_id = x.check_id LIMIT 1) o ON true), "
     "run AS (SELECT n.device_id, MIN(n.failing_since) FILTER (WHERE " + _REQ_FAILING_ROW.format(t="n") + ") AS since, "
     "MIN(n.due_until) FILTER (WHERE " + _REQ_FAILING_ROW.format(t="n") + ") AS due, "
     "string_agg(n.check_id, ',' ORDER BY n.check_id) FILTER (WHERE " + _REQ_FAILING_ROW.format(t="n")
