@@ -62,13 +62,21 @@ def _fill(template: str, marks: dict[str, str]) -> str:
 # met → neither. Both dialects, one rule. In an upsert's SET, ``device_checks.*`` is the
 # previous row and ``EXCLUDED.*`` the new one.
 _NOT_MET = "IN ('fail', 'unknown')"  # = server.store.FAILING_STATUSES
-_NEW_CHECK = {
-    "severity": "EXCLUDED.severity", "status": "EXCLUDED.status",
-    "failing_since": f"CASE WHEN EXCLUDED.status {_NOT_MET} THEN COALESCE(CASE WHEN device_checks.status {_NOT_MET} "
-                     "THEN device_checks.failing_since END, EXCLUDED.failing_since) END",
-    "due_until": f"CASE WHEN EXCLUDED.status {_NOT_MET} THEN CASE WHEN device_checks.status {_NOT_MET} "
-                 "AND device_checks.failing_since IS NOT NULL THEN device_checks.due_until ELSE EXCLUDED.due_until END END",
-}
+
+
+def _carried(old: str, new: str) -> dict[str, str]:
+    """A check's row from its new values (``new``, this report's) and its previous row
+    (``old``; all NULL when there was none)."""
+    return {
+        "severity": f"{new}.severity", "status": f"{new}.status",
+        "failing_since": f"CASE WHEN {new}.status {_NOT_MET} THEN COALESCE(CASE WHEN {old}.status {_NOT_MET} "
+                         f"THEN {old}.failing_since END, {new}.failing_since) END",
+        "due_until": f"CASE WHEN {new}.status {_NOT_MET} THEN CASE WHEN {old}.status {_NOT_MET} "
+                     f"AND {old}.failing_since IS NOT NULL THEN {old}.due_until ELSE {new}.due_until END END",
+    }
+
+
+_NEW_CHECK = _carried("device_checks", "EXCLUDED")
 # A check that an hourly report repeats (the usual case) keeps its row as it is: the update
 # is skipped where it would write the same values (no new row version, no WAL for it).
 # ``{distinct}`` is the dialect's null-safe "differs": IS DISTINCT FROM, or SQLite's IS NOT.
@@ -78,8 +86,9 @@ _UPSERT_CHECK = (
     + " WHERE " + " OR ".join(f"device_checks.{c} {{distinct}} {v}" for c, v in _NEW_CHECK.items()))
 # Then the device's own: its failing required checks' earliest start and deadline, and
 # those of them without grace (what makes it not ready at once).
-_REQ_FAILING = ("FROM device_checks dc WHERE dc.device_id = device_state.device_id AND dc.severity = 'required' "
-                f"AND dc.status {_NOT_MET}")
+_REQ_FAILING_ROW = "{t}.severity = 'required' AND {t}.status " + _NOT_MET
+_REQ_FAILING = ("FROM device_checks dc WHERE dc.device_id = device_state.device_id AND "
+                + _REQ_FAILING_ROW.format(t="dc"))
 _DEVICE_RUN = ("UPDATE device_state SET failing_since = (SELECT MIN(dc.failing_since) " + _REQ_FAILING + "), "
                "due_until = (SELECT MIN(dc.due_until) " + _REQ_FAILING + "), failing_hard = COALESCE(({hard}), '') "
                "WHERE device_state.device_id {which}")
@@ -94,13 +103,6 @@ _UPSERT_DAY = (
     "ON CONFLICT (device_id, day) DO UPDATE SET ready_strict = excluded.ready_strict, "
     "failing_required = excluded.failing_required, due_until = excluded.due_until, "
     "failing_hard = excluded.failing_hard")
-DEVICE_RUN_PG = (
-    "WITH run AS (" + _DEVICE_RUN.format(
-        hard="SELECT string_agg(dc.check_id, ',' ORDER BY dc.check_id) " + _REQ_FAILING + " AND dc.due_until IS NULL",
-        which="= ANY(%(ids)s)") + " RETURNING device_state.device_id, device_state.unit_id, "
-    "device_state.due_until, device_state.failing_hard) "
-    + _UPSERT_DAY.format(rows="unnest(%(ids)s::text[], %(days)s::date[], %(ready)s::boolean[], %(failing)s::text[]) "
-                              "AS x(device_id, day, ready_strict, failing_required)", run="run"))
 _DEVICE_RUN_SQLITE = _DEVICE_RUN.format(  # group_concat keeps the order of an ordered subquery
     hard="SELECT group_concat(check_id, ',') FROM (SELECT dc.check_id " + _REQ_FAILING
          + " AND dc.due_until IS NULL ORDER BY dc.check_id)", which="= :device_id")
@@ -129,22 +131,39 @@ def _blobs_of(joined: str) -> str:
             + " CROSS JOIN LATERAL json_to_recordset(b.blobs) AS x(sha text, data text) ON CONFLICT DO NOTHING), ")
 
 
+# Each check's row as this report leaves it, carried over from its previous row (read in
+# the statement's snapshot: only ingest writes device_checks, under the device's advisory
+# lock), and from them the device's run, so that device_state is updated once per report.
+_PG_NEW_CHECKS = (
+    "new_checks AS (SELECT b.device_id, x.check_id, "
+    + ", ".join(f"{v} AS {c}" for c, v in _carried("o", "x").items()) + " FROM b CROSS JOIN LATERAL "
+    "json_to_recordset(b.checks) AS x(check_id text, severity text, status text, failing_since timestamptz, "
+    "due_until timestamptz) LEFT JOIN LATERAL (SELECT o.status, o.failing_since, o.due_until FROM device_checks o "
+    # LIMIT 1 (it is the primary key) keeps this a lookup by index per row, whatever the
+    # plan estimates of the batch: never a scan of every device's checks.
+    "WHERE o.device_id = b.device_id AND o.check_id = x.check_id LIMIT 1) o ON true), "
+    "run AS (SELECT n.device_id, MIN(n.failing_since) FILTER (WHERE " + _REQ_FAILING_ROW.format(t="n") + ") AS since, "
+    "MIN(n.due_until) FILTER (WHERE " + _REQ_FAILING_ROW.format(t="n") + ") AS due, "
+    "string_agg(n.check_id, ',' ORDER BY n.check_id) FILTER (WHERE " + _REQ_FAILING_ROW.format(t="n")
+    + " AND n.due_until IS NULL) AS hard FROM new_checks n GROUP BY n.device_id), ")
 BATCH_SQL_PG = (
     "WITH b AS (SELECT * FROM json_to_recordset(%(batch)s::json) AS b("
     + ", ".join(f"{n} {t}" for n, t in _PG_BATCH_TYPES.items()) + ")), "
-    "advanced AS (UPDATE device_state SET " + _fill(_STATE_SET, _B) + " FROM b WHERE "
-    + _fill(_STATE_WHERE, _B) + " RETURNING device_state.device_id), "
+    + _PG_NEW_CHECKS +
+    "advanced AS (UPDATE device_state SET " + _fill(_STATE_SET, _B) + ", failing_since = r.since, "
+    "due_until = r.due, failing_hard = COALESCE(r.hard, '') FROM b LEFT JOIN run r ON r.device_id = b.device_id "
+    "WHERE " + _fill(_STATE_WHERE, _B) + " RETURNING device_state.device_id, device_state.unit_id, "
+    "device_state.due_until, device_state.failing_hard), "
     "stored AS (INSERT INTO reports (" + ", ".join(_REPORT_COLUMNS) + ") SELECT "
     + ", ".join(_B[v] for v in _REPORT_VALUES) + " FROM " + _ADVANCED + " RETURNING reports.device_id), "
     + _blobs_of(_ADVANCED) +
-    "new_checks AS (SELECT b.device_id, x.check_id, x.severity, x.status, x.failing_since, x.due_until FROM "
-    + _ADVANCED + " CROSS JOIN LATERAL json_to_recordset(b.checks) AS x(check_id text, severity text, "
-    "status text, failing_since timestamptz, due_until timestamptz)), "
     "gone AS (DELETE FROM device_checks USING advanced a WHERE device_checks.device_id = a.device_id "
     "AND NOT EXISTS (SELECT 1 FROM new_checks n WHERE n.device_id = device_checks.device_id "
     "AND n.check_id = device_checks.check_id)), "
-    "upserted AS (" + _UPSERT_CHECK.format(rows="SELECT device_id, check_id, severity, status, failing_since, "
-                                           "due_until FROM new_checks", distinct="IS DISTINCT FROM") + "), "
+    "upserted AS (" + _UPSERT_CHECK.format(rows="SELECT n.device_id, n.check_id, n.severity, n.status, "
+                                           "n.failing_since, n.due_until FROM new_checks n JOIN advanced a "
+                                           "ON a.device_id = n.device_id", distinct="IS DISTINCT FROM") + "), "
+    "day_row AS (" + _UPSERT_DAY.format(rows="b x", run="advanced") + "), "
     # A report whose local day had already ended when it arrived changes a closed day of the
     # trend: its unit's cached days are redone (see server.readiness.trend).
     "late_day AS (UPDATE units SET history_version = units.history_version + 1 "
@@ -185,12 +204,6 @@ def lock_reports_pg(conn: Connection, items: Sequence[dict[str, Any]]) -> None:
 def store_batch_pg(conn: Connection, items: Sequence[dict[str, Any]]) -> list[bool]:
     lock_reports_pg(conn, items)
     stored = {r[0] for r in conn.exec_driver_sql(BATCH_SQL_PG, {"batch": _batch_json(items)})}
-    if stored:  # one more statement per batch: the devices' runs, from the checks just written
-        ids = sorted(stored)
-        row = {it["device_id"]: it for it in items}
-        conn.exec_driver_sql(DEVICE_RUN_PG, {"ids": ids, "days": [row[i]["day"] for i in ids],
-                                             "ready": [row[i]["ready_strict"] for i in ids],
-                                             "failing": [row[i]["failing_required"] for i in ids]})
     return [it["device_id"] in stored for it in items]
 
 

@@ -39,12 +39,13 @@ class Device:
                                device={"hostname": name, "os": "Debian 12", "platform": "linux"})["device_id"]
         store._load_key(self.id)  # cached up front: on SQLite even a read waits for the held write lock
 
-    def report(self, seq, report_id=None, status="pass"):
+    def report(self, seq, report_id=None, status="pass", results=None):
+        results = results or [{"check_id": "disk-encrypted", "status": status, "severity": "required"}]
         pred = wire.build_predicate(report_id=report_id, device={"id": self.id, "hostname": "h", "serial": None,
                                                                  "os": "Debian 12", "platform": "linux"},
                                     agent_version="0.1.0", policy={"id": "p", "version": "1", "sha256": "ab" * 32},
                                     facts={"disk": {"status": "ok"}},
-                                    results=[{"check_id": "disk-encrypted", "status": status, "severity": "required"}],
+                                    results=results,
                                     verdict="ready" if status == "pass" else "not_ready", sequence=seq)
         st = wire.build_statement(device_id=self.id, public_key=self.key.public_key(), predicate=pred)
         return wire.envelope_bytes(wire.sign_envelope(st, self.key))
@@ -203,3 +204,93 @@ def test_a_check_result_the_next_report_repeats_is_not_written_again(store):
             with store.engine.begin() as conn:
                 conn.execute(text("DROP TRIGGER test_check_written"))
                 conn.execute(text("DROP TABLE test_check_writes"))
+
+
+def _checks(*statuses, grace=None):
+    """Results of three checks (two required, one recommended) with these statuses."""
+    names = ("disk-encrypted", "firewall", "screen-lock")
+    out = [{"check_id": n, "status": st, "severity": "recommended" if n == "screen-lock" else "required"}
+           for n, st in zip(names, statuses)]
+    for r in out:
+        if grace and r["check_id"] in grace:
+            r["grace_hours"] = grace[r["check_id"]]
+    return out
+
+
+def test_a_batch_leaves_each_device_run_as_its_checks_define_it(store):
+    """Several devices' reports in one batch statement, each a different change of its
+    checks (a new failing run with and without grace, a run going on, a run ending, a
+    replay that is refused): device_state's run and the day row equal what the device's
+    own check rows define (the earliest start and deadline of its failing required checks,
+    and those without grace), and the refused device's rows stay as they were."""
+    from sqlalchemy import select
+
+    from server.db import device_checks, device_days, device_state, utc
+
+    blocker = Device(store, "blocker-run")
+    new_run, going_on, ending, refused = (Device(store, f"run-{i}") for i in range(4))
+    assert outcome(store, going_on.report(1, results=_checks("fail", "pass", "fail"))) == 201
+    assert outcome(store, ending.report(1, results=_checks("unknown", "fail", "pass", grace={"firewall": 24}))) == 201
+    assert outcome(store, refused.report(1, results=_checks("fail", "fail", "pass"))) == 201
+
+    def rows(dev):
+        dc, ds, dd = device_checks.c, device_state.c, device_days.c
+        with store.engine.connect() as c:
+            checks = c.execute(select(dc.check_id, dc.severity, dc.status, dc.failing_since, dc.due_until)
+                               .where(dc.device_id == dev.id).order_by(dc.check_id)).all()
+            state = c.execute(select(ds.failing_since, ds.due_until, ds.failing_hard, ds.last_sequence)
+                              .where(ds.device_id == dev.id)).one()
+            day = c.execute(select(dd.due_until, dd.failing_hard).where(dd.device_id == dev.id)
+                            .order_by(dd.day.desc())).first()
+        return checks, state, day
+
+    before_going_on, before_refused = rows(going_on)[0], rows(refused)
+    results = queue_behind_lock(store, blocker, [
+        new_run.report(1, results=_checks("fail", "unknown", "fail", grace={"disk-encrypted": 48})),
+        going_on.report(2, results=_checks("unknown", "fail", "pass")),
+        ending.report(2, results=_checks("pass", "pass", "fail")),
+        refused.report(1, results=_checks("pass", "pass", "pass")),  # a replayed sequence
+    ])
+    assert results == [201, 201, 201, 201, "replayed_sequence"]
+    assert rows(refused) == before_refused
+    # disk-encrypted's run goes on from the first report; firewall's starts with this one.
+    after = {r.check_id: r for r in rows(going_on)[0]}
+    assert after["disk-encrypted"].failing_since == before_going_on[0].failing_since
+    assert after["firewall"].failing_since is not None and after["screen-lock"].failing_since is None
+    for dev in (new_run, going_on, ending):
+        checks, state, day = rows(dev)
+        failing = [r for r in checks if r.severity == "required" and r.status in ("fail", "unknown")]
+        since = min((utc(r.failing_since) for r in failing), default=None)
+        due = min((utc(r.due_until) for r in failing if r.due_until is not None), default=None)
+        hard = ",".join(sorted(r.check_id for r in failing if r.due_until is None))
+        assert (utc(state.failing_since), utc(state.due_until), state.failing_hard) == (since, due, hard)
+        assert (utc(day.due_until), day.failing_hard) == (due, hard)
+    assert rows(new_run)[1].failing_hard == "firewall" and rows(new_run)[1].due_until is not None
+    assert rows(ending)[1].failing_since is None and rows(ending)[1].failing_hard == ""
+
+
+def test_each_stored_report_updates_its_device_state_row_once(store):
+    """PostgreSQL stores a batch in one statement: device_state's row gets one new version
+    per report (its run is computed with the rest), not a second update after the checks."""
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite writes one report at a time, statement by statement")
+    blocker = Device(store, "blocker-once")
+    devices = [Device(store, f"once-{i}") for i in range(3)]
+    with store.engine.begin() as c:
+        c.execute(text("CREATE TABLE test_state_writes (n INTEGER NOT NULL)"))
+        c.execute(text("INSERT INTO test_state_writes VALUES (0)"))
+        c.execute(text("CREATE FUNCTION test_count_state_write() RETURNS trigger LANGUAGE plpgsql AS "
+                       "$$ BEGIN UPDATE test_state_writes SET n = n + 1; RETURN NULL; END $$"))
+        c.execute(text("CREATE TRIGGER test_state_written AFTER UPDATE ON device_state FOR EACH ROW "
+                       "EXECUTE FUNCTION test_count_state_write()"))
+    try:
+        results = queue_behind_lock(store, blocker, [
+            d.report(1, results=_checks("fail", "pass", "pass")) for d in devices])
+        assert results == [201] * 4
+        with store.engine.connect() as c:
+            assert c.execute(text("SELECT n FROM test_state_writes")).scalar() == 4
+    finally:
+        with store.engine.begin() as c:
+            c.execute(text("DROP TRIGGER test_state_written ON device_state"))
+            c.execute(text("DROP FUNCTION test_count_state_write()"))
+            c.execute(text("DROP TABLE test_state_writes"))
