@@ -6,9 +6,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Date, DateTime, Integer, Interval, bindparam, cast, func, literal, type_coerce
+from sqlalchemy import Boolean, Date, DateTime, Integer, Interval, bindparam, cast, func, literal, type_coerce
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from server.db import utc
 
@@ -53,6 +56,55 @@ def contains_item(conn: Connection, csv_col: Any, item: Any) -> ColumnElement[bo
         return func.strpos(hay, needle) > 0
     return func.instr(hay, needle) > 0
 
+
+# ------------------------------------------------------------------ a list of values as one parameter
+
+
+class OneOf(ColumnElement[bool]):
+    """SQL: ``col`` is (``negate``: is not) one of ``values``, bound as ONE parameter on
+    PostgreSQL (``col = ANY(:array)`` / ``col <> ALL(:array)``), so the statement's text
+    is the same whatever the list's length: psycopg caches its parse and prepares it
+    (it does neither for a statement over 4,096 characters or 50 parameters, which a
+    long ``IN (…)`` makes). Elsewhere (SQLite) an ordinary ``IN``. NULL and the empty
+    list behave as ``IN`` does: an empty list matches nothing (``negate``: everything)."""
+
+    type = Boolean()
+    _is_implicitly_boolean = True  # a predicate: no "= 1" after it where booleans are integers
+    inherit_cache = True
+    _traverse_internals = [("col", InternalTraversal.dp_clauseelement),
+                           ("array", InternalTraversal.dp_clauseelement),
+                           ("expanding", InternalTraversal.dp_clauseelement),
+                           ("negate_", InternalTraversal.dp_boolean)]
+
+    def __init__(self, col: Any, values: Any, negate: bool = False) -> None:
+        values = list(values)
+        self.col = col
+        self.negate_ = negate
+        # Both forms are bound (and keyed for the statement cache); each dialect renders one.
+        self.array = bindparam(None, values, type_=ARRAY(col.type))
+        self.expanding = bindparam(None, values, expanding=True, type_=col.type)
+
+
+def one_of(col: Any, values: Any) -> ColumnElement[bool]:
+    """SQL: ``col`` is one of ``values`` (:class:`OneOf`)."""
+    return OneOf(col, values)
+
+
+def none_of(col: Any, values: Any) -> ColumnElement[bool]:
+    """SQL: ``col`` is none of ``values`` (:class:`OneOf`, negated)."""
+    return OneOf(col, values, negate=True)
+
+
+@compiles(OneOf)
+def _one_of_in(element: OneOf, compiler: Any, **kw: Any) -> str:
+    op = "NOT IN" if element.negate_ else "IN"
+    return f"({compiler.process(element.col, **kw)} {op} {compiler.process(element.expanding, **kw)})"
+
+
+@compiles(OneOf, "postgresql")
+def _one_of_any(element: OneOf, compiler: Any, **kw: Any) -> str:
+    op = "<> ALL" if element.negate_ else "= ANY"
+    return f"({compiler.process(element.col, **kw)} {op} ({compiler.process(element.array, **kw)}))"
 
 
 EPOCH = dt.date(2000, 1, 1)

@@ -47,7 +47,7 @@ from sqlalchemy.sql import ColumnElement, Select
 from server.db import device_state, devices, unit_max_age_history, unit_state_deltas, units, utc
 from server.readiness.cover import Cover, Covers, exception_cover
 from server.readiness.scope import Scope, ancestor_or_self, scope_unit_ids
-from server.readiness.sql import contains_item, dialect, minus_hours, ts_param
+from server.readiness.sql import contains_item, dialect, minus_hours, none_of, one_of, ts_param
 
 READY, DUE, NOT_READY, STALE, NEVER_REPORTED = "ready", "due", "not_ready", "stale", "never_reported"
 STATES = (READY, DUE, NOT_READY, STALE, NEVER_REPORTED)
@@ -72,7 +72,7 @@ def unit_max_age(name: str = "unit_age", *, now: dt.datetime | None = None, conn
     # Materialised: 1 row per unit, computed once, not once per device joined to it.
     ages = select(u.c.id.label("unit_id"), u.c.path.label("path"), hours.label("max_age_hours"))
     if unit_ids is not None:  # one device's unit (a gateway's question) needs no fleet-wide pass
-        ages = ages.where(u.c.id.in_(list(unit_ids)))
+        ages = ages.where(one_of(u.c.id, unit_ids))
     ages = (ages.cte(name if now is None else name + "_hours").prefix_with("MATERIALIZED", dialect="postgresql"))
     if now is None:
         return ages
@@ -126,8 +126,8 @@ def stale_clause(conn: Connection, s: Any, now: dt.datetime, *,
     own.pop(default_max_age_hours, None)  # same as the default: no need to list them
     listed = sorted(u for ids in own.values() for u in ids)
     default_cut = ts_param(now - dt.timedelta(hours=default_max_age_hours))
-    cond = [and_(s.c.unit_id.not_in(listed), s.c.generated_at < default_cut)]
-    cond += [and_(s.c.unit_id.in_(sorted(ids)), s.c.generated_at < ts_param(now - dt.timedelta(hours=h)))
+    cond = [and_(none_of(s.c.unit_id, listed), s.c.generated_at < default_cut)]
+    cond += [and_(one_of(s.c.unit_id, sorted(ids)), s.c.generated_at < ts_param(now - dt.timedelta(hours=h)))
              for h, ids in own.items()]
     return and_(s.c.last_report_id.is_not(None), or_(*cond))
 
@@ -390,7 +390,7 @@ def device_states(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | 
          .select_from(s.join(cut, cut.c.unit_id == s.c.unit_id))
          .where(not_revoked(s.c.device_id)))
     if unit_ids is not None:
-        q = q.where(s.c.unit_id.in_(unit_ids))
+        q = q.where(one_of(s.c.unit_id, unit_ids))
     return q
 
 
@@ -420,7 +420,7 @@ def stale_longest(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | 
          .where(is_stale(s, cut), devices.c.revoked_at.is_(None))
          .order_by(s.c.generated_at, s.c.device_id).limit(limit))
     if unit_ids is not None:
-        q = q.where(s.c.unit_id.in_(unit_ids))
+        q = q.where(one_of(s.c.unit_id, unit_ids))
     return [StaleDevice(r.device_id, r.hostname, r.path, utc(r.generated_at), utc(r.received_at))
             for r in conn.execute(q)]
 
