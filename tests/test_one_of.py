@@ -103,3 +103,38 @@ def test_postgresql_one_text_whatever_the_length(engine):
     assert len({s for s, _n in sent}) == 1, sent
     assert {n for _s, n in sent} == {1}
     assert "= ANY" in sent[0][0]
+
+
+def test_pages_are_planned_for_their_values(fleet):
+    """A page read many times (its statements prepared by psycopg) is planned for the
+    values of each run, never with a generic plan blind to them; and the setting ends
+    with the page's transaction. The pages' answers stay those of the first run."""
+    from readiness_fleet import EB, NOW
+    from sqlalchemy import text
+
+    from server import readiness as rd
+
+    scope = rd.Scope()
+    # A connection of its own: none of ingest's prepared statements on it.
+    own = make_engine(fleet.store.engine.url.render_as_string(hide_password=False), pool_size=1, max_overflow=0)
+    with own.connect() as conn:
+        pg = conn.dialect.name == "postgresql"
+        first = None
+        for _ in range(12):  # beyond psycopg's 5 runs before preparing and PostgreSQL's 5 custom plans
+            got = (rd.unit_detail(conn, scope, fleet.units[EB], NOW, state="not_ready"),
+                   rd.device_detail(conn, scope, fleet.devices["eb3"].id, NOW), rd.overview(conn, scope, NOW))
+            first = first or got
+            assert got == first
+            if pg:
+                assert conn.execute(text("SHOW plan_cache_mode")).scalar_one() == "force_custom_plan"
+                # (A statement without parameters has only one plan, which PostgreSQL counts as generic.)
+                prepared = conn.execute(text("SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements"
+                                             " WHERE cardinality(parameter_types) > 0")).all()
+            conn.commit()  # not a rollback: psycopg forgets what it prepared at each rollback
+        assert [d.hostname for d in first[0].devices.items] == ["eb2-laptop", "eb3-laptop"]
+        assert first[0].summary.path == EB and sum(u.total for u in first[2].units if u.depth == 1) == 14
+        if pg:
+            assert conn.execute(text("SHOW plan_cache_mode")).scalar_one() == "auto"  # ended with the transaction
+            assert any(n >= 5 for _s, _g, n in prepared), prepared  # the page's statements were prepared …
+            assert [s for s, g, _n in prepared if g] == []  # … and none ever planned generically
+    own.dispose()
