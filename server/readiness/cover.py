@@ -13,7 +13,7 @@ from sqlalchemy.sql import ColumnElement
 
 from server.db import device_checks, device_state, exceptions, unit_state_deltas, units
 from server.readiness.scope import ancestor_or_self
-from server.readiness.sql import ts_param
+from server.readiness.sql import none_of, one_of, ts_param
 
 def exception_active(now: dt.datetime, e: Any = exceptions) -> ColumnElement[bool]:
     return and_(e.c.revoked_at.is_(None), e.c.expires_at > ts_param(now), e.c.granted_at <= ts_param(now))
@@ -60,11 +60,11 @@ class Cover:
     def covers_check(self, check_col: Any, device_col: Any, unit_id_col: Any) -> ColumnElement[bool]:
         """SQL: an active exception covers this check on this device."""
         return or_(self.covers_unit_check(check_col, unit_id_col),
-                   _key(check_col, device_col).in_(sorted(f"{c} {d}" for c, d in self.device_checks)))
+                   one_of(_key(check_col, device_col), sorted(f"{c} {d}" for c, d in self.device_checks)))
 
     def covers_unit_check(self, check_col: Any, unit_id_col: Any) -> ColumnElement[bool]:
         """SQL: an active exception on the unit (or an ancestor) covers this check."""
-        return _key(check_col, unit_id_col).in_(sorted(f"{c} {u}" for c, u in self.unit_checks))
+        return one_of(_key(check_col, unit_id_col), sorted(f"{c} {u}" for c, u in self.unit_checks))
 
     def split(self, failing_required: str, unit_id: int, device_id: str) -> tuple[list[str], list[str]]:
         """A device's failing required checks (device_state.failing_required, "a,b") as
@@ -83,9 +83,9 @@ class Cover:
     def covers_all(self, failing: Any, unit_id: Any, device_id: Any, *, hard: bool = False) -> ColumnElement[bool]:
         """SQL over a device_state row's columns: every check in ``failing`` (its failing
         required checks; ``hard``: those without grace, ``failing_hard``) is covered."""
-        by_unit = and_(_key(failing, unit_id).in_(sorted(f"{f} {u}" for u, f in self.ready_pairs)),
-                       device_id.not_in(sorted(self.named_devices)))
-        return or_(by_unit, device_id.in_(sorted(self.hard_devices if hard else self.ready_devices)))
+        by_unit = and_(one_of(_key(failing, unit_id), sorted(f"{f} {u}" for u, f in self.ready_pairs)),
+                       none_of(device_id, sorted(self.named_devices)))
+        return or_(by_unit, one_of(device_id, sorted(self.hard_devices if hard else self.ready_devices)))
 
     @property
     def own_devices(self) -> list[str]:
@@ -128,7 +128,7 @@ def exception_cover(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] 
         # Read off the groups kept at ingest (every set a device of the unit has, perhaps a
         # few it had: each pair is tested alike, so an unused one changes nothing).
         for uid, *sets in conn.execute(select(g.c.unit_id, g.c.failing_required, g.c.failing_hard).distinct()
-                                       .where(g.c.unit_id.in_(sorted(wanted)), g.c.failing_required != "")):
+                                       .where(one_of(g.c.unit_id, sorted(wanted)), g.c.failing_required != "")):
             for failing in sets:  # (failing_hard is a part of failing_required: '' when that is)
                 if failing and set(failing.split(",")) <= unit_cov[uid]:
                     ready_pairs.add((uid, failing))
@@ -138,9 +138,9 @@ def exception_cover(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] 
     ready_devices, hard_devices = set(), set()
     if by_device:
         q = (select(s.c.device_id, s.c.unit_id, s.c.failing_required, s.c.failing_hard)
-             .where(s.c.device_id.in_(sorted(by_device))))
+             .where(one_of(s.c.device_id, sorted(by_device))))
         if unit_ids is not None:
-            q = q.where(s.c.unit_id.in_(unit_ids))
+            q = q.where(one_of(s.c.unit_id, unit_ids))
         for dev, uid, failing, hard in conn.execute(q):
             dev_unit[dev] = uid
             covered = unit_cov.get(uid, set()) | by_device[dev]

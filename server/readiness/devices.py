@@ -14,6 +14,7 @@ from auditagent import report as wire
 from server.db import device_checks, device_keys, device_state, devices, exceptions, reports, units, utc
 from server.readiness.cover import Cover, covered_exists, exception_cover
 from server.readiness.exceptions import ExceptionInfo, list_exceptions
+from server.readiness.sql import custom_plans, one_of
 from server.readiness.scope import Invalid, NotFound, Scope, visible_device
 from server.readiness.state import (DEFAULT_MAX_REPORT_AGE_HOURS, DUE, NEVER_REPORTED, NOT_READY, READY, STALE,
                                     STATES, device_state_rows)
@@ -68,7 +69,7 @@ def device_rows(conn: Connection, now: dt.datetime, rows: Sequence[Any], newest:
                    else cover.covers_check(dc.c.check_id, dc.c.device_id, devices.c.unit_id))
         q = (select(dc.c.device_id, dc.c.check_id, covered.label("covered"))
              .select_from(dc.join(devices, devices.c.id == dc.c.device_id).join(units, units.c.id == devices.c.unit_id))
-             .where(dc.c.device_id.in_(ids), dc.c.severity == "required", dc.c.status.in_(FAILING_STATUSES))
+             .where(one_of(dc.c.device_id, ids), dc.c.severity == "required", dc.c.status.in_(FAILING_STATUSES))
              .order_by(dc.c.check_id))
         for r in conn.execute(q):
             (excepted if r.covered else failing)[r.device_id].append(r.check_id)
@@ -169,6 +170,7 @@ def device_detail(conn: Connection, scope: Scope, device_id: str, now: dt.dateti
                   default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> DeviceDetail:
     """A device's state, its latest facts and results (decoded from the stored envelope of
     its latest report), the exceptions that apply, and its report timeline (newest first)."""
+    custom_plans(conn)
     dev = visible_device(conn, scope, device_id)
     # The exceptions bearing on this one device (not on every device of its unit).
     cover = exception_cover(conn, now, [dev["unit_id"]], device_ids=[dev["id"]])

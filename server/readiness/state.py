@@ -47,7 +47,7 @@ from sqlalchemy.sql import ColumnElement, Select
 from server.db import device_state, devices, unit_max_age_history, unit_state_deltas, units, utc
 from server.readiness.cover import Cover, Covers, exception_cover
 from server.readiness.scope import Scope, ancestor_or_self, scope_unit_ids
-from server.readiness.sql import contains_item, dialect, minus_hours, one_of, ts_param
+from server.readiness.sql import contains_item, dialect, minus_hours, none_of, one_of, ts_param
 
 READY, DUE, NOT_READY, STALE, NEVER_REPORTED = "ready", "due", "not_ready", "stale", "never_reported"
 STATES = (READY, DUE, NOT_READY, STALE, NEVER_REPORTED)
@@ -72,7 +72,7 @@ def unit_max_age(name: str = "unit_age", *, now: dt.datetime | None = None, conn
     # Materialised: 1 row per unit, computed once, not once per device joined to it.
     ages = select(u.c.id.label("unit_id"), u.c.path.label("path"), hours.label("max_age_hours"))
     if unit_ids is not None:  # one device's unit (a gateway's question) needs no fleet-wide pass
-        ages = ages.where(u.c.id.in_(list(unit_ids)))
+        ages = ages.where(one_of(u.c.id, unit_ids))
     ages = (ages.cte(name if now is None else name + "_hours").prefix_with("MATERIALIZED", dialect="postgresql"))
     if now is None:
         return ages
@@ -126,8 +126,8 @@ def stale_clause(conn: Connection, s: Any, now: dt.datetime, *,
     own.pop(default_max_age_hours, None)  # same as the default: no need to list them
     listed = sorted(u for ids in own.values() for u in ids)
     default_cut = ts_param(now - dt.timedelta(hours=default_max_age_hours))
-    cond = [and_(s.c.unit_id.not_in(listed), s.c.generated_at < default_cut)]
-    cond += [and_(s.c.unit_id.in_(sorted(ids)), s.c.generated_at < ts_param(now - dt.timedelta(hours=h)))
+    cond = [and_(none_of(s.c.unit_id, listed), s.c.generated_at < default_cut)]
+    cond += [and_(one_of(s.c.unit_id, sorted(ids)), s.c.generated_at < ts_param(now - dt.timedelta(hours=h)))
              for h, ids in own.items()]
     return and_(s.c.last_report_id.is_not(None), or_(*cond))
 
@@ -205,20 +205,20 @@ def device_groups(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | 
     revoked = [r for (r,) in conn.execute(select(devices.c.id).where(devices.c.revoked_at.is_not(None)))]
     stale = stale_clause(conn, s, now, default_max_age_hours=default_max_age_hours)
     due = and_(s.c.last_report_id.is_not(None), s.c.due_until > ts_param(now))
-    where = [or_(stale, due, one_of(conn, s.c.device_id, sorted(set(own) | set(revoked))))]
-    where.append(s.c.unit_id.is_not(None) if unit_ids is None else one_of(conn, s.c.unit_id, unit_ids, of=Integer))
+    where = [or_(stale, due, one_of(s.c.device_id, sorted(set(own) | set(revoked))))]
+    where.append(s.c.unit_id.is_not(None) if unit_ids is None else one_of(s.c.unit_id, unit_ids))
     flag = lambda cond: case((cond, 1), else_=0)  # noqa: E731
     # Each list is matched once per device read, here; the parts below test the flags.
     special = (select(*keys, s.c.device_id, flag(s.c.last_report_id.is_(None)).label("never"),
                       flag(stale).label("stale"), flag(and_(due, ~stale)).label("due"),
-                      flag(one_of(conn, s.c.device_id, revoked)).label("revoked"),
-                      flag(one_of(conn, s.c.device_id, own)).label("own"))
+                      flag(one_of(s.c.device_id, revoked)).label("revoked"),
+                      flag(one_of(s.c.device_id, own)).label("own"))
                .where(*where).cte("special_devices").prefix_with("MATERIALIZED", dialect="postgresql"))
     x = special.c
     base = select(d.c.unit_id, d.c.agent_version, d.c.failing_required, d.c.failing_hard,
                   literal("").label("device_id"), d.c.never, literal(0).label("stale"), literal(0).label("due"), d.c.n)
     if unit_ids is not None:
-        base = base.where(one_of(conn, d.c.unit_id, unit_ids, of=Integer))
+        base = base.where(one_of(d.c.unit_id, unit_ids))
     xkeys = (x.unit_id, x.agent_version, x.failing_required, x.failing_hard)
     # A device judged by its own row stays counted in its group, only its stale/due flags
     # move; a revoked one leaves its group, one with its own exception moves to a row of its own.
@@ -396,7 +396,7 @@ def device_states(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | 
          .select_from(s.join(cut, cut.c.unit_id == s.c.unit_id))
          .where(not_revoked(s.c.device_id)))
     if unit_ids is not None:
-        q = q.where(s.c.unit_id.in_(unit_ids))
+        q = q.where(one_of(s.c.unit_id, unit_ids))
     return q
 
 
@@ -426,7 +426,7 @@ def stale_longest(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | 
          .where(is_stale(s, cut), devices.c.revoked_at.is_(None))
          .order_by(s.c.generated_at, s.c.device_id).limit(limit))
     if unit_ids is not None:
-        q = q.where(s.c.unit_id.in_(unit_ids))
+        q = q.where(one_of(s.c.unit_id, unit_ids))
     return [StaleDevice(r.device_id, r.hostname, r.path, utc(r.generated_at), utc(r.received_at))
             for r in conn.execute(q)]
 

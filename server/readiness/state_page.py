@@ -27,7 +27,7 @@ from sqlalchemy.sql import ColumnElement
 from server.db import devices, unit_state_deltas
 from server.readiness.cover import Cover
 from server.readiness.scope import Scope
-from server.readiness.sql import dialect, ts_param
+from server.readiness.sql import dialect, one_of, ts_param
 from server.readiness.state import (DEFAULT_MAX_REPORT_AGE_HOURS, DUE, NEVER_REPORTED, NOT_READY, READY, STALE,
                                     device_state_rows, stale_clause)
 
@@ -99,7 +99,7 @@ def _walk(conn: Connection, ds: Any, unit_ids: Sequence[int], state: str, *, off
     while True:
         wanted = skip + limit - len(out)
         batch = max(MIN_BATCH, int(wanted / max(share, 1e-6) * SLACK))
-        keys = select(d.c.hostname, d.c.id).where(d.c.unit_id.in_(list(unit_ids)))
+        keys = select(d.c.hostname, d.c.id).where(one_of(d.c.unit_id, unit_ids))
         if last is not None:
             keys = keys.where(tuple_(d.c.hostname, d.c.id) > tuple_(*last))
         w = keys.order_by(d.c.hostname, d.c.id).limit(batch).subquery("walk")

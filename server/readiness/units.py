@@ -15,6 +15,7 @@ from server.readiness.cover import Cover, exception_cover
 from server.readiness.devices import DevicePage, MAX_PER_PAGE, STATE_ORDER, device_filters, device_rows
 from server.readiness.scope import Invalid, Scope, in_subtree, visible_unit
 from server.readiness.state_page import devices_in_state, fleet_size
+from server.readiness.sql import custom_plans, one_of
 from server.readiness.state import (DEFAULT_MAX_REPORT_AGE_HOURS, STATES, StaleDevice,
                                     device_state_rows,
                                     not_revoked, ready_share, stale_longest, stale_clause,
@@ -134,6 +135,7 @@ def overview(conn: Connection, scope: Scope, now: dt.datetime, *, minimum: str |
     """Every unit in scope (parents before children, each counting all devices in its
     subtree) and the agent versions of the whole scope — from one pass over the states;
     with ``why``, each unit's most common blocking check (the overview page's column)."""
+    custom_plans(conn)  # its lists are bound as arrays (one_of): plans for the values run with
     unit_list = scope_units(conn, scope)
     ids = None if scope.unit_path is None else [u["id"] for u in unit_list]
     cover = exception_cover(conn, now, ids)
@@ -197,7 +199,7 @@ def _failing_checks(conn: Connection, now: dt.datetime, cover: Cover, unit_ids: 
     covered = cover.covers_check(dc.c.check_id, dc.c.device_id, s.c.unit_id)
     failing_rows = [dc.c.status.in_(FAILING_STATUSES), not_revoked(dc.c.device_id)]
     if unit_ids is not None:
-        failing_rows.append(s.c.unit_id.in_(unit_ids))
+        failing_rows.append(one_of(s.c.unit_id, unit_ids))
     rows = [FailingCheck(f.check_id, "required", f.failing, f.excepted, f.stale) for f in required]
     # Coverage and staleness once per failing row (summing CASE on them evaluated them twice).
     r = (select(dc.c.check_id, dc.c.severity, case((covered, 1), else_=0).label("covered"),
@@ -231,7 +233,7 @@ def _failing_checks(conn: Connection, now: dt.datetime, cover: Cover, unit_ids: 
         at = {(x.check_id, x.severity): x.since for x in conn.execute(
             select(dc.c.check_id, dc.c.severity,
                    type_coerce(func.min(dc.c.failing_since), DateTime(timezone=True)).label("since"))
-            .select_from(rows_of).where(*fresh_uncovered, dc.c.check_id.in_(sorted({f.check_id for _i, f in wanted})))
+            .select_from(rows_of).where(*fresh_uncovered, one_of(dc.c.check_id, sorted({f.check_id for _i, f in wanted})))
             .group_by(dc.c.check_id, dc.c.severity))}
         since = {i: at.get((f.check_id, f.severity)) for i, f in wanted}
     for i, f in wanted:
@@ -252,7 +254,7 @@ def failing_longest(conn: Connection, now: dt.datetime, cover: Cover, unit_ids: 
                 ~cover.covers_check(dc.c.check_id, dc.c.device_id, s.c.unit_id))
          .order_by(dc.c.failing_since, dc.c.device_id, dc.c.check_id).limit(limit))
     if unit_ids is not None:
-        q = q.where(s.c.unit_id.in_(unit_ids))
+        q = q.where(one_of(s.c.unit_id, unit_ids))
     return [FailingRun(r.device_id, r.hostname, r.check_id, utc(r.failing_since), _ahead(utc(r.due_until), now))
             for r in conn.execute(q)]
 
@@ -285,6 +287,7 @@ def unit_detail(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, 
                 default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> UnitDetail:
     """One unit: its roll-up, its children's, the checks failing most, the devices stale
     the longest, and one page of its devices (filtered by state, failing check, OS/platform)."""
+    custom_plans(conn)
     unit = visible_unit(conn, scope, unit_id)
     root = unit["path"]
     if state and state not in STATES:

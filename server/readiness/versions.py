@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 from server.db import device_state
 from server.readiness.scope import Scope, scope_unit_ids
 from server.readiness.state import not_revoked
+from server.readiness.sql import one_of
 
 @dataclass(frozen=True)
 class AgentVersions:
@@ -68,7 +69,7 @@ def agent_versions(conn: Connection, scope: Scope, root: str | None, now: dt.dat
     q = (select(s.c.agent_version, func.count().label("n")).where(not_revoked(s.c.device_id))
          .group_by(s.c.agent_version))
     if ids is not None:
-        q = q.where(s.c.unit_id.in_(ids))
+        q = q.where(one_of(s.c.unit_id, ids))
     dist = {r.agent_version: int(r.n) for r in conn.execute(q)}
     return versions_of(conn, dist, minimum, whole_fleet=ids is None)
 
