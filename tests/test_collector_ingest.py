@@ -339,10 +339,9 @@ def test_oversized_body_with_lying_content_length(collector):
             "Content-Length: 200\r\nConnection: close\r\n\r\n").encode()
     with Refused(collector, device):
         out = _raw_http(collector, head, raw)
-    # The answer may be lost when the server closes on the unread rest (TCP reset); when it
-    # arrives it is a 400 for the truncated JSON.
-    if out:
-        assert int(out.split(b" ", 2)[1]) == 400 and b"malformed_json" in out, out[:300]
+    # The server reads out the unread rest before it closes (lingering close), so the answer
+    # is never lost to a reset: a 400 for the truncated JSON.
+    assert int(out.split(b" ", 2)[1]) == 400 and b"malformed_json" in out, out[:300]
     with collector.client() as c:
         assert c.get("/healthz").status_code == 200
     # Content-Length claims more than the limit: refused before the body is read.
@@ -351,6 +350,31 @@ def test_oversized_body_with_lying_content_length(collector):
     with Refused(collector, device):
         out = _raw_http(collector, head, raw[:1000])
     assert int(out.split(b" ", 2)[1]) == 413 and b"payload_too_large" in out
+
+
+@pytest.mark.parametrize("declared, sent, status, code", [
+    (200, 3 * 1024 * 1024, 400, "malformed_json"),  # 3 MiB beyond a Content-Length of 200
+    (10 * 1024 * 1024, 2 * 1024 * 1024, 413, "payload_too_large"),  # refused on its size, 2 MiB still sent
+])
+def test_refusal_reaches_a_client_still_sending(collector, declared, sent, status, code):
+    """The attack on the answer: a client whose body the collector will not read keeps
+    sending after the refusal. Closing on unread bytes makes the kernel reset the
+    connection, which destroys the answer before the client reads it; the collector
+    half-closes after the answer and reads out the rest (bounded), so the client gets the
+    whole answer and the end of the stream, every time, and the collector stays up."""
+    device = collector.enroll()
+    head = (f"POST /v1/reports HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {declared}\r\nConnection: close\r\n\r\n").encode()
+    for _ in range(3):
+        with Refused(collector, device):
+            out = _raw_http(collector, head, b"{" + b"x" * (sent - 1))
+        assert out.startswith(f"HTTP/1.1 {status} ".encode()), out[:300]
+        head_out, rest = out.split(b"\r\n\r\n", 1)
+        length = int(next(line.split(b":", 1)[1] for line in head_out.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:")))
+        assert json.loads(rest[:length])["error"]["code"] == code
+    with collector.client() as c:
+        assert c.get("/healthz").status_code == 200
 
 
 @pytest.mark.parametrize("body, status, code", [
