@@ -97,7 +97,10 @@ def uvicorn_options(**options: Any) -> dict[str, Any]:
     """uvicorn's settings for ``serve``: the lingering httptools protocol, uvloop where it is
     installed (not on Windows), no
     access log (a request line per report costs CPU and says nothing the metrics don't)."""
-    return dict(http=LingeringHttpToolsProtocol, loop="auto", access_log=False, **options)
+    # By name, imported when each worker loads its app: with --workers N the settings are
+    # unpickled in each new process before it answers the supervisor's health checks, so
+    # nothing is imported there that need not be.
+    return dict(http=f"{__name__}:{LingeringHttpToolsProtocol.__name__}", loop="auto", access_log=False, **options)
 
 
 def freeze_start_up_heap() -> None:

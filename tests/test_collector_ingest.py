@@ -7,14 +7,13 @@ import base64
 import copy
 import datetime as dt
 import json
-import socket
-from urllib.parse import urlsplit
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select, text
 
 from auditagent import report as wire
+from collector_fixtures import raw_http, refused_while_sending
 from server.db import reports
 from server.report_read import SIGNED_COLUMNS, envelope_of, signed_envelope
 
@@ -316,20 +315,6 @@ def test_oversized_body_streamed_without_content_length(collector):
         assert_error(r, 413, "payload_too_large")
 
 
-def _raw_http(collector, head: bytes, body: bytes) -> bytes:
-    u = urlsplit(collector.url)
-    with socket.create_connection((u.hostname, u.port), timeout=10) as s:
-        s.sendall(head + body)
-        s.shutdown(socket.SHUT_WR)
-        out = b""
-        try:
-            while chunk := s.recv(65536):
-                out += chunk
-        except (ConnectionResetError, TimeoutError):
-            pass
-    return out
-
-
 def test_oversized_body_with_lying_content_length(collector):
     """Content-Length says 200 bytes; 300 KiB follow. The collector reads only what was
     declared (truncated JSON), refuses it, and treats the rest as garbage."""
@@ -338,7 +323,7 @@ def test_oversized_body_with_lying_content_length(collector):
     head = ("POST /v1/reports HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             "Content-Length: 200\r\nConnection: close\r\n\r\n").encode()
     with Refused(collector, device):
-        out = _raw_http(collector, head, raw)
+        out = raw_http(collector, head, raw)
     # The server reads out the unread rest before it closes (lingering close), so the answer
     # is never lost to a reset: a 400 for the truncated JSON.
     assert int(out.split(b" ", 2)[1]) == 400 and b"malformed_json" in out, out[:300]
@@ -348,7 +333,7 @@ def test_oversized_body_with_lying_content_length(collector):
     head = (f"POST /v1/reports HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             f"Content-Length: {10 * 1024 * 1024}\r\nConnection: close\r\n\r\n").encode()
     with Refused(collector, device):
-        out = _raw_http(collector, head, raw[:1000])
+        out = raw_http(collector, head, raw[:1000])
     assert int(out.split(b" ", 2)[1]) == 413 and b"payload_too_large" in out
 
 
@@ -363,16 +348,9 @@ def test_refusal_reaches_a_client_still_sending(collector, declared, sent, statu
     half-closes after the answer and reads out the rest (bounded), so the client gets the
     whole answer and the end of the stream, every time, and the collector stays up."""
     device = collector.enroll()
-    head = (f"POST /v1/reports HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {declared}\r\nConnection: close\r\n\r\n").encode()
     for _ in range(3):
         with Refused(collector, device):
-            out = _raw_http(collector, head, b"{" + b"x" * (sent - 1))
-        assert out.startswith(f"HTTP/1.1 {status} ".encode()), out[:300]
-        head_out, rest = out.split(b"\r\n\r\n", 1)
-        length = int(next(line.split(b":", 1)[1] for line in head_out.split(b"\r\n")
-                          if line.lower().startswith(b"content-length:")))
-        assert json.loads(rest[:length])["error"]["code"] == code
+            assert refused_while_sending(collector, declared, sent) == (status, code)
     with collector.client() as c:
         assert c.get("/healthz").status_code == 200
 
