@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
+from starlette._utils import get_route_path
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from auditagent import __version__
@@ -219,22 +220,31 @@ async def _send_error(send: Any, status: int, code: str, message: str) -> None:
 
 
 class CollectorApp(FastAPI):
-    """The collector's FastAPI app, with POST /v1/reports served ahead of FastAPI's own
-    stack by :attr:`lean` (server/report_endpoint.py): the same middleware, handlers and
-    answers, less CPU per report."""
+    """The collector's FastAPI app, with routes served ahead of FastAPI's own stack from
+    one table, :meth:`serve_lean` (POST /v1/reports, server/report_endpoint.py): the same
+    middleware, handlers and answers, less CPU per report."""
 
-    lean: LeanReports | None = None
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.lean: dict[tuple[str, str], LeanReports] = {}  # (method, route path) -> endpoint
+
+    def serve_lean(self, method: str, path: str, endpoint: Any) -> None:
+        """Serve the documented route ``method path`` by ``endpoint`` ahead of the router.
+        The router's route points at the same endpoint (it is matched only for what the
+        table does not take: another method, a trailing slash), so one table decides."""
+        route = next(r for r in self.router.routes
+                     if getattr(r, "path", None) == path and method in getattr(r, "methods", ()))
+        route.app = endpoint
+        self.lean[(method, path)] = LeanReports(self, endpoint)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        lean = self.lean
-        if lean is not None and lean.matches(scope):
-            await lean(scope, receive, send)
-            return
+        if scope["type"] == "http":
+            # The path as the router matches it (without a proxy's root_path).
+            lean = self.lean.get((scope["method"], get_route_path(scope)))
+            if lean is not None:
+                await lean(scope, receive, send)
+                return
         await super().__call__(scope, receive, send)
-
-
-def _route(app: FastAPI, path: str, method: str) -> Any:
-    return next(r for r in app.router.routes if getattr(r, "path", None) == path and method in getattr(r, "methods", ()))
 
 
 def create_app(settings: Settings) -> CollectorApp:
@@ -369,8 +379,7 @@ def create_app(settings: Settings) -> CollectorApp:
     # which the app takes ahead of its router.
     endpoint = ReportEndpoint(
         store, max_body, after=lambda body, status, result: access_api.after_report(app, body, status, result))
-    _route(app, "/v1/reports", "POST").app = endpoint
-    app.lean = LeanReports(app, "/v1/reports", endpoint)
+    app.serve_lean("POST", "/v1/reports", endpoint)
 
     @app.get("/v1/devices/{device_id}/policy", tags=["devices"], responses=_errors(400, 401, 404),
              openapi_extra=POLICY_AUTH_DOC)

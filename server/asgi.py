@@ -46,5 +46,9 @@ def settings_from_env(text: str) -> Settings:
 def app_from_environment() -> Any:
     from server.logs import configure_logging
 
+    from server.http_server import freeze_start_up_heap
+
     configure_logging(os.environ.get("AUDITAGENT_COLLECTOR_LOG_LEVEL", "warning"))
-    return create_app(settings_from_env(os.environ[SETTINGS_ENV]))
+    app = create_app(settings_from_env(os.environ[SETTINGS_ENV]))
+    freeze_start_up_heap()
+    return app

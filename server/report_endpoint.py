@@ -10,9 +10,11 @@ group commit's future; only a report that needs a read (a key not cached, a conf
 a clock ahead) is done in a worker thread, as before, by :meth:`Store.ingest`.
 
 :class:`LeanReports` serves the route ahead of the app's router with the app's own
-middleware and exception handlers around it (server/app.py), so every answer is the one
-the full stack gives; the route of the same path stays in the app, for the OpenAPI
-document and for any request the lean path does not take."""
+middleware and exception handlers around it (server/app.py, ``CollectorApp.serve_lean``:
+one table, the router's route pointing at the same endpoint, for the OpenAPI document),
+so every answer is the one the full stack gives. A refusal is answered at once: a client
+still sending what the collector will not read gets the answer whole, by the server's
+lingering close (server/http_server.py)."""
 from __future__ import annotations
 
 import asyncio
@@ -31,10 +33,6 @@ _JSON = (b"content-type", b"application/json")
 
 # What may add to an accepted report's answer (the readiness certificate, server/access_api.py).
 AfterReport = Callable[[bytes, int, dict[str, Any]], Awaitable[dict[str, Any]]]
-
-
-def _nothing() -> None:
-    return None
 
 
 class ReportEndpoint:
@@ -58,13 +56,6 @@ class ReportEndpoint:
             verified = self.store.verify(body, cached_only=True)
         except NeedsDatabase:
             return await run_in_threadpool(self.store.ingest, body)
-        except ApiError:
-            # A refusal is answered after a hop through the worker threads, as every answer
-            # was before: a client still sending what the collector will not read (a body
-            # beyond its Content-Length) gets the answer once the loop has read on, rather
-            # than a connection reset under its feet.
-            await run_in_threadpool(_nothing)
-            raise
         if not isinstance(verified, VerifiedReport):
             return verified
         try:
@@ -101,19 +92,14 @@ class ReportEndpoint:
 
 
 class LeanReports:
-    """ASGI: ``POST path`` to ``endpoint`` through the app's user middleware and exception
-    handlers (built on first use, as Starlette builds its stack), everything else to the
-    app. Skipped: Starlette's router, FastAPI's request wrapping and its exit stacks."""
+    """ASGI: ``endpoint`` through the app's user middleware and exception handlers (built
+    on first use, as Starlette builds its stack). Skipped: Starlette's router, FastAPI's
+    request wrapping and its exit stacks."""
 
-    def __init__(self, app: Any, path: str, endpoint: Any) -> None:
+    def __init__(self, app: Any, endpoint: Any) -> None:
         self.app = app
-        self.path = path
         self.endpoint = endpoint
         self._stack: Any = None
-
-    def matches(self, scope: dict[str, Any]) -> bool:
-        return (scope["type"] == "http" and scope.get("method") == "POST" and scope.get("path") == self.path
-                and not scope.get("root_path"))
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if self._stack is None:

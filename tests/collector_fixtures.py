@@ -377,3 +377,41 @@ def tls_collector(collector_db_url: str, tls_files: TLSFiles,
         yield c
     finally:
         c.stop()
+
+
+# ------------------------------------------------------------------ raw HTTP
+
+
+def raw_http(collector: Collector, head: bytes, body: bytes) -> bytes:
+    """Send ``head + body`` on a raw socket, half-close, and read until the server closes
+    (a reset ends the reading; what arrived before it is returned)."""
+    from urllib.parse import urlsplit
+
+    u = urlsplit(collector.url)
+    with socket.create_connection((u.hostname, u.port), timeout=10) as s:
+        s.sendall(head + body)
+        s.shutdown(socket.SHUT_WR)
+        out = b""
+        try:
+            while chunk := s.recv(65536):
+                out += chunk
+        except (ConnectionResetError, TimeoutError):
+            pass
+    return out
+
+
+def refused_while_sending(collector: Collector, declared: int, sent: int) -> tuple[int, str]:
+    """POST /v1/reports declaring ``declared`` bytes and sending ``sent`` bytes of a body the
+    collector refuses, all of it before reading: the (status, error code) of the first
+    answer. A server that closes on the unread rest resets the connection, and the
+    answer is lost (an empty read, or the send fails)."""
+    import json
+
+    head = (f"POST /v1/reports HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {declared}\r\nConnection: close\r\n\r\n").encode()
+    out = raw_http(collector, head, b"{" + b"x" * (sent - 1))
+    assert out.startswith(b"HTTP/1.1 "), out[:300]
+    head_out, rest = out.split(b"\r\n\r\n", 1)
+    length = int(next(line.split(b":", 1)[1] for line in head_out.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:")))
+    return int(out.split(b" ", 2)[1]), json.loads(rest[:length])["error"]["code"]

@@ -7,14 +7,13 @@ import base64
 import copy
 import datetime as dt
 import json
-import socket
-from urllib.parse import urlsplit
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select, text
 
 from auditagent import report as wire
+from collector_fixtures import raw_http, refused_while_sending
 from server.db import reports
 from server.report_read import SIGNED_COLUMNS, envelope_of, signed_envelope
 
@@ -316,20 +315,6 @@ def test_oversized_body_streamed_without_content_length(collector):
         assert_error(r, 413, "payload_too_large")
 
 
-def _raw_http(collector, head: bytes, body: bytes) -> bytes:
-    u = urlsplit(collector.url)
-    with socket.create_connection((u.hostname, u.port), timeout=10) as s:
-        s.sendall(head + body)
-        s.shutdown(socket.SHUT_WR)
-        out = b""
-        try:
-            while chunk := s.recv(65536):
-                out += chunk
-        except (ConnectionResetError, TimeoutError):
-            pass
-    return out
-
-
 def test_oversized_body_with_lying_content_length(collector):
     """Content-Length says 200 bytes; 300 KiB follow. The collector reads only what was
     declared (truncated JSON), refuses it, and treats the rest as garbage."""
@@ -338,19 +323,36 @@ def test_oversized_body_with_lying_content_length(collector):
     head = ("POST /v1/reports HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             "Content-Length: 200\r\nConnection: close\r\n\r\n").encode()
     with Refused(collector, device):
-        out = _raw_http(collector, head, raw)
-    # The answer may be lost when the server closes on the unread rest (TCP reset); when it
-    # arrives it is a 400 for the truncated JSON.
-    if out:
-        assert int(out.split(b" ", 2)[1]) == 400 and b"malformed_json" in out, out[:300]
+        out = raw_http(collector, head, raw)
+    # The server reads out the unread rest before it closes (lingering close), so the answer
+    # is never lost to a reset: a 400 for the truncated JSON.
+    assert int(out.split(b" ", 2)[1]) == 400 and b"malformed_json" in out, out[:300]
     with collector.client() as c:
         assert c.get("/healthz").status_code == 200
     # Content-Length claims more than the limit: refused before the body is read.
     head = (f"POST /v1/reports HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             f"Content-Length: {10 * 1024 * 1024}\r\nConnection: close\r\n\r\n").encode()
     with Refused(collector, device):
-        out = _raw_http(collector, head, raw[:1000])
+        out = raw_http(collector, head, raw[:1000])
     assert int(out.split(b" ", 2)[1]) == 413 and b"payload_too_large" in out
+
+
+@pytest.mark.parametrize("declared, sent, status, code", [
+    (200, 3 * 1024 * 1024, 400, "malformed_json"),  # 3 MiB beyond a Content-Length of 200
+    (10 * 1024 * 1024, 2 * 1024 * 1024, 413, "payload_too_large"),  # refused on its size, 2 MiB still sent
+])
+def test_refusal_reaches_a_client_still_sending(collector, declared, sent, status, code):
+    """The attack on the answer: a client whose body the collector will not read keeps
+    sending after the refusal. Closing on unread bytes makes the kernel reset the
+    connection, which destroys the answer before the client reads it; the collector
+    half-closes after the answer and reads out the rest (bounded), so the client gets the
+    whole answer and the end of the stream, every time, and the collector stays up."""
+    device = collector.enroll()
+    for _ in range(3):
+        with Refused(collector, device):
+            assert refused_while_sending(collector, declared, sent) == (status, code)
+    with collector.client() as c:
+        assert c.get("/healthz").status_code == 200
 
 
 @pytest.mark.parametrize("body, status, code", [

@@ -9,7 +9,7 @@ import httpx
 import psutil
 
 from auditagent import report as wire
-from collector_fixtures import start_collector
+from collector_fixtures import refused_while_sending, start_collector
 
 
 def test_two_workers_store_each_report_once(collector_db_url, tmp_path):
@@ -36,6 +36,9 @@ def test_two_workers_store_each_report_once(collector_db_url, tmp_path):
             bad = client.post("/v1/reports", content=b"{not json", headers={"content-type": "application/json"})
         assert again.status_code == 200 and again.json()["status"] == "duplicate"
         assert bad.status_code == 400 and bad.json()["error"]["code"] == "malformed_json"
+        # Each worker closes lingering: a refused client still sending gets its whole answer.
+        for _ in range(4):
+            assert refused_while_sending(c, 10 * 1024 * 1024, 2 * 1024 * 1024) == (413, "payload_too_large")
         assert c.count("reports") >= 32
     finally:
         c.stop()
