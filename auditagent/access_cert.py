@@ -77,6 +77,8 @@ def _now() -> dt.datetime:
 
 @dataclass(frozen=True)
 class TlsKeyStore:
+    """Where the readiness certificate's TLS key is kept."""
+
     directory: Path  # <state>/keys, beside the signing key
 
     @property
@@ -169,6 +171,8 @@ def thumbprint(cert: x509.Certificate) -> str:
 
 @dataclass
 class Installed:
+    """Where a readiness certificate was installed, and whether that worked."""
+
     where: str  # "files" | "windows-machine-store" | "macos-system-keychain"
     ok: bool
     detail: str = ""

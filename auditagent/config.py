@@ -98,6 +98,8 @@ CONFIG_FIELDS = {
 
 @dataclass(frozen=True)
 class AgentConfig:
+    """agent.yaml, validated: the collector, trust settings, policy and delivery options."""
+
     source: str = "<defaults>"
     base: Path = field(default_factory=Path.cwd)  # relative paths are relative to the config file
     server: str | None = None

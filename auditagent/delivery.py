@@ -25,6 +25,8 @@ SEQUENCE_FILE = "sequence"
 
 @dataclass
 class BuiltReport:
+    """A signed report ready for the outbox, with what it says."""
+
     envelope: dict[str, Any]
     data: bytes  # the bytes spooled and sent
     statement: dict[str, Any]

@@ -28,6 +28,8 @@ ENROLLMENT_FILE = "enrollment.json"
 
 @dataclass(frozen=True)
 class Enrollment:
+    """This device's enrolment: its id, collector, key id and trust settings."""
+
     device_id: str
     server: str
     keyid: str

@@ -23,6 +23,8 @@ STATUSES = (PASS, FAIL, UNKNOWN, NA)
 
 @dataclass(frozen=True)
 class Message:
+    """A translatable message: catalog code and its arguments."""
+
     code: str
     args: dict[str, Any] = field(default_factory=dict)
 
@@ -32,6 +34,8 @@ class Message:
 
 @dataclass(frozen=True)
 class Result:
+    """One check judged against the facts."""
+
     check_id: str
     kind: str
     severity: str
@@ -59,6 +63,8 @@ class Result:
 
 @dataclass(frozen=True)
 class Evaluation:
+    """Every check of a policy judged, and the verdict."""
+
     policy_id: str
     policy_version: str
     policy_digest: str

@@ -152,6 +152,8 @@ def load_public_key(value: str, base: Path | None = None, where: str = "policy_p
 
 @dataclass(frozen=True)
 class DeviceKeyStore:
+    """Where the device's Ed25519 signing key is kept (0600)."""
+
     directory: Path  # <state>/keys
 
     @property

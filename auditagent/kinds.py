@@ -20,6 +20,8 @@ OPERATORS = ("equals", "not_equals", "in", "not_in", "at_least", "at_most", "mat
 
 @dataclass(frozen=True)
 class Kind:
+    """One check kind: the fact sections it reads and the parameters it takes."""
+
     name: str
     reads: tuple[str, ...]  # fact sections
     parameters: Map

@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from auditagent.probes.os_info.linux import OS_RELEASE_PATHS
+
 # dpkg's logs, newest first (logrotate keeps a year, monthly): the newest install's time.
 DPKG_LOGS = ("/var/log/dpkg.log", "/var/log/dpkg.log.1") + tuple(f"/var/log/dpkg.log.{i}.gz" for i in range(2, 13))
 
@@ -25,9 +27,11 @@ INPUTS: dict[str, tuple[str, ...]] = {
             "/usr/lib/sysimage/rpm", "/etc/yum.repos.d", "/etc/dnf/dnf.conf", "/etc/dnf/libdnf5.conf.d"),
     "yum": ("/var/cache/yum", "/var/lib/yum", "/var/lib/rpm", "/etc/yum.repos.d", "/etc/yum.conf"),
     # zypper: the solver's per-repository caches (rewritten on refresh), the raw metadata,
-    # the rpm database, repositories, locks and configuration.
+    # the rpm database, repositories, locks and configuration; and os-release, which decides
+    # whether list-updates is asked at all (a rolling release is not counted that way).
     "zypper": ("/var/cache/zypp/solv", "/var/cache/zypp/raw", "/var/lib/rpm", "/usr/lib/sysimage/rpm",
-               "/etc/zypp/repos.d", "/etc/zypp/services.d", "/etc/zypp/locks", "/etc/zypp/zypp.conf"),
+               "/etc/zypp/repos.d", "/etc/zypp/services.d", "/etc/zypp/locks", "/etc/zypp/zypp.conf")
+              + OS_RELEASE_PATHS,
     # The newest install's time (patches' last_update): the logs, and dpkg's status (read
     # when the logs were rotated away).
     "dpkg-log": DPKG_LOGS + ("/var/lib/dpkg/status",),

@@ -14,6 +14,8 @@ from auditagent.host import current_platform
 
 @dataclass(frozen=True)
 class AgentPaths:
+    """Where this agent keeps its config and its state."""
+
     config: Path  # the IT-provided agent.yaml
     state: Path  # keys, enrolment, spool, caches: owner-only
 

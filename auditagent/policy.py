@@ -92,6 +92,8 @@ POLICY_FIELDS = {
 
 @dataclass(frozen=True)
 class Check:
+    """One check of a policy, resolved (defaults and extends applied)."""
+
     id: str
     kind: str
     severity: str
@@ -142,6 +144,8 @@ class Check:
 
 @dataclass(frozen=True)
 class Policy:
+    """A validated policy: its identity, settings and checks."""
+
     id: str
     version: str
     title: dict[str, str]

@@ -28,6 +28,8 @@ META_FILE = "meta.json"
 
 @dataclass
 class PolicyOutcome:
+    """Which policy judges this run, where it came from and what went wrong fetching it."""
+
     policy: Policy | None  # None: use the shipped default
     source: str  # local | collector | cache | shipped
     integrity: dict[str, Any] | None = None  # set when a policy failed verification

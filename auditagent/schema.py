@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Problem:
+    """One thing wrong with an input, at file:line and field."""
+
     file: str
     line: int | None
     field: str

@@ -113,6 +113,8 @@ def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> 
 
 @dataclass(frozen=True)
 class TransportSettings:
+    """How to reach the collector: URL, trust and timeout."""
+
     server: str
     ca_bundle: str | None = None
     pinned_sha256: str | None = None
@@ -122,6 +124,8 @@ class TransportSettings:
 
 @dataclass(frozen=True)
 class Response:
+    """One HTTP answer from the collector."""
+
     status: int
     headers: dict[str, str]
     body: bytes
@@ -415,6 +419,8 @@ def _agent_version() -> str:
 
 @dataclass(frozen=True)
 class Outcome:
+    """What became of one delivery attempt."""
+
     kind: str  # delivered | duplicate | rejected | retry | fatal
     status: int | None
     code: str
@@ -450,6 +456,8 @@ def classify(r: Response) -> Outcome:
 
 @dataclass
 class DeliverySummary:
+    """What one delivery of the outbox achieved."""
+
     delivered: int = 0
     duplicates: int = 0
     rejected: list[dict[str, Any]] = field(default_factory=list)

@@ -35,6 +35,8 @@ MAX_LISTED_SEQUENCES = 10000
 
 @dataclass(frozen=True)
 class SpoolEntry:
+    """One signed report waiting in the outbox (or set aside)."""
+
     path: Path
     sequence: int
     report_id: str

@@ -30,6 +30,8 @@ MAX_CSR_CHARS = 8192
 
 @dataclass(frozen=True)
 class TlsKeyRequest:
+    """A request for a readiness certificate: the device and its CSR."""
+
     device_id: str
     csr: x509.CertificateSigningRequest
     requested_at: dt.datetime

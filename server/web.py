@@ -386,11 +386,8 @@ class Web:
 
         def body() -> Any:  # streamed on its own connection: memory stays flat for any fleet
             with self.engine.connect() as conn:
-                records = rd.export_records(conn, scope, unit_id, now, **kw)
-                if fmt == "xlsx":
-                    yield from rd.export_xlsx_for(labels, records, sheet=path.split("/")[-1])
-                else:
-                    yield from rd.export_csv_for(labels, ctx.lang, records)
+                yield from rd.export_for(conn, scope, unit_id, now, labels, ctx.lang, fmt, sheet=path.split("/")[-1],
+                                         **kw)
 
         return StreamingResponse(body(), headers=headers, media_type=rd.XLSX_TYPE if fmt == "xlsx"
                                  else "text/csv; charset=utf-8")

@@ -435,3 +435,29 @@ def test_a_metadata_refresh_changes_the_inputs(tmp_path, manager, refreshed):
     (tmp_path / refreshed / "solv").write_text("new")
     os.utime(tmp_path / refreshed, (2_000_000_000, 2_000_000_000))
     assert package_inputs.fingerprint(host, manager) != before
+
+
+def test_probe_zypper_answer_is_asked_again_when_the_distribution_changes(tmp_path):
+    # Whether list-updates counts at all depends on os-release (a rolling release does not):
+    # a Leap that became Tumbleweed (zypper dup --releasever / a migration) must not keep
+    # Leap's cached count, even if the rpm database's times did not move.
+    release = tmp_path / "os-release"
+    release.write_text('NAME="openSUSE Leap"\nID="opensuse-leap"\nVERSION_ID="16.0"\n')
+    cache = Cache(tmp_path / "cache")
+
+    def run() -> tuple[dict, ReplayHost]:
+        host = zypper_host(tmp_path, "zypper-xmlout-list-updates-tumbleweed-20260830-one-package.xml", None)
+        host.add_file("/etc/os-release", release)
+        return linux(ProbeContext(host, cache=cache)), host
+
+    leap, _ = run()
+    assert leap["pending"] == 1
+    again, host = run()
+    assert again["pending"] == 1 and ZYPPER_LU not in [list(c) for c in host.calls]  # unchanged: reused
+    release.write_text((OWN_FIXTURES / "public/linux/os-release"
+                        / "os-release-tumbleweed-20211111-id-opensuse-tumbleweed.txt").read_text())
+    st = release.stat()
+    os.utime(release, (st.st_atime + 60, st.st_mtime + 60))
+    tumbleweed, _ = run()
+    assert tumbleweed["pending"] is None
+    assert "patches.rolling_release: opensuse-tumbleweed" in tumbleweed["reasons"]

@@ -334,6 +334,56 @@ def test_grouped_state_counts_equal_the_per_device_definition(due_fleet, later_h
                 assert {s for _u, s, _v in got} >= {"ready", "due", "not_ready", "stale"}
 
 
+def _per_device_rollup(conn, now, tree):
+    """The overview's numbers from the per-device definition (device_states, each device
+    judged on its own row) rolled up by subtree: per unit its devices by state, and the
+    required checks keeping its due and not-ready devices back (uncovered), by device count."""
+    from sqlalchemy import select
+
+    st = rd.device_states(conn, now).subquery("st")
+    rows = conn.execute(select(st.c.id, st.c.unit_id, st.c.unit_path, st.c.state, st.c.failing_required)).all()
+    cover = rd.exception_cover(conn, now)
+    counts, blocking = {}, {}
+    for u in tree:
+        below = [r for r in rows if r.unit_path == u.path or r.unit_path.startswith(u.path + "/")]
+        counts[u.path] = _by_state(r.state for r in below)
+        checks: dict[str, int] = {}
+        for r in below:
+            if r.state in (rd.DUE, rd.NOT_READY):
+                for c in cover.split(r.failing_required, r.unit_id, r.id)[0]:
+                    checks[c] = checks.get(c, 0) + 1
+        if checks:
+            blocking[u.path] = min(checks.items(), key=lambda kv: (-kv[1], kv[0]))
+    return counts, blocking
+
+
+@pytest.mark.parametrize("later_h", [0, 1, 6, 23.5, 30, 47, 49, 60, 73, 80, 24 * 21, 24 * 30])
+def test_overview_and_tree_follow_time_without_reports(due_fleet, later_h):
+    """No report arrives while time passes: devices go stale (24 h, and 48 h in
+    Äldreomsorg), grace periods run out (ao1's 72 h, eb5's, eb2's) and exceptions expire
+    (20 days) — the overview's and the tree's counts and the overview's blocking checks,
+    read from the counts kept at ingest, stay equal to every device judged on its own row
+    at that moment, for every unit's subtree."""
+    _app, fleet = due_fleet
+    now = NOW + later_h * H
+    with fleet.store.engine.connect() as conn:
+        ov = rd.overview(conn, rd.Scope(), now)
+        tree = rd.unit_tree(conn, rd.Scope(), now)
+        want, want_blocking = _per_device_rollup(conn, now, tree)
+    assert [u.path for u in ov.units] == [u.path for u in tree]
+    for u in ov.units:
+        assert {s: getattr(u.counts, s) for s in rd.STATES} == want[u.path], (later_h, u.path)
+        assert u.total == sum(want[u.path].values())
+    for u in tree:
+        assert {s: getattr(u.counts, s) for s in rd.STATES} == want[u.path], (later_h, u.path)
+    assert {next(u.path for u in tree if u.id == uid): b for uid, b in ov.blocking.items()} == want_blocking
+    root = want[SOC]
+    if later_h == 0:
+        assert root["due"] and root["not_ready"] and root["ready"]
+    if later_h >= 24 * 30:  # everything stale: nothing left to block
+        assert root["stale"] == sum(root.values()) - root["never_reported"] and not want_blocking
+
+
 @pytest.mark.parametrize("lang", ["sv", "da", "en"])
 def test_the_unit_chart_draws_past_due_days_with_legend_and_rule(due_days, monkeypatch, lang):
     """30 h after NOW ht3's deadline has passed, so today has no due device: the due band

@@ -28,7 +28,7 @@ def optional_module(name: str):
 
 def host_from_args(args: argparse.Namespace):
     if getattr(args, "replay_host", None):
-        from auditagent.host import load_replay_host
+        from auditagent.host_replay import load_replay_host
 
         return load_replay_host(args.replay_host)
     from auditagent.host import RealHost

@@ -30,6 +30,8 @@ from auditagent.reasons import reason
 
 @dataclass(frozen=True)
 class ProbeSpec:
+    """One probe: the fact section it fills, its module and the platforms it runs on."""
+
     name: str
     module: str
     summary: str
@@ -114,6 +116,8 @@ def _iso(ts: float) -> str:
 
 @dataclass
 class ProbeContext:
+    """What a probe is given: the Host seam and the agent's input-keyed cache."""
+
     host: Host
     cache: Cache = field(default_factory=lambda: Cache(None))
     # Parameters a policy passes down (e.g. approved cloud servers are not needed here:

@@ -182,8 +182,9 @@ def cmd_scheduled(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     # In this process: a second interpreter would cost the hourly run as much CPU again as
     # the start-up it already paid (the run itself imports only what it needs).
-    from auditagent.cli import main
+    from auditagent.cli import main, short_lived_process
 
+    short_lived_process()
     return main(["run"])
 
 
@@ -284,4 +285,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    try:
+        from auditagent.cli import leave  # without the interpreter's teardown (see there)
+    except ImportError:  # the agent is not installed: nothing of it to finish
+        sys.exit(code)
+    leave(code)

@@ -42,7 +42,8 @@ from server.readiness.trend import (
 from server.readiness.exceptions import (
     MAX_EXCEPTION_DAYS, ExceptionInfo, get_exception, grant_exception, list_exceptions, revoke_exception)
 from server.readiness.export import (
-    CSV_COLUMNS, EXPORT_COLUMNS, XLSX_TYPE, ExportFilters, Labels, csv_cell, csv_style_for, export_csv,
+    CSV_COLUMNS, EXPORT_COLUMNS, ISO_UTC, MINUTES_UTC, XLSX_TYPE, ExportFilters, Labels, TimeText, csv_cell,
+    csv_style_for, export_csv, export_for,
     export_csv_for, export_filename, export_fits, export_records, export_rows, export_xlsx, export_xlsx_for,
     xlsx_max_devices)
 from server.readiness.versions import (
@@ -59,7 +60,7 @@ __all__ = [
     'unit_detail', 'unit_tree', 'MAX_PER_PAGE', 'CheckResult', 'DeviceDetail', 'DevicePage', 'DeviceRow',
     'SignedReport', 'Timeline', 'TimelineEntry', 'device_detail', 'device_public_key', 'device_timeline',
     'report_envelope', 'BANDS', 'CLOSED_AFTER', 'fresh_days', 'TrendPoint', 'trend', 'MAX_EXCEPTION_DAYS', 'ExceptionInfo',
-    'get_exception', 'grant_exception', 'list_exceptions', 'revoke_exception', 'CSV_COLUMNS', 'EXPORT_COLUMNS', 'XLSX_TYPE', 'ExportFilters', 'Labels', 'csv_style_for', 'export_csv_for',
+    'get_exception', 'grant_exception', 'list_exceptions', 'revoke_exception', 'CSV_COLUMNS', 'EXPORT_COLUMNS', 'ISO_UTC', 'MINUTES_UTC', 'TimeText', 'XLSX_TYPE', 'ExportFilters', 'Labels', 'export_for', 'csv_style_for', 'export_csv_for',
     'export_filename', 'export_fits', 'export_records', 'xlsx_max_devices', 'export_xlsx', 'export_xlsx_for', 'csv_cell',
     'export_csv', 'export_rows', 'AgentVersions', 'agent_versions', 'fleet_agent_versions', 'version_key',
     'AuditEntry', 'audit_entries', 'Actor', 'Forbidden', 'Invalid', 'NotFound', 'Scope', 'in_subtree',

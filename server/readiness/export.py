@@ -9,9 +9,10 @@ import itertools
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Select
+from sqlalchemy.sql.elements import ColumnElement
 
 from server import spreadsheet, xlsx
 from server.db import device_state, utc
@@ -27,9 +28,7 @@ EXPORT_COLUMNS = ("device_id", "hostname", "unit", "state", "last_seen", "receiv
                   "excepted_checks", "platform", "os", "agent_version", "agent_outdated", "failing_since",
                   "due_until")
 CSV_COLUMNS = EXPORT_COLUMNS  # the name the API has always documented
-LIST_COLUMNS = frozenset({"failing_checks", "excepted_checks"})
 TIME_COLUMNS = frozenset({"last_seen", "received_at", "failing_since", "due_until"})
-BOOL_COLUMNS = frozenset({"agent_outdated"})
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
@@ -42,16 +41,61 @@ class ExportFilters:
     os: str | None = None
 
 
+_UTC = dt.timezone.utc
+
+
+def _iso_utc(v: dt.datetime | None) -> str:
+    if v is None:
+        return ""
+    if v.tzinfo is not _UTC:  # export_records hands out UTC already; anything else is converted
+        v = v.astimezone(_UTC)
+    return v.isoformat().replace("+00:00", "Z")
+
+
+def _minutes_utc(v: dt.datetime) -> str:  # isoformat is several times faster than strftime
+    return (v if v.tzinfo is _UTC else v.astimezone(_UTC)).isoformat(" ", "minutes")[:16]
+
+
+@dataclass(frozen=True)
+class TimeText:
+    """How an export writes a time as text, one rule in two places: ``render`` in Python
+    (any database; an aware datetime in) and PostgreSQL's ``to_char`` formats giving the
+    same characters, so the database writes the text while it reads the row and the
+    collector converts no datetime at all (4 per row were most of the machine CSV's
+    Python work). ``whole``: the format of a time on a whole second, ``fraction`` of one
+    with microseconds (Python's isoformat writes them only when there are some)."""
+
+    render: Callable[[dt.datetime], str]
+    whole: str
+    fraction: str
+
+    def sql(self, column: Any) -> ColumnElement[str]:
+        """``column`` (timestamptz) as this text, in UTC whatever the session's time zone."""
+        utc_time = func.timezone("UTC", column)
+        if self.whole == self.fraction:
+            return func.to_char(utc_time, self.whole)
+        return func.to_char(utc_time, case((func.date_trunc("second", utc_time) == utc_time, self.whole),
+                                           else_=self.fraction))
+
+
+# The machine export's times: ISO 8601 in UTC, "2030-06-15T12:00:00Z" (".123456" when not whole).
+ISO_UTC = TimeText(_iso_utc, 'YYYY-MM-DD"T"HH24:MI:SS"Z"', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+# A person's CSV: "2030-06-15 12:00", UTC as the header says (cut to the minute, not rounded).
+MINUTES_UTC = TimeText(_minutes_utc, "YYYY-MM-DD HH24:MI", "YYYY-MM-DD HH24:MI")
+
 # What the export reads of each device, in this order (see export_records).
 _READ = ("id", "hostname", "unit_path", "state", "generated_at", "received_at", "failing_required", "unit_id",
          "platform", "os", "agent_version", "failing_since", "due_until")
+_TIMES_READ = frozenset({"generated_at", "received_at", "failing_since", "due_until"})
 EXPORT_BATCH = 2000  # rows fetched from the cursor at a time (the first byte waits for the first batch)
 
 
 def _export_query(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, *, filters: ExportFilters,
-                  min_agent_version: str | None, default_max_age_hours: int) -> tuple[Select, Cover, str | None]:
-    """The export's one query (the columns of _READ), the exceptions in force and the
-    newest agent version of the unit's subtree."""
+                  min_agent_version: str | None, default_max_age_hours: int,
+                  times: TimeText | None = None) -> tuple[Select, Cover, str | None]:
+    """The export's one query (the columns of _READ; ``times``: the time columns as that
+    text, written by the database), the exceptions in force and the newest agent version
+    of the unit's subtree."""
     unit = visible_unit(conn, scope, unit_id)
     root = unit["path"]
     newest = agent_versions(conn, scope, root, now, minimum=min_agent_version).newest
@@ -60,8 +104,9 @@ def _export_query(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime
     ds = device_state_rows(conn, scope, now, unit_ids=ids, cover=cover,
                            default_max_age_hours=default_max_age_hours).subquery("ds")
     conds = device_filters(ds, state=filters.state, check=filters.check, os=filters.os)
+    cols = [times.sql(ds.c[c]).label(c) if times is not None and c in _TIMES_READ else ds.c[c] for c in _READ]
     # In the order of the index on device_state (unit_id, device_id): nothing is sorted.
-    return select(*(ds.c[c] for c in _READ)).where(*conds).order_by(ds.c.unit_id, ds.c.id), cover, newest
+    return select(*cols).where(*conds).order_by(ds.c.unit_id, ds.c.id), cover, newest
 
 
 def _as_is(value: Any) -> Any:
@@ -70,13 +115,15 @@ def _as_is(value: Any) -> Any:
 
 def export_records(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, *,
                    filters: ExportFilters = ExportFilters(), min_agent_version: str | None = None,
-                   batch: int = EXPORT_BATCH,
+                   batch: int = EXPORT_BATCH, times: TimeText | None = None,
                    default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> Iterator[tuple[Any, ...]]:
-    """One tuple of typed values (see EXPORT_COLUMNS; times timezone-aware) per active
-    device in the unit's subtree that passes ``filters``, by unit (id), then device id;
-    streamed in batches, so memory stays flat for any fleet."""
+    """One tuple of typed values (see EXPORT_COLUMNS; times timezone-aware, or with
+    ``times`` that text, None where there is none) per active device in the unit's
+    subtree that passes ``filters``, by unit (id), then device id; streamed in batches,
+    so memory stays flat for any fleet."""
+    on_pg = dialect(conn) == "postgresql"
     q, cover, newest = _export_query(conn, scope, unit_id, now, filters=filters, min_agent_version=min_agent_version,
-                                     default_max_age_hours=default_max_age_hours)
+                                     default_max_age_hours=default_max_age_hours, times=times if on_pg else None)
     # One query, read through a server-side cursor in batches (each state computed once,
     # not once per page). The failing required checks come with each row (device_state
     # keeps them at ingest, the same list the state is judged on) and the few active
@@ -87,10 +134,13 @@ def export_records(conn: Connection, scope: Scope, unit_id: int, now: dt.datetim
     outdated: dict[str | None, bool] = {}  # per agent version (a handful), judged once
     result = conn.execute(q)
     batches: Iterator[Any] = result.partitions(batch)
-    aware = utc  # SQLite hands out naive UTC datetimes
-    if dialect(conn) == "postgresql":  # the database works out the next batch while this one is written
+    aware: Callable[[Any], Any] = utc  # SQLite hands out naive UTC datetimes
+    if times is not None and not on_pg:
+        render = times.render
+        aware = lambda v: v and render(utc(v))  # noqa: E731 - the text PostgreSQL writes (TimeText)
+    if on_pg:  # the database works out the next batch while this one is written
         batches = read_ahead(batches, result.close)
-        aware = _as_is  # aware already (in the session's zone): each writer converts once, where it must
+        aware = _as_is  # aware already (in the session's zone; each writer converts once), or text
     for rows in batches:
         for id_, host, path, state, generated, received, failing_required, uid, platform, os_, version, since, due \
                 in rows:
@@ -101,9 +151,6 @@ def export_records(conn: Connection, scope: Scope, unit_id: int, now: dt.datetim
             since, due = shown_run(state, since, due)
             yield (id_, host, path, state, aware(generated), aware(received), failing, excepted, platform, os_,
                    version, old, since and aware(since), due and aware(due))
-
-
-_UTC = dt.timezone.utc
 
 
 def export_fits(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, limit: int, *,
@@ -124,14 +171,6 @@ def export_fits(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, 
 def xlsx_max_devices() -> int:
     """The device rows an XLSX export holds: an Excel sheet's rows under the header."""
     return xlsx.MAX_ROWS - 1
-
-
-def _iso_utc(v: dt.datetime | None) -> str:
-    if v is None:
-        return ""
-    if v.tzinfo is not _UTC:  # export_records hands out UTC already; anything else is converted
-        v = v.astimezone(_UTC)
-    return v.isoformat().replace("+00:00", "Z")
 
 
 def csv_cells(values: Iterable[Any]) -> list[str]:
@@ -160,33 +199,32 @@ def csv_cell(value: Any) -> str:
     return csv_cells((value,))[0]
 
 
-def _machine_converters() -> list[Callable[[Any], str]]:
-    """Per column of EXPORT_COLUMNS: :func:`csv_cells`' text of its values, chosen once
-    per export instead of by each value's type."""
-    def by_column(column: str) -> Callable[[Any], str]:
-        if column in TIME_COLUMNS:
-            return _iso_utc
-        if column in LIST_COLUMNS:
-            return ";".join  # inert_row guards each part after a ';'
-        if column in BOOL_COLUMNS:
-            return lambda v: "" if v is None else "yes" if v else "no"
-        return lambda v: "" if v is None else v if type(v) is str else str(v)
-    return [by_column(c) for c in EXPORT_COLUMNS]
+def _machine_text(rec: tuple[Any, ...]) -> list[str]:
+    """One record of ``export_records(times=ISO_UTC)`` as :func:`csv_cells`' text, before
+    it is made inert: one call per row, not one per cell (the text columns are text or
+    None, the times text already)."""
+    id_, host, path, state, seen, received, failing, excepted, platform, os_, version, old, since, due = rec
+    return [id_, host or "", path or "", state, seen or "", received or "", ";".join(failing), ";".join(excepted),
+            platform or "", os_ or "", version or "", "yes" if old else "no", since or "", due or ""]
+
+
+def _machine_rows(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime,
+                  **kwargs: Any) -> Iterator[list[str]]:
+    return map(_machine_text, export_records(conn, scope, unit_id, now, times=ISO_UTC, **kwargs))
 
 
 def export_rows(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, **kwargs: Any) -> Iterator[list[str]]:
     """The machine export: the column keys, then one row of :func:`csv_cells` text per device."""
     yield list(EXPORT_COLUMNS)
-    convert = _machine_converters()
-    inert_row = spreadsheet.inert_row
-    for values in export_records(conn, scope, unit_id, now, **kwargs):
-        yield inert_row([f(v) for f, v in zip(convert, values)])
+    yield from map(spreadsheet.inert_row, _machine_rows(conn, scope, unit_id, now, **kwargs))
 
 
 def export_csv(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, *,
                style: spreadsheet.CsvStyle = spreadsheet.RFC4180, **kwargs: Any) -> Iterator[str]:
-    """The machine export as CSV text chunks (every cell quoted, CRLF)."""
-    return spreadsheet.csv_lines(export_rows(conn, scope, unit_id, now, **kwargs), style, made_inert=True)
+    """The machine export as CSV text chunks (every cell quoted, CRLF): :func:`export_rows`,
+    made inert by the writer a block of rows at a time."""
+    rows = itertools.chain([list(EXPORT_COLUMNS)], _machine_rows(conn, scope, unit_id, now, **kwargs))
+    return spreadsheet.csv_lines(rows, style)
 
 
 # ------------------------------------------------------------------ for a person
@@ -227,37 +265,31 @@ class Labels:
         title = self.check_title(check_id)
         return f"{title} ({check_id})" if title != check_id else check_id
 
-    def converters(self, *, text_times: bool) -> list[Callable[[Any], Any]]:
-        """Per column of EXPORT_COLUMNS: its value as the person reads it ('' for none;
-        states, yes/no and check titles in their language; times as text or as datetimes)."""
-        yes, no = self.t("yes"), self.t("no")
-        checks = self._checks
-
-        def time_text(v: Any) -> str:  # "2030-06-15 12:00" (UTC); isoformat is several times faster than strftime
-            if v is None:
-                return ""
-            return (v if v.tzinfo is _UTC else v.astimezone(_UTC)).isoformat(" ", "minutes")[:16]
-
-        def by_column(column: str) -> Callable[[Any], Any]:
-            if column == "state":
-                return self._states.__getitem__
-            if column in LIST_COLUMNS:
-                return lambda v: "; ".join([checks[c] for c in v]) if v else ""
-            if column in TIME_COLUMNS:
-                return time_text if text_times else (lambda v: "" if v is None else v)
-            if column in BOOL_COLUMNS:
-                return lambda v: "" if v is None else yes if v else no
-            return lambda v: "" if v is None else v
-        return [by_column(c) for c in EXPORT_COLUMNS]
-
     def rows(self, records: Iterator[tuple[Any, ...]], *, text_times: bool) -> Iterator[list[Any]]:
-        convert = self.converters(text_times=text_times)
-        for rec in records:
-            yield [f(v) for f, v in zip(convert, rec)]
+        """Each record as the person reads it ('' for none; states, yes/no and check titles
+        in their language; ``text_times``: times as :data:`MINUTES_UTC` text (records read
+        with ``times=MINUTES_UTC`` have it already), else as datetimes). One call per row."""
+        yes, no = self.t("yes"), self.t("no")
+        states, checks = self._states, self._checks
+
+        def text(v: Any) -> Any:
+            return v if type(v) is str else "" if v is None else _minutes_utc(v)
+
+        def as_is(v: Any) -> Any:
+            return "" if v is None else v
+
+        when = text if text_times else as_is
+        for (id_, host, path, state, seen, received, failing, excepted, platform, os_, version, old, since,
+             due) in records:
+            yield [as_is(id_), as_is(host), as_is(path), states[state], when(seen), when(received),
+                   "; ".join([checks[c] for c in failing]) if failing else "",
+                   "; ".join([checks[c] for c in excepted]) if excepted else "",
+                   as_is(platform), as_is(os_), as_is(version), yes if old else no, when(since), when(due)]
 
 
 def export_csv_for(labels: Labels, lang: str, records: Iterator[tuple[Any, ...]]) -> Iterator[str]:
-    """A person's CSV: translated header and values, in their Excel's dialect."""
+    """A person's CSV: translated header and values, in their Excel's dialect (cheapest
+    from records read with ``times=MINUTES_UTC``: the database writes the times)."""
     rows = labels.rows(records, text_times=True)
     return spreadsheet.csv_lines(itertools.chain([labels.header()], rows), csv_style_for(lang))
 
@@ -265,6 +297,15 @@ def export_csv_for(labels: Labels, lang: str, records: Iterator[tuple[Any, ...]]
 def export_xlsx_for(labels: Labels, records: Iterator[tuple[Any, ...]], *, sheet: str) -> Iterator[bytes]:
     """A person's XLSX, streamed: translated header and values, times as date cells (UTC)."""
     return spreadsheet.xlsx_chunks(labels.header(), labels.rows(records, text_times=False), sheet=sheet)
+
+
+def export_for(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, labels: Labels, lang: str,
+               fmt: str, *, sheet: str, **kwargs: Any) -> Iterator[Any]:
+    """A person's export of the unit, as the dashboard streams it: ``fmt`` "xlsx" (times
+    as date cells) or "csv" (times as text the database writes)."""
+    if fmt == "xlsx":
+        return export_xlsx_for(labels, export_records(conn, scope, unit_id, now, **kwargs), sheet=sheet)
+    return export_csv_for(labels, lang, export_records(conn, scope, unit_id, now, times=MINUTES_UTC, **kwargs))
 
 
 def export_xlsx(records: Iterator[tuple[Any, ...]], *, sheet: str = "devices") -> Iterator[bytes]:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Date, DateTime, Integer, Interval, bindparam, cast, func, literal, type_coerce
+from sqlalchemy import Date, DateTime, Integer, Interval, String, any_, bindparam, cast, func, literal, type_coerce
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement
 
@@ -43,6 +44,16 @@ def agg_list(conn: Connection, col: Any) -> Any:
     if dialect(conn) == "postgresql":
         return func.string_agg(col, ",")
     return func.group_concat(col, ",")
+
+
+def one_of(conn: Connection, col: Any, values: Any, *, of: Any = String) -> ColumnElement[bool]:
+    """SQL: ``col`` is one of ``values``. On PostgreSQL one array parameter (``= ANY``): the
+    statement stays short and the same whatever the list's length, so psycopg prepares it
+    and nothing is rendered per value; SQLite gets an IN list."""
+    values = list(values)
+    if dialect(conn) == "postgresql":
+        return col == any_(bindparam(None, values, type_=ARRAY(of)))
+    return col.in_(values)
 
 
 def contains_item(conn: Connection, csv_col: Any, item: Any) -> ColumnElement[bool]:

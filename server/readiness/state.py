@@ -40,14 +40,14 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Sequence
 
-from sqlalchemy import and_, case, delete, exists, func, literal, or_, select, text, union_all
+from sqlalchemy import Integer, and_, case, delete, exists, func, literal, or_, select, text, union_all
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement, Select
 
 from server.db import device_state, devices, unit_max_age_history, unit_state_deltas, units, utc
 from server.readiness.cover import Cover, Covers, exception_cover
 from server.readiness.scope import Scope, ancestor_or_self, scope_unit_ids
-from server.readiness.sql import contains_item, dialect, minus_hours, ts_param
+from server.readiness.sql import contains_item, dialect, minus_hours, one_of, ts_param
 
 READY, DUE, NOT_READY, STALE, NEVER_REPORTED = "ready", "due", "not_ready", "stale", "never_reported"
 STATES = (READY, DUE, NOT_READY, STALE, NEVER_REPORTED)
@@ -205,25 +205,28 @@ def device_groups(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | 
     revoked = [r for (r,) in conn.execute(select(devices.c.id).where(devices.c.revoked_at.is_not(None)))]
     stale = stale_clause(conn, s, now, default_max_age_hours=default_max_age_hours)
     due = and_(s.c.last_report_id.is_not(None), s.c.due_until > ts_param(now))
-    where = [or_(stale, due, s.c.device_id.in_(sorted(set(own) | set(revoked))))]
-    where.append(s.c.unit_id.is_not(None) if unit_ids is None else s.c.unit_id.in_(unit_ids))
-    special = (select(*keys, s.c.device_id, case((s.c.last_report_id.is_(None), 1), else_=0).label("never"),
-                      case((stale, 1), else_=0).label("stale"), case((and_(due, ~stale), 1), else_=0).label("due"))
+    where = [or_(stale, due, one_of(conn, s.c.device_id, sorted(set(own) | set(revoked))))]
+    where.append(s.c.unit_id.is_not(None) if unit_ids is None else one_of(conn, s.c.unit_id, unit_ids, of=Integer))
+    flag = lambda cond: case((cond, 1), else_=0)  # noqa: E731
+    # Each list is matched once per device read, here; the parts below test the flags.
+    special = (select(*keys, s.c.device_id, flag(s.c.last_report_id.is_(None)).label("never"),
+                      flag(stale).label("stale"), flag(and_(due, ~stale)).label("due"),
+                      flag(one_of(conn, s.c.device_id, revoked)).label("revoked"),
+                      flag(one_of(conn, s.c.device_id, own)).label("own"))
                .where(*where).cte("special_devices").prefix_with("MATERIALIZED", dialect="postgresql"))
     x = special.c
     base = select(d.c.unit_id, d.c.agent_version, d.c.failing_required, d.c.failing_hard,
                   literal("").label("device_id"), d.c.never, literal(0).label("stale"), literal(0).label("due"), d.c.n)
     if unit_ids is not None:
-        base = base.where(d.c.unit_id.in_(unit_ids))
+        base = base.where(one_of(conn, d.c.unit_id, unit_ids, of=Integer))
     xkeys = (x.unit_id, x.agent_version, x.failing_required, x.failing_hard)
     # A device judged by its own row stays counted in its group, only its stale/due flags
     # move; a revoked one leaves its group, one with its own exception moves to a row of its own.
-    moved = (select(*xkeys, literal("").label("device_id"), literal(0), x.stale, x.due, literal(0))
-             .where(x.device_id.not_in(revoked), x.device_id.not_in(own)))
-    taken_out = (select(*xkeys, literal(""), -x.never, literal(0), literal(0), literal(-1))
-                 .where(or_(x.device_id.in_(revoked), x.device_id.in_(own))))
-    judged = (select(*xkeys, x.device_id, x.never, x.stale, x.due, literal(1))
-              .where(x.device_id.in_(own), x.device_id.not_in(revoked)))
+    moved = select(*xkeys, literal("").label("device_id"), literal(0), x.stale, x.due, literal(0)).where(
+        x.revoked == 0, x.own == 0)
+    taken_out = select(*xkeys, literal(""), -x.never, literal(0), literal(0), literal(-1)).where(
+        or_(x.revoked == 1, x.own == 1))
+    judged = select(*xkeys, x.device_id, x.never, x.stale, x.due, literal(1)).where(x.own == 1, x.revoked == 0)
     u = union_all(base, moved, taken_out, judged).subquery("group_rows")
     return (select(u.c.unit_id, u.c.agent_version, u.c.failing_required, u.c.failing_hard, u.c.device_id,
                    func.sum(u.c.never).label("never"), func.sum(u.c.stale).label("stale"),
@@ -281,7 +284,7 @@ class StateRow(NamedTuple):
 class BlockingRow(NamedTuple):
     unit_id: int
     check_id: str
-    n: int  # due or not-ready devices of the unit failing the check, not covered unit-wide
+    n: int  # due or not-ready devices of the unit failing the check, not covered by an exception
 
 
 class FailingRow(NamedTuple):
@@ -303,8 +306,10 @@ def state_rows(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | Non
     device: each group is split into its never-reported, stale, fresh-within-grace and
     other fresh devices. Devices with their own exception are judged one by one (there
     are few). With ``blocking``, from the same pass: per unit and failing required check,
-    the due and not-ready devices failing it whose unit has no exception for it (the
-    overview's "why"; a device's own exceptions are left to the caller). With ``failing``,
+    the due and not-ready devices failing it that no exception covers (the overview's
+    "why": the pass returns them per unit, set of failing checks and device with an
+    exception of its own, and :meth:`Cover.split` takes the covered checks out). With
+    ``failing``,
     from the same pass: per failing required check, the devices failing it on a fresh
     report, uncovered and covered, and the stale ones (a unit page's checks failing most;
     the devices with any device exception are then counted by their own row, so each
@@ -312,14 +317,14 @@ def state_rows(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | Non
     if cover is None:
         cover = exception_cover(conn, now, unit_ids)
     groups = device_groups(conn, now, unit_ids, cover=cover, default_max_age_hours=default_max_age_hours,
-                           split=sorted({d for _c, d in cover.device_checks}) if failing else ())
+                           split=sorted({d for _c, d in cover.device_checks}) if failing or blocking else ())
     g = groups.cte("state_groups").prefix_with("MATERIALIZED", dialect="postgresql")
     # Each group four times: its never-reported, stale, fresh-within-grace and other fresh devices.
     part = union_all(*[select(literal(a).label("never"), literal(b).label("stale"), literal(c).label("due"))
                        for a, b, c in ((1, 0, 0), (0, 1, 0), (0, 0, 1), (0, 0, 0))]).subquery("state_part")
     n = case((part.c.never == 1, g.c.never), (part.c.stale == 1, g.c.stale), (part.c.due == 1, g.c.due),
              else_=g.c.n - g.c.never - g.c.stale - g.c.due)
-    st = (select(g.c.unit_id, g.c.agent_version, g.c.failing_required, n.label("n"),
+    st = (select(g.c.unit_id, g.c.agent_version, g.c.failing_required, g.c.device_id, n.label("n"),
                  state_of(never=part.c.never == 1, stale=part.c.stale == 1, due_open=part.c.due == 1,
                           failing_required=g.c.failing_required, failing_hard=g.c.failing_hard,
                           unit_id=g.c.unit_id, device_id=g.c.device_id, cover=cover).label("state"))
@@ -329,15 +334,14 @@ def state_rows(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | Non
                      func.sum(st.c.n).label("n"))
               .group_by(st.c.unit_id, st.c.state, st.c.agent_version))
     parts: list[Any] = [counts]
+    if blocking:  # kind 1: due and not-ready devices per (unit, failing checks, device with its own exception)
+        parts.append(select(literal(1), st.c.unit_id, st.c.failing_required, st.c.device_id, func.sum(st.c.n))
+                     .where(st.c.state.in_((DUE, NOT_READY)))
+                     .group_by(st.c.unit_id, st.c.failing_required, st.c.device_id))
     checks = sorted({c for (f,) in conn.execute(select(unit_state_deltas.c.failing_required).distinct())
-                     for c in f.split(",") if c}) if blocking or failing else []
+                     for c in f.split(",") if c}) if failing else []
     if checks:
         ck = union_all(*[select(literal(c).label("check_id")) for c in checks]).subquery("checks")
-        if blocking:
-            parts.append(select(literal(1), st.c.unit_id, ck.c.check_id, literal(None), func.sum(st.c.n))
-                         .select_from(st.join(ck, contains_item(conn, st.c.failing_required, ck.c.check_id)))
-                         .where(st.c.state.in_((DUE, NOT_READY)), ~cover.covers_unit_check(ck.c.check_id, st.c.unit_id))
-                         .group_by(st.c.unit_id, ck.c.check_id))
         if failing:  # kinds 2, 3, 4: failing on a fresh report uncovered, covered; stale
             fresh = g.c.n - g.c.never - g.c.stale
             covered = cover.covers_check(ck.c.check_id, g.c.device_id, g.c.unit_id)
@@ -347,16 +351,18 @@ def state_rows(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | Non
                 parts.append(select(literal(kind), literal(0), ck.c.check_id, literal(None), func.sum(count))
                              .select_from(gk).group_by(ck.c.check_id))
     rows: list[StateRow] = []
-    block: list[BlockingRow] = []
+    block: dict[tuple[int, str], int] = {}
     fail: dict[str, list[int]] = {}
     for kind, unit_id, state, version, k in conn.execute(union_all(*parts) if len(parts) > 1 else counts):
         if kind == 0:
             rows.append(StateRow(int(unit_id), str(state), version, int(k)))
-        elif kind == 1:
-            block.append(BlockingRow(int(unit_id), str(state), int(k)))
+        elif kind == 1:  # state: the failing checks; version: the device ('' for a group)
+            for check in cover.split(state, unit_id, version)[0]:
+                block[unit_id, check] = block.get((unit_id, check), 0) + int(k)
         else:
             fail.setdefault(str(state), [0, 0, 0])[kind - 2] = int(k)
-    return rows, block, [FailingRow(c, *n) for c, n in sorted(fail.items()) if any(n)]
+    return (rows, [BlockingRow(int(u), c, n) for (u, c), n in block.items()],
+            [FailingRow(c, *n) for c, n in sorted(fail.items()) if any(n)])
 
 
 def state_counts(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | None = None, *,

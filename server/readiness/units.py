@@ -141,7 +141,7 @@ def overview(conn: Connection, scope: Scope, now: dt.datetime, *, minimum: str |
     versions = versions_of(conn, counted.versions(), minimum, whole_fleet=scope.unit_path is None)
     return Overview(_summaries(unit_list, counted, scope, default_max_age_hours), versions,
                     outdated=counted.outdated(unit_list, versions.newest),
-                    blocking=blocking_checks(conn, now, unit_list, cover, ids, default_max_age_hours, counted.blocking)
+                    blocking=blocking_checks(unit_list, counted.blocking)
                     if why else {})
 
 
@@ -262,46 +262,18 @@ def _ahead(deadline: dt.datetime | None, now: dt.datetime) -> dt.datetime | None
     return deadline if deadline is not None and deadline > now else None
 
 
-def blocking_checks(conn: Connection, now: dt.datetime, unit_list: list[dict[str, Any]], cover: Cover,
-                    unit_ids: Sequence[int] | None, default_max_age_hours: int,
-                    rows: list[BlockingRow]) -> dict[int, tuple[str, int]]:
+def blocking_checks(unit_list: list[dict[str, Any]], rows: list[BlockingRow]) -> dict[int, tuple[str, int]]:
     """Per unit: the required check that keeps most of its subtree's devices not ready
-    (fresh report, not covered) and how many — the overview's "why". ``rows``: the due and
-    not-ready devices per (unit, check) of the pass that counted the tiles
-    (:func:`state_rows`), not every failing check row; the few devices with their own
-    exception are corrected here."""
-    s = device_state
-    fresh = ~stale_clause(conn, s, now, default_max_age_hours=default_max_age_hours)
-    where = [s.c.failing_required != "", s.c.last_report_id.is_not(None), fresh, not_revoked(s.c.device_id)]
-    if unit_ids is not None:
-        where.append(s.c.unit_id.in_(unit_ids))
-    own: dict[int, dict[str, int]] = {}
-
-    def add(uid: int, check: str, n: int) -> None:
-        own.setdefault(uid, {})[check] = own.get(uid, {}).get(check, 0) + n
-
-    for x in rows:
-        add(x.unit_id, x.check_id, x.n)
-    by_device: dict[str, set[str]] = {}
-    for check, dev in cover.device_checks:
-        by_device.setdefault(dev, set()).add(check)
-    # A device whose failing checks are all covered is ready, so not in ``rows``.
-    for dev in cover.ready_devices:
-        by_device.pop(dev, None)
-    if by_device:
-        for x in conn.execute(select(s.c.device_id, s.c.unit_id, s.c.failing_required)
-                              .where(*where, s.c.device_id.in_(sorted(by_device)))):
-            for check in set(x.failing_required.split(",")) & by_device[x.device_id]:
-                if (check, x.unit_id) not in cover.unit_checks:
-                    add(x.unit_id, check, -1)
+    or due (failing, not covered by an exception) and how many — the overview's "why".
+    ``rows``: those devices per (unit, check), from the pass that counted the tiles
+    (:func:`state_rows`), rolled up the tree here."""
     parent = {u["id"]: u["parent_id"] for u in unit_list}
     per: dict[int, dict[str, int]] = {}
-    for unit_id, checks in own.items():
-        uid: int | None = unit_id
+    for x in rows:
+        uid: int | None = x.unit_id
         while uid is not None and uid in parent:
             into = per.setdefault(uid, {})
-            for check, n in checks.items():
-                into[check] = into.get(check, 0) + n
+            into[x.check_id] = into.get(x.check_id, 0) + x.n
             uid = parent.get(uid)
     return {u: min(((k, n) for k, n in c.items() if n > 0), key=lambda kv: (-kv[1], kv[0]))
             for u, c in per.items() if any(n > 0 for n in c.values())}

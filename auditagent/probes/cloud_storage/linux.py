@@ -25,6 +25,8 @@ USER_DESKTOP_DIRS = (".local/share/applications", ".local/share/flatpak/exports/
 
 @dataclass(frozen=True)
 class ClientSpec:
+    """How to recognise one cloud-storage client on Linux."""
+
     name: str
     processes: tuple[str, ...]  # process names (lower case)
     binaries: tuple[str, ...] = ()

@@ -10,6 +10,8 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Mount:
+    """One mounted filesystem (from /proc/self/mountinfo or /proc/mounts)."""
+
     source: str
     mountpoint: str
     fstype: str
@@ -47,6 +49,8 @@ def parse_mountinfo(text: str) -> list[Mount]:
 
 @dataclass(frozen=True)
 class Swap:
+    """One active swap area (from /proc/swaps)."""
+
     filename: str
     kind: str  # partition | file
 

@@ -70,10 +70,13 @@ def local_zone(name: str | None) -> dt.tzinfo:
 # --------------------------------------------------------------------------- apt
 
 
+# -s: simulate (no root, no lock); dist-upgrade also counts updates needing new packages.
+APT_QUERY = ("apt-get", "-s", "-o", "Debug::NoLocking=1", "dist-upgrade")
+
+
 def _apt_pending() -> Callable[[ProbeContext], dict[str, Any]]:
     def query(ctx: ProbeContext) -> dict[str, Any]:
-        # -s: simulate (no root, no lock); dist-upgrade also counts updates needing new packages.
-        text = _run_ok(ctx, ["apt-get", "-s", "-o", "Debug::NoLocking=1", "dist-upgrade"])
+        text = _run_ok(ctx, list(APT_QUERY))
         pkgs = parse_apt_get_simulate(text)
         return {"pending": len(pkgs), "security": sorted({p["name"] for p in pkgs if p["security"]})}
     return query
