@@ -191,6 +191,42 @@ def sender(port: int, bodies: list[bytes], start: mp.Event, queue: mp.Queue) -> 
     queue.put((statuses, lat, time.process_time() - cpu0))
 
 
+def _wal_lsn(url: str, *, reset_statements: bool = False) -> int:
+    """The cluster's WAL position in bytes (cluster-wide: another database's writes count
+    too), having reset pg_stat_statements where asked and installed."""
+    from server.db import make_engine
+
+    engine = make_engine(url, pool_size=1, max_overflow=0)
+    try:
+        with engine.connect() as conn:
+            if reset_statements and conn.exec_driver_sql(
+                    "SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'").first():
+                conn.exec_driver_sql("SELECT pg_stat_statements_reset()")
+                conn.commit()
+            return int(conn.exec_driver_sql("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn").scalar())
+    finally:
+        engine.dispose()
+
+
+def _top_statements(url: str, n: int = 6) -> list[tuple[str, int, float]]:
+    """This database's costliest statements since :func:`_wal_lsn` (where pg_stat_statements
+    is installed in it): (text, calls, total µs of planning + execution)."""
+    from server.db import make_engine
+
+    engine = make_engine(url, pool_size=1, max_overflow=0)
+    try:
+        with engine.connect() as conn:
+            if not conn.exec_driver_sql("SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'").first():
+                return []
+            rows = conn.exec_driver_sql(
+                "SELECT query, calls, (total_plan_time + total_exec_time) * 1000 FROM pg_stat_statements "
+                "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+                "ORDER BY 3 DESC LIMIT %(n)s", {"n": n}).all()
+            return [(" ".join(q.split())[:90], int(c), float(us)) for q, c, us in rows]
+    finally:
+        engine.dispose()
+
+
 def _cpu(procs: list[psutil.Process]) -> dict[int, float]:
     out = {}
     for p in procs:
@@ -369,11 +405,14 @@ def run(kind: str, pg_url: str | None, templates: list[dict[str, Any]], devices:
             coll = collector_procs(proc.pid)
             pg = postgres_procs(db_name) if db_name else []
             c0, g0 = _cpu(coll), _cpu(pg)
+            w0 = _wal_lsn(url, reset_statements=True) if db_name else 0
             t0 = time.perf_counter()
             start.set()
             results = [queue.get() for _ in procs]
             elapsed = time.perf_counter() - t0
             c1, g1 = _cpu(coll), _cpu(postgres_procs(db_name) if db_name else [])
+            wal = _wal_lsn(url) - w0 if db_name else 0
+            statements = _top_statements(url) if db_name else []
             for p in procs:
                 p.join()
         finally:
@@ -395,7 +434,8 @@ def run(kind: str, pg_url: str | None, templates: list[dict[str, Any]], devices:
             "p50_ms": statistics.median(lat) * 1000, "p99_ms": lat[int(len(lat) * 0.99) - 1] * 1000,
             "collector_cpu_us": (sum(c1.values()) - sum(c0.values())) / per * 1e6,
             "postgres_cpu_us": sum(v - g0.get(pid, 0.0) for pid, v in g1.items()) / per * 1e6,
-            "sender_cpu_us": sender_cpu / per * 1e6, "storage": stored}
+            "sender_cpu_us": sender_cpu / per * 1e6, "wal_bytes": wal / per,
+            "statements": [(q, calls, us / per) for q, calls, us in statements], "storage": stored}
 
 
 def storage_line(st: dict[str, int]) -> str:
@@ -410,7 +450,7 @@ def storage_line(st: dict[str, int]) -> str:
 def baseline_summary(rows: list[dict[str, Any]]) -> str:
     """Medians per collector over the alternated runs of each setting, and this/baseline."""
     out = ["before/after (medians of the alternated runs):"]
-    keys = ("per_second", "collector_cpu_us", "postgres_cpu_us", "sender_cpu_us")
+    keys = ("per_second", "collector_cpu_us", "postgres_cpu_us", "sender_cpu_us", "wal_bytes")
     for setting in dict.fromkeys((r["db"], r["workers"], r["senders"]) for r in rows):
         med = {label: {k: statistics.median(r[k] for r in rows if (r["db"], r["workers"], r["senders"]) == setting
                                             and r["collector"] == label) for k in keys}
@@ -421,7 +461,8 @@ def baseline_summary(rows: list[dict[str, Any]]) -> str:
                    f"collector {b['collector_cpu_us']:,.0f} -> {t['collector_cpu_us']:,.0f} µs "
                    f"({t['collector_cpu_us'] / b['collector_cpu_us']:.2f}x), PostgreSQL {b['postgres_cpu_us']:,.0f} -> "
                    f"{t['postgres_cpu_us']:,.0f} µs ({t['postgres_cpu_us'] / b['postgres_cpu_us']:.2f}x), "
-                   f"senders {b['sender_cpu_us']:,.0f} -> {t['sender_cpu_us']:,.0f} µs")
+                   f"senders {b['sender_cpu_us']:,.0f} -> {t['sender_cpu_us']:,.0f} µs; WAL {b['wal_bytes']:,.0f} -> "
+                   f"{t['wal_bytes']:,.0f} B/report ({t['wal_bytes'] / max(b['wal_bytes'], 1):.2f}x)")
     return "\n".join(out)
 
 
@@ -477,7 +518,10 @@ def main() -> int:
                       f"verify limit  (p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms)  statuses={r['statuses']}")
                 print(f"{'':10} (3,000 reports/s would be {3000 / limit:.2f} x the verify limit measured in this run)")
                 print(f"{'':10} CPU per report: collector {r['collector_cpu_us']:6.0f} µs, PostgreSQL "
-                      f"{r['postgres_cpu_us']:6.0f} µs, senders {r['sender_cpu_us']:6.0f} µs")
+                      f"{r['postgres_cpu_us']:6.0f} µs, senders {r['sender_cpu_us']:6.0f} µs; "
+                      f"WAL {r['wal_bytes']:,.0f} B per report")
+                for q, calls, us in r["statements"]:
+                    print(f"{'':10}   pg_stat_statements {us:7.0f} µs/report  {calls:6} calls  {q}")
                 print(f"{'':10} {storage_line(r['storage'])}")
     if args.baseline is not None:
         print(baseline_summary(rows))
