@@ -147,13 +147,17 @@ def _blobs_of(keys: str) -> str:
 # Each check's row as this report leaves it, carried over from its previous row (read in
 # the statement's snapshot: only ingest writes device_checks, under the device's advisory
 # lock), and from them the device's run, so that device_state is updated once per report.
+# The previous rows (``prev``) are read a device at a time, by the primary key's prefix
+# (OFFSET 0 keeps the subquery a lookup per device: joined freely, the planner may scan
+# the whole table, or use the (check_id, status) index and filter every device's rows);
+# then every join is between the batch's own rows, which a hash serves whatever the
+# estimates (a nested loop over them grows with the square of the batch).
 _PG_NEW_CHECKS = (
+    "prev AS (SELECT o.* FROM b CROSS JOIN LATERAL (SELECT o.device_id, o.check_id, o.status, o.failing_since, "
+    "o.due_until FROM device_checks o WHERE o.device_id = b.device_id OFFSET 0) o), "
     "new_checks AS (SELECT x.device_id, x.check_id, "
     + ", ".join(f"{v} AS {c}" for c, v in _carried("o", "x").items()) + " FROM c x "
-    "LEFT JOIN LATERAL (SELECT o.status, o.failing_since, o.due_until FROM device_checks o "
-    # LIMIT 1 (it is the primary key) keeps this a lookup by index per row, whatever the
-    # plan estimates of the batch: never a scan of every device's checks.
-    "WHERE o.device_id = x.device_id AND o.check_id = x.check_id LIMIT 1) o ON true), "
+    "LEFT JOIN prev o ON o.device_id = x.device_id AND o.check_id = x.check_id), "
     "run AS (SELECT n.device_id, MIN(n.failing_since) FILTER (WHERE " + _REQ_FAILING_ROW.format(t="n") + ") AS since, "
     "MIN(n.due_until) FILTER (WHERE " + _REQ_FAILING_ROW.format(t="n") + ") AS due, "
     "string_agg(n.check_id, ',' ORDER BY n.check_id) FILTER (WHERE " + _REQ_FAILING_ROW.format(t="n")
@@ -167,9 +171,12 @@ BATCH_SQL_PG = (
     "stored AS (INSERT INTO reports (" + ", ".join(_REPORT_COLUMNS) + ") SELECT "
     + ", ".join(_B[v] for v in _REPORT_VALUES) + " FROM " + _ADVANCED + " RETURNING reports.device_id), "
     + _blobs_of("advanced") +
-    "gone AS (DELETE FROM device_checks USING advanced a WHERE device_checks.device_id = a.device_id "
-    "AND NOT EXISTS (SELECT 1 FROM new_checks n WHERE n.device_id = device_checks.device_id "
-    "AND n.check_id = device_checks.check_id)), "
+    # The previous rows this report no longer has (MATERIALIZED: found among the batch's rows
+    # alone, before the join with ``advanced``, whose estimate of one row would make it a loop).
+    "dropped AS MATERIALIZED (SELECT p.device_id, p.check_id FROM prev p WHERE NOT EXISTS "
+    "(SELECT 1 FROM c x WHERE x.device_id = p.device_id AND x.check_id = p.check_id)), "
+    "gone AS (DELETE FROM device_checks USING dropped g JOIN advanced a ON a.device_id = g.device_id "
+    "WHERE device_checks.device_id = g.device_id AND device_checks.check_id = g.check_id), "
     "upserted AS (" + _UPSERT_CHECK.format(rows="SELECT n.device_id, n.check_id, n.severity, n.status, "
                                            "n.failing_since, n.due_until FROM new_checks n JOIN advanced a "
                                            "ON a.device_id = n.device_id", distinct="IS DISTINCT FROM") + "), "
