@@ -294,3 +294,41 @@ def test_each_stored_report_updates_its_device_state_row_once(store):
             c.execute(text("DROP TRIGGER test_state_written ON device_state"))
             c.execute(text("DROP FUNCTION test_count_state_write()"))
             c.execute(text("DROP TABLE test_state_writes"))
+
+
+def test_a_batch_replaces_each_devices_checks_with_its_reports_own(store):
+    """In one batch statement, a device whose report drops a check and adds another, one
+    whose report keeps its checks and one whose report is refused (a replayed sequence):
+    each advanced device's check rows are exactly its latest report's, a continuing
+    failing run keeps its start, and the refused device's rows stay as they were."""
+    from sqlalchemy import select
+
+    from server.db import device_checks
+
+    blocker = Device(store, "blocker-replace")
+    changing, keeping, refused = (Device(store, f"replace-{i}") for i in range(3))
+    first = _checks("fail", "fail", "pass")
+    for dev in (changing, keeping, refused):
+        assert outcome(store, dev.report(1, results=first)) == 201
+
+    def rows(dev):
+        dc = device_checks.c
+        with store.engine.connect() as c:
+            return {r.check_id: (r.severity, r.status, r.failing_since) for r in c.execute(
+                select(dc.check_id, dc.severity, dc.status, dc.failing_since).where(dc.device_id == dev.id))}
+
+    before = {d.id: rows(d) for d in (changing, keeping, refused)}
+    replaced = [r for r in _checks("fail", "pass", "pass") if r["check_id"] != "screen-lock"] + [
+        {"check_id": "os-patched", "status": "unknown", "severity": "required"}]
+    results = queue_behind_lock(store, blocker, [
+        changing.report(2, results=replaced),
+        keeping.report(2, results=first),
+        refused.report(1, results=replaced),  # a replayed sequence
+    ])
+    assert results == [201, 201, 201, "replayed_sequence"]
+    after = rows(changing)
+    assert set(after) == {"disk-encrypted", "firewall", "os-patched"}
+    assert after["disk-encrypted"] == before[changing.id]["disk-encrypted"]  # the run goes on
+    assert after["firewall"][1:] == ("pass", None) and after["os-patched"][:2] == ("required", "unknown")
+    assert rows(keeping) == before[keeping.id]
+    assert rows(refused) == before[refused.id]
