@@ -17,8 +17,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from markupsafe import Markup, escape
+
 from auditagent.i18n.plural import count_in, plural_key
-from auditagent.textsafe import fill
+from auditagent.textsafe import fill, neutralise
 from server.local_time import DEFAULT_ZONE, time_zone
 
 LANGS = ("sv", "da", "en")
@@ -1091,14 +1093,28 @@ class Translator:
         self.zone_name = zone
         self.tz = time_zone(zone)
 
-    def __call__(self, key: str, **args: Any) -> str:
+    def _template(self, key: str, args: dict[str, Any]) -> str | None:
         text = MESSAGES[self.lang].get(key) or MESSAGES["en"].get(key)
         if text is None and count_in(args) is not None:  # a count message: its form for the count
             form = plural_key(key, count_in(args))
             text = MESSAGES[self.lang].get(form) or MESSAGES["en"].get(form)
+        return text
+
+    def __call__(self, key: str, **args: Any) -> str:
+        text = self._template(key, args)
         if text is None:
             return key  # an unknown key is text, never a template
         return fill(text, args)
+
+    def markup(self, key: str, **args: Any) -> Markup:
+        """The sentence ``key`` as markup for a page: its text escaped, and each value
+        escaped (made visible as :func:`neutralise` does) unless it is markup we built,
+        such as a name from :func:`server.name_breaks.breakable`."""
+        text = self._template(key, args)
+        if text is None:
+            return escape(key)
+        shown = {k: v if isinstance(v, Markup) else escape(neutralise(v)) for k, v in args.items()}
+        return Markup(fill(str(escape(text)), shown))
 
     def has(self, key: str) -> bool:
         return key in MESSAGES[self.lang]

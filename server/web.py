@@ -48,6 +48,7 @@ from server.auth import cookies_secure
 from server.db import devices, units
 from server.i18n_web import LANG_NAMES, LANGS, Translator, choose_language
 from server.local_time import DEFAULT_ZONE, local_midnight_after, local_today, time_zone
+from server.name_breaks import breakable
 from server.store import ApiError
 from server.trend_svg import trend_chart
 from server.web_common import SECURITY_HEADERS, safe_next
@@ -78,6 +79,7 @@ def make_env() -> Environment:
                       trim_blocks=False, lstrip_blocks=False, finalize=_shown)
     env.globals["pct_width"] = lambda n, total: f"{(100.0 * n / total) if total else 0:.2f}"
     env.globals["STATES"] = rd.STATES  # the order every page shows the states in
+    env.filters["breakable"] = breakable  # a long name breaks at its own separators
     return env
 
 
