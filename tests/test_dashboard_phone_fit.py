@@ -1,7 +1,8 @@
 """Every dashboard page an officer sees fits a phone and a tablet: in a real headless
 Chromium (Debian's /usr/bin/chromium through Playwright) against a real collector
 subprocess on SQLite, in sv, da and en at 390, 768 and 1366 px, the document never scrolls
-sideways (a wide table may scroll inside its own box). The data holds the longest texts
+sideways (a wide table may scroll inside its own box, but the device's check table never:
+on a phone each check's status is whole on screen). The data holds the longest texts
 a real fleet has: the shipped policy's Danish and Swedish check titles, a 63-character
 host name without a break, a fully qualified host name, a long Danish unit and team
 name, a long exception justification. A heading holding such a name breaks at a space or
@@ -90,6 +91,17 @@ OVERFLOW = """() => {
 }"""
 
 
+# The device page's check table: where each check's Status cell (and everything in it) is,
+# against the viewport, and how far the table would scroll inside its own box.
+STATUS_CELLS = """() => [...document.querySelectorAll('#results tbody tr')].map(tr => {
+  const cell = tr.cells[1], table = cell.closest('table');
+  const boxes = [cell, ...cell.querySelectorAll('*')].map(e => e.getBoundingClientRect()).filter(r => r.width);
+  return {check: tr.dataset.checkId, text: cell.innerText.trim(),
+          left: Math.min(...boxes.map(r => r.left)), right: Math.max(...boxes.map(r => r.right)),
+          scrolls: table.scrollWidth - table.clientWidth};
+})"""
+
+
 @contextlib.contextmanager
 def signed_in(site: Any, browser: Any, lang: str, width: int) -> Iterator[Any]:  # noqa: F811
     """A page in a fresh browser context of ``width`` px for a reader of ``lang``, signed in."""
@@ -117,6 +129,11 @@ def test_no_page_scrolls_sideways(site: Any, browser: Any, lang: str, width: int
             assert page.locator("html").get_attribute("lang") == lang
             if name == "device":
                 assert LONG_HOST in page.inner_text("main")
+                # Each check's status reads whole without scrolling anything sideways.
+                cells = page.evaluate(STATUS_CELLS)
+                assert len(cells) >= 6 and all(c["text"] for c in cells), cells
+                cut = [c for c in cells if c["left"] < 0 or c["right"] > width + 0.5 or c["scrolls"] > 0]
+                assert cut == [], (lang, width, cut)
             m = page.evaluate(OVERFLOW)
             assert m["w"] == width
             if site.shots is not None:
