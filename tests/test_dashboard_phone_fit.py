@@ -91,12 +91,12 @@ OVERFLOW = """() => {
 }"""
 
 
-# The device page's check table: where each check's Status cell (and everything in it) is,
-# against the viewport, and how far the table would scroll inside its own box.
-STATUS_CELLS = """() => [...document.querySelectorAll('#results tbody tr')].map(tr => {
-  const cell = tr.cells[1], table = cell.closest('table');
+# The device page's check and report tables: where each row's status cell (and everything
+# in it) is, against the viewport, and how far its table would scroll inside its own box.
+STATUS_CELLS = """([rows, column]) => [...document.querySelectorAll(rows)].map(tr => {
+  const cell = tr.cells[column], table = cell.closest('table');
   const boxes = [cell, ...cell.querySelectorAll('*')].map(e => e.getBoundingClientRect()).filter(r => r.width);
-  return {check: tr.dataset.checkId, text: cell.innerText.trim(),
+  return {row: tr.dataset.checkId || tr.cells[0].innerText, text: cell.innerText.trim(),
           left: Math.min(...boxes.map(r => r.left)), right: Math.max(...boxes.map(r => r.right)),
           scrolls: table.scrollWidth - table.clientWidth};
 })"""
@@ -129,9 +129,13 @@ def test_no_page_scrolls_sideways(site: Any, browser: Any, lang: str, width: int
             assert page.locator("html").get_attribute("lang") == lang
             if name == "device":
                 assert LONG_HOST in page.inner_text("main")
-                # Each check's status reads whole without scrolling anything sideways.
-                cells = page.evaluate(STATUS_CELLS)
-                assert len(cells) >= 6 and all(c["text"] for c in cells), cells
+                # Each check's status and each report's verdict reads whole without
+                # scrolling anything sideways.
+                checks = page.evaluate(STATUS_CELLS, ["#results tbody tr", 1])
+                reports = page.evaluate(STATUS_CELLS, ["#reports tbody tr", 3])
+                assert len(checks) >= 6 and len(reports) >= 3, (checks, reports)
+                cells = checks + reports
+                assert all(c["text"] for c in cells), cells
                 cut = [c for c in cells if c["left"] < 0 or c["right"] > width + 0.5 or c["scrolls"] > 0]
                 assert cut == [], (lang, width, cut)
             m = page.evaluate(OVERFLOW)
