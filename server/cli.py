@@ -95,6 +95,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from server.logs import configure_logging
 
     configure_logging(args.log_level)
+    from server.http_server import freeze_start_up_heap, uvicorn_options
+
+    # First, so that a uvicorn the lingering close does not fit stops serve before anything is done.
+    options = uvicorn_options(host=args.host, port=args.port, ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key,
+                              log_level=args.log_level, server_header=False, timeout_graceful_shutdown=5)
     url = resolve_db_url(args.db)
     from server.ports import port_unavailable
 
@@ -132,10 +137,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
                         metrics_token_sha256=metrics.read_token_file(args.metrics_token_file),
                         oidc=oidc.load_config(args.oidc_config) if args.oidc_config else None,
                         notify=notify_config.load_config(args.notify_config) if args.notify_config else None)
-    from server.http_server import freeze_start_up_heap, uvicorn_options
-
-    options = uvicorn_options(host=args.host, port=args.port, ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key,
-                              log_level=args.log_level, server_header=False, timeout_graceful_shutdown=5)
     if args.workers > 1 and (args.metrics_listen or args.metrics_token_file):
         # Each worker would count only its own requests; one scrape would see one worker.
         raise ValueError("--metrics-listen/--metrics-token-file need --workers 1 (run one collector process "
