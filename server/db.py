@@ -482,10 +482,19 @@ def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20) -> Eng
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     # No pre-ping: it costs a round trip per request; recycle instead, and a broken
     # connection fails one request (the agent retries) and is discarded by the pool.
+    # Set once per connection, when it is opened (no round trip per request):
     # JIT off: the dashboard's aggregates are estimated as costly (correlated checks per
     # device) and JIT compilation then took ~1 s per query, far more than the query itself.
+    # Custom plans only: psycopg prepares a statement run five times on one connection
+    # without a rollback between (one_of keeps a page's text the same whatever its lists),
+    # and after five more runs PostgreSQL may keep one generic plan for all values, blind
+    # to how few devices a unit list or a grace deadline selects: it read a 25k-device
+    # unit's due devices 4x slower (35 -> 125 ms). A served request ends in a rollback, which
+    # empties psycopg's prepared statements, so this guards pages read many times in one
+    # transaction (scripts, benchmarks). The group-commit batch sets it back to auto for
+    # its own transactions (server/report_write.py: its generic plan is the cheaper one).
     return create_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_recycle=1800,
-                         connect_args={"options": "-c jit=off"})
+                         connect_args={"options": "-c jit=off -c plan_cache_mode=force_custom_plan"})
 
 
 @contextlib.contextmanager

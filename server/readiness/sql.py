@@ -107,25 +107,6 @@ def _one_of_any(element: OneOf, compiler: Any, **kw: Any) -> str:
     return f"({compiler.process(element.col, **kw)} {op} ({compiler.process(element.array, **kw)}))"
 
 
-def custom_plans(conn: Connection) -> None:
-    """PostgreSQL: plan this transaction's statements for the values they are run with.
-    psycopg prepares a statement run five times on one connection without a rollback
-    between (one_of keeps a page's text the same whatever its lists), and after five
-    more runs PostgreSQL may keep one generic plan for all values: blind to how few
-    devices a unit list or a grace deadline selects, it read a 25k-device unit's due
-    devices 4x slower (35 -> 125 ms). A collector's request ends in a rollback, which
-    empties psycopg's prepared statements, so there it guards a page read many times in
-    one transaction (an API client's loop, a benchmark). Once per transaction (``SET
-    LOCAL`` ends with it)."""
-    if dialect(conn) != "postgresql":
-        return
-    txn = conn.get_transaction()
-    if txn is not None and conn.info.get("custom_plans") is txn:
-        return
-    conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")  # begins the page's transaction if none is
-    conn.info["custom_plans"] = conn.get_transaction()
-
-
 EPOCH = dt.date(2000, 1, 1)
 _EPOCH_JULIAN = 2451544.5  # SQLite's julianday('2000-01-01')
 

@@ -15,7 +15,7 @@ from server.readiness.cover import Cover, exception_cover
 from server.readiness.devices import DevicePage, MAX_PER_PAGE, STATE_ORDER, device_filters, device_rows
 from server.readiness.scope import Invalid, Scope, in_subtree, visible_unit
 from server.readiness.state_page import devices_in_state, fleet_size
-from server.readiness.sql import custom_plans, one_of
+from server.readiness.sql import one_of
 from server.readiness.state import (DEFAULT_MAX_REPORT_AGE_HOURS, STATES, StaleDevice,
                                     device_state_rows,
                                     not_revoked, ready_share, stale_longest, stale_clause,
@@ -135,7 +135,6 @@ def overview(conn: Connection, scope: Scope, now: dt.datetime, *, minimum: str |
     """Every unit in scope (parents before children, each counting all devices in its
     subtree) and the agent versions of the whole scope — from one pass over the states;
     with ``why``, each unit's most common blocking check (the overview page's column)."""
-    custom_plans(conn)  # its lists are bound as arrays (one_of): plans for the values run with
     unit_list = scope_units(conn, scope)
     ids = None if scope.unit_path is None else [u["id"] for u in unit_list]
     cover = exception_cover(conn, now, ids)
@@ -287,7 +286,6 @@ def unit_detail(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, 
                 default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> UnitDetail:
     """One unit: its roll-up, its children's, the checks failing most, the devices stale
     the longest, and one page of its devices (filtered by state, failing check, OS/platform)."""
-    custom_plans(conn)
     unit = visible_unit(conn, scope, unit_id)
     root = unit["path"]
     if state and state not in STATES:
