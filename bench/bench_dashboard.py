@@ -264,6 +264,18 @@ def timed_cpu(fn: Callable[[], Any], runs: int, backend: Callable[[], float] | N
     return wall, cpu
 
 
+def as_request(conn: Any, fn: Callable[[], Any], *, keep: bool = False) -> Callable[[], Any]:
+    """``fn`` run as the collector serves a page: in a transaction of its own, ended by a
+    rollback (which also empties psycopg's prepared statements), or with ``keep`` by a
+    commit (the trend keeps the closed days it counted, as server/web.py and api.py do)."""
+    def run() -> Any:
+        try:
+            return fn()
+        finally:
+            conn.commit() if keep else conn.rollback()
+    return run
+
+
 def measure_direct(engine: Any, info: dict[str, Any], runs: int) -> dict[str, float]:
     """Median ms of each direct call into server.readiness (what the pages and the API run),
     wall and CPU (collector process + PostgreSQL backend; the backend's in clock ticks,
@@ -301,7 +313,8 @@ def measure_direct(engine: Any, info: dict[str, Any], runs: int) -> dict[str, fl
             ("device_detail (device page)", lambda: rd.device_detail(conn, scope, device, now), runs),
             ("trend administration 90 days, warm", lambda: rd.trend(conn, scope, admin_id, now, 90), runs),
         ]:
-            ms, cpu = timed_cpu(fn, n, backend)
+            conn.rollback()
+            ms, cpu = timed_cpu(as_request(conn, fn, keep=name.startswith("trend")), n, backend)
             out[name] = statistics.median(ms)
             out[name + " (cpu)"] = statistics.median(cpu)
             print(line(name, ms) + f"   cpu median {statistics.median(cpu):7.1f} ms", flush=True)
@@ -313,7 +326,7 @@ def measure_direct(engine: Any, info: dict[str, Any], runs: int) -> dict[str, fl
             t = time.perf_counter()
             rd.trend(conn, scope, admin_id, now, 90)
             return (time.perf_counter() - t) * 1000
-        cold = [cold_trend() for _ in range(3)]
+        cold = [as_request(conn, cold_trend)() for _ in range(3)]  # rolled back: the cache is kept
         out["trend administration 90 days, cold"] = statistics.median(cold)
         print(line("trend administration 90 days, cold", cold), flush=True)
         conn.rollback()
@@ -545,7 +558,7 @@ def main() -> int:
                   "no report envelopes (see the docstring)")
             admin_id, leaf_id = info["admin_id"], info["leaf_id"]
             results: list[str] = []
-            print("direct calls (server/readiness/, one connection):")
+            print("direct calls (server/readiness/, one connection, each call its own transaction as served):")
             figures[n_devices] = measure_direct(engine, info, args.runs)
             figures[n_devices].update(measure_exports(engine, url, info, max(3, args.runs // 5), http=not args.no_http))
             engine.dispose()
