@@ -14,7 +14,8 @@ stored already) as it runs them together; apart, compressing the facts and resul
 segments, which the steady state does once a month per device. Prints µs per stage and reports/s on one core, and the ratio to the
 single-core verify limit (the bare signature check) measured in the same run. With
 ``--baseline`` the same stages and the whole ``Store.verify`` of the other checkout run
-in a child process in turn with this one's, round by round (ratios within one run).
+in a child process in turn with this one's, round by round, over the same reports
+(ratios within one run).
 Prints figures; asserts nothing.
 """
 from __future__ import annotations
@@ -25,6 +26,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -138,9 +140,15 @@ def _whole_verify(bodies: list[bytes], raw_key: bytes, kid: str) -> Callable[[],
     return whole
 
 
-def measure(n: int, rounds: int) -> dict[str, float]:
-    """Best-of-``rounds`` µs per report for each stage, the sum, the whole Store.verify."""
-    bodies, raw_key, kid = _reports(n)
+def measure(n: int, rounds: int, reports_file: str | None = None) -> dict[str, float]:
+    """Best-of-``rounds`` µs per report for each stage, the sum, the whole Store.verify;
+    over the reports in ``reports_file`` (:func:`_save_reports`) if given."""
+    if reports_file is None:
+        bodies, raw_key, kid = _reports(n)
+    else:
+        saved = json.loads(Path(reports_file).read_text())
+        bodies = [b.encode("latin-1") for b in saved["bodies"]]
+        raw_key, kid, n = bytes.fromhex(saved["raw_key"]), saved["kid"], len(bodies)
     funcs = {**_stage_functions(bodies, raw_key, kid), "Store.verify (whole)": _whole_verify(bodies, raw_key, kid)}
     best = {name: float("inf") for name in funcs}
     for _ in range(rounds):
@@ -153,12 +161,19 @@ def measure(n: int, rounds: int) -> dict[str, float]:
     return best
 
 
-def _child(src: Path, n: int, rounds: int) -> dict[str, float]:
+def _save_reports(n: int, path: Path) -> None:
+    """The same reports for both checkouts."""
+    bodies, raw_key, kid = _reports(n)
+    path.write_text(json.dumps({"bodies": [b.decode("latin-1") for b in bodies], "raw_key": raw_key.hex(),
+                                "kid": kid}))
+
+
+def _child(src: Path, n: int, rounds: int, reports_file: Path) -> dict[str, float]:
     """The stages of checkout ``src`` (this very file's functions, that checkout's code)."""
     code = (f"import sys, json; sys.path.insert(0, {str(src)!r}); sys.path.insert(0, {str(src / 'bench')!r}); "
             f"sys.path.insert(1, {str(REPO / 'bench')!r}); "
             f"import importlib.util as u; s = u.spec_from_file_location('stages', {str(Path(__file__).resolve())!r}); "
-            f"m = u.module_from_spec(s); s.loader.exec_module(m); print(json.dumps(m.measure({n}, {rounds})))")
+            f"m = u.module_from_spec(s); s.loader.exec_module(m); print(json.dumps(m.measure({n}, {rounds}, {str(reports_file)!r})))")
     env = {**os.environ, "PYTHONPATH": str(src)}
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=src, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -188,9 +203,12 @@ def main() -> int:
         _print("this checkout", measure(args.reports, args.rounds))
     else:
         runs: dict[str, list[dict[str, float]]] = {"baseline": [], "this": []}
-        for _ in range(args.alternations):
-            runs["baseline"].append(_child(args.baseline.resolve(), args.reports, args.rounds))
-            runs["this"].append(_child(REPO, args.reports, args.rounds))
+        with tempfile.TemporaryDirectory() as tmp:
+            reports_file = Path(tmp) / "reports.json"
+            _save_reports(args.reports, reports_file)
+            for _ in range(args.alternations):
+                runs["baseline"].append(_child(args.baseline.resolve(), args.reports, args.rounds, reports_file))
+                runs["this"].append(_child(REPO, args.reports, args.rounds, reports_file))
         best = {k: {name: min(r[name] for r in v) for name in v[0]} for k, v in runs.items()}
         _print(f"baseline ({args.baseline})", best["baseline"])
         _print("this checkout", best["this"])
