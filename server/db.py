@@ -316,7 +316,10 @@ device_tls_keys = Table(
     Column("registered_at", DateTime(timezone=True), nullable=False),
 )
 
-Index("ix_devices_unit", devices.c.unit_id)
+# A unit's devices in (unit, id) order with what a device list shows of them (0021: the
+# join of device_state_rows reads them off the index); serves unit_id alone too.
+Index("ix_devices_unit_cover", devices.c.unit_id, devices.c.id,
+      postgresql_include=["hostname", "platform", "os", "revoked_at"])
 # A unit page's devices in hostname order, walked a batch at a time (0020; the unit id
 # rides along so the walk needs no heap row to tell the subtree's devices apart).
 Index("ix_devices_hostname", devices.c.hostname, devices.c.id, devices.c.unit_id)

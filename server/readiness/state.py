@@ -404,14 +404,16 @@ def device_state_rows(conn: Connection, scope: Scope, now: dt.datetime, *, unit_
                       cover: Cover | None = None,
                       default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> Select:
     """:func:`device_states` of the devices in scope (or of ``unit_ids``) with what a list
-    of devices shows: adds hostname, platform, os, enrolled_at."""
+    of devices shows: adds hostname, platform, os, enrolled_at. (Joined on unit and id, the
+    order device_state is read in: a device's unit is set at enrolment in both tables and
+    never moves, and PostgreSQL reads the list columns off ix_devices_unit_cover alone.)"""
     if unit_ids is None:
         unit_ids = scope_unit_ids(conn, scope)
     st = device_states(conn, now, unit_ids, cover=cover, default_max_age_hours=default_max_age_hours).subquery("st")
     return (select(st.c.id, st.c.unit_id, st.c.unit_path, devices.c.hostname, devices.c.platform, devices.c.os,
                    st.c.agent_version, devices.c.enrolled_at, st.c.generated_at, st.c.received_at,
                    st.c.last_report_id, st.c.state, st.c.failing_since, st.c.due_until, st.c.failing_required)
-            .select_from(st.join(devices, devices.c.id == st.c.id)))
+            .select_from(st.join(devices, and_(devices.c.unit_id == st.c.unit_id, devices.c.id == st.c.id))))
 
 
 def stale_longest(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | None, limit: int, *,
