@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Protocol, Sequence
 
 from sqlalchemy import String, and_, cast, exists, literal, or_, select
@@ -73,8 +74,8 @@ class Cover:
         failing: list[str] = []
         excepted: list[str] = []
         if failing_required:
-            if not self.unit_checks and not self.device_checks:  # no exception in force: nothing to split
-                return failing_required.split(","), excepted
+            if unit_id not in self._covered_units and device_id not in self._covered_devices:
+                return failing_required.split(","), excepted  # no exception bears on it: nothing to split
             for c in failing_required.split(","):
                 covered = (c, unit_id) in self.unit_checks or (c, device_id) in self.device_checks
                 (excepted if covered else failing).append(c)
@@ -86,6 +87,14 @@ class Cover:
         by_unit = and_(one_of(_key(failing, unit_id), sorted(f"{f} {u}" for u, f in self.ready_pairs)),
                        none_of(device_id, sorted(self.named_devices)))
         return or_(by_unit, one_of(device_id, sorted(self.hard_devices if hard else self.ready_devices)))
+
+    @cached_property
+    def _covered_units(self) -> frozenset[int]:
+        return frozenset(u for _c, u in self.unit_checks)
+
+    @cached_property
+    def _covered_devices(self) -> frozenset[str]:
+        return frozenset(d for _c, d in self.device_checks)
 
     @property
     def own_devices(self) -> list[str]:
@@ -117,7 +126,7 @@ def exception_cover(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] 
             by_unit_path.setdefault(path, set()).add(check_id)
     unit_cov: dict[int, set[str]] = {}
     if by_unit_path:
-        for uid, path in conn.execute(select(units.c.id, units.c.path)):
+        for uid, path in conn.execute(select(units.c.id, units.c.path)).all():
             for p, checks in by_unit_path.items():
                 if path == p or path.startswith(p + "/"):
                     unit_cov.setdefault(uid, set()).update(checks)
@@ -128,7 +137,7 @@ def exception_cover(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] 
         # Read off the groups kept at ingest (every set a device of the unit has, perhaps a
         # few it had: each pair is tested alike, so an unused one changes nothing).
         for uid, *sets in conn.execute(select(g.c.unit_id, g.c.failing_required, g.c.failing_hard).distinct()
-                                       .where(one_of(g.c.unit_id, sorted(wanted)), g.c.failing_required != "")):
+                                       .where(one_of(g.c.unit_id, sorted(wanted)), g.c.failing_required != "")).all():
             for failing in sets:  # (failing_hard is a part of failing_required: '' when that is)
                 if failing and set(failing.split(",")) <= unit_cov[uid]:
                     ready_pairs.add((uid, failing))
@@ -141,7 +150,7 @@ def exception_cover(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] 
              .where(one_of(s.c.device_id, sorted(by_device))))
         if unit_ids is not None:
             q = q.where(one_of(s.c.unit_id, unit_ids))
-        for dev, uid, failing, hard in conn.execute(q):
+        for dev, uid, failing, hard in conn.execute(q).all():
             dev_unit[dev] = uid
             covered = unit_cov.get(uid, set()) | by_device[dev]
             if failing and set(failing.split(",")) <= covered:

@@ -202,7 +202,7 @@ def device_groups(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | 
         _fold_when_long(conn)
     keys = (s.c.unit_id, s.c.agent_version, s.c.failing_required, s.c.failing_hard)
     own = sorted(set(cover.own_devices) | set(split))
-    revoked = [r for (r,) in conn.execute(select(devices.c.id).where(devices.c.revoked_at.is_not(None)))]
+    revoked = list(conn.execute(select(devices.c.id).where(devices.c.revoked_at.is_not(None))).scalars().all())
     stale = stale_clause(conn, s, now, default_max_age_hours=default_max_age_hours)
     due = and_(s.c.last_report_id.is_not(None), s.c.due_until > ts_param(now))
     where = [or_(stale, due, one_of(s.c.device_id, sorted(set(own) | set(revoked))))]
@@ -353,11 +353,13 @@ def state_rows(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | Non
     rows: list[StateRow] = []
     block: dict[tuple[int, str], int] = {}
     fail: dict[str, list[int]] = {}
-    for kind, unit_id, state, version, k in conn.execute(union_all(*parts) if len(parts) > 1 else counts):
+    split = cover.split
+    # All rows at once (the driver's fetchall; thousands of rows on an overview).
+    for kind, unit_id, state, version, k in conn.execute(union_all(*parts) if len(parts) > 1 else counts).all():
         if kind == 0:
             rows.append(StateRow(int(unit_id), str(state), version, int(k)))
         elif kind == 1:  # state: the failing checks; version: the device ('' for a group)
-            for check in cover.split(state, unit_id, version)[0]:
+            for check in split(state, unit_id, version)[0]:
                 block[unit_id, check] = block.get((unit_id, check), 0) + int(k)
         else:
             fail.setdefault(str(state), [0, 0, 0])[kind - 2] = int(k)
@@ -428,7 +430,7 @@ def stale_longest(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | 
     if unit_ids is not None:
         q = q.where(one_of(s.c.unit_id, unit_ids))
     return [StaleDevice(r.device_id, r.hostname, r.path, utc(r.generated_at), utc(r.received_at))
-            for r in conn.execute(q)]
+            for r in conn.execute(q).all()]
 
 def percent(ready: int, total: int) -> float | None:
     return round(100.0 * ready / total, 1) if total else None
