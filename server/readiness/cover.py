@@ -4,6 +4,7 @@ on its unit or any ancestor unit), gathered once per request.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Protocol, Sequence
@@ -14,10 +15,25 @@ from sqlalchemy.sql import ColumnElement
 
 from server.db import device_checks, device_state, exceptions, unit_state_deltas, units
 from server.readiness.scope import ancestor_or_self
-from server.readiness.sql import none_of, one_of, ts_param
+from server.readiness.sql import at_param, moment, none_of, one_of, ts_param
 
-def exception_active(now: dt.datetime, e: Any = exceptions) -> ColumnElement[bool]:
-    return and_(e.c.revoked_at.is_(None), e.c.expires_at > ts_param(now), e.c.granted_at <= ts_param(now))
+def exception_active(now: dt.datetime | None, e: Any = exceptions) -> ColumnElement[bool]:
+    """SQL: the exception is in force at ``now`` (None: at the statement's moment parameter, :func:`at_param`)."""
+    at = at_param() if now is None else ts_param(now)
+    return and_(e.c.revoked_at.is_(None), e.c.expires_at > at, e.c.granted_at <= at)
+
+
+@functools.cache
+def _active_exceptions() -> Any:
+    """The exceptions in force at the moment parameter: (check, device, unit path). Built once."""
+    e, eu = exceptions.alias("aex"), units.alias("aexu")
+    return (select(e.c.check_id, e.c.device_id, eu.c.path).select_from(e.outerjoin(eu, eu.c.id == e.c.unit_id))
+            .where(exception_active(None, e)))
+
+
+@functools.cache
+def _unit_paths() -> Any:
+    return select(units.c.id, units.c.path)
 
 
 def covered_exists(conn: Connection, now: dt.datetime, check_col: Any, device_col: Any, unit_path_col: Any) -> Any:
@@ -110,10 +126,7 @@ def exception_cover(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] 
                     device_ids: Sequence[str] | None = None) -> Cover:
     """The :class:`Cover` of the exceptions active at ``now`` (for devices of ``unit_ids``;
     with ``device_ids``, for those devices only: one device's page)."""
-    e, eu = exceptions.alias("aex"), units.alias("aexu")
-    active = conn.execute(select(e.c.check_id, e.c.device_id, eu.c.path)
-                          .select_from(e.outerjoin(eu, eu.c.id == e.c.unit_id))
-                          .where(exception_active(now, e))).all()
+    active = conn.execute(_active_exceptions(), moment(now)).all()
     if not active:
         return Cover()
     by_unit_path: dict[str, set[str]] = {}
@@ -126,7 +139,7 @@ def exception_cover(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] 
             by_unit_path.setdefault(path, set()).add(check_id)
     unit_cov: dict[int, set[str]] = {}
     if by_unit_path:
-        for uid, path in conn.execute(select(units.c.id, units.c.path)).all():
+        for uid, path in conn.execute(_unit_paths()).all():
             for p, checks in by_unit_path.items():
                 if path == p or path.startswith(p + "/"):
                     unit_cov.setdefault(uid, set()).update(checks)
