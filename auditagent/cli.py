@@ -70,14 +70,16 @@ def leave(code: int) -> NoReturn:
     busy 2-core machine) for a process that is ending anyway. What teardown does that
     matters runs first: the exit handlers (logging's flush among them) and flushing stdout
     and stderr (a scheduled run's log file). Everything the agent keeps is written, fsynced
-    and closed before a command returns. With another thread still running, or a flush
-    that fails, the ordinary exit decides, as it would have."""
+    and closed before a command returns. With another thread still running, a flush that
+    fails, or a Python without ``atexit._run_exitfuncs`` (CPython's, not a public API; it
+    has been there since 3.0), the ordinary exit decides, as it would have."""
     import atexit
     import threading
 
-    if threading.active_count() == 1:
+    run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
+    if threading.active_count() == 1 and callable(run_exit_handlers):
         try:
-            atexit._run_exitfuncs()
+            run_exit_handlers()
             for stream in (sys.stdout, sys.stderr):
                 if stream is not None:
                     stream.flush()

@@ -242,6 +242,10 @@ def test_leave_skips_teardown_but_not_what_it_would_finish():
     r = _leave_in_child("threading.Thread(target=lambda: (time.sleep(0.5), print('thread done'))).start()\n"
                         "leave(1)\n")
     assert (r.returncode, r.stdout) == (1, "thread done\n")
+    # a Python without CPython's private atexit._run_exitfuncs: the ordinary exit, handlers run once
+    r = _leave_in_child("del atexit._run_exitfuncs\natexit.register(lambda: print('handler ran'))\n"
+                        "print('x' * 100000)\nleave(4)\n")
+    assert (r.returncode, r.stdout) == (4, "x" * 100000 + "\nhandler ran\n")
 
 
 def test_the_agent_command_ends_through_leave_with_its_output_whole(tmp_path):
