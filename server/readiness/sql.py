@@ -18,12 +18,27 @@ from server.db import utc
 # ------------------------------------------------------------------ dialect helpers
 
 
-def dialect(conn: Connection) -> str:
-    return conn.dialect.name
+def dialect(conn: Connection | str) -> str:
+    """The dialect's name, of a connection (or the name itself: a statement built apart from any)."""
+    return conn if isinstance(conn, str) else conn.dialect.name
 
 
 def ts_param(value: dt.datetime) -> Any:
     return bindparam(None, utc(value), type_=DateTime(timezone=True))
+
+
+def at_param(hours: int | None = None) -> Any:
+    """A named parameter: the moment judged (None) or ``hours`` before it, its value given
+    when the statement runs (:func:`moment`), so a statement built once serves every moment."""
+    return bindparam("now" if hours is None else f"now_minus_{hours}h", type_=DateTime(timezone=True))
+
+
+def moment(now: dt.datetime, hours: Any = ()) -> dict[str, Any]:
+    """The values of :func:`at_param`'s parameters at ``now`` (for each of ``hours``)."""
+    out = {"now": utc(now)}
+    for h in set(hours):
+        out[f"now_minus_{h}h"] = utc(now - dt.timedelta(hours=h))
+    return out
 
 
 def minus_hours(conn: Connection, ts: dt.datetime, hours: Any) -> Any:
