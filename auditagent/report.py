@@ -374,46 +374,46 @@ def _finite_float(text: str) -> float:
     return value
 
 
-# What the decoder alone cannot see, found in the text instead of by walking the tree: a
-# NUL or lone surrogate in a decoded string can only come from a \u escape (the decoder
-# refuses raw control characters in strings, and UTF-8 cannot carry a surrogate), and
-# nesting is at most the bracket depth outside strings. Text that might break a rule
-# gets the full walk (_check_tree), which finds the exact rule and place.
+# What the decoder alone cannot see, found in the text instead of by walking the tree or
+# hooking every object: a NUL or lone surrogate in a decoded string can only come from a
+# \u escape (the decoder refuses raw control characters in strings, and UTF-8 cannot
+# carry a surrogate); nesting is at most the bracket depth outside strings; and an object
+# lost a duplicate key exactly when the decoded objects hold fewer members than the text
+# has member colons outside strings. Text that might break a rule, or that the fast
+# decoder refuses, gets the reference decoding (_decode_walked), which finds the exact
+# rule and place.
 _SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
-_KEEP_STRUCTURE = bytes(b for b in range(256) if b not in b'"[]{}')  # deleted by translate
-_ONE_BRACKET = bytes.maketrans(b"{}", b"[]")  # nesting is all that counts here
+_KEEP_STRUCTURE = bytes(b for b in range(256) if b not in b'"[]{}:')  # deleted by translate
+_ONE_BRACKET = bytes.maketrans(b"{}", b"[]")  # nesting is all that counts of the brackets
 
 
-def _within_depth(data: bytes) -> bool:
-    """True if no container in the (valid JSON) ``data`` holds more than MAX_JSON_DEPTH
-    containers nested inside each other, counting itself: then no value sits deeper than
-    MAX_JSON_DEPTH. False means "maybe"."""
-    if data.count(b"{") + data.count(b"[") <= MAX_JSON_DEPTH:
-        return True
-    # Escaped backslashes, then escaped quotes, go; then all but quotes and brackets; then
-    # the strings (every other piece between quotes; two adjacent quotes can go first, as
-    # that changes no other character's side): the brackets of the structure remain.
+def json_structure(data: bytes) -> bytes | None:
+    """The brackets (all as ``[]``) and member colons that stand outside strings in
+    ``data``, a piece of valid JSON text starting outside a string, in order; None if the
+    piece ends inside a string."""
+    # Escaped backslashes, then escaped quotes, go; then all but quotes, brackets and
+    # colons; then the strings (every other piece between quotes; two adjacent quotes can
+    # go first, as that changes no other character's side).
     if b"\\" in data:
         data = data.replace(b"\\\\", b"").replace(b'\\"', b"")
     data = data.translate(_ONE_BRACKET, _KEEP_STRUCTURE).replace(b'""', b"")
-    brackets = b"".join(data.split(b'"')[::2])
+    if b'"' not in data:
+        return data
+    pieces = data.split(b'"')
+    return b"".join(pieces[::2]) if len(pieces) % 2 else None
+
+
+def _within_depth(brackets: bytes) -> bool:
+    """True if no container in :func:`json_structure`'s ``brackets`` (colons removed) holds
+    more than MAX_JSON_DEPTH containers nested inside each other, counting itself: then
+    no value sits deeper than MAX_JSON_DEPTH. False means "maybe"."""
+    if len(brackets) <= 2 * MAX_JSON_DEPTH:
+        return True
     for _ in range(MAX_JSON_DEPTH):  # each pass removes every innermost (empty) container, one level
         brackets = brackets.replace(b"[]", b"")
         if not brackets:
             return True
     return False
-
-
-def _needs_walk(text: str, raw: Any) -> bool:
-    if isinstance(raw, (bytes, bytearray)):
-        data = bytes(raw)  # UTF-8 cannot carry a surrogate: the decoder refused it already
-    elif text.isascii():
-        data = text.encode("ascii")
-    elif text_refusal(text) is not None:  # text handed in as str may hold raw surrogates
-        return True
-    else:
-        data = text.encode("utf-8")
-    return _SUSPECT_ESCAPE.search(data) is not None or not _within_depth(data)
 
 
 def _decode_walked(text: str, raw: Any = None) -> Any:
@@ -425,15 +425,34 @@ def _decode_walked(text: str, raw: Any = None) -> Any:
 
 def _decode_scanned(text: str, raw: Any) -> Any:
     """The same outcome as :func:`_decode_walked` (value or exception, message included)
-    in one pass of the decoder and two scans of the text: the tree is walked only when
-    the text may break a rule the decoder's hooks do not check."""
-    try:
-        value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant,
-                           parse_float=_finite_float)
-    except _Overflow:
+    in one pass of the decoder building its objects itself (no hook on the pairs, which
+    doubles its cost) and three scans of the text; anything else, including every text
+    the decoder refuses, is decoded by the reference."""
+    if isinstance(raw, (bytes, bytearray)):
+        data = bytes(raw)  # UTF-8 cannot carry a surrogate: the decoder refused it already
+    elif text.isascii():
+        data = text.encode("ascii")
+    elif text_refusal(text) is not None:  # text handed in as str may hold raw surrogates
         return _decode_walked(text)
-    if _needs_walk(text, raw):
-        _check_tree(value)
+    else:
+        data = text.encode("utf-8")
+    if _SUSPECT_ESCAPE.search(data) is not None:
+        return _decode_walked(text)
+    members: list[int] = []
+
+    def counted(obj: dict[str, Any], note: Any = members.append) -> dict[str, Any]:
+        note(len(obj))
+        return obj
+
+    try:
+        value = json.JSONDecoder(object_hook=counted, parse_float=_finite_float,
+                                 parse_constant=_no_constant).decode(text)
+    except (ValueError, RecursionError):  # refused, number beyond range, too deep: the reference says which
+        return _decode_walked(text)
+    structure = json_structure(data)
+    colons = structure.count(b":") if structure is not None else -1
+    if colons != sum(members) or not _within_depth(structure.replace(b":", b"") if colons else structure):
+        return _decode_walked(text)
     return value
 
 

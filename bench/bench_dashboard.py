@@ -5,6 +5,7 @@ the small fleet to the large one (linear: 10x).
 
     eval "$(bash .ci/start-postgres.sh)"      # or: --pg postgresql+psycopg://…
     python bench/bench_dashboard.py [--devices 10000,100000] [--units 200] [--days 30] [--runs 30]
+    python bench/bench_dashboard.py --exports-only --baseline /tmp/before [--rounds 2]   # old code vs this
 
 What it generates (in a fresh database, dropped at the end), in bulk SQL
 (INSERT … SELECT generate_series), not through ingest:
@@ -50,6 +51,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import json
 import os
 import re
 import socket
@@ -60,7 +62,17 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-REPO = Path(__file__).resolve().parents[1]
+
+
+def _code_root() -> Path:
+    """The checkout whose code is measured: this one, or another given by ``--code DIR``
+    (how ``--baseline`` runs the old code's exports in a process of their own)."""
+    if "--code" in sys.argv[:-1]:
+        return Path(sys.argv[sys.argv.index("--code") + 1]).resolve()
+    return Path(__file__).resolve().parents[1]
+
+
+REPO = _code_root()
 sys.path.insert(0, str(REPO))
 
 TARGET_MS = 50.0  # pages (issue 13 item 4)
@@ -264,6 +276,18 @@ def timed_cpu(fn: Callable[[], Any], runs: int, backend: Callable[[], float] | N
     return wall, cpu
 
 
+def as_request(conn: Any, fn: Callable[[], Any], *, keep: bool = False) -> Callable[[], Any]:
+    """``fn`` run as the collector serves a page: in a transaction of its own, ended by a
+    rollback (which also empties psycopg's prepared statements), or with ``keep`` by a
+    commit (the trend keeps the closed days it counted, as server/web.py and api.py do)."""
+    def run() -> Any:
+        try:
+            return fn()
+        finally:
+            conn.commit() if keep else conn.rollback()
+    return run
+
+
 def measure_direct(engine: Any, info: dict[str, Any], runs: int) -> dict[str, float]:
     """Median ms of each direct call into server.readiness (what the pages and the API run),
     wall and CPU (collector process + PostgreSQL backend; the backend's in clock ticks,
@@ -301,7 +325,8 @@ def measure_direct(engine: Any, info: dict[str, Any], runs: int) -> dict[str, fl
             ("device_detail (device page)", lambda: rd.device_detail(conn, scope, device, now), runs),
             ("trend administration 90 days, warm", lambda: rd.trend(conn, scope, admin_id, now, 90), runs),
         ]:
-            ms, cpu = timed_cpu(fn, n, backend)
+            conn.rollback()
+            ms, cpu = timed_cpu(as_request(conn, fn, keep=name.startswith("trend")), n, backend)
             out[name] = statistics.median(ms)
             out[name + " (cpu)"] = statistics.median(cpu)
             print(line(name, ms) + f"   cpu median {statistics.median(cpu):7.1f} ms", flush=True)
@@ -313,7 +338,7 @@ def measure_direct(engine: Any, info: dict[str, Any], runs: int) -> dict[str, fl
             t = time.perf_counter()
             rd.trend(conn, scope, admin_id, now, 90)
             return (time.perf_counter() - t) * 1000
-        cold = [cold_trend() for _ in range(3)]
+        cold = [as_request(conn, cold_trend)() for _ in range(3)]  # rolled back: the cache is kept
         out["trend administration 90 days, cold"] = statistics.median(cold)
         print(line("trend administration 90 days, cold", cold), flush=True)
         conn.rollback()
@@ -418,14 +443,18 @@ def measure_exports(engine: Any, url: str, info: dict[str, Any], runs: int, *, h
             for _chunk in chunks:
                 pass
 
+        def machine_xlsx(*args: Any) -> Iterator[bytes]:  # what the API's route runs (older code: without the name)
+            if hasattr(rd, "export_machine_xlsx"):
+                return rd.export_machine_xlsx(*args)
+            return rd.export_xlsx(rd.export_records(*args))
+
         # What the API's and the page's routes run (server/api.py, server/web.py), to the last byte.
         for name, fn in [
             ("export rows only (query + rows)", lambda: drain(rd.export_records(conn, scope, admin_id, now))),
             ("export CSV administration (API)", lambda: drain(rd.export_csv(conn, scope, admin_id, now))),
             ("export CSV administration (page, sv)",
              lambda: drain(rd.export_for(conn, scope, admin_id, now, labels, "sv", "csv", sheet="x"))),
-            ("export XLSX administration (API)",
-             lambda: drain(rd.export_xlsx(rd.export_records(conn, scope, admin_id, now)))),
+            ("export XLSX administration (API)", lambda: drain(machine_xlsx(conn, scope, admin_id, now))),
             ("export XLSX administration (page, sv)",
              lambda: drain(rd.export_for(conn, scope, admin_id, now, labels, "sv", "xlsx", sheet="x"))),
         ]:
@@ -482,6 +511,42 @@ def measure_exports(engine: Any, url: str, info: dict[str, Any], runs: int, *, h
     return out
 
 
+def exports_elsewhere(code: Path, url: str, info: dict[str, Any], runs: int, *, http: bool) -> dict[str, float]:
+    """:func:`measure_exports` of the code in ``code`` (another checkout: the baseline) on
+    the same database, in a process of its own (this bench file, run with ``--code``)."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--code", str(code), "--exports-in", url,
+           "--admin", str(info["admin_id"]), "--runs", str(runs)] + ([] if http else ["--no-http"])
+    done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)
+    figures: dict[str, float] = {}
+    for out in done.stdout.splitlines():
+        if out.startswith("FIGURES "):
+            figures = json.loads(out.removeprefix("FIGURES "))
+        else:
+            print(out, flush=True)
+    return figures
+
+
+def measure_exports_against(baseline: Path, url: str, engine: Any, info: dict[str, Any], runs: int, rounds: int, *,
+                            http: bool) -> dict[str, float]:
+    """The exports measured with the baseline's code and this code in turn, ``rounds``
+    times, on one database; prints each figure's medians and this/baseline (on a shared
+    machine, ratios within one run are what holds). Returns this code's medians."""
+    sides: dict[str, list[dict[str, float]]] = {"baseline": [], "this": []}
+    for r in range(1, rounds + 1):
+        print(f"-- exports round {r}/{rounds}: baseline ({baseline})", flush=True)
+        sides["baseline"].append(exports_elsewhere(baseline, url, info, runs, http=http))
+        print(f"-- exports round {r}/{rounds}: this code ({REPO})", flush=True)
+        sides["this"].append(measure_exports(engine, url, info, runs, http=http))
+    med = {side: {k: statistics.median(f[k] for f in figs if k in f) for k in figs[-1]} for side, figs in sides.items()}
+    print(f"exports, baseline → this code (medians of {rounds} round(s); load average now "
+          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}):")
+    for k, ms in med["this"].items():
+        base = med["baseline"].get(k)
+        ratio = f"x{ms / base:5.2f}" if base else "   (new)"
+        print(f"  {k:<70} {base or 0.0:8.1f} ms → {ms:8.1f} ms   {ratio}")
+    return med["this"]
+
+
 def process_cpu_ms(pid: int) -> Callable[[], float]:
     """The CPU time (user + system, ms) process ``pid`` has used so far, from /proc."""
     tick = os.sysconf("SC_CLK_TCK")
@@ -523,7 +588,24 @@ def main() -> int:
     ap.add_argument("--days", type=int, default=30)
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--no-http", action="store_true")
+    ap.add_argument("--exports-only", action="store_true", help="measure the exports only (no pages)")
+    ap.add_argument("--baseline", type=Path, metavar="DIR",
+                    help="also measure the exports with the code of DIR (a worktree of the old code: "
+                         "git worktree add --detach /tmp/before main) on the same database, in turn with this code")
+    ap.add_argument("--rounds", type=int, default=2, help="with --baseline: alternations (baseline, this)")
+    ap.add_argument("--code", type=Path, help=argparse.SUPPRESS)  # read before the imports (_code_root)
+    ap.add_argument("--exports-in", metavar="URL", help=argparse.SUPPRESS)  # --baseline's process: one database's
+    ap.add_argument("--admin", type=int, help=argparse.SUPPRESS)  # exports, of this unit, figures as JSON
     args = ap.parse_args()
+    if args.exports_in:
+        from server.db import make_engine
+
+        engine = make_engine(args.exports_in, pool_size=4, max_overflow=4)
+        figures_json = measure_exports(engine, args.exports_in, {"admin_id": args.admin}, args.runs,
+                                       http=not args.no_http)
+        engine.dispose()
+        print("FIGURES " + json.dumps(figures_json))
+        return 0
     if not args.pg:
         print("bench_dashboard: needs PostgreSQL: eval \"$(bash .ci/start-postgres.sh)\" or --pg URL", file=sys.stderr)
         return 2
@@ -545,12 +627,19 @@ def main() -> int:
                   "no report envelopes (see the docstring)")
             admin_id, leaf_id = info["admin_id"], info["leaf_id"]
             results: list[str] = []
-            print("direct calls (server/readiness/, one connection):")
-            figures[n_devices] = measure_direct(engine, info, args.runs)
-            figures[n_devices].update(measure_exports(engine, url, info, max(3, args.runs // 5), http=not args.no_http))
+            figures[n_devices] = {}
+            if not args.exports_only:
+                print("direct calls (server/readiness/, one connection, each call its own transaction as served):")
+                figures[n_devices] = measure_direct(engine, info, args.runs)
+            export_runs = max(3, args.runs // 5)
+            if args.baseline is not None:
+                figures[n_devices].update(measure_exports_against(args.baseline.resolve(), url, engine, info, export_runs,
+                                                                  args.rounds, http=not args.no_http))
+            else:
+                figures[n_devices].update(measure_exports(engine, url, info, export_runs, http=not args.no_http))
             engine.dispose()
 
-            if not args.no_http and n_devices == fleet_sizes[-1]:
+            if not args.no_http and not args.exports_only and n_devices == fleet_sizes[-1]:
                 print("over HTTP (a collector process on 127.0.0.1, logged in; client-timed, loopback):")
                 with collector_client(url) as client:
                     def get(path: str) -> Callable[[], Any]:

@@ -20,7 +20,8 @@ processes, of PostgreSQL (this database's backends plus the WAL writer, checkpoi
 and background writer) and of the senders, separately, the ratio of the rate to the
 single-core parse+verify+validate limit measured in the same run, and the storage the
 run left behind, measured in the database. Prints figures; asserts nothing. Loopback
-(127.0.0.1) only.
+(127.0.0.1) only. Where the collector's pure work per report goes, stage by stage on one
+core: bench/bench_report_stages.py.
 """
 from __future__ import annotations
 

@@ -267,7 +267,7 @@ def api_export_xlsx(unit_id: int, request: Request, state: str | None = EXPORT_Q
 
     def body() -> Iterator[bytes]:  # streamed as the rows are read, like the CSV
         with engine.connect() as conn:
-            yield from rd.export_xlsx(rd.export_records(conn, user.scope, unit_id, now, filters=filters, **kw))
+            yield from rd.export_machine_xlsx(conn, user.scope, unit_id, now, filters=filters, **kw)
 
     return StreamingResponse(body(), media_type=rd.XLSX_TYPE, headers={
         "Content-Disposition": f'attachment; filename="{rd.export_filename(path, now, "xlsx")}"'})

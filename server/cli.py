@@ -38,6 +38,12 @@ from server.db import DB_ENV, DEFAULT_DB_URL, make_engine, resolve_db_url
 from server.local_time import DEFAULT_ZONE
 from server.store import ApiError, Limits, Store, parse_duration
 
+# How long uvicorn's supervisor (serve --workers N) waits for a worker's health-check
+# answer. A new worker answers only once its interpreter has started and unpickled its
+# settings: at load 20+ on two cores that took longer than uvicorn's default 5 s, and the
+# supervisor killed workers still starting ("collector did not become healthy").
+WORKER_HEALTHCHECK_SECONDS = 30
+
 
 def _engine(args: argparse.Namespace):
     """The database engine, created and migrated to the newest schema first: a command on a
@@ -95,6 +101,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from server.logs import configure_logging
 
     configure_logging(args.log_level)
+    from server.http_server import freeze_start_up_heap, uvicorn_options
+
+    # First, so that a uvicorn the lingering close does not fit stops serve before anything is done.
+    options = uvicorn_options(host=args.host, port=args.port, ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key,
+                              log_level=args.log_level, server_header=False, timeout_graceful_shutdown=5,
+                              timeout_worker_healthcheck=args.worker_healthcheck_timeout)
+    if args.worker_healthcheck_timeout < 1:
+        raise ValueError("--worker-healthcheck-timeout must be at least 1 (seconds)")
     url = resolve_db_url(args.db)
     from server.ports import port_unavailable
 
@@ -132,10 +146,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
                         metrics_token_sha256=metrics.read_token_file(args.metrics_token_file),
                         oidc=oidc.load_config(args.oidc_config) if args.oidc_config else None,
                         notify=notify_config.load_config(args.notify_config) if args.notify_config else None)
-    from server.http_server import freeze_start_up_heap, uvicorn_options
-
-    options = uvicorn_options(host=args.host, port=args.port, ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key,
-                              log_level=args.log_level, server_header=False, timeout_graceful_shutdown=5)
     if args.workers > 1 and (args.metrics_listen or args.metrics_token_file):
         # Each worker would count only its own requests; one scrape would see one worker.
         raise ValueError("--metrics-listen/--metrics-token-file need --workers 1 (run one collector process "
@@ -387,6 +397,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1,
                    help="collector processes on the one port (default 1; about one per core: each is a full "
                         "collector on the same database)")
+    p.add_argument("--worker-healthcheck-timeout", type=int, default=WORKER_HEALTHCHECK_SECONDS, metavar="SECONDS",
+                   help="with --workers N: how long uvicorn's supervisor waits for a worker, starting or running, "
+                        f"to answer its health check before it kills and replaces it (default "
+                        f"{WORKER_HEALTHCHECK_SECONDS}; uvicorn's own 5 s killed workers still starting on a busy host)")
     p.add_argument("--max-report-age-hours", type=int, default=24,
                    help="a device whose last report is older is stale, unless its unit (or a parent) sets "
                         "its own, e.g. from the signed policy (default 24)")

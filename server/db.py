@@ -316,7 +316,10 @@ device_tls_keys = Table(
     Column("registered_at", DateTime(timezone=True), nullable=False),
 )
 
-Index("ix_devices_unit", devices.c.unit_id)
+# A unit's devices in (unit, id) order with what a device list shows of them (0021: the
+# join of device_state_rows reads them off the index); serves unit_id alone too.
+Index("ix_devices_unit_cover", devices.c.unit_id, devices.c.id,
+      postgresql_include=["hostname", "platform", "os", "revoked_at"])
 # A unit page's devices in hostname order, walked a batch at a time (0020; the unit id
 # rides along so the walk needs no heap row to tell the subtree's devices apart).
 Index("ix_devices_hostname", devices.c.hostname, devices.c.id, devices.c.unit_id)
@@ -482,10 +485,19 @@ def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20) -> Eng
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     # No pre-ping: it costs a round trip per request; recycle instead, and a broken
     # connection fails one request (the agent retries) and is discarded by the pool.
+    # Set once per connection, when it is opened (no round trip per request):
     # JIT off: the dashboard's aggregates are estimated as costly (correlated checks per
     # device) and JIT compilation then took ~1 s per query, far more than the query itself.
+    # Custom plans only: psycopg prepares a statement run five times on one connection
+    # without a rollback between (one_of keeps a page's text the same whatever its lists),
+    # and after five more runs PostgreSQL may keep one generic plan for all values, blind
+    # to how few devices a unit list or a grace deadline selects: it read a 25k-device
+    # unit's due devices 4x slower (35 -> 125 ms). A served request ends in a rollback, which
+    # empties psycopg's prepared statements, so this guards pages read many times in one
+    # transaction (scripts, benchmarks). The group-commit batch sets it back to auto for
+    # its own transactions (server/report_write.py: its generic plan is the cheaper one).
     return create_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_recycle=1800,
-                         connect_args={"options": "-c jit=off"})
+                         connect_args={"options": "-c jit=off -c plan_cache_mode=force_custom_plan"})
 
 
 @contextlib.contextmanager

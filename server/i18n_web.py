@@ -17,8 +17,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from markupsafe import Markup, escape
+
 from auditagent.i18n.plural import count_in, plural_key
-from auditagent.textsafe import fill
+from auditagent.textsafe import fill, neutralise
 from server.local_time import DEFAULT_ZONE, time_zone
 
 LANGS = ("sv", "da", "en")
@@ -228,8 +230,12 @@ MESSAGES: dict[str, dict[str, str]] = {
                        "uppgifter utanför kontoret.",
         "report.now": "Läget {when}",
         "report.trend": "Utvecklingen under perioden",
-        "report.trend.change": "Från {first} till {last} ({change} procentenheter).",
-        "report.trend.flat": "Oförändrat på {last}.",
+        "report.trend.change": "Från {first} den {since} till {last} ({change} procentenheter).",
+        "report.trend.flat": "Oförändrat på {last} sedan {since}.",
+        "report.trend.first": "Ingen tidigare siffra att jämföra med: ingen av enhetens datorer hade rapporterat "
+                              "före {since} (beredskap {first} den dagen).",
+        "report.trend.none": "Ingen av enhetens datorer har rapporterat ännu, så det finns ingen siffra att "
+                             "jämföra.",
         "report.trend.table": "Beredskap per vecka",
         "report.week": "Vecka som slutar",
         "report.blocking": "Kontroller som hindrar flest datorer",
@@ -426,8 +432,12 @@ MESSAGES: dict[str, dict[str, str]] = {
                        "oplysninger uden for kontoret.",
         "report.now": "Status {when}",
         "report.trend": "Udviklingen i perioden",
-        "report.trend.change": "Fra {first} til {last} ({change} procentpoint).",
-        "report.trend.flat": "Uændret på {last}.",
+        "report.trend.change": "Fra {first} den {since} til {last} ({change} procentpoint).",
+        "report.trend.flat": "Uændret på {last} siden {since}.",
+        "report.trend.first": "Intet tidligere tal at sammenligne med: ingen af enhedens computere havde "
+                              "rapporteret før {since} (parathed {first} den dag).",
+        "report.trend.none": "Ingen af enhedens computere har rapporteret endnu, så der er intet tal at "
+                             "sammenligne.",
         "report.trend.table": "Parathed pr. uge",
         "report.week": "Uge, der slutter",
         "report.blocking": "Kontroller, der stopper flest computere",
@@ -640,8 +650,11 @@ MESSAGES: dict[str, dict[str, str]] = {
                        "office.",
         "report.now": "Position at {when}",
         "report.trend": "Trend over the period",
-        "report.trend.change": "From {first} to {last} ({change} percentage points).",
-        "report.trend.flat": "Unchanged at {last}.",
+        "report.trend.change": "From {first} on {since} to {last} ({change} percentage points).",
+        "report.trend.flat": "Unchanged at {last} since {since}.",
+        "report.trend.first": "No earlier figure to compare with: no device in the unit had reported before "
+                              "{since} (readiness {first} that day).",
+        "report.trend.none": "No device in the unit has reported yet, so there is no figure to compare.",
         "report.trend.table": "Readiness per week",
         "report.week": "Week ending",
         "report.blocking": "Checks blocking the most devices",
@@ -1091,14 +1104,28 @@ class Translator:
         self.zone_name = zone
         self.tz = time_zone(zone)
 
-    def __call__(self, key: str, **args: Any) -> str:
+    def _template(self, key: str, args: dict[str, Any]) -> str | None:
         text = MESSAGES[self.lang].get(key) or MESSAGES["en"].get(key)
         if text is None and count_in(args) is not None:  # a count message: its form for the count
             form = plural_key(key, count_in(args))
             text = MESSAGES[self.lang].get(form) or MESSAGES["en"].get(form)
+        return text
+
+    def __call__(self, key: str, **args: Any) -> str:
+        text = self._template(key, args)
         if text is None:
             return key  # an unknown key is text, never a template
         return fill(text, args)
+
+    def markup(self, key: str, **args: Any) -> Markup:
+        """The sentence ``key`` as markup for a page: its text escaped, and each value
+        escaped (made visible as :func:`neutralise` does) unless it is markup we built,
+        such as a name from :func:`server.name_breaks.breakable`."""
+        text = self._template(key, args)
+        if text is None:
+            return escape(key)
+        shown = {k: v if isinstance(v, Markup) else escape(neutralise(v)) for k, v in args.items()}
+        return Markup(fill(str(escape(text)), shown))
 
     def has(self, key: str) -> bool:
         return key in MESSAGES[self.lang]

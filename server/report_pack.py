@@ -98,10 +98,45 @@ def _value_end(text: str, start: int) -> int:
         return -1
 
 
+# The member that follows each segment's in the agent's payload (canonical JSON: keys
+# sorted, no spaces; both are required members of the predicate).
+_NEXT_MEMBER = {"facts": ',"generated_at":', "results": ',"sequence":'}
+
+
+def _container_ends_at(payload: bytes, start: int, end: int) -> bool:
+    """True if the container that opens at ``payload[start]`` closes at ``payload[end - 1]``,
+    for a payload that is valid JSON and a ``start`` outside any string: what the decoder's
+    scanner would find, from brackets and quotes alone (no value is built)."""
+    piece = payload[start:end]
+    if piece[:1] not in (b"{", b"[") or piece[-1:] not in (b"}", b"]"):
+        return False
+    brackets = wire.json_structure(piece)
+    if brackets is None:  # ends inside a string
+        return False
+    inner = brackets.replace(b":", b"")[1:-1]
+    while inner:  # each pass removes the innermost containers: empty once balanced, if the first closes last
+        shorter = inner.replace(b"[]", b"")
+        if len(shorter) == len(inner):
+            return False
+        inner = shorter
+    return True
+
+
+def _segment_end(payload: bytes, text: str, key: str, start: int) -> int:
+    """Where the value at ``start`` (of member ``key``) ends: found as the agent lays the
+    payload out (the next member right after it) where that holds, else by the scanner."""
+    end = text.find(_NEXT_MEMBER[key], start)
+    if end > start and _container_ends_at(payload, start, end):
+        return end
+    return _value_end(text, start)
+
+
 def _cuts(payload: bytes) -> list[tuple[int, int, tuple[int, int] | None]]:
     """(start, end, the volatile member's (start, end) inside or None) of the values of the
     payload's ``"facts"`` and ``"results"`` keys (the first of each, in payload order),
-    found in the bytes, not re-encoded."""
+    found in the bytes, not re-encoded. For a payload that is valid JSON (every payload
+    stored: it was strictly parsed first) the ends are the scanner's; for any bytes, the
+    cuts are rebuilt exactly."""
     text = payload.decode("latin-1")
     cuts: list[tuple[int, int, tuple[int, int] | None]] = []
     pos = 0
@@ -110,7 +145,7 @@ def _cuts(payload: bytes) -> list[tuple[int, int, tuple[int, int] | None]]:
         if at < 0:
             continue
         start = at + len(key) + 3
-        end = _value_end(text, start)
+        end = _segment_end(payload, text, key, start)
         if end < 0:
             continue
         cuts.append((start, end, _hole(text, start, end)))

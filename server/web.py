@@ -48,6 +48,8 @@ from server.auth import cookies_secure
 from server.db import devices, units
 from server.i18n_web import LANG_NAMES, LANGS, Translator, choose_language
 from server.local_time import DEFAULT_ZONE, local_midnight_after, local_today, time_zone
+from server.name_breaks import breakable
+from server.report_trend import trend_sentence
 from server.store import ApiError
 from server.trend_svg import trend_chart
 from server.web_common import SECURITY_HEADERS, safe_next
@@ -78,6 +80,7 @@ def make_env() -> Environment:
                       trim_blocks=False, lstrip_blocks=False, finalize=_shown)
     env.globals["pct_width"] = lambda n, total: f"{(100.0 * n / total) if total else 0:.2f}"
     env.globals["STATES"] = rd.STATES  # the order every page shows the states in
+    env.filters["breakable"] = breakable  # a long name breaks at its own separators
     return env
 
 
@@ -571,15 +574,8 @@ class Web:
             # In force on the unit: its own, its sub-units' and its devices', and those above it.
             in_force = rd.list_exceptions(conn, scope, now, unit_id=unit_id)
         points = self._trend_points(scope, unit_id, now, days)
-        known = [p for p in points if p.ready_pct is not None and p.devices]
         s = detail.summary
-        trend_text = ""
-        if len(known) >= 2:
-            first, last = known[0].ready_pct or 0.0, known[-1].ready_pct or 0.0
-            change = last - first
-            trend_text = (t("report.trend.flat", last=t.pct(last)) if abs(change) < 0.05 else
-                          t("report.trend.change", first=t.pct(first), last=t.pct(last),
-                            change=("+" if change > 0 else "−") + t.number(abs(change), 1)))
+        trend_text = trend_sentence(points, t)
         # One row a week, ending today: what a committee reads, not 90 numbers.
         weekly = [p for i, p in enumerate(reversed(points)) if i % 7 == 0 and p.devices][::-1]
         chart = trend_chart(points, rd.BANDS, t, title=t("report.trend"))

@@ -12,20 +12,23 @@ bold frozen header row, column widths and an auto filter.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
 import re
 import zipfile
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Collection, Iterable, Iterator, Sequence
 
 # XML 1.0 allows no C0 control characters but tab, LF and CR (a device could send them),
 # nor U+FFFE/U+FFFF; each is shown as U+FFFD.
 _ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_PLAIN = re.compile("[^&<>\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]*\\Z")  # nothing to escape or replace
 _EPOCH = dt.datetime(1899, 12, 30)  # Excel's day 0 (with its 1900 leap-year quirk, for dates after Feb 1900)
 _EPOCH_UTC = _EPOCH.replace(tzinfo=dt.timezone.utc)
 _DAY = dt.timedelta(days=1)
+_MICROSECOND = dt.timedelta(microseconds=1)
 CHUNK = 64 * 1024  # bytes handed on at a time
 MAX_ROWS = 1_048_576  # rows an Excel sheet holds (the header row included): Excel cuts a longer one off
-_TEXT_CACHE = 16_384  # texts whose escaped cells are kept (the repeated ones, e.g. units, states, checks)
+_TEXT_CACHE = 2048  # texts per column whose cells are kept (its repeated ones: units, states, checks)
 _ROWS_PER_WRITE = 256  # rows joined into one string before they go to the compressor
 
 _NS = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
@@ -79,6 +82,8 @@ def column_letter(i: int) -> str:
 
 def escape(text: str) -> str:
     """Text as XML character data: markup escaped, characters XML cannot hold replaced."""
+    if _PLAIN.match(text):  # nearly every text: one scan, nothing to change
+        return text
     if _ILLEGAL.search(text):
         text = _ILLEGAL.sub("\ufffd", text)
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -104,21 +109,81 @@ class TooManyRows(ValueError):
 
 
 def _text_tail(text: str) -> str:
-    """A text cell after its reference."""
-    return f'" t="inlineStr"><is><t xml:space="preserve">{escape(text)}</t></is></c>'
+    """A text cell after its reference. Spaces at either end are kept by saying so
+    (``xml:space``), only where there are some: as XlsxWriter and openpyxl write it."""
+    if text != text.strip():
+        return f'" t="inlineStr"><is><t xml:space="preserve">{escape(text)}</t></is></c>'
+    return f'" t="inlineStr"><is><t>{escape(text)}</t></is></c>'
 
 
-def _cell(ref: str, value: Any) -> str:
+_EMPTY_TAIL = '"/>'  # a cell with nothing in it: what an empty cell reads back as (None), one tail for all
+
+
+def serial(value: dt.datetime) -> float:
+    """A time as Excel's date number: days since its day 0 (aware: counted in UTC; naive: as it is)."""
+    return (value - (_EPOCH if value.tzinfo is None else _EPOCH_UTC)) / _DAY
+
+
+US_PER_DAY = 86_400_000_000
+DAY0_TO_UNIX_US = 2_209_161_600_000_000  # from Excel's day 0 to 1970-01-01 (25,569 days), in microseconds
+
+
+def serial_micros(value: dt.datetime) -> int:
+    """A time as the microseconds since Excel's day 0 (aware: in UTC), exactly: divided by
+    :data:`US_PER_DAY` it is :func:`serial`'s number, to the last bit (both divide the
+    same two integers), so it can be worked out where the time is read (a database)."""
+    return (value - (_EPOCH if value.tzinfo is None else _EPOCH_UTC)) // _MICROSECOND
+
+
+def _tail(value: Any, date: bool = False) -> str:
+    """Any cell after its reference: '' and None empty, text as text, datetimes as date
+    cells, finite numbers as numbers (in a ``date`` column, floats are date numbers:
+    :func:`serial`'s), anything else as its text."""
     if value is None or value == "":
-        return ""
-    if type(value) is str:
-        return f'<c r="{ref}{_text_tail(value)}'
+        return _EMPTY_TAIL
+    t = type(value)
+    if t is str:
+        return _text_tail(value)
+    if date and t is float and math.isfinite(value):
+        return f'" s="1"><v>{value!r}</v></c>'
     if isinstance(value, dt.datetime):
-        days = (value - (_EPOCH if value.tzinfo is None else _EPOCH_UTC)) / _DAY
-        return f'<c r="{ref}" s="1"><v>{days!r}</v></c>'
+        return f'" s="1"><v>{serial(value)!r}</v></c>'
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return f'<c r="{ref}"><v>{value!r}</v></c>'
-    return _cell(ref, str(value))
+        return f'"><v>{value!r}</v></c>'
+    return _text_tail(str(value))
+
+
+class _Column:
+    """How one column's cells are written, each as its tail (everything after the
+    reference) joined to the start of the next cell's tag: a row is then its number
+    joined between these pieces (see :func:`xlsx_chunks`). The pieces of texts seen
+    before are looked up, not rebuilt (a column's repeated values: units, states, checks)."""
+
+    def __init__(self, after: str, date: bool) -> None:
+        self.known: dict[Any, str] = {None: _EMPTY_TAIL + after, "": _EMPTY_TAIL + after}  # str keys only besides
+        self.make = self._maker(self.known, after, date)
+
+    @staticmethod
+    def _maker(known: dict[Any, str], after: str, date: bool) -> Callable[[Any], str]:
+        def make(value: Any) -> str:
+            """The piece of a value not looked up (kept for the next time where it is a text)."""
+            t = type(value)
+            if t is str and value:
+                piece = _text_tail(value) + after
+                if len(known) < _TEXT_CACHE:
+                    known[value] = piece
+                return piece
+            if date and t is float and value - value == 0.0:  # finite: a date number
+                return f'" s="1"><v>{value!r}</v></c>{after}'
+            return _tail(value, date) + after
+        return make
+
+
+def _row_pieces(width: int, dates: Collection[int]) -> tuple[list[_Column], str]:
+    """The columns of rows ``width`` cells wide, and the row's opening up to the first reference."""
+    letters = [column_letter(i) for i in range(1, width + 1)]
+    after = [f'<c r="{c}' for c in letters[1:]] + ["</row>"]
+    return [_Column(a, i in dates) for i, a in enumerate(after)], ('"><c r="A' if width else '"></row>')
 
 
 class _Sink:
@@ -145,13 +210,19 @@ class _Sink:
 
 
 def xlsx_chunks(header: Sequence[str], rows: Iterable[Sequence[Any]], *, sheet: str = "Devices",
-                chunk: int = CHUNK, max_rows: int | None = None) -> Iterator[bytes]:
+                chunk: int = CHUNK, max_rows: int | None = None, dates: Collection[int] = ()) -> Iterator[bytes]:
     """An XLSX workbook of one sheet, in chunks of about ``chunk`` bytes: a bold, frozen,
-    filterable header, then the rows. Text is stored as text (never a formula, whatever it
-    starts with), datetimes as date cells (aware ones in UTC), numbers as numbers.
+    filterable header, then the rows (as wide as the header: cells beyond it are left out,
+    missing ones empty). Text is stored as text (never a formula, whatever it starts with),
+    datetimes as date cells (aware ones in UTC), numbers as numbers; in the columns
+    ``dates`` (0-based), floats are date numbers (:func:`serial`) written as date cells.
     :class:`TooManyRows` where the sheet would pass ``max_rows`` (default: Excel's limit)."""
     max_rows = MAX_ROWS if max_rows is None else max_rows
-    letters = [column_letter(i) for i in range(1, max(1, len(header)) + 1)]
+    width = len(header)
+    letters = [column_letter(i) for i in range(1, max(1, width) + 1)]
+    columns, opening = _row_pieces(width, dates)
+    gets = [c.known.get for c in columns]
+    makes = [c.make for c in columns]
     sink = _Sink()
     with zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z:  # type: ignore[arg-type]
         z.writestr("[Content_Types].xml", _CONTENT_TYPES)
@@ -170,26 +241,17 @@ def xlsx_chunks(header: Sequence[str], rows: Iterable[Sequence[Any]], *, sheet: 
                         f'<sheetFormatPr defaultRowHeight="15"/>{"<cols>" + widths + "</cols>" if widths else ""}'
                         f'<sheetData><row r="1">{head}</row>').encode())
             buf: list[str] = []
-            tails: dict[str, str] = {}  # text → its escaped cell (after the reference)
             for row in rows:
                 n += 1
                 if n > max_rows:
                     raise TooManyRows(max_rows)
-                ns = str(n)
-                cells = [f'<row r="{ns}">']
-                for c, v in zip(letters, row):
-                    if type(v) is str:  # most cells: the text's escaped form is looked up, not rebuilt
-                        if v:
-                            tail = tails.get(v)
-                            if tail is None:
-                                tail = _text_tail(v)
-                                if len(tails) < _TEXT_CACHE:
-                                    tails[v] = tail
-                            cells.append(f'<c r="{c}{ns}{tail}')
-                    elif v is not None:
-                        cells.append(_cell(c + ns, v))
-                cells.append("</row>")
-                buf.append("".join(cells))
+                if len(row) != width:
+                    row = list(itertools.islice(itertools.chain(row, itertools.repeat(None)), width))
+                try:  # most cells: a piece looked up (None, '' and repeated texts), or made once
+                    pieces = [get(v) or make(v) for get, make, v in zip(gets, makes, row)]
+                except TypeError:  # a value that is no dict key (a list): made, not looked up
+                    pieces = [make(v) for make, v in zip(makes, row)]
+                buf.append(str(n).join(['<row r="', opening, *pieces]))
                 if len(buf) >= _ROWS_PER_WRITE:
                     part.write("".join(buf).encode())
                     buf.clear()

@@ -1,12 +1,16 @@
 """Every dashboard page an officer sees fits a phone and a tablet: in a real headless
 Chromium (Debian's /usr/bin/chromium through Playwright) against a real collector
 subprocess on SQLite, in sv, da and en at 390, 768 and 1366 px, the document never scrolls
-sideways (a wide table may scroll inside its own box). The data holds the longest texts
+sideways (a wide table may scroll inside its own box, but the device's check table never:
+on a phone each check's status is whole on screen). The data holds the longest texts
 a real fleet has: the shipped policy's Danish and Swedish check titles, a 63-character
-host name without a break, a long Danish unit and team name, a long exception
-justification. Screenshots go to AUDITAGENT_SCREENSHOTS when set."""
+host name without a break, a fully qualified host name, a long Danish unit and team
+name, a long exception justification. A heading holding such a name breaks at a space or
+at the name's own separators where it has one, mid-word only inside a run wider than the
+line. Screenshots go to AUDITAGENT_SCREENSHOTS when set."""
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 from pathlib import Path
@@ -23,6 +27,8 @@ OFFICER, PASSWORD = "officer.phonefit", "correct horse battery staple"
 UNIT = "Københavns Kommune/Socialforvaltningens Børne- og Ungdomsrådgivningscenter"
 TEAM = UNIT + "/Familieafdelingens Myndighedsbehandlingsteam Nordvest"
 LONG_HOST = "SOCIALFORVALTNINGEN-BOERNEOGUNGDOMSRAADGIVNINGEN-FAMILIE-LAPTOP"  # 63, the DNS label limit
+# A fully qualified name: no browser breaks at its dots by itself.
+FQDN_HOST = "familieafdelingen-laptop0042.socialforvaltningen.kommune.koebenhavn.dk"
 LOCALES = {"sv": "sv-SE", "da": "da-DK", "en": "en-GB"}
 WIDTHS = (390, 768, 1366)
 
@@ -43,6 +49,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
                          private_cloud="dropbox", seed=41)
     add_device(store, TEAM, LONG_HOST[:-1] + "2", platform="macos", idle_seconds=1800, seed=42)
     add_device(store, UNIT, LONG_HOST[:-1] + "3", seed=43, now=now - dt.timedelta(days=9))  # stale
+    fqdn = add_device(store, TEAM, FQDN_HOST, seed=44)
     with store.engine.begin() as conn:
         officer = auth.create_user(conn, username=OFFICER, role="security_officer", password=PASSWORD, lang="en")
         rd.grant_exception(conn, officer, check_id="screen-lock", device_id=failing, now=now,
@@ -57,6 +64,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         "unit": f"/units/{ids[UNIT]}",
         "team": f"/units/{ids[TEAM]}",
         "device": f"/devices/{failing}",
+        "device-fqdn": f"/devices/{fqdn}",
         "exceptions": "/exceptions",
         "report": f"/units/{ids[UNIT]}/report",
         "audit": "/audit",
@@ -83,17 +91,37 @@ OVERFLOW = """() => {
 }"""
 
 
-@pytest.mark.parametrize("lang", ["sv", "da", "en"])
-@pytest.mark.parametrize("width", WIDTHS)
-def test_no_page_scrolls_sideways(site: Any, browser: Any, lang: str, width: int) -> None:  # noqa: F811
+# The device page's check and report tables: where each row's status cell (and everything
+# in it) is, against the viewport, and how far its table would scroll inside its own box.
+STATUS_CELLS = """([rows, column]) => [...document.querySelectorAll(rows)].map(tr => {
+  const cell = tr.cells[column], table = cell.closest('table');
+  const boxes = [cell, ...cell.querySelectorAll('*')].map(e => e.getBoundingClientRect()).filter(r => r.width);
+  return {row: tr.dataset.checkId || tr.cells[0].innerText, text: cell.innerText.trim(),
+          left: Math.min(...boxes.map(r => r.left)), right: Math.max(...boxes.map(r => r.right)),
+          scrolls: table.scrollWidth - table.clientWidth};
+})"""
+
+
+@contextlib.contextmanager
+def signed_in(site: Any, browser: Any, lang: str, width: int) -> Iterator[Any]:  # noqa: F811
+    """A page in a fresh browser context of ``width`` px for a reader of ``lang``, signed in."""
     context = browser.new_context(locale=LOCALES[lang], viewport={"width": width, "height": 900})
-    page = context.new_page()
     try:
+        page = context.new_page()
         page.goto(site.url + "/login")
         page.fill("#username", OFFICER)
         page.fill("#password", PASSWORD)
         page.click("#login-submit")
         page.wait_for_url(site.url + "/")
+        yield page
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("lang", ["sv", "da", "en"])
+@pytest.mark.parametrize("width", WIDTHS)
+def test_no_page_scrolls_sideways(site: Any, browser: Any, lang: str, width: int) -> None:  # noqa: F811
+    with signed_in(site, browser, lang, width) as page:
         wide = {}
         for name, path in site.paths.items():
             response = page.goto(f"{site.url}{path}?lang={lang}")
@@ -101,6 +129,15 @@ def test_no_page_scrolls_sideways(site: Any, browser: Any, lang: str, width: int
             assert page.locator("html").get_attribute("lang") == lang
             if name == "device":
                 assert LONG_HOST in page.inner_text("main")
+                # Each check's status and each report's verdict reads whole without
+                # scrolling anything sideways.
+                checks = page.evaluate(STATUS_CELLS, ["#results tbody tr", 1])
+                reports = page.evaluate(STATUS_CELLS, ["#reports tbody tr", 3])
+                assert len(checks) >= 6 and len(reports) >= 3, (checks, reports)
+                cells = checks + reports
+                assert all(c["text"] for c in cells), cells
+                cut = [c for c in cells if c["left"] < 0 or c["right"] > width + 0.5 or c["scrolls"] > 0]
+                assert cut == [], (lang, width, cut)
             m = page.evaluate(OVERFLOW)
             assert m["w"] == width
             if site.shots is not None:
@@ -109,5 +146,82 @@ def test_no_page_scrolls_sideways(site: Any, browser: Any, lang: str, width: int
             if m["doc"] > m["w"]:
                 wide[name] = m
         assert wide == {}, (lang, width, wide)
-    finally:
-        context.close()
+
+
+# Each line break inside a page's headings, read from the rendered text (one Range per
+# character: a new line starts where a character's box moves down). A break is right at a
+# space or after a separator; inside a run of letters only when that run alone is wider
+# than the heading, or where the browser hyphenates (a hyphen shows; Debian's Chromium has
+# no hyphenation dictionaries, so here it never does).
+HEADING_BREAKS = r"""(seps) => {
+  const lang = document.documentElement.lang;
+  const probe = document.createElement('div');
+  probe.lang = lang;
+  probe.style.cssText = 'position:absolute;visibility:hidden;width:5em;font:16px sans-serif;overflow-wrap:normal';
+  probe.textContent = {sv: 'arbetsmarknadsförvaltningen', da: 'beskæftigelsesforvaltningen',
+                       en: 'internationalization'}[lang];
+  document.body.append(probe);
+  probe.style.hyphens = 'none'; const whole = probe.getBoundingClientRect().height;
+  probe.style.hyphens = 'auto'; const hyphenates = probe.getBoundingClientRect().height > whole;
+  probe.remove();
+  const sep = c => seps.includes(c), space = c => /\s/.test(c);
+  const found = [];
+  let titleLines = 0;
+  for (const h of document.querySelectorAll('main h1, main h2')) {
+    const cs = getComputedStyle(h);
+    const room = h.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
+    const chars = [], r = document.createRange(), walk = document.createTreeWalker(h, NodeFilter.SHOW_TEXT);
+    for (let n; (n = walk.nextNode());)
+      for (let i = 0; i < n.length; i++) {
+        r.setStart(n, i); r.setEnd(n, i + 1);
+        const box = r.getClientRects()[0], c = n.data[i];
+        // A space a line ends in has no box of its own: it stays on the line before.
+        if (box || space(c)) chars.push({c, top: box ? box.top : (chars.length ? chars[chars.length - 1].top : 0),
+                                         w: box ? box.width : 0, hyphens: getComputedStyle(n.parentElement).hyphens});
+      }
+    let lines = 1;
+    for (let k = 1; k < chars.length; k++) {
+      if (chars[k].top <= chars[k - 1].top + 1) continue;
+      lines++;
+      const before = chars[k - 1].c, after = chars[k].c;
+      if (space(before) || space(after) || sep(before)) continue;
+      let a = k, b = k;  // the run of the name the break falls in
+      while (a > 0 && !space(chars[a - 1].c) && !sep(chars[a - 1].c)) a--;
+      while (b < chars.length && !space(chars[b].c) && !sep(chars[b].c)) b++;
+      const width = chars.slice(a, b).reduce((s, x) => s + x.w, 0);
+      if (width > room + 0.5) continue;  // wider than the line on its own: nothing better exists
+      if (hyphenates && chars[k - 1].hyphens === 'auto') continue;
+      const text = chars.map(x => x.c).join('');
+      found.push({heading: text, at: text.slice(Math.max(0, k - 12), k) + '|' + text.slice(k, k + 12),
+                  run_px: Math.round(width), room_px: Math.round(room)});
+    }
+    if (h.matches('h1')) titleLines += lines;
+  }
+  return {found, lines: titleLines, hyphenates};
+}"""
+HEADING_PAGES = ("unit", "team", "device", "device-fqdn", "report")
+
+
+@pytest.mark.parametrize("lang", ["sv", "da", "en"])
+def test_headings_break_at_spaces_and_separators(site: Any, browser: Any, lang: str) -> None:  # noqa: F811
+    with signed_in(site, browser, lang, 390) as page:
+        bad, wrapped, hyphens, hosts = {}, 0, {}, {}
+        for name in HEADING_PAGES:
+            response = page.goto(f"{site.url}{site.paths[name]}?lang={lang}")
+            assert response is not None and response.status == 200, (name, response and response.status)
+            m = page.evaluate(HEADING_BREAKS, "-._/")
+            wrapped += m["lines"] > 1
+            if m["found"]:
+                bad[name] = m["found"]
+            if name.startswith("device"):
+                hyphens[name] = page.eval_on_selector("#hostname", "e => getComputedStyle(e).hyphens")
+                hosts[name] = page.inner_text("#hostname")
+            else:
+                hyphens[name] = page.eval_on_selector("main h1", "e => getComputedStyle(e).hyphens")
+        assert wrapped >= 3  # the long names do wrap at 390 px, so the breaks were looked at
+        assert bad == {}, (lang, bad)
+        # Unit names are words, hyphenated where the browser can; a host name is never
+        # hyphenated (a hyphen would read as part of it), and it reads whole, markers unseen.
+        assert hyphens == {"unit": "auto", "team": "auto", "report": "auto",
+                           "device": "manual", "device-fqdn": "manual"}
+        assert hosts == {"device": LONG_HOST, "device-fqdn": FQDN_HOST}

@@ -1,5 +1,6 @@
 """The exports' text, made cheaply and still the same: times written by PostgreSQL
-(to_char) are the characters Python wrote before, whatever the session's time zone and
+(to_char) are the characters Python wrote before, and the XLSX date numbers it works out
+(EXCEL_MICROS) the floats Python worked out before, whatever the session's time zone and
 across daylight-saving changes; the CSV writer writes what csv.writer (QUOTE_ALL, CRLF)
 wrote, cells made inert as before."""
 from __future__ import annotations
@@ -14,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server import spreadsheet
-from server.readiness.export import ISO_UTC, MINUTES_UTC
+from server import spreadsheet, xlsx
+from server.readiness.export import EXCEL_MICROS, ISO_UTC, MINUTES_UTC, serial_days
 
 UTC = dt.timezone.utc
 
@@ -46,6 +47,28 @@ def _instants() -> list[dt.datetime]:
     out += [dt.datetime(2000, 1, 1, tzinfo=UTC), dt.datetime(2030, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),
             dt.datetime(1999, 12, 31, 23, 59, 0, 100, tzinfo=ZoneInfo("Asia/Kathmandu"))]
     return out
+
+
+def _old_serial(v: dt.datetime) -> float:  # an XLSX date cell's number before the database worked it out
+    return (v.astimezone(UTC).replace(tzinfo=None) - dt.datetime(1899, 12, 30)) / dt.timedelta(days=1)
+
+
+def test_excel_micros_give_the_date_number_the_datetime_gave():
+    """The microseconds since Excel's day 0, divided by a day's, are the very float the
+    datetime's own arithmetic gave (not one bit off), for aware and naive times."""
+    for v in _instants():
+        assert serial_days(EXCEL_MICROS.render(v)) == _old_serial(v) == xlsx.serial(v)
+        naive = v.astimezone(UTC).replace(tzinfo=None)
+        assert xlsx.serial_micros(naive) / xlsx.US_PER_DAY == xlsx.serial(naive) == _old_serial(v)
+    assert EXCEL_MICROS.render(dt.datetime(1970, 1, 1, tzinfo=UTC)) == xlsx.DAY0_TO_UNIX_US == 25_569 * xlsx.US_PER_DAY
+    assert serial_days(None) == "" and serial_days(dt.datetime(2030, 1, 1)) == dt.datetime(2030, 1, 1)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.datetimes(min_value=dt.datetime(1900, 3, 1), max_value=dt.datetime(2200, 1, 1),
+                    timezones=st.sampled_from([UTC, ZoneInfo("Europe/Stockholm"), ZoneInfo("Asia/Kathmandu")])))
+def test_excel_micros_any_instant(v):
+    assert serial_days(EXCEL_MICROS.render(v)) == _old_serial(v)
 
 
 def test_python_rendering_is_the_old_one():
@@ -81,11 +104,14 @@ def test_postgresql_writes_the_old_text_in_any_session_time_zone(session_zone):
             conn.execute(text(f"SET TIME ZONE '{session_zone}'"))
             t.create(conn)
             conn.execute(insert(t), [{"n": i, "at": v} for i, v in enumerate(instants)])
-            got = conn.execute(select(t.c.n, ISO_UTC.sql(t.c.at), MINUTES_UTC.sql(t.c.at)).order_by(t.c.n)).all()
+            got = conn.execute(select(t.c.n, ISO_UTC.sql(t.c.at), MINUTES_UTC.sql(t.c.at), EXCEL_MICROS.sql(t.c.at))
+                               .order_by(t.c.n)).all()
             conn.rollback()
     finally:
         engine.dispose()
-    assert [(iso, minutes) for _n, iso, minutes in got] == [(_old_iso(v), _old_minutes(v)) for v in instants]
+    assert [(iso, minutes) for _n, iso, minutes, _us in got] == [(_old_iso(v), _old_minutes(v)) for v in instants]
+    assert [us for *_text, us in got] == [EXCEL_MICROS.render(v) for v in instants]
+    assert [serial_days(us) for *_text, us in got] == [_old_serial(v) for v in instants]
 
 
 def _old_csv(rows: list[list[str]], style: spreadsheet.CsvStyle) -> str:

@@ -228,6 +228,93 @@ def test_streamed_xlsx_in_many_chunks_is_one_valid_workbook():
     assert ws["B2"].data_type == "s"  # text, never a formula
 
 
+def _sheet_cells(content: bytes) -> dict[str, tuple[str | None, str | None, str, bool]]:
+    """Each cell with something in it, by reference: (type, style, its value's text, whether
+    the text keeps its spaces): what the sheet says of it, before any reader's conversion."""
+    import xml.etree.ElementTree as ET
+
+    ns = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+    space = "{http://www.w3.org/XML/1998/namespace}space"
+    out = {}
+    with zipfile.ZipFile(io.BytesIO(content)) as z:
+        for c in ET.fromstring(z.read("xl/worksheets/sheet1.xml")).iter(ns + "c"):
+            v, t = c.find(ns + "v"), c.find(f"{ns}is/{ns}t")
+            if v is not None or t is not None:
+                out[c.get("r")] = (c.get("t"), c.get("s"), (v if v is not None else t).text or "",
+                                   t is not None and t.get(space) == "preserve")
+    return out
+
+
+def test_xlsx_cells_of_every_kind():
+    """What each kind of value becomes: text (escaped; spaces at either end kept), date
+    cells of datetimes and of date numbers in a date column (the number the datetime
+    gives), numbers, True/False and lists as their text, nothing for None and ''; rows
+    shorter than the header padded, longer ones cut."""
+    from server import xlsx
+
+    when = dt.datetime(2030, 6, 15, 12, 30, 5, 123_456, tzinfo=dt.timezone.utc)
+    rows = [["a & <b>", when, xlsx.serial(when), 7, 2.5, True, None, "", ["x", 1], " lead", "trail\t"],
+            ["short"],
+            ["=1+1", when.replace(tzinfo=None), 3.0, float("nan"), -1, False, "é", "x", "y", "z", "w", "cut off"]]
+    content = b"".join(xlsx.xlsx_chunks([f"h{i}" for i in range(11)], rows, dates={1, 2}))
+    cells = _sheet_cells(content)
+    number = repr(xlsx.serial(when))
+    assert cells["A2"] == ("inlineStr", None, "a & <b>", False)
+    assert cells["B2"] == cells["C2"] == (None, "1", number, False)  # a date cell both ways, the same number
+    assert cells["D2"] == (None, None, "7", False) and cells["E2"] == (None, None, "2.5", False)
+    assert cells["F2"] == ("inlineStr", None, "True", False)
+    assert "G2" not in cells and "H2" not in cells
+    assert cells["I2"] == ("inlineStr", None, "['x', 1]", False)
+    assert cells["J2"] == ("inlineStr", None, " lead", True) and cells["K2"] == ("inlineStr", None, "trail\t", True)
+    assert cells["A3"][2] == "short" and not any(ref.endswith("3") and ref != "A3" for ref in cells)
+    assert cells["A4"] == ("inlineStr", None, "=1+1", False) and cells["B4"] == (None, "1", number, False)
+    assert cells["C4"] == (None, "1", "3.0", False)  # a float in a date column: a date number
+    assert cells["D4"] == ("inlineStr", None, "nan", False) and cells["E4"] == (None, None, "-1", False)
+    assert "L4" not in cells and cells["K4"][2] == "w"
+    rows_back, xml = _xlsx(content)
+    assert rows_back[1][:4] == ["a & <b>", when.replace(tzinfo=None, microsecond=123_000), rows_back[1][1], 7]
+    assert rows_back[1][9:] == [" lead", "trail\t"] and rows_back[2] == ["short"] + [None] * 10
+    assert "<f>" not in xml
+
+
+def test_xlsx_repeated_texts_past_the_cache_are_still_written():
+    """Each column keeps the pieces of a bounded number of texts: past them, texts are
+    written as they are, the same cells."""
+    from server import xlsx
+
+    n = xlsx._TEXT_CACHE + 50
+    rows = [[f"dev-{i}", f"unit {i % 3}", f"late {i % 2}" if i > n - 10 else None] for i in range(n)]
+    got = _xlsx(b"".join(xlsx.xlsx_chunks(["id", "unit", "late"], rows, chunk=4096)))[0]
+    assert got[1:] == [[r[0], r[1], r[2]] for r in rows]
+
+
+def test_xlsx_of_the_database_times_is_the_xlsx_of_the_datetimes(app_fleet):
+    """The date numbers worked out from the microseconds the database reads
+    (``times=EXCEL_MICROS``) make the same sheet, character for character, as the records'
+    datetimes did: the API's workbook and a Swedish reader's."""
+    from server.i18n_web import Translator
+    from server.web import check_title
+
+    _app, fleet, _clients = app_fleet
+    now = dt.datetime.now(dt.timezone.utc)
+    root = fleet.units["Socialförvaltningen"]
+    with fleet.store.engine.connect() as conn:
+        plain = list(rd.export_records(conn, rd.Scope(), root, now))
+        micros = list(rd.export_records(conn, rd.Scope(), root, now, times=rd.EXCEL_MICROS))
+        api = b"".join(rd.export_machine_xlsx(conn, rd.Scope(), root, now))
+    at = rd.EXPORT_COLUMNS.index("received_at")
+    assert any(isinstance(r[at], dt.datetime) for r in plain)  # (times off whole seconds: test_export_text)
+    assert all(r[at] is None or type(r[at]) is int for r in micros) and any(r[at] for r in micros)
+
+    def sheet(content: bytes) -> bytes:
+        with zipfile.ZipFile(io.BytesIO(content)) as z:
+            return z.read("xl/worksheets/sheet1.xml")
+    labels = rd.Labels(Translator("sv"), lambda c: check_title(c, "sv"))
+    assert sheet(b"".join(rd.export_xlsx(iter(plain)))) == sheet(b"".join(rd.export_xlsx(iter(micros)))) == sheet(api)
+    assert sheet(b"".join(rd.export_xlsx_for(labels, iter(plain), sheet="x"))) \
+        == sheet(b"".join(rd.export_xlsx_for(labels, iter(micros), sheet="x")))
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.text(alphabet=st.sampled_from(list("ab=+-@;, \t\r\n\u00a0\uff1d\x00")), max_size=8),
                 min_size=1, max_size=5))

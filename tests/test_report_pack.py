@@ -91,3 +91,41 @@ def test_identical_facts_give_the_same_segment():
     b = wire.canonical_json(_statement({"disk": {"encrypted": True}}, [], "Windows"))
     facts = hashlib.sha256(b'{"disk":{"encrypted":true}}').digest()
     assert facts in report_pack.pack(a).segments and facts in report_pack.pack(b).segments
+
+
+def _scanned_cuts(payload: bytes):
+    """The cuts as found before the agent's layout was used: every end by the decoder's scanner."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(report_pack, "_segment_end", lambda payload, text, key, start: report_pack._value_end(text, start))
+        return report_pack._cuts(payload)
+
+
+# What could make the next member's text appear before the segment's end, or hide its end.
+_MISLEADING = st.sampled_from([',"generated_at":', ',"sequence":', '"}', '"]', "\\", '\\"', "{", "]", "ö"])
+_FACTS_KEYS = st.sampled_from(["generated_at", "sequence", "facts", "results", "collected_at", "x"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(_FACTS_KEYS | st.text(max_size=4), _JSON | _MISLEADING, max_size=4),
+       st.lists(st.dictionaries(_FACTS_KEYS, _JSON | _MISLEADING, max_size=3), max_size=3),
+       st.sampled_from([None, (", ", ": "), (",", ":"), (" ,", " : ")]), st.booleans())
+def test_the_ends_found_from_the_layout_are_the_scanners(facts, extra, separators, ascii_only):
+    """For valid JSON (agent payloads, and the same with spaces, other key orders or
+    segment-like members nested in them) the cuts equal the scanner's, and rebuild exactly."""
+    results = [{"check_id": "c", "status": "pass", **e} for e in extra]
+    statement = _statement(facts, results, "Linux")
+    if separators is None:
+        payload = wire.canonical_json(statement)
+    else:
+        payload = json.dumps(statement, separators=separators, ensure_ascii=ascii_only,
+                             sort_keys=separators[0] == ",").encode("utf-8")
+    assert report_pack._cuts(payload) == _scanned_cuts(payload)
+    _roundtrip(payload)
+
+
+def test_real_agent_payloads_cut_as_before():
+    from replayed_reports import replayed_payloads
+
+    for payload in replayed_payloads():
+        cuts = report_pack._cuts(payload)
+        assert len(cuts) == 2 and cuts == _scanned_cuts(payload)

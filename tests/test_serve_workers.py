@@ -7,9 +7,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import psutil
+import pytest
 
 from auditagent import report as wire
 from collector_fixtures import refused_while_sending, start_collector
+from server.cli import WORKER_HEALTHCHECK_SECONDS
 
 
 def test_two_workers_store_each_report_once(collector_db_url, tmp_path):
@@ -42,3 +44,34 @@ def test_two_workers_store_each_report_once(collector_db_url, tmp_path):
         assert c.count("reports") >= 32
     finally:
         c.stop()
+
+
+@pytest.mark.parametrize("extra, expected", [
+    ((), WORKER_HEALTHCHECK_SECONDS),
+    (("--worker-healthcheck-timeout", "45"), 45),
+])
+def test_the_worker_health_check_timeout_reaches_uvicorn(monkeypatch, tmp_path, extra, expected):
+    """uvicorn's supervisor gives a worker that long to answer its health check (its own
+    default, 5 s, killed workers still starting on a busy host): the option goes into the
+    uvicorn Config that serve --workers 2 runs."""
+    import uvicorn
+
+    from server import cli
+    from server.asgi import SETTINGS_ENV
+
+    ran = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: ran.append(uvicorn.Config(app, **options)))
+    for name in (SETTINGS_ENV, "AUDITAGENT_COLLECTOR_LOG_LEVEL"):  # serve --workers sets them; restored after
+        monkeypatch.setenv(name, "")
+    assert cli.main(["serve", "--db", f"sqlite:///{tmp_path / 'c.db'}", "--port", "0", "--workers", "2", *extra]) == 0
+    [config] = ran
+    assert config.workers == 2 and config.timeout_worker_healthcheck == expected
+    assert WORKER_HEALTHCHECK_SECONDS > 5  # above uvicorn's own default, the cause of the kills
+
+
+def test_a_worker_health_check_timeout_below_one_second_is_refused(tmp_path, capsys):
+    from server import cli
+
+    assert cli.main(["serve", "--db", f"sqlite:///{tmp_path / 'c.db'}", "--port", "0", "--workers", "2",
+                     "--worker-healthcheck-timeout", "0"]) == 2
+    assert "--worker-healthcheck-timeout must be at least 1" in capsys.readouterr().err

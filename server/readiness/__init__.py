@@ -45,6 +45,7 @@ from server.readiness.export import (
     CSV_COLUMNS, EXPORT_COLUMNS, ISO_UTC, MINUTES_UTC, XLSX_TYPE, ExportFilters, Labels, TimeText, csv_cell,
     csv_style_for, export_csv, export_for,
     export_csv_for, export_filename, export_fits, export_records, export_rows, export_xlsx, export_xlsx_for,
+    export_machine_xlsx, EXCEL_MICROS, TimeMicros,
     xlsx_max_devices)
 from server.readiness.versions import (
     AgentVersions, agent_versions, fleet_agent_versions, version_key)
@@ -62,6 +63,7 @@ __all__ = [
     'report_envelope', 'BANDS', 'CLOSED_AFTER', 'fresh_days', 'TrendPoint', 'trend', 'MAX_EXCEPTION_DAYS', 'ExceptionInfo',
     'get_exception', 'grant_exception', 'list_exceptions', 'revoke_exception', 'CSV_COLUMNS', 'EXPORT_COLUMNS', 'ISO_UTC', 'MINUTES_UTC', 'TimeText', 'XLSX_TYPE', 'ExportFilters', 'Labels', 'export_for', 'csv_style_for', 'export_csv_for',
     'export_filename', 'export_fits', 'export_records', 'xlsx_max_devices', 'export_xlsx', 'export_xlsx_for', 'csv_cell',
+    'export_machine_xlsx', 'EXCEL_MICROS', 'TimeMicros',
     'export_csv', 'export_rows', 'AgentVersions', 'agent_versions', 'fleet_agent_versions', 'version_key',
     'AuditEntry', 'audit_entries', 'Actor', 'Forbidden', 'Invalid', 'NotFound', 'Scope', 'in_subtree',
     'scope_unit_ids', 'visible_device', 'visible_unit',

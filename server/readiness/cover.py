@@ -4,7 +4,9 @@ on its unit or any ancestor unit), gathered once per request.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Protocol, Sequence
 
 from sqlalchemy import String, and_, cast, exists, literal, or_, select
@@ -13,10 +15,25 @@ from sqlalchemy.sql import ColumnElement
 
 from server.db import device_checks, device_state, exceptions, unit_state_deltas, units
 from server.readiness.scope import ancestor_or_self
-from server.readiness.sql import none_of, one_of, ts_param
+from server.readiness.sql import at_param, moment, none_of, one_of, ts_param
 
-def exception_active(now: dt.datetime, e: Any = exceptions) -> ColumnElement[bool]:
-    return and_(e.c.revoked_at.is_(None), e.c.expires_at > ts_param(now), e.c.granted_at <= ts_param(now))
+def exception_active(now: dt.datetime | None, e: Any = exceptions) -> ColumnElement[bool]:
+    """SQL: the exception is in force at ``now`` (None: at the statement's moment parameter, :func:`at_param`)."""
+    at = at_param() if now is None else ts_param(now)
+    return and_(e.c.revoked_at.is_(None), e.c.expires_at > at, e.c.granted_at <= at)
+
+
+@functools.cache
+def _active_exceptions() -> Any:
+    """The exceptions in force at the moment parameter: (check, device, unit path). Built once."""
+    e, eu = exceptions.alias("aex"), units.alias("aexu")
+    return (select(e.c.check_id, e.c.device_id, eu.c.path).select_from(e.outerjoin(eu, eu.c.id == e.c.unit_id))
+            .where(exception_active(None, e)))
+
+
+@functools.cache
+def _unit_paths() -> Any:
+    return select(units.c.id, units.c.path)
 
 
 def covered_exists(conn: Connection, now: dt.datetime, check_col: Any, device_col: Any, unit_path_col: Any) -> Any:
@@ -73,8 +90,8 @@ class Cover:
         failing: list[str] = []
         excepted: list[str] = []
         if failing_required:
-            if not self.unit_checks and not self.device_checks:  # no exception in force: nothing to split
-                return failing_required.split(","), excepted
+            if unit_id not in self._covered_units and device_id not in self._covered_devices:
+                return failing_required.split(","), excepted  # no exception bears on it: nothing to split
             for c in failing_required.split(","):
                 covered = (c, unit_id) in self.unit_checks or (c, device_id) in self.device_checks
                 (excepted if covered else failing).append(c)
@@ -86,6 +103,14 @@ class Cover:
         by_unit = and_(one_of(_key(failing, unit_id), sorted(f"{f} {u}" for u, f in self.ready_pairs)),
                        none_of(device_id, sorted(self.named_devices)))
         return or_(by_unit, one_of(device_id, sorted(self.hard_devices if hard else self.ready_devices)))
+
+    @cached_property
+    def _covered_units(self) -> frozenset[int]:
+        return frozenset(u for _c, u in self.unit_checks)
+
+    @cached_property
+    def _covered_devices(self) -> frozenset[str]:
+        return frozenset(d for _c, d in self.device_checks)
 
     @property
     def own_devices(self) -> list[str]:
@@ -101,10 +126,7 @@ def exception_cover(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] 
                     device_ids: Sequence[str] | None = None) -> Cover:
     """The :class:`Cover` of the exceptions active at ``now`` (for devices of ``unit_ids``;
     with ``device_ids``, for those devices only: one device's page)."""
-    e, eu = exceptions.alias("aex"), units.alias("aexu")
-    active = conn.execute(select(e.c.check_id, e.c.device_id, eu.c.path)
-                          .select_from(e.outerjoin(eu, eu.c.id == e.c.unit_id))
-                          .where(exception_active(now, e))).all()
+    active = conn.execute(_active_exceptions(), moment(now)).all()
     if not active:
         return Cover()
     by_unit_path: dict[str, set[str]] = {}
@@ -117,7 +139,7 @@ def exception_cover(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] 
             by_unit_path.setdefault(path, set()).add(check_id)
     unit_cov: dict[int, set[str]] = {}
     if by_unit_path:
-        for uid, path in conn.execute(select(units.c.id, units.c.path)):
+        for uid, path in conn.execute(_unit_paths()).all():
             for p, checks in by_unit_path.items():
                 if path == p or path.startswith(p + "/"):
                     unit_cov.setdefault(uid, set()).update(checks)
@@ -128,7 +150,7 @@ def exception_cover(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] 
         # Read off the groups kept at ingest (every set a device of the unit has, perhaps a
         # few it had: each pair is tested alike, so an unused one changes nothing).
         for uid, *sets in conn.execute(select(g.c.unit_id, g.c.failing_required, g.c.failing_hard).distinct()
-                                       .where(one_of(g.c.unit_id, sorted(wanted)), g.c.failing_required != "")):
+                                       .where(one_of(g.c.unit_id, sorted(wanted)), g.c.failing_required != "")).all():
             for failing in sets:  # (failing_hard is a part of failing_required: '' when that is)
                 if failing and set(failing.split(",")) <= unit_cov[uid]:
                     ready_pairs.add((uid, failing))
@@ -141,7 +163,7 @@ def exception_cover(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] 
              .where(one_of(s.c.device_id, sorted(by_device))))
         if unit_ids is not None:
             q = q.where(one_of(s.c.unit_id, unit_ids))
-        for dev, uid, failing, hard in conn.execute(q):
+        for dev, uid, failing, hard in conn.execute(q).all():
             dev_unit[dev] = uid
             covered = unit_cov.get(uid, set()) | by_device[dev]
             if failing and set(failing.split(",")) <= covered:

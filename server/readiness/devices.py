@@ -14,7 +14,7 @@ from auditagent import report as wire
 from server.db import device_checks, device_keys, device_state, devices, exceptions, reports, units, utc
 from server.readiness.cover import Cover, covered_exists, exception_cover
 from server.readiness.exceptions import ExceptionInfo, list_exceptions
-from server.readiness.sql import custom_plans, one_of
+from server.readiness.sql import one_of
 from server.readiness.scope import Invalid, NotFound, Scope, visible_device
 from server.readiness.state import (DEFAULT_MAX_REPORT_AGE_HOURS, DUE, NEVER_REPORTED, NOT_READY, READY, STALE,
                                     STATES, device_state_rows)
@@ -170,7 +170,6 @@ def device_detail(conn: Connection, scope: Scope, device_id: str, now: dt.dateti
                   default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> DeviceDetail:
     """A device's state, its latest facts and results (decoded from the stored envelope of
     its latest report), the exceptions that apply, and its report timeline (newest first)."""
-    custom_plans(conn)
     dev = visible_device(conn, scope, device_id)
     # The exceptions bearing on this one device (not on every device of its unit).
     cover = exception_cover(conn, now, [dev["unit_id"]], device_ids=[dev["id"]])

@@ -18,12 +18,27 @@ from server.db import utc
 # ------------------------------------------------------------------ dialect helpers
 
 
-def dialect(conn: Connection) -> str:
-    return conn.dialect.name
+def dialect(conn: Connection | str) -> str:
+    """The dialect's name, of a connection (or the name itself: a statement built apart from any)."""
+    return conn if isinstance(conn, str) else conn.dialect.name
 
 
 def ts_param(value: dt.datetime) -> Any:
     return bindparam(None, utc(value), type_=DateTime(timezone=True))
+
+
+def at_param(hours: int | None = None) -> Any:
+    """A named parameter: the moment judged (None) or ``hours`` before it, its value given
+    when the statement runs (:func:`moment`), so a statement built once serves every moment."""
+    return bindparam("now" if hours is None else f"now_minus_{hours}h", type_=DateTime(timezone=True))
+
+
+def moment(now: dt.datetime, hours: Any = ()) -> dict[str, Any]:
+    """The values of :func:`at_param`'s parameters at ``now`` (for each of ``hours``)."""
+    out = {"now": utc(now)}
+    for h in set(hours):
+        out[f"now_minus_{h}h"] = utc(now - dt.timedelta(hours=h))
+    return out
 
 
 def minus_hours(conn: Connection, ts: dt.datetime, hours: Any) -> Any:
@@ -105,25 +120,6 @@ def _one_of_in(element: OneOf, compiler: Any, **kw: Any) -> str:
 def _one_of_any(element: OneOf, compiler: Any, **kw: Any) -> str:
     op = "<> ALL" if element.negate_ else "= ANY"
     return f"({compiler.process(element.col, **kw)} {op} ({compiler.process(element.array, **kw)}))"
-
-
-def custom_plans(conn: Connection) -> None:
-    """PostgreSQL: plan this transaction's statements for the values they are run with.
-    psycopg prepares a statement run five times on one connection without a rollback
-    between (one_of keeps a page's text the same whatever its lists), and after five
-    more runs PostgreSQL may keep one generic plan for all values: blind to how few
-    devices a unit list or a grace deadline selects, it read a 25k-device unit's due
-    devices 4x slower (35 -> 125 ms). A collector's request ends in a rollback, which
-    empties psycopg's prepared statements, so there it guards a page read many times in
-    one transaction (an API client's loop, a benchmark). Once per transaction (``SET
-    LOCAL`` ends with it)."""
-    if dialect(conn) != "postgresql":
-        return
-    txn = conn.get_transaction()
-    if txn is not None and conn.info.get("custom_plans") is txn:
-        return
-    conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")  # begins the page's transaction if none is
-    conn.info["custom_plans"] = conn.get_transaction()
 
 
 EPOCH = dt.date(2000, 1, 1)

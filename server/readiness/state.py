@@ -37,6 +37,7 @@ revoked ones and those with their own exception read one by one (:func:`device_g
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Sequence
 
@@ -47,7 +48,7 @@ from sqlalchemy.sql import ColumnElement, Select
 from server.db import device_state, devices, unit_max_age_history, unit_state_deltas, units, utc
 from server.readiness.cover import Cover, Covers, exception_cover
 from server.readiness.scope import Scope, ancestor_or_self, scope_unit_ids
-from server.readiness.sql import contains_item, dialect, minus_hours, none_of, one_of, ts_param
+from server.readiness.sql import at_param, contains_item, dialect, minus_hours, moment, none_of, one_of, ts_param
 
 READY, DUE, NOT_READY, STALE, NEVER_REPORTED = "ready", "due", "not_ready", "stale", "never_reported"
 STATES = (READY, DUE, NOT_READY, STALE, NEVER_REPORTED)
@@ -120,16 +121,34 @@ def stale_clause(conn: Connection, s: Any, now: dt.datetime, *,
     """SQL on a device_state relation ``s``: the device is stale at ``now`` — the same rule
     as :func:`is_stale`, with each unit's cutoff as a literal (few units set their own max
     age), so a pass over many rows needs no join to the units."""
+    return _stale_rule(s, age_groups(conn, default_max_age_hours),
+                       lambda h: ts_param(now - dt.timedelta(hours=h)), default_max_age_hours)
+
+
+AgeGroups = tuple[tuple[int, tuple[int, ...]], ...]  # (hours, unit ids) of the units not on the default
+
+
+def age_groups(conn: Connection, default_max_age_hours: int) -> AgeGroups:
+    """The units whose max report age (own or inherited) is not the default, by hours."""
     own: dict[int, list[int]] = {}
     for uid, hours in inherited_max_ages(conn).items():
         own.setdefault(hours, []).append(uid)
     own.pop(default_max_age_hours, None)  # same as the default: no need to list them
-    listed = sorted(u for ids in own.values() for u in ids)
-    default_cut = ts_param(now - dt.timedelta(hours=default_max_age_hours))
-    cond = [and_(none_of(s.c.unit_id, listed), s.c.generated_at < default_cut)]
-    cond += [and_(one_of(s.c.unit_id, sorted(ids)), s.c.generated_at < ts_param(now - dt.timedelta(hours=h)))
-             for h, ids in own.items()]
+    return tuple(sorted((h, tuple(sorted(ids))) for h, ids in own.items()))
+
+
+def _stale_rule(s: Any, ages: AgeGroups, cut: Any, default_max_age_hours: int) -> ColumnElement[bool]:
+    """:func:`stale_clause` with ``cut(hours)``: the SQL instant that many hours before now."""
+    listed = sorted(u for _h, ids in ages for u in ids)
+    cond = [and_(none_of(s.c.unit_id, listed), s.c.generated_at < cut(default_max_age_hours))]
+    cond += [and_(one_of(s.c.unit_id, ids), s.c.generated_at < cut(h)) for h, ids in ages]
     return and_(s.c.last_report_id.is_not(None), or_(*cond))
+
+
+def moment_of(now: dt.datetime, ages: AgeGroups, default_max_age_hours: int) -> dict[str, Any]:
+    """The values of the parameters (:func:`at_param`) of a statement judging states at
+    ``now`` with these age groups."""
+    return moment(now, {default_max_age_hours, *(h for h, _ids in ages)})
 
 
 def inherited_max_ages(conn: Connection) -> dict[int, int]:
@@ -183,9 +202,8 @@ def state_of(*, never: Any, stale: Any, due_open: Any, failing_required: Any, fa
         else_=NOT_READY)
 
 
-def device_groups(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | None = None, *,
-                  cover: Cover, default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS,
-                  split: Sequence[str] = ()) -> Any:
+def device_groups(unit_ids: Sequence[int] | None, *, cover: Cover, ages: AgeGroups, revoked: Sequence[str],
+                  default_max_age_hours: int, split: Sequence[str] = ()) -> Any:
     """Active devices (of ``unit_ids``; None: all) in groups alike in every input of
     :func:`state_of`: (unit_id, agent_version, failing_required, failing_hard, device_id —
     '' for a group, the id for a device with its own exception —, never, stale, due, n).
@@ -196,15 +214,14 @@ def device_groups(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | 
     within grace and those with their own exception (each counted by its own row). Those
     are found through indexes (generated_at, due_until, the few ids), so a page reads the
     groups and a few devices, not the fleet. ``split``: more devices to count by their own
-    row (those with any device exception, when each failing check's cover matters)."""
+    row (those with any device exception, when each failing check's cover matters). The
+    moment judged is :func:`at_param`'s parameters; ``ages``: :func:`age_groups`; ``revoked``:
+    the revoked devices' ids."""
     s, d = device_state, unit_state_deltas
-    if dialect(conn) == "postgresql":
-        _fold_when_long(conn)
     keys = (s.c.unit_id, s.c.agent_version, s.c.failing_required, s.c.failing_hard)
     own = sorted(set(cover.own_devices) | set(split))
-    revoked = [r for (r,) in conn.execute(select(devices.c.id).where(devices.c.revoked_at.is_not(None)))]
-    stale = stale_clause(conn, s, now, default_max_age_hours=default_max_age_hours)
-    due = and_(s.c.last_report_id.is_not(None), s.c.due_until > ts_param(now))
+    stale = _stale_rule(s, ages, at_param, default_max_age_hours)
+    due = and_(s.c.last_report_id.is_not(None), s.c.due_until > at_param())
     where = [or_(stale, due, one_of(s.c.device_id, sorted(set(own) | set(revoked))))]
     where.append(s.c.unit_id.is_not(None) if unit_ids is None else one_of(s.c.unit_id, unit_ids))
     flag = lambda cond: case((cond, 1), else_=0)  # noqa: E731
@@ -316,8 +333,43 @@ def state_rows(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | Non
     check's cover is the device's own)."""
     if cover is None:
         cover = exception_cover(conn, now, unit_ids)
-    groups = device_groups(conn, now, unit_ids, cover=cover, default_max_age_hours=default_max_age_hours,
-                           split=sorted({d for _c, d in cover.device_checks}) if failing or blocking else ())
+    if dialect(conn) == "postgresql":
+        _fold_when_long(conn)
+    revoked = tuple(conn.execute(select(devices.c.id).where(devices.c.revoked_at.is_not(None))).scalars().all())
+    ages = age_groups(conn, default_max_age_hours)
+    checks = tuple(sorted({c for (f,) in conn.execute(select(unit_state_deltas.c.failing_required).distinct()).all()
+                           for c in f.split(",") if c})) if failing else ()
+    statement = _state_rows_statement(dialect(conn), None if unit_ids is None else tuple(unit_ids), cover,
+                                      tuple(sorted({d for _c, d in cover.device_checks})) if failing or blocking
+                                      else (), revoked, ages, default_max_age_hours, blocking, checks)
+    rows: list[StateRow] = []
+    block: dict[tuple[int, str], int] = {}
+    fail: dict[str, list[int]] = {}
+    split = cover.split
+    # All rows at once (the driver's fetchall; thousands of rows on an overview).
+    for kind, unit_id, state, version, k in conn.execute(statement, moment_of(now, ages, default_max_age_hours)).all():
+        if kind == 0:
+            rows.append(StateRow(int(unit_id), str(state), version, int(k)))
+        elif kind == 1:  # state: the failing checks; version: the device ('' for a group)
+            for check in split(state, unit_id, version)[0]:
+                block[unit_id, check] = block.get((unit_id, check), 0) + int(k)
+        else:
+            fail.setdefault(str(state), [0, 0, 0])[kind - 2] = int(k)
+    return (rows, [BlockingRow(int(u), c, n) for (u, c), n in block.items()],
+            [FailingRow(c, *n) for c, n in sorted(fail.items()) if any(n)])
+
+
+@functools.lru_cache(maxsize=64)
+def _state_rows_statement(on: str, unit_ids: tuple[int, ...] | None, cover: Cover, split: tuple[str, ...],
+                          revoked: tuple[str, ...], ages: AgeGroups, default_max_age_hours: int, blocking: bool,
+                          checks: tuple[str, ...]) -> Any:
+    """:func:`state_rows`' one statement (``on``: the dialect), built once for the same
+    values (a fleet's units, exceptions and revoked devices change seldom; the moment is
+    a parameter, :func:`moment_of`): SQLAlchemy's building it costs more than PostgreSQL
+    running it, and the same statement object keeps its cache key, so its compiled form
+    is found at once. ``checks``: the failing checks to count (a unit page), else ()."""
+    groups = device_groups(unit_ids, cover=cover, ages=ages, revoked=revoked,
+                           default_max_age_hours=default_max_age_hours, split=split)
     g = groups.cte("state_groups").prefix_with("MATERIALIZED", dialect="postgresql")
     # Each group four times: its never-reported, stale, fresh-within-grace and other fresh devices.
     part = union_all(*[select(literal(a).label("never"), literal(b).label("stale"), literal(c).label("due"))
@@ -338,31 +390,16 @@ def state_rows(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | Non
         parts.append(select(literal(1), st.c.unit_id, st.c.failing_required, st.c.device_id, func.sum(st.c.n))
                      .where(st.c.state.in_((DUE, NOT_READY)))
                      .group_by(st.c.unit_id, st.c.failing_required, st.c.device_id))
-    checks = sorted({c for (f,) in conn.execute(select(unit_state_deltas.c.failing_required).distinct())
-                     for c in f.split(",") if c}) if failing else []
-    if checks:
+    if checks:  # kinds 2, 3, 4: failing on a fresh report uncovered, covered; stale
         ck = union_all(*[select(literal(c).label("check_id")) for c in checks]).subquery("checks")
-        if failing:  # kinds 2, 3, 4: failing on a fresh report uncovered, covered; stale
-            fresh = g.c.n - g.c.never - g.c.stale
-            covered = cover.covers_check(ck.c.check_id, g.c.device_id, g.c.unit_id)
-            gk = g.join(ck, contains_item(conn, g.c.failing_required, ck.c.check_id))
-            for kind, count in ((2, case((covered, 0), else_=fresh)), (3, case((covered, fresh), else_=0)),
-                                (4, g.c.stale)):
-                parts.append(select(literal(kind), literal(0), ck.c.check_id, literal(None), func.sum(count))
-                             .select_from(gk).group_by(ck.c.check_id))
-    rows: list[StateRow] = []
-    block: dict[tuple[int, str], int] = {}
-    fail: dict[str, list[int]] = {}
-    for kind, unit_id, state, version, k in conn.execute(union_all(*parts) if len(parts) > 1 else counts):
-        if kind == 0:
-            rows.append(StateRow(int(unit_id), str(state), version, int(k)))
-        elif kind == 1:  # state: the failing checks; version: the device ('' for a group)
-            for check in cover.split(state, unit_id, version)[0]:
-                block[unit_id, check] = block.get((unit_id, check), 0) + int(k)
-        else:
-            fail.setdefault(str(state), [0, 0, 0])[kind - 2] = int(k)
-    return (rows, [BlockingRow(int(u), c, n) for (u, c), n in block.items()],
-            [FailingRow(c, *n) for c, n in sorted(fail.items()) if any(n)])
+        fresh = g.c.n - g.c.never - g.c.stale
+        covered = cover.covers_check(ck.c.check_id, g.c.device_id, g.c.unit_id)
+        gk = g.join(ck, contains_item(on, g.c.failing_required, ck.c.check_id))
+        for kind, count in ((2, case((covered, 0), else_=fresh)), (3, case((covered, fresh), else_=0)),
+                            (4, g.c.stale)):
+            parts.append(select(literal(kind), literal(0), ck.c.check_id, literal(None), func.sum(count))
+                         .select_from(gk).group_by(ck.c.check_id))
+    return union_all(*parts) if len(parts) > 1 else counts
 
 
 def state_counts(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | None = None, *,
@@ -404,14 +441,16 @@ def device_state_rows(conn: Connection, scope: Scope, now: dt.datetime, *, unit_
                       cover: Cover | None = None,
                       default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> Select:
     """:func:`device_states` of the devices in scope (or of ``unit_ids``) with what a list
-    of devices shows: adds hostname, platform, os, enrolled_at."""
+    of devices shows: adds hostname, platform, os, enrolled_at. (Joined on unit and id, the
+    order device_state is read in: a device's unit is set at enrolment in both tables and
+    never moves, and PostgreSQL reads the list columns off ix_devices_unit_cover alone.)"""
     if unit_ids is None:
         unit_ids = scope_unit_ids(conn, scope)
     st = device_states(conn, now, unit_ids, cover=cover, default_max_age_hours=default_max_age_hours).subquery("st")
     return (select(st.c.id, st.c.unit_id, st.c.unit_path, devices.c.hostname, devices.c.platform, devices.c.os,
                    st.c.agent_version, devices.c.enrolled_at, st.c.generated_at, st.c.received_at,
                    st.c.last_report_id, st.c.state, st.c.failing_since, st.c.due_until, st.c.failing_required)
-            .select_from(st.join(devices, devices.c.id == st.c.id)))
+            .select_from(st.join(devices, and_(devices.c.unit_id == st.c.unit_id, devices.c.id == st.c.id))))
 
 
 def stale_longest(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | None, limit: int, *,
@@ -428,7 +467,7 @@ def stale_longest(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | 
     if unit_ids is not None:
         q = q.where(one_of(s.c.unit_id, unit_ids))
     return [StaleDevice(r.device_id, r.hostname, r.path, utc(r.generated_at), utc(r.received_at))
-            for r in conn.execute(q)]
+            for r in conn.execute(q).all()]
 
 def percent(ready: int, total: int) -> float | None:
     return round(100.0 * ready / total, 1) if total else None

@@ -70,6 +70,11 @@ class TrendPoint:
     def count(self, state: str) -> int:
         return int(getattr(self, state))
 
+    @property
+    def reported(self) -> int:
+        """How many of the day's devices had sent a report by its end (every state but never reported)."""
+        return self.devices - self.never_reported
+
 
 CLOSED_AFTER = dt.timedelta(hours=1)  # a day is cached once it ended this long ago
 

@@ -15,7 +15,7 @@ from server.readiness.cover import Cover, exception_cover
 from server.readiness.devices import DevicePage, MAX_PER_PAGE, STATE_ORDER, device_filters, device_rows
 from server.readiness.scope import Invalid, Scope, in_subtree, visible_unit
 from server.readiness.state_page import devices_in_state, fleet_size
-from server.readiness.sql import custom_plans, one_of
+from server.readiness.sql import one_of
 from server.readiness.state import (DEFAULT_MAX_REPORT_AGE_HOURS, STATES, StaleDevice,
                                     device_state_rows,
                                     not_revoked, ready_share, stale_longest, stale_clause,
@@ -57,7 +57,7 @@ def scope_units(conn: Connection, scope: Scope, root: str | None = None) -> list
          .where(scope.clause(units.c.path)))
     if root is not None:
         q = q.where(in_subtree(units.c.path, root))
-    rows = [dict(r, max_age_hours=ages.get(r["id"])) for r in conn.execute(q).mappings()]
+    rows = [dict(r, max_age_hours=ages.get(r["id"])) for r in conn.execute(q).mappings().all()]
     rows.sort(key=lambda u: u["path"].split("/"))
     return rows
 
@@ -72,25 +72,29 @@ class _Counted:
 
     def rollup(self, unit_list: list[dict[str, Any]]) -> dict[int, dict[str, int]]:
         """Per unit: its own devices and all below it, by state."""
-        parent = {u["id"]: u["parent_id"] for u in unit_list}
+        own: dict[tuple[int, str], int] = {}
+        for unit_id, state, _v, n in self.rows:  # each unit's own first: the walk up is then once per unit
+            own[unit_id, state] = own.get((unit_id, state), 0) + n
         out: dict[int, dict[str, int]] = {u["id"]: {s: 0 for s in STATES} for u in unit_list}
-        for unit_id, state, _v, n in self.rows:
-            uid: int | None = unit_id
-            while uid is not None and uid in out:
+        up = _chains(unit_list)
+        for (unit_id, state), n in own.items():
+            for uid in up.get(unit_id, ()):
                 out[uid][state] += n
-                uid = parent.get(uid)
         return out
 
     def outdated(self, unit_list: list[dict[str, Any]], newest: str | None) -> dict[int, int]:
         """Per unit: devices in its subtree running an agent older than ``newest``."""
-        parent = {u["id"]: u["parent_id"] for u in unit_list}
         out = {u["id"]: 0 for u in unit_list}
+        old = {v: bool(newest and v and version_key(v) < version_key(newest))
+               for v in {r.agent_version for r in self.rows}}
+        own: dict[int, int] = {}
         for unit_id, _s, v, n in self.rows:
-            if newest and v and version_key(v) < version_key(newest):
-                uid: int | None = unit_id
-                while uid is not None and uid in out:
-                    out[uid] += n
-                    uid = parent.get(uid)
+            if old[v]:
+                own[unit_id] = own.get(unit_id, 0) + n
+        up = _chains(unit_list)
+        for unit_id, n in own.items():
+            for uid in up.get(unit_id, ()):
+                out[uid] += n
         return out
 
     def versions(self, unit_ids: set[int] | None = None) -> dict[str | None, int]:
@@ -99,6 +103,20 @@ class _Counted:
             if unit_ids is None or unit_id in unit_ids:
                 dist[v] = dist.get(v, 0) + n
         return dist
+
+
+def _chains(unit_list: list[dict[str, Any]]) -> dict[int, list[int]]:
+    """Per unit of ``unit_list``: the unit and its ancestors among them, nearest first."""
+    parent = {u["id"]: u["parent_id"] for u in unit_list}
+    out: dict[int, list[int]] = {}
+    for uid in parent:
+        chain: list[int] = []
+        at: int | None = uid
+        while at is not None and at in parent:
+            chain.append(at)
+            at = parent[at]
+        out[uid] = chain
+    return out
 
 
 def _count_states(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | None,
@@ -135,7 +153,6 @@ def overview(conn: Connection, scope: Scope, now: dt.datetime, *, minimum: str |
     """Every unit in scope (parents before children, each counting all devices in its
     subtree) and the agent versions of the whole scope — from one pass over the states;
     with ``why``, each unit's most common blocking check (the overview page's column)."""
-    custom_plans(conn)  # its lists are bound as arrays (one_of): plans for the values run with
     unit_list = scope_units(conn, scope)
     ids = None if scope.unit_path is None else [u["id"] for u in unit_list]
     cover = exception_cover(conn, now, ids)
@@ -269,14 +286,12 @@ def blocking_checks(unit_list: list[dict[str, Any]], rows: list[BlockingRow]) ->
     or due (failing, not covered by an exception) and how many — the overview's "why".
     ``rows``: those devices per (unit, check), from the pass that counted the tiles
     (:func:`state_rows`), rolled up the tree here."""
-    parent = {u["id"]: u["parent_id"] for u in unit_list}
+    up = _chains(unit_list)
     per: dict[int, dict[str, int]] = {}
     for x in rows:
-        uid: int | None = x.unit_id
-        while uid is not None and uid in parent:
+        for uid in up.get(x.unit_id, ()):
             into = per.setdefault(uid, {})
             into[x.check_id] = into.get(x.check_id, 0) + x.n
-            uid = parent.get(uid)
     return {u: min(((k, n) for k, n in c.items() if n > 0), key=lambda kv: (-kv[1], kv[0]))
             for u, c in per.items() if any(n > 0 for n in c.values())}
 
@@ -287,7 +302,6 @@ def unit_detail(conn: Connection, scope: Scope, unit_id: int, now: dt.datetime, 
                 default_max_age_hours: int = DEFAULT_MAX_REPORT_AGE_HOURS) -> UnitDetail:
     """One unit: its roll-up, its children's, the checks failing most, the devices stale
     the longest, and one page of its devices (filtered by state, failing check, OS/platform)."""
-    custom_plans(conn)
     unit = visible_unit(conn, scope, unit_id)
     root = unit["path"]
     if state and state not in STATES:

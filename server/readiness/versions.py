@@ -35,6 +35,12 @@ def version_key(v: str | None) -> tuple[Any, ...]:
 def fleet_agent_versions(conn: Connection) -> list[str]:
     """Every agent version some active device runs. A loose index scan (one index probe
     per distinct version, of which there are a handful), not a pass over every device."""
+    return list(conn.execute(_fleet_versions_statement()).scalars().all())
+
+
+@functools.cache
+def _fleet_versions_statement() -> Any:
+    """:func:`fleet_agent_versions`' statement: it holds no value, so it is built once."""
     s, s2, s3 = device_state, device_state.alias("next_v"), device_state.alias("any_v")
     walk = select(func.min(s.c.agent_version).label("v")).cte("versions", recursive=True)
     walk = walk.union_all(select(select(func.min(s2.c.agent_version)).where(s2.c.agent_version > walk.c.v)
@@ -42,7 +48,7 @@ def fleet_agent_versions(conn: Connection) -> list[str]:
     # LIMIT 1: probe per version, rather than a semi-join the planner would run over every device.
     in_use = (select(s3.c.device_id).where(s3.c.agent_version == walk.c.v, not_revoked(s3.c.device_id))
               .limit(1).scalar_subquery().is_not(None))
-    return [v for v in conn.execute(select(walk.c.v).where(walk.c.v.is_not(None), in_use)).scalars()]
+    return select(walk.c.v).where(walk.c.v.is_not(None), in_use)
 
 
 def versions_of(conn: Connection, dist_by_version: dict[str | None, int], minimum: str | None, *,
