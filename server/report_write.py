@@ -19,12 +19,13 @@ than verifying the signature.
 """
 from __future__ import annotations
 
+import json
 from typing import Any, Sequence
 
 from sqlalchemy.engine import Connection
 
 # A prepared report (built by Store.ingest): the columns below (``body`` and ``signature``
-# as bytes), plus ``checks`` as JSON text and ``check_list`` as rows, ``month`` (of
+# as bytes), plus ``check_list`` as rows, ``month`` (of
 # receipt) and ``blobs``: the segments to store, [(sha256, zlib data)] (those this
 # process has not stored this month yet).
 # (The keyid and the policy's sha256 are in the signed payload, not stored apart: 0018.)
@@ -232,7 +233,7 @@ _ADVANCE_SQLITE = "UPDATE device_state SET " + _fill(_STATE_SET, _N) + " WHERE "
 _INSERT_SQLITE = ("INSERT INTO reports (" + ", ".join(_REPORT_COLUMNS) + ") VALUES ("
                   + ", ".join(f":{v}" for v in _REPORT_VALUES) + ")")
 _DELETE_CHECKS_SQLITE = ("DELETE FROM device_checks WHERE device_id = :device_id AND check_id NOT IN "
-                         "(SELECT json_extract(value, '$.check_id') FROM json_each(:checks))")
+                         "(SELECT value FROM json_each(:check_ids))")
 _UPSERT_CHECK_SQLITE = _UPSERT_CHECK.format(rows="VALUES (?, ?, ?, ?, ?, ?)", distinct="IS NOT")
 _UPSERT_DAY_SQLITE = _UPSERT_DAY.format(
     rows="(SELECT :device_id AS device_id, :day AS day, :ready_strict AS ready_strict, "
@@ -273,7 +274,8 @@ def store_batch_sqlite(conn: Connection, items: Sequence[dict[str, Any]]) -> lis
             continue
         conn.exec_driver_sql(_INSERT_SQLITE, params)
         _store_blobs_sqlite(conn, it)
-        conn.exec_driver_sql(_DELETE_CHECKS_SQLITE, {"device_id": it["device_id"], "checks": it["checks"]})
+        conn.exec_driver_sql(_DELETE_CHECKS_SQLITE, {"device_id": it["device_id"], "check_ids": json.dumps(
+            [c["check_id"] for c in it["check_list"]])})
         if it["check_list"]:
             conn.exec_driver_sql(_UPSERT_CHECK_SQLITE, [
                 (it["device_id"], c["check_id"], c["severity"], c["status"], _sqlite_time_or_none(c["failing_since"]),

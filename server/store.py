@@ -214,10 +214,6 @@ def check_runs(results: list[dict[str, Any]], generated: dt.datetime) -> list[di
     return out
 
 
-def _iso(value: dt.datetime) -> str:
-    return value.isoformat()
-
-
 def _device_os(value: Any) -> str | None:
     if value is None:
         return None
@@ -669,8 +665,7 @@ class Store:
         # written in the same transaction, only if device_state actually advanced.
         check_list = check_runs(p["results"], generated)
         failing = failing_required(check_list)
-        params.update(checks=json.dumps(check_list, separators=(",", ":"), default=_iso),
-                      day=local_day(generated, self.time_zone), ready_strict=not failing,
+        params.update(day=local_day(generated, self.time_zone), ready_strict=not failing,
                       failing_required=",".join(failing))
         # A report whose local day had already ended when it arrived changes a closed day of
         # the trend: its unit's cached days are redone (see server.readiness.trend). By the
