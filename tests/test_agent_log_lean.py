@@ -6,6 +6,7 @@ import io
 import json
 import subprocess
 import sys
+import time
 
 from conftest import REPO
 
@@ -117,6 +118,17 @@ def test_proc_process_list_agrees_with_psutil_on_this_machine(tmp_path):
     shutil.copy("/bin/sleep", long_name)
     child = subprocess.Popen([str(long_name), "30", "--"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
+        # Popen returns once close-on-exec fds close, which the kernel does before it sets
+        # the new program's comm and arguments: wait until the exec has finished, else the
+        # child is caught half-way ("python", new exe, no arguments) and changes under us.
+        proc_dir = f"/proc/{child.pid}"
+        for _ in range(500):
+            with open(f"{proc_dir}/cmdline", "rb") as f, open(f"{proc_dir}/comm", "rb") as g:
+                if f.read() and g.read().strip() == long_name.name[:15].encode():
+                    break
+            time.sleep(0.01)
+        else:
+            raise AssertionError("the child never finished its exec")
         ours = {p.pid: p for p in linux_proc_processes()}
         for pid in (child.pid, os.getpid()):
             info = psutil.Process(pid).as_dict(["name", "exe", "cmdline", "username"])
