@@ -204,9 +204,13 @@ class Collector:
     def log_path(self) -> Path:
         return self.workdir / f"collector-{self.port}.log"
 
-    def start(self, timeout: float = 60.0, port: int | None = None) -> "Collector":
+    def start(self, timeout: float = 300.0, port: int | None = None) -> "Collector":
         """Start on a free port (or on ``port``, which the caller chose first because
-        something else must know it in advance, e.g. an OpenID provider's redirect URI)."""
+        something else must know it in advance, e.g. an OpenID provider's redirect URI).
+
+        ``timeout`` only bounds a start that hangs: a collector that exits fails at once
+        (the loop polls the process). At load 15+ on a 2-core machine a single-worker
+        collector was seen to need more than 60 s to import, migrate and answer."""
         import httpx
 
         last_err = ""
