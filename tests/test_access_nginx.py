@@ -45,7 +45,7 @@ GATE = REPO / "tests" / "fixtures" / "hosts" / "linux-gate"
 # tests then wait out the rest of it, from the certificate's own not-after.
 LIFETIME_S = 60
 
-pytestmark = [needs_nginx, pytest.mark.timeout(400)]
+pytestmark = [needs_nginx]
 
 
 def adapt_gate(conf: str, *, port: int, ask_port: int, case_port: int, collector_port: int, tls, ca_bundle: Path,
