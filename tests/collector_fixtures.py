@@ -237,7 +237,9 @@ class Collector:
                 time.sleep(0.1)
             self.stop()
             out = self.log_path.read_text(errors="replace")[-4000:]
-            if "address already in use" not in out.lower():
+            # Taken between free_port() and the bind: serve's own check says "the port is in
+            # use"; uvicorn, if it lost the race after that check, "address already in use".
+            if not any(says in out.lower() for says in ("address already in use", "the port is in use")):
                 raise RuntimeError(f"collector did not become healthy ({last_err}); log:\n{out}")
         raise RuntimeError("collector could not bind a free port")
 
