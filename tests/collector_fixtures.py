@@ -229,7 +229,9 @@ class Collector:
                 if self.proc.poll() is not None:
                     break
                 try:
-                    r = httpx.get(self.url + "/healthz", verify=verify, timeout=2)
+                    # Each try may wait long: at load 20+ a collector still warming up took more
+                    # than 2 s per answer, and a 2 s client gave up on every one of them.
+                    r = httpx.get(self.url + "/healthz", verify=verify, timeout=30)
                     if r.status_code == 200:
                         return self
                 except httpx.HTTPError as exc:
