@@ -30,8 +30,9 @@ MOMENTS = [0, 1, 5.5, 6, 6.5, 10, 11, 23, 24, 25, 47, 49, 71, 73, 80, 24 * 30]
 
 @pytest.fixture(scope="module")
 def judged_fleet(fleet):
-    """The readiness fleet with devices inside a grace period (ao3 72 h, eb6 6 h) and a
-    unit-wide exception on Barn och unga's firewall check ending 10 h after NOW."""
+    """The readiness fleet with devices inside a grace period (eb6 6 h, eb5 72 h; ao3 fails
+    on, its run started without grace) and a unit-wide exception on Barn och unga's
+    firewall check ending 10 h after NOW."""
     from tests.readiness_fleet import BU
 
     fleet.report("ao3", 0.5, {"os-patched": "fail"}, grace={"os-patched": 72})
