@@ -375,10 +375,41 @@ def stop_collector(proc: subprocess.Popen) -> None:
         proc.wait(timeout=10)
 
 
+@contextlib.contextmanager
+def sampling(procs: list[psutil.Process], out: Path | None, label: str) -> Iterator[None]:
+    """With ``out``: py-spy (Python frames, running threads only, so its
+    samples are CPU time) and ``perf record -g`` (kernel and native frames) on each
+    collector process that serves requests, for the measured window only. Their files go
+    to ``out``; bench/profile_summary.py tables them."""
+    if out is None:
+        yield
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    spies = []
+    serving = [p for p in procs if not p.children()] or procs  # uvicorn's workers, not its supervisor
+    for p in serving:
+        stem = out / f"{label}-{p.pid}"
+        spies.append(subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(p.pid),
+                                       "--rate", "250", "--nonblocking", "--gil", "--format", "raw",
+                                       "--output", f"{stem}.pyspy.txt"], stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL))
+        spies.append(subprocess.Popen(["perf", "record", "-F", "499", "-g", "--inherit", "-p", str(p.pid), "-o",
+                                       f"{stem}.perf.data"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    time.sleep(1.0)  # both attached before the clock starts
+    try:
+        yield
+    finally:
+        for s in spies:
+            s.send_signal(2)  # SIGINT: each writes its file and ends
+        for s in spies:
+            s.wait(timeout=120)
+
+
 def run(kind: str, pg_url: str | None, templates: list[dict[str, Any]], devices: int, reports: int, senders: int,
-        workers: int, collector_src: Path = REPO) -> dict[str, Any]:
+        workers: int, collector_src: Path = REPO, profile: Path | None = None, label: str = "this") -> dict[str, Any]:
     """One measured run; the collector served from ``collector_src`` (this checkout, or
-    another for a before/after comparison on the same database server)."""
+    another for a before/after comparison on the same database server); sampled into
+    ``profile`` where given (:func:`sampling`)."""
     per_device = max(1, reports // devices)
     with database(kind, pg_url) as url:
         port = free_port()
@@ -405,13 +436,14 @@ def run(kind: str, pg_url: str | None, templates: list[dict[str, Any]], devices:
             db_name = url.rsplit("/", 1)[-1].split("?")[0] if kind == "postgresql" else None
             coll = collector_procs(proc.pid)
             pg = postgres_procs(db_name) if db_name else []
-            c0, g0 = _cpu(coll), _cpu(pg)
-            w0 = _wal_lsn(url, reset_statements=True) if db_name else 0
-            t0 = time.perf_counter()
-            start.set()
-            results = [queue.get() for _ in procs]
-            elapsed = time.perf_counter() - t0
-            c1, g1 = _cpu(coll), _cpu(postgres_procs(db_name) if db_name else [])
+            with sampling(coll, profile, f"{kind}-{label}-s{senders}-w{workers}"):
+                c0, g0 = _cpu(coll), _cpu(pg)
+                w0 = _wal_lsn(url, reset_statements=True) if db_name else 0
+                t0 = time.perf_counter()
+                start.set()
+                results = [queue.get() for _ in procs]
+                elapsed = time.perf_counter() - t0
+                c1, g1 = _cpu(coll), _cpu(postgres_procs(db_name) if db_name else [])
             wal = _wal_lsn(url) - w0 if db_name else 0
             statements = _top_statements(url) if db_name else []
             for p in procs:
@@ -482,6 +514,9 @@ def main() -> int:
                     help="another checkout (e.g. a git worktree of the previous commit) whose collector is "
                          "measured in turn with this one's, same reports and database server: before/after")
     ap.add_argument("--rounds", type=int, default=1, help="with --baseline: alternations (baseline, this) per setting")
+    ap.add_argument("--profile", type=Path, metavar="DIR",
+                    help="sample each collector worker with py-spy and perf during the measured window, files "
+                         "into DIR (the samplers' own CPU loads the machine: rates of such a run are not comparable)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
@@ -509,7 +544,7 @@ def main() -> int:
     for kind in kinds:
         for w in args.workers:
             for n, (label, src) in ((n, source) for n in args.senders for source in sources):
-                r = run(kind, args.pg_url, templates, args.devices, args.reports, n, w, src)
+                r = run(kind, args.pg_url, templates, args.devices, args.reports, n, w, src, args.profile, label)
                 r["collector"] = label
                 rows.append(r)
                 if args.baseline is not None:
