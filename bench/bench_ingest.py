@@ -32,6 +32,7 @@ import http.client
 import json
 import multiprocessing as mp
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -384,12 +385,15 @@ def sampling(procs: list[psutil.Process], out: Path | None, label: str) -> Itera
     if out is None:
         yield
         return
+    py_spy = Path(sys.executable).with_name("py-spy")
+    if not py_spy.exists() or shutil.which("perf") is None:
+        raise SystemExit("--profile needs py-spy in this venv (pip install py-spy) and perf (apt-get install linux-perf)")
     out.mkdir(parents=True, exist_ok=True)
     spies = []
     serving = [p for p in procs if not p.children()] or procs  # uvicorn's workers, not its supervisor
     for p in serving:
         stem = out / f"{label}-{p.pid}"
-        spies.append(subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(p.pid),
+        spies.append(subprocess.Popen([str(py_spy), "record", "--pid", str(p.pid),
                                        "--rate", "250", "--nonblocking", "--gil", "--format", "raw",
                                        "--output", f"{stem}.pyspy.txt"], stdout=subprocess.DEVNULL,
                                       stderr=subprocess.DEVNULL))
