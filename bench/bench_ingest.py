@@ -134,6 +134,28 @@ def enrol_and_sign(db_url: str, templates: list[dict[str, Any]], devices: int, p
     return out
 
 
+# enrol_and_sign run by another checkout's code (its schema may differ from this one's):
+# its ``server`` imported before this module, which puts this checkout first on sys.path.
+# (The result goes to a file: the store logs to stdout.)
+_ENROL_CHILD = ("import pickle, sys; out, args = pickle.load(sys.stdin.buffer); import server.store; "
+                "import bench_ingest; open(out, 'wb').write(pickle.dumps(bench_ingest.enrol_and_sign(*args)))")
+
+
+def enrol_and_sign_with(src: Path, db_url: str, templates: list[dict[str, Any]], devices: int,
+                        per_device: int) -> list[list[bytes]]:
+    """:func:`enrol_and_sign` with the collector code of checkout ``src``."""
+    if src.resolve() == REPO:
+        return enrol_and_sign(db_url, templates, devices, per_device)
+    import pickle
+
+    env = {**os.environ, "PYTHONPATH": f"{src}:{REPO / 'bench'}"}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "signed.pickle"
+        subprocess.run([sys.executable, "-c", _ENROL_CHILD], env=env, cwd=src, check=True, stdout=subprocess.DEVNULL,
+                       input=pickle.dumps((str(out), (db_url, templates, devices, per_device))))
+        return pickle.loads(out.read_bytes())
+
+
 def post_report(conn: http.client.HTTPConnection, body: bytes, statuses: dict[int, int], lat: list[float]) -> None:
     """POST one report on a keep-alive http.client connection (bench/bench_million.py);
     count its status, note its latency (s)."""
@@ -425,7 +447,7 @@ def run(kind: str, pg_url: str | None, templates: list[dict[str, Any]], devices:
         proc = subprocess.Popen(serve, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=collector_src)
         try:
             wait_healthy(port, proc)
-            per_dev = enrol_and_sign(url, templates, devices, per_device)
+            per_dev = enrol_and_sign_with(collector_src, url, templates, devices, per_device)
             # Each sender owns whole devices and interleaves them, so every report is in order.
             shares: list[list[list[bytes]]] = [[] for _ in range(senders)]
             for d, bodies in enumerate(per_dev):
