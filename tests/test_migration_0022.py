@@ -14,7 +14,7 @@ from server import readiness as rd
 from server.db import device_state, unit_judged_ages
 from tests.readiness_fleet import AO, NOW, fleet_on
 from tests.test_judged_state import assert_views_agree, kept_equals_recount
-from tests.test_migration_0018 import _downgrade
+from migration_rows import downgrade
 
 H = dt.timedelta(hours=1)
 
@@ -23,7 +23,7 @@ def test_upgrade_judges_the_stored_devices_and_downgrade_restores_the_counts(col
     with fleet_on(collector_db_url) as fleet:
         fleet.report("eb6", 0.5, {"firewall": "fail"}, grace={"firewall": 6})  # a new run, inside its grace
         engine = fleet.store.engine
-        _downgrade(engine, "0021")
+        downgrade(engine, "0021")
         with engine.connect() as conn:  # 0021's groups, without the flags: the counts as before
             key = "unit_id, agent_version, failing_required, failing_hard"
             kept = {tuple(r[:4]): (r[4], r[5]) for r in conn.execute(text(
