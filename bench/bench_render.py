@@ -246,7 +246,9 @@ def parent(args: argparse.Namespace) -> int:
         for r in range(args.rounds):
             for name, code in (codes if r % 2 else codes[::-1]):
                 results[name].append(run_worker(code, args, now, admin, leaf, dirs[name]))
-                print(f"  round {r + 1} {name} done (load {os.getloadavg()[0]:.1f})", flush=True)
+                print(f"  round {r + 1} {name} (load {os.getloadavg()[0]:.1f}): " + ", ".join(
+                    f"{page} {part} {v['cpu']:.1f}" for page, parts in results[name][-1].items()
+                    for part, v in parts.items()) + " ms cpu", flush=True)
         if args.baseline:
             differ = compare(dirs["baseline"], dirs["this"])
             n = len(list(dirs["baseline"].iterdir()))
