@@ -65,21 +65,63 @@ REPORT_DAYS = (30, 90, 180, 365)  # the committee report's periods, in days endi
 PLATFORMS = ("windows", "macos", "linux")
 
 def _shown(value: Any) -> Any:
-    """Jinja ``finalize``: plain strings neutralised (markup we built ourselves is left alone)."""
+    """Jinja ``finalize``: plain strings neutralised (markup we built ourselves is left alone).
+    It runs for every value a page prints, so the two commonest cases come first: a plain
+    printable string (which neutralise would return as it is) and a number (its text, as
+    escape would write it, minus escape's look for ``__html__``)."""
+    kind = type(value)
+    if kind is str:
+        return value if value.isprintable() else neutralise(value)
+    if kind is int:
+        return str(value)
     if isinstance(value, str) and not isinstance(value, Markup):
         return neutralise(value)
     return value
+
+
+def bar_widths(counts: Any, total: int) -> list[tuple[str, str]]:
+    """A readiness bar's segments: (state, width in % of ``total``) for each state with
+    devices, in the order every page shows the states in (the bar macro's filter)."""
+    out = []
+    for s in rd.STATES:
+        n = getattr(counts, s) if not isinstance(counts, dict) else counts[s]
+        if n:
+            out.append((s, f"{(100.0 * n / total) if total else 0:.2f}"))
+    return out
+
+
+class Row:
+    """One row of a page's table (a unit of the tree, a device): its fields as attributes,
+    which is how a template reads them (``u.id``) and what Jinja tries first; on a dict
+    each such read fails as an attribute before it finds the key (a few µs a field, tens
+    of thousands of fields on the overview). Python code reads and sets ``row["id"]``."""
+
+    def __init__(self, fields: dict[str, Any] | None = None, **more: Any) -> None:
+        self.__dict__.update(fields or (), **more)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.__dict__[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.__dict__[key] = value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Row) and other.__dict__ == self.__dict__
+
+    def __repr__(self) -> str:
+        return f"Row({self.__dict__!r})"
 
 
 def make_env() -> Environment:
     # Autoescape for every template, whatever its name; nothing from an agent is ever |safe.
     # Every value a template prints passes finalize first: control, bidi-override and
     # invisible characters (a device's hostname, check id, evidence …) are made visible.
+    # The templates ship with the code: compiled once, never checked for changes on disk.
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(default=True,
                                                                                            default_for_string=True),
-                      trim_blocks=False, lstrip_blocks=False, finalize=_shown)
-    env.globals["pct_width"] = lambda n, total: f"{(100.0 * n / total) if total else 0:.2f}"
+                      trim_blocks=False, lstrip_blocks=False, finalize=_shown, auto_reload=False)
     env.globals["STATES"] = rd.STATES  # the order every page shows the states in
+    env.filters["bar_widths"] = bar_widths
     env.filters["breakable"] = breakable  # a long name breaks at its own separators
     return env
 
@@ -225,10 +267,10 @@ class Web:
 
     # ------------------------------------------------------------------ view models
 
-    def unit_row(self, u: rd.UnitSummary, outdated: int = 0) -> dict[str, Any]:
-        return {"id": u.id, "name": u.name, "label": u.name, "path": u.path, "depth": u.depth, "total": u.total,
-                "counts": u.counts, "pct": u.ready_pct, "outdated": outdated, "blocking": None,
-                "below_target": False}
+    def unit_row(self, u: rd.UnitSummary, outdated: int = 0, **changes: Any) -> Row:
+        return Row({"id": u.id, "name": u.name, "label": u.name, "path": u.path, "depth": u.depth, "total": u.total,
+                    "counts": u.counts, "pct": u.ready_pct, "outdated": outdated, "blocking": None,
+                    "below_target": False}, **changes)
 
     def overview(self, ctx: Ctx) -> Response:
         """Every unit with its roll-up, the check blocking most of its devices and whether
@@ -247,8 +289,8 @@ class Web:
             r = self.unit_row(u, ov.outdated.get(u.id, 0))
             r["depth"] = 1 if worst_first else u.depth - base
             blocking = ov.blocking.get(u.id)
-            r["blocking"] = None if blocking is None else {"check_id": blocking[0], "devices": blocking[1],
-                                                           "title": check_title(blocking[0], lang)}
+            r["blocking"] = None if blocking is None else Row(check_id=blocking[0], devices=blocking[1],
+                                                              title=check_title(blocking[0], lang))
             r["below_target"] = u.ready_pct is not None and u.ready_pct < self.target
             r["label"] = u.path if worst_first else u.name
             rows.append(r)
@@ -336,22 +378,22 @@ class Web:
             unit={"id": unit_id, "name": unit["name"], "path": unit["path"], "crumbs": crumbs[:-1]},
             summary={"total": s.total, "counts": s.counts, "pct": s.ready_pct,
                      "outdated": detail.agent_versions.outdated},
-            children=[self.unit_row(c, child_outdated.get(c.id, 0)) | {"depth": 1} for c in detail.children],
-            failing=[{"check_id": f.check_id, "title": check_title(f.check_id, lang), "severity": f.severity,
-                      "devices": f.devices_failing, "excepted": f.devices_excepted, "stale": f.devices_stale,
-                      "since": f.failing_since}
+            children=[self.unit_row(c, child_outdated.get(c.id, 0), depth=1) for c in detail.children],
+            failing=[Row(check_id=f.check_id, title=check_title(f.check_id, lang), severity=f.severity,
+                         devices=f.devices_failing, excepted=f.devices_excepted, stale=f.devices_stale,
+                         since=f.failing_since)
                      for f in detail.failing_checks if f.devices_failing or f.devices_excepted or f.devices_stale],
-            failing_longest=[{"device_id": r.device_id, "hostname": r.hostname, "title": check_title(r.check_id, lang),
-                              "failing_since": r.failing_since, "due_until": r.due_until}
+            failing_longest=[Row(device_id=r.device_id, hostname=r.hostname, title=check_title(r.check_id, lang),
+                                 failing_since=r.failing_since, due_until=r.due_until)
                              for r in detail.failing_longest],
-            stale=[{"id": d.id, "hostname": d.hostname, "last_report": d.last_seen,
-                    "hours": ((now - d.last_seen).total_seconds() / 3600) if d.last_seen else None}
+            stale=[Row(id=d.id, hostname=d.hostname, last_report=d.last_seen,
+                       hours=((now - d.last_seen).total_seconds() / 3600) if d.last_seen else None)
                    for d in detail.stale_longest],
-            devices=[{"id": d.id, "hostname": d.hostname, "state": d.state, "os": d.os or d.platform,
-                      "unit_name": d.unit_path.split("/")[-1], "last_report": d.last_seen,
-                      "failing": [check_title(c, lang) for c in d.failing_checks],
-                      "excepted": [check_title(c, lang) for c in d.excepted_checks],
-                      "failing_since": d.failing_since, "due_until": d.due_until}
+            devices=[Row(id=d.id, hostname=d.hostname, state=d.state, os=d.os or d.platform,
+                         unit_name=d.unit_path.split("/")[-1], last_report=d.last_seen,
+                         failing=[check_title(c, lang) for c in d.failing_checks],
+                         excepted=[check_title(c, lang) for c in d.excepted_checks],
+                         failing_since=d.failing_since, due_until=d.due_until)
                      for d in devices_page.items],
             device_total=devices_page.total, page=devices_page.page, pages=pages, filters=filters,
             filter_url=filter_url, trend=chart, trend_days=TREND_DAYS,
