@@ -318,6 +318,9 @@ def test_tables_read_whole_on_a_phone(site: Any, browser: Any, lang: str, width:
                     wide[f"{name} {t['table']}"] = {"scrolls": t["scrolls"], "out": t["out"], "values": off}
                 if width > 800 and (t["rows"] != ["table-row"] or t["head"] is False):
                     wide[f"{name} {t['table']}"] = {"rows": t["rows"], "head": t["head"]}
+            if site.shots is not None:  # with the trend's numbers per day open
+                site.shots.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(site.shots / f"tables-{name}-{lang}-{width}.png"), full_page=True)
             m = page.evaluate(LINE_BREAKS, NAME_CELLS)
             names += m["elements"]
             if m["found"]:
