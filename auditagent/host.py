@@ -253,6 +253,10 @@ class RealHost(_MemoMixin):
         return os.stat(path).st_mtime
 
     def which(self, name: str) -> str | None:
+        # Several probes ask for the same tools; PATH does not change during a run.
+        return self.memo(f"which:{name}", lambda: self._which(name))
+
+    def _which(self, name: str) -> str | None:
         # Daemons and admin tools live in sbin, which a user's PATH may lack.
         extra = os.pathsep.join(["/usr/sbin", "/sbin", "/usr/local/sbin"]) if self.platform != "windows" else ""
         return shutil.which(name, path=os.environ.get("PATH", "") + (os.pathsep + extra if extra else ""))
@@ -322,7 +326,11 @@ class RealHost(_MemoMixin):
 
     def home_dirs(self) -> list[str]:
         """Home folders of people who use this machine: the agent may run as root/SYSTEM
-        from a scheduler, and the sync clients live in the users' profiles."""
+        from a scheduler, and the sync clients live in the users' profiles. Read once a run
+        (the user database can be large; several probes ask)."""
+        return list(self.memo("home_dirs", self._home_dirs))
+
+    def _home_dirs(self) -> list[str]:
         homes: list[str] = []
         if self.platform == "linux":
             try:

@@ -107,8 +107,25 @@ def load_cached(paths: Any, public_key: Any, seal: bytes | None = None) -> Polic
         envelope = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise PolicySignatureError(str(path), "malformed_json", f"cannot read the cached policy: {exc}") from None
-    return verify_policy_envelope(envelope, public_key, f"{path} (the organisation's policy, cached)", seal=seal,
+    return verify_policy_envelope(envelope, public_key, _cached_where(path), seal=seal,
                                   parsed_dir=_policy_dir(paths))[0]
+
+
+def _cached_where(path: Path) -> str:
+    """How the cached copy is named in its problems, checks' sources and parsed-cache key."""
+    return f"{path} (the organisation's policy, cached)"
+
+
+def _keep_parsed(paths: Any, envelope: dict[str, Any], public_key: Any, seal: bytes | None) -> None:
+    """Parse the just-stored copy as the next runs load it, and keep that parse sealed: else
+    the first hour after a policy change would parse (and import YAML) once more."""
+    if seal is None:
+        return
+    try:
+        verify_policy_envelope(envelope, public_key, _cached_where(_policy_dir(paths) / ENVELOPE_FILE), seal=seal,
+                               parsed_dir=_policy_dir(paths))
+    except PolicyError:  # verified and parsed a moment ago; the next run decides again
+        pass
 
 
 def cached_meta(paths: Any) -> dict[str, Any]:
@@ -253,5 +270,6 @@ def refresh(*, paths: Any, config: Any, enrollment: Any, client: Any, log: Any, 
         integrity = {"policy_signature": "valid", "policy": "unusable", "detail": detail, "source": "collector"}
         return fallback(integrity, f"the collector's policy is signed but cannot be used: {detail}")
     store_cache(paths, envelope, r.headers.get("etag"), policy, now)
+    _keep_parsed(paths, envelope, key, seal)
     log.info("policy_updated", policy_id=policy.id, version=policy.version, sha256=policy.digest[:16])
     return PolicyOutcome(policy, "collector", cache_integrity)

@@ -25,7 +25,11 @@ the query as the agent runs it and with a private pkgcache (built by a first run
 counted), checks both give the same bytes, and prints the hourly average a laptop with
 pkgcache.bin would see (the re-query run's extra CPU with the query's cost replaced).
 
-    python bench/bench_agent_cost.py [--runs 30] [--requery-runs 3] [--compare DIR] [--apt-rounds 2]
+    python bench/bench_agent_cost.py [--runs 30] [--requery-runs 3] [--compare DIR] [--apt-rounds 2] [--breakdown 9]
+
+``--breakdown N`` also prints where a cached run's CPU goes (medians of N): the interpreter
+and each group of imports (CPU of ``python -I -c "import ..."`` growing group by group: what
+each group adds), then the phases of one in-process ``run`` (self and child processes).
 
 ``--compare DIR`` measures another checkout's agent too (e.g. ``git worktree add --detach
 /tmp/ref main``), interleaved run by run with this one, so both see the same load.
@@ -185,6 +189,90 @@ def apt_query_cpu(rounds: int, work: Path) -> dict[str, Any] | None:
             "cache_bytes": sum(f.stat().st_size for f in cache.iterdir())}
 
 
+# Import groups in the order the run needs them; each row's figure is what it adds to the ones above.
+IMPORT_GROUPS = (
+    ("interpreter (python -I -c pass)", ""),
+    ("json, hashlib, hmac, base64, re, datetime, struct", "import json, hashlib, hmac, base64, re, datetime, struct"),
+    ("typing, enum, functools, collections", "import typing, enum, functools, collections"),
+    ("dataclasses (inspect, dis, ast, tokenize)", "import dataclasses"),
+    ("pathlib, shutil, glob", "import pathlib, shutil, glob"),
+    ("subprocess, signal, selectors, threading", "import subprocess, signal, selectors, threading"),
+    ("socket", "import socket"),
+    ("ssl", "import ssl"),
+    ("http.client (email.*)", "import http.client"),
+    ("argparse (gettext, locale)", "import argparse"),
+    ("cryptography (Ed25519 only)", "from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey"),
+    ("auditagent: the run's modules and the Linux probes",
+     "import auditagent.cli, auditagent.commands.delivery, auditagent.delivery, auditagent.send, auditagent.audit, "
+     "auditagent.policy_cache, auditagent.access_cert, auditagent.probes.patches.linux, "
+     "auditagent.probes.cloud_storage.linux, auditagent.probes.disk_encryption.linux, "
+     "auditagent.probes.firewall.linux, auditagent.probes.screen_lock.linux, auditagent.probes.os_info.linux"),
+)
+
+# One in-process `run` with its stages wrapped: CPU of this process and of its children per stage.
+PHASES = r"""
+import json, resource, sys
+def cpu():
+    a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime, b.ru_utime + b.ru_stime
+marks = {}
+def add(name, a, b):
+    s, c = marks.get(name, (0.0, 0.0))
+    marks[name] = (s + b[0] - a[0], c + b[1] - a[1])
+start = cpu()
+import auditagent.cli as cli, auditagent.commands.delivery as d, auditagent.delivery as dl, auditagent.audit as au
+import auditagent.policy_cache as pc, auditagent.send as send, auditagent.spool as spool
+add("imports of the run's modules", start, cpu())
+def wrap(owner, name, label):
+    f = getattr(owner, name)
+    def w(*args, **kw):
+        a = cpu()
+        try:
+            return f(*args, **kw)
+        finally:
+            add(label, a, cpu())
+    setattr(owner, name, w)
+for owner, name, label in ((d.Agent, "enrollment", "enrolment, device key"), (d.Agent, "private_key", "enrolment, device key"),
+                           (pc, "refresh", "policy: fetch (304), verify, load"), (au, "collect", "probes"),
+                           (au, "evaluate", "evaluate"), (dl, "build_report", "build and sign the report"),
+                           (spool.Spool, "add", "spool"), (spool.Spool, "recover", "spool"),
+                           (send, "deliver_spool", "send"), (d, "_access_run", "access certificate check"),
+                           (d, "_record_runs", "state files"), (dl, "save_delivery_state", "state files")):
+    wrap(owner, name, label)
+out, sys.stdout = sys.stdout, open("/dev/null", "w")
+a = cpu()
+cli.main(["run"])
+add("the run (all stages, lazy imports included)", a, cpu())
+sys.stdout = out
+print(json.dumps(marks))
+"""
+
+
+def import_breakdown(python: str, rounds: int) -> list[tuple[str, float]]:
+    """(group, CPU seconds it adds), medians over ``rounds`` of each growing import list."""
+    cumulative: list[list[float]] = [[] for _ in IMPORT_GROUPS]
+    for _ in range(rounds):
+        stmts: list[str] = []
+        for i, (_, stmt) in enumerate(IMPORT_GROUPS):
+            stmts += [stmt] if stmt else []
+            cumulative[i].append(cpu_of([python, "-I", "-c", "\n".join(stmts) or "pass"], {"AUDITAGENT_HOME": "/"})[0])
+    medians = [statistics.median(c) for c in cumulative]
+    return [(name, m - (medians[i - 1] if i else 0.0)) for i, ((name, _), m) in enumerate(zip(IMPORT_GROUPS, medians))]
+
+
+def phase_breakdown(tree: Tree, rounds: int) -> dict[str, tuple[float, float]]:
+    """Stage -> (median CPU of the agent, median CPU of its child processes)."""
+    import json
+
+    runs = []
+    for _ in range(rounds):
+        out = subprocess.run([tree.python, "-I", "-c", PHASES], env=tree.env, cwd=tree.home, capture_output=True,
+                             text=True, check=True).stdout
+        runs.append(json.loads(out.strip().splitlines()[-1]))
+    return {name: (statistics.median(r.get(name, (0, 0))[0] for r in runs),
+                   statistics.median(r.get(name, (0, 0))[1] for r in runs)) for name in runs[0]}
+
+
 def hourly_average(scheduled: float, requery_extra: float, changes_per_day: float) -> float:
     """CPU per hour on average: 24 scheduled runs a day, ``changes_per_day`` of which also
     re-run the package query (``requery_extra`` on top of a cached run)."""
@@ -198,6 +286,8 @@ def main() -> None:
     ap.add_argument("--compare", metavar="DIR", help="another checkout to measure in the same sitting")
     ap.add_argument("--changes-per-day", type=float, default=None,
                     help="another rate of package-metadata changes a day to print (0.5, 1 and 2 always are)")
+    ap.add_argument("--breakdown", type=int, default=0, metavar="N",
+                    help="also print the CPU of each import group and of each stage of a run (medians of N)")
     ap.add_argument("--apt-rounds", type=int, default=2,
                     help="apt queries measured as run here and with a private pkgcache.bin (0: skip)")
     args = ap.parse_args()
@@ -223,6 +313,9 @@ def main() -> None:
             for t in trees:
                 t.drop_package_answer()
                 t.requery.append(cpu_of(t.run, t.env)[0])
+        load.append(os.getloadavg()[0])
+        breakdowns = {t.name: (import_breakdown(t.python, args.breakdown), phase_breakdown(t, args.breakdown))
+                      for t in trees} if args.breakdown > 0 else {}
         load.append(os.getloadavg()[0])
         apt = apt_query_cpu(args.apt_rounds, work)
         load.append(os.getloadavg()[0])
@@ -259,6 +352,13 @@ def main() -> None:
             if laptop is not None:
                 line += f"   {hourly_average(sch, laptop, n) * 1000:7.1f} ms"
             print(line)
+    for name, (imports, phases) in breakdowns.items():
+        print(f"{name}: where a cached run's CPU goes (medians of {args.breakdown})")
+        for group, spent in imports:
+            print(f"  import  {spent * 1000:+7.1f} ms  {group}")
+        print(f"          {sum(s for _, s in imports) * 1000:7.1f} ms  interpreter and imports in all")
+        for stage, (own, children) in phases.items():
+            print(f"  stage   {own * 1000:7.1f} ms  (+ {children * 1000:5.1f} ms child processes)  {stage}")
     if apt:
         print(f"apt query ({apt['query']}), CPU: {apt['plain']:.2f} s as run here, {apt['pkgcache']:.2f} s "
               f"with a private pkgcache.bin ({int(apt['cache_bytes']) / 1e6:.0f} MB; {args.apt_rounds} each, after one "

@@ -210,6 +210,12 @@ def generate(engine: Any, *, n_devices: int, n_units: int, days: int) -> dict[st
             SELECT 'cloud-storage', unit_id, 'bench: approved pilot of a sync service', :uid,
                    :now - interval '5 days', :now + interval '20 days'
             FROM leaf WHERE n % 12 = 0"""), {**params, "uid": uid})
+    # The rows above bypass ingest, which judges each device's stale and within-grace
+    # inputs and the moment that judgement runs out (server/readiness/judged.py): the
+    # sweep judges them all at the generation's moment, as a served collector would have.
+    from server.readiness.judged import sweep
+
+    sweep(engine, now, default_max_age_hours=24)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE"))
     with engine.connect() as conn:

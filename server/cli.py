@@ -158,6 +158,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         Worker(make_engine(url, pool_size=2, max_overflow=0), settings.notify,
                default_max_age_hours=args.max_report_age_hours).start()
+    if args.sweep_every > 0:
+        # The stored judgement's sweep, once per collector host (server/readiness/judged.py).
+        from server.readiness.judged import sweeper
+
+        sweeper(make_engine(url, pool_size=1, max_overflow=0), default_max_age_hours=args.max_report_age_hours,
+                every=args.sweep_every).start()
     if args.workers > 1:
         # uvicorn's supervisor: N processes on one listening socket, each built from the
         # settings handed over in the environment (server/asgi.py); a dead worker is replaced.
@@ -172,6 +178,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         app.state.metrics.serve_separately(*metrics.parse_listen(args.metrics_listen))
     freeze_start_up_heap()
     uvicorn.run(app, workers=1, **options)
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from server.readiness.judged import sweep
+
+    engine = _engine(args)
+    try:
+        n = sweep(engine, default_max_age_hours=args.max_report_age_hours)
+    finally:
+        engine.dispose()
+    print(f"judged again: {n} devices")
     return 0
 
 
@@ -404,6 +422,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-report-age-hours", type=int, default=24,
                    help="a device whose last report is older is stale, unless its unit (or a parent) sets "
                         "its own, e.g. from the signed policy (default 24)")
+    p.add_argument("--sweep-every", type=float, default=60.0, metavar="SECONDS",
+                   help="judge again, this often, the devices whose stored state has run out (stale, grace "
+                        "ended); 0: never (then run `sweep` from cron; pages are right either way) (default 60)")
     p.add_argument("--readiness-target", type=float, default=95.0, metavar="PERCENT",
                    help="the share of ready devices a unit should reach; the overview marks units below it "
                         "(default 95)")
@@ -430,6 +451,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="issue readiness certificates from the CA in DIR (`ca init`; default $AUDITAGENT_READINESS_CA)")
     p.add_argument("--certificate-lifetime", default=None, metavar="DURATION",
                    help="lifetime of readiness certificates, e.g. 8h (default: the unit's max report age; at most 24h)")
+
+    p = action(sub, "sweep", cmd_sweep, "judge again the devices whose stored state has run out "
+               "(what `serve` does every minute; for cron when it runs with --sweep-every 0)", [common])
+    p.add_argument("--max-report-age-hours", type=int, default=24,
+                   help="the default max report age, as `serve` is given it (default 24)")
 
     db = command_group(sub, "db", "database schema")
     action(db, "upgrade", cmd_db_upgrade, "apply the migrations (Alembic) up to the newest", [common])

@@ -17,6 +17,7 @@ import uuid
 from typing import Any, Iterator
 
 from sqlalchemy import (JSON, BigInteger, Boolean, CheckConstraint, Column, Date, DateTime, ForeignKey, Index, Integer,
+                        SmallInteger,
                         LargeBinary, MetaData, String, Table, Text, UniqueConstraint, create_engine, event, select, text,
                         update)
 from sqlalchemy.engine import Engine
@@ -153,6 +154,14 @@ device_state = Table(
     Column("failing_since", DateTime(timezone=True), nullable=True),
     Column("due_until", DateTime(timezone=True), nullable=True),
     Column("failing_hard", Text, nullable=False, default="", server_default=""),
+    # The time-dependent inputs of the state as counted in unit_state_deltas (0022,
+    # server/readiness/judged.py): stale and within-grace flags, true for every moment in
+    # [judged_from, judge_again_at) (NULL: unbounded); a page judges a device by its own
+    # row only outside that span.
+    Column("counted_stale", SmallInteger, nullable=False, default=0, server_default="0"),
+    Column("counted_due", SmallInteger, nullable=False, default=0, server_default="0"),
+    Column("judged_from", DateTime(timezone=True), nullable=True),
+    Column("judge_again_at", DateTime(timezone=True), nullable=True),
 )
 
 unit_policies = Table(
@@ -292,8 +301,19 @@ unit_state_deltas = Table(
     Column("failing_hard", Text, nullable=False),
     Column("n", Integer, nullable=False),
     Column("never", Integer, nullable=False),
+    Column("stale", SmallInteger, nullable=False, default=0, server_default="0"),  # 0022: counted_stale
+    Column("due", SmallInteger, nullable=False, default=0, server_default="0"),  # 0022: counted_due
 )
 Index("ix_unit_state_deltas_unit", unit_state_deltas.c.unit_id)
+
+# The max report age (hours) each unit's devices are judged with (0022): ingest reads it
+# to set judge_again_at; a unit whose hours in force differ (or that has no row) has its
+# devices judged one by one by the pages until the sweep settles it.
+unit_judged_ages = Table(
+    "unit_judged_ages", metadata,
+    Column("unit_id", Integer, primary_key=True),
+    Column("hours", Integer, nullable=False),
+)
 
 # Each change of a unit's max report age (0013): a past day of the trend judges freshness
 # by the max age in force at that day's end, not by today's.
@@ -339,6 +359,10 @@ Index("ix_device_checks_failing_since", device_checks.c.failing_since, postgresq
 Index("ix_device_state_generated", device_state.c.generated_at)
 _IN_GRACE = text("due_until IS NOT NULL")
 Index("ix_device_state_due", device_state.c.due_until, postgresql_where=_IN_GRACE, sqlite_where=_IN_GRACE)  # 0016
+_AGAIN = text("judge_again_at IS NOT NULL")
+Index("ix_device_state_judge_again", device_state.c.judge_again_at, postgresql_where=_AGAIN, sqlite_where=_AGAIN)
+_FROM = text("judged_from IS NOT NULL")
+Index("ix_device_state_judged_from", device_state.c.judged_from, postgresql_where=_FROM, sqlite_where=_FROM)
 Index("ix_device_days_day", device_days.c.day)
 Index("ix_exceptions_check", exceptions.c.check_id, exceptions.c.expires_at)
 Index("ix_exceptions_device", exceptions.c.device_id)

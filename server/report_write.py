@@ -24,6 +24,8 @@ from typing import Any, Sequence
 
 from sqlalchemy.engine import Connection
 
+from server.judged_sql import AGES_LOCK_KEY, ingest_judgement
+
 # A prepared report (built by Store.ingest): the columns below (``body`` and ``signature``
 # as bytes), plus ``check_list`` as rows, ``month`` (of
 # receipt) and ``blobs``: the segments to store, [(sha256, zlib data)] (those this
@@ -166,7 +168,9 @@ _PG_NEW_CHECKS = (
 BATCH_SQL_PG = (
     "WITH " + _PG_ROWS + _PG_NEW_CHECKS +
     "advanced AS (UPDATE device_state SET " + _fill(_STATE_SET, _B) + ", failing_since = r.since, "
-    "due_until = r.due, failing_hard = COALESCE(r.hard, '') FROM b LEFT JOIN run r ON r.device_id = b.device_id "
+    "due_until = r.due, failing_hard = COALESCE(r.hard, ''), "
+    + ingest_judgement("postgresql", "b.generated_at", "r.due", "device_state.unit_id") +
+    " FROM b LEFT JOIN run r ON r.device_id = b.device_id "
     "WHERE " + _fill(_STATE_WHERE, _B) + " RETURNING device_state.device_id, device_state.unit_id, "
     "device_state.due_until, device_state.failing_hard), "
     "stored AS (INSERT INTO reports (" + ", ".join(_REPORT_COLUMNS) + ") SELECT "
@@ -210,7 +214,10 @@ _LOCK_NAMESPACE = 0x61756469  # 'audi'
 # connections plan custom plans only (server/db.py, for the pages), but the batch
 # statement's plan does not depend on its values, and its generic plan saved ~15 % of
 # PostgreSQL's CPU per report (measured, batches of 16).
-_LOCK_PG = ("SELECT pg_advisory_xact_lock(%(ns)s, k), (SELECT set_config('plan_cache_mode', 'auto', true)) FROM "
+# It also holds the judged max ages' lock shared (server/readiness/judged.py: a change of
+# them waits for the batches in flight, and later batches read the new hours).
+_LOCK_PG = ("SELECT pg_advisory_xact_lock(%(ns)s, k), (SELECT set_config('plan_cache_mode', 'auto', true)), "
+            f"(SELECT pg_advisory_xact_lock_shared(hashtext('{AGES_LOCK_KEY}'))) FROM "
             "(SELECT DISTINCT hashtext(x) AS k FROM unnest(%(keys)s::text[]) AS x ORDER BY 1) AS keys")
 
 
@@ -238,6 +245,10 @@ _UPSERT_CHECK_SQLITE = _UPSERT_CHECK.format(rows="VALUES (?, ?, ?, ?, ?, ?)", di
 _UPSERT_DAY_SQLITE = _UPSERT_DAY.format(
     rows="(SELECT :device_id AS device_id, :day AS day, :ready_strict AS ready_strict, "
          ":failing_required AS failing_required) x", run="device_state")
+# The stored judgement of the time-dependent inputs, from the run just updated (judged.py).
+_JUDGE_SQLITE = ("UPDATE device_state SET " + ingest_judgement("sqlite", "device_state.generated_at", "device_state.due_until",
+                                                              "device_state.unit_id")
+                 + " WHERE device_id = :device_id")
 _BLOB_SQLITE = "INSERT OR IGNORE INTO report_blobs (month, sha256, data) VALUES (?, ?, ?)"
 _LATE_DAY_SQLITE = ("UPDATE units SET history_version = history_version + 1 "
                     "WHERE id = (SELECT unit_id FROM devices WHERE id = :device_id)")
@@ -281,6 +292,7 @@ def store_batch_sqlite(conn: Connection, items: Sequence[dict[str, Any]]) -> lis
                 (it["device_id"], c["check_id"], c["severity"], c["status"], _sqlite_time_or_none(c["failing_since"]),
                  _sqlite_time_or_none(c["due_until"])) for c in it["check_list"]])
         conn.exec_driver_sql(_DEVICE_RUN_SQLITE, {"device_id": it["device_id"]})
+        conn.exec_driver_sql(_JUDGE_SQLITE, {"device_id": it["device_id"]})
         conn.exec_driver_sql(_UPSERT_DAY_SQLITE, params)
         if it["late"]:
             conn.exec_driver_sql(_LATE_DAY_SQLITE, params)

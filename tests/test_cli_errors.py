@@ -38,6 +38,7 @@ COLLECTOR_ARGS: dict[str, list[str]] = {
     "api-token list": [],
     "api-token revoke": ["1"],
     "retention apply": [],
+    "sweep": [],
 }
 # Commands that keep their data elsewhere (checked separately below).
 COLLECTOR_OWN_STORAGE = {"preview", "ca init", "ca rotate", "ca show", "ca bundle", "retention show"}  # show: no database

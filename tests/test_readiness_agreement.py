@@ -551,20 +551,25 @@ def test_the_checks_failing_most_are_the_failing_rows_counted(due_fleet, later_h
 
 
 def _groups_as_stored(conn):
-    """unit_state_deltas summed, and the same groups counted straight off device_state."""
+    """unit_state_deltas summed, and the same groups counted straight off device_state (the
+    group key includes the stored stale and within-grace flags, 0022)."""
     from sqlalchemy import func, select
 
     from server.db import device_state as s, unit_state_deltas as d
 
-    kept = {(r.unit_id, r.agent_version, r.failing_required, r.failing_hard): (int(r.n), int(r.never))
+    kept = {(r.unit_id, r.agent_version, r.failing_required, r.failing_hard, r.stale, r.due): (int(r.n), int(r.never))
             for r in conn.execute(select(d.c.unit_id, d.c.agent_version, d.c.failing_required, d.c.failing_hard,
+                                         d.c.stale, d.c.due,
                                          func.sum(d.c.n).label("n"), func.sum(d.c.never).label("never"))
-                                  .group_by(d.c.unit_id, d.c.agent_version, d.c.failing_required, d.c.failing_hard))}
+                                  .group_by(d.c.unit_id, d.c.agent_version, d.c.failing_required, d.c.failing_hard,
+                                            d.c.stale, d.c.due))}
     direct = {}
     for r in conn.execute(select(s.c.unit_id, s.c.agent_version, s.c.failing_required, s.c.failing_hard,
-                                 s.c.last_report_id).where(s.c.unit_id.is_not(None))):
-        n, nv = direct.get((r.unit_id, r.agent_version, r.failing_required, r.failing_hard), (0, 0))
-        direct[r.unit_id, r.agent_version, r.failing_required, r.failing_hard] = (n + 1, nv + (r.last_report_id is None))
+                                 s.c.counted_stale, s.c.counted_due, s.c.last_report_id)
+                          .where(s.c.unit_id.is_not(None))):
+        key = (r.unit_id, r.agent_version, r.failing_required, r.failing_hard, r.counted_stale, r.counted_due)
+        n, nv = direct.get(key, (0, 0))
+        direct[key] = (n + 1, nv + (r.last_report_id is None))
     return {k: v for k, v in kept.items() if v != (0, 0)}, direct
 
 

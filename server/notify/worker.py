@@ -5,7 +5,6 @@ it with a fixed ``now``); :class:`Worker` runs it every minute in a thread of ``
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +17,7 @@ from server import readiness as rd
 from server.db import notify_subscriptions as subs
 from server.notify import channels, digest, outbox
 from server.notify.config import NotifyConfig
+from server.periodic import Periodic
 
 log = structlog.get_logger("auditagent.notify")
 INTERVAL_SECONDS = 60
@@ -95,26 +95,10 @@ def run_once(engine: Engine, config: NotifyConfig, now: dt.datetime | None = Non
     return Pass(made, ok, bad)
 
 
-class Worker:
+class Worker(Periodic):
     """``run_once`` every minute in a daemon thread until ``stop()``."""
 
     def __init__(self, engine: Engine, config: NotifyConfig, **kw: Any) -> None:
         self.engine, self.config, self.kw = engine, config, kw
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="notify-worker", daemon=True)
-
-    def start(self) -> "Worker":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                run_once(self.engine, self.config, **self.kw)
-            except Exception as exc:  # noqa: BLE001 - the loop must outlive a database hiccup
-                log.error("notify_pass_failed", error=type(exc).__name__)
-            self._stop.wait(INTERVAL_SECONDS)
+        super().__init__("notify-worker", lambda: run_once(engine, config, **kw), INTERVAL_SECONDS,
+                         log_event="notify_pass_failed", logger="auditagent.notify")

@@ -45,7 +45,7 @@ from sqlalchemy import Integer, and_, case, delete, exists, func, literal, or_, 
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement, Select
 
-from server.db import device_state, devices, unit_max_age_history, unit_state_deltas, units, utc
+from server.db import device_state, devices, unit_judged_ages, unit_max_age_history, unit_state_deltas, units, utc
 from server.readiness.cover import Cover, Covers, exception_cover
 from server.readiness.scope import Scope, ancestor_or_self, scope_unit_ids
 from server.readiness.sql import at_param, contains_item, dialect, minus_hours, moment, none_of, one_of, ts_param
@@ -203,53 +203,79 @@ def state_of(*, never: Any, stale: Any, due_open: Any, failing_required: Any, fa
 
 
 def device_groups(unit_ids: Sequence[int] | None, *, cover: Cover, ages: AgeGroups, revoked: Sequence[str],
-                  default_max_age_hours: int, split: Sequence[str] = ()) -> Any:
+                  default_max_age_hours: int, split: Sequence[str] = (), unsettled: Sequence[int] = ()) -> Any:
     """Active devices (of ``unit_ids``; None: all) in groups alike in every input of
     :func:`state_of`: (unit_id, agent_version, failing_required, failing_hard, device_id —
     '' for a group, the id for a device with its own exception —, never, stale, due, n).
 
-    Read from ``unit_state_deltas`` (counts per group kept at ingest, every device of the
-    group counted as fresh and outside grace), then corrected from the rows of the devices
-    those counts cannot judge: the revoked ones (taken out), the stale ones, those still
-    within grace and those with their own exception (each counted by its own row). Those
-    are found through indexes (generated_at, due_until, the few ids), so a page reads the
-    groups and a few devices, not the fleet. ``split``: more devices to count by their own
-    row (those with any device exception, when each failing check's cover matters). The
-    moment judged is :func:`at_param`'s parameters; ``ages``: :func:`age_groups`; ``revoked``:
-    the revoked devices' ids."""
+    Read from ``unit_state_deltas`` (counts per group kept at ingest and by the sweep, each
+    device counted with its stored stale and within-grace flags: :mod:`.judged`), then
+    corrected from the rows of the devices those counts cannot judge: the revoked ones
+    (taken out), those whose stored flags may not hold at the moment (their span has ended
+    or not begun, or their unit's max age changed since: ``unsettled``) and those with
+    their own exception (each moved to its own row). Those are found through indexes
+    (judge_again_at, judged_from, the few ids and units), so a page reads the groups and a
+    few devices, not the fleet. ``split``: more devices to count by their own row (those
+    with any device exception, when each failing check's cover matters). The moment judged
+    is :func:`at_param`'s parameters; ``ages``: :func:`age_groups`; ``revoked``: the revoked
+    devices' ids."""
     s, d = device_state, unit_state_deltas
     keys = (s.c.unit_id, s.c.agent_version, s.c.failing_required, s.c.failing_hard)
     own = sorted(set(cover.own_devices) | set(split))
     stale = _stale_rule(s, ages, at_param, default_max_age_hours)
     due = and_(s.c.last_report_id.is_not(None), s.c.due_until > at_param())
-    where = [or_(stale, due, one_of(s.c.device_id, sorted(set(own) | set(revoked))))]
+    where = [or_(needs_own_judgement(s, at_param(), unsettled), one_of(s.c.device_id, sorted(set(own) | set(revoked))))]
     where.append(s.c.unit_id.is_not(None) if unit_ids is None else one_of(s.c.unit_id, unit_ids))
     flag = lambda cond: case((cond, 1), else_=0)  # noqa: E731
     # Each list is matched once per device read, here; the parts below test the flags.
     special = (select(*keys, s.c.device_id, flag(s.c.last_report_id.is_(None)).label("never"),
                       flag(stale).label("stale"), flag(and_(due, ~stale)).label("due"),
+                      s.c.counted_stale, s.c.counted_due,
                       flag(one_of(s.c.device_id, revoked)).label("revoked"),
                       flag(one_of(s.c.device_id, own)).label("own"))
                .where(*where).cte("special_devices").prefix_with("MATERIALIZED", dialect="postgresql"))
     x = special.c
     base = select(d.c.unit_id, d.c.agent_version, d.c.failing_required, d.c.failing_hard,
-                  literal("").label("device_id"), d.c.never, literal(0).label("stale"), literal(0).label("due"), d.c.n)
+                  literal("").label("device_id"), d.c.never, (d.c.stale * d.c.n).label("stale"),
+                  (d.c.due * d.c.n).label("due"), d.c.n)
     if unit_ids is not None:
         base = base.where(one_of(d.c.unit_id, unit_ids))
     xkeys = (x.unit_id, x.agent_version, x.failing_required, x.failing_hard)
-    # A device judged by its own row stays counted in its group, only its stale/due flags
-    # move; a revoked one leaves its group, one with its own exception moves to a row of its own.
-    moved = select(*xkeys, literal("").label("device_id"), literal(0), x.stale, x.due, literal(0)).where(
-        x.revoked == 0, x.own == 0)
-    taken_out = select(*xkeys, literal(""), -x.never, literal(0), literal(0), literal(-1)).where(
-        or_(x.revoked == 1, x.own == 1))
-    judged = select(*xkeys, x.device_id, x.never, x.stale, x.due, literal(1)).where(x.own == 1, x.revoked == 0)
-    u = union_all(base, moved, taken_out, judged).subquery("group_rows")
+    # Each device read leaves its group as counted; unless revoked it comes back as judged
+    # now, in its group or (with its own exception) on a row of its own.
+    taken_out = select(*xkeys, literal(""), -x.never, -x.counted_stale, -x.counted_due, literal(-1))
+    judged = select(*xkeys, case((x.own == 1, x.device_id), else_=literal("")), x.never, x.stale, x.due,
+                    literal(1)).where(x.revoked == 0)
+    u = union_all(base, taken_out, judged).subquery("group_rows")
     return (select(u.c.unit_id, u.c.agent_version, u.c.failing_required, u.c.failing_hard, u.c.device_id,
                    func.sum(u.c.never).label("never"), func.sum(u.c.stale).label("stale"),
                    func.sum(u.c.due).label("due"), func.sum(u.c.n).label("n"))
             .group_by(u.c.unit_id, u.c.agent_version, u.c.failing_required, u.c.failing_hard, u.c.device_id)
             .having(func.sum(u.c.n) > 0))
+
+
+# ------------------------------------------------------------------ the stored judgement (.judged)
+
+
+def hours_in_force(conn: Connection, default_max_age_hours: int) -> dict[int, int]:
+    """Per unit: the max report age in force (own, nearest ancestor's, else the default)."""
+    own = inherited_max_ages(conn)
+    return {int(uid): own.get(uid, default_max_age_hours) for (uid,) in conn.execute(select(units.c.id)).all()}
+
+
+def unsettled_units(conn: Connection, default_max_age_hours: int) -> tuple[int, ...]:
+    """The units whose devices' stored judgement may be made with other hours than those in
+    force now (changed since, or never settled): a page judges their devices one by one."""
+    stored = dict(conn.execute(select(unit_judged_ages.c.unit_id, unit_judged_ages.c.hours)).all())
+    return tuple(sorted(u for u, h in hours_in_force(conn, default_max_age_hours).items() if stored.get(u) != h))
+
+
+def needs_own_judgement(s: Any, at: Any, units_unsettled: Sequence[int]) -> Any:
+    """SQL on device_state ``s``: its stored flags may not hold at ``at`` (each part through an index)."""
+    parts = [s.c.judge_again_at <= at, s.c.judged_from >= at]
+    if units_unsettled:
+        parts.append(one_of(s.c.unit_id, list(units_unsettled)))
+    return or_(*parts)
 
 
 FOLD_AFTER_ROWS = 20_000  # +1/-1 rows since the last fold: summing them costs more than folding
@@ -276,7 +302,7 @@ def compact_groups(conn: Connection) -> int:
     the INSERT, so two compactions at once never count a row twice); SQLite has one
     writer at a time. Returns the rows folded."""
     d = unit_state_deltas
-    cols = "unit_id, agent_version, failing_required, failing_hard"
+    cols = "unit_id, agent_version, failing_required, failing_hard, stale, due"
     sums = f"SELECT {cols}, sum(n), sum(never) FROM {{src}} GROUP BY {cols} HAVING sum(n) <> 0 OR sum(never) <> 0"
     if dialect(conn) == "postgresql":
         return int(conn.execute(text(
@@ -341,7 +367,8 @@ def state_rows(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | Non
                            for c in f.split(",") if c})) if failing else ()
     statement = _state_rows_statement(dialect(conn), None if unit_ids is None else tuple(unit_ids), cover,
                                       tuple(sorted({d for _c, d in cover.device_checks})) if failing or blocking
-                                      else (), revoked, ages, default_max_age_hours, blocking, checks)
+                                      else (), revoked, ages, default_max_age_hours, blocking, checks,
+                                      unsettled_units(conn, default_max_age_hours))
     rows: list[StateRow] = []
     block: dict[tuple[int, str], int] = {}
     fail: dict[str, list[int]] = {}
@@ -362,14 +389,14 @@ def state_rows(conn: Connection, now: dt.datetime, unit_ids: Sequence[int] | Non
 @functools.lru_cache(maxsize=64)
 def _state_rows_statement(on: str, unit_ids: tuple[int, ...] | None, cover: Cover, split: tuple[str, ...],
                           revoked: tuple[str, ...], ages: AgeGroups, default_max_age_hours: int, blocking: bool,
-                          checks: tuple[str, ...]) -> Any:
+                          checks: tuple[str, ...], unsettled: tuple[int, ...] = ()) -> Any:
     """:func:`state_rows`' one statement (``on``: the dialect), built once for the same
     values (a fleet's units, exceptions and revoked devices change seldom; the moment is
     a parameter, :func:`moment_of`): SQLAlchemy's building it costs more than PostgreSQL
     running it, and the same statement object keeps its cache key, so its compiled form
     is found at once. ``checks``: the failing checks to count (a unit page), else ()."""
     groups = device_groups(unit_ids, cover=cover, ages=ages, revoked=revoked,
-                           default_max_age_hours=default_max_age_hours, split=split)
+                           default_max_age_hours=default_max_age_hours, split=split, unsettled=unsettled)
     g = groups.cte("state_groups").prefix_with("MATERIALIZED", dialect="postgresql")
     # Each group four times: its never-reported, stale, fresh-within-grace and other fresh devices.
     part = union_all(*[select(literal(a).label("never"), literal(b).label("stale"), literal(c).label("due"))
