@@ -32,6 +32,7 @@ import http.client
 import json
 import multiprocessing as mp
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -131,6 +132,28 @@ def enrol_and_sign(db_url: str, templates: list[dict[str, Any]], devices: int, p
         out.append([signed_report(template, did, s, key) for s in range(1, per_device + 1)])
     store.engine.dispose()
     return out
+
+
+# enrol_and_sign run by another checkout's code (its schema may differ from this one's):
+# its ``server`` imported before this module, which puts this checkout first on sys.path.
+# (The result goes to a file: the store logs to stdout.)
+_ENROL_CHILD = ("import pickle, sys; out, args = pickle.load(sys.stdin.buffer); import server.store; "
+                "import bench_ingest; open(out, 'wb').write(pickle.dumps(bench_ingest.enrol_and_sign(*args)))")
+
+
+def enrol_and_sign_with(src: Path, db_url: str, templates: list[dict[str, Any]], devices: int,
+                        per_device: int) -> list[list[bytes]]:
+    """:func:`enrol_and_sign` with the collector code of checkout ``src``."""
+    if src.resolve() == REPO:
+        return enrol_and_sign(db_url, templates, devices, per_device)
+    import pickle
+
+    env = {**os.environ, "PYTHONPATH": f"{src}:{REPO / 'bench'}"}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "signed.pickle"
+        subprocess.run([sys.executable, "-c", _ENROL_CHILD], env=env, cwd=src, check=True, stdout=subprocess.DEVNULL,
+                       input=pickle.dumps((str(out), (db_url, templates, devices, per_device))))
+        return pickle.loads(out.read_bytes())
 
 
 def post_report(conn: http.client.HTTPConnection, body: bytes, statuses: dict[int, int], lat: list[float]) -> None:
@@ -375,10 +398,44 @@ def stop_collector(proc: subprocess.Popen) -> None:
         proc.wait(timeout=10)
 
 
+@contextlib.contextmanager
+def sampling(procs: list[psutil.Process], out: Path | None, label: str) -> Iterator[None]:
+    """With ``out``: py-spy (Python frames, running threads only, so its
+    samples are CPU time) and ``perf record -g`` (kernel and native frames) on each
+    collector process that serves requests, for the measured window only. Their files go
+    to ``out``; bench/profile_summary.py tables them."""
+    if out is None:
+        yield
+        return
+    py_spy = Path(sys.executable).with_name("py-spy")
+    if not py_spy.exists() or shutil.which("perf") is None:
+        raise SystemExit("--profile needs py-spy in this venv (pip install py-spy) and perf (apt-get install linux-perf)")
+    out.mkdir(parents=True, exist_ok=True)
+    spies = []
+    serving = [p for p in procs if not p.children()] or procs  # uvicorn's workers, not its supervisor
+    for p in serving:
+        stem = out / f"{label}-{p.pid}"
+        spies.append(subprocess.Popen([str(py_spy), "record", "--pid", str(p.pid),
+                                       "--rate", "250", "--nonblocking", "--gil", "--format", "raw",
+                                       "--output", f"{stem}.pyspy.txt"], stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL))
+        spies.append(subprocess.Popen(["perf", "record", "-F", "499", "-g", "--inherit", "-p", str(p.pid), "-o",
+                                       f"{stem}.perf.data"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    time.sleep(1.0)  # both attached before the clock starts
+    try:
+        yield
+    finally:
+        for s in spies:
+            s.send_signal(2)  # SIGINT: each writes its file and ends
+        for s in spies:
+            s.wait(timeout=120)
+
+
 def run(kind: str, pg_url: str | None, templates: list[dict[str, Any]], devices: int, reports: int, senders: int,
-        workers: int, collector_src: Path = REPO) -> dict[str, Any]:
+        workers: int, collector_src: Path = REPO, profile: Path | None = None, label: str = "this") -> dict[str, Any]:
     """One measured run; the collector served from ``collector_src`` (this checkout, or
-    another for a before/after comparison on the same database server)."""
+    another for a before/after comparison on the same database server); sampled into
+    ``profile`` where given (:func:`sampling`)."""
     per_device = max(1, reports // devices)
     with database(kind, pg_url) as url:
         port = free_port()
@@ -390,7 +447,7 @@ def run(kind: str, pg_url: str | None, templates: list[dict[str, Any]], devices:
         proc = subprocess.Popen(serve, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=collector_src)
         try:
             wait_healthy(port, proc)
-            per_dev = enrol_and_sign(url, templates, devices, per_device)
+            per_dev = enrol_and_sign_with(collector_src, url, templates, devices, per_device)
             # Each sender owns whole devices and interleaves them, so every report is in order.
             shares: list[list[list[bytes]]] = [[] for _ in range(senders)]
             for d, bodies in enumerate(per_dev):
@@ -405,13 +462,14 @@ def run(kind: str, pg_url: str | None, templates: list[dict[str, Any]], devices:
             db_name = url.rsplit("/", 1)[-1].split("?")[0] if kind == "postgresql" else None
             coll = collector_procs(proc.pid)
             pg = postgres_procs(db_name) if db_name else []
-            c0, g0 = _cpu(coll), _cpu(pg)
-            w0 = _wal_lsn(url, reset_statements=True) if db_name else 0
-            t0 = time.perf_counter()
-            start.set()
-            results = [queue.get() for _ in procs]
-            elapsed = time.perf_counter() - t0
-            c1, g1 = _cpu(coll), _cpu(postgres_procs(db_name) if db_name else [])
+            with sampling(coll, profile, f"{kind}-{label}-s{senders}-w{workers}"):
+                c0, g0 = _cpu(coll), _cpu(pg)
+                w0 = _wal_lsn(url, reset_statements=True) if db_name else 0
+                t0 = time.perf_counter()
+                start.set()
+                results = [queue.get() for _ in procs]
+                elapsed = time.perf_counter() - t0
+                c1, g1 = _cpu(coll), _cpu(postgres_procs(db_name) if db_name else [])
             wal = _wal_lsn(url) - w0 if db_name else 0
             statements = _top_statements(url) if db_name else []
             for p in procs:
@@ -482,6 +540,9 @@ def main() -> int:
                     help="another checkout (e.g. a git worktree of the previous commit) whose collector is "
                          "measured in turn with this one's, same reports and database server: before/after")
     ap.add_argument("--rounds", type=int, default=1, help="with --baseline: alternations (baseline, this) per setting")
+    ap.add_argument("--profile", type=Path, metavar="DIR",
+                    help="sample each collector worker with py-spy and perf during the measured window, files "
+                         "into DIR (the samplers' own CPU loads the machine: rates of such a run are not comparable)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
@@ -509,7 +570,7 @@ def main() -> int:
     for kind in kinds:
         for w in args.workers:
             for n, (label, src) in ((n, source) for n in args.senders for source in sources):
-                r = run(kind, args.pg_url, templates, args.devices, args.reports, n, w, src)
+                r = run(kind, args.pg_url, templates, args.devices, args.reports, n, w, src, args.profile, label)
                 r["collector"] = label
                 rows.append(r)
                 if args.baseline is not None:

@@ -91,7 +91,24 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+def refuse_bad_serve_arguments(args: argparse.Namespace) -> None:
+    """Raise ValueError for a ``serve`` command line that cannot work, judged from the
+    arguments alone (nothing read, imported, migrated or bound yet)."""
+    if args.worker_healthcheck_timeout < 1:
+        raise ValueError("--worker-healthcheck-timeout must be at least 1 (seconds)")
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise ValueError("--tls-cert and --tls-key go together: give both, or neither for plain http")
+    if args.insecure_cookies and (args.tls_cert or not _is_loopback(args.host)):
+        raise ValueError("--insecure-cookies is only for plain http on a loopback address "
+                         "(127.0.0.1, ::1): session cookies must never travel unencrypted over a network")
+    if args.workers > 1 and (args.metrics_listen or args.metrics_token_file):
+        # Each worker would count only its own requests; one scrape would see one worker.
+        raise ValueError("--metrics-listen/--metrics-token-file need --workers 1 (run one collector process "
+                         "per core behind nginx instead, each with its own metrics)")
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    refuse_bad_serve_arguments(args)  # a wrong command line is refused before any work
     import uvicorn
 
     from server.ca_cli import certificate_lifetime
@@ -103,23 +120,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
     from server.http_server import freeze_start_up_heap, uvicorn_options
 
-    # First, so that a uvicorn the lingering close does not fit stops serve before anything is done.
+    # Next, so that a uvicorn the lingering close does not fit stops serve before anything is done.
     options = uvicorn_options(host=args.host, port=args.port, ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key,
                               log_level=args.log_level, server_header=False, timeout_graceful_shutdown=5,
                               timeout_worker_healthcheck=args.worker_healthcheck_timeout)
-    if args.worker_healthcheck_timeout < 1:
-        raise ValueError("--worker-healthcheck-timeout must be at least 1 (seconds)")
     url = resolve_db_url(args.db)
     from server.ports import port_unavailable
 
     port_problem = port_unavailable(args.host, args.port)
     if port_problem:
         raise ValueError(f"cannot listen on {args.host}:{args.port}: {port_problem}; pass another --port")
-    if (args.tls_cert is None) != (args.tls_key is None):
-        raise ValueError("--tls-cert and --tls-key go together: give both, or neither for plain http")
-    if args.insecure_cookies and (args.tls_cert or not _is_loopback(args.host)):
-        raise ValueError("--insecure-cookies is only for plain http on a loopback address "
-                         "(127.0.0.1, ::1): session cookies must never travel unencrypted over a network")
     from server.db_errors import check_sqlite_folder
 
     check_sqlite_folder(url)
@@ -146,10 +156,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
                         metrics_token_sha256=metrics.read_token_file(args.metrics_token_file),
                         oidc=oidc.load_config(args.oidc_config) if args.oidc_config else None,
                         notify=notify_config.load_config(args.notify_config) if args.notify_config else None)
-    if args.workers > 1 and (args.metrics_listen or args.metrics_token_file):
-        # Each worker would count only its own requests; one scrape would see one worker.
-        raise ValueError("--metrics-listen/--metrics-token-file need --workers 1 (run one collector process "
-                         "per core behind nginx instead, each with its own metrics)")
     if args.notify_config:
         # One notification worker per collector host, whatever the number of HTTP workers
         # (the outbox in the database keeps several hosts from sending twice).

@@ -112,6 +112,15 @@ reports = Table(
     # indexes (report_id's a hash index: equality is all it is asked, in a quarter of the space).
 )
 
+# Every stored report's id, with its month of receipt (0023): "is this id stored?" is one
+# primary-key lookup here instead of one per monthly partition of ``reports``. Written in
+# the transaction that stores the report, deleted by retention with its month's reports.
+report_ids = Table(
+    "report_ids", metadata,
+    Column("report_id", String(36), primary_key=True),
+    Column("month", Date, nullable=False),
+)
+
 # How far retention has removed reports: the database refuses UPDATE of a report, and
 # DELETE of one received at or after ``reports_before`` (one row, id 1; server/retention.py).
 retention_state = Table(
@@ -134,6 +143,11 @@ device_state = Table(
     "device_state", metadata,
     Column("device_id", String(64), ForeignKey("devices.id"), primary_key=True),
     Column("last_sequence", BigInteger, nullable=False),
+    # The highest sequence of any report stored for the device, latest or history (0023):
+    # a report above it cannot be stored already, so ingest skips the (device, sequence)
+    # lookup in ``reports``, which probes every monthly partition on PostgreSQL. Retention
+    # never lowers it (a bound, not a count: at or below it the lookup decides).
+    Column("stored_sequence_max", BigInteger, nullable=False, default=0, server_default="0"),
     Column("last_report_id", String(36), nullable=True),
     Column("verdict", String(16), nullable=True),
     Column("policy_id", String(200), nullable=True),
@@ -364,6 +378,9 @@ Index("ix_device_state_judge_again", device_state.c.judge_again_at, postgresql_w
 _FROM = text("judged_from IS NOT NULL")
 Index("ix_device_state_judged_from", device_state.c.judged_from, postgresql_where=_FROM, sqlite_where=_FROM)
 Index("ix_device_days_day", device_days.c.day)
+# Retention deletes a month of ids (0023). BRIN on PostgreSQL: ids are inserted in order of
+# receipt, so block ranges summarise months in a few pages rather than a B-tree of every row.
+Index("ix_report_ids_month", report_ids.c.month, postgresql_using="brin")
 Index("ix_exceptions_check", exceptions.c.check_id, exceptions.c.expires_at)
 Index("ix_exceptions_device", exceptions.c.device_id)
 Index("ix_exceptions_unit", exceptions.c.unit_id)

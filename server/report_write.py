@@ -8,7 +8,11 @@ otherwise it touches no row and nothing of that report is stored. UNIQUE(device_
 sequence) and UNIQUE(report_id) on ``reports`` back it up (a violation undoes the whole
 transaction; the group commit then redoes each report alone). On PostgreSQL, where
 ``reports`` is partitioned by month and a UNIQUE index would have to include the month,
-the same NOT EXISTS conditions under the device's row lock decide alone. The report's
+the same NOT EXISTS conditions under the device's row lock decide alone. Neither check
+reads ``reports`` for a new report (0023): the id is looked up in ``report_ids`` (one
+primary-key probe; written with each stored report), and the (device, sequence) lookup,
+which probes every monthly partition, runs only for a sequence at or below the device's
+``stored_sequence_max`` (history and replays). The report's
 facts and results segments (server/report_pack.py) go to ``report_blobs`` (ON CONFLICT DO
 NOTHING: stored once per month), only for reports stored. The latest results
 (``device_checks``) and the report's local day (``device_days``, in the Store's time zone) are written in the same
@@ -35,25 +39,39 @@ _REPORT_COLUMNS = ("report_id", "device_id", "sequence", "generated_at", "receiv
                    "policy_id", "policy_version", "body", "signature")
 _REPORT_VALUES = ("report_id", "device_id", "sequence", "generated_at", "received_at", "verdict",
                   "policy_id", "policy_version", "body", "signature")
-_STATE_SET = ("last_sequence = {sequence}, last_report_id = {report_id}, verdict = {verdict}, "
+# Each stored report raises its device's highest stored sequence (never lowers it).
+_RAISE_MAX = ("stored_sequence_max = CASE WHEN device_state.stored_sequence_max < {sequence} THEN {sequence} "
+              "ELSE device_state.stored_sequence_max END")
+_STATE_SET = ("last_sequence = {sequence}, " + _RAISE_MAX + ", last_report_id = {report_id}, verdict = {verdict}, "
               "policy_id = {policy_id}, policy_version = {policy_version}, policy_sha256 = {policy_sha256}, "
               "agent_version = {agent_version}, "
               "generated_at = {generated_at}, received_at = {received_at}, failing_required = {failing_required}")
 _ACTIVE_WITH_KEY = ("EXISTS (SELECT 1 FROM devices WHERE devices.id = {device_id} AND devices.revoked_at IS NULL "
                     "AND devices.current_keyid = {kid})")
 # A report older than the latest state (lower sequence or earlier generated_at) does not
-# advance it: the store keeps it as history (store_history).
-_NOT_STORED = ("NOT EXISTS (SELECT 1 FROM reports WHERE reports.report_id = {report_id}) "
-               "AND NOT EXISTS (SELECT 1 FROM reports WHERE reports.device_id = {device_id} "
-               "AND reports.sequence = {sequence})")
+# advance it: the store keeps it as history (store_history). "Not stored yet": its id is
+# not in report_ids, and its sequence is above the highest stored for the device or not
+# found in reports (evaluated in that order: OR stops at the first arm that holds).
+# ``{stored_max}`` is that highest sequence, as the statement can read it.
+_NOT_STORED = ("NOT EXISTS (SELECT 1 FROM report_ids WHERE report_ids.report_id = {report_id}) "
+               "AND ({sequence} > {stored_max} OR NOT EXISTS (SELECT 1 FROM reports "
+               "WHERE reports.device_id = {device_id} AND reports.sequence = {sequence}))")
 _STATE_WHERE = ("device_state.device_id = {device_id} AND device_state.last_sequence < {sequence} "
                 "AND (device_state.generated_at IS NULL OR device_state.generated_at <= {generated_at}) "
                 "AND " + _ACTIVE_WITH_KEY + " AND " + _NOT_STORED)
-_NAMES = set(_REPORT_VALUES) | {"kid", "policy_sha256", "agent_version", "failing_required", "day", "ready_strict"}
+_STORED_MAX_OF = "(SELECT s.stored_sequence_max FROM device_state s WHERE s.device_id = {device_id})"
+_NAMES = set(_REPORT_VALUES) | {"kid", "policy_sha256", "agent_version", "failing_required", "day", "ready_strict",
+                                 "month"}
 
 
-def _fill(template: str, marks: dict[str, str]) -> str:
-    return template.format(**marks)
+def _fill(template: str, marks: dict[str, str], stored_max: str = "device_state.stored_sequence_max") -> str:
+    """``template`` with each column's mark; ``stored_max`` as the statement reads the device's
+    highest stored sequence (device_state's row in an UPDATE of it, else a subquery)."""
+    return template.format(stored_max=stored_max, **marks)
+
+
+def _history_fill(template: str, marks: dict[str, str]) -> str:
+    return _fill(template, marks, _STORED_MAX_OF.format(**marks))
 
 
 # ------------------------------------------------------------------ failing since, grace (0012)
@@ -122,7 +140,7 @@ _PG_REPORT_TYPES = {
     "device_id": "text", "kid": "text", "sequence": "bigint", "report_id": "text", "verdict": "text",
     "policy_id": "text", "policy_version": "text", "policy_sha256": "text", "agent_version": "text",
     "generated_at": "timestamptz", "received_at": "timestamptz", "body": "bytea", "signature": "bytea",
-    "day": "date", "ready_strict": "boolean", "failing_required": "text", "late": "boolean",
+    "month": "date", "day": "date", "ready_strict": "boolean", "failing_required": "text", "late": "boolean",
 }
 _PG_CHECK_TYPES = {"device_id": "text", "check_id": "text", "severity": "text", "status": "text",
                    "failing_since": "timestamptz", "due_until": "timestamptz"}
@@ -139,6 +157,12 @@ _PG_ROWS = (_unnest("r_", _PG_REPORT_TYPES, "b") + _unnest("c_", _PG_CHECK_TYPES
             + _unnest("s_", _PG_BLOB_TYPES, "bl"))
 _B = {n: f"b.{n}" for n in _NAMES}
 _ADVANCED = "b JOIN advanced a ON a.device_id = b.device_id JOIN devices d ON d.id = b.device_id"
+
+
+def _ids_of(keys: str) -> str:
+    """The CTE recording the ids of the reports of the devices in CTE ``keys`` (report_ids)."""
+    return ("ids AS (INSERT INTO report_ids (report_id, month) SELECT b.report_id, b.month FROM b "
+            f"JOIN {keys} k ON k.device_id = b.device_id), ")
 
 
 def _blobs_of(keys: str) -> str:
@@ -175,7 +199,7 @@ BATCH_SQL_PG = (
     "device_state.due_until, device_state.failing_hard), "
     "stored AS (INSERT INTO reports (" + ", ".join(_REPORT_COLUMNS) + ") SELECT "
     + ", ".join(_B[v] for v in _REPORT_VALUES) + " FROM " + _ADVANCED + " RETURNING reports.device_id), "
-    + _blobs_of("advanced") +
+    + _ids_of("advanced") + _blobs_of("advanced") +
     # The previous rows this report no longer has (MATERIALIZED: found among the batch's rows
     # alone, before the join with ``advanced``, whose estimate of one row would make it a loop).
     "dropped AS MATERIALIZED (SELECT p.device_id, p.check_id FROM prev p WHERE NOT EXISTS "
@@ -239,6 +263,7 @@ _N = {n: f":{n}" for n in _NAMES}
 _ADVANCE_SQLITE = "UPDATE device_state SET " + _fill(_STATE_SET, _N) + " WHERE " + _fill(_STATE_WHERE, _N)
 _INSERT_SQLITE = ("INSERT INTO reports (" + ", ".join(_REPORT_COLUMNS) + ") VALUES ("
                   + ", ".join(f":{v}" for v in _REPORT_VALUES) + ")")
+_INSERT_ID_SQLITE = "INSERT INTO report_ids (report_id, month) VALUES (:report_id, :month)"
 _DELETE_CHECKS_SQLITE = ("DELETE FROM device_checks WHERE device_id = :device_id AND check_id NOT IN "
                          "(SELECT value FROM json_each(:check_ids))")
 _UPSERT_CHECK_SQLITE = _UPSERT_CHECK.format(rows="VALUES (?, ?, ?, ?, ?, ?)", distinct="IS NOT")
@@ -267,7 +292,8 @@ def _sqlite_time_or_none(t: Any) -> str | None:
 
 def _sqlite_params(it: dict[str, Any]) -> dict[str, Any]:
     return {**it, "generated_at": _sqlite_time(it["generated_at"]), "received_at": _sqlite_time(it["received_at"]),
-            "day": it["day"].isoformat(), "ready_strict": 1 if it["ready_strict"] else 0}
+            "day": it["day"].isoformat(), "month": it["month"].isoformat(),
+            "ready_strict": 1 if it["ready_strict"] else 0}
 
 
 def _store_blobs_sqlite(conn: Connection, it: dict[str, Any]) -> None:
@@ -284,6 +310,7 @@ def store_batch_sqlite(conn: Connection, items: Sequence[dict[str, Any]]) -> lis
             out.append(False)
             continue
         conn.exec_driver_sql(_INSERT_SQLITE, params)
+        conn.exec_driver_sql(_INSERT_ID_SQLITE, params)
         _store_blobs_sqlite(conn, it)
         conn.exec_driver_sql(_DELETE_CHECKS_SQLITE, {"device_id": it["device_id"], "check_ids": json.dumps(
             [c["check_id"] for c in it["check_list"]])})
@@ -306,21 +333,27 @@ def store_batch_sqlite(conn: Connection, items: Sequence[dict[str, Any]]) -> lis
 # day has no row yet, ``device_days`` (the trend); device_state and device_checks stay.
 _HISTORY = ("INSERT INTO reports (" + ", ".join(_REPORT_COLUMNS) + ") SELECT "
             + ", ".join("{" + v + "}" for v in _REPORT_VALUES) + " WHERE " + _ACTIVE_WITH_KEY + " AND " + _NOT_STORED)
+# ... and raises the device's highest stored sequence where it is above (a report can be
+# history by its earlier generated_at with a sequence above the latest state's).
+_HISTORY_MAX = ("UPDATE device_state SET stored_sequence_max = {sequence} {source} WHERE "
+                "device_state.device_id = {device_id} AND device_state.stored_sequence_max < {sequence}")
 # The day row of a report stored as history keeps no grace (its failing checks count as
 # without): its run is not known without reading history.
 _HISTORY_DAY = ("INSERT INTO device_days (device_id, day, ready_strict, failing_required, unit_id, failing_hard) "
                 "VALUES ({device_id}, {day}, {ready_strict}, {failing_required}, "
                 "(SELECT unit_id FROM devices WHERE id = {device_id}), {failing_required}) "
                 "ON CONFLICT (device_id, day) DO NOTHING")
-_HISTORY_SQLITE, _HISTORY_DAY_SQLITE = _fill(_HISTORY, _N), _fill(_HISTORY_DAY, _N)
+_HISTORY_SQLITE, _HISTORY_DAY_SQLITE = _history_fill(_HISTORY, _N), _fill(_HISTORY_DAY, _N)
+_HISTORY_MAX_SQLITE = _HISTORY_MAX.format(source="", **_N)
 _STORED = "b JOIN stored s ON s.device_id = b.device_id JOIN devices d ON d.id = b.device_id"
 # PostgreSQL: the same as one statement over the batch form (its typed arrays).
 HISTORY_SQL_PG = (
     "WITH " + _PG_ROWS +
     "stored AS (INSERT INTO reports (" + ", ".join(_REPORT_COLUMNS) + ") SELECT "
     + ", ".join(_B[v] for v in _REPORT_VALUES) + " FROM b WHERE " + _fill(_ACTIVE_WITH_KEY, _B)
-    + " AND " + _fill(_NOT_STORED, _B) + " RETURNING reports.device_id), "
-    + _blobs_of("stored") +
+    + " AND " + _history_fill(_NOT_STORED, _B) + " RETURNING reports.device_id), "
+    + _ids_of("stored") + _blobs_of("stored") +
+    "high AS (" + _HISTORY_MAX.format(source="FROM b JOIN stored s ON s.device_id = b.device_id", **_B) + "), "
     "day_row AS (INSERT INTO device_days (device_id, day, ready_strict, failing_required, unit_id, failing_hard) "
     "SELECT b.device_id, b.day, b.ready_strict, b.failing_required, d.unit_id, b.failing_required FROM "
     + _STORED + " "
@@ -347,6 +380,8 @@ def store_history(conn: Connection, item: dict[str, Any]) -> bool:
     params = _sqlite_params(item)
     if conn.exec_driver_sql(_HISTORY_SQLITE, params).rowcount != 1:
         return False
+    conn.exec_driver_sql(_INSERT_ID_SQLITE, params)
+    conn.exec_driver_sql(_HISTORY_MAX_SQLITE, params)
     _store_blobs_sqlite(conn, item)
     conn.exec_driver_sql(_HISTORY_DAY_SQLITE, params)
     if item["late"]:

@@ -5,6 +5,7 @@ Full signed reports (``reports`` with their ``report_blobs``) are kept for
 daily state history (``device_days``, the trend) for ``days_years`` years. On PostgreSQL
 a month past the limit is dropped as whole partitions (instant, nothing left to vacuum),
 and rows in the default partitions are deleted; on SQLite the same rows are deleted. The
+ids of the reports removed go from ``report_ids`` in the same transaction. The
 latest state of each device (``device_state``, ``device_checks``) is never removed.
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Engine
 
 from server import partitions
-from server.db import device_days, report_blobs, reports, retention_state, units, utc
+from server.db import device_days, report_blobs, report_ids, reports, retention_state, units, utc
 from server.readiness.state import compact_groups
 
 ENV_REPORTS = "AUDITAGENT_RETAIN_REPORTS_MONTHS"
@@ -86,6 +87,9 @@ def apply(engine: Engine, retention: Retention, today: dt.date) -> Applied:
         # What is left past the limit (the default partitions; all of it on SQLite).
         n_reports = conn.execute(delete(reports).where(reports.c.received_at < start)).rowcount
         n_blobs = conn.execute(delete(report_blobs).where(report_blobs.c.month < keep_reports)).rowcount
+        # The ids of the months gone, in step with their reports: ingest's "already stored?"
+        # answers as if they had never been stored (server/report_write.py).
+        conn.execute(delete(report_ids).where(report_ids.c.month < keep_reports))
         n_days = conn.execute(delete(device_days).where(device_days.c.day < keep_days)).rowcount
         if n_days:  # the units' cached trend days are redone (server/readiness/trend.py)
             conn.execute(update(units).values(history_version=units.c.history_version + 1))

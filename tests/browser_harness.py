@@ -20,15 +20,37 @@ needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} m
                                                                   "(.ci/apt-packages.txt installs it in CI)")
 
 
+# Playwright's own bounds (30 s to launch, to load a page, to click) are hang guards that a
+# loaded 2-core machine, Chromium and a collector subprocess sharing it, can reach in a sound
+# test; generous ones instead (a page that never comes still fails, with Playwright's message).
+TIMEOUT_MS = 180_000
+
+
+class _Browser:
+    """The launched browser; each context it makes waits up to TIMEOUT_MS."""
+
+    def __init__(self, browser: Any) -> None:
+        self._browser = browser
+
+    def new_context(self, **options: Any) -> Any:
+        context = self._browser.new_context(**options)
+        context.set_default_timeout(TIMEOUT_MS)
+        context.set_default_navigation_timeout(TIMEOUT_MS)
+        return context
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._browser, name)
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} missing (.ci/apt-packages.txt installs chromium)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extra has it)")
     with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True)
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True, timeout=TIMEOUT_MS)
         try:
-            yield b
+            yield _Browser(b)
         finally:
             b.close()
 

@@ -204,9 +204,13 @@ class Collector:
     def log_path(self) -> Path:
         return self.workdir / f"collector-{self.port}.log"
 
-    def start(self, timeout: float = 60.0, port: int | None = None) -> "Collector":
+    def start(self, timeout: float = 300.0, port: int | None = None) -> "Collector":
         """Start on a free port (or on ``port``, which the caller chose first because
-        something else must know it in advance, e.g. an OpenID provider's redirect URI)."""
+        something else must know it in advance, e.g. an OpenID provider's redirect URI).
+
+        ``timeout`` only bounds a start that hangs: a collector that exits fails at once
+        (the loop polls the process). At load 15+ on a 2-core machine a single-worker
+        collector was seen to need more than 60 s to import, migrate and answer."""
         import httpx
 
         last_err = ""
@@ -225,7 +229,9 @@ class Collector:
                 if self.proc.poll() is not None:
                     break
                 try:
-                    r = httpx.get(self.url + "/healthz", verify=verify, timeout=2)
+                    # Each try may wait long: at load 20+ a collector still warming up took more
+                    # than 2 s per answer, and a 2 s client gave up on every one of them.
+                    r = httpx.get(self.url + "/healthz", verify=verify, timeout=30)
                     if r.status_code == 200:
                         return self
                 except httpx.HTTPError as exc:
@@ -233,7 +239,9 @@ class Collector:
                 time.sleep(0.1)
             self.stop()
             out = self.log_path.read_text(errors="replace")[-4000:]
-            if "address already in use" not in out.lower():
+            # Taken between free_port() and the bind: serve's own check says "the port is in
+            # use"; uvicorn, if it lost the race after that check, "address already in use".
+            if not any(says in out.lower() for says in ("address already in use", "the port is in use")):
                 raise RuntimeError(f"collector did not become healthy ({last_err}); log:\n{out}")
         raise RuntimeError("collector could not bind a free port")
 

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+from alembic import command
 from sqlalchemy import text
 
 from auditagent import report as wire
+from server import migrate
 
 
 def insert_unit_and_device(conn, device_id: str, key, *, created: dt.datetime, enrolled: dt.datetime) -> None:
@@ -16,3 +18,12 @@ def insert_unit_and_device(conn, device_id: str, key, *, created: dt.datetime, e
                       "public_key, enrolled_at) VALUES (:d, 1, 'laptop-1', '0.1.0', :k, :pk, :t)"),
                  {"d": device_id, "k": wire.keyid(key.public_key()), "pk": wire.raw_public_bytes(key.public_key()),
                   "t": enrolled})
+
+
+def downgrade(engine, revision: str) -> None:
+    """Alembic's downgrade to ``revision`` on ``engine``'s database."""
+    with engine.connect() as conn:
+        cfg = migrate.alembic_config()
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)
+        conn.commit()

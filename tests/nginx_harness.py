@@ -67,12 +67,13 @@ def running_nginx(prefix: Path, site: str, *, wait_port: int, site_name: str = "
     with open(prefix / "logs" / "stderr.log", "wb") as err:
         proc = subprocess.Popen([NGINX, "-p", str(prefix), "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=err)
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + 120  # generous for a loaded machine; an nginx that exits fails at once
+        while True:
             with socket.socket() as s:
                 if s.connect_ex(("127.0.0.1", wait_port)) == 0:
                     break
             assert proc.poll() is None, (prefix / "logs" / "error.log").read_text()
+            assert time.monotonic() < deadline, f"nginx did not listen on 127.0.0.1:{wait_port}"
             time.sleep(0.1)
         yield prefix
     finally:

@@ -18,8 +18,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from auditagent import report as wire
 from auditagent import tls_request
 from server.readiness_ca import MAX_LIFETIME, ReadinessCA, certificate_device_id, init_ca
-
-pytestmark = pytest.mark.timeout(300)
 LIFETIME = dt.timedelta(hours=2)
 
 

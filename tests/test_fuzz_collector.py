@@ -31,7 +31,7 @@ from server.store import ApiError
 
 EXAMPLES = int(os.environ.get("AUDITAGENT_FUZZ_EXAMPLES", "25"))
 # The suite's 300 s per test would cut a long run short: up to a second a case (a busy machine).
-pytestmark = pytest.mark.timeout(max(300, 60 + EXAMPLES))
+pytestmark = pytest.mark.timeout(max(900, 60 + EXAMPLES))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                        HealthCheck.data_too_large])

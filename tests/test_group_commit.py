@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -114,7 +115,7 @@ def test_a_conflict_in_a_batch_refuses_only_its_own_report(store):
     blocker = Device(store, "blocker2")
     a, b, c, d = (Device(store, f"dev-{i}") for i in range(4))
     assert outcome(store, a.report(1)) == 201
-    shared_id = "7a1f3c52-0000-4000-8000-000000000001"
+    shared_id = str(uuid.uuid4())  # new in this module's store each time the test runs
     results = queue_behind_lock(store, blocker, [
         a.report(1),                       # a replayed sequence (new content): refused
         b.report(1, report_id=shared_id),  # two devices claim one report id in the same batch:

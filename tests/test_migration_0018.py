@@ -10,13 +10,12 @@ import datetime as dt
 import uuid
 
 import pytest
-from alembic import command
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import inspect, select, text
 
 from auditagent import report as wire
 from collector_fixtures import fresh_pg_database, pg_base_url
-from migration_rows import insert_unit_and_device
+from migration_rows import downgrade, insert_unit_and_device
 from server import migrate, report_pack
 from server.db import as_date, make_engine, reports, utc
 from server.partitions import month_of
@@ -70,14 +69,6 @@ def _at_0017(engine, *, stored_keyid: str | None = None) -> tuple[str, Ed25519Pr
     return device_id, key, envs
 
 
-def _downgrade(engine, revision: str) -> None:
-    with engine.connect() as conn:
-        cfg = migrate.alembic_config()
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, revision)
-        conn.commit()
-
-
 def test_upgrade_drops_derivable_columns_and_downgrade_restores_them(collector_db_url):
     engine = make_engine(collector_db_url, pool_size=1, max_overflow=0)
     try:
@@ -117,7 +108,7 @@ def test_upgrade_drops_derivable_columns_and_downgrade_restores_them(collector_d
             last = conn.execute(select(*SIGNED_COLUMNS).where(reports.c.sequence == 4)).one()
             assert envelope_of(conn, last) == body.decode()
             assert bytes(last.body)[0] == 2 and all(bytes(r.body)[0] == 1 for r in rows)  # new layout; old kept
-        _downgrade(engine, "0017")
+        downgrade(engine, "0017")
         with engine.connect() as conn:
             back = conn.execute(text("SELECT sequence, keyid, policy_sha256, body, received_at FROM reports "
                                      "ORDER BY sequence")).all()

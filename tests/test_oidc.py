@@ -69,10 +69,10 @@ def sso(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     op = subprocess.Popen([node, str(PROVIDER_DIR / "provider.mjs")], cwd=PROVIDER_DIR, env=env, stdout=log,
                           stderr=subprocess.STDOUT)
     log.close()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 180  # node loading oidc-provider on a loaded 2-core machine; a crash fails at once
     while time.monotonic() < deadline:
         try:
-            if httpx.get(issuer + "/.well-known/openid-configuration", timeout=2).status_code == 200:
+            if httpx.get(issuer + "/.well-known/openid-configuration", timeout=30).status_code == 200:
                 break
         except httpx.HTTPError:
             time.sleep(0.2)

@@ -43,7 +43,7 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("dpkg-deb") is None or shutil.which("dpkg") is None,
                        reason="needs dpkg and dpkg-deb (a Debian or Ubuntu machine)"),
     pytest.mark.skipif(not Path("/usr/bin/python3").exists(), reason="needs the system's /usr/bin/python3"),
-    pytest.mark.timeout(600),
+    pytest.mark.timeout(900),
 ]
 
 

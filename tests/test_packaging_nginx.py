@@ -20,7 +20,7 @@ from nginx_harness import adapt, needs_nginx, running_nginx
 
 CONF = REPO / "packaging" / "collector" / "nginx-auditagent.conf"
 
-pytestmark = [needs_nginx, pytest.mark.timeout(300)]
+pytestmark = [needs_nginx]
 
 
 def adapt_site(conf: str, *, https: int, http: int, upstream: int, cert: Path, key: Path) -> str:

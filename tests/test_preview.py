@@ -104,7 +104,7 @@ def test_preview_start_login_stop_start_keeps_data(tmp_path: Path) -> None:
     assert f"port {wanted} on 127.0.0.1 cannot be used (the port is in use); using port {port} instead" in log.read_text()
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: httpx.get(base + "/healthz", timeout=2).status_code == 200, "/healthz", proc, log)
+        wait_for(lambda: httpx.get(base + "/healthz", timeout=30).status_code == 200, "/healthz", proc, log)
         wait_for(lambda: "Log in:" in log.read_text(errors="replace"), "the printed login", proc, log)
         user, password = printed_login(log)
         login_file = data / "login.txt"
@@ -145,7 +145,7 @@ def test_preview_start_login_stop_start_keeps_data(tmp_path: Path) -> None:
     proc = start(data, wanted, log)
     base = f"http://127.0.0.1:{wanted}"
     try:
-        wait_for(lambda: httpx.get(base + "/healthz", timeout=2).status_code == 200, "/healthz again", proc, log)
+        wait_for(lambda: httpx.get(base + "/healthz", timeout=30).status_code == 200, "/healthz again", proc, log)
         wait_for(lambda: log.read_text(errors="replace").count("Log in:") == 2, "the login again", proc, log)
         assert log.read_text().count("simulating") == 1
         assert printed_login(log) == (user, password)

@@ -76,7 +76,8 @@ def script(cmds: list[str], port: int) -> str:
         lines.append(f"echo '@@@ {i}'; echo '@@@ {i}' >&2")
         if words(cmd)[:2] == ["auditagent-collector", "serve"]:
             lines.append(f"{without_comment(cmd)} > serve.log 2>&1 & echo $! > serve.pid")
-            lines.append(f"for _ in $(seq 240); do (echo > /dev/tcp/127.0.0.1/{port}) 2>/dev/null && break; "
+            # Up to 300 s for serve to listen (a loaded 2-core machine); a serve that never does fails here.
+            lines.append(f"for _ in $(seq 600); do (echo > /dev/tcp/127.0.0.1/{port}) 2>/dev/null && break; "
                          "sleep 0.5; done; (echo > /dev/tcp/127.0.0.1/%d) 2>/dev/null" % port)
         else:
             lines.append(cmd)

@@ -15,7 +15,10 @@ from server.cli import WORKER_HEALTHCHECK_SECONDS
 
 
 def test_two_workers_store_each_report_once(collector_db_url, tmp_path):
-    c = start_collector(collector_db_url, tmp_path / "workers", extra_args=("--workers", "2"))
+    # A generous health-check bound: at load 15+ a worker still importing can miss the 30 s
+    # default, and the supervisor then kills it with this test's requests in flight.
+    c = start_collector(collector_db_url, tmp_path / "workers",
+                        extra_args=("--workers", "2", "--worker-healthcheck-timeout", "300"))
     try:
         workers = [p for p in psutil.Process(c.proc.pid).children(recursive=True) if "python" in p.name()]
         assert len(workers) >= 2, workers
@@ -69,9 +72,20 @@ def test_the_worker_health_check_timeout_reaches_uvicorn(monkeypatch, tmp_path, 
     assert WORKER_HEALTHCHECK_SECONDS > 5  # above uvicorn's own default, the cause of the kills
 
 
-def test_a_worker_health_check_timeout_below_one_second_is_refused(tmp_path, capsys):
-    from server import cli
+@pytest.mark.parametrize("argv, says", [
+    (("--workers", "2", "--worker-healthcheck-timeout", "0"), "--worker-healthcheck-timeout must be at least 1"),
+    (("--tls-cert", "c.pem"), "--tls-key go together"),
+    (("--insecure-cookies", "--host", "0.0.0.0"), "--insecure-cookies is only for plain http"),
+    (("--workers", "2", "--metrics-listen", "127.0.0.1:0"), "need --workers 1"),
+])
+def test_a_wrong_serve_command_line_is_refused_before_any_work(monkeypatch, tmp_path, capsys, argv, says):
+    """Judged from the arguments alone: refused (exit 2, one line) before uvicorn is
+    checked or the database is created and migrated."""
+    from server import cli, http_server
 
-    assert cli.main(["serve", "--db", f"sqlite:///{tmp_path / 'c.db'}", "--port", "0", "--workers", "2",
-                     "--worker-healthcheck-timeout", "0"]) == 2
-    assert "--worker-healthcheck-timeout must be at least 1" in capsys.readouterr().err
+    checked = []
+    monkeypatch.setattr(http_server, "check_uvicorn_hooks", lambda *a: checked.append(a))
+    db = tmp_path / "c.db"
+    assert cli.main(["serve", "--db", f"sqlite:///{db}", "--port", "0", *argv]) == 2
+    assert says in capsys.readouterr().err
+    assert not checked and not db.exists()
