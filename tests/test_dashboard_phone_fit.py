@@ -29,6 +29,15 @@ TEAM = UNIT + "/Familieafdelingens Myndighedsbehandlingsteam Nordvest"
 LONG_HOST = "SOCIALFORVALTNINGEN-BOERNEOGUNGDOMSRAADGIVNINGEN-FAMILIE-LAPTOP"  # 63, the DNS label limit
 # A fully qualified name: no browser breaks at its dots by itself.
 FQDN_HOST = "familieafdelingen-laptop0042.socialforvaltningen.kommune.koebenhavn.dk"
+# A Swedish and a Danish unit path of three levels, each with long fully qualified host
+# names: their tables (sub-units, failing checks, devices, the committee report's) hold
+# the longest words and names a phone has to show whole.
+SV_UNIT = "Socialförvaltningen/Individ- och familjeomsorgen"
+SV_TEAM = SV_UNIT + "/Mottagningsgruppen för nyansökningar"
+SV_HOST = "mottagningsgruppen-laptop0017.individochfamiljeomsorgen.socialforvaltningen.stockholm.se"
+DA_UNIT = "Beskæftigelsesforvaltningen/Jobcenter København"
+DA_TEAM = DA_UNIT + "/Ydelseskontrollens Sagsbehandlingsgruppe"
+DA_HOST = "jobcenter-koebenhavn-laptop0113.ydelseskontrollen.beskaeftigelsesforvaltningen.kk.dk"
 LOCALES = {"sv": "sv-SE", "da": "da-DK", "en": "en-GB"}
 WIDTHS = (390, 768, 1366)
 
@@ -50,6 +59,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     add_device(store, TEAM, LONG_HOST[:-1] + "2", platform="macos", idle_seconds=1800, seed=42)
     add_device(store, UNIT, LONG_HOST[:-1] + "3", seed=43, now=now - dt.timedelta(days=9))  # stale
     fqdn = add_device(store, TEAM, FQDN_HOST, seed=44)
+    for k, (unit, team, host) in enumerate(((SV_UNIT, SV_TEAM, SV_HOST), (DA_UNIT, DA_TEAM, DA_HOST))):
+        add_device(store, team, host, idle_seconds=900, private_cloud="dropbox", seed=50 + k)
+        add_device(store, team, host.replace("laptop", "tablet"), encrypted_from=None, seed=52 + k)
+        add_device(store, team, host.replace("laptop", "desktop"), seed=54 + k,
+                   now=now - dt.timedelta(days=12))  # stale: in the report's silent list
+        add_device(store, unit, host.split(".", 1)[0] + "-reserve." + host.split(".", 1)[1], seed=56 + k)
     with store.engine.begin() as conn:
         officer = auth.create_user(conn, username=OFFICER, role="security_officer", password=PASSWORD, lang="en")
         rd.grant_exception(conn, officer, check_id="screen-lock", device_id=failing, now=now,
@@ -57,6 +72,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
                            justification="Skærmlåsindstillingerne administreres centralt via Intune-"
                                          "konfigurationsprofilen; ændringsanmodningsnummer CHG0012345678901")
         ids = {r.path: r.id for r in conn.execute(units.select())}
+        rd.grant_exception(conn, officer, check_id="cloud-storage", unit_id=ids[SV_TEAM], now=now,
+                           expires_at=now + dt.timedelta(days=60),
+                           justification="Mottagningsgruppens samverkansyta med Försäkringskassan "
+                                         "ersätts under våren; beslut i informationssäkerhetsrådet.")
     store.engine.dispose()
     collector = start_collector(db_url, work / "run", extra_args=("--insecure-cookies",))
     collector.paths = {  # type: ignore[attr-defined]
@@ -67,6 +86,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         "device-fqdn": f"/devices/{fqdn}",
         "exceptions": "/exceptions",
         "report": f"/units/{ids[UNIT]}/report",
+        "unit-sv": f"/units/{ids[SV_UNIT.split('/')[0]]}",
+        "unit-sv-team": f"/units/{ids[SV_TEAM]}",
+        "report-sv": f"/units/{ids[SV_UNIT]}/report",
+        "unit-da": f"/units/{ids[DA_UNIT]}",
+        "report-da": f"/units/{ids[DA_UNIT.split('/')[0]]}/report",
         "audit": "/audit",
         "subscriptions": "/subscriptions",
     }
@@ -148,12 +172,14 @@ def test_no_page_scrolls_sideways(site: Any, browser: Any, lang: str, width: int
         assert wide == {}, (lang, width, wide)
 
 
-# Each line break inside a page's headings, read from the rendered text (one Range per
-# character: a new line starts where a character's box moves down). A break is right at a
-# space or after a separator; inside a run of letters only when that run alone is wider
-# than the heading, or where the browser hyphenates (a hyphen shows; Debian's Chromium has
-# no hyphenation dictionaries, so here it never does).
-HEADING_BREAKS = r"""(seps) => {
+# Each line break inside the elements ``selector`` finds, read from the rendered text (one
+# Range per character: a new line starts where a character's box moves down). A break is
+# right at a space or after a separator; inside a run of letters only when that run alone
+# is wider than the line it could have (``room``: the element's own width for a heading,
+# the width of the page's main column for a table cell, as a cell may be as wide as the
+# screen allows), or, where ``hyphens`` allows it, where the browser hyphenates (a hyphen
+# shows; Debian's Chromium has no hyphenation dictionaries, so here it never does).
+LINE_BREAKS = r"""({selector, seps, room, hyphens, names}) => {
   const lang = document.documentElement.lang;
   const probe = document.createElement('div');
   probe.lang = lang;
@@ -164,12 +190,22 @@ HEADING_BREAKS = r"""(seps) => {
   probe.style.hyphens = 'none'; const whole = probe.getBoundingClientRect().height;
   probe.style.hyphens = 'auto'; const hyphenates = probe.getBoundingClientRect().height > whole;
   probe.remove();
+  const main = document.querySelector('main'), ms = getComputedStyle(main);
+  const column = main.clientWidth - parseFloat(ms.paddingLeft) - parseFloat(ms.paddingRight);
   const sep = c => seps.includes(c), space = c => /\s/.test(c);
   const found = [];
-  let titleLines = 0;
-  for (const h of document.querySelectorAll('main h1, main h2')) {
+  let titleLines = 0, wrapped = 0, elements = 0;
+  let elements_ = [...document.querySelectorAll(selector)];
+  // Cells holding one of ``names`` as text (without a link to it) are read too.
+  if (names) elements_ = elements_.concat([...document.querySelectorAll('main td')].filter(td =>
+    names.some(n => td.innerText.includes(n)) && !elements_.some(e => td.contains(e) || e.contains(td))));
+  // A cell and the link in it are one name: read the innermost.
+  elements_ = elements_.filter(e => !elements_.some(o => o !== e && e.contains(o)));
+  for (const h of elements_) {
+    if (!h.checkVisibility()) continue;  // not shown at this width
+    elements++;
     const cs = getComputedStyle(h);
-    const room = h.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
+    const line = room === 'own' ? h.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight) : column;
     const chars = [], r = document.createRange(), walk = document.createTreeWalker(h, NodeFilter.SHOW_TEXT);
     for (let n; (n = walk.nextNode());)
       for (let i = 0; i < n.length; i++) {
@@ -189,16 +225,18 @@ HEADING_BREAKS = r"""(seps) => {
       while (a > 0 && !space(chars[a - 1].c) && !sep(chars[a - 1].c)) a--;
       while (b < chars.length && !space(chars[b].c) && !sep(chars[b].c)) b++;
       const width = chars.slice(a, b).reduce((s, x) => s + x.w, 0);
-      if (width > room + 0.5) continue;  // wider than the line on its own: nothing better exists
-      if (hyphenates && chars[k - 1].hyphens === 'auto') continue;
+      if (width > line + 0.5) continue;  // wider than the line on its own: nothing better exists
+      if (hyphens && hyphenates && chars[k - 1].hyphens === 'auto') continue;
       const text = chars.map(x => x.c).join('');
-      found.push({heading: text, at: text.slice(Math.max(0, k - 12), k) + '|' + text.slice(k, k + 12),
-                  run_px: Math.round(width), room_px: Math.round(room)});
+      found.push({text, at: text.slice(Math.max(0, k - 12), k) + '|' + text.slice(k, k + 12),
+                  run_px: Math.round(width), room_px: Math.round(line)});
     }
+    wrapped += lines > 1;
     if (h.matches('h1')) titleLines += lines;
   }
-  return {found, lines: titleLines, hyphenates};
+  return {found, lines: titleLines, wrapped, elements, hyphenates};
 }"""
+HEADINGS = {"selector": "main h1, main h2", "seps": "-._/", "room": "own", "hyphens": True}
 HEADING_PAGES = ("unit", "team", "device", "device-fqdn", "report")
 
 
@@ -209,7 +247,7 @@ def test_headings_break_at_spaces_and_separators(site: Any, browser: Any, lang: 
         for name in HEADING_PAGES:
             response = page.goto(f"{site.url}{site.paths[name]}?lang={lang}")
             assert response is not None and response.status == 200, (name, response and response.status)
-            m = page.evaluate(HEADING_BREAKS, "-._/")
+            m = page.evaluate(LINE_BREAKS, HEADINGS)
             wrapped += m["lines"] > 1
             if m["found"]:
                 bad[name] = m["found"]
@@ -225,3 +263,71 @@ def test_headings_break_at_spaces_and_separators(site: Any, browser: Any, lang: 
         assert hyphens == {"unit": "auto", "team": "auto", "report": "auto",
                            "device": "manual", "device-fqdn": "manual"}
         assert hosts == {"device": LONG_HOST, "device-fqdn": FQDN_HOST}
+
+
+# Every table of a page: the elements in it that reach past the viewport's edges (what a
+# phone would scroll to), how far each table scrolls inside its own box, each number and
+# status (where it is), and how its rows are laid out. The column heads a stacked table
+# keeps for screen readers (moved off screen, 1 px) are left out.
+TABLE_FIT = """() => {
+  const w = window.innerWidth;
+  const hidden = e => { const head = e.closest('thead'); return head && getComputedStyle(head).position === 'absolute'; };
+  const shown = e => e.checkVisibility() && !hidden(e);
+  const tables = [...document.querySelectorAll('main table')].filter(shown);
+  const where = e => { const r = e.getBoundingClientRect(); return {left: r.left, right: r.right}; };
+  return tables.map(t => ({
+    table: t.id || t.className || t.tagName,
+    scrolls: t.scrollWidth - t.clientWidth,
+    rows: [...new Set([...t.rows].filter(shown).map(r => getComputedStyle(r).display))],
+    head: t.tHead ? !hidden(t.tHead.rows[0]) : null,
+    out: [t, ...t.querySelectorAll('*')].filter(shown).filter(e => e.getBoundingClientRect().width > 0)
+      .map(e => ({e: e.tagName + (e.className ? '.' + e.className : ''), text: e.innerText.slice(0, 40), ...where(e)}))
+      .filter(b => b.left < -0.5 || b.right > w + 0.5).slice(0, 4),
+    values: [...t.querySelectorAll('td.num, td .badge, td .pct')].filter(shown)
+      .map(e => ({text: e.innerText.trim(), ...where(e)})),
+  }));
+}"""
+TABLE_PAGES = ("overview", "unit", "team", "unit-sv", "unit-sv-team", "unit-da", "report", "report-sv",
+               "report-da", "device", "device-fqdn")
+# The names a table holds: unit names (each level of a path) and host names, found by the
+# link to them or by their text (a report's cells hold names without links).
+NAMES = sorted({part for path in (TEAM, SV_TEAM, DA_TEAM) for part in path.split("/")}
+               | {LONG_HOST, FQDN_HOST, SV_HOST, DA_HOST})
+NAME_CELLS = {"selector": 'main td a[href^="/units/"]:not(.clip), main td a[href^="/devices/"], main td.name',
+              "seps": "-._/", "room": "main", "hyphens": False, "names": NAMES}
+
+
+@pytest.mark.parametrize("lang", ["sv", "da", "en"])
+@pytest.mark.parametrize("width", (390, 1366))
+def test_tables_read_whole_on_a_phone(site: Any, browser: Any, lang: str, width: int) -> None:  # noqa: F811
+    """On a phone every row of every table reads without scrolling anything sideways:
+    nothing in a table reaches past the screen, no table scrolls in its box, each number
+    and status is on screen, and a unit or host name breaks only after its own separators
+    (or at a space). On a laptop the tables stay tables, their column heads shown."""
+    with signed_in(site, browser, lang, width) as page:
+        wide, cut, values, names, tables = {}, {}, 0, 0, set()
+        for name in TABLE_PAGES:
+            response = page.goto(f"{site.url}{site.paths[name]}?lang={lang}")
+            assert response is not None and response.status == 200, (name, response and response.status)
+            page.evaluate("document.querySelectorAll('main details').forEach(d => d.open = true)")
+            for t in page.evaluate(TABLE_FIT):
+                tables.add(t["table"])
+                values += len(t["values"])
+                off = [v for v in t["values"] if not v["text"] or v["left"] < -0.5 or v["right"] > width + 0.5]
+                if t["scrolls"] > 0 or t["out"] or off:
+                    wide[f"{name} {t['table']}"] = {"scrolls": t["scrolls"], "out": t["out"], "values": off}
+                if width > 800 and (t["rows"] != ["table-row"] or t["head"] is False):
+                    wide[f"{name} {t['table']}"] = {"rows": t["rows"], "head": t["head"]}
+            if site.shots is not None:  # with the trend's numbers per day open
+                site.shots.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(site.shots / f"tables-{name}-{lang}-{width}.png"), full_page=True)
+            m = page.evaluate(LINE_BREAKS, NAME_CELLS)
+            names += m["elements"]
+            if m["found"]:
+                cut[name] = m["found"]
+        # The tables and names were there to be looked at (a page that lost them would pass).
+        assert {"tree", "failing-checks", "failing-longest", "stale-devices", "device-table", "report-children",
+                "report-blocking", "report-exceptions", "report-silent", "results", "reports"} <= tables, tables
+        assert values >= 100 and names >= 60, (values, names)
+        assert wide == {}, (lang, width, wide)
+        assert cut == {}, (lang, width, cut)
