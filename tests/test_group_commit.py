@@ -5,17 +5,15 @@ commit. The writer is held up by a real lock taken in another transaction, so th
 reports queue up behind it deterministically."""
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import text
 
-from auditagent import report as wire
 from server.key_cache import LRUCache
+from store_device import StoreDevice
 
 
 @pytest.fixture(scope="module")
@@ -32,24 +30,9 @@ def store(collector_db_url):
     engine.dispose()
 
 
-class Device:
+class Device(StoreDevice):
     def __init__(self, store, name):
-        self.key = Ed25519PrivateKey.generate()
-        token, _ = store.create_token("GC/Unit", uses=1)
-        self.id = store.enroll(token=token, public_key_pem=wire.public_key_pem(self.key.public_key()),
-                               device={"hostname": name, "os": "Debian 12", "platform": "linux"})["device_id"]
-        store._load_key(self.id)  # cached up front: on SQLite even a read waits for the held write lock
-
-    def report(self, seq, report_id=None, status="pass", results=None):
-        results = results or [{"check_id": "disk-encrypted", "status": status, "severity": "required"}]
-        pred = wire.build_predicate(report_id=report_id, device={"id": self.id, "hostname": "h", "serial": None,
-                                                                 "os": "Debian 12", "platform": "linux"},
-                                    agent_version="0.1.0", policy={"id": "p", "version": "1", "sha256": "ab" * 32},
-                                    facts={"disk": {"status": "ok"}},
-                                    results=results,
-                                    verdict="ready" if status == "pass" else "not_ready", sequence=seq)
-        st = wire.build_statement(device_id=self.id, public_key=self.key.public_key(), predicate=pred)
-        return wire.envelope_bytes(wire.sign_envelope(st, self.key))
+        super().__init__(store, "GC/Unit", name, cache_key=True)
 
 
 def outcome(store, body):
