@@ -4,7 +4,8 @@ ingest directly (group commit, "already stored?")."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -32,3 +33,20 @@ class StoreDevice:
             verdict="ready" if status == "pass" else "not_ready", sequence=seq, **when)
         st = wire.build_statement(device_id=self.id, public_key=self.key.public_key(), predicate=pred)
         return wire.envelope_bytes(wire.sign_envelope(st, self.key))
+
+
+@contextmanager
+def unit_store(url: str, unit: str, *, max_overflow: int = 8) -> Iterator[Any]:
+    """A migrated store on ``url`` with one unit, its engine disposed after."""
+    from server import migrate
+    from server.db import make_engine
+    from server.store import Store
+
+    engine = make_engine(url, pool_size=4, max_overflow=max_overflow)
+    migrate.upgrade(engine)
+    s = Store(engine)
+    s.add_unit(unit)
+    try:
+        yield s
+    finally:
+        engine.dispose()

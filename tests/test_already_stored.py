@@ -16,23 +16,18 @@ import pytest
 from sqlalchemy import select, text
 
 from auditagent import report as wire
-from server import migrate
 from server.db import device_state, make_engine, report_ids, reports
 from server.partitions import month_of
 from server.store import ApiError, Store
-from store_device import StoreDevice
+from store_device import StoreDevice, unit_store
 
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 
 
 @pytest.fixture(scope="module")
 def store(collector_db_url):
-    engine = make_engine(collector_db_url, pool_size=4, max_overflow=8)
-    migrate.upgrade(engine)
-    s = Store(engine)
-    s.add_unit("AS/Unit")
-    yield s
-    engine.dispose()
+    with unit_store(collector_db_url, "AS/Unit") as s:
+        yield s
 
 
 class Device(StoreDevice):

@@ -13,21 +13,13 @@ import pytest
 from sqlalchemy import text
 
 from server.key_cache import LRUCache
-from store_device import StoreDevice
+from store_device import StoreDevice, unit_store
 
 
 @pytest.fixture(scope="module")
 def store(collector_db_url):
-    from server import migrate
-    from server.db import make_engine
-    from server.store import Store
-
-    engine = make_engine(collector_db_url, pool_size=4, max_overflow=20)
-    migrate.upgrade(engine)
-    s = Store(engine)
-    s.add_unit("GC/Unit")
-    yield s
-    engine.dispose()
+    with unit_store(collector_db_url, "GC/Unit", max_overflow=20) as s:
+        yield s
 
 
 class Device(StoreDevice):
