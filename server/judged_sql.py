@@ -3,6 +3,10 @@ what it is): kept apart from :mod:`server.readiness` so the ingest writer
 (server/report_write.py) needs nothing of the pages."""
 from __future__ import annotations
 
+from typing import Any
+
+from sqlalchemy import DateTime, Interval, func, type_coerce
+
 # The settle step's exclusive lock; every ingest batch holds it shared (report_write's
 # first statement), so a batch never stores a judgement made with hours being changed.
 AGES_LOCK_KEY = "judged-ages"
@@ -14,6 +18,16 @@ def plus_hours(on: str, ts: str, hours: str) -> str:
     if on == "postgresql":
         return f"({ts} + make_interval(hours => {hours}))"
     return f"(strftime('%Y-%m-%d %H:%M:%S', {ts}, '+' || ({hours}) || ' hours') || substr({ts}, 20))"
+
+
+def plus_hours_expr(on: str, ts: Any, hours: Any) -> Any:
+    """SQL expression: timestamp ``ts`` plus ``hours`` (an integer SQL expression, bound
+    values welcome); NULL if either is. The same SQL as :func:`plus_hours`, built by
+    SQLAlchemy rather than as text."""
+    if on == "postgresql":
+        return ts + func.make_interval(0, 0, 0, 0, hours, type_=Interval)
+    shifted = func.strftime("%Y-%m-%d %H:%M:%S", ts, func.printf("+%d hours", hours))
+    return type_coerce(shifted.concat(func.substr(ts, 20)), DateTime(timezone=True))
 
 
 def ingest_judgement(on: str, generated_at: str, due_until: str, unit_id: str) -> str:

@@ -182,3 +182,23 @@ def test_reports_and_sweeps_at_once_keep_the_counts_equal_to_a_recount(judged_fl
         for h in (0, 5, 13, 30):
             assert_views_agree(conn, NOW + h * H)
         conn.rollback()
+
+
+def test_a_unit_with_its_own_max_age_gets_its_own_span(judged_fleet):
+    """judge_devices: a fresh report's span ends its unit's own max age after it
+    (Äldreomsorg 72 h), another unit's the default's (24 h); the hours are bound values."""
+    from sqlalchemy import true
+
+    devs = judged_fleet.devices
+    with judged_fleet.store.engine.connect() as conn:
+        n = judged.judge_devices(conn, NOW, true(), default_max_age_hours=rd.DEFAULT_MAX_REPORT_AGE_HOURS)
+        assert n > 0
+        rows = {r.device_id: r for r in conn.execute(
+            select(device_state.c.device_id, device_state.c.generated_at, device_state.c.judge_again_at,
+                   device_state.c.counted_stale)
+            .where(device_state.c.device_id.in_([devs["ao1"].id, devs["eb7"].id, devs["k1"].id])))}
+        for name, hours in (("ao1", 72), ("eb7", rd.DEFAULT_MAX_REPORT_AGE_HOURS), ("k1", rd.DEFAULT_MAX_REPORT_AGE_HOURS)):
+            r = rows[devs[name].id]
+            assert r.counted_stale == 0, name
+            assert r.judge_again_at - r.generated_at == hours * H, name
+        conn.rollback()

@@ -28,12 +28,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import and_, case, literal_column, null, or_, select, text, update
+from sqlalchemy import Integer, and_, bindparam, case, null, or_, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
 from server.db import device_state, unit_judged_ages
 from server.periodic import Periodic
-from server.judged_sql import AGES_LOCK_KEY, plus_hours
+from server.judged_sql import AGES_LOCK_KEY, plus_hours_expr
 from server.readiness.sql import dialect, one_of, ts_param
 from server.readiness.state import hours_in_force, stale_clause, unsettled_units
 
@@ -41,15 +41,21 @@ SWEEP_LOCK_KEY = "judged-sweep"  # one sweeper at a time across collectors and w
 SWEEP_BATCH = 5_000
 
 
-def _hours_sql(ages: dict[int, int], default: int) -> str:
-    """SQL text: the hours in force for ``device_state.unit_id`` (integers only)."""
+def _hours_in_force(ages: dict[int, int], default: int) -> Any:
+    """SQL: the hours in force for ``device_state.unit_id``, every unit id and hour a bound
+    parameter (one :func:`one_of` per distinct hours other than ``default``)."""
     by_hours: dict[int, list[int]] = {}
     for uid, h in ages.items():
         if h != default:
             by_hours.setdefault(int(h), []).append(int(uid))
-    arms = " ".join(f"WHEN device_state.unit_id IN ({', '.join(map(str, sorted(ids)))}) THEN {h}"
-                    for h, ids in sorted(by_hours.items()))
-    return f"CASE {arms} ELSE {int(default)} END" if arms else str(int(default))
+
+    def hours(h: int) -> Any:
+        return bindparam(None, int(h), type_=Integer)
+
+    if not by_hours:
+        return hours(default)
+    return case(*[(one_of(device_state.c.unit_id, sorted(ids)), hours(h)) for h, ids in sorted(by_hours.items())],
+                else_=hours(default))
 
 
 def judge_devices(conn: Connection, now: dt.datetime, where: Any, *, default_max_age_hours: int) -> int:
@@ -60,7 +66,7 @@ def judge_devices(conn: Connection, now: dt.datetime, where: Any, *, default_max
     in_force = hours_in_force(conn, default_max_age_hours)
     stale = stale_clause(conn, s, now, default_max_age_hours=default_max_age_hours)
     grace = and_(s.c.due_until.is_not(None), s.c.due_until > ts_param(now))
-    ends = literal_column(plus_hours(on, "device_state.generated_at", _hours_sql(in_force, default_max_age_hours)))
+    ends = plus_hours_expr(on, s.c.generated_at, _hours_in_force(in_force, default_max_age_hours))
     never = s.c.last_report_id.is_(None)
     values = {
         "counted_stale": case((stale, 1), else_=0),
